@@ -1,0 +1,13 @@
+// Package adauth authenticates a console to Windows computers and reads the
+// computers of an Active Directory domain.
+//
+// It owns [Credentials] (user, domain and a password or NT hash, never
+// printed), the Authenticator that proves over SMB2/3 with NTLMv2 that the
+// credentials are administrator on a target and diagnoses why not, the
+// credential-source and retry rules a console uses to prompt for new
+// credentials, and the directory discovery.Discoverer that streams computer
+// objects from LDAP over TLS.
+//
+// It does not copy files or start programs (see package deploy and the
+// launchers), and it never stores credentials anywhere but in memory.
+package adauth

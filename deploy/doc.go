@@ -1,0 +1,12 @@
+// Package deploy puts the vendor's applet on a target and defines how it is
+// started and cleaned up.
+//
+// It owns the Applet (name, version, content, SHA-256), Copy (write to a
+// temporary name under ADMIN$, verify, rename into place), the Launcher
+// interface with its LaunchSpec, and the Journal that records every file,
+// directory, service, registry key and service-state change made on a
+// target so that it can be undone in reverse order, even by a later process.
+//
+// It does not authenticate (it takes a grant from package adauth) and it
+// contains no launcher: those are in packages remotereg and wmi.
+package deploy

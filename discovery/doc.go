@@ -1,0 +1,13 @@
+// Package discovery defines what the rest of lanconnect knows about a
+// computer on the LAN and how sources of that knowledge are combined.
+//
+// It owns [Host] (names, addresses, domain or workgroup, OS, MAC, roles,
+// the sources that saw it and when), the [Discoverer] interface that every
+// source implements, [Filter] (case-insensitive name substring or glob, IP,
+// CIDR, range), and [Merge], which runs several discoverers at once and fans
+// their findings into one deduplicated, enriched stream of updates.
+//
+// The package depends on the standard library only. It does not send a
+// single packet itself: the NetBIOS scanner lives in package netbios, the
+// directory search in package adauth.
+package discovery

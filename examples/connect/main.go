@@ -1,0 +1,11 @@
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	fmt.Fprintln(os.Stderr, "connect: not implemented yet (issue 8)")
+	os.Exit(2)
+}
