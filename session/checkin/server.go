@@ -1,0 +1,370 @@
+package checkin
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"sync"
+	"time"
+)
+
+// Server is the console side of check-in. Set its fields, then call Listen
+// once. A zero Server listens on 127.0.0.1 on an ephemeral port with an
+// ephemeral self-signed certificate; a console that launches applets on
+// other computers must set Addr to an address they can reach.
+//
+// Server does not launch anything and does not know about targets: it
+// matches tokens to the sessions that asked for them.
+type Server struct {
+	// Addr is the TCP address to listen on. Empty means "127.0.0.1:0".
+	Addr string
+	// Certificate is the TLS certificate to present. Zero means an
+	// ephemeral self-signed ECDSA certificate made by Listen.
+	Certificate tls.Certificate
+	// TokenTTL is how long a ticket stays valid. Zero means 5 minutes.
+	TokenTTL time.Duration
+	// HandshakeTimeout bounds TLS handshake plus hello. Zero means 10 s.
+	HandshakeTimeout time.Duration
+	// Logger receives one line per check-in attempt; tokens are never
+	// logged. Nil discards.
+	Logger *slog.Logger
+
+	mu       sync.Mutex
+	ln       net.Listener
+	fp       string
+	pending  map[[sha256.Size]byte]*Pending
+	closed   bool
+	conns    map[*Conn]struct{}
+	wg       sync.WaitGroup
+	closeErr error
+}
+
+// Pending is a ticket that waits for its applet.
+type Pending struct {
+	s       *Server
+	key     [sha256.Size]byte
+	token   []byte
+	session string
+	ticket  Ticket
+	ready   chan *Conn
+	done    chan struct{} // closed on cancel, expiry or server close
+	once    sync.Once
+	err     error
+	timer   *time.Timer
+}
+
+// Listen starts listening and accepting check-ins in the background. It
+// returns once the listener is bound; Close stops it.
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil || s.closed {
+		return errors.New("checkin: Listen called twice")
+	}
+	cert := s.Certificate
+	if cert.Certificate == nil {
+		c, err := selfSigned()
+		if err != nil {
+			return err
+		}
+		cert = c
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return fmt.Errorf("checkin: certificate: %w", err)
+	}
+	addr := s.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	tcp, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("checkin: listen: %w", err)
+	}
+	s.ln = tls.NewListener(tcp, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	s.fp = Fingerprint(leaf)
+	s.pending = make(map[[sha256.Size]byte]*Pending)
+	s.conns = make(map[*Conn]struct{})
+	s.wg.Add(1)
+	go s.acceptLoop(s.ln)
+	return nil
+}
+
+// ListenAddr returns the bound address, or nil before Listen.
+func (s *Server) ListenAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// CertFingerprint returns the hex SHA-256 fingerprint of the certificate
+// the server presents, or "" before Listen.
+func (s *Server) CertFingerprint() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fp
+}
+
+// Expect issues a one-time ticket for a session. dialAddr is the address
+// the applet should dial (the console's address as the target sees it);
+// empty means the listen address. The ticket expires after TokenTTL.
+func (s *Server) Expect(session, dialAddr string) (*Pending, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	tok := base64.RawURLEncoding.EncodeToString(raw)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil || s.closed {
+		return nil, ErrClosed
+	}
+	if dialAddr == "" {
+		dialAddr = s.ln.Addr().String()
+	}
+	ttl := s.TokenTTL
+	if ttl <= 0 {
+		ttl = 5 * time.Minute
+	}
+	p := &Pending{
+		s: s, key: sha256.Sum256([]byte(tok)), token: []byte(tok), session: session,
+		ticket: Ticket{Addr: dialAddr, Fingerprint: s.fp, Token: tok, Expires: time.Now().Add(ttl)},
+		ready:  make(chan *Conn, 1), done: make(chan struct{}),
+	}
+	s.pending[p.key] = p
+	p.timer = time.AfterFunc(ttl, func() { p.finish(ErrExpired) })
+	return p, nil
+}
+
+// Ticket returns the ticket to hand to the applet.
+func (p *Pending) Ticket() Ticket { return p.ticket }
+
+// Wait blocks until the applet checks in, the ticket expires or is
+// cancelled, the server closes, or ctx is done. The returned Conn belongs
+// to the caller, who must Close it.
+func (p *Pending) Wait(ctx context.Context) (*Conn, error) {
+	select {
+	case c := <-p.ready:
+		return c, nil
+	case <-p.done:
+		select { // a check-in that raced with expiry still wins
+		case c := <-p.ready:
+			return c, nil
+		default:
+		}
+		return nil, p.err
+	case <-ctx.Done():
+		p.Cancel()
+		return nil, ctx.Err()
+	}
+}
+
+// Cancel withdraws the ticket: a later check-in with it is refused. It is
+// safe to call at any time, more than once.
+func (p *Pending) Cancel() { p.finish(ErrClosed) }
+
+func (p *Pending) finish(err error) {
+	p.once.Do(func() {
+		p.s.mu.Lock() // Expect sets p.timer under this lock
+		p.timer.Stop()
+		delete(p.s.pending, p.key)
+		p.s.mu.Unlock()
+		p.err = err
+		close(p.done)
+	})
+}
+
+// claim removes and returns the pending ticket that matches tok, or an
+// error saying why none does. The map is keyed by the token's hash; the
+// token itself is then compared in constant time.
+func (s *Server) claim(tok string) (*Pending, error) {
+	key := sha256.Sum256([]byte(tok))
+	s.mu.Lock()
+	p, ok := s.pending[key]
+	if ok && subtle.ConstantTimeCompare(p.token, []byte(tok)) == 1 {
+		delete(s.pending, key)
+	} else {
+		ok = false
+	}
+	s.mu.Unlock()
+	if !ok {
+		return nil, errors.New("unknown, reused or expired token")
+	}
+	if time.Now().After(p.ticket.Expires) {
+		p.finish(ErrExpired)
+		return nil, errors.New("expired token")
+	}
+	return p, nil
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Server) acceptLoop(ln net.Listener) {
+	defer s.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(c)
+		}()
+	}
+}
+
+func (s *Server) handle(c net.Conn) {
+	log := s.logger().With("remote", c.RemoteAddr().String())
+	to := s.HandshakeTimeout
+	if to <= 0 {
+		to = 10 * time.Second
+	}
+	_ = c.SetDeadline(time.Now().Add(to))
+	r := bufio.NewReaderSize(c, 4096)
+	line, err := readLine(r)
+	if err != nil {
+		log.Warn("check-in: no hello", "err", err)
+		c.Close()
+		return
+	}
+	var h Hello
+	if err := json.Unmarshal(line, &h); err != nil || h.Version != protocolVersion {
+		log.Warn("check-in refused: malformed hello or unknown protocol version", "version", h.Version)
+		writeJSON(c, reply{Error: "malformed hello or unsupported version"})
+		c.Close()
+		return
+	}
+	p, err := s.claim(h.Token)
+	if err != nil {
+		log.Warn("check-in refused", "reason", err.Error(), "applet_host", h.Host)
+		writeJSON(c, reply{Error: "token refused"})
+		c.Close()
+		return
+	}
+	h.Token = "" // never kept past this point
+	if err := writeJSON(c, reply{OK: true, Session: p.session}); err != nil {
+		log.Warn("check-in: reply failed", "session", p.session, "err", err)
+		p.finish(fmt.Errorf("checkin: applet connection failed during check-in: %w", err))
+		c.Close()
+		return
+	}
+	_ = c.SetDeadline(time.Time{})
+	conn := newConn(c, r, h, p.session, s)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	s.conns[conn] = struct{}{}
+	s.mu.Unlock()
+	log.Info("check-in accepted", "session", p.session, "applet_host", h.Host, "pid", h.PID)
+	p.ready <- conn
+	p.finish(nil)
+	conn.readLoop()
+}
+
+// Close stops listening, refuses every pending ticket and closes every
+// accepted connection. It waits for the server's goroutines to finish.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return s.closeErr
+	}
+	s.closed = true
+	var pend []*Pending
+	for _, p := range s.pending {
+		pend = append(pend, p)
+	}
+	var conns []*Conn
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	if s.ln != nil {
+		s.closeErr = s.ln.Close()
+	}
+	s.mu.Unlock()
+	for _, p := range pend {
+		p.finish(ErrClosed)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	s.wg.Wait()
+	return s.closeErr
+}
+
+func (s *Server) forget(c *Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+func readLine(r *bufio.Reader) ([]byte, error) {
+	line, isPrefix, err := r.ReadLine()
+	if err != nil {
+		return nil, err
+	}
+	if isPrefix {
+		return nil, errors.New("line too long")
+	}
+	return line, nil
+}
+
+func writeJSON(c net.Conn, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = c.Write(append(b, '\n'))
+	return err
+}
+
+func selfSigned() (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "lanconnect console (ephemeral)"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(7 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
