@@ -1,0 +1,250 @@
+// Command lab starts, lists and stops lanconnect test labs: Samba targets
+// and a Samba AD DC in network namespaces on a private bridge (see package
+// internal/testlab). It needs root.
+//
+//	lab up [-targets N] [-variants LIST] [-dc] [-computers N] [-client]
+//	lab down
+//	lab status
+//	lab demo [-hold]
+//
+// up and demo stay in the foreground; Ctrl-C (or SIGTERM) tears the lab
+// down. down removes every recorded lab, also those of running owners.
+// Passwords are never printed; up writes them to a root-only file in the
+// lab directory for manual use.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lanconnect/lanconnect/internal/testlab"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "up":
+		err = cmdUp(ctx, os.Args[2:])
+	case "down":
+		err = cmdDown(ctx, os.Args[2:])
+	case "status":
+		err = cmdStatus(os.Args[2:])
+	case "demo":
+		err = cmdDemo(ctx, os.Args[2:])
+	case "-h", "-help", "--help", "help":
+		usage(os.Stdout)
+		return
+	default:
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		os.Exit(1)
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: lab up [-targets N] [-variants LIST] [-dc] [-computers N] [-client] [-v]
+       lab down
+       lab status
+       lab demo [-hold] [-v]
+`)
+}
+
+func logger(verbose bool) *slog.Logger {
+	lvl := slog.LevelWarn
+	if verbose {
+		lvl = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// startLab starts a lab, or returns ctx's error if interrupted (Start has
+// then already removed what it created).
+func startLab(ctx context.Context, opts testlab.Options) (*testlab.Lab, error) {
+	fmt.Fprintln(os.Stderr, "lab: starting (Ctrl-C tears down)...")
+	l, err := testlab.Start(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func closeLab(l *testlab.Lab) error {
+	fmt.Fprintln(os.Stderr, "lab: tearing down...")
+	err := l.Close()
+	fmt.Fprintf(os.Stderr, "lab %s removed: %s\n", l.ID, l.Timings())
+	return err
+}
+
+func cmdUp(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("up", flag.ExitOnError)
+	n := fs.Int("targets", 3, "number of targets")
+	variants := fs.String("variants", "", "comma-separated variants of the first targets: guest-only, signing-mandatory, encrypt-required, ntlm-disabled, nosmb, nonmbd, standard")
+	dc := fs.Bool("dc", false, "start a Samba AD DC")
+	computers := fs.Int("computers", 100, "computer objects to load into the DC")
+	client := fs.Bool("client", false, "create a client namespace")
+	verbose := fs.Bool("v", false, "log progress")
+	_ = fs.Parse(args)
+	opts := testlab.Options{Client: *client, Logger: logger(*verbose)}
+	specs, err := targetSpecs(*n, *variants)
+	if err != nil {
+		return err
+	}
+	opts.Targets = specs
+	if *dc {
+		opts.DC = &testlab.DCSpec{Computers: *computers}
+	}
+	l, err := startLab(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer closeLab(l)
+	secrets, err := writeSecrets(l)
+	if err != nil {
+		return err
+	}
+	fmt.Print(l.String())
+	fmt.Printf("up in %s\nstate: %s\naccounts and passwords (root only): %s\n", l.Timings(), l.StatePath(), secrets)
+	fmt.Println("lab: up; Ctrl-C or `lab down` tears it down")
+	// Stay until interrupted, or until `lab down` removed our state file.
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+			if _, err := os.Stat(l.StatePath()); errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+		}
+	}
+}
+
+func targetSpecs(n int, variants string) ([]testlab.TargetSpec, error) {
+	var specs []testlab.TargetSpec
+	if variants != "" {
+		for _, v := range strings.Split(variants, ",") {
+			v = strings.TrimSpace(v)
+			switch v {
+			case "nosmb":
+				specs = append(specs, testlab.TargetSpec{NoSMB: true})
+			case "nonmbd":
+				specs = append(specs, testlab.TargetSpec{NoNmbd: true})
+			case "standard":
+				specs = append(specs, testlab.TargetSpec{})
+			default:
+				if !testlab.Variant(v).Valid() {
+					return nil, fmt.Errorf("unknown variant %q", v)
+				}
+				specs = append(specs, testlab.TargetSpec{Variant: testlab.Variant(v)})
+			}
+		}
+	}
+	for len(specs) < n {
+		specs = append(specs, testlab.TargetSpec{})
+	}
+	return specs, nil
+}
+
+// writeSecrets writes the lab's accounts with passwords to a root-only JSON
+// file in the lab directory, for manual use (smbclient -A, ldapsearch -y).
+func writeSecrets(l *testlab.Lab) (string, error) {
+	type acct struct{ User, Password string }
+	type tgt struct {
+		Name, Addr, Workgroup, Variant string
+		Admin, User                    acct
+	}
+	out := struct {
+		Targets []tgt
+		DC      *struct {
+			Addr, Hostname, Realm, Domain, CAFile string
+			Admin                                 acct
+		} `json:",omitempty"`
+	}{}
+	for _, t := range l.Targets {
+		out.Targets = append(out.Targets, tgt{t.NetBIOSName, t.Addr.String(), t.Workgroup, t.Variant.String(),
+			acct{t.Admin.User, t.Admin.Password}, acct{t.User.User, t.User.Password}})
+	}
+	if d := l.DC; d != nil {
+		out.DC = &struct {
+			Addr, Hostname, Realm, Domain, CAFile string
+			Admin                                 acct
+		}{d.Addr.String(), d.Hostname, d.Realm, d.Domain, d.CAFile, acct{d.Admin.User, d.Admin.Password}}
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(l.Dir, "accounts.json")
+	return p, os.WriteFile(p, b, 0o600)
+}
+
+func cmdDown(ctx context.Context, args []string) error {
+	labs, err := testlab.Labs()
+	if err != nil {
+		return err
+	}
+	if len(labs) == 0 {
+		fmt.Println("no labs")
+		return nil
+	}
+	var errs []error
+	for _, s := range labs {
+		t0 := time.Now()
+		err := testlab.Cleanup(ctx, s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("lab %s: %w", s.ID, err))
+			continue
+		}
+		fmt.Printf("lab %s removed in %v\n", s.ID, time.Since(t0).Round(time.Millisecond))
+	}
+	return errors.Join(errs...)
+}
+
+func cmdStatus(args []string) error {
+	labs, err := testlab.Labs()
+	if err != nil {
+		return err
+	}
+	if len(labs) == 0 {
+		fmt.Println("no labs")
+		return nil
+	}
+	for _, s := range labs {
+		owner := "running"
+		if !s.OwnerAlive() {
+			owner = "stale (owner gone; cleaned at the next start or by `lab down`)"
+		}
+		fmt.Printf("lab %s: owner pid %d %s, since %s, %s\n", s.ID, s.OwnerPID, owner, s.Created.Local().Format(time.TimeOnly), s.Prefix)
+		if s.Summary != "" {
+			fmt.Print(indent(s.Summary))
+		}
+	}
+	return nil
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString("  " + l + "\n")
+	}
+	return b.String()
+}

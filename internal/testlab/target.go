@@ -1,0 +1,271 @@
+package testlab
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// startTargets configures and starts every target in parallel and waits
+// until each answers.
+func (l *Lab) startTargets(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(l.Targets))
+	for i, t := range l.Targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = t.setup(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (t *Target) setup(ctx context.Context) error {
+	for _, d := range []string{"private", "state", "lock", "cache", "pid", "ncalrpc", "log", "C/Windows/Temp", "C/Windows/System32", "C/Users/Public"} {
+		if err := os.MkdirAll(filepath.Join(t.dir, d), 0o755); err != nil {
+			return fmt.Errorf("testlab: %w", err)
+		}
+	}
+	_ = os.Chmod(filepath.Join(t.dir, "private"), 0o700)
+	t.CDir = filepath.Join(t.dir, "C")
+	t.AdminDir = filepath.Join(t.CDir, "Windows")
+	t.SMBConf = filepath.Join(t.dir, "smb.conf")
+	if err := os.WriteFile(t.SMBConf, []byte(t.config()), 0o644); err != nil {
+		return fmt.Errorf("testlab: %w", err)
+	}
+	// BUILTIN\Administrators for the admin group, so the NT token of the
+	// admin carries S-1-5-32-544 (registry and SCM checks need it).
+	if _, err := run(ctx, nil, nil, "net", "-s", t.SMBConf, "groupmap", "add", "sid=S-1-5-32-544", "unixgroup="+t.adminGrp, "type=builtin"); err != nil {
+		return err
+	}
+	if t.Variant != GuestOnly {
+		for _, a := range []Account{t.Admin, t.User} {
+			in := []byte(a.Password + "\n" + a.Password + "\n")
+			if _, err := run(ctx, in, nil, "smbpasswd", "-c", t.SMBConf, "-s", "-a", a.User); err != nil {
+				return err
+			}
+		}
+	}
+	if !t.NoSMB {
+		if err := t.startSMB(ctx); err != nil {
+			return err
+		}
+	}
+	if !t.NoNmbd {
+		p, err := t.Start(ctx, "nmbd", "-F", "--no-process-group", "-s", t.SMBConf)
+		if err != nil {
+			return err
+		}
+		t.nmbd = p
+		if err := waitNBSTAT(ctx, p, t.Addr, "nmbd on "+t.NetBIOSName); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// config returns the target's smb.conf: every path under its directory,
+// bound to its lab address only.
+func (t *Target) config() string {
+	d := t.dir
+	var b strings.Builder
+	fmt.Fprintf(&b, `# lanconnect lab target %[1]s (%[2]s), generated
+[global]
+	server role = standalone server
+	netbios name = %[1]s
+	workgroup = %[3]s
+	server string = lanconnect lab target
+	interfaces = %[4]s/24
+	bind interfaces only = yes
+	private dir = %[5]s/private
+	state directory = %[5]s/state
+	lock directory = %[5]s/lock
+	cache directory = %[5]s/cache
+	pid directory = %[5]s/pid
+	ncalrpc dir = %[5]s/ncalrpc
+	log file = %[5]s/log/log.%%m
+	max log size = 1000
+	logging = file
+	log level = 1
+	passdb backend = tdbsam
+	security = user
+	dns proxy = no
+	load printers = no
+	printing = bsd
+	printcap name = /dev/null
+	disable spoolss = yes
+	usershare path =
+	obey pam restrictions = no
+	unix password sync = no
+	panic action =
+`, t.NetBIOSName, t.Addr, t.Workgroup, t.Addr, d)
+	switch t.Variant {
+	case GuestOnly:
+		b.WriteString("\tmap to guest = Bad Password\n\tguest account = nobody\n")
+	case SigningMandatory:
+		b.WriteString("\tserver signing = mandatory\n")
+	case EncryptRequired:
+		b.WriteString("\tserver smb encrypt = required\n")
+	case NTLMDisabled:
+		b.WriteString("\tntlm auth = disabled\n")
+	}
+	for _, s := range []struct{ name, path, comment string }{
+		{"ADMIN$", t.AdminDir, "Remote Admin"},
+		{"C$", t.CDir, "Default share"},
+	} {
+		fmt.Fprintf(&b, `
+[%s]
+	comment = %s
+	path = %s
+	read only = no
+	browseable = no
+	valid users = @%s
+	admin users = @%s
+`, s.name, s.comment, s.path, t.adminGrp, t.adminGrp)
+	}
+	return b.String()
+}
+
+func (t *Target) startSMB(ctx context.Context) error {
+	p, err := t.Start(ctx, "smbd", "-F", "--no-process-group", "-s", t.SMBConf)
+	if err != nil {
+		return err
+	}
+	t.lab.mu.Lock()
+	t.smbd = p
+	t.lab.mu.Unlock()
+	return waitTCP(ctx, p, netip.AddrPortFrom(t.Addr, 445), "smbd on "+t.NetBIOSName)
+}
+
+// StopSMB kills the target's smbd and every samba-dcerpcd and rpcd_*
+// helper in its namespace now (SIGTERM, then SIGKILL), for example to
+// break a copy midway. nmbd and other processes in the namespace keep
+// running.
+func (t *Target) StopSMB() error {
+	if t.NoSMB {
+		return errNoSMB
+	}
+	t.lab.mu.Lock()
+	p := t.smbd
+	t.smbd = nil
+	t.lab.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var pids []int
+	if p != nil {
+		pids = append(pids, p.Pid())
+	}
+	for _, pid := range netnsPids(ctx, t.Name) {
+		c := procComm(pid)
+		if c == "smbd" || c == "samba-dcerpcd" || strings.HasPrefix(c, "rpcd_") || strings.HasPrefix(c, "smbd") {
+			pids = append(pids, pid)
+		}
+	}
+	err := killPids(dedup(pids), 2*time.Second)
+	if p != nil {
+		_ = p.Stop()
+	}
+	return err
+}
+
+// StartSMB starts smbd again after StopSMB and waits until TCP 445 answers.
+func (t *Target) StartSMB() error {
+	if t.NoSMB {
+		return errNoSMB
+	}
+	t.lab.mu.Lock()
+	running := t.smbd != nil && !t.smbd.Exited()
+	t.lab.mu.Unlock()
+	if running {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return t.startSMB(ctx)
+}
+
+// waitTCP waits until ap accepts a TCP connection, p exits or ctx ends. A
+// daemon's readiness has no event to wait on from outside, so it retries
+// the connection with a short back-off.
+func waitTCP(ctx context.Context, p *Process, ap netip.AddrPort, what string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	delay := 10 * time.Millisecond
+	for {
+		var d net.Dialer
+		dctx, dcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		c, err := d.DialContext(dctx, "tcp", ap.String())
+		dcancel()
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if p != nil && p.Exited() {
+			return &NotReadyError{What: what, Why: "exited: " + fmt.Sprint(p.Wait()), Log: p.logTail()}
+		}
+		select {
+		case <-ctx.Done():
+			return &NotReadyError{What: what, Why: fmt.Sprintf("no TCP answer on %v: %v", ap, err), Log: p.logTail()}
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 200*time.Millisecond)
+	}
+}
+
+// nbstatQuery is an NBNS node status request for "*" (RFC 1002 4.2.17).
+func nbstatQuery(id uint16) []byte {
+	b := make([]byte, 12, 50)
+	binary.BigEndian.PutUint16(b[0:], id)
+	binary.BigEndian.PutUint16(b[4:], 1) // QDCOUNT
+	name := [16]byte{'*'}
+	b = append(b, 32)
+	for _, c := range name {
+		b = append(b, 'A'+c>>4, 'A'+c&0x0f)
+	}
+	b = append(b, 0, 0x00, 0x21, 0x00, 0x01) // end of name, NBSTAT, IN
+	return b
+}
+
+// waitNBSTAT waits until addr answers a node status request on UDP 137.
+func waitNBSTAT(ctx context.Context, p *Process, addr netip.Addr, what string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		return fmt.Errorf("testlab: %w", err)
+	}
+	defer conn.Close()
+	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 137))
+	buf := make([]byte, 1500)
+	for id := uint16(1); ; id++ {
+		if _, err := conn.WriteToUDP(nbstatQuery(id), dst); err != nil {
+			return fmt.Errorf("testlab: %w", err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		for {
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				break
+			}
+			if from.Addr().Unmap() == addr && n >= 12 && binary.BigEndian.Uint16(buf) == id && buf[2]&0x80 != 0 {
+				return nil
+			}
+		}
+		if p != nil && p.Exited() {
+			return &NotReadyError{What: what, Why: "exited: " + fmt.Sprint(p.Wait()), Log: p.logTail()}
+		}
+		if ctx.Err() != nil {
+			return &NotReadyError{What: what, Why: "no NBSTAT answer on " + addr.String() + ":137", Log: p.logTail()}
+		}
+	}
+}

@@ -1,0 +1,275 @@
+package testlab
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Account is a user name and password of a lab account.
+//
+// Its String method never shows the password, so an Account may be logged.
+// The password itself is random per lab; take it from the lab object, never
+// from a constant.
+type Account struct {
+	User     string
+	Password string
+}
+
+// String returns the user name followed by a redacted password. It never
+// returns the password.
+func (a Account) String() string {
+	if a.Password == "" {
+		return a.User
+	}
+	return a.User + ":[REDACTED]"
+}
+
+// GoString is like String, so %#v does not print the password either.
+func (a Account) GoString() string {
+	return fmt.Sprintf("testlab.Account{User:%q, Password:[REDACTED]}", a.User)
+}
+
+// Variant selects how a target deviates from a standard Windows-like
+// server. The zero value is Standard.
+type Variant string
+
+// The target variants. Each one is a single smb.conf setting on the target;
+// see TargetSpec.
+const (
+	// Standard is a target that accepts NTLMv2 logons of its accounts,
+	// offers signing and does not require encryption.
+	Standard Variant = ""
+	// GuestOnly maps every logon to the guest account (map to guest = Bad
+	// Password, and the lab accounts are not in the target's password
+	// database), like Windows' "guest only" sharing model: sessions carry
+	// SESSION_FLAG_IS_GUEST, whatever the credentials.
+	GuestOnly Variant = "guest-only"
+	// SigningMandatory sets server signing = mandatory.
+	SigningMandatory Variant = "signing-mandatory"
+	// EncryptRequired sets server smb encrypt = required.
+	EncryptRequired Variant = "encrypt-required"
+	// NTLMDisabled sets ntlm auth = disabled: NTLM logons fail with
+	// STATUS_NTLM_BLOCKED.
+	NTLMDisabled Variant = "ntlm-disabled"
+)
+
+// Valid reports whether v is one of the defined variants.
+func (v Variant) Valid() bool {
+	switch v {
+	case Standard, GuestOnly, SigningMandatory, EncryptRequired, NTLMDisabled:
+		return true
+	}
+	return false
+}
+
+// String returns the variant's name, "standard" for the zero value.
+func (v Variant) String() string {
+	if v == Standard {
+		return "standard"
+	}
+	return string(v)
+}
+
+// TargetSpec describes one Windows-like target (smbd and nmbd in a network
+// namespace of their own). The zero value is a standard target with a
+// generated NetBIOS name.
+type TargetSpec struct {
+	// Name is the NetBIOS name (at most 15 characters of letters, digits
+	// and hyphens). Empty means generated from the lab ID.
+	Name string
+	// Variant selects a deviation from a standard target.
+	Variant Variant
+	// NoSMB runs nmbd only, so TCP 445 is closed (the "firewall" case).
+	NoSMB bool
+	// NoNmbd runs smbd only, so the target does not answer NetBIOS.
+	NoNmbd bool
+}
+
+// DCSpec describes the lab's Samba AD domain controller. The zero value is
+// a DC with the default realm and domain and no extra computers.
+type DCSpec struct {
+	// Realm is the DNS realm. Empty means DefaultRealm, whose provisioned
+	// template is cached; any other realm is provisioned (about 10 s) once
+	// and cached too.
+	Realm string
+	// Domain is the NetBIOS domain name. Empty means DefaultDomain, or the
+	// realm's first label when Realm is set.
+	Domain string
+	// Computers is the number of computer objects bulk-loaded with ldbadd,
+	// spread over several OUs below DC.ComputersOU; about 5% are disabled.
+	Computers int
+}
+
+// The DC defaults. They are fixed so that the provisioned template can be
+// reused across labs; each lab is still isolated on its own bridge.
+const (
+	DefaultRealm  = "LCLAB.LANCONNECT.TEST"
+	DefaultDomain = "LCLAB"
+	// DCNetBIOSName is the DC's NetBIOS (host) name, baked into templates.
+	DCNetBIOSName = "LCDC1"
+)
+
+// Options says what a lab contains. The zero value is a lab with only a
+// bridge.
+type Options struct {
+	// Targets lists the Windows-like targets; it may be empty.
+	Targets []TargetSpec
+	// Workgroup is the targets' workgroup. Empty means generated.
+	Workgroup string
+	// DC requests a Samba AD DC; nil means none.
+	DC *DCSpec
+	// Client also creates a client namespace on the bridge, for code that
+	// discovers with default targets (local subnets, broadcast).
+	Client bool
+	// Logger receives progress messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Timings are the measured durations of a lab's start-up and teardown.
+type Timings struct {
+	Network   time.Duration // lock, stale-lab cleanup, subnet choice, bridge, namespaces, users
+	Targets   time.Duration // configuring and starting every target until all answered
+	DC        time.Duration // copying (or provisioning) the DC and starting it until LDAPS answered
+	Provision time.Duration // part of DC: provisioning a template, zero when cached
+	Computers time.Duration // part of DC: bulk-loading computers with ldbadd
+	Start     time.Duration // all of Start
+	Close     time.Duration // all of Close; zero until Close ran
+}
+
+// String formats the timings on one line.
+func (t Timings) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "start %v (network %v, targets %v", t.Start.Round(time.Millisecond),
+		t.Network.Round(time.Millisecond), t.Targets.Round(time.Millisecond))
+	if t.DC > 0 {
+		fmt.Fprintf(&b, ", dc %v", t.DC.Round(time.Millisecond))
+		if t.Provision > 0 {
+			fmt.Fprintf(&b, " incl. provisioning %v", t.Provision.Round(time.Millisecond))
+		}
+		if t.Computers > 0 {
+			fmt.Fprintf(&b, " incl. computers %v", t.Computers.Round(time.Millisecond))
+		}
+	}
+	b.WriteString(")")
+	if t.Close > 0 {
+		fmt.Fprintf(&b, ", close %v", t.Close.Round(time.Millisecond))
+	}
+	return b.String()
+}
+
+// Target is a running Windows-like target: smbd and nmbd in the network
+// namespace Netns, with a configuration of its own under the lab directory.
+type Target struct {
+	Netns              // Name is the namespace, Addr the target's lab address
+	NetBIOSName string // its NetBIOS name
+	Workgroup   string
+	Variant     Variant
+	// Admin is in BUILTIN\Administrators (groupmap) and in `admin users`
+	// of ADMIN$ and C$. Like the Windows built-in Administrator, it is not
+	// subject to UAC remote restrictions.
+	Admin Account
+	// User is an ordinary account: it can log on, but cannot use ADMIN$ or
+	// C$ or write the registry.
+	User     Account
+	AdminDir string // the local directory that ADMIN$ serves (C:\Windows)
+	CDir     string // the local directory that C$ serves (C:\)
+	SMBConf  string // path of its smb.conf
+	NoSMB    bool   // smbd is not run
+	NoNmbd   bool   // nmbd is not run
+
+	dir      string
+	smbd     *Process
+	nmbd     *Process
+	adminGrp string
+}
+
+// DC is the lab's running Samba AD domain controller.
+type DC struct {
+	Netns
+	Realm  string // DNS realm, upper case
+	Domain string // NetBIOS domain
+	BaseDN string // e.g. DC=lclab,DC=lanconnect,DC=test
+	// Hostname is the DC's DNS name; it and Addr are the SANs of its
+	// LDAPS certificate.
+	Hostname string
+	// Admin is the domain Administrator; its password never expires.
+	Admin Account
+	// CAFile is the PEM file of the lab CA that signed the LDAPS
+	// certificate, and CAPool holds the same CA.
+	CAFile string
+	CAPool *x509.CertPool
+	// ComputersOU is the OU below which the bulk-loaded computers live
+	// (in sub-OUs); it contains nothing else.
+	ComputersOU string
+	// Computers lists what was bulk-loaded.
+	Computers []Computer
+	SMBConf   string // path of its smb.conf
+}
+
+// Computer is one computer object bulk-loaded into the DC.
+type Computer struct {
+	Name      string // CN and NetBIOS name (sAMAccountName without '$')
+	OU        string // DN of the OU that holds it
+	DN        string
+	DNSName   string // dNSHostName
+	OS        string // operatingSystem
+	OSVersion string // operatingSystemVersion
+	Enabled   bool   // false: userAccountControl has ACCOUNTDISABLE
+}
+
+// Errors returned by the lab. Match them with errors.Is.
+var (
+	// ErrUnavailable means the lab cannot run here (not root, no network
+	// namespaces, or Samba tools missing). Available wraps it.
+	ErrUnavailable = errors.New("testlab: lab unavailable")
+	// ErrBadOptions means Options or a spec in it is invalid.
+	ErrBadOptions = errors.New("testlab: invalid options")
+	// ErrNoFreeSubnet means no unused /24 in 10.0.0.0/8 was found.
+	ErrNoFreeSubnet = errors.New("testlab: no unused /24 in 10.0.0.0/8")
+	// ErrClosed means the lab was already closed.
+	ErrClosed = errors.New("testlab: lab closed")
+	// ErrNotReady means a daemon did not become ready in time, or exited.
+	ErrNotReady = errors.New("testlab: daemon not ready")
+)
+
+// CommandError is a failed external command. Args never contain secrets
+// (the lab passes passwords on standard input or in files).
+type CommandError struct {
+	Args   []string
+	Output string // combined output, trimmed
+	Err    error
+}
+
+func (e *CommandError) Error() string {
+	s := fmt.Sprintf("testlab: %s: %v", strings.Join(e.Args, " "), e.Err)
+	if e.Output != "" {
+		s += ": " + e.Output
+	}
+	return s
+}
+
+// Unwrap returns the underlying error.
+func (e *CommandError) Unwrap() error { return e.Err }
+
+// NotReadyError says which daemon failed to start and how; it matches
+// ErrNotReady.
+type NotReadyError struct {
+	What string // e.g. "smbd on LCT3F2A00"
+	Why  string
+	Log  string // tail of the daemon's output, if any
+}
+
+func (e *NotReadyError) Error() string {
+	s := "testlab: " + e.What + " not ready: " + e.Why
+	if e.Log != "" {
+		s += "\n" + e.Log
+	}
+	return s
+}
+
+// Is reports whether target is ErrNotReady.
+func (e *NotReadyError) Is(target error) bool { return target == ErrNotReady }
