@@ -1,0 +1,114 @@
+package rpcauth
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/oiweiwei/go-msrpc/dcerpc"
+	"github.com/oiweiwei/go-msrpc/ssp/credential"
+)
+
+// Credentials is the account a connection authenticates as.
+// adauth.Credentials implements it; rpcauth does not import adauth, so
+// that it stays below every package that authenticates.
+type Credentials interface {
+	// Account returns "DOMAIN\user", ".\user" for an account local to
+	// the target, or "user".
+	Account() string
+	// Password returns the password and whether one is set.
+	Password() (string, bool)
+	// NTHash returns the 16-byte NT hash, or nil. It wins over Password.
+	NTHash() []byte
+}
+
+// ErrNoCredentials is matched (errors.Is) by the error of Options when the
+// credentials carry no user or no secret.
+var ErrNoCredentials = errors.New("rpcauth: credentials have no user or secret")
+
+// Level is the DCE/RPC authentication level of a connection.
+type Level int
+
+const (
+	// Privacy seals every PDU (PKT_PRIVACY) and, through VerifyingNTLM,
+	// verifies the signature of every response. It is the zero value and
+	// the default: MS-RRP and MS-SCMR recommend it, and DCOM hardening
+	// (KB5004442) requires at least integrity.
+	Privacy Level = iota
+	// Integrity signs every PDU (PKT_INTEGRITY); go-msrpc verifies
+	// response signatures itself at this level.
+	Integrity
+	// None binds without RPC authentication. Use it only on a transport
+	// that is itself protected, such as a signed SMB session.
+	None
+)
+
+// String returns the MS-RPCE name of the level.
+func (l Level) String() string {
+	switch l {
+	case Privacy:
+		return "PKT_PRIVACY"
+	case Integrity:
+		return "PKT_INTEGRITY"
+	case None:
+		return "NONE"
+	}
+	return fmt.Sprintf("Level(%d)", int(l))
+}
+
+// Options returns the go-msrpc options that give one client (one
+// NewXxxClient call, one bind) its own NTLM security context with creds
+// at level. Pass them to the generated client constructor, for example
+// svcctl.NewSvcctlClient(ctx, conn, opts...).
+//
+// Each call makes new options; they never touch go-msrpc's global
+// credential or mechanism stores. The returned options hold the secret
+// in memory for the bind; they do not print it.
+func Options(creds Credentials, level Level) ([]dcerpc.Option, error) {
+	if level == None {
+		return []dcerpc.Option{dcerpc.WithInsecure()}, nil
+	}
+	c, err := ntlmCredential(creds)
+	if err != nil {
+		return nil, err
+	}
+	opts := []dcerpc.Option{
+		dcerpc.WithMechanism(VerifyingNTLM{}),
+		dcerpc.WithCredentials(c),
+	}
+	switch level {
+	case Privacy:
+		opts = append(opts, dcerpc.WithSeal())
+	case Integrity:
+		opts = append(opts, dcerpc.WithSign())
+	default:
+		return nil, fmt.Errorf("rpcauth: unknown level %d", int(level))
+	}
+	return opts, nil
+}
+
+// ntlmCredential converts creds to a go-msrpc credential. A local account
+// (".\user") is sent with an empty domain, which the target resolves to
+// its own account database.
+func ntlmCredential(creds Credentials) (credential.Credential, error) {
+	if creds == nil {
+		return nil, ErrNoCredentials
+	}
+	domain, user, ok := strings.Cut(creds.Account(), `\`)
+	if !ok {
+		domain, user = "", domain
+	}
+	if domain == "." {
+		domain = ""
+	}
+	pw, hasPW := creds.Password()
+	h := creds.NTHash()
+	if user == "" || (!hasPW && len(h) == 0) {
+		return nil, ErrNoCredentials
+	}
+	opt := credential.Domain(domain)
+	if len(h) > 0 {
+		return credential.NewFromNTHashBytes(user, h, opt), nil
+	}
+	return credential.NewFromPassword(user, pw, opt), nil
+}
