@@ -1,0 +1,282 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors for launch failures. A *LaunchError matches exactly one
+// of them through errors.Is (its Kind), and also matches its cause.
+var (
+	// ErrLaunchUnsupported means this launcher cannot work on this target
+	// or over this transport (the server does not implement the call, or
+	// the interface is not served at all). It is the signal to fall back
+	// to the next launcher; it says nothing about the credentials.
+	ErrLaunchUnsupported = errors.New("deploy: launch method not supported by the target")
+	// ErrAccessDenied means the target refused the operation for these
+	// credentials: the account is not an administrator, or UAC remote
+	// restrictions strip a local administrator's token.
+	ErrAccessDenied = errors.New("deploy: access denied")
+	// ErrServiceExists means a service of the chosen name already exists.
+	ErrServiceExists = errors.New("deploy: service already exists")
+	// ErrNotServiceAware means the service was created and started but
+	// the applet never reported SERVICE_RUNNING to the Service Control
+	// Manager (Windows error 1053): it is not written as a service.
+	ErrNotServiceAware = errors.New("deploy: applet is not service-aware")
+	// ErrUnreachable means the endpoint the launcher needs is not
+	// reachable or not listening: a closed port, a refused connection,
+	// or a named pipe that is not available.
+	ErrUnreachable = errors.New("deploy: launch endpoint unreachable")
+	// ErrTimeout means a step did not finish within its deadline, for
+	// example an endpoint that accepts the connection and never answers.
+	ErrTimeout = errors.New("deploy: launch step timed out")
+	// ErrBadSpec means the LaunchSpec is invalid; nothing was sent.
+	ErrBadSpec = errors.New("deploy: invalid launch spec")
+)
+
+// Diagnosis is a short, user-facing explanation of a failure and what to
+// do about it. It never contains credentials. The zero value means "no
+// diagnosis".
+//
+// deploy defines its own because no shared diagnosis type exists yet;
+// if adauth or session grows one, this type should become an alias.
+type Diagnosis struct {
+	// Code is a stable identifier for programs, such as
+	// "uac-remote-restrictions" or "service-not-service-aware".
+	Code string
+	// Summary says what went wrong, in one sentence.
+	Summary string
+	// Remedy says what the technician can do, or is empty.
+	Remedy string
+}
+
+// IsZero reports whether d carries no diagnosis.
+func (d Diagnosis) IsZero() bool { return d == Diagnosis{} }
+
+// String returns the summary followed by the remedy.
+func (d Diagnosis) String() string {
+	switch {
+	case d.Summary == "":
+		return d.Remedy
+	case d.Remedy == "":
+		return d.Summary
+	}
+	return d.Summary + " " + d.Remedy
+}
+
+// LaunchError is the error of a failed launch step. Kind is one of the
+// sentinels above (errors.Is matches it); Err is the underlying cause
+// (errors.Is and errors.As reach it too).
+type LaunchError struct {
+	// Launcher is the Name of the launcher that failed.
+	Launcher string
+	// Step names what was being done: "open scm", "create service",
+	// "start service", "wait running", "preflight", ...
+	Step string
+	// Kind is one of the sentinel errors, or nil when the failure fits
+	// none of them.
+	Kind error
+	// Diagnosis explains the failure to a person.
+	Diagnosis Diagnosis
+	// Err is the underlying error.
+	Err error
+}
+
+// Error returns "launcher: step: kind: cause", with the diagnosis summary
+// when there is one.
+func (e *LaunchError) Error() string {
+	var b strings.Builder
+	if e.Launcher != "" {
+		b.WriteString(e.Launcher)
+		b.WriteString(": ")
+	}
+	if e.Step != "" {
+		b.WriteString(e.Step)
+		b.WriteString(": ")
+	}
+	switch {
+	case e.Kind != nil && e.Err != nil:
+		fmt.Fprintf(&b, "%v: %v", e.Kind, e.Err)
+	case e.Kind != nil:
+		b.WriteString(e.Kind.Error())
+	case e.Err != nil:
+		b.WriteString(e.Err.Error())
+	default:
+		b.WriteString("launch failed")
+	}
+	if e.Diagnosis.Summary != "" {
+		b.WriteString(" (")
+		b.WriteString(e.Diagnosis.Summary)
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// Unwrap returns the kind and the cause, so errors.Is and errors.As see
+// both.
+func (e *LaunchError) Unwrap() []error {
+	var errs []error
+	if e.Kind != nil {
+		errs = append(errs, e.Kind)
+	}
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	return errs
+}
+
+// LaunchSpec says what to start on the target. Launchers validate it with
+// Validate before they send anything.
+type LaunchSpec struct {
+	// Path is the applet's path on the target in local form, for example
+	// `C:\Windows\Temp\applet.exe`. Required.
+	Path string
+	// Args are the applet's command-line arguments, such as the session
+	// token and the console address. Each is quoted for the Windows
+	// command line by CommandLine; they are not interpreted.
+	Args []string
+	// Params are optional applet parameters that a launcher may store on
+	// the target (remotereg writes them under
+	// HKLM\SOFTWARE\<Vendor>\<Applet>\<SessionID>). Nil means none.
+	Params map[string]string
+	// SessionID identifies this session; it names the parameter key.
+	// Required when Params is set. Letters, digits, '-', '_' and '.'.
+	SessionID string
+	// Vendor and Applet name the parameter key; required when Params is
+	// set. The same character rules as SessionID, plus spaces.
+	Vendor, Applet string
+	// ServicePrefix starts the name of any service a launcher creates; a
+	// random suffix follows. Empty means the launcher's default. Letters,
+	// digits, '-' and '_' only, at most 40 characters.
+	ServicePrefix string
+}
+
+// Validate checks the spec and returns an error that matches ErrBadSpec,
+// or nil.
+func (s LaunchSpec) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrBadSpec}, args...)...)
+	}
+	if !isWindowsAbsPath(s.Path) {
+		return bad("path %q is not an absolute Windows path such as C:\\Windows\\Temp\\applet.exe", s.Path)
+	}
+	if strings.ContainsAny(s.Path, "\"\x00\r\n") {
+		return bad("path contains a quote, NUL or newline")
+	}
+	for i, a := range s.Args {
+		if strings.ContainsAny(a, "\x00\r\n") {
+			return bad("argument %d contains NUL or a newline", i)
+		}
+	}
+	if len(s.Params) > 0 {
+		if !validName(s.SessionID, false) {
+			return bad("session ID %q", s.SessionID)
+		}
+		if !validName(s.Vendor, true) || !validName(s.Applet, true) {
+			return bad("vendor %q or applet %q", s.Vendor, s.Applet)
+		}
+		for k, v := range s.Params {
+			if k == "" || strings.ContainsAny(k, `\`+"\x00") || strings.ContainsRune(v, 0) {
+				return bad("parameter %q", k)
+			}
+		}
+	}
+	if p := s.ServicePrefix; p != "" {
+		if len(p) > 40 {
+			return bad("service prefix longer than 40 characters")
+		}
+		for _, r := range p {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return bad("service prefix %q: only letters, digits, '-' and '_'", p)
+			}
+		}
+	}
+	return nil
+}
+
+func isWindowsAbsPath(p string) bool {
+	if len(p) < 4 || p[1] != ':' || p[2] != '\\' {
+		return false
+	}
+	c := p[0] | 0x20
+	return c >= 'a' && c <= 'z' && !strings.HasSuffix(p, `\`)
+}
+
+func validName(s string, spaces bool) bool {
+	if s == "" || len(s) > 128 || s[0] == '.' || s[0] == ' ' {
+		return false
+	}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			r == '-' || r == '_' || r == '.' || (spaces && r == ' ')
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// CommandLine returns the Windows command line for the spec: the quoted
+// path followed by each argument quoted by the rules that
+// CommandLineToArgvW reverses. It does not validate the spec.
+func (s LaunchSpec) CommandLine() string {
+	var b strings.Builder
+	b.WriteString(`"` + s.Path + `"`)
+	for _, a := range s.Args {
+		b.WriteByte(' ')
+		b.WriteString(QuoteArg(a))
+	}
+	return b.String()
+}
+
+// QuoteArg quotes one argument for a Windows command line so that
+// CommandLineToArgvW (and Go's os.Args on Windows) return it unchanged.
+// Arguments without spaces, tabs or quotes are returned as they are.
+func QuoteArg(a string) string {
+	if a != "" && !strings.ContainsAny(a, " \t\"") {
+		return a
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	slashes := 0
+	for i := 0; i < len(a); i++ {
+		switch c := a[i]; c {
+		case '\\':
+			slashes++
+		case '"':
+			b.WriteString(strings.Repeat(`\`, 2*slashes+1))
+			b.WriteByte('"')
+			slashes = 0
+			continue
+		default:
+			b.WriteString(strings.Repeat(`\`, slashes))
+			slashes = 0
+			b.WriteByte(c)
+			continue
+		}
+	}
+	b.WriteString(strings.Repeat(`\`, 2*slashes))
+	b.WriteByte('"')
+	return b.String()
+}
+
+// Handle is a launched applet.
+//
+// A Handle does not own the grant it was launched on: the grant must stay
+// open while the Handle is used, and closing the grant does not stop the
+// applet.
+type Handle interface {
+	// Running reports whether the applet is running now, as far as the
+	// launcher can see (for remotereg: the service state). It returns an
+	// error when it cannot tell.
+	Running(ctx context.Context) (bool, error)
+	// Stop stops the applet and removes what the launcher created for it
+	// (for remotereg: the service and the parameter key), and records the
+	// removals in the journal. It is safe to call more than once.
+	Stop(ctx context.Context) error
+	// PID returns the applet's process ID on the target, or 0 when the
+	// launcher does not know it.
+	PID() uint32
+}
