@@ -2,7 +2,33 @@
 // exposes what the server negotiated: dialect, signing, encryption, the
 // guest and encrypt-data session flags, and the server's NTLM target info.
 //
-// The same session serves file copy (package deploy) and RPC named pipes
-// (package remotereg), so a target is logged on to once. It is built on
-// github.com/oiweiwei/go-smb2.fork, the project's single SMB stack.
+// The same session serves file access (Session.Mount, used by package
+// deploy) and RPC named pipes (Session.OpenPipe returns a net.Conn;
+// PipeDialer plugs it into go-msrpc through dcerpc.WithDialer), so a
+// target is logged on to once. It is built on
+// github.com/oiweiwei/go-smb2.fork, the project's single SMB stack, and
+// works around that library's gaps:
+//
+//   - A net.Conn wrapper reads every frame from the server before go-smb2
+//     does. It records the NEGOTIATE parameters and the SessionFlags of
+//     the final SESSION_SETUP response (IS_GUEST, IS_NULL, ENCRYPT_DATA),
+//     which go-smb2 does not export, and it rejects malformed frames with
+//     ErrProtocol, on which go-smb2's receiver goroutine would panic.
+//   - A wrapping Initiator captures the server's NTLM CHALLENGE (see
+//     ParseChallenge), on failed logons too.
+//   - Dial refuses guest sessions (ErrGuest) unless asked: go-smb2 runs
+//     them unsigned even when signing is required.
+//   - Tree connects use \\host\share, not go-smb2's \\ip:port\share.
+//
+// Signing is required by default; encryption is used when the server asks
+// for it, or when the caller prefers or requires it (Options.Encryption).
+// Errors are typed: *Error (with the Info learned before a failure),
+// *DialError (refused, filtered, no route, unresolvable), NTStatus codes
+// and sentinel errors, all matchable with errors.Is and errors.As.
+//
+// ParseChallenge and FindChallenge are usable on their own, for example by
+// an unauthenticated discovery probe.
+//
+// It does not decide whether an account is an administrator (package
+// adauth does), does not reconnect, and does not speak DCE/RPC.
 package smbconn
