@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/lanconnect/lanconnect/session/checkin"
+)
+
+// buildApplet builds this command into a temporary directory.
+func buildApplet(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "applet")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestAppletProcess runs the real binary: it checks in, heartbeats, and
+// exits 0 when the console says stop; it exits 1 when the console drops it
+// and 2 on bad arguments.
+func TestAppletProcess(t *testing.T) {
+	bin := buildApplet(t)
+	s := &checkin.Server{}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	for _, tc := range []struct {
+		name     string
+		end      func(*checkin.Conn)
+		wantCode int
+	}{
+		{"stop", func(c *checkin.Conn) { _ = c.Stop(ctx) }, 0},
+		{"drop", func(c *checkin.Conn) { c.Close() }, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := s.Expect(tc.name, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.CommandContext(ctx, bin, append(p.Ticket().Args(), "-heartbeat", "20ms")...)
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			c, err := p.Wait(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Hello.PID != cmd.Process.Pid {
+				t.Errorf("checked in with pid %d, started %d", c.Hello.PID, cmd.Process.Pid)
+			}
+			tc.end(c)
+			err = cmd.Wait()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.wantCode {
+				t.Fatalf("exit code %d, want %d", code, tc.wantCode)
+			}
+		})
+	}
+
+	err := exec.CommandContext(ctx, bin, "-console", "127.0.0.1:1").Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("bad args: %v, want exit 2", err)
+	}
+}
