@@ -1,0 +1,245 @@
+package winemu
+
+// auth.go is the server side of NTLM over DCE/RPC: one go-msrpc NTLM
+// acceptor per security context, with the server's own credential
+// database (never the process-global gssapi store), and the per-fragment
+// verification and protection of signed and sealed PDUs.
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/oiweiwei/go-msrpc/dcerpc"
+	"github.com/oiweiwei/go-msrpc/ssp"
+	"github.com/oiweiwei/go-msrpc/ssp/credential"
+	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
+	"github.com/oiweiwei/go-msrpc/ssp/name"
+)
+
+// ErrAuth reports a failed authentication or a PDU whose signature does
+// not verify. It never carries credential material.
+var ErrAuth = errors.New("winemu: authentication failed")
+
+// User is one account that may authenticate to the emulator.
+//
+// Exactly one of Password and NTHash is used: NTHash (32 hex digits) wins
+// when both are set. Admin marks a member of BUILTIN\Administrators; other
+// users get the rights of an ordinary authenticated user.
+type User struct {
+	Password string
+	NTHash   string
+	Admin    bool
+}
+
+// userDB is a per-context credential database for go-msrpc's NTLM
+// verifier. It remembers which account the client's AUTHENTICATE message
+// named, so that the server knows who authenticated.
+type userDB struct {
+	users map[string]User
+
+	mu      sync.Mutex
+	matched string
+}
+
+func newUserDB(users map[string]User) *userDB {
+	m := make(map[string]User, len(users))
+	for n, u := range users {
+		m[strings.ToLower(n)] = u
+	}
+	return &userDB{users: m}
+}
+
+// Add is required by credential.Database; the table is fixed at creation.
+func (db *userDB) Add(credential.Credential) {}
+
+// Lookup returns the stored secret for the named user, ignoring the domain
+// (the emulator is a standalone workgroup machine).
+func (db *userDB) Lookup(_ context.Context, c credential.Credential) (credential.Credential, bool) {
+	if c == nil {
+		return nil, false
+	}
+	key := strings.ToLower(c.UserName())
+	u, ok := db.users[key]
+	if !ok {
+		return nil, false
+	}
+	db.mu.Lock()
+	db.matched = key
+	db.mu.Unlock()
+	opts := []credential.Option{credential.Domain(c.DomainName())}
+	if u.NTHash != "" {
+		h, err := hex.DecodeString(u.NTHash)
+		if err != nil || len(h) != 16 {
+			return nil, false
+		}
+		return credential.NewFromNTHashBytes(c.UserName(), h, opts...), true
+	}
+	return credential.NewFromPassword(c.UserName(), u.Password, opts...), true
+}
+
+func (db *userDB) matchedUser() string {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.matched
+}
+
+// authContext is one DCE/RPC security context on a connection.
+type authContext struct {
+	id    uint32
+	typ   dcerpc.AuthType
+	level dcerpc.AuthLevel
+	gss   context.Context
+	db    *userDB
+	opts  []gssapi.Option
+
+	complete bool
+	failed   bool
+	user     string
+	admin    bool
+}
+
+func (s *Server) newAuthContext(st secTrailer) (*authContext, error) {
+	if st.AuthType != dcerpc.AuthTypeWinNT {
+		return nil, fmt.Errorf("%w: auth type %d is not served (NTLM only)", ErrAuth, st.AuthType)
+	}
+	if st.AuthLevel < dcerpc.AuthLevelConnect || st.AuthLevel > dcerpc.AuthLevelPktPrivacy {
+		return nil, fmt.Errorf("%w: auth level %d", ErrAuth, st.AuthLevel)
+	}
+	db := newUserDB(s.Users)
+	nb, dns := s.names()
+	caps := gssapi.Integrity | gssapi.ReplayDetection | gssapi.Sequencing
+	if st.AuthLevel == dcerpc.AuthLevelPktPrivacy {
+		caps |= gssapi.Confidentiality
+	}
+	a := &authContext{
+		id:    st.ContextID,
+		typ:   st.AuthType,
+		level: st.AuthLevel,
+		gss:   gssapi.NewSecurityContext(context.Background(), gssapi.WithMechanismFactory(ssp.NTLM)),
+		db:    db,
+		opts: []gssapi.Option{
+			gssapi.WithMechanismType(ssp.MechanismTypeNTLM),
+			gssapi.WithCredentialDatabase(gssapi.NewCredentialDatabase(credential.Database(db))),
+			gssapi.WithServerNames(nb, dns),
+			gssapi.WithRequest(caps),
+		},
+	}
+	return a, nil
+}
+
+// names returns the NetBIOS and DNS names the NTLM CHALLENGE announces.
+func (s *Server) names() (*name.Name, *name.Name) {
+	host := s.NetBIOSName
+	if host == "" {
+		host = "WINEMU"
+	}
+	domain := s.Workgroup
+	if domain == "" {
+		domain = "WORKGROUP"
+	}
+	dnsHost := s.DNSName
+	if dnsHost == "" {
+		dnsHost = strings.ToLower(host)
+	}
+	return &name.Name{Type: name.NetBIOSNameType, Name: strings.ToUpper(host), Domain: strings.ToUpper(domain)},
+		&name.Name{Type: name.DNSNameType, Name: dnsHost, Domain: s.DNSDomain}
+}
+
+// accept runs the first leg (NEGOTIATE in, CHALLENGE out).
+func (a *authContext) accept(token []byte) ([]byte, error) {
+	out, err := gssapi.AcceptSecurityContext(a.gss, &gssapi.Token{Payload: token}, a.opts...)
+	if err != nil {
+		a.failed = true
+		return nil, fmt.Errorf("%w: negotiate: %v", ErrAuth, err)
+	}
+	return out.Payload, nil
+}
+
+// finish runs the last leg (AUTHENTICATE in). On failure the context is
+// marked failed and every later request on it is faulted.
+func (a *authContext) finish(token []byte, users map[string]User) error {
+	if a.complete || a.failed {
+		a.failed = true
+		return fmt.Errorf("%w: unexpected third leg", ErrAuth)
+	}
+	if _, err := gssapi.AcceptSecurityContext(a.gss, &gssapi.Token{Payload: token}, a.opts...); err != nil {
+		a.failed = true
+		return fmt.Errorf("%w: authenticate rejected", ErrAuth)
+	}
+	key := a.db.matchedUser()
+	for n, u := range users {
+		if strings.EqualFold(n, key) {
+			a.user, a.admin = n, u.Admin
+		}
+	}
+	if a.user == "" {
+		a.failed = true
+		return fmt.Errorf("%w: no account matched", ErrAuth)
+	}
+	a.complete = true
+	return nil
+}
+
+func (a *authContext) payloads(hdr, stub, trailer []byte) *gssapi.MessageTokenEx {
+	stubCaps := gssapi.Integrity
+	if a.level == dcerpc.AuthLevelPktPrivacy {
+		stubCaps |= gssapi.Confidentiality
+	}
+	return &gssapi.MessageTokenEx{Payloads: []*gssapi.PayloadEx{
+		{Payload: hdr, Capabilities: gssapi.Integrity},
+		{Payload: stub, Capabilities: stubCaps},
+		{Payload: trailer, Capabilities: gssapi.Integrity},
+	}}
+}
+
+// verify checks (and at privacy decrypts in place) one received request
+// fragment. hdr is the PDU header up to the stub, stub runs to the
+// security trailer (including the auth padding).
+func (a *authContext) verify(hdr, stub, trailer, sig []byte) error {
+	tok := a.payloads(hdr, stub, trailer)
+	switch a.level {
+	case dcerpc.AuthLevelPktPrivacy:
+		out, err := gssapi.UnwrapEx(a.gss, tok)
+		if err != nil {
+			return fmt.Errorf("%w: unwrap: %v", ErrAuth, err)
+		}
+		if !bytes.Equal(out.Signature, sig) {
+			return fmt.Errorf("%w: sealed request signature mismatch", ErrAuth)
+		}
+	case dcerpc.AuthLevelPktIntegrity, dcerpc.AuthLevelPkt, dcerpc.AuthLevelCall:
+		tok.Signature = sig
+		if err := gssapi.VerifySignatureEx(a.gss, tok); err != nil {
+			return fmt.Errorf("%w: request signature mismatch", ErrAuth)
+		}
+	}
+	return nil
+}
+
+// protect signs (and at privacy encrypts in place) one response fragment
+// and returns its signature.
+func (a *authContext) protect(hdr, stub, trailer []byte) ([]byte, error) {
+	tok := a.payloads(hdr, stub, trailer)
+	var (
+		out *gssapi.MessageTokenEx
+		err error
+	)
+	if a.level == dcerpc.AuthLevelPktPrivacy {
+		out, err = gssapi.WrapEx(a.gss, tok)
+	} else {
+		out, err = gssapi.MakeSignatureEx(a.gss, tok)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("winemu: protect response: %w", err)
+	}
+	return out.Signature, nil
+}
+
+// perMessage reports whether the context signs every request/response.
+func (a *authContext) perMessage() bool {
+	return a != nil && a.level >= dcerpc.AuthLevelPkt
+}

@@ -1,0 +1,130 @@
+package winemu
+
+import (
+	"sync"
+
+	"github.com/oiweiwei/go-msrpc/dcerpc"
+)
+
+// Faults is the failure-injection control of a Server. Its zero value
+// injects nothing. All methods are safe for concurrent use and take
+// effect for the next PDU or call.
+//
+//   - Deny: OpenSCManager and CreateService return ERROR_ACCESS_DENIED (5)
+//     for every user.
+//   - Hang: binds, alter_contexts and endpoint-mapper calls are answered,
+//     but every other request is never answered: the connection is held
+//     open (and drained) until the client closes it or the server closes.
+//     So a client dials through the endpoint mapper, authenticates, and
+//     then its first SCM call runs into its own deadline.
+//   - Refuse: new connections are reset right after accept, and existing
+//     connections are reset when their next PDU arrives. The listeners
+//     stay open so that the mode can be turned off again.
+//   - ServiceDidNotStart: StartService starts the process, kills it (and
+//     its process group) and returns ERROR_SERVICE_REQUEST_TIMEOUT (1053);
+//     the service stays STOPPED.
+//   - Tamper: see TamperSpec.
+type Faults struct {
+	mu          sync.Mutex
+	deny        bool
+	hang        bool
+	refuse      bool
+	didNotStart bool
+	tamper      TamperSpec
+	tampered    []TamperEvent
+}
+
+// TamperSpec selects response fragments in which one bit of the stub data
+// is flipped after the fragment was signed (and, at privacy, sealed). It
+// applies only to responses protected at packet integrity or privacy.
+type TamperSpec struct {
+	// Count is how many more fragments to tamper with; 0 disables.
+	Count int
+	// OpNum restricts tampering to responses to this operation number;
+	// -1 matches every operation.
+	OpNum int
+	// Interface restricts tampering to this interface name ("svcctl",
+	// "epm", ...); empty matches every interface.
+	Interface string
+	// SealedOnly skips responses protected at integrity only.
+	SealedOnly bool
+	// StubOffset is the byte of the fragment's stub data to change
+	// (clamped to the stub); Bit is the bit (0-7) to flip.
+	StubOffset int
+	Bit        uint8
+}
+
+// TamperEvent records one tampered fragment.
+type TamperEvent struct {
+	Interface string
+	OpNum     int
+	CallID    uint32
+	AuthLevel dcerpc.AuthLevel
+	// PDUOffset is the offset of the changed byte in the fragment,
+	// StubOffset its offset in the fragment's stub data.
+	PDUOffset, StubOffset int
+	// Before and After are the byte on the wire before and after the flip.
+	Before, After byte
+}
+
+// SetDeny turns the Deny mode on or off.
+func (f *Faults) SetDeny(on bool) { f.mu.Lock(); f.deny = on; f.mu.Unlock() }
+
+// SetHang turns the Hang mode on or off. Requests already hung stay hung.
+func (f *Faults) SetHang(on bool) { f.mu.Lock(); f.hang = on; f.mu.Unlock() }
+
+// SetRefuse turns the Refuse mode on or off.
+func (f *Faults) SetRefuse(on bool) { f.mu.Lock(); f.refuse = on; f.mu.Unlock() }
+
+// SetServiceDidNotStart turns the ServiceDidNotStart mode on or off.
+func (f *Faults) SetServiceDidNotStart(on bool) { f.mu.Lock(); f.didNotStart = on; f.mu.Unlock() }
+
+// SetTamper replaces the tamper selection.
+func (f *Faults) SetTamper(spec TamperSpec) { f.mu.Lock(); f.tamper = spec; f.mu.Unlock() }
+
+// Tampered returns the fragments tampered with so far.
+func (f *Faults) Tampered() []TamperEvent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]TamperEvent(nil), f.tampered...)
+}
+
+// Deny reports whether the Deny mode is on.
+func (f *Faults) Deny() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.deny }
+
+// Hang reports whether the Hang mode is on.
+func (f *Faults) Hang() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.hang }
+
+// Refuse reports whether the Refuse mode is on.
+func (f *Faults) Refuse() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.refuse }
+
+// ServiceDidNotStart reports whether the ServiceDidNotStart mode is on.
+func (f *Faults) ServiceDidNotStart() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.didNotStart }
+
+// takeTamper decides whether to tamper with a response fragment and, if
+// so, consumes one count and returns the spec.
+func (f *Faults) takeTamper(iface string, opnum int, level dcerpc.AuthLevel) (TamperSpec, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.tamper
+	if t.Count <= 0 || level < dcerpc.AuthLevelPktIntegrity {
+		return t, false
+	}
+	if t.SealedOnly && level != dcerpc.AuthLevelPktPrivacy {
+		return t, false
+	}
+	if t.OpNum >= 0 && t.OpNum != opnum {
+		return t, false
+	}
+	if t.Interface != "" && t.Interface != iface {
+		return t, false
+	}
+	f.tamper.Count--
+	return t, true
+}
+
+func (f *Faults) recordTamper(ev TamperEvent) {
+	f.mu.Lock()
+	f.tampered = append(f.tampered, ev)
+	f.mu.Unlock()
+}

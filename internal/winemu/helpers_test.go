@@ -1,0 +1,247 @@
+package winemu_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oiweiwei/go-msrpc/dcerpc"
+	dcerrors "github.com/oiweiwei/go-msrpc/dcerpc/errors"
+	"github.com/oiweiwei/go-msrpc/msrpc/epm/epm/v3"
+	"github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
+	"github.com/oiweiwei/go-msrpc/ssp"
+	"github.com/oiweiwei/go-msrpc/ssp/credential"
+
+	"github.com/lanconnect/lanconnect/internal/winemu"
+)
+
+const (
+	adminUser = "Administrator"
+	adminPass = "Adm1n-Passw0rd"
+	plainUser = "bob"
+	plainPass = "b0b-Passw0rd"
+)
+
+// checkLeaks fails the test if goroutines started during it are still
+// running once it (and its cleanups registered later) finished.
+func checkLeaks(t testing.TB) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			n := runtime.NumGoroutine()
+			if n <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+var ipMu sync.Mutex
+var usedIPs = map[string]bool{}
+
+// loopbackIP returns a fresh 127.x.y.z address so that each test can own
+// port 135 on it.
+func loopbackIP() string {
+	ipMu.Lock()
+	defer ipMu.Unlock()
+	for {
+		ip := fmt.Sprintf("127.%d.%d.%d", 100+rand.IntN(100), rand.IntN(250), 2+rand.IntN(250))
+		if !usedIPs[ip] {
+			usedIPs[ip] = true
+			return ip
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	sb strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sb.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sb.String()
+}
+
+type env struct {
+	srv  *winemu.Server
+	ip   string
+	root string
+	logs *lockedBuffer
+}
+
+// startServer runs a server on a fresh loopback address with the endpoint
+// mapper on port 135 and svcctl on a dynamic port.
+func startServer(t testing.TB) *env {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "Temp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	srv := &winemu.Server{
+		Users: map[string]winemu.User{
+			adminUser: {Password: adminPass, Admin: true},
+			plainUser: {Password: plainPass},
+		},
+		Root:        root,
+		NetBIOSName: "TARGET1",
+		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	ip := loopbackIP()
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := srv.Start(ctx, ip); err != nil {
+		cancel()
+		if errors.Is(err, os.ErrPermission) {
+			t.Skipf("cannot listen on %s:135: %v", ip, err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		srv.Close()
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	return &env{srv: srv, ip: ip, root: root, logs: logs}
+}
+
+// dialSCM dials svcctl the way Windows clients do: ncacn_ip_tcp without
+// a port, resolved through the endpoint mapper on 135, then NTLM at the
+// given level with per-connection credentials.
+func (e *env) dialSCM(ctx context.Context, t testing.TB, user, pass string, level dcerpc.AuthLevel) (svcctl.SvcctlClient, func()) {
+	t.Helper()
+	cli, closeFn, err := e.tryDialSCM(ctx, user, pass, level)
+	if err != nil {
+		t.Fatalf("dial svcctl: %v", err)
+	}
+	return cli, closeFn
+}
+
+func (e *env) tryDialSCM(ctx context.Context, user, pass string, level dcerpc.AuthLevel) (svcctl.SvcctlClient, func(), error) {
+	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+e.ip, epm.EndpointMapper(ctx, e.ip, dcerpc.WithInsecure()))
+	if err != nil {
+		return nil, nil, err
+	}
+	cli, err := svcctl.NewSvcctlClient(ctx, cc,
+		dcerpc.WithSecurityLevel(level),
+		dcerpc.WithMechanism(ssp.NTLM),
+		dcerpc.WithCredentials(credential.NewFromPassword(user, pass)),
+	)
+	if err != nil {
+		cc.Close(ctx)
+		return nil, nil, err
+	}
+	return cli, func() { cc.Close(context.Background()) }, nil
+}
+
+// faultCode extracts the DCE/RPC fault status from a go-msrpc error.
+func faultCode(err error) (uint32, bool) {
+	var e *dcerrors.Error
+	if errors.As(err, &e) {
+		if v, ok := e.Value.(uint32); ok {
+			return v, true
+		}
+	}
+	var r *dcerrors.RPCError
+	if errors.As(err, &r) {
+		return r.Code, true
+	}
+	return 0, false
+}
+
+// installSleeper copies /bin/sleep under Root as Temp\<name>.
+func (e *env) installSleeper(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("/bin/sleep")
+	if err != nil {
+		t.Skipf("no /bin/sleep: %v", err)
+	}
+	p := filepath.Join(e.root, "Temp", name)
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// installScript writes an executable shell script under Root as Temp\<name>.
+func (e *env) installScript(t testing.TB, name, body string) string {
+	t.Helper()
+	p := filepath.Join(e.root, "Temp", name)
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// procCmdline returns the command line of a live process.
+func procCmdline(pid int) ([]string, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || len(b) == 0 {
+		return nil, false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err == nil {
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
+			return nil, false
+		}
+	}
+	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), true
+}
+
+// findProcs returns the PIDs whose command line contains marker.
+func findProcs(marker string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		if args, ok := procCmdline(pid); ok && strings.Contains(strings.Join(args, " "), marker) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// rc returns the Return field of a (possibly nil) svcctl response for
+// failure messages.
+func rc(v any) any {
+	rv := reflect.ValueOf(v)
+	if !rv.IsValid() || (rv.Kind() == reflect.Pointer && rv.IsNil()) {
+		return "<nil>"
+	}
+	f := reflect.Indirect(rv).FieldByName("Return")
+	if !f.IsValid() {
+		return "?"
+	}
+	return f.Interface()
+}
