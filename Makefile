@@ -23,6 +23,8 @@ lint:
 	 out=$$(gofmt -l $$files); if [ -n "$$out" ]; then echo "gofmt -l reports:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(STATICCHECK) $(PKGS)
+	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./examples/applet
+	GOOS=windows GOARCH=arm64 $(GO) build -o /dev/null ./examples/applet
 
 unit:
 	$(GO) test -race -count=1 -timeout 40m $(TESTFLAGS) $(PKGS)
