@@ -278,6 +278,20 @@ func (l *Lab) setupNetwork(ctx context.Context, opts Options) error {
 			return err
 		}
 		l.Client = n
+		// DNS in the client namespace goes to the DC if there is one, so
+		// it looks like a domain LAN; otherwise to its own loopback, so no
+		// lookup leaves the lab.
+		ns := "127.0.0.1"
+		if l.DC != nil {
+			ns = l.DC.Addr.String()
+		}
+		etc := filepath.Join("/etc/netns", n.Name)
+		if err := os.MkdirAll(etc, 0o755); err != nil {
+			return fmt.Errorf("testlab: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver "+ns+"\n"), 0o644); err != nil {
+			return fmt.Errorf("testlab: %w", err)
+		}
 	}
 	if len(opts.Targets) > 0 {
 		if err := l.createUsers(ctx); err != nil {

@@ -208,6 +208,9 @@ type DC struct {
 	// Computers lists what was bulk-loaded.
 	Computers []Computer
 	SMBConf   string // path of its smb.conf
+
+	dir  string
+	proc *Process
 }
 
 // Computer is one computer object bulk-loaded into the DC.
