@@ -1,0 +1,491 @@
+package netbios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lanconnect/lanconnect/discovery"
+)
+
+// Scanner sweeps addresses with node status requests, and asks broadcast
+// addresses by name query, through one UDP socket. The zero Scanner is
+// ready to use with the package defaults; a Scanner may run several scans
+// at once, each with its own socket.
+//
+// Pacing. Every packet (first requests, retries, broadcast queries) draws
+// from one token bucket of Rate packets per second, with bursts of at most
+// 20 ms worth. An address that has not answered is asked again Retries
+// times at even intervals within Timeout, then dropped. So a sweep of N
+// silent addresses takes about N/Rate + Timeout, and the addresses in
+// flight at any moment number about Rate × Timeout: memory does not grow
+// with the size of the range (a /16 is never expanded up front).
+//
+// Matching. A node status answer counts when it comes from the address
+// asked (from any port: Windows answers from 137, Samba from 137 too) with
+// the transaction ID sent to that address. IDs are random per address.
+// Broadcast answers are matched by the query's ID. Answers that match
+// nothing, and malformed packets, are ignored.
+//
+// Broadcast. For each broadcast address, the scanner sends name queries
+// for "*<00>" and for the master browsers' "__MSBROWSE__<01>" (and the
+// <00> group of each of Workgroups), then asks every node that answers for
+// its name table. Each new workgroup or domain learnt from a name table is
+// queried the same way, because every member of a workgroup answers a
+// broadcast query for its <00> group name: Windows does not answer the
+// wildcard, but it does answer that. Node status requests are not
+// broadcast: nodes ignore them.
+type Scanner struct {
+	// Rate is the pace in packets per second; zero means DefaultRate.
+	Rate int
+	// Retries is the number of repeats to an address that did not answer;
+	// zero means DefaultRetries and a negative value none.
+	Retries int
+	// Timeout is how long an address gets to answer, from the first
+	// request; zero means DefaultTimeout.
+	Timeout time.Duration
+	// Port is the destination port; zero means 137.
+	Port uint16
+	// LocalAddr is the local address of the socket. The zero value is an
+	// ephemeral port on all interfaces, which needs no privileges. Binding
+	// port 137 (as root) reaches old stacks that answer only to 137, but
+	// conflicts with a local nmbd.
+	LocalAddr netip.AddrPort
+	// Workgroups are group names to query by broadcast besides the ones
+	// learnt during the scan.
+	Workgroups []string
+	// Progress, when set, is called from the sending goroutine at most
+	// ten times a second and once at the end. It must return quickly.
+	Progress func(Progress)
+	// Logger receives debug messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Progress is a snapshot of a scan's progress.
+type Progress struct {
+	Total    uint64 // addresses to sweep (overlapping ranges counted twice)
+	Swept    uint64 // addresses taken from the ranges so far
+	Sent     uint64 // packets sent, retries and broadcast queries included
+	Answered uint64 // addresses that answered a node status request
+	Done     bool   // the scan is over
+}
+
+// Result is one node's answer to a node status request.
+type Result struct {
+	// Addr is the address that answered.
+	Addr netip.Addr
+	// Identity is the name, domain and roles read from the name table.
+	Identity
+	// Names is the full name table.
+	Names []NodeName
+	// MAC is the unit ID when it is not all zero.
+	MAC net.HardwareAddr
+	// Time is when the answer arrived; RTT is since the last request.
+	Time time.Time
+	RTT  time.Duration
+	// ViaBroadcast is set when the node was found by a broadcast query.
+	ViaBroadcast bool
+}
+
+// Host converts r to a discovery.Host with source SourceNetBIOS.
+func (r Result) Host() discovery.Host {
+	return discovery.Host{
+		Name:      r.Name,
+		Addrs:     []netip.Addr{r.Addr},
+		Domain:    r.Domain,
+		MAC:       r.MAC,
+		Roles:     append([]discovery.Role(nil), r.Roles...),
+		Sources:   []discovery.Source{discovery.SourceNetBIOS},
+		FirstSeen: r.Time,
+		LastSeen:  r.Time,
+	}
+}
+
+func (s *Scanner) rate() float64 {
+	if s.Rate <= 0 {
+		return DefaultRate
+	}
+	return float64(s.Rate)
+}
+
+type probe struct {
+	addr     netip.Addr // target, or the broadcast address
+	id       uint16
+	query    *Name // nil for node status; the name of a broadcast query
+	sent     int
+	lastSent time.Time
+	next     time.Time
+	done     bool
+	viaBcast bool
+}
+
+type scan struct {
+	s        *Scanner
+	conn     *net.UDPConn
+	log      *slog.Logger
+	port     uint16
+	retries  int
+	interval time.Duration
+	bcast    []netip.Addr
+	wake     chan struct{}
+
+	mu       sync.Mutex
+	fifo     []*probe // in send order, so next times ascend
+	head     int
+	byAddr   map[netip.Addr]*probe // node status requests in flight
+	byID     map[uint16]*probe     // broadcast queries in flight
+	answered map[netip.Addr]bool   // grows with the hosts found, not the range
+	urgent   []*probe              // node status requests for broadcast responders
+	queries  []*probe              // broadcast queries not yet sent
+	groups   map[string]bool       // workgroups queried
+	progress Progress
+}
+
+// Scan sweeps t and streams a Result on out for each address that answers,
+// as soon as the answer arrives, at most once per address. It returns nil
+// when every address was asked and answered or timed out, ctx.Err() as soon
+// as ctx is done, or an error when the socket cannot be opened or fails.
+// Send errors to single addresses (no route, no ARP entry) are logged and
+// skipped. Scan never closes out; a slow receiver delays reading answers
+// (the socket buffers them) but not sending.
+func (s *Scanner) Scan(ctx context.Context, t Targets, out chan<- Result) error {
+	conn, err := listen(s.LocalAddr)
+	if err != nil {
+		return fmt.Errorf("netbios: %w", err)
+	}
+	// A large receive buffer absorbs bursts of answers while out is slow.
+	_ = conn.SetReadBuffer(1 << 20)
+	c := &Client{Retries: s.Retries, Timeout: s.Timeout, Port: s.Port}
+	sc := &scan{
+		s:        s,
+		conn:     conn,
+		log:      logger(s.Logger),
+		port:     c.port(),
+		retries:  c.retries(),
+		interval: c.timeout() / time.Duration(c.retries()+1),
+		wake:     make(chan struct{}, 1),
+		byAddr:   make(map[netip.Addr]*probe),
+		byID:     make(map[uint16]*probe),
+		answered: make(map[netip.Addr]bool),
+		groups:   make(map[string]bool),
+	}
+	sc.progress.Total = t.Size()
+	for _, b := range t.Broadcast {
+		if b = b.Unmap(); b.Is4() {
+			sc.bcast = append(sc.bcast, b)
+		}
+	}
+	if len(sc.bcast) > 0 {
+		sc.queueQuery(WildcardName())
+		sc.queueQuery(Name{Raw: [16]byte([]byte(MSBrowse + "\x01"))})
+		for _, w := range s.Workgroups {
+			sc.queueGroup(w)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	readErr := make(chan error, 1)
+	go func() { readErr <- sc.read(ctx, out) }()
+	err = sc.send(ctx, t)
+	conn.Close()
+	rerr := <-readErr
+	if cerr := ctx.Err(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// queueQuery queues a broadcast query for name on every broadcast address.
+// Callers hold mu or own sc exclusively.
+func (sc *scan) queueQuery(n Name) {
+	for _, b := range sc.bcast {
+		sc.queries = append(sc.queries, &probe{addr: b, query: &n})
+	}
+}
+
+func (sc *scan) queueGroup(w string) {
+	key := strings.ToUpper(w)
+	if len(sc.bcast) == 0 || sc.groups[key] {
+		return
+	}
+	sc.groups[key] = true
+	if n, err := NewName(w, SuffixWorkstation); err == nil {
+		sc.queueQuery(n)
+	}
+}
+
+func (sc *scan) signal() {
+	select {
+	case sc.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (sc *scan) send(ctx context.Context, t Targets) error {
+	next, stopIter := iter.Pull(t.All())
+	defer stopIter()
+	sweepDone := false
+	rate := sc.s.rate()
+	burst := max(1, rate/50)
+	tokens := burst
+	last := time.Now()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var lastProgress time.Time
+	nbstat, _ := NewNodeStatusRequest(0, WildcardName()).Pack()
+	pkt := make([]byte, 0, 128)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		now := time.Now()
+		tokens = min(burst, tokens+now.Sub(last).Seconds()*rate)
+		last = now
+		if sc.s.Progress != nil && now.Sub(lastProgress) >= 100*time.Millisecond {
+			lastProgress = now
+			sc.mu.Lock()
+			p := sc.progress
+			sc.mu.Unlock()
+			sc.s.Progress(p)
+		}
+
+		sc.mu.Lock()
+		var p *probe
+		var wait time.Duration = time.Hour
+		for sc.head < len(sc.fifo) {
+			h := sc.fifo[sc.head]
+			if h.done {
+				sc.pop()
+				continue
+			}
+			if now.Before(h.next) {
+				wait = h.next.Sub(now)
+				break
+			}
+			if h.sent > sc.retries {
+				sc.retire(h)
+				sc.pop()
+				continue
+			}
+			if tokens >= 1 {
+				sc.pop()
+				p = h
+			}
+			break
+		}
+		work := p != nil || len(sc.urgent) > 0 || len(sc.queries) > 0 || !sweepDone
+		if p == nil && tokens >= 1 {
+			for p == nil && len(sc.urgent) > 0 {
+				p, sc.urgent = sc.urgent[0], sc.urgent[1:]
+				if sc.answered[p.addr] || sc.byAddr[p.addr] != nil {
+					p = nil // the sweep got there first
+				}
+			}
+			if p == nil && len(sc.queries) > 0 {
+				p, sc.queries = sc.queries[0], sc.queries[1:]
+			}
+			for p == nil && !sweepDone {
+				a, ok := next()
+				if !ok {
+					sweepDone = true
+					break
+				}
+				sc.progress.Swept++
+				if sc.answered[a] || sc.byAddr[a] != nil {
+					continue
+				}
+				p = &probe{addr: a}
+			}
+		}
+		if p != nil {
+			if p.sent == 0 {
+				p.id = uint16(rand.Uint32())
+				if p.query != nil {
+					for sc.byID[p.id] != nil {
+						p.id++
+					}
+					sc.byID[p.id] = p
+				} else {
+					sc.byAddr[p.addr] = p
+				}
+			}
+			p.sent++
+			p.lastSent = now
+			p.next = now.Add(sc.interval)
+			sc.fifo = append(sc.fifo, p)
+			sc.progress.Sent++
+			var err error
+			if p.query != nil {
+				pkt, err = NewNameQueryRequest(p.id, *p.query, true).AppendPack(pkt[:0])
+			} else {
+				pkt = append(pkt[:0], nbstat...)
+				pkt[0], pkt[1] = byte(p.id>>8), byte(p.id)
+			}
+			sc.mu.Unlock()
+			tokens--
+			if err == nil {
+				_, err = sc.conn.WriteToUDPAddrPort(pkt, netip.AddrPortFrom(p.addr, sc.port))
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if errors.Is(err, net.ErrClosed) {
+					return err
+				}
+				sc.log.Debug("netbios: send failed", "addr", p.addr, "err", err)
+			}
+			continue
+		}
+		finished := sweepDone && len(sc.urgent) == 0 && len(sc.queries) == 0 && sc.head == len(sc.fifo)
+		if finished {
+			sc.progress.Done = true
+			p := sc.progress
+			sc.mu.Unlock()
+			if sc.s.Progress != nil {
+				sc.s.Progress(p)
+			}
+			return nil
+		}
+		sc.mu.Unlock()
+		if work && tokens < 1 {
+			wait = min(wait, time.Duration((1-tokens)/rate*float64(time.Second))+time.Microsecond)
+		}
+		if sc.s.Progress != nil {
+			wait = min(wait, 100*time.Millisecond)
+		}
+		timer.Reset(wait)
+		select {
+		case <-timer.C:
+		case <-sc.wake:
+			timer.Stop() // Go 1.23 timers: no stale value to drain
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (sc *scan) pop() {
+	sc.fifo[sc.head] = nil
+	sc.head++
+	if sc.head > 256 && sc.head*2 > len(sc.fifo) {
+		n := copy(sc.fifo, sc.fifo[sc.head:])
+		clear(sc.fifo[n:])
+		sc.fifo = sc.fifo[:n]
+		sc.head = 0
+	}
+}
+
+// retire forgets a probe whose time is up.
+func (sc *scan) retire(p *probe) {
+	p.done = true
+	if p.query != nil {
+		delete(sc.byID, p.id)
+	} else if sc.byAddr[p.addr] == p {
+		delete(sc.byAddr, p.addr)
+	}
+}
+
+func (sc *scan) read(ctx context.Context, out chan<- Result) error {
+	buf := make([]byte, 2048)
+	var m Message
+	for {
+		n, from, err := sc.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("netbios: %w", err)
+		}
+		now := time.Now()
+		h, err := ParseHeader(buf[:n])
+		if err != nil || !h.Response || h.Opcode != OpcodeQuery {
+			continue
+		}
+		src := from.Addr().Unmap()
+		sc.mu.Lock()
+		p := sc.byAddr[src]
+		isStatus := p != nil && p.id == h.ID
+		var q *probe
+		if !isStatus {
+			q = sc.byID[h.ID]
+		}
+		sc.mu.Unlock()
+		if !isStatus && q == nil {
+			continue
+		}
+		if err := m.Unpack(buf[:n]); err != nil {
+			sc.log.Debug("netbios: malformed answer", "from", from, "err", err)
+			continue
+		}
+		if q != nil {
+			sc.broadcastAnswer(src, q, &m)
+			continue
+		}
+		body, err := m.NodeStatus()
+		var rerr *RCodeError
+		if err != nil && !errors.As(err, &rerr) {
+			sc.log.Debug("netbios: answer without a name table", "from", from, "err", err)
+			continue
+		}
+		sc.mu.Lock()
+		if sc.byAddr[src] != p || p.done {
+			sc.mu.Unlock()
+			continue // answered meanwhile, by a duplicate
+		}
+		p.done = true
+		delete(sc.byAddr, src)
+		sc.answered[src] = true
+		sc.progress.Answered++
+		r := Result{Addr: src, Time: now, RTT: now.Sub(p.lastSent), ViaBroadcast: p.viaBcast}
+		if body != nil {
+			r.Names = body.Names
+			r.Identity = Identify(body.Names)
+			r.MAC = body.MAC()
+			if r.Domain != "" {
+				sc.queueGroup(r.Domain)
+				sc.signal()
+			}
+		}
+		sc.mu.Unlock()
+		select {
+		case out <- r:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// broadcastAnswer queues a node status request to a node that answered a
+// broadcast query.
+func (sc *scan) broadcastAnswer(src netip.Addr, q *probe, m *Message) {
+	if _, err := m.NameQueryAnswer(); err != nil {
+		return
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if q.done || sc.answered[src] || sc.byAddr[src] != nil {
+		return
+	}
+	for _, u := range sc.urgent {
+		if u.addr == src {
+			return
+		}
+	}
+	sc.log.Debug("netbios: broadcast answer", "from", src, "name", q.query.String())
+	sc.urgent = append(sc.urgent, &probe{addr: src, viaBcast: true})
+	sc.signal()
+}

@@ -1,0 +1,366 @@
+package netbios_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/netbios"
+	"github.com/lanconnect/lanconnect/netbios/internal/fakenbns"
+)
+
+func checkLeaks(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(3 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<16)
+				t.Errorf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+}
+
+// loopNet returns a random 127.x.y.0/24 so that parallel test binaries
+// do not collide.
+func loopNet() [3]byte {
+	return [3]byte{127, byte(100 + rand.IntN(100)), byte(rand.IntN(256))}
+}
+
+func at(n [3]byte, last byte) netip.Addr { return netip.AddrFrom4([4]byte{n[0], n[1], n[2], last}) }
+
+// startHosts starts k fake workstations at .10, .12, .14, ... in workgroup
+// wg, and closes them at the end of the test.
+func startHosts(t *testing.T, n [3]byte, k int, wg string, bcast bool, masters ...int) *fakenbns.Net {
+	t.Helper()
+	var hosts []*fakenbns.Host
+	for i := range k {
+		h := fakenbns.Workstation(at(n, byte(10+2*i)), fmt.Sprintf("HOST%02d", i), wg)
+		h.MAC = [6]byte{0x52, 0x54, 0, 0, 0, byte(i)}
+		if slices.Contains(masters, i) {
+			h.MakeMasterBrowser(wg)
+		}
+		hosts = append(hosts, h)
+	}
+	var b netip.Addr
+	if bcast {
+		b = at(n, 255)
+	}
+	fn, err := fakenbns.Start(hosts, b)
+	if err != nil {
+		t.Skipf("cannot bind loopback listeners: %v", err)
+	}
+	t.Cleanup(fn.Close)
+	return fn
+}
+
+type scanRun struct {
+	results []netbios.Result
+	err     error
+	elapsed time.Duration
+	first   time.Duration
+}
+
+func runScan(ctx context.Context, s *netbios.Scanner, targets netbios.Targets) scanRun {
+	out := make(chan netbios.Result)
+	errc := make(chan error, 1)
+	start := time.Now()
+	go func() { errc <- s.Scan(ctx, targets, out) }()
+	var r scanRun
+	for {
+		select {
+		case res := <-out:
+			if r.results == nil {
+				r.first = time.Since(start)
+			}
+			r.results = append(r.results, res)
+		case err := <-errc:
+			r.err, r.elapsed = err, time.Since(start)
+			return r
+		}
+	}
+}
+
+func TestScanFindsEveryHost(t *testing.T) {
+	checkLeaks(t)
+	n := loopNet()
+	fn := startHosts(t, n, 20, "LABGROUP", false)
+	targets, err := netbios.ParseTargets(fmt.Sprintf("%d.%d.%d.0/24", n[0], n[1], n[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &netbios.Scanner{Port: fn.Port, Rate: 5000, Timeout: 300 * time.Millisecond}
+	r := runScan(context.Background(), s, targets)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.results) != 20 {
+		t.Fatalf("found %d hosts, want 20", len(r.results))
+	}
+	seen := map[netip.Addr]bool{}
+	for _, res := range r.results {
+		if seen[res.Addr] {
+			t.Fatalf("%v reported twice", res.Addr)
+		}
+		seen[res.Addr] = true
+		i := int(res.Addr.As4()[3]-10) / 2
+		if res.Name != fmt.Sprintf("HOST%02d", i) || res.Domain != "LABGROUP" || len(res.Names) != 5 {
+			t.Errorf("%v: %+v", res.Addr, res)
+		}
+		wantRoles := []discovery.Role{discovery.RoleWorkstation, discovery.RoleMessenger, discovery.RoleFileServer, discovery.RoleBrowserElection}
+		if !slices.Equal(res.Roles, wantRoles) {
+			t.Errorf("%v roles %v", res.Addr, res.Roles)
+		}
+		if res.MAC.String() != fmt.Sprintf("52:54:00:00:00:%02x", i) {
+			t.Errorf("%v MAC %v", res.Addr, res.MAC)
+		}
+		h := res.Host()
+		if h.Name != res.Name || h.Addrs[0] != res.Addr || h.Sources[0] != discovery.SourceNetBIOS || h.FirstSeen.IsZero() {
+			t.Errorf("Host() = %+v", h)
+		}
+	}
+	// 254 addresses at 5000/s, then the 300 ms timeout of the last ones.
+	if r.elapsed > 2*time.Second {
+		t.Fatalf("scan took %v", r.elapsed)
+	}
+}
+
+func TestScanStreamsAndPaces(t *testing.T) {
+	checkLeaks(t)
+	n := loopNet()
+	fn := startHosts(t, n, 1, "WG", false)
+	// 100 addresses at 200 packets/s: the first host answers at once,
+	// the sweep itself takes about half a second.
+	targets, _ := netbios.ParseTargets(fmt.Sprintf("%d.%d.%d.10-%d.%d.%d.109", n[0], n[1], n[2], n[0], n[1], n[2]))
+	s := &netbios.Scanner{Port: fn.Port, Rate: 200, Retries: -1, Timeout: 100 * time.Millisecond}
+	var last netbios.Progress
+	s.Progress = func(p netbios.Progress) { last = p }
+	r := runScan(context.Background(), s, targets)
+	if r.err != nil || len(r.results) != 1 {
+		t.Fatalf("err %v, %d results", r.err, len(r.results))
+	}
+	if r.first > 100*time.Millisecond {
+		t.Fatalf("first result after %v", r.first)
+	}
+	// The burst allowance is 20 ms worth (4 packets) at this rate.
+	if min := time.Duration(float64(100-4) / 200 * float64(time.Second)); r.elapsed < min {
+		t.Fatalf("100 packets at 200/s took only %v (< %v): not paced", r.elapsed, min)
+	}
+	if !last.Done || last.Sent != 100 || last.Swept != 100 || last.Total != 100 || last.Answered != 1 {
+		t.Fatalf("final progress %+v", last)
+	}
+}
+
+func TestScanRetriesAndMatching(t *testing.T) {
+	checkLeaks(t)
+	n := loopNet()
+	fn := startHosts(t, n, 4, "WG", false)
+	fn.Hosts[0].DropFirst.Store(1) // answers the retry only
+	fn.Hosts[1].WrongID.Store(true)
+	fn.Hosts[2].Garbage.Store(true) // malformed packet first, then a good one
+	fn.Hosts[3].Silent.Store(true)
+	targets, _ := netbios.ParseTargets(fmt.Sprintf("%d.%d.%d.10-%d.%d.%d.16", n[0], n[1], n[2], n[0], n[1], n[2]))
+	s := &netbios.Scanner{Port: fn.Port, Rate: 1000, Retries: 2, Timeout: 300 * time.Millisecond}
+	r := runScan(context.Background(), s, targets)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var got []netip.Addr
+	for _, res := range r.results {
+		got = append(got, res.Addr)
+	}
+	slices.SortFunc(got, netip.Addr.Compare)
+	want := []netip.Addr{fn.Hosts[0].Addr, fn.Hosts[2].Addr}
+	if !slices.Equal(got, want) {
+		t.Fatalf("found %v, want %v (retry and garbage-then-good)", got, want)
+	}
+	if q := fn.Hosts[3].Requests.Load(); q != 3 {
+		t.Fatalf("silent host asked %d times, want 1 + 2 retries", q)
+	}
+	if q := fn.Hosts[2].Requests.Load(); q != 1 {
+		t.Fatalf("answering host asked %d times", q)
+	}
+
+	// Without retries the first host is missed.
+	fn.Hosts[0].DropFirst.Store(1)
+	s.Retries = -1
+	r = runScan(context.Background(), s, targets)
+	for _, res := range r.results {
+		if res.Addr == fn.Hosts[0].Addr {
+			t.Fatal("found a host that dropped the only request")
+		}
+	}
+}
+
+func TestScanHostStopsMidScan(t *testing.T) {
+	checkLeaks(t)
+	n := loopNet()
+	fn := startHosts(t, n, 3, "WG", false)
+	fn.Hosts[2].Stop() // gone before it is asked: not fatal
+	targets, _ := netbios.ParseTargets(fmt.Sprintf("%d.%d.%d.10-%d.%d.%d.14", n[0], n[1], n[2], n[0], n[1], n[2]))
+	r := runScan(context.Background(), &netbios.Scanner{Port: fn.Port, Timeout: 200 * time.Millisecond}, targets)
+	if r.err != nil || len(r.results) != 2 {
+		t.Fatalf("err %v, %d results", r.err, len(r.results))
+	}
+}
+
+func TestScanCancelStopsAtOnce(t *testing.T) {
+	checkLeaks(t)
+	n := loopNet()
+	fn := startHosts(t, n, 1, "WG", false)
+	// A /16 at 100 packets/s would take 11 minutes.
+	targets, _ := netbios.ParseTargets(fmt.Sprintf("%d.%d.%d.10-%d.%d.255.255", n[0], n[1], n[2], n[0], n[1]))
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan netbios.Result)
+	errc := make(chan error, 1)
+	go func() { errc <- (&netbios.Scanner{Port: fn.Port, Rate: 100}).Scan(ctx, targets, out) }()
+	<-out
+	cancel()
+	start := time.Now()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err %v", err)
+		}
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Fatalf("Scan returned %v after cancel", d)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Scan did not return after cancel")
+	}
+}
+
+func TestScanBroadcast(t *testing.T) {
+	checkLeaks(t)
+	n := loopNet()
+	fn := startHosts(t, n, 5, "LABGROUP", true, 3)
+	// No sweep at all: the master browser answers __MSBROWSE__, its name
+	// table gives the workgroup, and the <00> group query finds the rest.
+	s := &netbios.Scanner{Port: fn.Port, Timeout: 300 * time.Millisecond}
+	r := runScan(context.Background(), s, netbios.Targets{Broadcast: []netip.Addr{fn.Bcast}})
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.results) != 5 {
+		t.Fatalf("broadcast found %d hosts, want 5: %+v", len(r.results), r.results)
+	}
+	for _, res := range r.results {
+		if !res.ViaBroadcast || res.Domain != "LABGROUP" {
+			t.Fatalf("result %+v", res)
+		}
+	}
+	if r.results[0].Addr != fn.Hosts[3].Addr || !slices.Contains(r.results[0].Roles, discovery.RoleMasterBrowser) {
+		t.Fatalf("the master browser should come first: %+v", r.results[0])
+	}
+	// Broadcast and a sweep of the same addresses: each host once.
+	targets, _ := netbios.ParseTargets(fmt.Sprintf("%d.%d.%d.0/24", n[0], n[1], n[2]))
+	targets.Broadcast = []netip.Addr{fn.Bcast}
+	r = runScan(context.Background(), s, targets)
+	if r.err != nil || len(r.results) != 5 {
+		t.Fatalf("err %v, %d results", r.err, len(r.results))
+	}
+}
+
+func TestClient(t *testing.T) {
+	checkLeaks(t)
+	n := loopNet()
+	fn := startHosts(t, n, 2, "LABGROUP", true)
+	c := &netbios.Client{Port: fn.Port, Timeout: 300 * time.Millisecond}
+	ctx := context.Background()
+	body, err := c.NodeStatus(ctx, fn.Hosts[1].Addr)
+	if err != nil || netbios.Identify(body.Names).Name != "HOST01" {
+		t.Fatalf("NodeStatus: %v %+v", err, body)
+	}
+	es, err := c.Query(ctx, netbios.MustName("host00", 0x20), fn.Hosts[0].Addr)
+	if err != nil || len(es) != 1 || es[0].Addr != fn.Hosts[0].Addr {
+		t.Fatalf("Query: %v %+v", err, es)
+	}
+	_, err = c.Query(ctx, netbios.MustName("nobody", 0), fn.Hosts[0].Addr)
+	if !errors.Is(err, netbios.ErrNameNotFound) {
+		t.Fatalf("negative Query: %v", err)
+	}
+	as, err := c.BroadcastQuery(ctx, netbios.MustName("labgroup", 0), fn.Bcast)
+	if err != nil || len(as) != 2 {
+		t.Fatalf("BroadcastQuery: %v %+v", err, as)
+	}
+	fn.Hosts[0].Silent.Store(true)
+	start := time.Now()
+	if _, err := c.NodeStatus(ctx, fn.Hosts[0].Addr); !errors.Is(err, netbios.ErrTimeout) {
+		t.Fatalf("silent host: %v", err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > time.Second {
+		t.Fatalf("timeout took %v", d)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := (&netbios.Client{Port: fn.Port, Timeout: 5 * time.Second}).NodeStatus(cctx, fn.Hosts[0].Addr); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("cancelled: %v", err)
+	}
+}
+
+func TestParseTargets(t *testing.T) {
+	tg, err := netbios.ParseTargets("10.0.0.0/24", "10.0.1.5-10.0.1.6", "10.0.2.1", "10.0.3.0/31")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.Size() != 254+2+1+2 {
+		t.Fatalf("size %d", tg.Size())
+	}
+	for _, bad := range []string{"::1", "10.0.0.0/33", "nope", "10.0.0.9-10.0.0.1"} {
+		if _, err := netbios.ParseTargets(bad); !errors.Is(err, discovery.ErrBadRange) {
+			t.Errorf("ParseTargets(%q): %v", bad, err)
+		}
+	}
+}
+
+func TestDiscovererThroughMergeAndView(t *testing.T) {
+	checkLeaks(t)
+	n := loopNet()
+	fn := startHosts(t, n, 6, "LABGROUP", false)
+	targets, _ := netbios.ParseTargets(fmt.Sprintf("%d.%d.%d.0/24", n[0], n[1], n[2]))
+	d := &netbios.Discoverer{Scanner: &netbios.Scanner{Port: fn.Port, Rate: 2000, Timeout: 200 * time.Millisecond}, Targets: targets}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v := discovery.NewView(ctx, discovery.Merge(ctx, d), discovery.Filter{})
+	shown := map[discovery.HostID]discovery.Host{}
+	filtered := false
+	for e := range v.Events() {
+		switch e.Kind {
+		case discovery.Show:
+			if filtered && e.Host.Name != "HOST05" {
+				t.Fatalf("after the filter, shown %s", e.Host.Name)
+			}
+			shown[e.ID] = e.Host
+		case discovery.Hide:
+			delete(shown, e.ID)
+		case discovery.SourceFinished:
+			if e.Source != "netbios" || e.Err != nil {
+				t.Fatalf("source finished %+v", e)
+			}
+		}
+		if len(shown) == 2 && !filtered {
+			// Mid-scan: narrow to one host that may or may not be seen yet.
+			v.SetFilter(discovery.MustParseFilter("host05"))
+			filtered = true
+		}
+	}
+	if len(shown) != 1 {
+		t.Fatalf("at the end %d hosts shown, want HOST05 only: %v", len(shown), shown)
+	}
+	for _, h := range shown {
+		if h.Name != "HOST05" || h.Domain != "LABGROUP" {
+			t.Fatalf("shown %+v", h)
+		}
+	}
+}
