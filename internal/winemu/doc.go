@@ -1,9 +1,82 @@
 // Package winemu emulates the Windows RPC endpoints that no open-source
 // server provides: the endpoint mapper, Service Control Manager service
-// creation and start, and DCOM/WMI Win32_Process.Create.
+// creation and start, and (later) DCOM/WMI Win32_Process.Create.
 //
-// It is a test peer, built on go-msrpc's generated server stubs and served
-// over TCP with NTLM. It really starts the deployed applet inside a lab
-// target. It is not a Windows implementation and must not be exposed
-// outside a lab.
+// It is a test peer, built on go-msrpc's generated server stubs and NDR
+// codec and served over TCP (ncacn_ip_tcp) with NTLM. It really starts
+// the deployed applet inside a lab target. It is not a Windows
+// implementation and must not be exposed outside a lab.
+//
+// # Server
+//
+// A Server serves DCE/RPC connection-oriented PDUs itself (go-msrpc has
+// the PDU types but no server transport): bind, bind_ack and bind_nak,
+// alter_context, auth3, requests and responses fragmented both ways at
+// the client's maximum fragment size, and faults. Security is NTLM only
+// (auth type 10) through go-msrpc's acceptor, with the server's own user
+// table, at connect, integrity (sign) and privacy (seal) level; each
+// fragment is verified or protected on its own, and the calls of a
+// connection are handled in order. A failed auth3 gets no reply, as on
+// Windows; the next request on that context is faulted with status 5.
+// Transfer syntax is NDR 2.0 only; bind-time feature negotiation is
+// acknowledged with no features.
+//
+// Start (or ListenAndServe) listens on host:135 for the endpoint mapper
+// and on a dynamic port for every interface, and the endpoint mapper
+// (ept_map and ept_lookup, which go-msrpc's client uses) resolves svcctl
+// to that dynamic port, as Windows does. Serve serves any listener you
+// give it.
+//
+// # Service Control Manager
+//
+// SCM implements OpenSCManagerW, CreateServiceW, OpenServiceW,
+// StartServiceW, QueryServiceStatus, ControlService (stop, interrogate),
+// DeleteService, ChangeServiceConfigW, QueryServiceConfigW and
+// CloseServiceHandle over an in-memory table. StartServiceW maps the
+// binary path under Server.Root (see MapPath and ParseCommandLine) and
+// runs it, in the server's own network namespace and in its own process
+// group, with the command line's arguments followed by StartService's;
+// the environment gains WINEMU_SERVICE_NAME. Stopping sends SIGTERM to the
+// group, then SIGKILL after three seconds. Delete marks the service, which
+// disappears once it is stopped and its last handle is closed (handles
+// are run down when their connection closes). Non-administrators get
+// only the rights Windows grants Authenticated Users, so asking for
+// SC_MANAGER_CREATE_SERVICE or for SERVICE_START gets ERROR_ACCESS_DENIED.
+// Calls can be made in-process with WithCaller.
+//
+// # Fault injection
+//
+// Server.Faults switches failure modes at run time: Deny, Hang, Refuse,
+// ServiceDidNotStart and Tamper (see Faults and TamperSpec).
+//
+// # Adding interfaces (DCOM and others)
+//
+// Register adds an Interface, keyed by interface UUID and major version,
+// before the server starts serving. Its Handle has the shape of go-msrpc's
+// generated XxxServerHandle functions (dcerpc.ServerHandle), so a generated
+// server plugs in as:
+//
+//	srv.Register(winemu.Interface{
+//		Name:   "IObjectExporter",
+//		Syntax: *iobjectexporter.ObjectExporterSyntaxV0_0,
+//		Handle: iobjectexporter.NewObjectExporterServerHandle(impl),
+//		OnEndpointMapperPort: true, // also served on 135, like Windows
+//	})
+//
+// For ORPC calls, the request's object UUID is the IPID: set
+// Interface.Object to look the object up and return the handler that
+// serves it (return false to fault with nca_unk_if). Handlers learn the
+// caller (user, administrator flag, auth level, object UUID, connection
+// and addresses) from CallFromContext, may fault a call with any status
+// by returning a FaultError, and get Interface.Rundown(connID) when a
+// connection that bound the interface closes. To serve a set of
+// interfaces on an extra dynamic port (an OXID resolver's string binding,
+// for example), open a listener and call Serve(ctx, l, syntaxes...): the
+// listener's address is registered with the endpoint mapper for those
+// interfaces, and EndpointFor reports it.
+//
+// # Standalone
+//
+// cmd/winemu runs the emulator next to any Samba target; see its package
+// documentation.
 package winemu

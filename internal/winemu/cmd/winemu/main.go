@@ -1,0 +1,141 @@
+// Command winemu runs the Windows RPC emulator (endpoint mapper and
+// Service Control Manager over DCE/RPC on TCP with NTLM) next to a Samba
+// target, so that SCM service creation and start can be tested against
+// it.
+//
+// Usage:
+//
+//	WINEMU_PASSWORD=secret winemu -listen 10.1.2.3 -root /srv/target/admin -user Administrator
+//
+// It listens on IP:135 (the endpoint mapper, -epm-port) and on a dynamic
+// port (-dynamic-port, 0 picks one) that serves svcctl and that the
+// endpoint mapper hands out. The password comes only from the
+// WINEMU_PASSWORD environment variable (an NT hash in hex may be given in
+// WINEMU_NTHASH instead); it is never accepted as a flag and never
+// logged. -root is the directory C:\Windows maps to (the target's ADMIN$
+// path). The user is an administrator unless -admin=false.
+//
+// It logs one line per RPC call to standard error (slog text format) and
+// prints one line "winemu listening epm=IP:PORT dynamic=IP:PORT" to
+// standard output once both ports accept connections. SIGTERM or SIGINT
+// stop it cleanly: listeners and connections close, and the processes
+// that services started are stopped (SIGTERM to their process group,
+// SIGKILL after three seconds) unless -keep-processes is given or
+// WINEMU_KEEP_PROCESSES=1 is set, in which case they outlive winemu.
+//
+// It must only listen on lab or loopback addresses.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
+
+	"github.com/lanconnect/lanconnect/internal/winemu"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("winemu", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		listen    = fs.String("listen", "", "IP address to listen on (required)")
+		root      = fs.String("root", "", `directory that C:\Windows maps to (the target's ADMIN$ path; required)`)
+		user      = fs.String("user", "", "account name clients authenticate as (required; password from WINEMU_PASSWORD)")
+		admin     = fs.Bool("admin", true, "the account is an administrator")
+		epmPort   = fs.Int("epm-port", 135, "endpoint mapper port")
+		dynPort   = fs.Int("dynamic-port", 0, "port for svcctl and other interfaces (0 picks a free one)")
+		name      = fs.String("name", "", "NetBIOS computer name announced in NTLM (default: host name)")
+		workgroup = fs.String("workgroup", "WORKGROUP", "NetBIOS domain or workgroup announced in NTLM")
+		keep      = fs.Bool("keep-processes", false, "leave started processes running when winemu stops (also WINEMU_KEEP_PROCESSES=1)")
+		debug     = fs.Bool("debug", false, "log PDU-level detail")
+	)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	usage := func(msg string) int {
+		fmt.Fprintf(stderr, "winemu: %s\n", msg)
+		fs.Usage()
+		return 2
+	}
+	if fs.NArg() > 0 {
+		return usage("unexpected arguments: " + strings.Join(fs.Args(), " "))
+	}
+	ip, err := netip.ParseAddr(*listen)
+	if err != nil {
+		return usage("-listen must be an IP address")
+	}
+	if *epmPort <= 0 || *epmPort > 65535 || *dynPort < 0 || *dynPort > 65535 {
+		return usage("ports must be in 1-65535 (-dynamic-port may be 0)")
+	}
+	if *root == "" || *user == "" {
+		return usage("-root and -user are required")
+	}
+	if fi, err := os.Stat(*root); err != nil || !fi.IsDir() {
+		return usage("-root must be an existing directory")
+	}
+	absRoot, err := filepath.Abs(*root)
+	if err != nil {
+		return usage("-root: " + err.Error())
+	}
+	u := winemu.User{Password: getenv("WINEMU_PASSWORD"), NTHash: getenv("WINEMU_NTHASH"), Admin: *admin}
+	if u.Password == "" && u.NTHash == "" {
+		return usage("set the password in WINEMU_PASSWORD (or an NT hash in WINEMU_NTHASH)")
+	}
+	nb := *name
+	if nb == "" {
+		h, _ := os.Hostname()
+		nb, _, _ = strings.Cut(h, ".")
+	}
+	if len(nb) > 15 {
+		nb = nb[:15]
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	srv := &winemu.Server{
+		Users:         map[string]winemu.User{*user: u},
+		Root:          absRoot,
+		NetBIOSName:   strings.ToUpper(nb),
+		Workgroup:     *workgroup,
+		Logger:        logger,
+		EPMPort:       *epmPort,
+		DynamicPort:   *dynPort,
+		KeepProcesses: *keep || getenv("WINEMU_KEEP_PROCESSES") == "1",
+		ProcessOutput: stderr,
+	}
+	if err := srv.Start(ctx, ip.String()); err != nil {
+		fmt.Fprintf(stderr, "winemu: %v\n", err)
+		return 1
+	}
+	epm, _ := srv.EndpointFor(svcctl.SvcctlSyntaxV2_0)
+	fmt.Fprintf(stdout, "winemu listening epm=%s dynamic=%s\n",
+		netip.AddrPortFrom(ip, uint16(srv.EPMPort)), epm.Addr)
+	<-ctx.Done()
+	logger.Info("stopping")
+	if err := srv.Close(); err != nil && !errors.Is(err, winemu.ErrServerClosed) {
+		fmt.Fprintf(stderr, "winemu: %v\n", err)
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}

@@ -1,0 +1,176 @@
+package winemu_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oiweiwei/go-msrpc/dcerpc"
+	"github.com/oiweiwei/go-msrpc/msrpc/dcetypes"
+	"github.com/oiweiwei/go-msrpc/msrpc/epm/epm/v3"
+	"github.com/oiweiwei/go-msrpc/msrpc/rrp/winreg/v1"
+	"github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
+	"github.com/oiweiwei/go-msrpc/ssp"
+	"github.com/oiweiwei/go-msrpc/ssp/credential"
+
+	"github.com/lanconnect/lanconnect/internal/winemu"
+)
+
+func svcctlTower() *dcetypes.Tower {
+	s := svcctl.SvcctlSyntaxV2_0
+	return dcetypes.FloorsToTower([]*dcetypes.Floor{
+		{Protocol: uint8(dcetypes.ProtocolUUID), UUID: s.IfUUID, VersionMajor: s.IfVersionMajor, Data: []byte{0, 0}},
+		{Protocol: uint8(dcetypes.ProtocolUUID), UUID: dcerpc.TransferNDR, VersionMajor: 2, Data: []byte{0, 0}},
+		{Protocol: uint8(dcetypes.ProtocolRPC_CO), Data: []byte{0, 0}},
+		{Protocol: uint8(dcetypes.ProtocolTCP), Data: []byte{0, 0}},
+		{Protocol: uint8(dcetypes.ProtocolIP), Data: []byte{0, 0, 0, 0}},
+	})
+}
+
+// TestEndpointMapperMap calls ept_map directly, with and without NTLM.
+func TestEndpointMapperMap(t *testing.T) {
+	checkLeaks(t)
+	e := startServer(t)
+	ep, ok := e.srv.EndpointFor(svcctl.SvcctlSyntaxV2_0)
+	if !ok || ep.Addr.Port() == 135 || ep.Addr.Port() == 0 {
+		t.Fatalf("svcctl endpoint = %+v, %v", ep, ok)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, sec := range []struct {
+		name string
+		opts []dcerpc.Option
+	}{
+		{"anonymous", []dcerpc.Option{dcerpc.WithInsecure()}},
+		{"seal", []dcerpc.Option{dcerpc.WithSeal(), dcerpc.WithMechanism(ssp.NTLM), dcerpc.WithCredentials(credential.NewFromPassword(plainUser, plainPass))}},
+	} {
+		t.Run(sec.name, func(t *testing.T) {
+			cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+e.ip+"[135]")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cc.Close(ctx)
+			cli, err := epm.NewEpmClient(ctx, cc, sec.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := cli.Map(ctx, &epm.MapRequest{MapTower: svcctlTower(), MaxTowers: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Status != 0 || len(resp.Towers) != 1 {
+				t.Fatalf("ept_map: status %#x, %d towers", resp.Status, len(resp.Towers))
+			}
+			b := resp.Towers[0].Binding()
+			if b.StringBinding.NetworkAddress != e.ip || b.StringBinding.Endpoint != strconv.Itoa(int(ep.Addr.Port())) {
+				t.Fatalf("ept_map tower = %s, want %s", b.StringBinding.String(), ep.Addr)
+			}
+			if !b.SyntaxID.IfUUID.Equals(svcctl.SvcctlSyntaxV2_0.IfUUID) {
+				t.Fatalf("tower interface = %s", b.SyntaxID.IfUUID)
+			}
+			// An interface nobody serves is not registered.
+			unknown := svcctlTower()
+			floors := unknown.Floors()
+			floors[0].UUID = winreg.WinregSyntaxV1_0.IfUUID
+			floors[0].VersionMajor = 1
+			resp, _ = cli.Map(ctx, &epm.MapRequest{MapTower: dcetypes.FloorsToTower(floors), MaxTowers: 4})
+			if resp == nil || resp.Status != 0x16c9a0d6 || len(resp.Towers) != 0 {
+				t.Fatalf("ept_map(winreg) = %+v", resp)
+			}
+		})
+	}
+}
+
+// TestServeExplicitListener serves a listener the caller opened and
+// dials it with an explicit port (no endpoint mapper).
+func TestServeExplicitListener(t *testing.T) {
+	checkLeaks(t)
+	srv := &winemu.Server{Users: map[string]winemu.User{adminUser: {NTHash: "", Password: adminPass, Admin: true}}, Root: t.TempDir()}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, l) }()
+	defer func() {
+		srv.Close()
+		if err := <-served; !errors.Is(err, winemu.ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	}()
+	ap := netip.MustParseAddrPort(l.Addr().String())
+	// Serve registers the listener as it starts.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if ep, ok := srv.EndpointFor(svcctl.SvcctlSyntaxV2_0); ok {
+			if ep.Addr != ap {
+				t.Fatalf("endpoint = %+v, want %s", ep, ap)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("endpoint never registered")
+		}
+	}
+	binding := "ncacn_ip_tcp:127.0.0.1[" + strconv.Itoa(int(ap.Port())) + "]"
+
+	// Anonymous callers reach svcctl but get access denied.
+	cc, err := dcerpc.Dial(ctx, binding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := svcctl.NewSvcctlClient(ctx, cc, dcerpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := cli.OpenSCMW(ctx, &svcctl.OpenSCMWRequest{DesiredAccess: scManagerConnect})
+	if resp == nil || resp.Return != winemu.ErrorAccessDenied {
+		t.Fatalf("anonymous OpenSCManager = %+v", resp)
+	}
+	cc.Close(ctx)
+
+	// An interface the server does not serve is refused at bind time.
+	cc, err = dcerpc.Dial(ctx, binding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close(ctx)
+	wr, err := winreg.NewWinregClient(ctx, cc, dcerpc.WithInsecure())
+	if err == nil {
+		// go-msrpc reports a rejected presentation context on first use.
+		_, err = wr.OpenLocalMachine(ctx, &winreg.OpenLocalMachineRequest{DesiredAccess: 0x20019})
+	}
+	if err == nil || !strings.Contains(err.Error(), "abstract syntax not supported") {
+		t.Fatalf("winreg on the svcctl server: %v", err)
+	}
+
+	// An operation svcctl does not implement faults with nca_op_rng_error.
+	cc2, err := dcerpc.Dial(ctx, binding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc2.Close(ctx)
+	cli2, err := svcctl.NewSvcctlClient(ctx, cc2, dcerpc.WithSign(), dcerpc.WithMechanism(ssp.NTLM), dcerpc.WithCredentials(credential.NewFromPassword(adminUser, adminPass)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cli2.LockServiceDatabase(ctx, &svcctl.LockServiceDatabaseRequest{})
+	if code, ok := faultCode(err); !ok || code != 0x1c010002 {
+		t.Fatalf("unimplemented op: %v (code %#x)", err, code)
+	}
+}
+
+func TestRegisterDuplicate(t *testing.T) {
+	srv := &winemu.Server{}
+	defer srv.Close()
+	err := srv.Register(winemu.Interface{Name: "svcctl again", Syntax: *svcctl.SvcctlSyntaxV2_0, Handle: svcctl.NewSvcctlServerHandle(srv.SCM())})
+	if !errors.Is(err, winemu.ErrDuplicateInterface) {
+		t.Fatalf("Register duplicate = %v", err)
+	}
+}
