@@ -40,30 +40,27 @@ var (
 // do about it. It never contains credentials. The zero value means "no
 // diagnosis".
 //
-// deploy defines its own because no shared diagnosis type exists yet;
-// if adauth or session grows one, this type should become an alias.
+// It has the shape of adauth.Diagnosis and becomes an alias of it once
+// that type is committed.
 type Diagnosis struct {
 	// Code is a stable identifier for programs, such as
 	// "uac-remote-restrictions" or "service-not-service-aware".
 	Code string
 	// Summary says what went wrong, in one sentence.
 	Summary string
-	// Remedy says what the technician can do, or is empty.
-	Remedy string
+	// Fix says what the technician can do, or is empty.
+	Fix string
 }
 
 // IsZero reports whether d carries no diagnosis.
-func (d Diagnosis) IsZero() bool { return d == Diagnosis{} }
+func (d Diagnosis) IsZero() bool { return d.Code == "" }
 
-// String returns the summary followed by the remedy.
+// String returns the summary followed by the fix.
 func (d Diagnosis) String() string {
-	switch {
-	case d.Summary == "":
-		return d.Remedy
-	case d.Remedy == "":
+	if d.Fix == "" {
 		return d.Summary
 	}
-	return d.Summary + " " + d.Remedy
+	return d.Summary + " Fix: " + d.Fix
 }
 
 // LaunchError is the error of a failed launch step. Kind is one of the

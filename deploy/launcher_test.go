@@ -36,7 +36,7 @@ func TestDiagnosisString(t *testing.T) {
 	if !(Diagnosis{}).IsZero() || (Diagnosis{Code: "x"}).IsZero() {
 		t.Error("IsZero")
 	}
-	if got := (Diagnosis{Summary: "S.", Remedy: "R."}).String(); got != "S. R." {
+	if got := (Diagnosis{Summary: "S.", Fix: "R."}).String(); got != "S. Fix: R." {
 		t.Errorf("String = %q", got)
 	}
 }

@@ -1,0 +1,216 @@
+package remotereg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+
+	dcerrors "github.com/oiweiwei/go-msrpc/dcerpc/errors"
+
+	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/internal/rpcauth"
+	"github.com/lanconnect/lanconnect/internal/smbconn"
+)
+
+// Win32Error is a Windows error code returned by an MS-SCMR or MS-RRP
+// call (MS-ERREF 2.2). errors.Is matches it by value, for example
+// errors.Is(err, remotereg.ErrorAccessDenied).
+type Win32Error uint32
+
+// The Win32 codes remotereg interprets.
+const (
+	ErrorFileNotFound           Win32Error = 2
+	ErrorAccessDenied           Win32Error = 5
+	ErrorInvalidHandle          Win32Error = 6
+	ErrorInvalidParameter       Win32Error = 87
+	ErrorInvalidName            Win32Error = 123
+	ErrorMoreData               Win32Error = 234
+	ErrorNoMoreItems            Win32Error = 259
+	ErrorServiceRequestTimeout  Win32Error = 1053
+	ErrorServiceAlreadyRunning  Win32Error = 1056
+	ErrorServiceDisabled        Win32Error = 1058
+	ErrorServiceDoesNotExist    Win32Error = 1060
+	ErrorServiceCannotAcceptCtl Win32Error = 1061
+	ErrorServiceNotActive       Win32Error = 1062
+	ErrorServiceMarkedForDelete Win32Error = 1072
+	ErrorServiceExists          Win32Error = 1073
+	ErrorDuplicateServiceName   Win32Error = 1078
+	ErrorNotSupported           Win32Error = 50
+	ErrorCallNotImplemented     Win32Error = 120
+)
+
+var win32Names = map[Win32Error]string{
+	ErrorFileNotFound:           "ERROR_FILE_NOT_FOUND",
+	ErrorAccessDenied:           "ERROR_ACCESS_DENIED",
+	ErrorInvalidHandle:          "ERROR_INVALID_HANDLE",
+	ErrorInvalidParameter:       "ERROR_INVALID_PARAMETER",
+	ErrorInvalidName:            "ERROR_INVALID_NAME",
+	ErrorMoreData:               "ERROR_MORE_DATA",
+	ErrorNoMoreItems:            "ERROR_NO_MORE_ITEMS",
+	ErrorServiceRequestTimeout:  "ERROR_SERVICE_REQUEST_TIMEOUT",
+	ErrorServiceAlreadyRunning:  "ERROR_SERVICE_ALREADY_RUNNING",
+	ErrorServiceDisabled:        "ERROR_SERVICE_DISABLED",
+	ErrorServiceDoesNotExist:    "ERROR_SERVICE_DOES_NOT_EXIST",
+	ErrorServiceCannotAcceptCtl: "ERROR_SERVICE_CANNOT_ACCEPT_CTRL",
+	ErrorServiceNotActive:       "ERROR_SERVICE_NOT_ACTIVE",
+	ErrorServiceMarkedForDelete: "ERROR_SERVICE_MARKED_FOR_DELETE",
+	ErrorServiceExists:          "ERROR_SERVICE_EXISTS",
+	ErrorDuplicateServiceName:   "ERROR_DUPLICATE_SERVICE_NAME",
+	ErrorNotSupported:           "ERROR_NOT_SUPPORTED",
+	ErrorCallNotImplemented:     "ERROR_CALL_NOT_IMPLEMENTED",
+}
+
+// Error returns the symbolic name and the number.
+func (e Win32Error) Error() string {
+	if n, ok := win32Names[e]; ok {
+		return fmt.Sprintf("%s (%d)", n, uint32(e))
+	}
+	return fmt.Sprintf("win32 error %d", uint32(e))
+}
+
+// RPC fault and reject codes (MS-RPCE 2.2.2.11 / 3.1.1.5.5) that mean the
+// server does not implement what we called.
+const (
+	ncaOpRngError    = 0x1C010002 // nca_op_rng_error: opnum out of range
+	ncaUnkIf         = 0x1C010003 // nca_unk_if: interface not served
+	rpcSUnknownIf    = 0x000006B5 // RPC_S_UNKNOWN_IF
+	rpcSProcnumOOR   = 0x000006D1 // RPC_S_PROCNUM_OUT_OF_RANGE
+	rpcSCannotSupp   = 0x000006E4 // RPC_S_CANNOT_SUPPORT
+	rpcSAccessDenied = 0x00000005 // fault status 5: access denied
+)
+
+// rpcStatus extracts a DCE/RPC fault or reject status from a go-msrpc
+// error, if there is one.
+func rpcStatus(err error) (uint32, bool) {
+	var re *dcerrors.RPCError
+	if errors.As(err, &re) {
+		return re.Code, true
+	}
+	var ge *dcerrors.Error
+	if errors.As(err, &ge) {
+		switch v := ge.Value.(type) {
+		case uint32:
+			return v, true
+		case int32:
+			return uint32(v), true
+		}
+	}
+	return 0, false
+}
+
+// failure builds the *deploy.LaunchError for err at step, choosing the
+// kind and the diagnosis. endpoint names where the call went ("\pipe\svcctl
+// on host", "host:135", ...) for the diagnoses that need it.
+func (l *Launcher) failure(step, endpoint string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var le *deploy.LaunchError
+	if errors.As(err, &le) {
+		return err
+	}
+	diag, kind := classify(step, endpoint, err)
+	return &deploy.LaunchError{Launcher: l.Name(), Step: step, Kind: kind, Diagnosis: diag, Err: err}
+}
+
+// classify maps an error to a launch error kind and a diagnosis.
+func classify(step, endpoint string, err error) (deploy.Diagnosis, error) {
+	var w Win32Error
+	switch {
+	case errors.Is(err, rpcauth.ErrIntegrity):
+		return deploy.Diagnosis{
+			Code:    "rpc-integrity",
+			Summary: "A sealed response from " + endpoint + " failed its signature check: it was altered on the way, or the peer is not the computer that authenticated us.",
+			Fix:     "Do not trust this network path; check for a man-in-the-middle.",
+		}, nil
+	case errors.Is(err, context.Canceled):
+		return deploy.Diagnosis{Code: "canceled", Summary: "The launch was cancelled."}, nil
+	case errors.As(err, &w):
+		return classifyWin32(step, endpoint, w)
+	}
+	if st, ok := rpcStatus(err); ok {
+		switch st {
+		case ncaOpRngError, ncaUnkIf, rpcSUnknownIf, rpcSProcnumOOR, rpcSCannotSupp, uint32(ErrorNotSupported), uint32(ErrorCallNotImplemented):
+			return deploy.Diagnosis{
+				Code:    "scm-not-supported",
+				Summary: fmt.Sprintf("The server at %s does not implement %s (RPC status 0x%08X).", endpoint, step, st),
+				Fix:     "Another launch method is needed for this computer.",
+			}, deploy.ErrLaunchUnsupported
+		case rpcSAccessDenied:
+			return accessDenied(endpoint), deploy.ErrAccessDenied
+		}
+	}
+	switch {
+	case errors.Is(err, smbconn.StatusPipeNotAvailable), errors.Is(err, smbconn.StatusObjectNameNotFound):
+		return deploy.Diagnosis{
+			Code:    "pipe-not-available",
+			Summary: "The named pipe " + endpoint + " is not available: the service behind it is not running or not installed.",
+			Fix:     "Start the service on the computer, or use another launch method.",
+		}, deploy.ErrUnreachable
+	case errors.Is(err, smbconn.StatusAccessDenied), errors.Is(err, smbconn.StatusNetworkAccessDenied):
+		return accessDenied(endpoint), deploy.ErrAccessDenied
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, syscall.ENETUNREACH):
+		return deploy.Diagnosis{
+			Code:    "endpoint-unreachable",
+			Summary: "Nothing accepted the connection at " + endpoint + ".",
+			Fix:     "Check that the computer's firewall allows it and the service is running.",
+		}, deploy.ErrUnreachable
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), isTimeout(err):
+		return deploy.Diagnosis{
+			Code:    "endpoint-timeout",
+			Summary: "No answer from " + endpoint + " during " + step + " before the deadline.",
+			Fix:     "A firewall may drop the traffic, or the service hangs.",
+		}, deploy.ErrTimeout
+	}
+	return deploy.Diagnosis{}, nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func classifyWin32(step, endpoint string, w Win32Error) (deploy.Diagnosis, error) {
+	switch w {
+	case ErrorAccessDenied:
+		return accessDenied(endpoint), deploy.ErrAccessDenied
+	case ErrorServiceExists, ErrorDuplicateServiceName, ErrorServiceMarkedForDelete:
+		return deploy.Diagnosis{
+			Code:    "service-exists",
+			Summary: "A service with the chosen name already exists on the computer (" + w.Error() + ").",
+			Fix:     "Pick another service name prefix, or remove the leftover service.",
+		}, deploy.ErrServiceExists
+	case ErrorServiceRequestTimeout:
+		return deploy.Diagnosis{
+			Code:    "applet-not-service-aware",
+			Summary: "The applet started but never told the Service Control Manager it was running (error 1053).",
+			Fix:     "Build the applet as a Windows service (golang.org/x/sys/windows/svc), or use another launch method.",
+		}, deploy.ErrNotServiceAware
+	case ErrorNotSupported, ErrorCallNotImplemented:
+		return deploy.Diagnosis{
+			Code:    "scm-not-supported",
+			Summary: "The server at " + endpoint + " does not support " + step + ".",
+			Fix:     "Another launch method is needed for this computer.",
+		}, deploy.ErrLaunchUnsupported
+	case ErrorServiceDisabled:
+		return deploy.Diagnosis{
+			Code:    "service-disabled",
+			Summary: "The service is disabled.",
+		}, nil
+	}
+	return deploy.Diagnosis{}, nil
+}
+
+func accessDenied(endpoint string) deploy.Diagnosis {
+	return deploy.Diagnosis{
+		Code: "access-denied",
+		Summary: "The computer refused the operation at " + endpoint + " (access denied): the account is not an administrator there, " +
+			"or it is a local administrator whose token UAC remote restrictions filter.",
+		Fix: "Use a domain administrator or the built-in Administrator, or set " +
+			`HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\LocalAccountTokenFilterPolicy=1 on the computer.`,
+	}
+}

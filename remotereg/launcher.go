@@ -1,0 +1,433 @@
+package remotereg
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
+
+	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/internal/rpcauth"
+)
+
+// DefaultServicePrefix starts the name of every service remotereg creates
+// when neither the LaunchSpec nor the Launcher names a prefix.
+const DefaultServicePrefix = "lanconnect-"
+
+// Launcher starts the applet as a demand-start Windows service through the
+// target's Service Control Manager, over \pipe\svcctl on the grant's SMB
+// session and, when the pipe transport cannot create services, over
+// ncacn_ip_tcp through the endpoint mapper. It writes the applet's
+// parameters through Remote Registry when the spec has any.
+//
+// The zero value is ready to use: pipe then TCP, sealed RPC with verified
+// responses, a 30 s wait for SERVICE_RUNNING, and the service marked for
+// deletion once it runs. Set the fields before the first Launch; a
+// Launcher is safe for concurrent use afterwards.
+//
+// It does not copy the applet (see deploy.Copy) and does not choose
+// between launchers (see package session).
+type Launcher struct {
+	// Transports are tried in order; nil means pipe, then TCP. Only
+	// ErrLaunchUnsupported and ErrUnreachable move on to the next one.
+	Transports []Transport
+	// Level is the RPC protection of every connection; the zero value is
+	// rpcauth.Privacy (sealed, responses verified).
+	Level rpcauth.Level
+	// ServicePrefix is used when the spec has none; empty means
+	// DefaultServicePrefix.
+	ServicePrefix string
+	// KeepService leaves the service installed while the applet runs
+	// (Handle.Stop deletes it). By default it is marked for deletion as
+	// soon as it runs, so nothing outlives the applet.
+	KeepService bool
+	// StartTimeout bounds the wait for SERVICE_RUNNING; 0 means 30 s.
+	StartTimeout time.Duration
+	// StopTimeout bounds the wait for SERVICE_STOPPED in cleanup; 0 means
+	// 10 s.
+	StopTimeout time.Duration
+	// Backoff paces polling and retries.
+	Backoff rpcauth.Backoff
+	// EPMPort is the endpoint mapper's TCP port; 0 means 135.
+	EPMPort int
+	// Logger receives progress; nil discards. Credentials are never
+	// logged.
+	Logger *slog.Logger
+	// Rand supplies the random service name suffix; nil means
+	// crypto/rand.
+	Rand io.Reader
+	// QueryPID makes Launch ask for the applet's process ID
+	// (QueryServiceStatusEx) on an extra connection, for Handle.PID. Off
+	// by default: it costs one more bind.
+	QueryPID bool
+}
+
+// Name returns "remotereg".
+func (l *Launcher) Name() string { return "remotereg" }
+
+func (l *Launcher) log() *slog.Logger {
+	if l.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l.Logger
+}
+
+func (l *Launcher) transports() []Transport {
+	if len(l.Transports) > 0 {
+		return l.Transports
+	}
+	return []Transport{TransportPipe, TransportTCP}
+}
+
+func (l *Launcher) startWait() time.Duration {
+	if l.StartTimeout > 0 {
+		return l.StartTimeout
+	}
+	return defaultWait
+}
+
+func (l *Launcher) stopWait() time.Duration {
+	if l.StopTimeout > 0 {
+		return l.StopTimeout
+	}
+	return 10 * time.Second
+}
+
+// cleanupContext returns a context for undoing changes after ctx failed or
+// was cancelled: it keeps ctx's values, not its cancellation, and has its
+// own deadline.
+func (l *Launcher) cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), l.stopWait()+5*time.Second)
+}
+
+// serviceName returns prefix + 8 random hex digits.
+func (l *Launcher) serviceName(spec deploy.LaunchSpec) (string, error) {
+	prefix := spec.ServicePrefix
+	if prefix == "" {
+		prefix = l.ServicePrefix
+	}
+	if prefix == "" {
+		prefix = DefaultServicePrefix
+	}
+	r := l.Rand
+	if r == nil {
+		r = rand.Reader
+	}
+	b := make([]byte, 4)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return "", fmt.Errorf("random service name: %w", err)
+	}
+	return prefix + hex.EncodeToString(b), nil
+}
+
+// dialSCM binds svcctl over the first transport that connects.
+func (l *Launcher) dialSCM(ctx context.Context, t Target) (svcctl.SvcctlClient, *rpcConn, error) {
+	var last error
+	for _, tr := range l.transports() {
+		cli, conn, err := l.svcctlOver(ctx, t, tr)
+		if err == nil {
+			return cli, conn, nil
+		}
+		last = err
+		if !fallsBack(err) {
+			break
+		}
+	}
+	return nil, nil, last
+}
+
+// svcctlOver binds svcctl over one transport; errors are *LaunchError.
+func (l *Launcher) svcctlOver(ctx context.Context, t Target, tr Transport) (svcctl.SvcctlClient, *rpcConn, error) {
+	var (
+		cli  svcctl.SvcctlClient
+		conn *rpcConn
+		err  error
+		ep   string
+	)
+	switch tr {
+	case TransportPipe:
+		ep = pipeEndpoint(t, "svcctl")
+		cli, conn, err = l.svcctlOverPipe(ctx, t)
+	case TransportTCP:
+		ep = "svcctl over TCP on " + t.Host
+		cli, conn, err = l.svcctlOverTCP(ctx, t)
+	default:
+		return nil, nil, fmt.Errorf("remotereg: unknown transport %v", tr)
+	}
+	if err != nil {
+		return nil, nil, l.failure("connect scm", endpointOf(err, ep), err)
+	}
+	return cli, conn, nil
+}
+
+// fallsBack reports whether a failure on one transport should move on to
+// the next.
+func fallsBack(err error) bool {
+	return errors.Is(err, deploy.ErrLaunchUnsupported) || errors.Is(err, deploy.ErrUnreachable)
+}
+
+// Launch validates spec, writes its parameters (if any) through Remote
+// Registry, then creates, starts and waits for the applet's service on
+// the first transport that can, journaling every change in j before it is
+// relied on. On failure it undoes what it did (even when ctx was
+// cancelled) and returns a *deploy.LaunchError.
+func (l *Launcher) Launch(ctx context.Context, t Target, spec deploy.LaunchSpec, j Journal) (*Handle, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: "validate", Kind: deploy.ErrBadSpec, Err: err}
+	}
+	h := &Handle{l: l, t: t, j: j}
+	if len(spec.Params) > 0 {
+		cli, conn, changes, err := l.winreg(ctx, t, j)
+		h.changes = append(h.changes, changes...)
+		if err != nil {
+			h.undoChanges(ctx)
+			return nil, err
+		}
+		keys, err := l.writeParams(ctx, cli, t, spec, j)
+		conn.close(context.WithoutCancel(ctx))
+		if err != nil {
+			h.undoChanges(ctx)
+			return nil, l.failure("write parameters", conn.endpoint, err)
+		}
+		h.changes = append(h.changes, keys...)
+	}
+	var last error
+	for _, tr := range l.transports() {
+		err := l.launchOn(ctx, t, tr, spec, j, h)
+		if err == nil {
+			return h, nil
+		}
+		last = err
+		l.log().Info("remotereg launch attempt failed", "host", t.Host, "transport", tr.String(), "err", err)
+		if !fallsBack(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	h.undoChanges(ctx)
+	return nil, last
+}
+
+// launchOn runs create, start and wait on one transport. On failure after
+// the service exists, it removes the service.
+func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec deploy.LaunchSpec, j Journal, h *Handle) (err error) {
+	cli, conn, err := l.svcctlOver(ctx, t, tr)
+	if err != nil {
+		return err
+	}
+	ep := conn.endpoint
+	m, err := openSCM(ctx, cli, scManagerConnect|scManagerCreateService)
+	if err != nil {
+		conn.close(context.WithoutCancel(ctx))
+		return l.failure("open scm", ep, err)
+	}
+	name, err := l.serviceName(spec)
+	if err != nil {
+		m.close(context.WithoutCancel(ctx))
+		conn.close(context.WithoutCancel(ctx))
+		return l.failure("create service", ep, err)
+	}
+	svc, err := m.create(ctx, name, name, spec.CommandLine(), StartDemand)
+	if err != nil {
+		m.close(context.WithoutCancel(ctx))
+		conn.close(context.WithoutCancel(ctx))
+		return l.failure("create service", ep, err)
+	}
+	change := Change{Kind: ChangeService, Host: t.Host, Name: name}
+	l.log().Info("service created", "host", t.Host, "transport", tr.String(), "service", name)
+	defer func() {
+		if err == nil {
+			return
+		}
+		cctx, cancel := l.cleanupContext(ctx)
+		defer cancel()
+		if rerr := l.remove(cctx, m, svc, false); rerr != nil {
+			l.log().Warn("cleanup after failed launch", "service", name, "err", rerr)
+		} else {
+			_ = resolve(cctx, j, change)
+		}
+		m.closeService(cctx, svc)
+		m.close(cctx)
+		conn.close(cctx)
+	}()
+	if err := record(ctx, j, change); err != nil {
+		return l.failure("journal", ep, err)
+	}
+	if err := m.start(ctx, svc); err != nil {
+		return l.failure("start service", ep, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, l.startWait())
+	defer cancel()
+	if _, err := m.waitState(wctx, svc, StateRunning, l.Backoff); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", err, ErrorServiceRequestTimeout)
+		}
+		return l.failure("wait running", ep, err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.transport, h.conn, h.scm, h.svc, h.service = tr, conn, m, svc, name
+	h.changes = append(h.changes, change)
+	if !l.KeepService {
+		if err := m.delete(ctx, svc); err != nil {
+			l.log().Warn("mark service for deletion", "service", name, "err", err)
+		} else {
+			h.marked = true
+		}
+	}
+	if l.QueryPID {
+		h.pid = l.queryPID(ctx, t, tr, name)
+	}
+	l.log().Info("applet running", "host", t.Host, "transport", tr.String(), "service", name, "pid", h.pid, "marked_for_deletion", h.marked)
+	return nil
+}
+
+// queryPID asks for the service's process ID on a connection of its own:
+// a server that does not implement QueryServiceStatusEx answers with a
+// fault, and go-msrpc closes the connection on a fault, which must not
+// take the handle's connection with it. It returns 0 when it cannot tell.
+func (l *Launcher) queryPID(ctx context.Context, t Target, tr Transport, name string) uint32 {
+	cli, conn, err := l.svcctlOver(ctx, t, tr)
+	if err != nil {
+		return 0
+	}
+	defer conn.close(context.WithoutCancel(ctx))
+	m, err := openSCM(ctx, cli, scManagerConnect)
+	if err != nil {
+		return 0
+	}
+	defer m.close(context.WithoutCancel(ctx))
+	h, err := m.open(ctx, name, serviceQueryStatus)
+	if err != nil {
+		return 0
+	}
+	defer m.closeService(context.WithoutCancel(ctx), h)
+	return m.pid(ctx, h)
+}
+
+// Handle is an applet launched by remotereg as a service. It implements
+// deploy.Handle. It keeps its SCM connection open until Stop.
+type Handle struct {
+	l *Launcher
+	t Target
+	j Journal
+
+	mu        sync.Mutex
+	transport Transport
+	conn      *rpcConn
+	scm       *scm
+	svc       *svcctl.Handle
+	service   string
+	pid       uint32
+	marked    bool
+	changes   []Change // in the order made
+	stopped   bool
+	stopErr   error
+}
+
+var _ deploy.Handle = (*Handle)(nil)
+
+// Service returns the service's name.
+func (h *Handle) Service() string { h.mu.Lock(); defer h.mu.Unlock(); return h.service }
+
+// Transport returns the transport the service was created over.
+func (h *Handle) Transport() Transport { h.mu.Lock(); defer h.mu.Unlock(); return h.transport }
+
+// PID returns the applet's process ID as the SCM reported it, or 0.
+func (h *Handle) PID() uint32 { h.mu.Lock(); defer h.mu.Unlock(); return h.pid }
+
+// MarkedForDeletion reports whether the service was marked for deletion
+// once it ran (it disappears when the applet stops).
+func (h *Handle) MarkedForDeletion() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.marked }
+
+// Running reports whether the service is in SERVICE_RUNNING. A service
+// that is gone (it stopped after being marked for deletion) is not
+// running, and that is not an error.
+func (h *Handle) Running(ctx context.Context) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped || h.scm == nil {
+		return false, nil
+	}
+	st, err := h.scm.status(ctx, h.svc)
+	if errors.Is(err, ErrorServiceDoesNotExist) || errors.Is(err, ErrorInvalidHandle) {
+		return false, nil
+	}
+	if err != nil {
+		return false, h.l.failure("query service", h.conn.endpoint, err)
+	}
+	return State(st.CurrentState) == StateRunning, nil
+}
+
+// Stop stops the service, deletes it (if it was not already marked for
+// deletion), removes the parameter key and restores any service state
+// remotereg changed, resolving each journal entry it undoes. It is safe to
+// call more than once; later calls return the first result.
+func (h *Handle) Stop(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return h.stopErr
+	}
+	h.stopped = true
+	var errs []error
+	if h.scm != nil {
+		ep := h.conn.endpoint
+		err := h.l.remove(ctx, h.scm, h.svc, h.marked)
+		h.scm.closeService(context.WithoutCancel(ctx), h.svc)
+		h.scm.close(context.WithoutCancel(ctx))
+		h.conn.close(context.WithoutCancel(ctx))
+		if err != nil {
+			errs = append(errs, h.l.failure("stop service", ep, err))
+		} else {
+			for i := len(h.changes) - 1; i >= 0; i-- {
+				if h.changes[i].Kind == ChangeService {
+					_ = resolve(ctx, h.j, h.changes[i])
+					h.changes = append(h.changes[:i], h.changes[i+1:]...)
+				}
+			}
+		}
+	}
+	if err := h.undoChangesLocked(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	h.stopErr = errors.Join(errs...)
+	return h.stopErr
+}
+
+// undoChanges undoes the registry keys and service states in reverse.
+func (h *Handle) undoChanges(ctx context.Context) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.undoChangesLocked(ctx); err != nil {
+		h.l.log().Warn("cleanup after failed launch", "host", h.t.Host, "err", err)
+	}
+}
+
+func (h *Handle) undoChangesLocked(ctx context.Context) error {
+	cctx, cancel := h.l.cleanupContext(ctx)
+	defer cancel()
+	var errs []error
+	var left []Change
+	for i := len(h.changes) - 1; i >= 0; i-- {
+		c := h.changes[i]
+		if c.Kind == ChangeService {
+			left = append(left, c)
+			continue
+		}
+		if err := h.l.Undo(cctx, h.t, c); err != nil {
+			errs = append(errs, err)
+			left = append(left, c)
+			continue
+		}
+		_ = resolve(cctx, h.j, c)
+	}
+	h.changes = left
+	return errors.Join(errs...)
+}

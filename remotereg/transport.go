@@ -1,0 +1,270 @@
+package remotereg
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+
+	"github.com/oiweiwei/go-msrpc/dcerpc"
+	"github.com/oiweiwei/go-msrpc/msrpc/dcetypes"
+	"github.com/oiweiwei/go-msrpc/msrpc/dtyp"
+	"github.com/oiweiwei/go-msrpc/msrpc/epm/epm/v3"
+	"github.com/oiweiwei/go-msrpc/msrpc/rrp/winreg/v1"
+	"github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
+
+	"github.com/lanconnect/lanconnect/internal/rpcauth"
+	"github.com/lanconnect/lanconnect/internal/smbconn"
+)
+
+// Transport is how remotereg reaches the Service Control Manager.
+type Transport int
+
+const (
+	// TransportPipe is \pipe\svcctl on the grant's SMB session. It is the
+	// zero value.
+	TransportPipe Transport = iota
+	// TransportTCP is ncacn_ip_tcp on the port that the endpoint mapper
+	// (TCP 135) names for svcctl, sealed with response integrity
+	// verified by rpcauth.
+	TransportTCP
+)
+
+// String returns "pipe" or "tcp".
+func (t Transport) String() string {
+	switch t {
+	case TransportPipe:
+		return "pipe"
+	case TransportTCP:
+		return "tcp"
+	}
+	return fmt.Sprintf("Transport(%d)", int(t))
+}
+
+// Target is what the launcher needs from a grant: where the computer is,
+// who we are, and the SMB session to open pipes on. Launch builds it from
+// the grant; tests and tools may build it directly.
+type Target struct {
+	// Host is the computer's IP address (or name) for ncacn_ip_tcp.
+	Host string
+	// Credentials authenticate each RPC connection (NTLM). They are never
+	// logged.
+	Credentials rpcauth.Credentials
+	// OpenPipe opens a named pipe on the grant's SMB session; nil means
+	// there is no session and the pipe transport is unavailable.
+	OpenPipe rpcauth.PipeOpener
+}
+
+// rpcConn is one bound client with the connection under it.
+type rpcConn struct {
+	cc       dcerpc.Conn
+	endpoint string
+}
+
+func (c *rpcConn) close(ctx context.Context) {
+	if c != nil && c.cc != nil {
+		_ = c.cc.Close(ctx)
+	}
+}
+
+// pipeRetryable reports whether opening a pipe is worth retrying: the
+// server says the pipe exists but is busy.
+func pipeRetryable(err error) bool { return errors.Is(err, smbconn.StatusPipeNotAvailable) }
+
+// pipeEndpoint names a pipe on the target for diagnoses.
+func pipeEndpoint(t Target, pipe string) string {
+	return `\\` + t.Host + `\pipe\` + pipe
+}
+
+// dialPipe dials pipe on the grant's session and returns the connection;
+// bind binds the interface's client on it.
+func (l *Launcher) dialPipe(ctx context.Context, t Target, pipe string) (*rpcConn, error) {
+	ep := pipeEndpoint(t, pipe)
+	if t.OpenPipe == nil {
+		return nil, &endpointError{ep, errors.New("no SMB session to open the pipe on")}
+	}
+	cc, err := rpcauth.DialPipe(ctx, t.OpenPipe, pipe, l.Backoff, pipeRetryable)
+	if err != nil {
+		return nil, &endpointError{ep, err}
+	}
+	return &rpcConn{cc: cc, endpoint: ep}, nil
+}
+
+// endpointError carries the endpoint description with a dial or bind
+// failure.
+type endpointError struct {
+	endpoint string
+	err      error
+}
+
+func (e *endpointError) Error() string { return e.endpoint + ": " + e.err.Error() }
+func (e *endpointError) Unwrap() error { return e.err }
+
+// endpointOf returns the endpoint an error names, or fallback.
+func endpointOf(err error, fallback string) string {
+	var ee *endpointError
+	if errors.As(err, &ee) {
+		return ee.endpoint
+	}
+	return fallback
+}
+
+// securityOptions returns the per-connection security for a bind.
+func (l *Launcher) securityOptions(t Target) ([]dcerpc.Option, error) {
+	return rpcauth.Options(t.Credentials, l.Level)
+}
+
+// svcctlOverPipe binds svcctl on \pipe\svcctl.
+func (l *Launcher) svcctlOverPipe(ctx context.Context, t Target) (svcctl.SvcctlClient, *rpcConn, error) {
+	c, err := l.dialPipe(ctx, t, "svcctl")
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := l.securityOptions(t)
+	if err != nil {
+		c.close(ctx)
+		return nil, nil, err
+	}
+	cli, err := svcctl.NewSvcctlClient(ctx, c.cc, opts...)
+	if err != nil {
+		c.close(ctx)
+		return nil, nil, &endpointError{c.endpoint, fmt.Errorf("bind svcctl: %w", err)}
+	}
+	return cli, c, nil
+}
+
+// winregOverPipe binds winreg on \pipe\winreg.
+func (l *Launcher) winregOverPipe(ctx context.Context, t Target) (winreg.WinregClient, *rpcConn, error) {
+	c, err := l.dialPipe(ctx, t, "winreg")
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := l.securityOptions(t)
+	if err != nil {
+		c.close(ctx)
+		return nil, nil, err
+	}
+	cli, err := winreg.NewWinregClient(ctx, c.cc, opts...)
+	if err != nil {
+		c.close(ctx)
+		return nil, nil, &endpointError{c.endpoint, fmt.Errorf("bind winreg: %w", err)}
+	}
+	return cli, c, nil
+}
+
+func (l *Launcher) epmPort() int {
+	if l.EPMPort > 0 {
+		return l.EPMPort
+	}
+	return 135
+}
+
+// svcctlOverTCP asks the endpoint mapper for svcctl's TCP port and binds
+// svcctl there, sealed and verified.
+func (l *Launcher) svcctlOverTCP(ctx context.Context, t Target) (svcctl.SvcctlClient, *rpcConn, error) {
+	opts, err := l.securityOptions(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	port, err := l.mapTCP(ctx, t.Host, svcctl.SvcctlSyntaxV2_0)
+	if err != nil {
+		return nil, nil, err
+	}
+	ep := net.JoinHostPort(t.Host, strconv.Itoa(port))
+	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+bindingHost(t.Host)+"["+strconv.Itoa(port)+"]",
+		dcerpc.WithDialer(&rpcauth.TCPDialer{}), dcerpc.WithNewTransport())
+	if err != nil {
+		return nil, nil, &endpointError{ep, err}
+	}
+	c := &rpcConn{cc: cc, endpoint: "svcctl at " + ep}
+	cli, err := svcctl.NewSvcctlClient(ctx, cc, opts...)
+	if err != nil {
+		c.close(ctx)
+		return nil, nil, &endpointError{c.endpoint, fmt.Errorf("bind svcctl: %w", err)}
+	}
+	return cli, c, nil
+}
+
+// bindingHost writes an address for a string binding (IPv6 literals are
+// not bracketed there).
+func bindingHost(h string) string {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Unmap().String()
+	}
+	return h
+}
+
+// mapTCP asks the endpoint mapper on host (unauthenticated, as Windows
+// clients do) which TCP port serves the interface syntax (ept_map).
+func (l *Launcher) mapTCP(ctx context.Context, host string, syntax *dcerpc.SyntaxID) (int, error) {
+	ep := net.JoinHostPort(host, strconv.Itoa(l.epmPort()))
+	fail := func(err error) (int, error) {
+		return 0, &endpointError{"the endpoint mapper at " + ep, err}
+	}
+	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+bindingHost(host)+"["+strconv.Itoa(l.epmPort())+"]",
+		dcerpc.WithDialer(&rpcauth.TCPDialer{}), dcerpc.WithNewTransport())
+	if err != nil {
+		return fail(err)
+	}
+	defer cc.Close(context.WithoutCancel(ctx))
+	cli, err := epm.NewEpmClient(ctx, cc, dcerpc.WithInsecure())
+	if err != nil {
+		return fail(fmt.Errorf("bind: %w", err))
+	}
+	resp, err := cli.Map(ctx, &epm.MapRequest{
+		Object:      zeroUUID(),
+		MapTower:    requestTower(syntax),
+		EntryHandle: &epm.LookupHandle{UUID: zeroUUID()},
+		MaxTowers:   4,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("ept_map: %w", err))
+	}
+	if resp.Status != 0 {
+		return fail(fmt.Errorf("ept_map: %w: status 0x%08x", errNotRegistered, resp.Status))
+	}
+	for _, tw := range resp.Towers {
+		if port, ok := tcpPort(tw); ok {
+			return port, nil
+		}
+	}
+	return fail(fmt.Errorf("ept_map: %w: no TCP tower", errNotRegistered))
+}
+
+// errNotRegistered: the endpoint mapper does not know the interface.
+var errNotRegistered = errors.New("interface not registered with the endpoint mapper")
+
+func zeroUUID() *dtyp.GUID { return &dtyp.GUID{Data4: make([]byte, 8)} }
+
+// requestTower builds the ept_map request tower for syntax over
+// ncacn_ip_tcp, NDR 2.0, with port 0 and address 0.0.0.0 (MS-RPCE
+// 2.2.1.2.1 / C706 appendix L).
+func requestTower(syntax *dcerpc.SyntaxID) *dcetypes.Tower {
+	minor := make([]byte, 2)
+	binary.LittleEndian.PutUint16(minor, syntax.IfVersionMinor)
+	return dcetypes.FloorsToTower([]*dcetypes.Floor{
+		{Protocol: uint8(dcetypes.ProtocolUUID), UUID: syntax.IfUUID, VersionMajor: syntax.IfVersionMajor, Data: minor},
+		{Protocol: uint8(dcetypes.ProtocolUUID), UUID: dcerpc.TransferNDR, VersionMajor: 2, Data: []byte{0, 0}},
+		{Protocol: uint8(dcetypes.ProtocolRPC_CO), Data: []byte{0, 0}},
+		{Protocol: uint8(dcetypes.ProtocolTCP), Data: []byte{0, 0}},
+		{Protocol: uint8(dcetypes.ProtocolIP), Data: []byte{0, 0, 0, 0}},
+	})
+}
+
+// tcpPort returns the TCP port floor of a tower.
+func tcpPort(tw *dcetypes.Tower) (int, bool) {
+	if tw == nil {
+		return 0, false
+	}
+	for _, f := range tw.Floors() {
+		if f != nil && f.Protocol == uint8(dcetypes.ProtocolTCP) && len(f.Data) == 2 {
+			if p := int(binary.BigEndian.Uint16(f.Data)); p != 0 {
+				return p, true
+			}
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,479 @@
+package remotereg
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/oiweiwei/go-msrpc/dcerpc"
+	"github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
+	"github.com/oiweiwei/go-msrpc/ssp"
+	"github.com/oiweiwei/go-msrpc/ssp/credential"
+
+	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/internal/rpcauth"
+	"github.com/lanconnect/lanconnect/internal/winemu"
+)
+
+// These tests run winemu in this process on a fresh loopback address
+// (127.x.y.z, port 135 and a dynamic port), so they need no lab; the
+// network namespace end-to-end tests are in lab_test.go.
+
+type testCreds struct{ account, password string }
+
+func (c testCreds) Account() string          { return c.account }
+func (c testCreds) Password() (string, bool) { return c.password, c.password != "" }
+func (c testCreds) NTHash() []byte           { return nil }
+
+// String keeps the password out of test output.
+func (c testCreds) String() string { return c.account }
+
+var (
+	ipMu    sync.Mutex
+	usedIPs = map[string]bool{}
+)
+
+func loopbackIP() string {
+	ipMu.Lock()
+	defer ipMu.Unlock()
+	for {
+		ip := fmt.Sprintf("127.%d.%d.%d", 20+rand.IntN(80), rand.IntN(250), 2+rand.IntN(250))
+		if !usedIPs[ip] {
+			usedIPs[ip] = true
+			return ip
+		}
+	}
+}
+
+type emu struct {
+	srv    *winemu.Server
+	hung   chan struct{} // closed when winemu holds a call in hang mode
+	host   string
+	root   string
+	admin  testCreds
+	user   testCreds
+	applet string // Windows path of the test applet
+}
+
+// startEmu runs winemu with an admin and a plain user, and a stand-in
+// applet (a shell script that sleeps) under C:\Windows\Temp.
+func startEmu(t *testing.T) *emu {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "Temp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\nexec sleep 300\n"
+	if err := os.WriteFile(filepath.Join(root, "Temp", "applet.exe"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := &emu{
+		host:   loopbackIP(),
+		root:   root,
+		admin:  testCreds{`.\Administrator`, "Adm1n-" + strconv.Itoa(rand.IntN(1e6))},
+		user:   testCreds{`.\bob`, "B0b-" + strconv.Itoa(rand.IntN(1e6))},
+		applet: `C:\Windows\Temp\applet.exe`,
+		hung:   make(chan struct{}),
+	}
+	e.srv = &winemu.Server{
+		Users: map[string]winemu.User{
+			"Administrator": {Password: e.admin.password, Admin: true},
+			"bob":           {Password: e.user.password},
+		},
+		Root:   root,
+		Logger: slog.New(hungSignal{once: &sync.Once{}, ch: e.hung}),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := e.srv.Start(ctx, e.host); err != nil {
+		cancel()
+		t.Fatalf("winemu: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		e.srv.Close()
+	})
+	return e
+}
+
+func (e *emu) target(c testCreds) Target { return Target{Host: e.host, Credentials: c} }
+
+func tcpLauncher() *Launcher {
+	return &Launcher{Transports: []Transport{TransportTCP}, Backoff: rpcauth.Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond}}
+}
+
+func (e *emu) spec() deploy.LaunchSpec {
+	return deploy.LaunchSpec{Path: e.applet, Args: []string{"-token", "t0k"}, ServicePrefix: "lc-test-"}
+}
+
+// memJournal records changes in memory.
+type memJournal struct {
+	mu       sync.Mutex
+	open     []Change
+	resolved []Change
+}
+
+func (j *memJournal) Record(_ context.Context, c Change) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.open = append(j.open, c)
+	return nil
+}
+
+func (j *memJournal) Resolve(_ context.Context, c Change) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for i, o := range j.open {
+		if o == c {
+			j.open = append(j.open[:i], j.open[i+1:]...)
+			j.resolved = append(j.resolved, c)
+			return nil
+		}
+	}
+	return fmt.Errorf("resolve of unrecorded change %v", c)
+}
+
+func (j *memJournal) pending() []Change {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]Change(nil), j.open...)
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	if err != nil {
+		return false
+	}
+	// A zombie is not running: check its state.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return len(f) > 2 && f[2] != "Z"
+}
+
+func TestLaunchOverTCPEndToEnd(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j := &memJournal{}
+	l := tcpLauncher()
+	h, err := l.Launch(ctx, e.target(e.admin), e.spec(), j)
+	if err != nil {
+		t.Fatalf("launch: %v", err)
+	}
+	if h.Transport() != TransportTCP || !strings.HasPrefix(h.Service(), "lc-test-") || len(h.Service()) != len("lc-test-")+8 {
+		t.Fatalf("handle: transport %v service %q", h.Transport(), h.Service())
+	}
+	svcs := e.srv.SCM().Services()
+	if len(svcs) != 1 || svcs[0].Name != h.Service() {
+		t.Fatalf("winemu services: %+v", svcs)
+	}
+	s := svcs[0]
+	if s.State != uint32(StateRunning) || s.StartType != uint32(StartDemand) || s.ServiceType != serviceWin32OwnProcess || !s.MarkedForDelete {
+		t.Fatalf("service: %+v", s)
+	}
+	if s.BinaryPath != `"C:\Windows\Temp\applet.exe" -token t0k` {
+		t.Fatalf("binary path %q", s.BinaryPath)
+	}
+	if !processAlive(s.PID) {
+		t.Fatalf("applet process %d is not running", s.PID)
+	}
+	if p := j.pending(); len(p) != 1 || p[0].Kind != ChangeService || p[0].Name != h.Service() {
+		t.Fatalf("journal: %v", p)
+	}
+	if ok, err := h.Running(ctx); err != nil || !ok {
+		t.Fatalf("Running = %v, %v", ok, err)
+	}
+	if err := h.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if processAlive(s.PID) {
+		t.Fatalf("applet process %d survived Stop", s.PID)
+	}
+	if svcs := e.srv.SCM().Services(); len(svcs) != 0 {
+		t.Fatalf("services left after Stop: %+v", svcs)
+	}
+	if p := j.pending(); len(p) != 0 {
+		t.Fatalf("journal still open: %v", p)
+	}
+	if ok, err := h.Running(ctx); err != nil || ok {
+		t.Fatalf("Running after Stop = %v, %v", ok, err)
+	}
+	if err := h.Stop(ctx); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+}
+
+func TestLaunchKeepServiceDeletesOnStop(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := tcpLauncher()
+	l.KeepService = true
+	h, err := l.Launch(ctx, e.target(e.admin), e.spec(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svcs := e.srv.SCM().Services(); len(svcs) != 1 || svcs[0].MarkedForDelete {
+		t.Fatalf("service should be installed and not marked: %+v", svcs)
+	}
+	if err := h.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if svcs := e.srv.SCM().Services(); len(svcs) != 0 {
+		t.Fatalf("services left: %+v", svcs)
+	}
+}
+
+func expectLaunchError(t *testing.T, err error, kind error) *deploy.LaunchError {
+	t.Helper()
+	var le *deploy.LaunchError
+	if !errors.As(err, &le) {
+		t.Fatalf("err = %v (%T), want *deploy.LaunchError", err, err)
+	}
+	if kind != nil && !errors.Is(err, kind) {
+		t.Fatalf("err = %v, want kind %v", err, kind)
+	}
+	if le.Launcher != "remotereg" || le.Step == "" {
+		t.Fatalf("launch error lacks launcher or step: %+v", le)
+	}
+	return le
+}
+
+func TestLaunchAccessDenied(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t.Run("not admin", func(t *testing.T) {
+		_, err := tcpLauncher().Launch(ctx, e.target(e.user), e.spec(), nil)
+		le := expectLaunchError(t, err, deploy.ErrAccessDenied)
+		if le.Diagnosis.Code != "access-denied" || !strings.Contains(le.Diagnosis.Fix, "LocalAccountTokenFilterPolicy") {
+			t.Fatalf("diagnosis: %+v", le.Diagnosis)
+		}
+		if strings.Contains(err.Error(), e.user.password) {
+			t.Fatal("error contains the password")
+		}
+	})
+	t.Run("deny mode", func(t *testing.T) {
+		e.srv.Faults.SetDeny(true)
+		defer e.srv.Faults.SetDeny(false)
+		_, err := tcpLauncher().Launch(ctx, e.target(e.admin), e.spec(), nil)
+		expectLaunchError(t, err, deploy.ErrAccessDenied)
+	})
+	if svcs := e.srv.SCM().Services(); len(svcs) != 0 {
+		t.Fatalf("services left: %+v", svcs)
+	}
+}
+
+func TestLaunchServiceExists(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	first := tcpLauncher()
+	first.KeepService = true
+	first.Rand = bytes.NewReader(make([]byte, 4))
+	h, err := first.Launch(ctx, e.target(e.admin), e.spec(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Stop(ctx)
+	second := tcpLauncher()
+	second.Rand = bytes.NewReader(make([]byte, 4)) // the same suffix
+	j := &memJournal{}
+	_, err = second.Launch(ctx, e.target(e.admin), e.spec(), j)
+	le := expectLaunchError(t, err, deploy.ErrServiceExists)
+	if le.Step != "create service" || le.Diagnosis.Code != "service-exists" {
+		t.Fatalf("%+v", le)
+	}
+	if len(j.pending()) != 0 {
+		t.Fatalf("journal has entries for a service we did not create: %v", j.pending())
+	}
+	// The first launch's service is untouched.
+	if ok, err := h.Running(ctx); !ok || err != nil {
+		t.Fatalf("first service: running=%v err=%v", ok, err)
+	}
+}
+
+func TestLaunchNotServiceAware(t *testing.T) {
+	e := startEmu(t)
+	e.srv.Faults.SetServiceDidNotStart(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j := &memJournal{}
+	_, err := tcpLauncher().Launch(ctx, e.target(e.admin), e.spec(), j)
+	le := expectLaunchError(t, err, deploy.ErrNotServiceAware)
+	if le.Step != "start service" || le.Diagnosis.Code != "applet-not-service-aware" {
+		t.Fatalf("%+v", le)
+	}
+	if svcs := e.srv.SCM().Services(); len(svcs) != 0 {
+		t.Fatalf("service left after failed start: %+v", svcs)
+	}
+	if len(j.pending()) != 0 || len(j.resolved) != 1 {
+		t.Fatalf("journal: open %v resolved %v", j.pending(), j.resolved)
+	}
+}
+
+func TestLaunchHungEndpointFailsWithinDeadline(t *testing.T) {
+	e := startEmu(t)
+	e.srv.Faults.SetHang(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := tcpLauncher().Launch(ctx, e.target(e.admin), e.spec(), nil)
+	took := time.Since(start)
+	le := expectLaunchError(t, err, deploy.ErrTimeout)
+	if took > 4*time.Second {
+		t.Fatalf("returned after %v, deadline was 2s", took)
+	}
+	ep := e.srv.Endpoints()
+	port := ""
+	for _, x := range ep {
+		if x.Name == "svcctl" || strings.Contains(strings.ToLower(x.Name), "svcctl") {
+			port = strconv.Itoa(int(x.Addr.Port()))
+		}
+	}
+	if port == "" || !strings.Contains(le.Diagnosis.Summary, ":"+port) {
+		t.Fatalf("diagnosis %q does not name svcctl's port %q (endpoints %+v)", le.Diagnosis.Summary, port, ep)
+	}
+	t.Logf("hung endpoint: %v after %v", err, took.Round(time.Millisecond))
+}
+
+func TestLaunchCancelled(t *testing.T) {
+	e := startEmu(t)
+	e.srv.Faults.SetHang(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := tcpLauncher().Launch(ctx, e.target(e.admin), e.spec(), nil)
+		done <- err
+	}()
+	// Cancel once the launcher is inside the SCM call that winemu holds.
+	select {
+	case <-e.hung:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the SCM call never reached winemu")
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("took %v to return after cancel", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Launch did not return after cancel")
+	}
+}
+
+func TestLaunchRefusedEndpoint(t *testing.T) {
+	e := startEmu(t)
+	e.srv.Faults.SetRefuse(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := tcpLauncher().Launch(ctx, e.target(e.admin), e.spec(), nil)
+	expectLaunchError(t, err, deploy.ErrUnreachable)
+}
+
+// TestSealedResponseTamperingOverTCP is the end-to-end proof of the
+// integrity fix: winemu flips one bit in a sealed svcctl response. The
+// unchanged go-msrpc client takes the corrupted data; the launcher (with
+// rpcauth's verifying NTLM) fails with an integrity error.
+func TestSealedResponseTamperingOverTCP(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := tcpLauncher()
+	port, err := l.mapTCP(ctx, e.host, svcctl.SvcctlSyntaxV2_0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tamper := winemu.TamperSpec{Count: 1, OpNum: 15 /* ROpenSCMW */, Interface: "svcctl", SealedOnly: true, StubOffset: 6, Bit: 3}
+
+	t.Run("unchanged go-msrpc accepts it", func(t *testing.T) {
+		e.srv.Faults.SetTamper(tamper)
+		before := len(e.srv.Faults.Tampered())
+		cc, err := dcerpc.Dial(ctx, fmt.Sprintf("ncacn_ip_tcp:%s[%d]", e.host, port), dcerpc.WithNewTransport())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close(ctx)
+		cli, err := svcctl.NewSvcctlClient(ctx, cc, dcerpc.WithSeal(), dcerpc.WithMechanism(ssp.NTLM),
+			dcerpc.WithCredentials(credential.NewFromPassword("Administrator", e.admin.password)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := cli.OpenSCMW(ctx, &svcctl.OpenSCMWRequest{DesiredAccess: scManagerConnect})
+		if len(e.srv.Faults.Tampered()) != before+1 {
+			t.Fatal("winemu did not tamper with the response")
+		}
+		if err != nil {
+			t.Fatalf("go-msrpc rejected the tampered response (%v): the upstream hazard is gone", err)
+		}
+		t.Logf("go-msrpc accepted a tampered sealed response: handle %x", resp.SCM.UUID)
+	})
+
+	t.Run("launcher refuses it", func(t *testing.T) {
+		e.srv.Faults.SetTamper(tamper)
+		_, err := l.Launch(ctx, e.target(e.admin), e.spec(), nil)
+		if !errors.Is(err, rpcauth.ErrIntegrity) {
+			t.Fatalf("err = %v, want rpcauth.ErrIntegrity", err)
+		}
+		le := expectLaunchError(t, err, nil)
+		if le.Diagnosis.Code != "rpc-integrity" || errors.Is(err, deploy.ErrLaunchUnsupported) {
+			t.Fatalf("%+v", le)
+		}
+		if svcs := e.srv.SCM().Services(); len(svcs) != 0 {
+			t.Fatalf("services: %+v", svcs)
+		}
+	})
+
+	t.Run("untampered launch still works", func(t *testing.T) {
+		e.srv.Faults.SetTamper(winemu.TamperSpec{})
+		h, err := l.Launch(ctx, e.target(e.admin), e.spec(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// hungSignal is a slog handler that signals once winemu logs a call it
+// holds in hang mode.
+type hungSignal struct {
+	once *sync.Once
+	ch   chan struct{}
+}
+
+func (h hungSignal) Enabled(context.Context, slog.Level) bool { return true }
+func (h hungSignal) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h hungSignal) WithGroup(string) slog.Handler            { return h }
+func (h hungSignal) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "result" && a.Value.String() == "hung" {
+			h.once.Do(func() { close(h.ch) })
+			return false
+		}
+		return true
+	})
+	return nil
+}
