@@ -227,8 +227,7 @@ func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
 	}
 	// A private /run/samba (smbd finds winbindd only there) in the mount
 	// namespace that `ip netns exec` creates for the command.
-	p, err := d.Start(ctx, "sh", "-c", `mount --bind "$0" /run/samba && exec "$@"`,
-		filepath.Join(d.dir, "run"), "samba", "-F", "--no-process-group", "-M", "single", "-s", d.SMBConf)
+	p, err := d.startPrivateRun(ctx, filepath.Join(d.dir, "run"), "samba", "-F", "--no-process-group", "-M", "single", "-s", d.SMBConf)
 	if err != nil {
 		return err
 	}

@@ -6,4 +6,54 @@
 // by PID and namespace name, including after a failed or interrupted run.
 // It never touches the system's own Samba configuration and never sends
 // traffic outside the namespaces and bridge it creates.
+//
+// # Use in tests
+//
+//	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}, {Variant: testlab.GuestOnly}}})
+//	tg := lab.Targets[0] // reach tg.Addr:445 from the test, log on as tg.Admin or tg.User
+//
+// New skips the test when the lab cannot run (not root, no Samba), or
+// fails it when CI=true or LANCONNECT_LAB=require, and closes the lab in
+// t.Cleanup. Take names, addresses and passwords from the Lab; they are
+// generated per lab. Several labs may run at once, in one process or many.
+//
+// # Network
+//
+// Each lab has a bridge in the root namespace with a /24 from 10.0.0.0/8
+// that no route, address, namespace, nameserver or other lab uses (checked
+// under a machine-wide lock, RunDir/lock). The root namespace holds .1
+// (Lab.HostAddr), so tests reach every lab address directly; the DC is .2,
+// the client namespace .3 and targets .10 and up. Namespaces have no
+// default route, so nothing in them can reach beyond the bridge.
+//
+// # Targets
+//
+// A target is smbd and nmbd with `server role = standalone server`, bound
+// to its lab address, with every path (private, state, lock, cache, pid,
+// ncalrpc, log) under its directory and a private /run/samba. ADMIN$
+// (Target.AdminDir, C:\Windows) and C$ (Target.CDir) admit only the lab's
+// admin group, which is also mapped to BUILTIN\Administrators. Host users
+// and the group are created per lab and deleted at Close; each target has
+// its own random passwords. Start waits until TCP 445 and an NBSTAT query
+// answer.
+//
+// # Domain controller
+//
+// The DC is provisioned once per Samba version, lab code version, realm
+// and domain into TemplateCacheDir (about 15 s; the password never
+// expires), then copied per lab, moved to the lab's address (its DNS A
+// records are rewritten offline), loaded with computers by ldbmodify, and
+// started with `samba -M single` in about a second. Its LDAPS certificate
+// comes from a per-lab CA made in Go (DC.CAFile, DC.CAPool), with SANs for
+// DC.Hostname and DC.Addr; simple binds need TLS
+// (ldap server require strong auth = allow_sasl_over_tls).
+//
+// # State and cleanup
+//
+// Each lab records its owner PID, namespaces, links, users, groups, PIDs
+// and directory in RunDir/labs/ID.json before creating each of them.
+// Start cleans up every recorded lab whose owner is gone; `lab down` (the
+// command in cmd/lab) cleans every recorded lab. Close kills tracked
+// processes, then every process left in the lab's namespaces (such as
+// samba-dcerpcd, which re-parents to PID 1), then deletes the rest.
 package testlab

@@ -99,6 +99,16 @@ func Available() error {
 	return nil
 }
 
+// AvailableDC is like Available, and also checks the tools that a lab with
+// an AD DC needs (samba, samba-tool, and ldbsearch and ldbmodify from
+// ldb-tools).
+func AvailableDC() error {
+	if err := Available(); err != nil {
+		return err
+	}
+	return lookTools("samba", "samba-tool", "ldbsearch", "ldbmodify")
+}
+
 func lookTools(names ...string) error {
 	var missing []string
 	for _, n := range names {
@@ -118,7 +128,11 @@ func lookTools(names ...string) error {
 // opts.Logger logs to the test's output.
 func New(t testing.TB, opts Options) *Lab {
 	t.Helper()
-	if err := Available(); err != nil {
+	check := Available
+	if opts.DC != nil {
+		check = AvailableDC
+	}
+	if err := check(); err != nil {
 		if os.Getenv("CI") == "true" || os.Getenv("LANCONNECT_LAB") == "require" {
 			t.Fatalf("lab required but unavailable: %v", err)
 		}
@@ -156,7 +170,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		return nil, err
 	}
 	if opts.DC != nil {
-		if err := lookTools("samba", "samba-tool", "ldbadd"); err != nil {
+		if err := AvailableDC(); err != nil {
 			return nil, err
 		}
 	}
@@ -186,7 +200,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	if l.Workgroup == "" {
 		l.Workgroup = "LCWG" + strings.ToUpper(hex.EncodeToString(idb[:2]))
 	}
-	l.state = State{ID: id, OwnerPID: os.Getpid(), OwnerStart: procStartTime(os.Getpid()), Created: time.Now().UTC(), Dir: dir}
+	l.state = State{ID: id, OwnerPID: os.Getpid(), OwnerStart: procStartTime(os.Getpid()), OwnerCmd: filepath.Base(os.Args[0]), Created: time.Now().UTC(), Dir: dir}
 	if err := l.setupNetwork(ctx, opts); err != nil {
 		_ = l.Close()
 		return nil, err

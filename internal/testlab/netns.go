@@ -40,18 +40,30 @@ func (n *Netns) Command(ctx context.Context, name string, args ...string) *exec.
 // to a log file in the lab directory. The lab stops it at Close if Stop was
 // not called before. ctx bounds only the start, not the process's life.
 func (n *Netns) Start(ctx context.Context, name string, args ...string) (*Process, error) {
+	return n.start(ctx, filepath.Base(name), append([]string{name}, args...))
+}
+
+// startPrivateRun is like Start, but the process sees runDir at /run/samba
+// (bind-mounted in the private mount namespace that `ip netns exec`
+// creates). Samba keeps sockets there whose paths no setting changes
+// (nmbd's "unexpected" socket, winbindd's pipe), so daemons of different
+// labs and targets must not share the host's.
+func (n *Netns) startPrivateRun(ctx context.Context, runDir string, argv ...string) (*Process, error) {
+	return n.start(ctx, filepath.Base(argv[0]), append([]string{"sh", "-c", `mount --bind "$0" /run/samba && exec "$@"`, runDir}, argv...))
+}
+
+func (n *Netns) start(ctx context.Context, label string, argv []string) (*Process, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	var logPath string
 	if n.lab != nil {
-		logPath = filepath.Join(n.lab.Dir, "log", fmt.Sprintf("%s-%s-%d.out", n.Name, filepath.Base(name), time.Now().UnixNano()))
+		logPath = filepath.Join(n.lab.Dir, "log", fmt.Sprintf("%s-%s-%d.out", n.Name, label, time.Now().UnixNano()))
 	}
-	cmdArgs := append([]string{"ip", "netns", "exec", n.Name, name}, args...)
-	if n.Name == "" {
-		cmdArgs = append([]string{name}, args...)
+	if n.Name != "" {
+		argv = append([]string{"ip", "netns", "exec", n.Name}, argv...)
 	}
-	p, err := startProcess(cmdArgs, logPath, nil)
+	p, err := startProcess(argv, logPath, nil)
 	if err != nil {
 		return nil, err
 	}

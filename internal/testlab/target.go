@@ -31,7 +31,7 @@ func (l *Lab) startTargets(ctx context.Context) error {
 }
 
 func (t *Target) setup(ctx context.Context) error {
-	for _, d := range []string{"private", "state", "lock", "cache", "pid", "ncalrpc", "log", "C/Windows/Temp", "C/Windows/System32", "C/Users/Public"} {
+	for _, d := range []string{"private", "state", "lock", "cache", "pid", "ncalrpc", "log", "run", "C/Windows/Temp", "C/Windows/System32", "C/Users/Public"} {
 		if err := os.MkdirAll(filepath.Join(t.dir, d), 0o755); err != nil {
 			return fmt.Errorf("testlab: %w", err)
 		}
@@ -62,7 +62,7 @@ func (t *Target) setup(ctx context.Context) error {
 		}
 	}
 	if !t.NoNmbd {
-		p, err := t.Start(ctx, "nmbd", "-F", "--no-process-group", "-s", t.SMBConf)
+		p, err := t.startPrivateRun(ctx, filepath.Join(t.dir, "run"), "nmbd", "-F", "--no-process-group", "-s", t.SMBConf)
 		if err != nil {
 			return err
 		}
@@ -137,7 +137,7 @@ func (t *Target) config() string {
 }
 
 func (t *Target) startSMB(ctx context.Context) error {
-	p, err := t.Start(ctx, "smbd", "-F", "--no-process-group", "-s", t.SMBConf)
+	p, err := t.startPrivateRun(ctx, filepath.Join(t.dir, "run"), "smbd", "-F", "--no-process-group", "-s", t.SMBConf)
 	if err != nil {
 		return err
 	}

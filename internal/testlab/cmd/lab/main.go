@@ -3,12 +3,14 @@
 // internal/testlab). It needs root.
 //
 //	lab up [-targets N] [-variants LIST] [-dc] [-computers N] [-client]
-//	lab down
+//	lab down [-all]
 //	lab status
 //	lab demo [-hold]
 //
 // up and demo stay in the foreground; Ctrl-C (or SIGTERM) tears the lab
-// down. down removes every recorded lab, also those of running owners.
+// down. down removes labs started by this command (asking their owner to
+// tear down first) and stale labs whose owner is gone; -all also removes
+// labs of running tests.
 // Passwords are never printed; up writes them to a root-only file in the
 // lab directory for manual use.
 package main
@@ -55,15 +57,22 @@ func main() {
 		usage(os.Stderr)
 		os.Exit(2)
 	}
+	if errors.Is(err, errInterrupted) {
+		fmt.Fprintln(os.Stderr, "lab: interrupted during start-up; everything it had created is removed")
+		os.Exit(130)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lab:", err)
 		os.Exit(1)
 	}
 }
 
+// errInterrupted means a signal arrived while the lab was starting.
+var errInterrupted = errors.New("interrupted")
+
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: lab up [-targets N] [-variants LIST] [-dc] [-computers N] [-client] [-v]
-       lab down
+       lab down [-all]
        lab status
        lab demo [-hold] [-v]
 `)
@@ -83,6 +92,9 @@ func startLab(ctx context.Context, opts testlab.Options) (*testlab.Lab, error) {
 	fmt.Fprintln(os.Stderr, "lab: starting (Ctrl-C tears down)...")
 	l, err := testlab.Start(ctx, opts)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, errInterrupted
+		}
 		return nil, err
 	}
 	return l, nil
@@ -91,8 +103,12 @@ func startLab(ctx context.Context, opts testlab.Options) (*testlab.Lab, error) {
 func closeLab(l *testlab.Lab) error {
 	fmt.Fprintln(os.Stderr, "lab: tearing down...")
 	err := l.Close()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "lab %s: teardown: %v\n", l.ID, err)
+		return err
+	}
 	fmt.Fprintf(os.Stderr, "lab %s removed: %s\n", l.ID, l.Timings())
-	return err
+	return nil
 }
 
 func cmdUp(ctx context.Context, args []string) error {
@@ -198,6 +214,9 @@ func writeSecrets(l *testlab.Lab) (string, error) {
 }
 
 func cmdDown(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("down", flag.ExitOnError)
+	all := fs.Bool("all", false, "also remove labs whose owner is a running test or program other than lab")
+	_ = fs.Parse(args)
 	labs, err := testlab.Labs()
 	if err != nil {
 		return err
@@ -206,17 +225,44 @@ func cmdDown(ctx context.Context, args []string) error {
 		fmt.Println("no labs")
 		return nil
 	}
+	self := filepath.Base(os.Args[0])
 	var errs []error
 	for _, s := range labs {
 		t0 := time.Now()
-		err := testlab.Cleanup(ctx, s)
-		if err != nil {
+		if s.OwnerAlive() {
+			if s.OwnerCmd != self && !*all {
+				fmt.Printf("lab %s: owned by running %s (pid %d), left alone (-all removes it)\n", s.ID, s.OwnerCmd, s.OwnerPID)
+				continue
+			}
+			// Ask the owner to tear down its own lab first.
+			if s.OwnerCmd == self {
+				_ = syscall.Kill(s.OwnerPID, syscall.SIGTERM)
+				if waitRemoved(s.ID, 15*time.Second) {
+					fmt.Printf("lab %s stopped by its owner (pid %d) in %v\n", s.ID, s.OwnerPID, time.Since(t0).Round(time.Millisecond))
+					continue
+				}
+			}
+		}
+		if err := testlab.Cleanup(ctx, s); err != nil {
 			errs = append(errs, fmt.Errorf("lab %s: %w", s.ID, err))
 			continue
 		}
 		fmt.Printf("lab %s removed in %v\n", s.ID, time.Since(t0).Round(time.Millisecond))
 	}
 	return errors.Join(errs...)
+}
+
+// waitRemoved waits until the lab's state file is gone (its owner closed
+// it) or d has passed.
+func waitRemoved(id string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(testlab.StatePath(id)); errors.Is(err, os.ErrNotExist) {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
 }
 
 func cmdStatus(args []string) error {
@@ -233,7 +279,7 @@ func cmdStatus(args []string) error {
 		if !s.OwnerAlive() {
 			owner = "stale (owner gone; cleaned at the next start or by `lab down`)"
 		}
-		fmt.Printf("lab %s: owner pid %d %s, since %s, %s\n", s.ID, s.OwnerPID, owner, s.Created.Local().Format(time.TimeOnly), s.Prefix)
+		fmt.Printf("lab %s: owner %s pid %d %s, since %s, %s\n", s.ID, s.OwnerCmd, s.OwnerPID, owner, s.Created.Local().Format(time.TimeOnly), s.Prefix)
 		if s.Summary != "" {
 			fmt.Print(indent(s.Summary))
 		}
