@@ -169,7 +169,7 @@ func (a *authContext) finish(token []byte, users map[string]User) error {
 	}
 	if _, err := gssapi.AcceptSecurityContext(a.gss, &gssapi.Token{Payload: token}, a.opts...); err != nil {
 		a.failed = true
-		return fmt.Errorf("%w: authenticate rejected", ErrAuth)
+		return fmt.Errorf("%w: authenticate rejected: %v", ErrAuth, err)
 	}
 	key := a.db.matchedUser()
 	for n, u := range users {

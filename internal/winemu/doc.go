@@ -70,10 +70,11 @@
 // and addresses) from CallFromContext, may fault a call with any status
 // by returning a FaultError, and get Interface.Rundown(connID) when a
 // connection that bound the interface closes. To serve a set of
-// interfaces on an extra dynamic port (an OXID resolver's string binding,
-// for example), open a listener and call Serve(ctx, l, syntaxes...): the
-// listener's address is registered with the endpoint mapper for those
-// interfaces, and EndpointFor reports it.
+// interfaces on an extra dynamic port (the port an object exporter puts
+// in its string bindings, for example), call ListenExtra(ctx, host,
+// syntaxes...): it returns the new address, registers it with the
+// endpoint mapper for those interfaces, and EndpointFor reports it. Serve
+// does the same for a listener you opened yourself.
 //
 // # Standalone
 //

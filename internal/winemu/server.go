@@ -206,7 +206,7 @@ func (s *Server) EndpointFor(syn *dcerpc.SyntaxID) (Endpoint, bool) {
 // when ctx ends; it closes l.
 func (s *Server) Serve(ctx context.Context, l net.Listener, only ...*dcerpc.SyntaxID) error {
 	s.init()
-	served, err := s.track(l, only)
+	served, err := s.track(l, only, false)
 	if err != nil {
 		l.Close()
 		return err
@@ -214,7 +214,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, only ...*dcerpc.Synt
 	return s.serve(ctx, l, served)
 }
 
-func (s *Server) track(l net.Listener, only []*dcerpc.SyntaxID) (map[string]bool, error) {
+// track registers a listener (and, for background serving, counts its
+// goroutine in s.wg while holding the lock that Close takes).
+func (s *Server) track(l net.Listener, only []*dcerpc.SyntaxID, background bool) (map[string]bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -242,6 +244,9 @@ func (s *Server) track(l net.Listener, only []*dcerpc.SyntaxID) (map[string]bool
 		s.endpoints = append(s.endpoints, Endpoint{Syntax: i.Syntax, Name: i.Name, Addr: ap})
 	}
 	s.listeners[l] = struct{}{}
+	if background {
+		s.wg.Add(1)
+	}
 	return served, nil
 }
 
@@ -356,14 +361,15 @@ func (s *Server) Start(ctx context.Context, host string) error {
 	if len(onEPM) == 0 {
 		onEPM = []*dcerpc.SyntaxID{epm.EpmSyntaxV3_0}
 	}
-	servedE, err := s.track(le, onEPM)
+	servedE, err := s.track(le, onEPM, true)
 	if err != nil {
 		le.Close()
 		ld.Close()
 		return err
 	}
-	servedD, err := s.track(ld, nil)
+	servedD, err := s.track(ld, nil, true)
 	if err != nil {
+		s.wg.Done() // the first listener's goroutine never starts
 		le.Close()
 		ld.Close()
 		return err
@@ -373,7 +379,6 @@ func (s *Server) Start(ctx context.Context, host string) error {
 		l      net.Listener
 		served map[string]bool
 	}{{le, servedE}, {ld, servedD}} {
-		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			if err := s.serve(ctx, x.l, x.served); err != nil && !errors.Is(err, ErrServerClosed) {
@@ -382,6 +387,38 @@ func (s *Server) Start(ctx context.Context, host string) error {
 		}()
 	}
 	return nil
+}
+
+// ListenExtra opens a listener on host with a free port, registers it
+// with the endpoint mapper for the listed interfaces (all when none are
+// listed) and serves it in the background until ctx ends or Close is
+// called. It returns the listener's address once it accepts connections;
+// this is how an interface gets an extra dynamic port (for example the
+// port a DCOM object exporter hands out in its string bindings).
+func (s *Server) ListenExtra(ctx context.Context, host string, only ...*dcerpc.SyntaxID) (netip.AddrPort, error) {
+	s.init()
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", net.JoinHostPort(trimBrackets(host), "0"))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("winemu: listen: %w", err)
+	}
+	ap, err := netipAddrPort(l.Addr())
+	if err != nil {
+		l.Close()
+		return netip.AddrPort{}, err
+	}
+	served, err := s.track(l, only, true)
+	if err != nil {
+		l.Close()
+		return netip.AddrPort{}, err
+	}
+	go func() {
+		defer s.wg.Done()
+		if err := s.serve(ctx, l, served); err != nil && !errors.Is(err, ErrServerClosed) {
+			s.Logger.Error("serve", "addr", l.Addr().String(), "err", err)
+		}
+	}()
+	return ap, nil
 }
 
 func trimBrackets(h string) string {
