@@ -130,8 +130,14 @@ func flockFile(ctx context.Context, path string) (func(), error) {
 // every recorded PID that still belongs to it, the namespaces, links, host
 // users and groups, /etc/netns entries, the directory and the state file.
 // It is safe to call on a partly created or already cleaned lab. It does
-// not check whether the owner is alive; CleanupStale does.
+// not check whether the owner is alive; CleanupStale does. It takes the
+// global lock while it deletes host users and groups.
 func Cleanup(ctx context.Context, s *State) error {
+	return cleanup(ctx, s, false)
+}
+
+// cleanup is Cleanup; locked says the caller holds the global lock.
+func cleanup(ctx context.Context, s *State, locked bool) error {
 	var errs []error
 	// Processes first: a namespace lives on while a process is in it.
 	var pids []int
@@ -164,6 +170,15 @@ func Cleanup(ctx context.Context, s *State) error {
 				errs = append(errs, err)
 			}
 		}
+	}
+	if !locked && (len(s.Users) > 0 || len(s.Groups) > 0) {
+		// useradd and userdel of concurrent labs must not race for
+		// /etc/passwd's lock.
+		unlock, err := globalLock(ctx)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		defer unlock()
 	}
 	for _, u := range s.Users {
 		if userExists(u) {
@@ -215,7 +230,7 @@ func cleanupStaleLocked(ctx context.Context) ([]string, error) {
 			continue
 		}
 		ids = append(ids, s.ID)
-		if err := Cleanup(ctx, s); err != nil {
+		if err := cleanup(ctx, s, true); err != nil {
 			errs = append(errs, fmt.Errorf("stale lab %s: %w", s.ID, err))
 		}
 	}
