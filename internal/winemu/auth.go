@@ -104,8 +104,15 @@ type authContext struct {
 }
 
 func (s *Server) newAuthContext(st secTrailer) (*authContext, error) {
-	if st.AuthType != dcerpc.AuthTypeWinNT {
-		return nil, fmt.Errorf("%w: auth type %d is not served (NTLM only)", ErrAuth, st.AuthType)
+	mech := ssp.MechanismTypeNTLM
+	factories := []gssapi.ContextOption{gssapi.WithMechanismFactory(ssp.NTLM)}
+	switch st.AuthType {
+	case dcerpc.AuthTypeWinNT:
+	case dcerpc.AuthTypeGSSNegotiate:
+		mech = ssp.MechanismTypeSPNEGO
+		factories = append(factories, gssapi.WithMechanismFactory(ssp.SPNEGO))
+	default:
+		return nil, fmt.Errorf("%w: auth type %d is not served (NTLM and SPNEGO with NTLM only)", ErrAuth, st.AuthType)
 	}
 	if st.AuthLevel < dcerpc.AuthLevelConnect || st.AuthLevel > dcerpc.AuthLevelPktPrivacy {
 		return nil, fmt.Errorf("%w: auth level %d", ErrAuth, st.AuthLevel)
@@ -120,10 +127,10 @@ func (s *Server) newAuthContext(st secTrailer) (*authContext, error) {
 		id:    st.ContextID,
 		typ:   st.AuthType,
 		level: st.AuthLevel,
-		gss:   gssapi.NewSecurityContext(context.Background(), gssapi.WithMechanismFactory(ssp.NTLM)),
+		gss:   gssapi.NewSecurityContext(context.Background(), factories...),
 		db:    db,
 		opts: []gssapi.Option{
-			gssapi.WithMechanismType(ssp.MechanismTypeNTLM),
+			gssapi.WithMechanismType(mech),
 			gssapi.WithCredentialDatabase(gssapi.NewCredentialDatabase(credential.Database(db))),
 			gssapi.WithServerNames(nb, dns),
 			gssapi.WithRequest(caps),
@@ -150,26 +157,23 @@ func (s *Server) names() (*name.Name, *name.Name) {
 		&name.Name{Type: name.DNSNameType, Name: dnsHost, Domain: s.DNSDomain}
 }
 
-// accept runs the first leg (NEGOTIATE in, CHALLENGE out).
-func (a *authContext) accept(token []byte) ([]byte, error) {
+// step runs one leg of the context establishment: NEGOTIATE in and
+// CHALLENGE out on bind, AUTHENTICATE in on auth3 (NTLM) or
+// alter_context (SPNEGO, whose last token goes back to the client). On
+// failure the context is marked failed and every later request on it is
+// faulted.
+func (a *authContext) step(token []byte, users map[string]User) ([]byte, error) {
+	if a.complete || a.failed {
+		a.failed = true
+		return nil, fmt.Errorf("%w: unexpected leg", ErrAuth)
+	}
 	out, err := gssapi.AcceptSecurityContext(a.gss, &gssapi.Token{Payload: token}, a.opts...)
 	if err != nil {
 		a.failed = true
-		return nil, fmt.Errorf("%w: negotiate: %v", ErrAuth, err)
+		return nil, fmt.Errorf("%w: %v", ErrAuth, err)
 	}
-	return out.Payload, nil
-}
-
-// finish runs the last leg (AUTHENTICATE in). On failure the context is
-// marked failed and every later request on it is faulted.
-func (a *authContext) finish(token []byte, users map[string]User) error {
-	if a.complete || a.failed {
-		a.failed = true
-		return fmt.Errorf("%w: unexpected third leg", ErrAuth)
-	}
-	if _, err := gssapi.AcceptSecurityContext(a.gss, &gssapi.Token{Payload: token}, a.opts...); err != nil {
-		a.failed = true
-		return fmt.Errorf("%w: authenticate rejected: %v", ErrAuth, err)
+	if !gssapi.IsComplete(a.gss) {
+		return out.Payload, nil
 	}
 	key := a.db.matchedUser()
 	for n, u := range users {
@@ -179,10 +183,10 @@ func (a *authContext) finish(token []byte, users map[string]User) error {
 	}
 	if a.user == "" {
 		a.failed = true
-		return fmt.Errorf("%w: no account matched", ErrAuth)
+		return nil, fmt.Errorf("%w: no account matched", ErrAuth)
 	}
 	a.complete = true
-	return nil
+	return out.Payload, nil
 }
 
 func (a *authContext) payloads(hdr, stub, trailer []byte) *gssapi.MessageTokenEx {

@@ -24,6 +24,9 @@ type Call struct {
 	// AuthLevel is the security level of the call (AuthLevelNone if
 	// unauthenticated).
 	AuthLevel dcerpc.AuthLevel
+	// AuthType is the security provider (AuthTypeWinNT for NTLM,
+	// AuthTypeGSSNegotiate for SPNEGO; AuthTypeNone if unauthenticated).
+	AuthType dcerpc.AuthType
 	// ConnID identifies the connection; Interface.Rundown receives it.
 	ConnID uint64
 	// LocalAddr and RemoteAddr are the connection's addresses (nil for

@@ -169,12 +169,19 @@ func (c *conn) handleBind(h header, b []byte, alter bool) error {
 		if err != nil {
 			return err
 		}
-		if prev := c.auths[t.ContextID]; prev != nil {
-			// Re-using an established context on alter_context: no new legs.
-			if !prev.complete {
-				return fmt.Errorf("%w: second leg on alter_context is not served for NTLM", ErrProtocol)
+		switch prev := c.auths[t.ContextID]; {
+		case prev != nil && (prev.complete || !alter):
+			// An established context re-used on alter_context: no new legs.
+		case prev != nil:
+			// A further leg of an even-legged mechanism (SPNEGO).
+			out, err := prev.step(tok, c.srv.Users)
+			if err != nil {
+				c.log().Info("authentication failed", "err", err)
+				return c.write(faultPDU(h.CallID, 0, statusAccessDenied, true))
 			}
-		} else {
+			st = &secTrailer{AuthType: prev.typ, AuthLevel: prev.level, ContextID: prev.id}
+			token = out
+		default:
 			a, err := c.srv.newAuthContext(t)
 			if err != nil {
 				c.log().Info("bind refused", "err", err)
@@ -183,7 +190,7 @@ func (c *conn) handleBind(h header, b []byte, alter bool) error {
 				}
 				return nak(dcerpc.AuthTypeNotRecognized)
 			}
-			challenge, err := a.accept(tok)
+			challenge, err := a.step(tok, c.srv.Users)
 			if err != nil {
 				c.log().Info("bind refused", "err", err)
 				if alter {
@@ -272,7 +279,7 @@ func (c *conn) handleAuth3(h header, b []byte) {
 		c.log().Info("auth3 for unknown security context ignored")
 		return
 	}
-	if err := a.finish(tok, c.srv.Users); err != nil {
+	if _, err := a.step(tok, c.srv.Users); err != nil {
 		// No reply: the client learns on its next request.
 		c.log().Info("authentication failed", "err", err)
 		return
@@ -358,13 +365,13 @@ func (c *conn) dispatch(p *pendingCall) (bool, error) {
 		AuthLevel:  dcerpc.AuthLevelNone,
 	}
 	if p.auth != nil {
-		call.User, call.Admin, call.AuthLevel = p.auth.user, p.auth.admin, p.auth.level
+		call.User, call.Admin, call.AuthLevel, call.AuthType = p.auth.user, p.auth.admin, p.auth.level, p.auth.typ
 	}
 	start := time.Now()
 	logCall := func(opName string, result string) {
 		c.srv.Logger.Info("rpc",
 			"iface", call.Interface, "op", opName, "opnum", call.OpNum,
-			"user", call.User, "level", int(call.AuthLevel),
+			"user", call.User, "auth", int(call.AuthType), "level", int(call.AuthLevel),
 			"result", result, "conn", c.id, "dur", time.Since(start).Round(time.Microsecond).String())
 	}
 	fault := func(status uint32, opName string) error {

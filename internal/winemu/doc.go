@@ -12,12 +12,18 @@
 // A Server serves DCE/RPC connection-oriented PDUs itself (go-msrpc has
 // the PDU types but no server transport): bind, bind_ack and bind_nak,
 // alter_context, auth3, requests and responses fragmented both ways at
-// the client's maximum fragment size, and faults. Security is NTLM only
-// (auth type 10) through go-msrpc's acceptor, with the server's own user
-// table, at connect, integrity (sign) and privacy (seal) level; each
+// the client's maximum fragment size, and faults. Security is NTLM (auth
+// type 10, three legs ending in auth3) or SPNEGO wrapping NTLM (auth type
+// 9, ending in an alter_context) through go-msrpc's acceptors, with the
+// server's own user table, at connect, integrity (sign) and privacy
+// (seal) level; Kerberos is not served. The acceptor requires a MIC in
+// the client's AUTHENTICATE message (go-msrpc's and Windows' clients send
+// one; impacket's does not, so impacket can only call anonymously). Each
 // fragment is verified or protected on its own, and the calls of a
 // connection are handled in order. A failed auth3 gets no reply, as on
 // Windows; the next request on that context is faulted with status 5.
+// Unauthenticated binds are accepted (the endpoint mapper needs them);
+// the SCM then denies access.
 // Transfer syntax is NDR 2.0 only; bind-time feature negotiation is
 // acknowledged with no features.
 //

@@ -136,25 +136,29 @@ func startServer(t testing.TB) *env {
 // dialSCM dials svcctl the way Windows clients do: ncacn_ip_tcp without
 // a port, resolved through the endpoint mapper on 135, then NTLM at the
 // given level with per-connection credentials.
-func (e *env) dialSCM(ctx context.Context, t testing.TB, user, pass string, level dcerpc.AuthLevel) (svcctl.SvcctlClient, func()) {
+func (e *env) dialSCM(ctx context.Context, t testing.TB, user, pass string, level dcerpc.AuthLevel, mechs ...dcerpc.Option) (svcctl.SvcctlClient, func()) {
 	t.Helper()
-	cli, closeFn, err := e.tryDialSCM(ctx, user, pass, level)
+	cli, closeFn, err := e.tryDialSCM(ctx, user, pass, level, mechs...)
 	if err != nil {
 		t.Fatalf("dial svcctl: %v", err)
 	}
 	return cli, closeFn
 }
 
-func (e *env) tryDialSCM(ctx context.Context, user, pass string, level dcerpc.AuthLevel) (svcctl.SvcctlClient, func(), error) {
+// tryDialSCM is dialSCM returning the error. mechs default to NTLM.
+func (e *env) tryDialSCM(ctx context.Context, user, pass string, level dcerpc.AuthLevel, mechs ...dcerpc.Option) (svcctl.SvcctlClient, func(), error) {
+	if len(mechs) == 0 {
+		mechs = []dcerpc.Option{dcerpc.WithMechanism(ssp.NTLM)}
+	}
 	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+e.ip, epm.EndpointMapper(ctx, e.ip, dcerpc.WithInsecure()))
 	if err != nil {
 		return nil, nil, err
 	}
-	cli, err := svcctl.NewSvcctlClient(ctx, cc,
+	opts := append([]dcerpc.Option{
 		dcerpc.WithSecurityLevel(level),
-		dcerpc.WithMechanism(ssp.NTLM),
 		dcerpc.WithCredentials(credential.NewFromPassword(user, pass)),
-	)
+	}, mechs...)
+	cli, err := svcctl.NewSvcctlClient(ctx, cc, opts...)
 	if err != nil {
 		cc.Close(ctx)
 		return nil, nil, err

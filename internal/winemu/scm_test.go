@@ -7,12 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	"github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
+	"github.com/oiweiwei/go-msrpc/ssp"
 
 	"github.com/lanconnect/lanconnect/internal/winemu"
 )
@@ -28,14 +30,21 @@ const (
 	controlStop            = 1
 )
 
-func levels() []struct {
+type secLevel struct {
 	name  string
 	level dcerpc.AuthLevel
-} {
-	return []struct {
-		name  string
-		level dcerpc.AuthLevel
-	}{{"sign", dcerpc.AuthLevelPktIntegrity}, {"seal", dcerpc.AuthLevelPktPrivacy}}
+	mechs []dcerpc.Option
+}
+
+func levels() []secLevel {
+	spnego := []dcerpc.Option{dcerpc.WithMechanism(ssp.SPNEGO), dcerpc.WithMechanism(ssp.NTLM)}
+	return []secLevel{
+		{"connect", dcerpc.AuthLevelConnect, nil},
+		{"sign", dcerpc.AuthLevelPktIntegrity, nil},
+		{"seal", dcerpc.AuthLevelPktPrivacy, nil},
+		{"spnego-sign", dcerpc.AuthLevelPktIntegrity, spnego},
+		{"spnego-seal", dcerpc.AuthLevelPktPrivacy, spnego},
+	}
 }
 
 func openSCM(ctx context.Context, t testing.TB, cli svcctl.SvcctlClient, access uint32) *svcctl.Handle {
@@ -95,7 +104,7 @@ func TestSCMLifecycleThroughEndpointMapper(t *testing.T) {
 			exe := e.installSleeper(t, "LCApplet.exe")
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			cli, done := e.dialSCM(ctx, t, adminUser, adminPass, lv.level)
+			cli, done := e.dialSCM(ctx, t, adminUser, adminPass, lv.level, lv.mechs...)
 			defer done()
 
 			scm := openSCM(ctx, t, cli, scManagerConnect|scManagerCreateService)
@@ -151,7 +160,11 @@ func TestSCMLifecycleThroughEndpointMapper(t *testing.T) {
 				t.Fatalf("service table not empty: %+v", infos)
 			}
 			logs := e.logs.String()
-			for _, want := range []string{"iface=epm", "iface=svcctl op=RCreateServiceW", "op=RStartServiceW", "user=" + adminUser} {
+			auth := "auth=10"
+			if lv.mechs != nil {
+				auth = "auth=9"
+			}
+			for _, want := range []string{"iface=epm", "iface=svcctl op=RCreateServiceW", "op=RStartServiceW", "user=" + adminUser + " " + auth + " level=" + strconv.Itoa(int(lv.level))} {
 				if !strings.Contains(logs, want) {
 					t.Errorf("log lacks %q:\n%s", want, logs)
 				}
@@ -181,6 +194,23 @@ func TestWrongPasswordFaultsNextRequest(t *testing.T) {
 	}
 	if code, ok := faultCode(err); !ok || code != 5 {
 		t.Fatalf("error %v: fault code %#x (found %v), want 5", err, code, ok)
+	}
+	if !strings.Contains(e.logs.String(), "authentication failed") {
+		t.Errorf("no authentication failure logged:\n%s", e.logs.String())
+	}
+}
+
+// With SPNEGO the last leg is an alter_context, so a wrong password is
+// refused before the first request.
+func TestWrongPasswordSPNEGO(t *testing.T) {
+	checkLeaks(t)
+	e := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, closeFn, err := e.tryDialSCM(ctx, adminUser, "wrong", dcerpc.AuthLevelPktPrivacy, dcerpc.WithMechanism(ssp.SPNEGO), dcerpc.WithMechanism(ssp.NTLM))
+	if err == nil {
+		closeFn()
+		t.Fatal("SPNEGO bind succeeded with a wrong password")
 	}
 	if !strings.Contains(e.logs.String(), "authentication failed") {
 		t.Errorf("no authentication failure logged:\n%s", e.logs.String())

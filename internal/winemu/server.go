@@ -64,8 +64,8 @@ type Endpoint struct {
 // Set the exported fields before the first Serve, Start or
 // ListenAndServe; do not change them afterwards (Faults is the exception:
 // it is safe to change at any time). A Server must not be copied after
-// first use. It serves NTLM only (auth type 10, not SPNEGO or Kerberos),
-// NDR 2.0 only, and handles the calls of one connection in order.
+// first use. It serves NTLM and SPNEGO-wrapped NTLM (not Kerberos), NDR
+// 2.0 only, and handles the calls of one connection in order.
 type Server struct {
 	// Users maps account names (case-insensitive) to their secret and
 	// rights.
