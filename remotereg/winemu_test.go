@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
+	"github.com/lanconnect/lanconnect/internal/smbconn"
 	"github.com/lanconnect/lanconnect/internal/winemu"
 )
 
@@ -476,4 +478,145 @@ func (h hungSignal) Handle(_ context.Context, r slog.Record) error {
 		return true
 	})
 	return nil
+}
+
+// TestStartRemoteRegistryRestoresState runs the Remote Registry start
+// logic over real svcctl (winemu over TCP) with a disabled, stopped
+// "RemoteRegistry" service: it is set to manual, started and waited for,
+// the original state is journaled first, and Undo puts it back.
+func TestStartRemoteRegistryRestoresState(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := tcpLauncher()
+	tg := e.target(e.admin)
+
+	cli, conn, err := l.svcctlOver(ctx, tg, TransportTCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := openSCM(ctx, cli, scManagerConnect|scManagerCreateService)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := m.create(ctx, remoteRegistryService, "Remote Registry", `"`+e.applet+`"`, StartDisabled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.closeService(ctx, h)
+	m.close(ctx)
+	conn.close(ctx)
+
+	info := func() winemu.ServiceInfo {
+		for _, s := range e.srv.SCM().Services() {
+			if s.Name == remoteRegistryService {
+				return s
+			}
+		}
+		t.Fatal("RemoteRegistry vanished")
+		return winemu.ServiceInfo{}
+	}
+
+	j := &memJournal{}
+	changes, err := l.startRemoteRegistry(ctx, tg, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Change{Kind: ChangeServiceState, Host: e.host, Name: remoteRegistryService, StartType: StartDisabled, WasRunning: false}
+	if len(changes) != 1 || changes[0] != want {
+		t.Fatalf("changes %v, want %v", changes, want)
+	}
+	if p := j.pending(); len(p) != 1 || p[0] != want {
+		t.Fatalf("journal %v", p)
+	}
+	if s := info(); s.State != uint32(StateRunning) || s.StartType != uint32(StartDemand) || !processAlive(s.PID) {
+		t.Fatalf("after start: %+v", s)
+	}
+
+	// Already running: nothing to change, nothing journaled.
+	again, err := l.startRemoteRegistry(ctx, tg, j)
+	if err != nil || len(again) != 0 || len(j.pending()) != 1 {
+		t.Fatalf("second start: %v %v journal %v", again, err, j.pending())
+	}
+
+	pid := info().PID
+	if err := l.Undo(ctx, tg, want); err != nil {
+		t.Fatal(err)
+	}
+	if s := info(); s.State != uint32(StateStopped) || s.StartType != uint32(StartDisabled) || processAlive(pid) {
+		t.Fatalf("after undo: %+v", s)
+	}
+	// Undo is idempotent.
+	if err := l.Undo(ctx, tg, want); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWinregStartsRemoteRegistryWhenPipeMissing drives the orchestration:
+// \pipe\winreg is missing (STATUS_OBJECT_NAME_NOT_FOUND) until the Remote
+// Registry service runs; the launcher starts it through the SCM (winemu
+// over TCP) and opens the pipe again. Here the pipe then fails for
+// another reason, so Launch fails, and its cleanup restores the service.
+func TestWinregStartsRemoteRegistryWhenPipeMissing(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := tcpLauncher()
+	tg := e.target(e.admin)
+	cli, conn, err := l.svcctlOver(ctx, tg, TransportTCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := openSCM(ctx, cli, scManagerConnect|scManagerCreateService)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := m.create(ctx, remoteRegistryService, "Remote Registry", `"`+e.applet+`"`, StartDisabled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.closeService(ctx, h)
+	m.close(ctx)
+	conn.close(ctx)
+
+	rrRunning := func() bool {
+		for _, s := range e.srv.SCM().Services() {
+			if s.Name == remoteRegistryService {
+				return s.State == uint32(StateRunning)
+			}
+		}
+		return false
+	}
+	errPipeBroken := errors.New("test: pipe opened, then broke")
+	var opens, opensWhileRunning int
+	tg.OpenPipe = func(_ context.Context, name string) (net.Conn, error) {
+		if name != "winreg" {
+			return nil, fmt.Errorf("unexpected pipe %q", name)
+		}
+		opens++
+		if !rrRunning() {
+			return nil, &smbconn.Error{Op: "open pipe winreg", Err: smbconn.StatusObjectNameNotFound}
+		}
+		opensWhileRunning++
+		return nil, errPipeBroken
+	}
+	j := &memJournal{}
+	spec := e.spec()
+	spec.Params, spec.SessionID, spec.Vendor, spec.Applet = map[string]string{"k": "v"}, "s1", "V", "A"
+	_, err = l.Launch(ctx, tg, spec, j)
+	if !errors.Is(err, errPipeBroken) {
+		t.Fatalf("err = %v, want the pipe error after Remote Registry started", err)
+	}
+	if opens < 2 || opensWhileRunning != 1 {
+		t.Fatalf("pipe opened %d times, %d while Remote Registry ran", opens, opensWhileRunning)
+	}
+	// Cleanup restored the service and resolved the journal.
+	for _, s := range e.srv.SCM().Services() {
+		if s.Name == remoteRegistryService && (s.State != uint32(StateStopped) || s.StartType != uint32(StartDisabled)) {
+			t.Fatalf("Remote Registry not restored: %+v", s)
+		}
+	}
+	if len(j.pending()) != 0 || len(j.resolved) != 1 {
+		t.Fatalf("journal open %v resolved %v", j.pending(), j.resolved)
+	}
 }

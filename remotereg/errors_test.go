@@ -1,0 +1,109 @@
+package remotereg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	dcerrors "github.com/oiweiwei/go-msrpc/dcerpc/errors"
+
+	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/internal/rpcauth"
+	"github.com/lanconnect/lanconnect/internal/smbconn"
+)
+
+func TestFailureClassification(t *testing.T) {
+	l := &Launcher{}
+	cases := []struct {
+		name string
+		err  error
+		kind error
+		code string
+	}{
+		{"access denied", fmt.Errorf("create: %w", ErrorAccessDenied), deploy.ErrAccessDenied, "access-denied"},
+		{"service exists", ErrorServiceExists, deploy.ErrServiceExists, "service-exists"},
+		{"marked for delete", ErrorServiceMarkedForDelete, deploy.ErrServiceExists, "service-exists"},
+		{"1053", fmt.Errorf("start: %w", ErrorServiceRequestTimeout), deploy.ErrNotServiceAware, "applet-not-service-aware"},
+		{"op range fault", fmt.Errorf("invoke: %w", dcerrors.OperationRangeError), deploy.ErrLaunchUnsupported, "scm-not-supported"},
+		{"not supported", ErrorNotSupported, deploy.ErrLaunchUnsupported, "scm-not-supported"},
+		{"fault 5", &dcerrors.Error{Value: uint32(5)}, deploy.ErrAccessDenied, "access-denied"},
+		{"pipe missing", &smbconn.Error{Op: "open pipe", Err: smbconn.StatusObjectNameNotFound}, deploy.ErrUnreachable, "pipe-not-available"},
+		{"pipe busy", &smbconn.Error{Op: "open pipe", Err: smbconn.StatusPipeNotAvailable}, deploy.ErrUnreachable, "pipe-not-available"},
+		{"pipe denied", &smbconn.Error{Op: "open pipe", Err: smbconn.StatusAccessDenied}, deploy.ErrAccessDenied, "access-denied"},
+		{"refused", &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}, deploy.ErrUnreachable, "endpoint-unreachable"},
+		{"deadline", fmt.Errorf("read: %w", context.DeadlineExceeded), deploy.ErrTimeout, "endpoint-timeout"},
+		{"integrity", fmt.Errorf("unwrap: %w", rpcauth.ErrIntegrity), nil, "rpc-integrity"},
+		{"cancelled", context.Canceled, nil, "canceled"},
+		{"other", errors.New("boom"), nil, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := l.failure("create service", "host:1234", tc.err)
+			var le *deploy.LaunchError
+			if !errors.As(err, &le) {
+				t.Fatalf("%T", err)
+			}
+			if le.Kind != tc.kind || le.Diagnosis.Code != tc.code {
+				t.Fatalf("kind %v code %q, want %v %q", le.Kind, le.Diagnosis.Code, tc.kind, tc.code)
+			}
+			if !errors.Is(err, tc.err) {
+				t.Fatal("cause lost")
+			}
+			if le.Launcher != "remotereg" || le.Step != "create service" {
+				t.Fatalf("%+v", le)
+			}
+			if tc.code != "" && tc.code != "canceled" && !strings.Contains(le.Diagnosis.Summary, "host:1234") && tc.kind != deploy.ErrServiceExists && tc.kind != deploy.ErrNotServiceAware {
+				t.Errorf("diagnosis does not name the endpoint: %q", le.Diagnosis.Summary)
+			}
+		})
+	}
+	// An existing LaunchError passes through unchanged.
+	inner := &deploy.LaunchError{Launcher: "remotereg", Step: "x", Kind: deploy.ErrTimeout}
+	if got := l.failure("y", "z", inner); got != error(inner) {
+		t.Fatalf("re-wrapped: %v", got)
+	}
+	if l.failure("y", "z", nil) != nil {
+		t.Fatal("nil error wrapped")
+	}
+}
+
+func TestWin32ErrorString(t *testing.T) {
+	if got := ErrorServiceRequestTimeout.Error(); got != "ERROR_SERVICE_REQUEST_TIMEOUT (1053)" {
+		t.Fatal(got)
+	}
+	if got := Win32Error(4242).Error(); got != "win32 error 4242" {
+		t.Fatal(got)
+	}
+	if !errors.Is(fmt.Errorf("x: %w", Win32Error(5)), ErrorAccessDenied) {
+		t.Fatal("errors.Is by value")
+	}
+}
+
+func TestServiceName(t *testing.T) {
+	l := &Launcher{Rand: strings.NewReader("\xde\xad\xbe\xef\x00\x01\x02\x03")}
+	n, err := l.serviceName(deploy.LaunchSpec{})
+	if err != nil || n != DefaultServicePrefix+"deadbeef" {
+		t.Fatalf("%q %v", n, err)
+	}
+	l.ServicePrefix = "acme-"
+	if n, _ := l.serviceName(deploy.LaunchSpec{}); n != "acme-00010203" {
+		t.Fatalf("%q", n)
+	}
+	if n, _ := (&Launcher{}).serviceName(deploy.LaunchSpec{ServicePrefix: "spec-"}); !strings.HasPrefix(n, "spec-") || len(n) != len("spec-")+8 {
+		t.Fatalf("%q", n)
+	}
+	if _, err := (&Launcher{Rand: strings.NewReader("")}).serviceName(deploy.LaunchSpec{}); err == nil {
+		t.Fatal("no randomness accepted")
+	}
+}
+
+func TestLaunchRejectsBadSpec(t *testing.T) {
+	_, err := (&Launcher{}).Launch(context.Background(), Target{Host: "127.0.0.1"}, deploy.LaunchSpec{Path: "relative.exe"}, nil)
+	if !errors.Is(err, deploy.ErrBadSpec) {
+		t.Fatalf("err = %v", err)
+	}
+}
