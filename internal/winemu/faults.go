@@ -1,6 +1,10 @@
 package winemu
 
 import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
@@ -127,4 +131,107 @@ func (f *Faults) recordTamper(ev TamperEvent) {
 	f.mu.Lock()
 	f.tampered = append(f.tampered, ev)
 	f.mu.Unlock()
+}
+
+// ErrBadFault is returned by Faults.Set for a specification it cannot
+// parse.
+var ErrBadFault = errors.New("winemu: bad fault specification")
+
+// Set applies a textual fault specification, as used by cmd/winemu's
+// -fault flag and control socket. spec is a comma-separated list of:
+//
+//	none                      clear every mode and any pending tamper
+//	deny | hang | refuse | did-not-start   turn a mode on (NAME=off turns it off)
+//	tamper=OPNUM:OFFSET:BIT:COUNT[:sealed]  tamper with COUNT responses to
+//	                          OPNUM (-1 for any), flipping BIT of stub byte
+//	                          OFFSET; "sealed" skips integrity-only responses
+//
+// On error nothing is changed.
+func (f *Faults) Set(spec string) error {
+	type change func()
+	var changes []change
+	for _, item := range strings.Split(spec, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, val, hasVal := strings.Cut(item, "=")
+		on := true
+		if name != "tamper" && hasVal {
+			switch val {
+			case "on":
+			case "off":
+				on = false
+			default:
+				return fmt.Errorf("%w: %q", ErrBadFault, item)
+			}
+		}
+		switch name {
+		case "none":
+			changes = append(changes, func() {
+				f.deny, f.hang, f.refuse, f.didNotStart = false, false, false, false
+				f.tamper = TamperSpec{}
+			})
+		case "deny":
+			changes = append(changes, func() { f.deny = on })
+		case "hang":
+			changes = append(changes, func() { f.hang = on })
+		case "refuse":
+			changes = append(changes, func() { f.refuse = on })
+		case "did-not-start":
+			changes = append(changes, func() { f.didNotStart = on })
+		case "tamper":
+			parts := strings.Split(val, ":")
+			if len(parts) < 4 || len(parts) > 5 || (len(parts) == 5 && parts[4] != "sealed") {
+				return fmt.Errorf("%w: %q", ErrBadFault, item)
+			}
+			var n [4]int
+			for i := range n {
+				v, err := strconv.Atoi(parts[i])
+				if err != nil {
+					return fmt.Errorf("%w: %q", ErrBadFault, item)
+				}
+				n[i] = v
+			}
+			if n[0] < -1 || n[1] < 0 || n[2] < 0 || n[2] > 7 || n[3] < 0 {
+				return fmt.Errorf("%w: %q", ErrBadFault, item)
+			}
+			t := TamperSpec{OpNum: n[0], StubOffset: n[1], Bit: uint8(n[2]), Count: n[3], SealedOnly: len(parts) == 5}
+			changes = append(changes, func() { f.tamper = t })
+		default:
+			return fmt.Errorf("%w: unknown mode %q", ErrBadFault, name)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range changes {
+		c()
+	}
+	return nil
+}
+
+// String describes the current modes in the syntax Set accepts.
+func (f *Faults) String() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, m := range []struct {
+		name string
+		on   bool
+	}{{"deny", f.deny}, {"hang", f.hang}, {"refuse", f.refuse}, {"did-not-start", f.didNotStart}} {
+		if m.on {
+			out = append(out, m.name)
+		}
+	}
+	if t := f.tamper; t.Count > 0 {
+		s := fmt.Sprintf("tamper=%d:%d:%d:%d", t.OpNum, t.StubOffset, t.Bit, t.Count)
+		if t.SealedOnly {
+			s += ":sealed"
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ",")
 }

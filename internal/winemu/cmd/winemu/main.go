@@ -15,6 +15,15 @@
 // logged. -root is the directory C:\Windows maps to (the target's ADMIN$
 // path). The user is an administrator unless -admin=false.
 //
+// Fault modes (see winemu.Faults) can be set at start with -fault SPEC
+// and changed at run time through a Unix socket given with -control
+// PATH, one command per line: a specification such as "deny", "hang=off",
+// "refuse", "did-not-start", "tamper=OPNUM:OFFSET:BIT:COUNT[:sealed]" or
+// "none", or "status", "tampered" and "services"; each gets one reply line
+// starting with "ok" or "error". For example:
+//
+//	echo hang | socat - UNIX-CONNECT:/tmp/winemu.ctl
+//
 // It logs one line per RPC call to standard error (slog text format) and
 // prints one line "winemu listening epm=IP:PORT dynamic=IP:PORT" to
 // standard output once both ports accept connections. SIGTERM or SIGINT
@@ -56,16 +65,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := flag.NewFlagSet("winemu", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		listen    = fs.String("listen", "", "IP address to listen on (required)")
-		root      = fs.String("root", "", `directory that C:\Windows maps to (the target's ADMIN$ path; required)`)
-		user      = fs.String("user", "", "account name clients authenticate as (required; password from WINEMU_PASSWORD)")
-		admin     = fs.Bool("admin", true, "the account is an administrator")
-		epmPort   = fs.Int("epm-port", 135, "endpoint mapper port")
-		dynPort   = fs.Int("dynamic-port", 0, "port for svcctl and other interfaces (0 picks a free one)")
-		name      = fs.String("name", "", "NetBIOS computer name announced in NTLM (default: host name)")
-		workgroup = fs.String("workgroup", "WORKGROUP", "NetBIOS domain or workgroup announced in NTLM")
-		keep      = fs.Bool("keep-processes", false, "leave started processes running when winemu stops (also WINEMU_KEEP_PROCESSES=1)")
-		debug     = fs.Bool("debug", false, "log PDU-level detail")
+		listen      = fs.String("listen", "", "IP address to listen on (required)")
+		root        = fs.String("root", "", `directory that C:\Windows maps to (the target's ADMIN$ path; required)`)
+		user        = fs.String("user", "", "account name clients authenticate as (required; password from WINEMU_PASSWORD)")
+		admin       = fs.Bool("admin", true, "the account is an administrator")
+		epmPort     = fs.Int("epm-port", 135, "endpoint mapper port")
+		dynPort     = fs.Int("dynamic-port", 0, "port for svcctl and other interfaces (0 picks a free one)")
+		name        = fs.String("name", "", "NetBIOS computer name announced in NTLM (default: host name)")
+		workgroup   = fs.String("workgroup", "WORKGROUP", "NetBIOS domain or workgroup announced in NTLM")
+		keep        = fs.Bool("keep-processes", false, "leave started processes running when winemu stops (also WINEMU_KEEP_PROCESSES=1)")
+		debug       = fs.Bool("debug", false, "log PDU-level detail")
+		faults      = fs.String("fault", "", "fault modes to start with, e.g. deny or tamper=6:4:1:1 (see winemu.Faults.Set)")
+		controlPath = fs.String("control", "", "Unix socket that accepts fault commands at run time")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -122,6 +133,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		DynamicPort:   *dynPort,
 		KeepProcesses: *keep || getenv("WINEMU_KEEP_PROCESSES") == "1",
 		ProcessOutput: stderr,
+	}
+	if err := srv.Faults.Set(*faults); err != nil {
+		return usage(err.Error())
+	}
+	if *controlPath != "" {
+		stopControl, err := serveControl(ctx, *controlPath, srv, logger)
+		if err != nil {
+			fmt.Fprintf(stderr, "winemu: %v\n", err)
+			return 1
+		}
+		defer stopControl()
 	}
 	if err := srv.Start(ctx, ip.String()); err != nil {
 		fmt.Fprintf(stderr, "winemu: %v\n", err)

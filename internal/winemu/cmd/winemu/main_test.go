@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,4 +210,50 @@ func TestRunKeepProcesses(t *testing.T) {
 		t.Fatalf("kept process not running: %v", pids)
 	}
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
+}
+
+func TestRunControlSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "winemu.ctl")
+	ip, root, _, _, _, _ := startRun(t, "-fault", "deny", "-control", sock)
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	ask := func(cmd string) string {
+		t.Helper()
+		if _, err := fmt.Fprintln(c, cmd); err != nil {
+			t.Fatal(err)
+		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(line)
+	}
+	if got := ask("status"); got != "ok deny" {
+		t.Fatalf("status = %q", got)
+	}
+	if got := ask("bogus"); !strings.HasPrefix(got, "error ") {
+		t.Fatalf("bogus = %q", got)
+	}
+	if got := ask("deny=off,tamper=6:4:1:2:sealed"); got != "ok tamper=6:4:1:2:sealed" {
+		t.Fatalf("set = %q", got)
+	}
+	if got := ask("none"); got != "ok none" {
+		t.Fatalf("none = %q", got)
+	}
+	launch(t, ip, root)
+	if got := ask("services"); !strings.HasPrefix(got, "ok LCCmd:4:") {
+		t.Fatalf("services = %q", got)
+	}
+}
+
+func TestRunBadFaultFlag(t *testing.T) {
+	var out, errb syncBuffer
+	args := []string{"-listen", "127.0.0.1", "-root", t.TempDir(), "-user", "a", "-fault", "explode"}
+	if code := run(context.Background(), args, env(map[string]string{"WINEMU_PASSWORD": "p"}), &out, &errb); code != 2 {
+		t.Fatalf("exit %d", code)
+	}
 }
