@@ -21,14 +21,12 @@ import (
 	"github.com/lanconnect/lanconnect/internal/winemu"
 )
 
-// TestLabTarget runs the go-built winemu binary inside a lab target's
-// network namespace with Root = the target's ADMIN$ directory, and
-// launches a service through the endpoint mapper on the target's
-// address, as the SDK's TCP fallback does.
-func TestLabTarget(t *testing.T) {
-	if testing.Short() {
-		t.Skip("lab test")
-	}
+// startLabWinemu starts a one-target lab and runs the go-built winemu
+// binary inside the target's namespace with Root = its ADMIN$ directory
+// and the target's administrator account; LCApplet.exe (a copy of
+// /bin/sleep) is installed under Temp.
+func startLabWinemu(t testing.TB) (*testlab.Target, *testlab.Process) {
+	t.Helper()
 	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}}})
 	tgt := lab.Targets[0]
 
@@ -56,7 +54,7 @@ func TestLabTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Stop()
+	t.Cleanup(func() { p.Stop() })
 	addr := net.JoinHostPort(tgt.Addr.String(), "135")
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
@@ -68,7 +66,20 @@ func TestLabTarget(t *testing.T) {
 			t.Fatalf("winemu not listening on %s: %v", addr, err)
 		}
 	}
+	return tgt, p
+}
 
+// TestLabTarget runs the go-built winemu binary inside a lab target's
+// network namespace with Root = the target's ADMIN$ directory, and
+// launches a service through the endpoint mapper on the target's
+// address, as the SDK's TCP fallback does.
+func TestLabTarget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	tgt, p := startLabWinemu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	ip := tgt.Addr.String()
 	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+ip, epm.EndpointMapper(ctx, ip, dcerpc.WithInsecure()))
 	if err != nil {
