@@ -249,12 +249,13 @@ func TestLabSamba(t *testing.T) {
 // labWinemu builds winemu and runs it in tgt's namespace with Root =
 // ADMIN$ and the admin account (or, with asAdmin false, the same account
 // without administrator rights).
-func labWinemu(ctx context.Context, t *testing.T, tgt *testlab.Target, asAdmin bool) {
+func labWinemu(ctx context.Context, t *testing.T, tgt *testlab.Target, asAdmin bool, extra ...string) {
 	t.Helper()
 	bin := buildOnce(t, "winemu", "../internal/winemu/cmd/winemu")
 	t.Setenv("WINEMU_PASSWORD", tgt.Admin.Password)
-	p, err := tgt.Start(ctx, bin, "-listen", tgt.Addr.String(), "-root", tgt.AdminDir,
-		"-user", tgt.Admin.User, "-name", tgt.NetBIOSName, "-workgroup", tgt.Workgroup, "-admin="+strconv.FormatBool(asAdmin))
+	args := append([]string{"-listen", tgt.Addr.String(), "-root", tgt.AdminDir,
+		"-user", tgt.Admin.User, "-name", tgt.NetBIOSName, "-workgroup", tgt.Workgroup, "-admin=" + strconv.FormatBool(asAdmin)}, extra...)
+	p, err := tgt.Start(ctx, bin, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,9 +482,36 @@ func TestLabWinemuFailures(t *testing.T) {
 	if testing.Short() {
 		t.Skip("lab test")
 	}
-	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}, {}}})
+	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}, {}, {}, {}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+
+	t.Run("start timeout (applet not service-aware)", func(t *testing.T) {
+		tgt := lab.Targets[2]
+		labWinemu(ctx, t, tgt, true, "-fault", "did-not-start")
+		tg := labTarget(ctx, t, tgt, tgt.Admin)
+		path := copyApplet(ctx, t, tgt)
+		j := &memJournal{}
+		_, err := fastLauncher(TransportTCP).Launch(ctx, tg, deploy.LaunchSpec{Path: path}, j)
+		le := expectLaunchError(t, err, deploy.ErrNotServiceAware)
+		if le.Diagnosis.Code != "applet-not-service-aware" {
+			t.Fatalf("%+v", le)
+		}
+		if len(j.pending()) != 0 || len(j.resolved) != 1 {
+			t.Fatalf("service not cleaned up: journal open %v resolved %v", j.pending(), j.resolved)
+		}
+	})
+
+	t.Run("tampered sealed response over TCP", func(t *testing.T) {
+		tgt := lab.Targets[3]
+		labWinemu(ctx, t, tgt, true, "-fault", "tamper=15:6:3:1:sealed")
+		tg := labTarget(ctx, t, tgt, tgt.Admin)
+		_, err := fastLauncher(TransportTCP).Launch(ctx, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
+		if !errors.Is(err, rpcauth.ErrIntegrity) {
+			t.Fatalf("err = %v, want rpcauth.ErrIntegrity", err)
+		}
+		t.Logf("%v", err)
+	})
 
 	t.Run("access denied (winemu account without admin rights)", func(t *testing.T) {
 		tgt := lab.Targets[0]
