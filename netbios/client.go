@@ -138,7 +138,7 @@ func (c *Client) exchange(ctx context.Context, req *Message, dst netip.AddrPort,
 				}
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
-					if err := ctx.Err(); err != nil {
+					if err := ctxErr(ctx); err != nil {
 						return err
 					}
 					break
@@ -161,7 +161,22 @@ func (c *Client) exchange(ctx context.Context, req *Message, dst netip.AddrPort,
 			return nil
 		}
 	}
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
 	return ErrTimeout
+}
+
+// ctxErr is ctx.Err(), or DeadlineExceeded as soon as the deadline has
+// passed (a read deadline set from it may fire before ctx's own timer).
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // NodeStatus asks addr for its name table with a node status request for

@@ -265,6 +265,7 @@ func (sc *scan) send(ctx context.Context, t Targets) error {
 		sc.mu.Lock()
 		var p *probe
 		var wait time.Duration = time.Hour
+		dueRetry := false
 		for sc.head < len(sc.fifo) {
 			h := sc.fifo[sc.head]
 			if h.done {
@@ -283,10 +284,12 @@ func (sc *scan) send(ctx context.Context, t Targets) error {
 			if tokens >= 1 {
 				sc.pop()
 				p = h
+			} else {
+				dueRetry = true // wait for a token, not for a deadline
 			}
 			break
 		}
-		work := p != nil || len(sc.urgent) > 0 || len(sc.queries) > 0 || !sweepDone
+		work := dueRetry || p != nil || len(sc.urgent) > 0 || len(sc.queries) > 0 || !sweepDone
 		if p == nil && tokens >= 1 {
 			for p == nil && len(sc.urgent) > 0 {
 				p, sc.urgent = sc.urgent[0], sc.urgent[1:]

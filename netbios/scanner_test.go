@@ -364,3 +364,26 @@ func TestDiscovererThroughMergeAndView(t *testing.T) {
 		}
 	}
 }
+
+func TestScanRetriesAfterSweepWithoutTokens(t *testing.T) {
+	checkLeaks(t)
+	n := loopNet()
+	fn := startHosts(t, n, 8, "WG", false)
+	for _, h := range fn.Hosts {
+		h.Silent.Store(true)
+	}
+	// The sweep ends with the bucket empty while retries are due: the
+	// sender must wait for tokens, not for the next deadline.
+	targets, _ := netbios.ParseTargets(fmt.Sprintf("%d.%d.%d.10-%d.%d.%d.25", n[0], n[1], n[2], n[0], n[1], n[2]))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := runScan(ctx, &netbios.Scanner{Port: fn.Port, Rate: 50, Retries: 3, Timeout: 40 * time.Millisecond}, targets)
+	if r.err != nil {
+		t.Fatalf("scan: %v after %v", r.err, r.elapsed)
+	}
+	for _, h := range fn.Hosts {
+		if q := h.Requests.Load(); q != 4 {
+			t.Fatalf("%v asked %d times, want 4", h.Addr, q)
+		}
+	}
+}
