@@ -473,9 +473,9 @@ func (c *conn) sendResponse(p *pendingCall, ifname string, stub []byte) error {
 	if protect {
 		chunkMax -= chunkMax % 16
 	}
-	frags := 0
+	frags, largest := 0, 0
 	defer func() {
-		c.log().Debug("response sent", "call", p.callID, "opnum", p.opnum, "fragments", frags, "stub", len(stub))
+		c.log().Debug("response sent", "call", p.callID, "opnum", p.opnum, "fragments", frags, "largest", largest, "limit", c.xmit, "stub", len(stub))
 	}()
 	for off, first := 0, true; first || off < len(stub); first = false {
 		frags++
@@ -498,6 +498,7 @@ func (c *conn) sendResponse(p *pendingCall, ifname string, stub []byte) error {
 		if protect {
 			fragLen += secTrailerSize + authLen
 		}
+		largest = max(largest, fragLen)
 		buf := make([]byte, fragLen)
 		h := header{Type: dcerpc.PacketTypeResponse, Flags: flags, FragLen: uint16(fragLen), AuthLen: uint16(authLen), CallID: p.callID}
 		h.encode(buf)
