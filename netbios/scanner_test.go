@@ -13,7 +13,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/netbios"
-	"github.com/lanconnect/lanconnect/netbios/internal/fakenbns"
+	"github.com/lanconnect/lanconnect/netbios/nbnstest"
 )
 
 func checkLeaks(t *testing.T) {
@@ -42,11 +42,11 @@ func at(n [3]byte, last byte) netip.Addr { return netip.AddrFrom4([4]byte{n[0], 
 
 // startHosts starts k fake workstations at .10, .12, .14, ... in workgroup
 // wg, and closes them at the end of the test.
-func startHosts(t *testing.T, n [3]byte, k int, wg string, bcast bool, masters ...int) *fakenbns.Net {
+func startHosts(t *testing.T, n [3]byte, k int, wg string, bcast bool, masters ...int) *nbnstest.Net {
 	t.Helper()
-	var hosts []*fakenbns.Host
+	var hosts []*nbnstest.Host
 	for i := range k {
-		h := fakenbns.Workstation(at(n, byte(10+2*i)), fmt.Sprintf("HOST%02d", i), wg)
+		h := nbnstest.Workstation(at(n, byte(10+2*i)), fmt.Sprintf("HOST%02d", i), wg)
 		h.MAC = [6]byte{0x52, 0x54, 0, 0, 0, byte(i)}
 		if slices.Contains(masters, i) {
 			h.MakeMasterBrowser(wg)
@@ -57,7 +57,7 @@ func startHosts(t *testing.T, n [3]byte, k int, wg string, bcast bool, masters .
 	if bcast {
 		b = at(n, 255)
 	}
-	fn, err := fakenbns.Start(hosts, b)
+	fn, err := nbnstest.Start(hosts, b)
 	if err != nil {
 		t.Skipf("cannot bind loopback listeners: %v", err)
 	}

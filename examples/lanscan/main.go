@@ -1,11 +1,329 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/netbios"
 )
 
+const usage = `usage: lanscan [flags] [TARGET...]
+
+Streams the computers found on the LAN, as a table that grows as hosts are
+found, or as NDJSON with -json. A TARGET is an IPv4 address (10.0.0.5), a
+CIDR (10.0.0.0/24) or a range (10.0.0.5-10.0.0.40). With no TARGET, lanscan
+sweeps the IPv4 subnets of the local interfaces (each capped at a /22) and
+sends broadcast name queries on them.
+
+Flags:
+`
+
 func main() {
-	fmt.Fprintln(os.Stderr, "lanscan: not implemented yet (issue 3)")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, isTerminal(os.Stderr))
+	stop()
+	os.Exit(code)
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// run is lanscan without the process around it. It returns the exit
+// status: 0 when the scan completed, 1 when a source failed or the scan was
+// interrupted, 2 for bad flags or targets.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal bool) int {
+	fs := flag.NewFlagSet("lanscan", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var (
+		filterExpr = fs.String("filter", "", "show only hosts matching `EXPR` (name substring or glob, IP, CIDR, range; space = AND, comma = OR)")
+		timeout    = fs.Duration("timeout", netbios.DefaultTimeout, "how long a host gets to `answer`, retries included")
+		rate       = fs.Int("rate", netbios.DefaultRate, "packets per `second`")
+		retries    = fs.Int("retries", netbios.DefaultRetries, "repeats to a host that does not `answer`")
+		jsonOut    = fs.Bool("json", false, "write NDJSON: one object per host update")
+	)
+	srcs := sources()
+	for _, s := range srcs {
+		s.flags(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stderr, usage)
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return 0
+		}
+		fmt.Fprintf(stderr, "lanscan: %v (see lanscan -h)\n", err)
+		return 2
+	}
+	if *rate <= 0 {
+		fmt.Fprintf(stderr, "lanscan: -rate must be positive, not %d\n", *rate)
+		return 2
+	}
+	if *timeout <= 0 {
+		fmt.Fprintf(stderr, "lanscan: -timeout must be positive, not %v\n", *timeout)
+		return 2
+	}
+	if *retries < 0 {
+		fmt.Fprintf(stderr, "lanscan: -retries must not be negative, not %d\n", *retries)
+		return 2
+	}
+	f, err := discovery.ParseFilter(*filterExpr)
+	if err != nil {
+		fmt.Fprintf(stderr, "lanscan: -filter: %v\n", err)
+		return 2
+	}
+	cfg := &config{
+		targets: fs.Args(),
+		timeout: *timeout,
+		rate:    *rate,
+		retries: *retries,
+		json:    *jsonOut,
+		filter:  f,
+		stderr:  stderr,
+	}
+	if cfg.retries == 0 {
+		cfg.retries = -1 // the netbios package reads 0 as "default"
+	}
+	prog := &progressLine{w: stderr, enabled: terminal && !cfg.json}
+	cfg.progress = prog.set
+	ds, err := buildDiscoverers(srcs, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "lanscan: %v\n", err)
+		return 2
+	}
+	if len(ds) == 0 {
+		fmt.Fprintln(stderr, "lanscan: every source is disabled")
+		return 2
+	}
+
+	view := discovery.NewView(ctx, discovery.Merge(ctx, ds...), f)
+	var out printer
+	if cfg.json {
+		out = &jsonPrinter{enc: json.NewEncoder(stdout)}
+	} else {
+		out = newTablePrinter(stdout)
+	}
+	failed := false
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	events := view.Events()
+	for events != nil {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				events = nil
+				break
+			}
+			switch e.Kind {
+			case discovery.Show, discovery.Hide:
+				prog.clear()
+				if err := out.print(e); err != nil {
+					fmt.Fprintf(stderr, "lanscan: %v\n", err)
+					return 1
+				}
+				if e.Kind == discovery.Show {
+					prog.found(e.ID)
+				}
+				prog.draw()
+			case discovery.SourceFinished:
+				if e.Err != nil {
+					prog.clear()
+					fmt.Fprintf(stderr, "lanscan: %v\n", e.Err)
+					failed = true
+				}
+			}
+		case <-tick.C:
+			prog.draw()
+		}
+	}
+	prog.clear()
+	out.flush()
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "lanscan: interrupted")
+		return 1
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// progressLine is the terminal's last line while the scan runs.
+type progressLine struct {
+	w       io.Writer
+	enabled bool
+
+	mu    sync.Mutex
+	p     netbios.Progress
+	shown map[discovery.HostID]bool
+	drawn bool
+}
+
+func (l *progressLine) set(p netbios.Progress) {
+	l.mu.Lock()
+	l.p = p
+	l.mu.Unlock()
+}
+
+func (l *progressLine) found(id discovery.HostID) {
+	l.mu.Lock()
+	if l.shown == nil {
+		l.shown = make(map[discovery.HostID]bool)
+	}
+	l.shown[id] = true
+	l.mu.Unlock()
+}
+
+func (l *progressLine) draw() {
+	if !l.enabled {
+		return
+	}
+	l.mu.Lock()
+	p, n := l.p, len(l.shown)
+	l.mu.Unlock()
+	pct := 100.0
+	if p.Total > 0 {
+		pct = 100 * float64(p.Swept) / float64(p.Total)
+	}
+	fmt.Fprintf(l.w, "\r\033[K  scanning: %d/%d addresses (%.0f%%), %d packets, %d hosts", p.Swept, p.Total, pct, p.Sent, n)
+	l.drawn = true
+}
+
+func (l *progressLine) clear() {
+	if l.enabled && l.drawn {
+		fmt.Fprint(l.w, "\r\033[K")
+		l.drawn = false
+	}
+}
+
+type printer interface {
+	print(e discovery.ViewEvent) error
+	flush()
+}
+
+// hostJSON is the NDJSON schema documented in docs/lanscan.md.
+type hostJSON struct {
+	ID        uint64   `json:"id"`
+	Removed   bool     `json:"removed,omitempty"`
+	Name      string   `json:"name"`
+	DNSName   string   `json:"dns_name"`
+	Addrs     []string `json:"addrs"`
+	Domain    string   `json:"domain"`
+	OS        string   `json:"os"`
+	OSVersion string   `json:"os_version"`
+	MAC       string   `json:"mac"`
+	Roles     []string `json:"roles"`
+	Sources   []string `json:"sources"`
+	FirstSeen string   `json:"first_seen"`
+	LastSeen  string   `json:"last_seen"`
+}
+
+func toJSON(id discovery.HostID, h discovery.Host) hostJSON {
+	j := hostJSON{
+		ID: uint64(id), Name: h.Name, DNSName: h.DNSName, Domain: h.Domain, OS: h.OS, OSVersion: h.OSVersion,
+		Addrs: []string{}, Roles: []string{}, Sources: []string{},
+	}
+	for _, a := range h.Addrs {
+		j.Addrs = append(j.Addrs, a.String())
+	}
+	for _, r := range h.Roles {
+		j.Roles = append(j.Roles, string(r))
+	}
+	for _, s := range h.Sources {
+		j.Sources = append(j.Sources, string(s))
+	}
+	if len(h.MAC) > 0 {
+		j.MAC = h.MAC.String()
+	}
+	if !h.FirstSeen.IsZero() {
+		j.FirstSeen = h.FirstSeen.UTC().Format(time.RFC3339Nano)
+	}
+	if !h.LastSeen.IsZero() {
+		j.LastSeen = h.LastSeen.UTC().Format(time.RFC3339Nano)
+	}
+	return j
+}
+
+type jsonPrinter struct{ enc *json.Encoder }
+
+func (p *jsonPrinter) print(e discovery.ViewEvent) error {
+	j := toJSON(e.ID, e.Host)
+	j.Removed = e.Kind == discovery.Hide
+	return p.enc.Encode(j)
+}
+
+func (p *jsonPrinter) flush() {}
+
+// tablePrinter prints one row per host as it is found, and the row again
+// when what it shows changes.
+type tablePrinter struct {
+	w      io.Writer
+	rows   map[discovery.HostID]string
+	header bool
+}
+
+func newTablePrinter(w io.Writer) *tablePrinter {
+	return &tablePrinter{w: w, rows: make(map[discovery.HostID]string)}
+}
+
+// Fixed column widths keep a growing table aligned without buffering it.
+const rowFormat = "%-15s  %-15s  %-15s  %-17s  %-12s  %s\n"
+
+func (p *tablePrinter) print(e discovery.ViewEvent) error {
+	if e.Kind != discovery.Show {
+		return nil // a host merged into another: its row stays, the other's carries on
+	}
+	h := e.Host
+	var addrs []string
+	for _, a := range h.Addrs {
+		addrs = append(addrs, a.String())
+	}
+	var roles []string
+	for _, r := range h.Roles {
+		roles = append(roles, string(r))
+	}
+	mac := "-"
+	if len(h.MAC) > 0 {
+		mac = h.MAC.String()
+	}
+	var srcs []string
+	for _, s := range h.Sources {
+		srcs = append(srcs, string(s))
+	}
+	row := fmt.Sprintf(rowFormat, strings.Join(addrs, ","), orDash(h.Name), orDash(h.Domain), mac,
+		orDash(strings.Join(srcs, ",")), orDash(strings.Join(roles, ",")))
+	if p.rows[e.ID] == row {
+		return nil
+	}
+	p.rows[e.ID] = row
+	if !p.header {
+		p.header = true
+		if _, err := fmt.Fprintf(p.w, rowFormat, "ADDRESS", "NAME", "DOMAIN", "MAC", "SOURCES", "ROLES"); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(p.w, row)
+	return err
+}
+
+func (p *tablePrinter) flush() {}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -1,4 +1,4 @@
-// Package fakenbns is a NetBIOS name service responder for tests and
+// Package nbnstest is a NetBIOS name service responder for tests and
 // benchmarks: each fake host listens on its own loopback address and
 // answers node status requests and name queries as nmbd would, and an
 // optional "broadcast" address relays broadcast name queries to the hosts
@@ -6,7 +6,7 @@
 //
 // It only ever binds loopback addresses. It is not an nmbd: it registers
 // and defends nothing.
-package fakenbns
+package nbnstest
 
 import (
 	"errors"
@@ -87,7 +87,7 @@ func Start(hosts []*Host, bcast netip.Addr) (*Net, error) {
 			return nil, err
 		}
 	}
-	return nil, errors.New("fakenbns: no free common port")
+	return nil, errors.New("nbnstest: no free common port")
 }
 
 // StartPort is Start on a given port (137 to look like the real thing).
@@ -101,7 +101,7 @@ func start(hosts []*Host, bcast netip.Addr, port uint16) (*Net, error) {
 	n := &Net{Port: port, Hosts: hosts, Bcast: bcast}
 	bind := func(a netip.Addr) (*net.UDPConn, error) {
 		if !a.IsLoopback() {
-			return nil, fmt.Errorf("fakenbns: %v is not a loopback address", a)
+			return nil, fmt.Errorf("nbnstest: %v is not a loopback address", a)
 		}
 		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, port)))
 		if err != nil {

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lanconnect/lanconnect/netbios/nbnstest"
+)
+
+// startFakes starts k fake workstations on UDP 137 of a random loopback
+// /24 (port 137 needs root; the test skips without it).
+func startFakes(t *testing.T, k int) (*nbnstest.Net, string) {
+	t.Helper()
+	n := [3]byte{127, byte(100 + rand.IntN(100)), byte(rand.IntN(256))}
+	var hosts []*nbnstest.Host
+	for i := range k {
+		a := netip.AddrFrom4([4]byte{n[0], n[1], n[2], byte(20 + i)})
+		hosts = append(hosts, nbnstest.Workstation(a, fmt.Sprintf("PC%02d", i), "SCANGROUP"))
+	}
+	fn, err := nbnstest.StartPort(hosts, netip.Addr{}, 137)
+	if err != nil {
+		t.Skipf("cannot listen on loopback port 137: %v", err)
+	}
+	t.Cleanup(fn.Close)
+	return fn, fmt.Sprintf("%d.%d.%d.0/24", n[0], n[1], n[2])
+}
+
+func runLanscan(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := run(ctx, args, &out, &errb, false)
+	return code, out.String(), errb.String()
+}
+
+func TestJSONSchema(t *testing.T) {
+	_, cidr := startFakes(t, 3)
+	code, out, errs := runLanscan(t, "-json", "-rate", "5000", "-timeout", "300ms", cidr)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	names := map[string]bool{}
+	for sc.Scan() {
+		var raw map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &raw); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		for _, k := range []string{"name", "dns_name", "addrs", "domain", "os", "os_version", "mac", "roles", "sources", "first_seen", "last_seen"} {
+			if _, ok := raw[k]; !ok {
+				t.Fatalf("line %s lacks %q", sc.Text(), k)
+			}
+		}
+		var h hostJSON
+		json.Unmarshal(sc.Bytes(), &h)
+		if h.Domain != "SCANGROUP" || len(h.Addrs) != 1 || !slices.Equal(h.Sources, []string{"netbios"}) ||
+			!slices.Contains(h.Roles, "workstation") || h.MAC != "" {
+			t.Fatalf("host %+v", h)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, h.FirstSeen); err != nil {
+			t.Fatalf("first_seen %q: %v", h.FirstSeen, err)
+		}
+		names[h.Name] = true
+	}
+	if len(names) != 3 || !names["PC00"] || !names["PC02"] {
+		t.Fatalf("names %v", names)
+	}
+}
+
+func TestFilterAndTable(t *testing.T) {
+	fn, cidr := startFakes(t, 4)
+	code, out, errs := runLanscan(t, "-rate", "5000", "-timeout", "300ms", "-filter", "pc01, "+fn.Hosts[3].Addr.String(), cidr)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ADDRESS") {
+		t.Fatalf("table:\n%s", out)
+	}
+	got := lines[1] + lines[2]
+	if !strings.Contains(got, "PC01") || !strings.Contains(got, "PC03") || strings.Contains(got, "PC00") {
+		t.Fatalf("table:\n%s", out)
+	}
+}
+
+func TestNoHostsIsSuccess(t *testing.T) {
+	code, out, errs := runLanscan(t, "-timeout", "100ms", "127.0.0.200-127.0.0.203")
+	if code != 0 || out != "" || errs != "" {
+		t.Fatalf("exit %d, out %q, err %q", code, out, errs)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	for _, args := range [][]string{
+		{"10.0.0.300"},
+		{"::1"},
+		{"-rate", "0", "10.0.0.1"},
+		{"-rate", "fast"},
+		{"-retries", "-1", "10.0.0.1"},
+		{"-timeout", "0s", "10.0.0.1"},
+		{"-filter", "10.1.2", "10.0.0.1"},
+		{"-nosuchflag"},
+	} {
+		code, out, errs := runLanscan(t, args...)
+		if code != 2 || out != "" || strings.Count(errs, "\n") != 1 || !strings.HasPrefix(errs, "lanscan: ") {
+			t.Errorf("lanscan %v: exit %d, stdout %q, stderr %q", args, code, out, errs)
+		}
+	}
+}

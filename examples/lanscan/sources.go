@@ -1,0 +1,144 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/netbios"
+)
+
+// config is what the common flags and the positional targets say.
+type config struct {
+	targets []string // TARGET arguments; empty means the local subnets
+	timeout time.Duration
+	rate    int
+	retries int
+	json    bool
+	filter  discovery.Filter
+	stderr  io.Writer // for one-line notes such as "capped at /22"
+
+	// progress is where sources report sweep progress, for the terminal
+	// progress line. It may be nil.
+	progress func(netbios.Progress)
+}
+
+// source is one kind of discoverer lanscan can run. Adding a source is
+// one entry in sources: it registers its flags, then builds its
+// discoverers from the parsed flags (none when it is not enabled).
+type source struct {
+	name  string
+	flags func(fs *flag.FlagSet)
+	build func(cfg *config) ([]discovery.Discoverer, error)
+}
+
+// sources lists every source lanscan knows, in the order they start.
+func sources() []*source {
+	return []*source{netbiosSource()}
+}
+
+// buildDiscoverers asks every source for its discoverers.
+func buildDiscoverers(srcs []*source, cfg *config) ([]discovery.Discoverer, error) {
+	var ds []discovery.Discoverer
+	for _, s := range srcs {
+		d, err := s.build(cfg)
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d...)
+	}
+	return ds, nil
+}
+
+// netbiosSource sweeps the targets with node status requests; with no
+// target, it sweeps the local IPv4 subnets (each capped at a /22) and
+// broadcasts name queries on them.
+func netbiosSource() *source {
+	var bind137, noNetBIOS bool
+	return &source{
+		name: "netbios",
+		flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&bind137, "bind137", false, "send NetBIOS requests from UDP port 137 (needs root; for old stacks that answer only to 137)")
+			fs.BoolVar(&noNetBIOS, "no-netbios", false, "do not run the NetBIOS name service scan")
+		},
+		build: func(cfg *config) ([]discovery.Discoverer, error) {
+			if noNetBIOS {
+				return nil, nil
+			}
+			s := &netbios.Scanner{Rate: cfg.rate, Retries: cfg.retries, Timeout: cfg.timeout, Progress: cfg.progress}
+			if bind137 {
+				s.LocalAddr = netip.AddrPortFrom(netip.IPv4Unspecified(), netbios.DefaultPort)
+			}
+			var t netbios.Targets
+			if len(cfg.targets) > 0 {
+				var err error
+				if t, err = netbios.ParseTargets(cfg.targets...); err != nil {
+					return nil, err
+				}
+			} else {
+				var err error
+				if t, err = localTargets(cfg.stderr); err != nil {
+					return nil, err
+				}
+			}
+			return []discovery.Discoverer{&netbios.Discoverer{Scanner: s, Targets: t}}, nil
+		},
+	}
+}
+
+// maxLocalBits is the widest local subnet swept by default: a /22 (1022
+// addresses, about two seconds at the default rate).
+const maxLocalBits = 22
+
+// localTargets returns the IPv4 subnets of the interfaces that are up and
+// can broadcast, each capped at a /22 around the interface's address, and
+// their broadcast addresses.
+func localTargets(stderr io.Writer) (netbios.Targets, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return netbios.Targets{}, err
+	}
+	var t netbios.Targets
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 || ifc.Flags&net.FlagBroadcast == 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(ipn.IP)
+			ones, _ := ipn.Mask.Size()
+			if !ok || !ip.Unmap().Is4() || ones > 30 || ones == 0 {
+				continue
+			}
+			ip = ip.Unmap()
+			full := netip.PrefixFrom(ip, ones).Masked()
+			bcast, _ := discovery.ParseAddrRange(full.String())
+			t.Broadcast = append(t.Broadcast, bcast.To)
+			p := full
+			if ones < maxLocalBits {
+				p = netip.PrefixFrom(ip, maxLocalBits).Masked()
+				fmt.Fprintf(stderr, "lanscan: %s: %v is wider than /%d: sweeping %v only (broadcast covers the whole subnet)\n", ifc.Name, full, maxLocalBits, p)
+			}
+			r, _ := discovery.ParseAddrRange(p.String())
+			if p.Bits() <= 30 {
+				r.From, r.To = r.From.Next(), r.To.Prev()
+			}
+			t.Ranges = append(t.Ranges, r)
+		}
+	}
+	if len(t.Ranges) == 0 {
+		return t, fmt.Errorf("no IPv4 interface to scan: give a TARGET")
+	}
+	return t, nil
+}
