@@ -49,14 +49,19 @@ func (b Backoff) Retry(ctx context.Context, op func(context.Context) error, retr
 			timer.Stop()
 		}
 	}()
+	var last error // the last attempt's error, kept when the deadline ends the loop
 	for {
 		if err := ctx.Err(); err != nil {
+			if last != nil {
+				return errors.Join(err, last)
+			}
 			return err
 		}
 		err := op(ctx)
 		if err == nil {
 			return nil
 		}
+		last = err
 		if retryable != nil && !retryable(err) {
 			return err
 		}
