@@ -1,0 +1,304 @@
+package adauth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/oiweiwei/go-msrpc/dcerpc"
+	svcctl "github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
+
+	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/internal/smbconn"
+)
+
+// Authenticator proves that credentials are administrator on a computer.
+//
+// Authenticate returns a *Grant only when every admin check passed; any
+// failure is an *AuthError with a Diagnosis. The caller owns the Grant and
+// must Close it.
+type Authenticator interface {
+	Authenticate(ctx context.Context, host string, creds Credentials) (*Grant, error)
+}
+
+// Encryption selects when an SMB session is encrypted.
+type Encryption int
+
+// Encryption settings. The zero value is EncryptIfServerAsks.
+const (
+	// EncryptIfServerAsks encrypts when the computer requires it, and
+	// otherwise relies on signing (always required).
+	EncryptIfServerAsks Encryption = iota
+	// EncryptPreferred encrypts whenever the computer can (SMB 3).
+	EncryptPreferred
+	// EncryptRequired fails with ErrEncryption when it cannot.
+	EncryptRequired
+)
+
+// Admin checks, as named in CheckResult.Name.
+const (
+	CheckAdminShareWrite = "admin-share-write"  // ADMIN$ tree connect, create and delete a probe file
+	CheckSCMCreate       = "scm-create-service" // ROpenSCManagerW with SC_MANAGER_CREATE_SERVICE
+)
+
+// SC_MANAGER access rights (MS-SCMR 3.1.4).
+const (
+	scManagerConnect       = 0x0001
+	scManagerCreateService = 0x0002
+	errorAccessDenied      = 5
+)
+
+// SMBAuthenticator is the Authenticator over SMB2/3 with NTLMv2. It logs
+// on, refuses guest sessions, then proves administrator rights twice:
+// it tree-connects ADMIN$ and creates and deletes a uniquely named probe
+// file there, and it opens the Service Control Manager over \pipe\svcctl
+// with SC_MANAGER_CREATE_SERVICE. Signing is always required.
+//
+// The zero value is ready to use: port 445, a 5 s connect timeout, and
+// encryption when the computer asks for it. It is safe for concurrent use
+// and keeps no state between calls. It does not store credentials.
+type SMBAuthenticator struct {
+	// Port is the SMB port; 0 means 445.
+	Port int
+	// DialTimeout bounds the TCP connect; 0 means 5 s.
+	DialTimeout time.Duration
+	// Encryption selects when to encrypt.
+	Encryption Encryption
+	// Workstation is the client name sent in NTLM; empty sends none.
+	Workstation string
+	// Logger receives debug messages (never secrets); nil discards them.
+	Logger *slog.Logger
+}
+
+var _ Authenticator = (*SMBAuthenticator)(nil)
+
+// HostAddress returns the address to connect to for h: its first address,
+// else its DNS name, else its NetBIOS name. It returns "" when h has none.
+func HostAddress(h discovery.Host) string {
+	switch {
+	case len(h.Addrs) > 0 && h.Addrs[0].IsValid():
+		return h.Addrs[0].String()
+	case h.DNSName != "":
+		return h.DNSName
+	}
+	return h.Name
+}
+
+func (a *SMBAuthenticator) logger() *slog.Logger {
+	if a == nil || a.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Logger
+}
+
+// Authenticate logs on to host (an IP address or a name) with creds and
+// proves administrator rights. On success the returned Grant holds the
+// open SMB session, which deploy and the launchers reuse. Errors are
+// *AuthError; see ShouldPrompt for which of them deserve a prompt.
+func (a *SMBAuthenticator) Authenticate(ctx context.Context, host string, creds Credentials) (*Grant, error) {
+	if a == nil {
+		a = &SMBAuthenticator{}
+	}
+	start := time.Now()
+	log := a.logger()
+	account := creds.Account()
+	if strings.TrimSpace(host) == "" {
+		return nil, &AuthError{Host: host, Account: account, Step: StepConnect, Kind: ErrUnreachable,
+			Diagnosis: Diagnosis{DiagNameNotResolved, "No computer name or address was given.", "Pick a computer with a name or an address."},
+			Err:       fmt.Errorf("%w: empty host", ErrBadCredentials)}
+	}
+	if creds.User == "" || !creds.HasSecret() {
+		return nil, &AuthError{Host: host, Account: account, Step: StepLogon, Kind: ErrNoCredentials, Retryable: true,
+			Diagnosis: Diagnosis{DiagNoCredentials, "No user name and password were given.", "Enter an administrator account for this computer."},
+			Err:       ErrNoCredentials}
+	}
+	auth := smbconn.Auth{User: creds.User, Domain: creds.Domain, NTHash: creds.NTHash()}
+	if creds.IsLocal() {
+		// An empty domain makes the computer check its own accounts.
+		auth.Domain = ""
+	}
+	if p, ok := creds.Password(); ok {
+		auth.Password = p
+	}
+	opts := smbconn.Options{
+		Port:        a.Port,
+		DialTimeout: a.DialTimeout,
+		Encryption:  smbconn.Encryption(a.Encryption),
+		Workstation: a.Workstation,
+		Logger:      log,
+	}
+	sess, err := smbconn.Dial(ctx, host, auth, opts)
+	if err != nil {
+		var se *smbconn.Error
+		var info smbconn.Info
+		if errors.As(err, &se) {
+			info = se.Info
+		}
+		return nil, classifySetup(host, account, isLocalAccount(creds, info), err)
+	}
+	info := sess.Info()
+	g := &Grant{
+		Host:        host,
+		Credentials: creds,
+		session:     sess,
+		Facts:       factsFrom(info, isLocalAccount(creds, info)),
+	}
+	fail := func(ae *AuthError) (*Grant, error) {
+		_ = sess.Close()
+		return nil, ae
+	}
+	logonTook := time.Since(start)
+
+	// Check 1: ADMIN$ is writable.
+	t0 := time.Now()
+	if ae := a.checkAdminShare(ctx, g); ae != nil {
+		g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckAdminShareWrite, Passed: false, Took: time.Since(t0), Detail: ae.Diagnosis.Code})
+		return fail(ae)
+	}
+	g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckAdminShareWrite, Passed: true, Took: time.Since(t0)})
+
+	// Check 2: the SCM grants create-service.
+	t0 = time.Now()
+	if ae := a.checkSCM(ctx, g); ae != nil {
+		return fail(ae)
+	}
+	g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckSCMCreate, Passed: true, Took: time.Since(t0)})
+	g.Facts.LogonTook, g.Facts.Took = logonTook, time.Since(start)
+	log.Debug("administrator proved", "host", host, "account", account, "took", g.Facts.Took)
+	return g, nil
+}
+
+// isLocalAccount decides whether creds name an account local to the
+// computer: ".\user", "COMPUTER\user" with the computer's own NetBIOS
+// name, or a bare user on a computer that is not joined to a domain.
+func isLocalAccount(creds Credentials, info smbconn.Info) bool {
+	if creds.IsLocal() {
+		return true
+	}
+	if info.HasChallenge {
+		if creds.Domain != "" && strings.EqualFold(creds.Domain, info.Challenge.NetBIOSComputer) {
+			return true
+		}
+		if creds.Domain == "" && !info.Challenge.DomainJoined() {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthError {
+	account := g.Credentials.Account()
+	ae := func(kind error, d Diagnosis, err error) *AuthError {
+		return &AuthError{Host: g.Host, Account: account, Step: StepAdminShare, Kind: kind, Diagnosis: d, Err: err,
+			Retryable: kind == ErrNotAdmin}
+	}
+	share, err := g.session.Mount(ctx, "ADMIN$")
+	if err != nil {
+		switch {
+		case errors.Is(err, os.ErrPermission), errors.Is(err, smbconn.StatusAccessDenied), errors.Is(err, smbconn.StatusNetworkAccessDenied):
+			return ae(ErrNotAdmin, diagNotAdmin(account, g.Facts.LocalAccount), err)
+		case errors.Is(err, smbconn.StatusBadNetworkName), errors.Is(err, os.ErrNotExist):
+			return ae(ErrNoAdminShare, diagAdminShareMissing(), err)
+		}
+		return connErr(g.Host, account, StepAdminShare, err)
+	}
+	sh := share.WithContext(ctx)
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = share.WithContext(uctx).Umount()
+	}()
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	probe := "lanconnect-probe-" + hex.EncodeToString(rnd[:]) + ".tmp"
+	f, err := sh.OpenFile(probe, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can open ADMIN$ but not write to it, so it is not an administrator.", diagNotAdmin(account, g.Facts.LocalAccount).Fix}, err)
+		}
+		return connErr(g.Host, account, StepAdminShare, err)
+	}
+	_, werr := f.Write([]byte("lanconnect admin probe\r\n"))
+	cerr := f.Close()
+	rerr := sh.Remove(probe)
+	if rerr != nil {
+		a.logger().Warn("admin probe file left on target", "host", g.Host, "file", `ADMIN$\`+probe, "err", rerr)
+		g.Facts.ProbeLeftover = `ADMIN$\` + probe
+	}
+	if err := errors.Join(werr, cerr); err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can create files in ADMIN$ but not write them.", diagNotAdmin(account, g.Facts.LocalAccount).Fix}, err)
+		}
+		return connErr(g.Host, account, StepAdminShare, err)
+	}
+	if rerr != nil && errors.Is(rerr, os.ErrPermission) {
+		return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can create but not delete files in ADMIN$.", diagNotAdmin(account, g.Facts.LocalAccount).Fix}, rerr)
+	}
+	return nil
+}
+
+func (a *SMBAuthenticator) checkSCM(ctx context.Context, g *Grant) *AuthError {
+	account := g.Credentials.Account()
+	// The placeholder endpoint is never dialled: the dialer opens
+	// \pipe\svcctl on the grant's session, so RPC runs under its logon.
+	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+g.Host+"[1]", dcerpc.WithDialer(g.PipeDialer("svcctl")))
+	if err != nil {
+		return scmErr(g.Host, account, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = cc.Close(cctx)
+	}()
+	cli, err := svcctl.NewSvcctlClient(ctx, cc, dcerpc.WithInsecure())
+	if err != nil {
+		return scmErr(g.Host, account, err)
+	}
+	resp, err := cli.OpenSCMW(ctx, &svcctl.OpenSCMWRequest{
+		MachineName:   g.Host,
+		DatabaseName:  "ServicesActive",
+		DesiredAccess: scManagerConnect | scManagerCreateService,
+	})
+	if err != nil {
+		if resp != nil && resp.Return == errorAccessDenied {
+			g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckSCMCreate, Passed: false, Detail: "access denied"})
+			return &AuthError{Host: g.Host, Account: account, Step: StepSCM, Kind: ErrNotAdmin, Retryable: true,
+				Diagnosis: diagNotAdmin(account, g.Facts.LocalAccount), Err: fmt.Errorf("OpenSCManager(SC_MANAGER_CREATE_SERVICE): access denied: %w", err)}
+		}
+		return scmErr(g.Host, account, err)
+	}
+	_, _ = cli.CloseService(ctx, &svcctl.CloseServiceRequest{ServiceObject: resp.SCM})
+	return nil
+}
+
+func scmErr(host, account string, err error) *AuthError {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, smbconn.ErrConnLost) {
+		return connErr(host, account, StepSCM, err)
+	}
+	return &AuthError{Host: host, Account: account, Step: StepSCM, Kind: ErrSCM, Diagnosis: diagSCMUnavailable(), Err: err}
+}
+
+// connErr classifies a failure after logon: cancellation, a lost
+// connection, or something unexpected.
+func connErr(host, account, step string, err error) *AuthError {
+	ae := &AuthError{Host: host, Account: account, Step: step, Err: err}
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		ae.Kind = ErrCancelled
+		ae.Diagnosis = Diagnosis{DiagCancelled, "The authentication was cancelled or ran out of time.", ""}
+	case errors.Is(err, smbconn.ErrConnLost), errors.Is(err, smbconn.ErrClosed):
+		ae.Kind, ae.Diagnosis = ErrSMBProtocol, diagConnLost()
+	case errors.Is(err, smbconn.ErrSigning):
+		ae.Kind, ae.Diagnosis = ErrSigning, diagSigning()
+	default:
+		ae.Kind = ErrSMBProtocol
+		ae.Diagnosis = Diagnosis{DiagOther, "The admin check failed unexpectedly during " + step + ".", "See the error details."}
+	}
+	return ae
+}

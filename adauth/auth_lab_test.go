@@ -1,0 +1,237 @@
+package adauth
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lanconnect/lanconnect/internal/smbconn"
+	"github.com/lanconnect/lanconnect/internal/testlab"
+)
+
+func labCreds(t *testing.T, a testlab.Account, local bool) Credentials {
+	t.Helper()
+	acct := a.User
+	if local {
+		acct = `.\` + a.User
+	}
+	c, err := Parse(acct, a.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func labTarget(t *testing.T, lab *testlab.Lab, v testlab.Variant) *testlab.Target {
+	t.Helper()
+	for _, tg := range lab.Targets {
+		if tg.Variant == v && !tg.NoSMB {
+			return tg
+		}
+	}
+	t.Fatalf("no %v target", v)
+	return nil
+}
+
+// TestAuthenticateLab runs the Authenticator against real Samba targets.
+func TestAuthenticateLab(t *testing.T) {
+	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{
+		{}, {Variant: testlab.SigningMandatory}, {Variant: testlab.EncryptRequired},
+		{Variant: testlab.GuestOnly}, {Variant: testlab.NTLMDisabled}, {NoSMB: true},
+	}})
+	std := labTarget(t, lab, testlab.Standard)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var a SMBAuthenticator
+
+	t.Run("admin granted", func(t *testing.T) {
+		g, err := a.Authenticate(ctx, std.Addr.String(), labCreds(t, std.Admin, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		f := g.Facts
+		if len(f.Checks) != 2 || !f.Checks[0].Passed || !f.Checks[1].Passed || f.Checks[0].Name != CheckAdminShareWrite || f.Checks[1].Name != CheckSCMCreate {
+			t.Fatalf("checks: %+v", f.Checks)
+		}
+		if !f.Signed || f.Dialect != "3.1.1" || !strings.EqualFold(f.Server.NetBIOSName, std.NetBIOSName) || !f.LocalAccount || f.ProbeLeftover != "" {
+			t.Fatalf("facts: %+v", f)
+		}
+		// The probe file is gone from the server's disk.
+		left, _ := filepath.Glob(filepath.Join(std.AdminDir, "lanconnect-probe-*"))
+		if len(left) != 0 {
+			t.Fatalf("probe files left: %v", left)
+		}
+		// The grant's session carries more pipes.
+		p, err := g.OpenPipe(ctx, "winreg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = p.Close()
+		t.Logf("facts: %+v", f)
+	})
+
+	t.Run("local account form", func(t *testing.T) {
+		g, err := a.Authenticate(ctx, std.Addr.String(), labCreds(t, std.Admin, true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = g.Close()
+	})
+
+	t.Run("non-admin", func(t *testing.T) {
+		_, err := a.Authenticate(ctx, std.Addr.String(), labCreds(t, std.User, false))
+		var ae *AuthError
+		if !errors.Is(err, ErrNotAdmin) || !errors.As(err, &ae) || ae.Step != StepAdminShare || !ShouldPrompt(err) {
+			t.Fatalf("err = %v", err)
+		}
+		// A local account: the diagnosis names UAC remote restrictions.
+		if ae.Diagnosis.Code != DiagUACRemote || !strings.Contains(ae.Diagnosis.Fix, "LocalAccountTokenFilterPolicy") {
+			t.Fatalf("diagnosis: %+v", ae.Diagnosis)
+		}
+		t.Logf("%v\n  fix: %s", err, ae.Diagnosis.Fix)
+	})
+
+	t.Run("non-admin denied by the SCM", func(t *testing.T) {
+		// The ADMIN$ check stops an ordinary user first; prove that the SCM
+		// check on its own also refuses it.
+		c := labCreds(t, std.User, false)
+		s, err := smbconn.Dial(ctx, std.Addr.String(), smbconn.Auth{User: c.User, Password: std.User.Password}, smbconn.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := &Grant{Host: std.Addr.String(), Credentials: c, session: s}
+		defer g.Close()
+		ae := a.checkSCM(ctx, g)
+		if ae == nil || !errors.Is(ae, ErrNotAdmin) || ae.Step != StepSCM {
+			t.Fatalf("SCM check for a user: %v", ae)
+		}
+	})
+
+	t.Run("wrong password", func(t *testing.T) {
+		c := labCreds(t, std.Admin, false).WithPassword(std.Admin.Password + "-wrong")
+		_, err := a.Authenticate(ctx, std.Addr.String(), c)
+		var ae *AuthError
+		if !errors.Is(err, ErrLogonFailure) || !errors.Is(err, smbconn.StatusLogonFailure) || !errors.As(err, &ae) || ae.Diagnosis.Code != DiagLogonFailure || !ShouldPrompt(err) {
+			t.Fatalf("err = %v", err)
+		}
+		if strings.Contains(err.Error(), std.Admin.Password) {
+			t.Fatal("password in error")
+		}
+	})
+
+	t.Run("guest only", func(t *testing.T) {
+		tg := labTarget(t, lab, testlab.GuestOnly)
+		_, err := a.Authenticate(ctx, tg.Addr.String(), labCreds(t, tg.Admin, true))
+		var ae *AuthError
+		if !errors.Is(err, ErrGuest) || !errors.As(err, &ae) || ae.Diagnosis.Code != DiagGuestOnly || !strings.Contains(ae.Diagnosis.Fix, "Classic") {
+			t.Fatalf("err = %v", err)
+		}
+		// A workgroup computer: every local account becomes Guest.
+		if ShouldPrompt(err) {
+			t.Fatal("prompt on a workgroup guest-only computer")
+		}
+	})
+
+	t.Run("ntlm blocked", func(t *testing.T) {
+		tg := labTarget(t, lab, testlab.NTLMDisabled)
+		_, err := a.Authenticate(ctx, tg.Addr.String(), labCreds(t, tg.Admin, false))
+		if !errors.Is(err, ErrNTLMBlocked) || ShouldPrompt(err) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+
+	t.Run("signing mandatory", func(t *testing.T) {
+		tg := labTarget(t, lab, testlab.SigningMandatory)
+		g, err := a.Authenticate(ctx, tg.Addr.String(), labCreds(t, tg.Admin, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !g.Facts.ServerRequiresSigning || !g.Facts.Signed {
+			t.Fatalf("%+v", g.Facts)
+		}
+		_ = g.Close()
+	})
+
+	t.Run("encryption required", func(t *testing.T) {
+		tg := labTarget(t, lab, testlab.EncryptRequired)
+		g, err := (&SMBAuthenticator{Encryption: EncryptRequired}).Authenticate(ctx, tg.Addr.String(), labCreds(t, tg.Admin, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !g.Facts.Encrypted {
+			t.Fatalf("%+v", g.Facts)
+		}
+		_ = g.Close()
+	})
+
+	t.Run("port refused", func(t *testing.T) {
+		var tg *testlab.Target
+		for _, x := range lab.Targets {
+			if x.NoSMB {
+				tg = x
+			}
+		}
+		_, err := a.Authenticate(ctx, tg.Addr.String(), labCreds(t, std.Admin, false))
+		var ae *AuthError
+		if !errors.Is(err, ErrUnreachable) || !errors.As(err, &ae) || ae.Diagnosis.Code != DiagFirewallRefused || ShouldPrompt(err) {
+			t.Fatalf("err = %v", err)
+		}
+		if !strings.Contains(ae.Diagnosis.Fix, "File and Printer Sharing") {
+			t.Fatalf("fix: %s", ae.Diagnosis.Fix)
+		}
+	})
+
+	t.Run("nothing listening", func(t *testing.T) {
+		used := map[netip.Addr]bool{lab.HostAddr: true}
+		for _, x := range lab.Targets {
+			used[x.Addr] = true
+		}
+		free := lab.Prefix.Addr()
+		for i := 0; i < 200; i++ {
+			free = free.Next()
+		}
+		for used[free] {
+			free = free.Next()
+		}
+		_, err := (&SMBAuthenticator{DialTimeout: time.Second}).Authenticate(ctx, free.String(), labCreds(t, std.Admin, false))
+		var ae *AuthError
+		if !errors.Is(err, ErrUnreachable) || !errors.As(err, &ae) || (ae.Diagnosis.Code != DiagFirewallFiltered && ae.Diagnosis.Code != DiagNoRoute) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+
+	t.Run("credential source prompts after a wrong password", func(t *testing.T) {
+		bad := labCreds(t, std.Admin, false).WithPassword("nope")
+		var reasons []string
+		g, err := CredentialSource{Current: bad, Prompt: func(_ context.Context, r PromptRequest) (Credentials, error) {
+			reasons = append(reasons, r.Diagnosis.Code)
+			return labCreds(t, std.Admin, false), nil
+		}}.Authenticate(ctx, &a, std.Addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = g.Close()
+		if len(reasons) != 1 || reasons[0] != DiagLogonFailure {
+			t.Fatalf("reasons %v", reasons)
+		}
+	})
+
+	t.Run("cancelled", func(t *testing.T) {
+		cctx, ccancel := context.WithCancel(ctx)
+		ccancel()
+		_, err := a.Authenticate(cctx, std.Addr.String(), labCreds(t, std.Admin, false))
+		if !errors.Is(err, ErrCancelled) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+
+	// Nothing the tests created stays in ADMIN$.
+	if left, _ := filepath.Glob(filepath.Join(std.AdminDir, "lanconnect-probe-*")); len(left) != 0 {
+		t.Fatalf("probe files left: %v", left)
+	}
+}

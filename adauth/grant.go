@@ -1,0 +1,143 @@
+package adauth
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"github.com/lanconnect/lanconnect/internal/smbconn"
+)
+
+// Grant is an authenticated SMB session to one computer whose account has
+// been proved to be administrator there. It carries what was learned on
+// the way (Facts) and lends its session to file copy (package deploy)
+// and to RPC over named pipes (the launchers), so the computer sees one
+// logon. It is safe for concurrent use. Close it when done.
+//
+// A Grant prints without its credentials' secret.
+type Grant struct {
+	// Host is the name or address the grant was made for.
+	Host string
+	// Credentials are the credentials that were proved.
+	Credentials Credentials
+	// Facts are what the computer negotiated and revealed.
+	Facts Facts
+
+	session *smbconn.Session
+}
+
+// Facts are what authentication learned about a computer and a session.
+type Facts struct {
+	// Dialect is the SMB dialect, for example "3.1.1".
+	Dialect string `json:"dialect"`
+	// Signed and Encrypted describe the session's protection.
+	Signed    bool `json:"signed"`
+	Encrypted bool `json:"encrypted"`
+	// ServerRequiresSigning is the computer's own requirement.
+	ServerRequiresSigning bool `json:"server_requires_signing"`
+	// Server is the computer's identity from its NTLM challenge.
+	Server ServerInfo `json:"server"`
+	// LocalAccount reports whether the account is local to the computer
+	// (".\user", "COMPUTER\user", or a bare user on a workgroup computer).
+	LocalAccount bool `json:"local_account"`
+	// Checks lists the admin checks in the order they ran.
+	Checks []CheckResult `json:"checks"`
+	// ProbeLeftover names the ADMIN$ probe file when it could not be
+	// deleted (empty normally).
+	ProbeLeftover string `json:"probe_leftover,omitempty"`
+	// LogonTook is the time to connect and log on; Took includes the
+	// admin checks.
+	LogonTook time.Duration `json:"logon_took"`
+	Took      time.Duration `json:"took"`
+}
+
+// ServerInfo is the computer's identity as its NTLM CHALLENGE tells it.
+// Fields it did not send are empty.
+type ServerInfo struct {
+	NetBIOSName   string    `json:"netbios_name,omitempty"`
+	NetBIOSDomain string    `json:"netbios_domain,omitempty"`
+	DNSName       string    `json:"dns_name,omitempty"`
+	DNSDomain     string    `json:"dns_domain,omitempty"`
+	DNSForest     string    `json:"dns_forest,omitempty"`
+	OSVersion     string    `json:"os_version,omitempty"` // e.g. "10.0.20348"
+	DomainJoined  bool      `json:"domain_joined"`
+	Time          time.Time `json:"time,omitzero"`
+}
+
+// CheckResult is the outcome of one admin check.
+type CheckResult struct {
+	Name   string        `json:"name"` // CheckAdminShareWrite or CheckSCMCreate
+	Passed bool          `json:"passed"`
+	Took   time.Duration `json:"took"`
+	Detail string        `json:"detail,omitempty"`
+}
+
+func factsFrom(info smbconn.Info, local bool) Facts {
+	f := Facts{
+		Dialect:               info.Dialect.String(),
+		Signed:                info.Signed,
+		Encrypted:             info.Encrypted,
+		ServerRequiresSigning: info.ServerRequiresSigning,
+		LocalAccount:          local,
+	}
+	if info.HasChallenge {
+		c := info.Challenge
+		f.Server = ServerInfo{
+			NetBIOSName: c.NetBIOSComputer, NetBIOSDomain: c.NetBIOSDomain,
+			DNSName: c.DNSComputer, DNSDomain: c.DNSDomain, DNSForest: c.DNSTree,
+			DomainJoined: c.DomainJoined(), Time: c.Timestamp,
+		}
+		if c.Version != nil {
+			f.Server.OSVersion = c.Version.String()
+		}
+	}
+	return f
+}
+
+// Session returns the grant's SMB session, for the packages of this
+// module (deploy, the launchers). It is nil for a zero Grant.
+func (g *Grant) Session() *smbconn.Session { return g.session }
+
+// OpenPipe opens the named pipe name (for example "winreg" or "svcctl")
+// on the grant's session and returns it as a net.Conn that carries RPC
+// PDUs. ctx bounds the open only. The caller closes the conn.
+func (g *Grant) OpenPipe(ctx context.Context, name string) (net.Conn, error) {
+	if g == nil || g.session == nil {
+		return nil, &smbconn.Error{Op: "open pipe " + name, Err: smbconn.ErrClosed}
+	}
+	return g.session.OpenPipe(ctx, name)
+}
+
+// PipeDialer returns a dialer that opens the named pipe name on the
+// grant's session at each DialContext, ignoring network and address. Its
+// method set matches go-msrpc's dcerpc.Dialer, so a launcher passes it to
+// dcerpc.WithDialer with a placeholder ncacn_ip_tcp binding (for example
+// "ncacn_ip_tcp:HOST[1]") and its RPC runs over this session without a
+// second logon. Use one dcerpc.Dial per pipe: Samba rejects a second
+// interface bound on the first one's association group.
+//
+// adauth keeps go-msrpc out of its API on purpose: callers choose their
+// own RPC options (sealing, for instance) on top of the pipe.
+func (g *Grant) PipeDialer(name string) PipeDialer {
+	return PipeDialer{g: g, pipe: name}
+}
+
+// PipeDialer opens one named pipe of a Grant per DialContext call.
+type PipeDialer struct {
+	g    *Grant
+	pipe string
+}
+
+// DialContext opens the pipe; network and address are ignored.
+func (d PipeDialer) DialContext(ctx context.Context, _, _ string) (net.Conn, error) {
+	return d.g.OpenPipe(ctx, d.pipe)
+}
+
+// Close logs off and closes the connection. It is safe to call more than
+// once and on a nil Grant.
+func (g *Grant) Close() error {
+	if g == nil || g.session == nil {
+		return nil
+	}
+	return g.session.Close()
+}

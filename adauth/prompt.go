@@ -1,0 +1,121 @@
+package adauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// PromptRequest is what a console's prompt is told when the SDK needs
+// credentials for a computer.
+type PromptRequest struct {
+	// Host is the computer the credentials are for.
+	Host string
+	// Attempt counts prompts for this authentication, from 1.
+	Attempt int
+	// Account is the account that was tried last (DOMAIN\user, no secret),
+	// empty when none was.
+	Account string
+	// Reason is why credentials are asked for: the *AuthError of the last
+	// attempt, or ErrNoCredentials when there were none to try.
+	Reason error
+	// Diagnosis is Reason's diagnosis, for the dialog.
+	Diagnosis Diagnosis
+}
+
+// PromptFunc asks the technician for credentials. It returns
+// ErrPromptCancelled (or any error) to give up; the error ends the
+// authentication. It must honour ctx.
+type PromptFunc func(ctx context.Context, req PromptRequest) (Credentials, error)
+
+// DefaultMaxPrompts is CredentialSource.MaxPrompts when zero.
+const DefaultMaxPrompts = 3
+
+// CredentialSource supplies credentials for one authentication: the
+// console's current credentials first, then, while ShouldPrompt allows, a
+// prompt the console supplies, at most MaxPrompts times. The zero value
+// has no credentials and no prompt, so Authenticate fails with
+// ErrNoCredentials.
+//
+// It does not remember credentials between calls: a console that wants
+// the answer of a prompt reused takes it from the returned Grant.
+type CredentialSource struct {
+	// Current are the console's current credentials; zero means none.
+	Current Credentials
+	// Prompt asks the technician; nil means never prompt.
+	Prompt PromptFunc
+	// MaxPrompts bounds the prompts; 0 means DefaultMaxPrompts, a
+	// negative value means no prompt.
+	MaxPrompts int
+}
+
+// Authenticate runs a against host with the credentials of src, as
+// described on CredentialSource. It returns the first Grant, or the last
+// error: an *AuthError (with Step StepPrompt and Kind ErrPromptCancelled
+// or ErrNoCredentials when the prompt ended it; its Err then wraps the
+// prompt's error and the last authentication error, if any).
+func (src CredentialSource) Authenticate(ctx context.Context, a Authenticator, host string) (*Grant, error) {
+	if a == nil {
+		a = &SMBAuthenticator{}
+	}
+	maxPrompts := src.MaxPrompts
+	if maxPrompts == 0 {
+		maxPrompts = DefaultMaxPrompts
+	}
+	var lastErr error
+	account := ""
+	if !src.Current.IsZero() {
+		g, err := a.Authenticate(ctx, host, src.Current)
+		if err == nil {
+			return g, nil
+		}
+		lastErr, account = err, src.Current.Account()
+		if !ShouldPrompt(err) {
+			return nil, err
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		if src.Prompt == nil || attempt > maxPrompts {
+			if lastErr != nil {
+				return nil, lastErr
+			}
+			return nil, &AuthError{Host: host, Step: StepPrompt, Kind: ErrNoCredentials,
+				Diagnosis: Diagnosis{DiagNoCredentials, "No credentials are available for " + host + ".", "Enter an administrator account for this computer."},
+				Err:       ErrNoCredentials}
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, &AuthError{Host: host, Step: StepPrompt, Kind: ErrCancelled, Diagnosis: Diagnosis{DiagCancelled, "The authentication was cancelled.", ""}, Err: err}
+		}
+		req := PromptRequest{Host: host, Attempt: attempt, Account: account, Reason: lastErr}
+		if lastErr == nil {
+			req.Reason = ErrNoCredentials
+			req.Diagnosis = Diagnosis{DiagNoCredentials, "No credentials are available for " + host + ".", "Enter an administrator account for this computer."}
+		} else {
+			var ae *AuthError
+			if errors.As(lastErr, &ae) {
+				req.Diagnosis = ae.Diagnosis
+			}
+		}
+		creds, err := src.Prompt(ctx, req)
+		if err != nil {
+			kind := ErrPromptCancelled
+			if ctx.Err() != nil {
+				kind = ErrCancelled
+			}
+			cause := err
+			if lastErr != nil {
+				cause = fmt.Errorf("%w (after: %w)", err, lastErr)
+			}
+			return nil, &AuthError{Host: host, Account: account, Step: StepPrompt, Kind: kind,
+				Diagnosis: Diagnosis{DiagPromptCancelled, "The credential prompt was cancelled.", ""}, Err: cause}
+		}
+		g, err := a.Authenticate(ctx, host, creds)
+		if err == nil {
+			return g, nil
+		}
+		lastErr, account = err, creds.Account()
+		if !ShouldPrompt(err) {
+			return nil, err
+		}
+	}
+}
