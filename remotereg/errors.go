@@ -126,6 +126,13 @@ func classify(step, endpoint string, err error) (deploy.Diagnosis, error) {
 			Summary: "A sealed response from " + endpoint + " failed its signature check: it was altered on the way, or the peer is not the computer that authenticated us.",
 			Fix:     "Do not trust this network path; check for a man-in-the-middle.",
 		}, nil
+	case errors.Is(err, errMarkedNoReopen):
+		return deploy.Diagnosis{
+			Code: "service-marked-for-deletion",
+			Summary: "The connection to the Service Control Manager at " + endpoint + " was lost, and the applet's service, already marked for deletion, " +
+				"cannot be reopened: it disappears when the applet exits.",
+			Fix: "Stop the applet through its console connection, or set Launcher.KeepService to keep control through the SCM.",
+		}, nil
 	case errors.Is(err, context.Canceled):
 		return deploy.Diagnosis{Code: "canceled", Summary: "The launch was cancelled."}, nil
 	case errors.As(err, &w):

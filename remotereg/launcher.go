@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -327,8 +328,7 @@ type Handle struct {
 	pid       uint32
 	marked    bool
 	changes   []Change // in the order made
-	stopped   bool
-	stopErr   error
+	done      bool     // Stop succeeded
 }
 
 var _ deploy.Handle = (*Handle)(nil)
@@ -348,57 +348,131 @@ func (h *Handle) MarkedForDeletion() bool { h.mu.Lock(); defer h.mu.Unlock(); re
 
 // Running reports whether the service is in SERVICE_RUNNING. A service
 // that is gone (it stopped after being marked for deletion) is not
-// running, and that is not an error.
+// running, and that is not an error. When the SCM connection was lost,
+// Running connects again once.
 func (h *Handle) Running(ctx context.Context) (bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.stopped || h.scm == nil {
+	if h.done || h.service == "" {
 		return false, nil
 	}
-	st, err := h.scm.status(ctx, h.svc)
-	if errors.Is(err, ErrorServiceDoesNotExist) || errors.Is(err, ErrorInvalidHandle) {
+	st, err := h.withSCM(ctx, func(m *scm, svc *svcctl.Handle) (*svcctl.ServiceStatus, error) {
+		return m.status(ctx, svc)
+	})
+	if errors.Is(err, errServiceGone) || errors.Is(err, ErrorServiceDoesNotExist) || errors.Is(err, ErrorInvalidHandle) {
 		return false, nil
 	}
 	if err != nil {
-		return false, h.l.failure("query service", h.conn.endpoint, err)
+		return false, h.l.failure("query service", h.endpoint(), err)
 	}
 	return State(st.CurrentState) == StateRunning, nil
 }
 
+// errServiceGone: the service no longer exists (after a reconnect).
+var errServiceGone = errors.New("service no longer exists")
+
+// errMarkedNoReopen: the connection to a service marked for deletion was
+// lost, and the SCM gives no new handle to it.
+var errMarkedNoReopen = errors.New("the service is marked for deletion and cannot be reopened")
+
+func (h *Handle) endpoint() string {
+	if h.conn != nil {
+		return h.conn.endpoint
+	}
+	return h.t.Host
+}
+
+// withSCM runs op on the handle's connection; when that fails below the
+// SCM (a lost connection rather than a Win32 error), it connects again
+// over the same transport, reopens the service by name, and runs op once
+// more.
+func (h *Handle) withSCM(ctx context.Context, op func(*scm, *svcctl.Handle) (*svcctl.ServiceStatus, error)) (*svcctl.ServiceStatus, error) {
+	if h.scm != nil {
+		st, err := op(h.scm, h.svc)
+		var w Win32Error
+		if err == nil || errors.As(err, &w) || ctx.Err() != nil {
+			return st, err
+		}
+		h.l.log().Info("SCM connection lost; reconnecting", "host", h.t.Host, "service", h.service, "err", err)
+	}
+	h.dropConn(ctx)
+	cli, conn, err := h.l.svcctlOver(ctx, h.t, h.transport)
+	if err != nil {
+		return nil, err
+	}
+	m, err := openSCM(ctx, cli, scManagerConnect)
+	if err != nil {
+		conn.close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	svc, err := m.open(ctx, h.service, serviceQueryStatus|serviceStop|accessDelete)
+	if errors.Is(err, ErrorServiceMarkedForDelete) {
+		// Windows refuses new handles to a service marked for deletion:
+		// it disappears when the applet exits, and cannot be reached
+		// through the SCM until then.
+		err = fmt.Errorf("%w: %w", errMarkedNoReopen, err)
+	}
+	if errors.Is(err, ErrorServiceDoesNotExist) {
+		m.close(context.WithoutCancel(ctx))
+		conn.close(context.WithoutCancel(ctx))
+		return nil, errServiceGone
+	}
+	if err != nil {
+		m.close(context.WithoutCancel(ctx))
+		conn.close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	h.conn, h.scm, h.svc = conn, m, svc
+	return op(m, svc)
+}
+
+// dropConn closes the handle's SCM connection, if any.
+func (h *Handle) dropConn(ctx context.Context) {
+	cctx := context.WithoutCancel(ctx)
+	if h.scm != nil {
+		h.scm.closeService(cctx, h.svc)
+		h.scm.close(cctx)
+	}
+	h.conn.close(cctx)
+	h.conn, h.scm, h.svc = nil, nil, nil
+}
+
 // Stop stops the service, deletes it (if it was not already marked for
 // deletion), removes the parameter key and restores any service state
-// remotereg changed, resolving each journal entry it undoes. It is safe to
-// call more than once; later calls return the first result.
+// remotereg changed, resolving each journal entry it undoes. When the SCM
+// connection was lost it connects again. It is safe to call more than
+// once: after a failure, a later call retries what is left; after
+// success, it returns nil.
 func (h *Handle) Stop(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.stopped {
-		return h.stopErr
+	if h.done {
+		return nil
 	}
-	h.stopped = true
 	var errs []error
-	if h.scm != nil {
-		ep := h.conn.endpoint
-		err := h.l.remove(ctx, h.scm, h.svc, h.marked)
-		h.scm.closeService(context.WithoutCancel(ctx), h.svc)
-		h.scm.close(context.WithoutCancel(ctx))
-		h.conn.close(context.WithoutCancel(ctx))
-		if err != nil {
+	if i := slices.IndexFunc(h.changes, func(c Change) bool { return c.Kind == ChangeService }); i >= 0 {
+		_, err := h.withSCM(ctx, func(m *scm, svc *svcctl.Handle) (*svcctl.ServiceStatus, error) {
+			return nil, h.l.remove(ctx, m, svc, h.marked)
+		})
+		ep := h.endpoint()
+		h.dropConn(ctx)
+		if err != nil && !errors.Is(err, errServiceGone) {
 			errs = append(errs, h.l.failure("stop service", ep, err))
 		} else {
-			for i := len(h.changes) - 1; i >= 0; i-- {
-				if h.changes[i].Kind == ChangeService {
-					_ = resolve(ctx, h.j, h.changes[i])
-					h.changes = append(h.changes[:i], h.changes[i+1:]...)
-				}
+			c := h.changes[i]
+			h.changes = slices.Delete(h.changes, i, i+1)
+			if rerr := resolve(ctx, h.j, c); rerr != nil {
+				h.l.log().Warn("journal resolve", "change", c.String(), "err", rerr)
 			}
 		}
 	}
 	if err := h.undoChangesLocked(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	h.stopErr = errors.Join(errs...)
-	return h.stopErr
+	if len(errs) == 0 {
+		h.done = true
+	}
+	return errors.Join(errs...)
 }
 
 // undoChanges undoes the registry keys and service states in reverse.

@@ -620,3 +620,94 @@ func TestWinregStartsRemoteRegistryWhenPipeMissing(t *testing.T) {
 		t.Fatalf("journal open %v resolved %v", j.pending(), j.resolved)
 	}
 }
+
+// TestHandleReconnects: the handle's SCM connection drops while the
+// applet runs; Running and Stop connect again and still work.
+func TestHandleReconnects(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j := &memJournal{}
+	l := tcpLauncher()
+	l.KeepService = true // a service marked for deletion cannot be reopened
+	h, err := l.Launch(ctx, e.target(e.admin), e.spec(), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := e.srv.SCM().Services()[0].PID
+	// The server resets the connection at the next PDU.
+	e.srv.Faults.SetRefuse(true)
+	if _, err := h.Running(ctx); !errors.Is(err, deploy.ErrUnreachable) {
+		t.Fatalf("Running while refused: %v", err)
+	}
+	e.srv.Faults.SetRefuse(false)
+	if ok, err := h.Running(ctx); err != nil || !ok {
+		t.Fatalf("Running after the drop = %v, %v", ok, err)
+	}
+	e.srv.Faults.SetRefuse(true)
+	if _, err := h.Running(ctx); err == nil {
+		t.Fatal("Running while refused succeeded")
+	}
+	e.srv.Faults.SetRefuse(false)
+	if err := h.Stop(ctx); err != nil {
+		t.Fatalf("Stop after the drop: %v", err)
+	}
+	if processAlive(pid) || len(e.srv.SCM().Services()) != 0 || len(j.pending()) != 0 {
+		t.Fatalf("not cleaned up: alive=%v services=%+v journal=%v", processAlive(pid), e.srv.SCM().Services(), j.pending())
+	}
+}
+
+// TestHandleStopRetriesAfterFailure: Stop fails while the SCM refuses
+// connections, and a later Stop finishes the job.
+func TestHandleStopRetriesAfterFailure(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j := &memJournal{}
+	l := tcpLauncher()
+	l.KeepService = true
+	h, err := l.Launch(ctx, e.target(e.admin), e.spec(), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Faults.SetRefuse(true)
+	if err := h.Stop(ctx); !errors.Is(err, deploy.ErrUnreachable) {
+		t.Fatalf("Stop while refused: %v", err)
+	}
+	if len(j.pending()) != 1 {
+		t.Fatalf("journal resolved though the service is still there: %v", j.pending())
+	}
+	e.srv.Faults.SetRefuse(false)
+	if err := h.Stop(ctx); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if len(e.srv.SCM().Services()) != 0 || len(j.pending()) != 0 {
+		t.Fatalf("services %+v journal %v", e.srv.SCM().Services(), j.pending())
+	}
+}
+
+// TestHandleLostConnectionToMarkedService: with the default (service
+// marked for deletion once running), a lost SCM connection cannot be
+// replaced; Stop says so with a diagnosis, and the journal entry stays
+// open until the service is really gone.
+func TestHandleLostConnectionToMarkedService(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j := &memJournal{}
+	h, err := tcpLauncher().Launch(ctx, e.target(e.admin), e.spec(), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Faults.SetRefuse(true)
+	_, _ = h.Running(ctx) // loses the connection
+	e.srv.Faults.SetRefuse(false)
+	err = h.Stop(ctx)
+	var le *deploy.LaunchError
+	if !errors.As(err, &le) || le.Diagnosis.Code != "service-marked-for-deletion" {
+		t.Fatalf("Stop: %v", err)
+	}
+	if len(j.pending()) != 1 {
+		t.Fatalf("journal: %v", j.pending())
+	}
+}
