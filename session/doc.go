@@ -1,11 +1,25 @@
 // Package session is the face of the SDK: it joins discovery,
 // authentication, deployment and launch into what a console shows.
 //
-// A console gets a live, filtered stream of hosts, and for each Connect a
-// session that goes Connecting, then Running once the applet has started
-// and checked in, or Failed with a diagnosis a technician can act on.
-// Sessions are driven by channels; their state changes arrive in order.
+// A console builds a Client from a Config. Client.Hosts gives a live,
+// filtered stream of merged hosts (a discovery.View whose filter may change
+// at any time). Client.Connect returns at once a Session in Connecting and
+// drives it through its steps: authorize (the console's own permission
+// hook), authenticate (prompting for other credentials while
+// adauth.ShouldPrompt allows, in step "credentials"), preflight, deploy,
+// launch (each launcher in order, falling back only when a method cannot
+// work on the target), and check-in, when the applet proves it runs. The
+// session is then Running, or Failed with the step, the cause, a Diagnosis
+// a technician can act on and every launcher attempt. Close stops the
+// applet and undoes the session's journal, and reports what was and was
+// not undone; a failed session is cleaned up before it reports Failed.
+// Client.ConnectAll connects to many hosts with bounded concurrency.
 //
-// The package sees only interfaces: it does not choose concrete discoverers
-// or launchers. The examples and the vendor's console do.
+// Each session delivers its events in order on a channel it owns and
+// closes after the final event; a slow reader never blocks the session's
+// work nor other sessions (see Session.Events for the rules).
+//
+// The package sees only interfaces: it does not choose concrete
+// discoverers, deployers or launchers. The examples and the vendor's
+// console do. Credentials never appear in its events, errors or logs.
 package session

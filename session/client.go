@@ -1,0 +1,228 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/session/checkin"
+)
+
+// Default settings used for zero Config fields.
+const (
+	DefaultConcurrency     = 8
+	DefaultPreflightTimout = 30 * time.Second
+	DefaultDeployTimeout   = 5 * time.Minute
+	DefaultLaunchTimeout   = 90 * time.Second
+	DefaultCheckinTimeout  = 60 * time.Second
+	DefaultCleanupTimeout  = 60 * time.Second
+)
+
+// Timeouts bound the steps of a session. Zero fields take the defaults
+// above; Authenticate is unbounded when zero, since it includes the time
+// a technician takes to answer the credential prompt (the Authenticator
+// bounds its own network waits).
+type Timeouts struct {
+	Authenticate time.Duration
+	Preflight    time.Duration
+	Deploy       time.Duration
+	// Launch bounds each launcher's attempt.
+	Launch  time.Duration
+	Checkin time.Duration
+	Cleanup time.Duration
+}
+
+// Config says how a Client discovers hosts and connects to them. Only
+// Authenticator, Deployer and Launchers are needed for Connect; only
+// Discoverers for Hosts.
+type Config struct {
+	// Discoverers feed Hosts (netbios, the AD directory, ...).
+	Discoverers []discovery.Discoverer
+
+	// Authenticator proves the credentials are administrator on a host.
+	Authenticator adauth.Authenticator
+	// Credentials are the console's current credentials; zero means none
+	// (the prompt is asked first). SetCredentials replaces them.
+	Credentials adauth.Credentials
+	// Prompt asks the technician for credentials when the current ones
+	// are refused as a logon failure or as not administrator (the rule is
+	// adauth.ShouldPrompt). Nil means never prompt.
+	Prompt adauth.PromptFunc
+	// MaxPrompts bounds the prompts per Connect, as in
+	// adauth.CredentialSource.
+	MaxPrompts int
+	// RememberCredentials makes credentials that a prompt supplied and
+	// that were proved the console's current credentials, so that later
+	// Connects (a bulk push, for instance) use them without asking.
+	RememberCredentials bool
+
+	// Authorize, when set, is asked before any packet is sent whether
+	// the technician (see WithTechnician) may connect to host. An error
+	// fails the session at StepAuthorize with ErrUnauthorized.
+	Authorize func(ctx context.Context, who string, host discovery.Host) error
+
+	// Preflight reads the target's settings; nil skips the step.
+	Preflight Preflighter
+	// Deployer copies the applet. Required for Connect.
+	Deployer Deployer
+	// Launchers are tried in order. The next one is tried only when an
+	// attempt fails with an error that means the method cannot work on
+	// this target: deploy.ErrLaunchUnsupported, deploy.ErrUnreachable,
+	// deploy.ErrTimeout or deploy.ErrNotServiceAware. Any other failure
+	// (deploy.ErrAccessDenied above all, a credential problem) ends the
+	// session. A console usually lists remotereg's launcher, then wmi's.
+	Launchers []Launcher
+	// NewJournal makes the journal of a session, once authenticated.
+	// Nil means a journal that records nothing (Close then only stops
+	// the applet through its handle).
+	NewJournal func(ctx context.Context, t *Target) (Journal, error)
+
+	// Checkin is the server applets check in with. When nil and
+	// Readiness is nil, New starts one listening on CheckinListen and
+	// Client.Close stops it.
+	Checkin *checkin.Server
+	// CheckinListen is the address of the server New starts; empty
+	// means "127.0.0.1:0", which only a target on this machine can reach.
+	CheckinListen string
+	// ConsoleAddr is the host:port that applets dial, as the targets see
+	// the console. Empty means the check-in server's listen address; a
+	// port of 0 is replaced with the port it listens on.
+	ConsoleAddr string
+	// Readiness replaces the check-in: the session is Running once it
+	// returns nil.
+	Readiness Readiness
+	// AppletArgs are passed to the applet before the check-in ticket's
+	// arguments.
+	AppletArgs []string
+	// ServicePrefix names the services launchers create (see
+	// deploy.LaunchSpec); empty means the launcher's default.
+	ServicePrefix string
+
+	// Timeouts bound the steps.
+	Timeouts Timeouts
+	// Concurrency bounds ConnectAll; 0 means DefaultConcurrency.
+	Concurrency int
+	// Logger receives one line per step and per failure; nil discards.
+	// Credentials never appear in it.
+	Logger *slog.Logger
+}
+
+// Client is a console's entry to the SDK: a live host list and Connect.
+// Build one with New. It is safe for concurrent use.
+type Client struct {
+	cfg      Config
+	log      *slog.Logger
+	checkin  *checkin.Server
+	ownCheck bool
+	stop     chan struct{}
+	stopOnce sync.Once
+
+	mu    sync.Mutex
+	creds adauth.Credentials
+}
+
+// New checks cfg and returns a Client. When cfg needs a check-in server
+// and has none, New starts one (see Config.Checkin).
+func New(cfg Config) (*Client, error) {
+	c := &Client{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), creds: cfg.Credentials}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Concurrency < 0 {
+		return nil, fmt.Errorf("%w: negative concurrency", ErrBadConfig)
+	}
+	c.checkin = cfg.Checkin
+	if c.checkin == nil && cfg.Readiness == nil && (cfg.Deployer != nil || len(cfg.Launchers) > 0) {
+		addr := cfg.CheckinListen
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		s := &checkin.Server{Addr: addr, Logger: cfg.Logger}
+		if err := s.Listen(); err != nil {
+			return nil, fmt.Errorf("%w: check-in server: %w", ErrBadConfig, err)
+		}
+		c.checkin, c.ownCheck = s, true
+	}
+	return c, nil
+}
+
+// Close stops the check-in server New started, and ends the delivery of
+// events to readers that stopped reading. It does not close sessions:
+// close them first.
+func (c *Client) Close() error {
+	c.stopOnce.Do(func() { close(c.stop) })
+	if c.ownCheck {
+		return c.checkin.Close()
+	}
+	return nil
+}
+
+// CheckinAddr returns the address applets dial, or "" when the check-in
+// is not used.
+func (c *Client) CheckinAddr() string {
+	if c.checkin == nil || c.checkin.ListenAddr() == nil {
+		return ""
+	}
+	return c.dialAddr()
+}
+
+func (c *Client) dialAddr() string {
+	ln := c.checkin.ListenAddr().String()
+	if c.cfg.ConsoleAddr == "" {
+		return ln
+	}
+	h, p, err := net.SplitHostPort(c.cfg.ConsoleAddr)
+	if err != nil {
+		return c.cfg.ConsoleAddr
+	}
+	if p == "" || p == "0" {
+		if _, lp, err := net.SplitHostPort(ln); err == nil {
+			p = lp
+		}
+	}
+	return net.JoinHostPort(h, p)
+}
+
+// SetCredentials replaces the console's current credentials for later
+// Connects.
+func (c *Client) SetCredentials(cr adauth.Credentials) {
+	c.mu.Lock()
+	c.creds = cr
+	c.mu.Unlock()
+}
+
+// Credentials returns the console's current credentials.
+func (c *Client) Credentials() adauth.Credentials {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.creds
+}
+
+// Hosts runs the discoverers and returns a live view of the merged hosts
+// that match f. The view's SetFilter changes the filter at any time; the
+// view ends when ctx is done or every discoverer has returned and its
+// events were read. Connect may be called for any host at any time,
+// discovery running or not.
+func (c *Client) Hosts(ctx context.Context, f discovery.Filter) *discovery.View {
+	return discovery.NewView(ctx, discovery.Merge(ctx, c.cfg.Discoverers...), f)
+}
+
+func (c *Client) timeouts() Timeouts {
+	t := c.cfg.Timeouts
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&t.Preflight, DefaultPreflightTimout)
+	def(&t.Deploy, DefaultDeployTimeout)
+	def(&t.Launch, DefaultLaunchTimeout)
+	def(&t.Checkin, DefaultCheckinTimeout)
+	def(&t.Cleanup, DefaultCleanupTimeout)
+	return t
+}

@@ -1,0 +1,353 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/session"
+	"github.com/lanconnect/lanconnect/session/checkin"
+)
+
+// gate blocks a fake step until it is opened or ctx ends.
+type gate struct {
+	mu     sync.Mutex
+	closed map[string]chan struct{}
+}
+
+func (g *gate) block(name string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed == nil {
+		g.closed = map[string]chan struct{}{}
+	}
+	g.closed[name] = make(chan struct{})
+}
+
+func (g *gate) wait(ctx context.Context, name string) error {
+	g.mu.Lock()
+	ch := g.closed[name]
+	g.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// fakeAuth accepts "admin" with password "good"; "user" is not admin;
+// anything else is a logon failure.
+type fakeAuth struct {
+	g        *gate
+	calls    atomic.Int32
+	inflight atomic.Int32
+	peak     atomic.Int32
+	local    bool
+}
+
+func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Credentials) (*adauth.Grant, error) {
+	a.calls.Add(1)
+	n := a.inflight.Add(1)
+	defer a.inflight.Add(-1)
+	for {
+		p := a.peak.Load()
+		if n <= p || a.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	if err := a.g.wait(ctx, "authenticate"); err != nil {
+		return nil, &adauth.AuthError{Host: host, Step: adauth.StepLogon, Kind: adauth.ErrCancelled, Err: err,
+			Diagnosis: adauth.Diagnosis{Code: adauth.DiagCancelled, Summary: "cancelled"}}
+	}
+	pw, _ := cr.Password()
+	switch {
+	case cr.User == "admin" && pw == "good":
+		return &adauth.Grant{Host: host, Credentials: cr, Facts: adauth.Facts{LocalAccount: a.local}}, nil
+	case cr.User == "user" && pw == "good":
+		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepAdminShare, Kind: adauth.ErrNotAdmin, Retryable: true,
+			Diagnosis: adauth.Diagnosis{Code: adauth.DiagNotAdmin, Summary: "not an administrator", Fix: "use an admin"}}
+	case cr.User == "guest":
+		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepLogon, Kind: adauth.ErrGuest,
+			Diagnosis: adauth.Diagnosis{Code: adauth.DiagGuestOnly, Summary: "guest only", Fix: "classic model"}}
+	default:
+		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepLogon, Kind: adauth.ErrLogonFailure, Retryable: true,
+			Diagnosis: adauth.Diagnosis{Code: adauth.DiagLogonFailure, Summary: "logon failure", Fix: "check the password"}}
+	}
+}
+
+// journal records what the fakes did and undoes it.
+type journal struct {
+	mu     sync.Mutex
+	open   []string
+	undone []string
+	failOn string
+}
+
+func (j *journal) record(what string) {
+	j.mu.Lock()
+	j.open = append(j.open, what)
+	j.mu.Unlock()
+}
+
+func (j *journal) Undo(context.Context) session.Cleanup {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var c session.Cleanup
+	for i := len(j.open) - 1; i >= 0; i-- {
+		w := j.open[i]
+		if w == j.failOn {
+			c.Left = append(c.Left, session.Leftover{What: w, Err: errors.New("cannot delete")})
+			continue
+		}
+		c.Undone = append(c.Undone, w)
+		j.undone = append(j.undone, w)
+	}
+	j.open = nil
+	return c
+}
+
+type fakeDeployer struct {
+	g     *gate
+	err   error
+	steps int
+}
+
+func (d *fakeDeployer) Deploy(ctx context.Context, t *session.Target, progress func(done, total int64)) (string, error) {
+	if err := d.g.wait(ctx, "deploy"); err != nil {
+		return "", err
+	}
+	if d.err != nil {
+		return "", d.err
+	}
+	n := d.steps
+	if n == 0 {
+		n = 4
+	}
+	for i := 1; i <= n; i++ {
+		progress(int64(i*1000), int64(n*1000))
+	}
+	t.Journal.(*journal).record("file applet.exe")
+	return `C:\Windows\Temp\applet-` + t.Session + `.exe`, nil
+}
+
+type fakePreflight struct {
+	g   *gate
+	p   *session.Preflight
+	err error
+}
+
+func (f *fakePreflight) Preflight(ctx context.Context, t *session.Target) (*session.Preflight, error) {
+	if err := f.g.wait(ctx, "preflight"); err != nil {
+		return nil, err
+	}
+	return f.p, f.err
+}
+
+// fakeLauncher "starts" the applet: a goroutine that checks in with the
+// ticket in spec.Args, unless noApplet.
+type fakeLauncher struct {
+	name     string
+	g        *gate
+	err      error
+	noApplet bool
+	calls    atomic.Int32
+	running  atomic.Int32 // applets running now
+	stops    atomic.Int32
+}
+
+type fakeHandle struct {
+	l      *fakeLauncher
+	cancel context.CancelFunc
+	exited chan struct{}
+	once   sync.Once
+}
+
+func (h *fakeHandle) Running(context.Context) (bool, error) {
+	select {
+	case <-h.exited:
+		return false, nil
+	default:
+		return true, nil
+	}
+}
+
+func (h *fakeHandle) Stop(context.Context) error {
+	h.once.Do(func() {
+		h.l.stops.Add(1)
+		h.cancel()
+		<-h.exited
+	})
+	return nil
+}
+
+func (h *fakeHandle) PID() uint32 { return 4242 }
+
+func (l *fakeLauncher) Name() string { return l.name }
+
+func (l *fakeLauncher) Launch(ctx context.Context, t *session.Target, spec deploy.LaunchSpec) (deploy.Handle, error) {
+	l.calls.Add(1)
+	if err := l.g.wait(ctx, "launch"); err != nil {
+		return nil, &deploy.LaunchError{Launcher: l.name, Step: "create", Kind: deploy.ErrTimeout, Err: err}
+	}
+	if l.err != nil {
+		return nil, l.err
+	}
+	t.Journal.(*journal).record("service of " + l.name)
+	actx, cancel := context.WithCancel(context.Background())
+	h := &fakeHandle{l: l, cancel: cancel, exited: make(chan struct{})}
+	if l.noApplet {
+		close(h.exited)
+		return h, nil
+	}
+	tk, err := checkin.ParseArgs(spec.Args)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("fake launcher: %w", err)
+	}
+	l.running.Add(1)
+	go func() {
+		defer close(h.exited)
+		defer l.running.Add(-1)
+		ac, err := checkin.Dial(actx, tk, checkin.Hello{Host: "FAKE", PID: 4242, Applet: "fake"})
+		if err != nil {
+			return
+		}
+		_ = ac.Run(actx, time.Hour)
+	}()
+	return h, nil
+}
+
+func launchErr(name string, kind error) error {
+	return &deploy.LaunchError{Launcher: name, Step: "create service", Kind: kind, Err: errors.New("boom"),
+		Diagnosis: deploy.Diagnosis{Code: name + "-diag", Summary: name + " cannot", Fix: "fix " + name}}
+}
+
+type harness struct {
+	t        *testing.T
+	g        *gate
+	auth     *fakeAuth
+	dep      *fakeDeployer
+	pre      *fakePreflight
+	ls       []*fakeLauncher
+	journals []*journal
+	jmu      sync.Mutex
+	cfg      session.Config
+	c        *session.Client
+}
+
+func newHarness(t *testing.T, mod func(h *harness)) *harness {
+	t.Helper()
+	g := &gate{}
+	h := &harness{t: t, g: g, auth: &fakeAuth{g: g}, dep: &fakeDeployer{g: g}, pre: &fakePreflight{g: g, p: &session.Preflight{Product: "Windows"}},
+		ls: []*fakeLauncher{{name: "scm", g: g}, {name: "wmi", g: g}}}
+	admin, _ := adauth.Parse("admin", "good")
+	h.cfg = session.Config{
+		Authenticator: h.auth, Credentials: admin, Deployer: h.dep, Preflight: h.pre,
+		NewJournal: func(context.Context, *session.Target) (session.Journal, error) {
+			j := &journal{}
+			h.jmu.Lock()
+			h.journals = append(h.journals, j)
+			h.jmu.Unlock()
+			return j, nil
+		},
+		Timeouts: session.Timeouts{Checkin: 10 * time.Second, Cleanup: 10 * time.Second},
+	}
+	if mod != nil {
+		mod(h)
+	}
+	for _, l := range h.ls {
+		h.cfg.Launchers = append(h.cfg.Launchers, l)
+	}
+	c, err := session.New(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.c = c
+	t.Cleanup(func() { c.Close() })
+	return h
+}
+
+func host(i int) discovery.Host {
+	return discovery.Host{Name: fmt.Sprintf("PC%02d", i), Addrs: []netip.Addr{netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})}}
+}
+
+// collect reads every event of s until the channel is closed.
+func collect(t *testing.T, s *session.Session) []session.Event {
+	t.Helper()
+	var evs []session.Event
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case e, ok := <-s.Events():
+			if !ok {
+				return evs
+			}
+			evs = append(evs, e)
+		case <-timeout:
+			t.Fatalf("events not closed; got %v", brief(evs))
+		}
+	}
+}
+
+// until reads events until one satisfies f, and returns them.
+func until(t *testing.T, s *session.Session, f func(session.Event) bool) []session.Event {
+	t.Helper()
+	var evs []session.Event
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case e, ok := <-s.Events():
+			if !ok {
+				t.Fatalf("events closed before the wanted one: %v", brief(evs))
+			}
+			evs = append(evs, e)
+			if f(e) {
+				return evs
+			}
+		case <-timeout:
+			t.Fatalf("wanted event not seen: %v", brief(evs))
+		}
+	}
+}
+
+// brief renders state events as "State/step[method]" and the others by kind.
+func brief(evs []session.Event) []string {
+	var out []string
+	for _, e := range evs {
+		switch e.Kind {
+		case session.EventState:
+			s := string(e.State) + "/" + string(e.Step)
+			if e.Method != "" {
+				s += "[" + e.Method + "]"
+			}
+			out = append(out, s)
+		case session.EventAttempt:
+			out = append(out, "attempt:"+e.Method)
+		case session.EventProgress:
+			out = append(out, "progress")
+		}
+	}
+	return out
+}
+
+func states(evs []session.Event) []string {
+	var out []string
+	for _, s := range brief(evs) {
+		if s != "progress" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

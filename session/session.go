@@ -1,0 +1,664 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/session/checkin"
+)
+
+// Session is one Connect to one host. It is created in Connecting and
+// driven by a goroutine of its own; its methods are safe for concurrent
+// use.
+type Session struct {
+	c     *Client
+	id    string
+	host  discovery.Host
+	name  string
+	addr  string
+	log   *slog.Logger
+	out   *outbox
+	tmo   Timeouts
+	begun time.Time
+
+	// set by the run goroutine only
+	target  Target
+	handle  deploy.Handle
+	conn    *checkin.Conn
+	pending *checkin.Pending
+
+	closeReq  chan struct{}
+	closeOnce sync.Once
+	closeOpts CloseOptions
+	ready     chan struct{} // closed on Running, Failed or Closed
+	done      chan struct{} // closed on Failed or Closed
+	workStop  context.CancelFunc
+
+	mu     sync.Mutex
+	state  State
+	step   Step
+	method string
+	res    Result
+}
+
+// CloseOptions say how Close treats the applet.
+type CloseOptions struct {
+	// Keep leaves the applet running and undoes nothing: the journal's
+	// changes stay on the target, and the check-in connection stays open
+	// (Session.Conn returns it; the caller closes it). The grant's SMB
+	// session is closed.
+	Keep bool
+}
+
+// Connect starts a session to host and returns it at once, in Connecting.
+// Its goroutine authorizes, authenticates (prompting through
+// Config.Prompt while the step is StepCredentials), runs the preflight,
+// deploys the applet, tries the launchers in order and waits for the
+// applet to check in, then the session is Running. A failure at any step
+// cleans up and ends the session in Failed.
+//
+// ctx bounds the whole session, not only its start: when it ends during
+// Connecting the session fails, and when it ends while Running the session
+// is closed and cleaned up. Pass a context that lives as long as the
+// session should.
+func (c *Client) Connect(ctx context.Context, host discovery.Host) *Session {
+	s := &Session{
+		c: c, host: discovery.Clone(host), log: c.log, out: newOutbox(c.stop), tmo: c.timeouts(),
+		begun: time.Now(), closeReq: make(chan struct{}), ready: make(chan struct{}), done: make(chan struct{}),
+		state: Connecting,
+	}
+	s.id = newID()
+	s.addr = hostAddr(host)
+	s.name = hostName(host)
+	s.log = c.log.With("session", s.id, "host", s.name)
+	s.res = Result{Session: s.id, Host: s.host, Addr: s.addr, State: Connecting, Started: s.begun}
+	s.target = Target{Session: s.id, Host: s.host, Addr: s.addr}
+	first := StepAuthenticate
+	if c.cfg.Authorize != nil {
+		first = StepAuthorize
+	}
+	s.step = first
+	s.emitState()
+	work, stop := context.WithCancel(ctx)
+	s.workStop = stop
+	go s.run(ctx, work)
+	return s
+}
+
+// ID returns the session's identifier, unique per Client.
+func (s *Session) ID() string { return s.id }
+
+// Host returns the host the session connects to.
+func (s *Session) Host() discovery.Host { return discovery.Clone(s.host) }
+
+// State returns the session's state and step now.
+func (s *Session) State() (State, Step) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state, s.step
+}
+
+// Result returns a snapshot of what the session has achieved so far.
+func (s *Session) Result() Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapshot()
+}
+
+// Conn returns the applet's check-in connection once Running, or nil.
+func (s *Session) Conn() *checkin.Conn {
+	<-s.ready
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == Running || s.closeOpts.Keep {
+		return s.conn
+	}
+	return nil
+}
+
+// Events returns the channel of the session's events.
+//
+// Delivery rules:
+//   - The session owns the channel and closes it after its final event,
+//     Failed or Closed. The first event is Connecting.
+//   - Events arrive in the order they happened. Every EventState and
+//     EventAttempt is delivered; consecutive EventProgress events may be
+//     coalesced into the latest one.
+//   - A slow reader never blocks the session's work, nor any other
+//     session: events wait in a per-session queue in memory (a session has
+//     few of them).
+//   - Delivery starts at the first call; a session whose events are never
+//     asked for starts no goroutine for them. A reader that stops reading
+//     before the channel is closed leaves one goroutine waiting until the
+//     Client is closed, which then closes the channel.
+//
+// Every call returns the same channel: share it, or give it to one reader.
+func (s *Session) Events() <-chan Event { return s.out.ch() }
+
+// Ready returns a channel closed when the session leaves Connecting
+// (Running, Failed or Closed).
+func (s *Session) Ready() <-chan struct{} { return s.ready }
+
+// Done returns a channel closed when the session is Failed or Closed.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Wait waits until the session leaves Connecting, or ctx is done, and
+// returns its result. The result's State says which; Err is the failure.
+func (s *Session) Wait(ctx context.Context) (Result, error) {
+	select {
+	case <-s.ready:
+		return s.Result(), nil
+	case <-ctx.Done():
+		return s.Result(), ctx.Err()
+	}
+}
+
+// Close ends the session: when it is Connecting, its current step is
+// cancelled; then the applet is stopped (the check-in connection's Stop,
+// then the launcher handle's Stop) and the journal is undone newest first,
+// and the session is Closed. The returned Cleanup says what was and was
+// not undone. Close on a Failed session returns the cleanup that the
+// failure ran. It is safe to call more than once; later calls return the
+// first outcome. Close waits for the cleanup, or returns ctx.Err() when
+// ctx ends first (the cleanup then goes on in the background, bounded by
+// Timeouts.Cleanup).
+func (s *Session) Close(ctx context.Context) (Cleanup, error) {
+	return s.CloseWith(ctx, CloseOptions{})
+}
+
+// CloseWith is Close with options.
+func (s *Session) CloseWith(ctx context.Context, o CloseOptions) (Cleanup, error) {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closeOpts = o
+		s.mu.Unlock()
+		close(s.closeReq)
+		s.workStop()
+	})
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return Cleanup{}, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.res.Cleanup == nil {
+		return Cleanup{}, nil
+	}
+	return *s.res.Cleanup, nil
+}
+
+func (s *Session) closing() bool {
+	select {
+	case <-s.closeReq:
+		return true
+	default:
+		return false
+	}
+}
+
+// snapshot copies the result; s.mu is held.
+func (s *Session) snapshot() Result {
+	r := s.res
+	r.Host = discovery.Clone(r.Host)
+	r.Notes = append([]Diagnosis(nil), r.Notes...)
+	r.Attempts = append([]Attempt(nil), r.Attempts...)
+	if r.Preflight != nil {
+		p := *r.Preflight
+		r.Preflight = &p
+	}
+	if r.Applet != nil {
+		h := *r.Applet
+		r.Applet = &h
+	}
+	if r.Cleanup != nil {
+		c := *r.Cleanup
+		c.Undone = append([]string(nil), c.Undone...)
+		c.Left = append([]Leftover(nil), c.Left...)
+		r.Cleanup = &c
+	}
+	return r
+}
+
+func (s *Session) event(k EventKind) Event {
+	return Event{Kind: k, Session: s.id, Host: s.name, Addr: s.addr, State: s.state, Step: s.step, Time: time.Now(), Method: s.method}
+}
+
+// emitState queues the current state and step; s.mu must not be held.
+func (s *Session) emitState() {
+	s.mu.Lock()
+	e := s.event(EventState)
+	s.mu.Unlock()
+	s.out.push(e, false)
+}
+
+// setStep moves to step (and method, when not empty) and says so.
+func (s *Session) setStep(step Step, method string) {
+	s.mu.Lock()
+	s.step = step
+	if method != "" {
+		s.method = method
+	}
+	e := s.event(EventState)
+	s.mu.Unlock()
+	s.log.Debug("step", "state", e.State, "step", step, "method", e.Method)
+	s.out.push(e, false)
+}
+
+func (s *Session) progress(done, total int64) {
+	s.mu.Lock()
+	e := s.event(EventProgress)
+	s.mu.Unlock()
+	e.Done, e.Total = done, total
+	s.out.push(e, false)
+}
+
+func (s *Session) attemptFailed(a Attempt) {
+	s.mu.Lock()
+	s.res.Attempts = append(s.res.Attempts, a)
+	e := s.event(EventAttempt)
+	s.mu.Unlock()
+	e.Method, e.Err, e.Diagnosis = a.Launcher, a.Err, a.Diagnosis
+	s.out.push(e, false)
+}
+
+func (s *Session) note(d Diagnosis) {
+	s.mu.Lock()
+	s.res.Notes = append(s.res.Notes, d)
+	s.mu.Unlock()
+}
+
+// run drives the session; it is the only goroutine that changes state.
+func (s *Session) run(parent, work context.Context) {
+	defer s.workStop()
+	err := s.connect(work)
+	if err != nil {
+		s.end(parent, err)
+		return
+	}
+	s.mu.Lock()
+	s.state, s.res.State, s.res.Ready = Running, Running, time.Now()
+	e := s.event(EventState)
+	r := s.snapshot()
+	e.Result = &r
+	s.mu.Unlock()
+	s.log.Info("running", "method", e.Method, "took", time.Since(s.begun))
+	s.out.push(e, false)
+	close(s.ready)
+
+	var lost <-chan struct{}
+	if s.conn != nil {
+		lost = s.conn.Done()
+	}
+	select {
+	case <-s.closeReq:
+		s.end(parent, nil)
+	case <-parent.Done():
+		s.end(parent, context.Cause(parent))
+	case <-lost:
+		if s.closing() {
+			s.end(parent, nil)
+			return
+		}
+		cause := s.conn.Err()
+		if cause == nil {
+			cause = checkin.ErrClosed
+		}
+		s.end(parent, &Error{Host: s.name, Step: StepCheckin, Kind: ErrAppletLost, Err: cause, Diagnosis: Diagnosis{
+			Code: "applet-lost", Summary: "The applet stopped or lost its connection to the console.",
+			Fix: "Check the applet's log on the target; reconnect to start it again."}})
+	}
+}
+
+// end cleans up and moves to Failed (err from a step) or Closed (Close
+// was called, or the context ended).
+func (s *Session) end(parent context.Context, err error) {
+	s.mu.Lock()
+	failStep := s.step
+	keep := s.closeOpts.Keep
+	wasRunning := s.state == Running
+	s.mu.Unlock()
+	closed := s.closing() || (wasRunning && parent.Err() != nil)
+	if closed && !wasRunning {
+		err = &Error{Host: s.name, Step: failStep, Kind: ErrClosed, Err: err}
+	}
+	keep = keep && s.closing()
+	s.setStep(StepCleanup, "")
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(parent), s.tmo.Cleanup)
+	cl := s.cleanup(cctx, keep)
+	cancel()
+
+	var d Diagnosis
+	if !closed {
+		d = s.diagnose(failStep, err)
+	}
+	s.mu.Lock()
+	s.res.Cleanup = &cl
+	s.res.Ended = time.Now()
+	if closed {
+		s.state, s.res.State = Closed, Closed
+		if err != nil && !wasRunning {
+			s.res.Err, s.res.Step = err, failStep
+		}
+	} else {
+		s.state, s.res.State = Failed, Failed
+		s.res.Step, s.res.Err, s.res.Diagnosis = failStep, wrapStep(s.name, failStep, err, d), d
+		s.step = failStep
+	}
+	e := s.event(EventState)
+	if s.state == Failed {
+		e.Err, e.Diagnosis = s.res.Err, s.res.Diagnosis
+	}
+	r := s.snapshot()
+	e.Result = &r
+	s.mu.Unlock()
+	if e.State == Failed {
+		s.log.Warn("failed", "step", e.Step, "err", e.Err, "diagnosis", e.Diagnosis.Code, "left", len(cl.Left))
+	} else {
+		s.log.Info("closed", "left", len(cl.Left), "kept", cl.Kept)
+	}
+	s.out.push(e, true)
+	select {
+	case <-s.ready:
+	default:
+		close(s.ready)
+	}
+	close(s.done)
+}
+
+func wrapStep(host string, step Step, err error, d Diagnosis) error {
+	var se *Error
+	if errors.As(err, &se) {
+		if se.Diagnosis.IsZero() {
+			se.Diagnosis = d
+		}
+		return se
+	}
+	return &Error{Host: host, Step: step, Err: err, Diagnosis: d}
+}
+
+// cleanup stops the applet and undoes the journal, unless keep.
+func (s *Session) cleanup(ctx context.Context, keep bool) Cleanup {
+	var cl Cleanup
+	if s.pending != nil {
+		s.pending.Cancel()
+	}
+	if keep {
+		cl.Kept = true
+		_ = s.target.Grant.Close()
+		return cl
+	}
+	if s.conn != nil {
+		sctx, cancel := context.WithTimeout(ctx, s.tmo.Cleanup/3)
+		err := s.conn.Stop(sctx)
+		cancel()
+		if err == nil {
+			cl.AppletStopped = true
+		} else {
+			s.log.Debug("applet stop over check-in", "err", err)
+		}
+		_ = s.conn.Close()
+	}
+	if s.handle != nil {
+		if err := s.handle.Stop(ctx); err != nil {
+			cl.Left = append(cl.Left, Leftover{What: "applet launched by " + s.method, Err: err})
+		} else {
+			cl.AppletStopped = true
+			cl.Undone = append(cl.Undone, "applet stopped ("+s.method+")")
+		}
+	}
+	if s.target.Journal != nil {
+		u := s.target.Journal.Undo(ctx)
+		cl.Undone = append(cl.Undone, u.Undone...)
+		cl.Left = append(cl.Left, u.Left...)
+	}
+	_ = s.target.Grant.Close()
+	return cl
+}
+
+// connect runs the steps up to the applet's readiness.
+func (s *Session) connect(ctx context.Context) error {
+	cfg := &s.c.cfg
+	if cfg.Authorize != nil {
+		if err := cfg.Authorize(ctx, Technician(ctx), discovery.Clone(s.host)); err != nil {
+			return &Error{Host: s.name, Step: StepAuthorize, Kind: ErrUnauthorized, Err: err, Diagnosis: Diagnosis{
+				Code: "not-authorised", Summary: "The console does not allow this technician to connect to " + s.name + ".",
+				Fix: "Ask an administrator of the console for the Connect On LAN permission."}}
+		}
+		s.setStep(StepAuthenticate, "")
+	}
+	if s.addr == "" {
+		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Diagnosis: Diagnosis{
+			Code: "no-address", Summary: "The host has no address or name to connect to.", Fix: "Wait until discovery has found its address."}}
+	}
+	if cfg.Authenticator == nil || cfg.Deployer == nil {
+		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrBadConfig, Err: errors.New("Config.Authenticator and Config.Deployer are required")}
+	}
+
+	// 1. authenticate, prompting while ShouldPrompt allows.
+	current := s.c.Credentials()
+	src := adauth.CredentialSource{Current: current, MaxPrompts: cfg.MaxPrompts}
+	if cfg.Prompt != nil {
+		src.Prompt = func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
+			s.setStep(StepCredentials, "")
+			cr, err := cfg.Prompt(ctx, req)
+			if err == nil {
+				s.setStep(StepAuthenticate, "")
+			}
+			return cr, err
+		}
+	}
+	actx, cancel := withTimeout(ctx, s.tmo.Authenticate)
+	grant, err := src.Authenticate(actx, cfg.Authenticator, s.addr)
+	cancel()
+	if err != nil {
+		return err
+	}
+	s.target.Grant = grant
+	s.mu.Lock()
+	s.res.Account = grant.Credentials.Account()
+	s.mu.Unlock()
+	if cfg.RememberCredentials && !sameCredentials(grant.Credentials, current) {
+		s.c.SetCredentials(grant.Credentials)
+	}
+	if cfg.NewJournal != nil {
+		j, err := cfg.NewJournal(ctx, &s.target)
+		if err != nil {
+			return &Error{Host: s.name, Step: StepAuthenticate, Err: fmt.Errorf("journal: %w", err), Diagnosis: Diagnosis{
+				Code: "journal", Summary: "The session's cleanup journal could not be created.", Fix: "Check the journal directory of the console."}}
+		}
+		s.target.Journal = j
+	}
+
+	// 2. preflight: findings and failures are notes.
+	if cfg.Preflight != nil {
+		s.setStep(StepPreflight, "")
+		pctx, cancel := withTimeout(ctx, s.tmo.Preflight)
+		p, err := cfg.Preflight.Preflight(pctx, &s.target)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if p != nil {
+			s.mu.Lock()
+			s.res.Preflight = p
+			s.mu.Unlock()
+			for _, d := range preflightNotes(p, grant.Facts.LocalAccount) {
+				s.note(d)
+			}
+		}
+		if err != nil {
+			s.log.Info("preflight failed", "err", err)
+			s.note(Diagnosis{Code: "preflight-failed", Summary: "The target's settings could not be read through Remote Registry: " + err.Error(),
+				Fix: "Start the Remote Registry service on the target, or ignore this if the launch works."})
+		}
+	}
+
+	// 3. deploy.
+	s.setStep(StepDeploy, "")
+	dctx, cancel := withTimeout(ctx, s.tmo.Deploy)
+	path, err := cfg.Deployer.Deploy(dctx, &s.target, s.progress)
+	cancel()
+	if err != nil {
+		return err
+	}
+	s.target.AppletPath = path
+
+	// 4. launch.
+	return s.launch(ctx)
+}
+
+func (s *Session) launch(ctx context.Context) error {
+	cfg := &s.c.cfg
+	if len(cfg.Launchers) == 0 {
+		s.setStep(StepLaunch, "")
+		return &Error{Host: s.name, Step: StepLaunch, Kind: ErrNoLauncher, Diagnosis: Diagnosis{
+			Code: "no-launcher", Summary: "No launch method is available in this console.", Fix: "Configure a launcher (SCM or WMI)."}}
+	}
+	spec := deploy.LaunchSpec{
+		Path: s.target.AppletPath, Args: append([]string(nil), cfg.AppletArgs...),
+		SessionID: s.id, ServicePrefix: cfg.ServicePrefix,
+	}
+	var ticket checkin.Ticket
+	if cfg.Readiness == nil {
+		if s.c.checkin == nil {
+			return &Error{Host: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: errors.New("no check-in server and no Readiness")}
+		}
+		p, err := s.c.checkin.Expect(s.id, s.c.dialAddr())
+		if err != nil {
+			return &Error{Host: s.name, Step: StepLaunch, Err: fmt.Errorf("check-in ticket: %w", err)}
+		}
+		s.pending = p
+		ticket = p.Ticket()
+		spec.Args = append(spec.Args, ticket.Args()...)
+	}
+	var h deploy.Handle
+	var last error
+	for _, l := range cfg.Launchers {
+		s.setStep(StepLaunch, l.Name())
+		t0 := time.Now()
+		lctx, cancel := withTimeout(ctx, s.tmo.Launch)
+		hh, err := l.Launch(lctx, &s.target, spec)
+		cancel()
+		if err == nil {
+			h = hh
+			s.mu.Lock()
+			s.res.Method = l.Name()
+			s.mu.Unlock()
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, deploy.ErrTimeout) {
+			err = &deploy.LaunchError{Launcher: l.Name(), Step: "launch", Kind: deploy.ErrTimeout, Err: err}
+		}
+		a := Attempt{Launcher: l.Name(), Err: err, Diagnosis: s.diagnose(StepLaunch, err), Took: time.Since(t0)}
+		s.log.Info("launcher failed", "launcher", l.Name(), "err", err)
+		s.attemptFailed(a)
+		last = err
+		if !fallback(err) {
+			return err
+		}
+	}
+	if h == nil {
+		return &Error{Host: s.name, Step: StepLaunch, Kind: ErrLaunchFailed, Err: last}
+	}
+	s.handle = h
+
+	// 5. wait for the applet.
+	s.setStep(StepCheckin, "")
+	wctx, cancel := withTimeout(ctx, s.tmo.Checkin)
+	defer cancel()
+	if cfg.Readiness != nil {
+		if err := cfg.Readiness(wctx, &s.target, h); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &Error{Host: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err}
+		}
+		return nil
+	}
+	conn, err := s.pending.Wait(wctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &Error{Host: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err, Diagnosis: Diagnosis{
+			Code: "checkin-timeout",
+			Summary: fmt.Sprintf("The applet was started by %s but did not check in with the console at %s within %v.",
+				s.res.Method, ticket.Addr, s.tmo.Checkin),
+			Fix: "Make sure the target can reach the console at " + ticket.Addr + " (firewall, -console address), and that the applet runs on this platform."}}
+	}
+	s.conn = conn
+	s.mu.Lock()
+	hello := conn.Hello
+	s.res.Applet = &hello
+	s.mu.Unlock()
+	return nil
+}
+
+// fallback reports whether a launcher's failure means "this method cannot
+// work here", so that the next launcher is worth trying.
+func fallback(err error) bool {
+	for _, k := range []error{deploy.ErrLaunchUnsupported, deploy.ErrUnreachable, deploy.ErrTimeout, deploy.ErrNotServiceAware, ErrNoLauncher} {
+		if errors.Is(err, k) {
+			return !errors.Is(err, deploy.ErrAccessDenied)
+		}
+	}
+	return false
+}
+
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+func sameCredentials(a, b adauth.Credentials) bool {
+	if a.Account() != b.Account() {
+		return false
+	}
+	pa, oka := a.Password()
+	pb, okb := b.Password()
+	return oka == okb && pa == pb && string(a.NTHash()) == string(b.NTHash())
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "s" + hex.EncodeToString(b)
+}
+
+func hostAddr(h discovery.Host) string {
+	switch {
+	case len(h.Addrs) > 0:
+		return h.Addrs[0].String()
+	case h.DNSName != "":
+		return h.DNSName
+	default:
+		return h.Name
+	}
+}
+
+func hostName(h discovery.Host) string {
+	switch {
+	case h.Name != "":
+		return h.Name
+	case h.DNSName != "":
+		return h.DNSName
+	case len(h.Addrs) > 0:
+		return h.Addrs[0].String()
+	}
+	return "?"
+}

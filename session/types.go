@@ -1,0 +1,319 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/session/checkin"
+)
+
+// State is where a session is. The four names are part of the API: they
+// appear as they are in consoles and in connect's NDJSON output.
+type State string
+
+// The states of a session. A session starts in Connecting and ends in
+// Failed or Closed; Running may come between.
+const (
+	// Connecting: the session is working through its steps.
+	Connecting State = "Connecting"
+	// Running: the applet has started and checked in (or the Readiness
+	// hook said it is ready).
+	Running State = "Running"
+	// Failed: a step failed; the session has been cleaned up. Terminal.
+	Failed State = "Failed"
+	// Closed: the session was closed (by Close, or because its context
+	// ended) and cleaned up as asked. Terminal.
+	Closed State = "Closed"
+)
+
+// Terminal reports whether no state follows s.
+func (s State) Terminal() bool { return s == Failed || s == Closed }
+
+// Step is what a session is doing, for display, and where a Failed
+// session failed.
+type Step string
+
+// The steps, in the order a session goes through them.
+const (
+	StepAuthorize    Step = "authorize"    // the console's Authorize hook
+	StepAuthenticate Step = "authenticate" // logon and admin checks
+	StepCredentials  Step = "credentials"  // waiting for the technician's credentials
+	StepPreflight    Step = "preflight"    // reading the target's settings
+	StepDeploy       Step = "deploy"       // copying the applet
+	StepLaunch       Step = "launch"       // starting it, launcher after launcher
+	StepCheckin      Step = "checkin"      // waiting for the applet to check in
+	StepCleanup      Step = "cleanup"      // stopping the applet, undoing the journal
+)
+
+// EventKind says what an Event reports.
+type EventKind string
+
+// Event kinds.
+const (
+	// EventState is a change of state or of step. Every one is delivered.
+	EventState EventKind = "state"
+	// EventAttempt reports one launcher that failed (Method, Err,
+	// Diagnosis); the session goes on with the next one or fails.
+	EventAttempt EventKind = "attempt"
+	// EventProgress reports bytes copied during StepDeploy. Progress
+	// events may be coalesced: a reader that falls behind sees only the
+	// latest one.
+	EventProgress EventKind = "progress"
+)
+
+// Event is one thing that happened to a session. Events of a session
+// arrive in the order they happened; see Session.Events for the delivery
+// rules.
+type Event struct {
+	Kind    EventKind
+	Session string // the session's ID
+	Host    string // the host as the console named it
+	Addr    string // the address connected to
+	State   State
+	Step    Step
+	Time    time.Time
+	// Method is the launcher's name once one is being tried.
+	Method string
+	// Err is set on EventAttempt and on the Failed event. It never
+	// contains a secret.
+	Err error
+	// Diagnosis explains Err to a technician.
+	Diagnosis Diagnosis
+	// Done and Total are the bytes copied and to copy (EventProgress).
+	Done, Total int64
+	// Result is set on the events that end Connecting (Running, Failed,
+	// Closed): a snapshot of the session's result.
+	Result *Result
+}
+
+// Diagnosis says what went wrong in terms a technician can act on. It has
+// the shape of adauth.Diagnosis and deploy.Diagnosis, which convert to it.
+type Diagnosis struct {
+	Code    string `json:"code"`
+	Summary string `json:"summary"`
+	Fix     string `json:"fix,omitempty"`
+}
+
+// IsZero reports whether d is empty.
+func (d Diagnosis) IsZero() bool { return d == Diagnosis{} }
+
+// String returns the summary, then " Fix: " and the fix when there is
+// one. This is the form connect prints and writes in its NDJSON
+// "diagnosis" field.
+func (d Diagnosis) String() string {
+	if d.Fix == "" {
+		return d.Summary
+	}
+	if d.Summary == "" {
+		return "Fix: " + d.Fix
+	}
+	return d.Summary + " Fix: " + d.Fix
+}
+
+// Attempt is one launcher's failed try.
+type Attempt struct {
+	Launcher  string
+	Err       error
+	Diagnosis Diagnosis
+	Took      time.Duration
+}
+
+// Preflight is what the preflight step learned about the target's
+// settings. Nil pointers are unknown (the value is missing, as on many
+// systems).
+type Preflight struct {
+	Product, Version, Build, Arch string
+	// ForceGuest 1 is the guest-only sharing model.
+	ForceGuest *uint32
+	// LmCompatibilityLevel is the NTLM level (0-5).
+	LmCompatibilityLevel *uint32
+	// LocalAccountTokenFilterPolicy 1 lets local administrators keep
+	// their rights over the network (no UAC remote restrictions).
+	LocalAccountTokenFilterPolicy *uint32
+	// RemoteRegistryOff reports that Remote Registry was stopped and could
+	// not be used.
+	RemoteRegistryOff bool
+}
+
+// Leftover is something cleanup could not undo.
+type Leftover struct {
+	What string
+	Err  error
+}
+
+// Cleanup is what closing a session did and did not undo on the target.
+type Cleanup struct {
+	// Kept is true when the applet was left running and nothing was undone
+	// on purpose (CloseOptions.Keep).
+	Kept bool
+	// AppletStopped reports that the applet was asked to stop and did.
+	AppletStopped bool
+	// Undone lists what was removed or restored, in the order it was done.
+	Undone []string
+	// Left lists what is still on the target, with why.
+	Left []Leftover
+}
+
+// Clean reports whether nothing was left behind.
+func (c Cleanup) Clean() bool { return !c.Kept && len(c.Left) == 0 }
+
+// Result is what a session achieved. Fields that a session did not reach
+// are zero.
+type Result struct {
+	Session string
+	Host    discovery.Host
+	Addr    string
+	State   State
+	// Step is the step a Failed session failed at.
+	Step Step
+	// Err is why the session failed or was closed early; nil otherwise.
+	Err error
+	// Diagnosis explains Err.
+	Diagnosis Diagnosis
+	// Notes are warnings from the way (for example a preflight that could
+	// not read the registry).
+	Notes []Diagnosis
+	// Account is the account that was proved (no secret).
+	Account string
+	// Method is the launcher that started the applet.
+	Method string
+	// Attempts lists the launchers that failed, in order.
+	Attempts []Attempt
+	// Preflight holds the preflight's findings, when it ran.
+	Preflight *Preflight
+	// Applet is what the applet said at check-in.
+	Applet *checkin.Hello
+	// Started, Ready and Ended are when Connect was called, when the
+	// session reached Running, and when it reached Failed or Closed.
+	Started, Ready, Ended time.Time
+	// Cleanup reports the cleanup of a Failed or Closed session.
+	Cleanup *Cleanup
+}
+
+// Errors of the session. An *Error matches one of them with errors.Is
+// where it applies, and its cause too.
+var (
+	// ErrUnauthorized: the console's Authorize hook refused the Connect.
+	ErrUnauthorized = errors.New("session: connect not authorised")
+	// ErrNoLauncher: no launcher is configured, or none is available.
+	ErrNoLauncher = errors.New("session: no launcher available")
+	// ErrLaunchFailed: every launcher tried failed; Result.Attempts says
+	// why each did.
+	ErrLaunchFailed = errors.New("session: every launcher failed")
+	// ErrCheckin: the applet was launched but did not check in in time.
+	ErrCheckin = errors.New("session: applet did not check in")
+	// ErrAppletLost: the applet's connection ended while Running.
+	ErrAppletLost = errors.New("session: applet connection lost")
+	// ErrClosed: the session was closed before it reached Running.
+	ErrClosed = errors.New("session: closed")
+	// ErrBadConfig: the Config is unusable.
+	ErrBadConfig = errors.New("session: invalid configuration")
+	// ErrNoAddress: the host has no address or name to connect to.
+	ErrNoAddress = errors.New("session: host has no address")
+)
+
+// Error is a failed step of a session.
+type Error struct {
+	Host string
+	Step Step
+	// Kind is one of this package's sentinel errors, or nil when the
+	// cause (an *adauth.AuthError, a *deploy.LaunchError, ...) says it.
+	Kind      error
+	Diagnosis Diagnosis
+	Err       error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "session %s: %s", e.Host, e.Step)
+	if e.Kind != nil {
+		fmt.Fprintf(&b, ": %v", e.Kind)
+	}
+	if e.Err != nil && !errors.Is(e.Kind, e.Err) {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the kind and the cause.
+func (e *Error) Unwrap() []error {
+	var out []error
+	if e.Kind != nil {
+		out = append(out, e.Kind)
+	}
+	if e.Err != nil {
+		out = append(out, e.Err)
+	}
+	return out
+}
+
+// Target is what the session hands to its steps: the host, the grant
+// that authentication returned, and the session's journal.
+type Target struct {
+	Session string
+	Host    discovery.Host
+	// Addr is the address (or name) connected to.
+	Addr string
+	// Grant is the proved administrator session on the host.
+	Grant *adauth.Grant
+	// Journal is the session's journal, as Config.NewJournal made it;
+	// steps record their changes in it.
+	Journal Journal
+	// AppletPath is the applet's local path on the target, once
+	// deployed.
+	AppletPath string
+}
+
+// Preflighter reads a target's settings before anything is changed. A
+// failure is a note, not the end of the session: the launchers may still
+// work.
+type Preflighter interface {
+	Preflight(ctx context.Context, t *Target) (*Preflight, error)
+}
+
+// Deployer copies the applet to the target and returns its local path
+// there (for example `C:\Windows\Temp\applet.exe`). It records what it
+// created in t.Journal and reports progress (bytes) as it copies.
+type Deployer interface {
+	Deploy(ctx context.Context, t *Target, progress func(done, total int64)) (path string, err error)
+}
+
+// Launcher starts the applet on a target. Name is the short method name
+// shown to technicians ("scm", "wmi"). Launch returns a *deploy.LaunchError
+// on failure; its Kind decides the fallback (see Config.Launchers).
+type Launcher interface {
+	Name() string
+	Launch(ctx context.Context, t *Target, spec deploy.LaunchSpec) (deploy.Handle, error)
+}
+
+// Journal is a session's record of the changes made on its target. Undo
+// reverts every change still open, newest first, and reports each; it must
+// not stop on the first failure.
+type Journal interface {
+	Undo(ctx context.Context) Cleanup
+}
+
+// Readiness decides, instead of the check-in, that a launched applet is
+// ready: it returns nil once it is, or an error. A vendor with its own
+// back channel sets Config.Readiness to it.
+type Readiness func(ctx context.Context, t *Target, h deploy.Handle) error
+
+type technicianKey struct{}
+
+// WithTechnician returns a context that names the technician on whose
+// behalf Connect is called; Config.Authorize receives the name.
+func WithTechnician(ctx context.Context, who string) context.Context {
+	return context.WithValue(ctx, technicianKey{}, who)
+}
+
+// Technician returns the name WithTechnician put in ctx, or "".
+func Technician(ctx context.Context) string {
+	s, _ := ctx.Value(technicianKey{}).(string)
+	return s
+}
