@@ -36,9 +36,9 @@
 // # Service Control Manager
 //
 // SCM implements OpenSCManagerW, CreateServiceW, OpenServiceW,
-// StartServiceW, QueryServiceStatus, ControlService (stop, interrogate),
-// DeleteService, ChangeServiceConfigW, QueryServiceConfigW and
-// CloseServiceHandle over an in-memory table. StartServiceW maps the
+// StartServiceW, QueryServiceStatus, QueryServiceStatusEx (with the PID),
+// ControlService (stop, interrogate), DeleteService, ChangeServiceConfigW,
+// QueryServiceConfigW and CloseServiceHandle over an in-memory table. StartServiceW maps the
 // binary path under Server.Root (see MapPath and ParseCommandLine) and
 // runs it, in the server's own network namespace and in its own process
 // group, with the command line's arguments followed by StartService's;

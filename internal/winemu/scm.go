@@ -7,6 +7,7 @@ package winemu
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"os"
@@ -31,6 +32,7 @@ const (
 	ErrorInvalidParameter       = 87
 	ErrorInsufficientBuffer     = 122
 	ErrorInvalidName            = 123
+	ErrorInvalidLevel           = 124
 	ErrorBadExeFormat           = 193
 	ErrorInvalidServiceControl  = 1052
 	ErrorServiceRequestTimeout  = 1053
@@ -138,9 +140,10 @@ func mapAccess(req uint32, m genericMapping, admin bool, userAllowed uint32) (ui
 
 // SCM is the emulated Service Control Manager. It implements go-msrpc's
 // svcctl.SvcctlServer for OpenSCManagerW, CreateServiceW, OpenServiceW,
-// StartServiceW, QueryServiceStatus, ControlService (stop, interrogate),
-// DeleteService, ChangeServiceConfigW, QueryServiceConfigW and
-// CloseServiceHandle; every other operation faults with nca_op_rng_error.
+// StartServiceW, QueryServiceStatus, QueryServiceStatusEx, ControlService
+// (stop, interrogate), DeleteService, ChangeServiceConfigW,
+// QueryServiceConfigW and CloseServiceHandle; every other operation
+// faults with nca_op_rng_error.
 //
 // Callers are identified by CallFromContext; in-process callers use
 // WithCaller. Handles are owned by the connection that opened them and
@@ -439,6 +442,31 @@ func (m *SCM) QueryServiceStatus(ctx context.Context, req *svcctl.QueryServiceSt
 		return &svcctl.QueryServiceStatusResponse{ServiceStatus: &svcctl.ServiceStatus{}, Return: code}, nil
 	}
 	return &svcctl.QueryServiceStatusResponse{ServiceStatus: s.status()}, nil
+}
+
+// QueryServiceStatusEx implements RQueryServiceStatusEx (opnum 40) for
+// SC_STATUS_PROCESS_INFO: a SERVICE_STATUS_PROCESS with the PID.
+func (m *SCM) QueryServiceStatusEx(ctx context.Context, req *svcctl.QueryServiceStatusExRequest) (*svcctl.QueryServiceStatusExResponse, error) {
+	const size = 36
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if req.InfoLevel != svcctl.StatusTypeProcessInfo {
+		return &svcctl.QueryServiceStatusExResponse{Return: ErrorInvalidLevel}, nil
+	}
+	s, code := m.serviceHandle(req.Service, serviceQueryStatus)
+	if code != ErrorSuccess {
+		return &svcctl.QueryServiceStatusExResponse{Return: code}, nil
+	}
+	if req.BufferLength < size {
+		return &svcctl.QueryServiceStatusExResponse{BytesNeededLength: size, Return: ErrorInsufficientBuffer}, nil
+	}
+	st := s.status()
+	buf := make([]byte, 0, size)
+	for _, v := range []uint32{st.ServiceType, st.CurrentState, st.ControlsAccepted, st.Win32ExitCode,
+		st.ServiceSpecificExitCode, st.CheckPoint, st.WaitHint, uint32(s.pid), 0} {
+		buf = binary.LittleEndian.AppendUint32(buf, v)
+	}
+	return &svcctl.QueryServiceStatusExResponse{BufferLength: size, Buffer: buf, BytesNeededLength: size}, nil
 }
 
 // QueryServiceConfigW implements RQueryServiceConfigW (opnum 17).

@@ -2,6 +2,7 @@ package winemu_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -128,6 +129,13 @@ func TestSCMLifecycleThroughEndpointMapper(t *testing.T) {
 				t.Fatalf("service table = %+v", infos)
 			}
 			pid := infos[0].PID
+			ex, err := cli.QueryServiceStatusEx(ctx, &svcctl.QueryServiceStatusExRequest{Service: svc, BufferLength: 36})
+			if err != nil || ex.Return != 0 || len(ex.Buffer) != 36 {
+				t.Fatalf("QueryServiceStatusEx: %v / %+v", err, ex)
+			}
+			if got := binary.LittleEndian.Uint32(ex.Buffer[28:]); got != uint32(pid) {
+				t.Fatalf("QueryServiceStatusEx PID %d, want %d", got, pid)
+			}
 			args, ok := procCmdline(pid)
 			if !ok {
 				t.Fatalf("process %d is not running", pid)
@@ -585,5 +593,67 @@ func TestInProcessSCM(t *testing.T) {
 	user := winemu.WithCaller(context.Background(), "user", false)
 	if u, _ := scm.OpenSCMW(user, &svcctl.OpenSCMWRequest{DesiredAccess: 0x10000000}); u.Return != winemu.ErrorAccessDenied {
 		t.Fatalf("user GENERIC_ALL = %d", u.Return)
+	}
+}
+
+func TestChangeServiceConfig(t *testing.T) {
+	checkLeaks(t)
+	e := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cli, done := e.dialSCM(ctx, t, adminUser, adminPass, dcerpc.AuthLevelPktPrivacy)
+	defer done()
+	scm := openSCM(ctx, t, cli, scManagerConnect|scManagerCreateService)
+	svc, code := createService(ctx, t, cli, scm, "LCChange", `C:\Windows\Temp\old.exe`)
+	if code != 0 {
+		t.Fatal(code)
+	}
+	const noChange = 0xffffffff
+	r, err := cli.ChangeServiceConfigW(ctx, &svcctl.ChangeServiceConfigWRequest{
+		Service: svc, ServiceType: noChange, StartType: 4 /* disabled */, ErrorControl: noChange,
+		BinaryPathName: `C:\Windows\Temp\new.exe -x`, DisplayName: "Changed",
+	})
+	if err != nil || r.Return != 0 {
+		t.Fatalf("ChangeServiceConfigW: %v / %v", err, rc(r))
+	}
+	cfg, err := cli.QueryServiceConfigW(ctx, &svcctl.QueryServiceConfigWRequest{Service: svc, BufferLength: 8192})
+	if err != nil || cfg.Return != 0 {
+		t.Fatalf("QueryServiceConfigW: %v", err)
+	}
+	c := cfg.ServiceConfig
+	if c.StartType != 4 || c.ServiceType != serviceWin32OwnProcess || c.BinaryPathName != `C:\Windows\Temp\new.exe -x` || c.DisplayName != "Changed" {
+		t.Fatalf("config after change = %+v", c)
+	}
+	// Too small a buffer reports the size needed.
+	small, _ := cli.QueryServiceConfigW(ctx, &svcctl.QueryServiceConfigWRequest{Service: svc, BufferLength: 10})
+	if small == nil || small.Return != winemu.ErrorInsufficientBuffer || small.BytesNeededLength <= 36 {
+		t.Fatalf("small buffer: %+v", small)
+	}
+	// A handle without SERVICE_CHANGE_CONFIG is refused.
+	o, err := cli.OpenServiceW(ctx, &svcctl.OpenServiceWRequest{ServiceManager: scm, ServiceName: "LCChange", DesiredAccess: serviceQueryStatus})
+	if err != nil || o.Return != 0 {
+		t.Fatal(err)
+	}
+	r, _ = cli.ChangeServiceConfigW(ctx, &svcctl.ChangeServiceConfigWRequest{Service: o.Service, ServiceType: noChange, StartType: 3, ErrorControl: noChange})
+	if r == nil || r.Return != winemu.ErrorAccessDenied {
+		t.Fatalf("change with a query handle = %v", rc(r))
+	}
+	if d, err := cli.DeleteService(ctx, &svcctl.DeleteServiceRequest{Service: svc}); err != nil || d.Return != 0 {
+		t.Fatal(err)
+	}
+	r, _ = cli.ChangeServiceConfigW(ctx, &svcctl.ChangeServiceConfigWRequest{Service: svc, ServiceType: noChange, StartType: 3, ErrorControl: noChange})
+	if r == nil || r.Return != winemu.ErrorServiceMarkedForDelete {
+		t.Fatalf("change after delete = %v", rc(r))
+	}
+	if o2, _ := cli.OpenServiceW(ctx, &svcctl.OpenServiceWRequest{ServiceManager: scm, ServiceName: "LCChange", DesiredAccess: serviceQueryStatus}); o2 == nil || o2.Return != winemu.ErrorServiceMarkedForDelete {
+		t.Fatalf("open after delete = %v", rc(o2))
+	}
+	closeHandle(ctx, t, cli, o.Service)
+	closeHandle(ctx, t, cli, svc)
+	if n := len(e.srv.SCM().Services()); n != 0 {
+		t.Fatalf("%d services left", n)
+	}
+	if o3, _ := cli.OpenServiceW(ctx, &svcctl.OpenServiceWRequest{ServiceManager: scm, ServiceName: "LCChange", DesiredAccess: serviceQueryStatus}); o3 == nil || o3.Return != winemu.ErrorServiceDoesNotExist {
+		t.Fatalf("open after removal = %v", rc(o3))
 	}
 }
