@@ -390,3 +390,66 @@ func FuzzUnpack(f *testing.F) {
 		}
 	})
 }
+
+// TestCapturedVectors parses answers captured from the lab's nmbd (see
+// captureVectors in lab_test.go) and packs them back to the same bytes.
+func TestCapturedVectors(t *testing.T) {
+	meta, err := os.ReadFile(filepath.Join("testdata", "nmbd", "capture.txt"))
+	if err != nil {
+		t.Skip("no captured vectors")
+	}
+	want := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(meta)), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		want[k] = v
+	}
+	read := func(file string) (*Message, []byte) {
+		b, err := os.ReadFile(filepath.Join("testdata", "nmbd", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m Message
+		if err := m.Unpack(b); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		out, err := m.Pack()
+		if err != nil || !bytes.Equal(out, b) {
+			t.Fatalf("%s does not pack back to the same bytes (%v):\n%x\n%x", file, err, out, b)
+		}
+		return &m, b
+	}
+	m, _ := read("nbstat-response.bin")
+	ns, err := m.NodeStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := Identify(ns.Names)
+	if id.Name != want["name"] || id.Domain != want["workgroup"] || ns.MAC() != nil || ns.StatsLen != 46 || !m.Authoritative {
+		t.Fatalf("nmbd name table: %+v, MAC %v, stats %d", id, ns.MAC(), ns.StatsLen)
+	}
+	for _, r := range []discovery.Role{discovery.RoleWorkstation, discovery.RoleMessenger, discovery.RoleFileServer, discovery.RoleBrowserElection} {
+		if !slices.Contains(id.Roles, r) {
+			t.Errorf("roles %v lack %s", id.Roles, r)
+		}
+	}
+	m, _ = read("query-positive.bin")
+	es, err := m.NameQueryAnswer()
+	if err != nil || len(es) != 1 || es[0].Addr.String() != want["addr"] || es[0].Flags.Group() {
+		t.Fatalf("positive query answer %+v %v", es, err)
+	}
+}
+
+func BenchmarkUnpackNodeStatus(b *testing.B) {
+	pkt, err := os.ReadFile(filepath.Join("testdata", "nmbd", "nbstat-response.bin"))
+	if err != nil {
+		pkt, _ = sampleNodeStatus(1).Pack()
+	}
+	var m Message
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pkt)))
+	for b.Loop() {
+		if err := m.Unpack(pkt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

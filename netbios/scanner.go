@@ -162,7 +162,12 @@ func (s *Scanner) Scan(ctx context.Context, t Targets, out chan<- Result) error 
 		return fmt.Errorf("netbios: %w", err)
 	}
 	// A large receive buffer absorbs bursts of answers while out is slow.
+	// A large send buffer matters more: every packet to an address that
+	// has no ARP entry yet waits in the kernel (charged to this socket)
+	// until ARP gives up, about 3 s later; with the default buffer, a
+	// sweep of an empty /24 blocks on it.
 	_ = conn.SetReadBuffer(1 << 20)
+	growSendBuffer(conn, 4<<20)
 	c := &Client{Retries: s.Retries, Timeout: s.Timeout, Port: s.Port}
 	sc := &scan{
 		s:        s,
