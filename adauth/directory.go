@@ -167,6 +167,9 @@ type Directory struct {
 
 var _ discovery.Discoverer = (*Directory)(nil)
 
+// Name returns "ldap", the name discovery.Merge reports for this source.
+func (d *Directory) Name() string { return string(discovery.SourceLDAP) }
+
 func (d *Directory) logger() *slog.Logger {
 	if d.Logger == nil {
 		return slog.New(slog.DiscardHandler)
@@ -576,13 +579,16 @@ func (d *Directory) Discover(ctx context.Context, out chan<- discovery.Host) err
 	rctx, stopResolve := context.WithCancel(ctx)
 	defer stopResolve()
 	if !d.SkipResolve {
-		jobs = make(chan discovery.Host, resolveQueue)
+		q := make(chan discovery.Host, resolveQueue)
+		jobs = q
 		n := d.ResolveConcurrency
 		if n <= 0 {
 			n = DefaultResolveConcurrency
 		}
 		for range n {
-			wg.Go(func() { d.resolveWorker(rctx, jobs, out) })
+			// q, not jobs: finishResolve sets jobs to nil, possibly
+			// before a worker has started.
+			wg.Go(func() { d.resolveWorker(rctx, q, out) })
 		}
 	}
 	finishResolve := func() {

@@ -50,8 +50,9 @@ var (
 	// password, or an account that may not log on (locked, disabled,
 	// expired; the LDAPError's Meaning says which when the DC tells).
 	ErrInvalidCredentials = errors.New("adauth: LDAP invalid credentials")
-	// ErrInsufficientAccess matches LDAP result 50 and the "a successful
-	// bind must be completed" refusal of an anonymous search.
+	// ErrInsufficientAccess matches LDAP result 50 and the refusal of an
+	// anonymous search (AD: "a successful bind must be completed"; Samba:
+	// "operation unavailable without authentication").
 	ErrInsufficientAccess = errors.New("adauth: LDAP access denied")
 	// ErrBindMethod matches a bind the discoverer cannot do with the given
 	// settings: an NT hash with a simple bind, or an NTLM bind on a server
@@ -89,7 +90,7 @@ type LDAPError struct {
 	// Diagnostic is the server's diagnosticMessage, as sent.
 	Diagnostic string
 	// Err is the cause: a sentinel of this package, a network error, or a
-	// TLS or x509 error.
+	// TLS or x509 error. It is nil for an LDAP result without a sentinel.
 	Err error
 }
 
@@ -229,7 +230,10 @@ func codeSentinel(code int, diagnostic string) error {
 		// Samba and AD refuse an unauthenticated search with operations
 		// error and "a successful bind must be completed" (000004DC).
 		d := strings.ToLower(diagnostic)
-		if strings.Contains(d, "successful bind") || strings.Contains(d, "000004dc") {
+		// Samba says "00002020: Operation unavailable without
+		// authentication".
+		if strings.Contains(d, "successful bind") || strings.Contains(d, "000004dc") ||
+			strings.Contains(d, "without authentication") {
 			return ErrInsufficientAccess
 		}
 	case 2:
@@ -241,10 +245,7 @@ func codeSentinel(code int, diagnostic string) error {
 // resultError builds the LDAPError for an LDAP result.
 func resultError(op, server string, code int, diagnostic string) *LDAPError {
 	e := &LDAPError{Op: op, Server: server, Code: code, Meaning: describeResult(code, diagnostic), Diagnostic: diagnostic}
-	e.Err = codeSentinel(code, diagnostic)
-	if e.Err == nil {
-		e.Err = errors.New(e.Meaning)
-	}
+	e.Err = codeSentinel(code, diagnostic) // nil for codes without a sentinel
 	return e
 }
 
