@@ -54,14 +54,14 @@ func BenchmarkLaunchPipeSamba(b *testing.B) {
 	l := fastLauncher(TransportPipe)
 	spec := deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}
 	// Warm up: the first call spawns samba-dcerpcd (about 1 s).
-	if _, err := l.Launch(ctx, tg, spec, nil); !errors.Is(err, deploy.ErrLaunchUnsupported) {
+	if _, err := l.LaunchTarget(ctx, tg, spec, nil); !errors.Is(err, deploy.ErrLaunchUnsupported) {
 		b.Fatalf("warm-up: %v", err)
 	}
 	var d []time.Duration
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		_, err := l.Launch(ctx, tg, spec, nil)
+		_, err := l.LaunchTarget(ctx, tg, spec, nil)
 		d = append(d, time.Since(start))
 		if !errors.Is(err, deploy.ErrLaunchUnsupported) {
 			b.Fatalf("err = %v", err)
@@ -111,7 +111,7 @@ func BenchmarkLaunchTCPWinemu(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		h, err := l.Launch(ctx, tg, spec, nil)
+		h, err := l.LaunchTarget(ctx, tg, spec, nil)
 		d = append(d, time.Since(start))
 		if err != nil {
 			b.Fatal(err)

@@ -3,6 +3,53 @@
 // Remote Registry service (MS-RRP), both over SMB named pipes on the grant's
 // existing session, with the SCM over ncacn_ip_tcp as a fallback.
 //
-// It implements deploy.Launcher. It does not copy files and does not decide
-// between launchers: package session does.
+// # Launch
+//
+// Launcher.LaunchTarget (Launch, once the grant type exists, takes the
+// grant and implements deploy.Launcher):
+//
+//  1. validates the deploy.LaunchSpec;
+//  2. when the spec has parameters, writes them as REG_SZ values under
+//     HKLM\SOFTWARE\<Vendor>\<Applet>\<SessionID>, journaling every key it
+//     creates. If \pipe\winreg is not there, it starts the RemoteRegistry
+//     service through the SCM first (setting a disabled service to manual
+//     start), journaling its original start type and state;
+//  3. on the first transport that works (\pipe\svcctl, then svcctl over
+//     TCP on the port that the endpoint mapper on TCP 135 names), creates
+//     an own-process, demand-start service named prefix + 8 random hex
+//     digits, journals it, starts it and waits for SERVICE_RUNNING with
+//     back-off and a deadline;
+//  4. marks the service for deletion once it runs (unless KeepService), so
+//     nothing outlives the applet.
+//
+// On failure it undoes what it did, also when the context was cancelled,
+// and returns a *deploy.LaunchError whose Kind is one of deploy's
+// sentinels: ErrAccessDenied (not an administrator, or UAC remote
+// restrictions), ErrServiceExists, ErrNotServiceAware (error 1053),
+// ErrLaunchUnsupported (nca_op_rng_error and friends: the signal to fall
+// back; Samba answers CreateService so over the pipe), ErrUnreachable (a
+// refused port or a missing pipe) and ErrTimeout (an endpoint that does
+// not answer; the diagnosis names host and port).
+//
+// # Security
+//
+// Every RPC connection gets its own NTLM security context from
+// internal/rpcauth, sealed (PKT_PRIVACY) by default, with the response
+// signature check that go-msrpc v1.5.2 skips at that level restored; a
+// tampered response fails with rpcauth.ErrIntegrity. Over the pipe, the
+// SMB session's signing protects integrity as well.
+//
+// # Cleanup
+//
+// Every change is a Change (plain data) handed to a Journal before it is
+// relied on, and Launcher.Undo reverts one, so a later process can clean
+// up from a stored journal. Handle.Stop stops and deletes the service,
+// removes the parameter keys and restores the Remote Registry service.
+//
+// Preflight reads the OS product, version, build, architecture and
+// SystemRoot, and the Lsa and UAC settings that the session's diagnoses
+// need; missing keys are reported as unknown, not as errors.
+//
+// It does not copy files and does not decide between launchers: package
+// session does.
 package remotereg

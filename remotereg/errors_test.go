@@ -102,7 +102,7 @@ func TestServiceName(t *testing.T) {
 }
 
 func TestLaunchRejectsBadSpec(t *testing.T) {
-	_, err := (&Launcher{}).Launch(context.Background(), Target{Host: "127.0.0.1"}, deploy.LaunchSpec{Path: "relative.exe"}, nil)
+	_, err := (&Launcher{}).LaunchTarget(context.Background(), Target{Host: "127.0.0.1"}, deploy.LaunchSpec{Path: "relative.exe"}, nil)
 	if !errors.Is(err, deploy.ErrBadSpec) {
 		t.Fatalf("err = %v", err)
 	}

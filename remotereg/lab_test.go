@@ -218,7 +218,7 @@ func TestLabSamba(t *testing.T) {
 	t.Run("CreateService is not supported over the pipe; parameters cleaned up", func(t *testing.T) {
 		spec := paramSpec(`C:\Windows\Temp\x.exe`)
 		j := &memJournal{}
-		_, err := l.Launch(ctx, admin, spec, j)
+		_, err := l.LaunchTarget(ctx, admin, spec, j)
 		le := expectLaunchError(t, err, deploy.ErrLaunchUnsupported)
 		if le.Step != "create service" || le.Diagnosis.Code != "scm-not-supported" {
 			t.Fatalf("%+v", le)
@@ -238,7 +238,7 @@ func TestLabSamba(t *testing.T) {
 		l := fastLauncher() // pipe, then TCP
 		c2, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		_, err := l.Launch(c2, admin, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
+		_, err := l.LaunchTarget(c2, admin, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
 		if !errors.Is(err, deploy.ErrUnreachable) && !errors.Is(err, deploy.ErrLaunchUnsupported) {
 			t.Fatalf("err = %v", err)
 		}
@@ -380,7 +380,7 @@ func TestLabWinemuEndToEnd(t *testing.T) {
 		spec.Args = pend.Ticket().Args()
 		j := &memJournal{}
 		l := fastLauncher()
-		h, err := l.Launch(ctx, admin, spec, j)
+		h, err := l.LaunchTarget(ctx, admin, spec, j)
 		if err != nil {
 			t.Fatalf("launch: %v", err)
 		}
@@ -442,14 +442,14 @@ func TestLabWinemuEndToEnd(t *testing.T) {
 		first := fastLauncher(TransportTCP)
 		first.KeepService = true
 		first.Rand = strings.NewReader("\x01\x02\x03\x04")
-		h, err := first.Launch(ctx, admin, deploy.LaunchSpec{Path: appletPath, ServicePrefix: "lc-dup-"}, nil)
+		h, err := first.LaunchTarget(ctx, admin, deploy.LaunchSpec{Path: appletPath, ServicePrefix: "lc-dup-"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer h.Stop(ctx)
 		second := fastLauncher(TransportTCP)
 		second.Rand = strings.NewReader("\x01\x02\x03\x04")
-		_, err = second.Launch(ctx, admin, deploy.LaunchSpec{Path: appletPath, ServicePrefix: "lc-dup-"}, nil)
+		_, err = second.LaunchTarget(ctx, admin, deploy.LaunchSpec{Path: appletPath, ServicePrefix: "lc-dup-"}, nil)
 		expectLaunchError(t, err, deploy.ErrServiceExists)
 	})
 }
@@ -492,7 +492,7 @@ func TestLabWinemuFailures(t *testing.T) {
 		tg := labTarget(ctx, t, tgt, tgt.Admin)
 		path := copyApplet(ctx, t, tgt)
 		j := &memJournal{}
-		_, err := fastLauncher(TransportTCP).Launch(ctx, tg, deploy.LaunchSpec{Path: path}, j)
+		_, err := fastLauncher(TransportTCP).LaunchTarget(ctx, tg, deploy.LaunchSpec{Path: path}, j)
 		le := expectLaunchError(t, err, deploy.ErrNotServiceAware)
 		if le.Diagnosis.Code != "applet-not-service-aware" {
 			t.Fatalf("%+v", le)
@@ -506,7 +506,7 @@ func TestLabWinemuFailures(t *testing.T) {
 		tgt := lab.Targets[3]
 		labWinemu(ctx, t, tgt, true, "-fault", "tamper=15:6:3:1:sealed")
 		tg := labTarget(ctx, t, tgt, tgt.Admin)
-		_, err := fastLauncher(TransportTCP).Launch(ctx, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
+		_, err := fastLauncher(TransportTCP).LaunchTarget(ctx, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
 		if !errors.Is(err, rpcauth.ErrIntegrity) {
 			t.Fatalf("err = %v, want rpcauth.ErrIntegrity", err)
 		}
@@ -517,7 +517,7 @@ func TestLabWinemuFailures(t *testing.T) {
 		tgt := lab.Targets[0]
 		labWinemu(ctx, t, tgt, false)
 		tg := labTarget(ctx, t, tgt, tgt.Admin)
-		_, err := fastLauncher(TransportTCP).Launch(ctx, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
+		_, err := fastLauncher(TransportTCP).LaunchTarget(ctx, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
 		le := expectLaunchError(t, err, deploy.ErrAccessDenied)
 		if le.Diagnosis.Code != "access-denied" {
 			t.Fatalf("%+v", le)
@@ -541,7 +541,7 @@ func TestLabWinemuFailures(t *testing.T) {
 		c2, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		start := time.Now()
-		_, err := fastLauncher(TransportTCP).Launch(c2, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
+		_, err := fastLauncher(TransportTCP).LaunchTarget(c2, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
 		took := time.Since(start)
 		le := expectLaunchError(t, err, deploy.ErrTimeout)
 		if took > 5*time.Second {
@@ -557,7 +557,7 @@ func TestLabWinemuFailures(t *testing.T) {
 		c2, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() {
-			_, err := fastLauncher(TransportTCP).Launch(c2, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
+			_, err := fastLauncher(TransportTCP).LaunchTarget(c2, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
 			done <- err
 		}()
 		// Cancel once the black hole holds the launcher's connection.

@@ -174,12 +174,12 @@ func fallsBack(err error) bool {
 	return errors.Is(err, deploy.ErrLaunchUnsupported) || errors.Is(err, deploy.ErrUnreachable)
 }
 
-// Launch validates spec, writes its parameters (if any) through Remote
+// LaunchTarget validates spec, writes its parameters (if any) through Remote
 // Registry, then creates, starts and waits for the applet's service on
 // the first transport that can, journaling every change in j before it is
 // relied on. On failure it undoes what it did (even when ctx was
 // cancelled) and returns a *deploy.LaunchError.
-func (l *Launcher) Launch(ctx context.Context, t Target, spec deploy.LaunchSpec, j Journal) (*Handle, error) {
+func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.LaunchSpec, j Journal) (*Handle, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: "validate", Kind: deploy.ErrBadSpec, Err: err}
 	}

@@ -174,7 +174,7 @@ func TestLaunchOverTCPEndToEnd(t *testing.T) {
 	defer cancel()
 	j := &memJournal{}
 	l := tcpLauncher()
-	h, err := l.Launch(ctx, e.target(e.admin), e.spec(), j)
+	h, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
 	if err != nil {
 		t.Fatalf("launch: %v", err)
 	}
@@ -227,7 +227,7 @@ func TestLaunchKeepServiceDeletesOnStop(t *testing.T) {
 	defer cancel()
 	l := tcpLauncher()
 	l.KeepService = true
-	h, err := l.Launch(ctx, e.target(e.admin), e.spec(), nil)
+	h, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestLaunchAccessDenied(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	t.Run("not admin", func(t *testing.T) {
-		_, err := tcpLauncher().Launch(ctx, e.target(e.user), e.spec(), nil)
+		_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.user), e.spec(), nil)
 		le := expectLaunchError(t, err, deploy.ErrAccessDenied)
 		if le.Diagnosis.Code != "access-denied" || !strings.Contains(le.Diagnosis.Fix, "LocalAccountTokenFilterPolicy") {
 			t.Fatalf("diagnosis: %+v", le.Diagnosis)
@@ -274,7 +274,7 @@ func TestLaunchAccessDenied(t *testing.T) {
 	t.Run("deny mode", func(t *testing.T) {
 		e.srv.Faults.SetDeny(true)
 		defer e.srv.Faults.SetDeny(false)
-		_, err := tcpLauncher().Launch(ctx, e.target(e.admin), e.spec(), nil)
+		_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
 		expectLaunchError(t, err, deploy.ErrAccessDenied)
 	})
 	if svcs := e.srv.SCM().Services(); len(svcs) != 0 {
@@ -289,7 +289,7 @@ func TestLaunchServiceExists(t *testing.T) {
 	first := tcpLauncher()
 	first.KeepService = true
 	first.Rand = bytes.NewReader(make([]byte, 4))
-	h, err := first.Launch(ctx, e.target(e.admin), e.spec(), nil)
+	h, err := first.LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestLaunchServiceExists(t *testing.T) {
 	second := tcpLauncher()
 	second.Rand = bytes.NewReader(make([]byte, 4)) // the same suffix
 	j := &memJournal{}
-	_, err = second.Launch(ctx, e.target(e.admin), e.spec(), j)
+	_, err = second.LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
 	le := expectLaunchError(t, err, deploy.ErrServiceExists)
 	if le.Step != "create service" || le.Diagnosis.Code != "service-exists" {
 		t.Fatalf("%+v", le)
@@ -317,7 +317,7 @@ func TestLaunchNotServiceAware(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	j := &memJournal{}
-	_, err := tcpLauncher().Launch(ctx, e.target(e.admin), e.spec(), j)
+	_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
 	le := expectLaunchError(t, err, deploy.ErrNotServiceAware)
 	if le.Step != "start service" || le.Diagnosis.Code != "applet-not-service-aware" {
 		t.Fatalf("%+v", le)
@@ -336,7 +336,7 @@ func TestLaunchHungEndpointFailsWithinDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err := tcpLauncher().Launch(ctx, e.target(e.admin), e.spec(), nil)
+	_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
 	took := time.Since(start)
 	le := expectLaunchError(t, err, deploy.ErrTimeout)
 	if took > 4*time.Second {
@@ -361,7 +361,7 @@ func TestLaunchCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := tcpLauncher().Launch(ctx, e.target(e.admin), e.spec(), nil)
+		_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
 		done <- err
 	}()
 	// Cancel once the launcher is inside the SCM call that winemu holds.
@@ -390,7 +390,7 @@ func TestLaunchRefusedEndpoint(t *testing.T) {
 	e.srv.Faults.SetRefuse(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := tcpLauncher().Launch(ctx, e.target(e.admin), e.spec(), nil)
+	_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
 	expectLaunchError(t, err, deploy.ErrUnreachable)
 }
 
@@ -434,7 +434,7 @@ func TestSealedResponseTamperingOverTCP(t *testing.T) {
 
 	t.Run("launcher refuses it", func(t *testing.T) {
 		e.srv.Faults.SetTamper(tamper)
-		_, err := l.Launch(ctx, e.target(e.admin), e.spec(), nil)
+		_, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
 		if !errors.Is(err, rpcauth.ErrIntegrity) {
 			t.Fatalf("err = %v, want rpcauth.ErrIntegrity", err)
 		}
@@ -449,7 +449,7 @@ func TestSealedResponseTamperingOverTCP(t *testing.T) {
 
 	t.Run("untampered launch still works", func(t *testing.T) {
 		e.srv.Faults.SetTamper(winemu.TamperSpec{})
-		h, err := l.Launch(ctx, e.target(e.admin), e.spec(), nil)
+		h, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -603,7 +603,7 @@ func TestWinregStartsRemoteRegistryWhenPipeMissing(t *testing.T) {
 	j := &memJournal{}
 	spec := e.spec()
 	spec.Params, spec.SessionID, spec.Vendor, spec.Applet = map[string]string{"k": "v"}, "s1", "V", "A"
-	_, err = l.Launch(ctx, tg, spec, j)
+	_, err = l.LaunchTarget(ctx, tg, spec, j)
 	if !errors.Is(err, errPipeBroken) {
 		t.Fatalf("err = %v, want the pipe error after Remote Registry started", err)
 	}
@@ -630,7 +630,7 @@ func TestHandleReconnects(t *testing.T) {
 	j := &memJournal{}
 	l := tcpLauncher()
 	l.KeepService = true // a service marked for deletion cannot be reopened
-	h, err := l.Launch(ctx, e.target(e.admin), e.spec(), j)
+	h, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -666,7 +666,7 @@ func TestHandleStopRetriesAfterFailure(t *testing.T) {
 	j := &memJournal{}
 	l := tcpLauncher()
 	l.KeepService = true
-	h, err := l.Launch(ctx, e.target(e.admin), e.spec(), j)
+	h, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -695,7 +695,7 @@ func TestHandleLostConnectionToMarkedService(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	j := &memJournal{}
-	h, err := tcpLauncher().Launch(ctx, e.target(e.admin), e.spec(), j)
+	h, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
 	if err != nil {
 		t.Fatal(err)
 	}
