@@ -5,4 +5,35 @@
 // It implements deploy.Launcher as the fallback for targets where the
 // Service Control Manager path is unavailable. It is slower than that path,
 // needs no service, and leaves no service behind. It does not copy files.
+//
+// # Sequence
+//
+// On TCP 135: IObjectExporter.ServerAlive2, then IActivation.RemoteActivation
+// of the WbemLevel1Login class. On the dynamic port named by the OXID
+// bindings (always dialed on the target's own address):
+// IWbemLevel1Login.NTLMLogin("//./root/cimv2"), IWbemServices.GetObject
+// ("Win32_Process") and ExecMethod("Create") with in-parameters encoded
+// from the class's method signature (CommandLine, CurrentDirectory), then
+// an ExecQuery that confirms a Win32_Process with the returned ProcessId
+// exists. Every remote object is released (IRemUnknown2.RemRelease) and
+// every connection closed before Launch returns. go-msrpc's generated
+// DCOM/WMI clients do the wire work.
+//
+// # Security
+//
+// Every RPC security context is its own NTLM context built by
+// internal/rpcauth from the target's credentials (never go-msrpc's global
+// store), at PKT_PRIVACY by default with the signature of every sealed
+// response verified; PKT_INTEGRITY can be chosen, no authentication
+// cannot (KB5004442 DCOM hardening).
+//
+// # Failures
+//
+// Each step has its own deadline (Timeouts). A failure is a
+// *deploy.LaunchError whose Step names the step (StepConnect,
+// StepConnectDynamic, ...) and whose cause is an *EndpointError naming the
+// port: port 135 refused or filtered, the dynamic port refused, filtered or
+// silent (the field's 30-second hang becomes a fast, named error), and
+// HResult codes (E_ACCESSDENIED from DCOM, WBEM_E_ACCESS_DENIED from the
+// namespace) and ReturnValue codes (2, 3, 8, 9, 21) with diagnoses.
 package wmi

@@ -1,0 +1,356 @@
+package wmi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+
+	dcerrors "github.com/oiweiwei/go-msrpc/dcerpc/errors"
+
+	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/internal/rpcauth"
+)
+
+// The steps of a WMI launch, as they appear in LaunchError.Step and
+// EndpointError.Step.
+const (
+	StepConnect        = "connect"         // TCP 135: dial and bind IObjectExporter
+	StepServerAlive    = "server alive"    // IObjectExporter.ServerAlive2
+	StepActivate       = "activate"        // IActivation.RemoteActivation of WbemLevel1Login
+	StepConnectDynamic = "connect dynamic" // the OXID's dynamic port: dial and bind
+	StepLogin          = "login"           // IWbemLevel1Login.NTLMLogin
+	StepGetClass       = "get class"       // IWbemServices.GetObject
+	StepCreate         = "create process"  // IWbemServices.ExecMethod Win32_Process.Create
+	StepConfirm        = "confirm"         // ExecQuery for the new ProcessId
+	StepQuery          = "query"           // ExecQuery and IEnumWbemClassObject.Next
+	StepTerminate      = "terminate"       // Win32_Process.Terminate
+	StepRelease        = "release"         // IRemUnknown2.RemRelease
+	StepValidate       = "validate"        // the LaunchSpec
+)
+
+// ErrNoAnswer is matched (errors.Is) when a step got no answer before its
+// deadline; the error also matches context.DeadlineExceeded.
+var ErrNoAnswer = errors.New("wmi: no answer before the step deadline")
+
+// ErrProcessNotFound is matched when the process that Create reported is
+// not running when the launch is confirmed (it exited at once).
+var ErrProcessNotFound = errors.New("wmi: the created process is not running")
+
+// EndpointError is a failure at one TCP endpoint of the target: port 135
+// (the RPC endpoint mapper and DCOM activation) or the dynamic port that
+// the object exporter named for WMI.
+type EndpointError struct {
+	// Step is the step that failed (StepConnect, StepConnectDynamic...).
+	Step string
+	// Host and Port are the endpoint.
+	Host string
+	Port int
+	// Dynamic is true for the port named by the OXID bindings.
+	Dynamic bool
+	// Dial is true when the TCP connection itself failed (refused or
+	// filtered), false when it was established and then failed.
+	Dial bool
+	// Err is the cause.
+	Err error
+}
+
+// Error names the step and the endpoint, never credentials.
+func (e *EndpointError) Error() string {
+	kind := "port"
+	if e.Dynamic {
+		kind = "dynamic port"
+	}
+	return fmt.Sprintf("wmi: %s: %s %d on %s: %v", e.Step, kind, e.Port, e.Host, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *EndpointError) Unwrap() error { return e.Err }
+
+// HResult is a COM or WMI status code returned by a DCOM or WMI method
+// (MS-ERREF 2.1, MS-WMI 2.2.11). errors.Is matches it by value.
+type HResult uint32
+
+// The status codes wmi interprets.
+const (
+	EAccessDenied        HResult = 0x80070005 // E_ACCESSDENIED
+	ENoInterface         HResult = 0x80004002 // E_NOINTERFACE
+	RegdbEClassNotReg    HResult = 0x80040154 // REGDB_E_CLASSNOTREG
+	WBEMEAccessDenied    HResult = 0x80041003 // WBEM_E_ACCESS_DENIED
+	WBEMENotFound        HResult = 0x80041002 // WBEM_E_NOT_FOUND
+	WBEMEInvalidNS       HResult = 0x8004100E // WBEM_E_INVALID_NAMESPACE
+	WBEMEInvalidClass    HResult = 0x80041010 // WBEM_E_INVALID_CLASS
+	WBEMEInvalidQuery    HResult = 0x80041017 // WBEM_E_INVALID_QUERY
+	WBEMEInvalidMethod   HResult = 0x8004102E // WBEM_E_INVALID_METHOD
+	WBEMEInvalidParam    HResult = 0x80041008 // WBEM_E_INVALID_PARAMETER
+	WBEMSFalse           HResult = 0x00000001 // WBEM_S_FALSE
+	rpcEInvalidIPIDFault HResult = 0x80010113
+)
+
+var hresultNames = map[HResult]string{
+	EAccessDenied:      "E_ACCESSDENIED",
+	ENoInterface:       "E_NOINTERFACE",
+	RegdbEClassNotReg:  "REGDB_E_CLASSNOTREG",
+	WBEMEAccessDenied:  "WBEM_E_ACCESS_DENIED",
+	WBEMENotFound:      "WBEM_E_NOT_FOUND",
+	WBEMEInvalidNS:     "WBEM_E_INVALID_NAMESPACE",
+	WBEMEInvalidClass:  "WBEM_E_INVALID_CLASS",
+	WBEMEInvalidQuery:  "WBEM_E_INVALID_QUERY",
+	WBEMEInvalidMethod: "WBEM_E_INVALID_METHOD",
+	WBEMEInvalidParam:  "WBEM_E_INVALID_PARAMETER",
+	WBEMSFalse:         "WBEM_S_FALSE",
+}
+
+// Error returns the symbolic name and the code.
+func (h HResult) Error() string {
+	if n, ok := hresultNames[h]; ok {
+		return fmt.Sprintf("%s (0x%08X)", n, uint32(h))
+	}
+	return fmt.Sprintf("HRESULT 0x%08X", uint32(h))
+}
+
+// ReturnValue is a non-zero ReturnValue of Win32_Process.Create or
+// Terminate. errors.Is matches it by value.
+type ReturnValue uint32
+
+// The documented Win32_Process.Create return values.
+const (
+	ReturnAccessDenied          ReturnValue = 2
+	ReturnInsufficientPrivilege ReturnValue = 3
+	ReturnUnknownFailure        ReturnValue = 8
+	ReturnPathNotFound          ReturnValue = 9
+	ReturnInvalidParameter      ReturnValue = 21
+)
+
+var returnNames = map[ReturnValue]string{
+	ReturnAccessDenied:          "access denied",
+	ReturnInsufficientPrivilege: "insufficient privilege",
+	ReturnUnknownFailure:        "unknown failure",
+	ReturnPathNotFound:          "path not found",
+	ReturnInvalidParameter:      "invalid parameter",
+}
+
+// Error returns the value and its documented meaning.
+func (r ReturnValue) Error() string {
+	if n, ok := returnNames[r]; ok {
+		return fmt.Sprintf("ReturnValue %d (%s)", uint32(r), n)
+	}
+	return fmt.Sprintf("ReturnValue %d", uint32(r))
+}
+
+// RPC fault statuses that mean "not served here".
+const (
+	ncaOpRngError  = 0x1C010002
+	ncaUnkIf       = 0x1C010003
+	rpcSUnknownIf  = 0x000006B5
+	rpcSProcnumOOR = 0x000006D1
+	faultAccess    = 0x00000005
+)
+
+// rpcStatus extracts a DCE/RPC fault or reject status from a go-msrpc
+// error.
+func rpcStatus(err error) (uint32, bool) {
+	var re *dcerrors.RPCError
+	if errors.As(err, &re) {
+		return re.Code, true
+	}
+	var ge *dcerrors.Error
+	if errors.As(err, &ge) {
+		switch v := ge.Value.(type) {
+		case uint32:
+			return v, true
+		case int32:
+			return uint32(v), true
+		}
+	}
+	return 0, false
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
+}
+
+func isRefused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
+}
+
+// failure builds the *deploy.LaunchError for err at step.
+func (l *Launcher) failure(step string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var le *deploy.LaunchError
+	if errors.As(err, &le) {
+		return err
+	}
+	diag, kind := classify(step, err)
+	return &deploy.LaunchError{Launcher: l.Name(), Step: step, Kind: kind, Diagnosis: diag, Err: err}
+}
+
+func endpointName(err error) (string, *EndpointError) {
+	var ee *EndpointError
+	if errors.As(err, &ee) {
+		if ee.Dynamic {
+			return "dynamic port " + strconv.Itoa(ee.Port) + " on " + ee.Host, ee
+		}
+		return "port " + strconv.Itoa(ee.Port) + " on " + ee.Host, ee
+	}
+	return "the computer", nil
+}
+
+const fixDCOMFirewall = "Allow TCP 135 and the dynamic RPC range (49152-65535) from the console " +
+	`(Windows Firewall rules "Windows Management Instrumentation (DCOM-In)" and "(WMI-In)"), or use the SCM launcher.`
+
+// classify maps an error at a step to a launch error kind and a
+// diagnosis.
+func classify(step string, err error) (deploy.Diagnosis, error) {
+	where, ee := endpointName(err)
+	var hr HResult
+	var rv ReturnValue
+	switch {
+	case errors.Is(err, rpcauth.ErrIntegrity):
+		return deploy.Diagnosis{
+			Code:    "rpc-integrity",
+			Summary: "A sealed response from " + where + " failed its signature check: it was altered on the way, or the peer is not the computer that authenticated us.",
+			Fix:     "Do not trust this network path; check for a man-in-the-middle.",
+		}, nil
+	case errors.Is(err, context.Canceled):
+		return deploy.Diagnosis{Code: "canceled", Summary: "The launch was cancelled."}, nil
+	case errors.As(err, &rv):
+		return classifyReturn(rv)
+	case errors.As(err, &hr):
+		return classifyHResult(step, hr)
+	}
+	if st, ok := rpcStatus(err); ok {
+		switch st {
+		case ncaOpRngError, ncaUnkIf, rpcSUnknownIf, rpcSProcnumOOR:
+			return deploy.Diagnosis{
+				Code:    "wmi-not-supported",
+				Summary: fmt.Sprintf("The server at %s does not serve DCOM/WMI for %s (RPC status 0x%08X).", where, step, st),
+				Fix:     "Another launch method is needed for this computer.",
+			}, deploy.ErrLaunchUnsupported
+		case faultAccess:
+			return accessDenied(where, "The computer refused the RPC call (access denied): the logon failed or the account may not use DCOM remotely."), deploy.ErrAccessDenied
+		}
+	}
+	switch {
+	case ee != nil && ee.Dial && isRefused(err):
+		if ee.Dynamic {
+			return deploy.Diagnosis{
+				Code:    "wmi-dynamic-port-refused",
+				Summary: fmt.Sprintf("Port 135 answered, but the dynamic port %d that WMI named on %s refused the connection.", ee.Port, ee.Host),
+				Fix:     fixDCOMFirewall,
+			}, deploy.ErrUnreachable
+		}
+		return deploy.Diagnosis{
+			Code:    "wmi-rpc-refused",
+			Summary: fmt.Sprintf("Port %d on %s refused the connection: the RPC endpoint mapper is not reachable.", ee.Port, ee.Host),
+			Fix:     fixDCOMFirewall,
+		}, deploy.ErrUnreachable
+	case ee != nil && !ee.Dynamic && isRefused(err):
+		return deploy.Diagnosis{
+			Code:    "wmi-rpc-refused",
+			Summary: fmt.Sprintf("Port %d on %s reset the connection: the RPC endpoint mapper is not reachable.", ee.Port, ee.Host),
+			Fix:     fixDCOMFirewall,
+		}, deploy.ErrUnreachable
+	case ee != nil && ee.Dial && isTimeout(err):
+		if ee.Dynamic {
+			return deploy.Diagnosis{
+				Code:    "wmi-dynamic-port-filtered",
+				Summary: fmt.Sprintf("Port 135 answered, but the dynamic port %d that WMI named on %s did not accept a connection before the deadline: it is filtered.", ee.Port, ee.Host),
+				Fix:     fixDCOMFirewall,
+			}, deploy.ErrUnreachable
+		}
+		return deploy.Diagnosis{
+			Code:    "wmi-rpc-filtered",
+			Summary: fmt.Sprintf("Port %d on %s did not accept a connection before the deadline: it is filtered, or the computer is off.", ee.Port, ee.Host),
+			Fix:     fixDCOMFirewall,
+		}, deploy.ErrUnreachable
+	case ee != nil && ee.Dynamic && isTimeout(err):
+		return deploy.Diagnosis{
+			Code: "wmi-dynamic-port-filtered",
+			Summary: fmt.Sprintf("Port 135 answered, but nothing answered on the dynamic port %d that WMI named on %s before the deadline "+
+				"(the connection was accepted, then silence): a firewall or a wedged WMI service.", ee.Port, ee.Host),
+			Fix: fixDCOMFirewall,
+		}, deploy.ErrTimeout
+	case isTimeout(err):
+		return deploy.Diagnosis{
+			Code:    "wmi-timeout",
+			Summary: "No answer from " + where + " during " + step + " before the deadline.",
+			Fix:     "The WMI service may be busy or hung; retry, or use the SCM launcher.",
+		}, deploy.ErrTimeout
+	case ee != nil && isRefused(err):
+		return deploy.Diagnosis{
+			Code:    "wmi-connection-reset",
+			Summary: "The connection to " + where + " was reset during " + step + ".",
+			Fix:     fixDCOMFirewall,
+		}, deploy.ErrUnreachable
+	}
+	return deploy.Diagnosis{}, nil
+}
+
+const fixUAC = `For a local (non-RID-500) administrator, UAC remote restrictions strip the admin token: use a domain administrator or the built-in Administrator, ` +
+	`or set HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\LocalAccountTokenFilterPolicy=1.`
+
+func accessDenied(where, summary string) deploy.Diagnosis {
+	return deploy.Diagnosis{Code: "wmi-access-denied", Summary: summary + " (at " + where + ")", Fix: fixUAC}
+}
+
+func classifyHResult(step string, hr HResult) (deploy.Diagnosis, error) {
+	switch hr {
+	case EAccessDenied:
+		return deploy.Diagnosis{
+			Code: "wmi-dcom-access-denied",
+			Summary: "DCOM refused to activate WMI for this account (E_ACCESSDENIED): it lacks Remote Launch/Remote Activation " +
+				"permission, or the call's authentication level is below packet integrity (KB5004442).",
+			Fix: "Grant the account Remote Launch and Remote Activation in dcomcnfg (My Computer > COM Security), or add it to Administrators. " + fixUAC,
+		}, deploy.ErrAccessDenied
+	case WBEMEAccessDenied:
+		return deploy.Diagnosis{
+			Code:    "wmi-access-denied",
+			Summary: "WMI refused the login to root\\cimv2 (WBEM_E_ACCESS_DENIED): the account lacks Remote Enable on the namespace or is not an administrator there.",
+			Fix:     "Grant Enable Account and Remote Enable on root\\cimv2 (wmimgmt.msc > WMI Control > Security), and check DCOM permissions. " + fixUAC,
+		}, deploy.ErrAccessDenied
+	case RegdbEClassNotReg, ENoInterface, WBEMEInvalidNS, WBEMEInvalidClass, WBEMEInvalidMethod:
+		return deploy.Diagnosis{
+			Code:    "wmi-not-supported",
+			Summary: "The computer does not provide what " + step + " needs (" + hr.Error() + ").",
+			Fix:     "Another launch method is needed for this computer.",
+		}, deploy.ErrLaunchUnsupported
+	}
+	return deploy.Diagnosis{Code: "wmi-error", Summary: "WMI failed during " + step + " with " + hr.Error() + "."}, nil
+}
+
+func classifyReturn(rv ReturnValue) (deploy.Diagnosis, error) {
+	switch rv {
+	case ReturnAccessDenied, ReturnInsufficientPrivilege:
+		return deploy.Diagnosis{
+			Code:    "wmi-create-access-denied",
+			Summary: "Win32_Process.Create refused to start the applet (" + rv.Error() + ").",
+			Fix:     fixUAC,
+		}, deploy.ErrAccessDenied
+	case ReturnPathNotFound:
+		return deploy.Diagnosis{
+			Code:    "wmi-create-path-not-found",
+			Summary: "Win32_Process.Create did not find the applet or its directory (" + rv.Error() + ").",
+			Fix:     "Copy the applet to the target first (deploy.Copy) and launch the path it was copied to.",
+		}, nil
+	case ReturnInvalidParameter:
+		return deploy.Diagnosis{
+			Code:    "wmi-create-invalid-parameter",
+			Summary: "Win32_Process.Create rejected the command line (" + rv.Error() + ").",
+		}, deploy.ErrBadSpec
+	case ReturnUnknownFailure:
+		return deploy.Diagnosis{
+			Code:    "wmi-create-failed",
+			Summary: "Win32_Process.Create failed (" + rv.Error() + "): the applet may not be a valid executable for this computer.",
+		}, nil
+	}
+	return deploy.Diagnosis{Code: "wmi-create-failed", Summary: "Win32_Process.Create failed (" + rv.Error() + ")."}, nil
+}

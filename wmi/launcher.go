@@ -1,0 +1,363 @@
+package wmi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oiweiwei/go-msrpc/msrpc/dcom/wmio"
+
+	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/internal/rpcauth"
+	"github.com/lanconnect/lanconnect/remotereg"
+)
+
+// DefaultNamespace is the WMI namespace Win32_Process lives in.
+const DefaultNamespace = "//./root/cimv2"
+
+// Target is what the launcher needs from a grant: where the computer is
+// and who we are. Launch does not use the grant's SMB session.
+type Target struct {
+	// Host is the computer's IP address (or name) for ncacn_ip_tcp. The
+	// dynamic port is always dialed on Host, whatever address the OXID
+	// bindings name.
+	Host string
+	// Credentials authenticate each RPC security context (NTLM). They
+	// are never logged.
+	Credentials rpcauth.Credentials
+}
+
+// Timeouts bounds each step of a WMI session. A zero field takes its
+// default.
+type Timeouts struct {
+	// Connect bounds the TCP connect and bind on port 135 (default 5 s).
+	Connect time.Duration
+	// Activate bounds ServerAlive2 and RemoteActivation, each (default
+	// 10 s).
+	Activate time.Duration
+	// Dynamic bounds the TCP connect and bind on the dynamic port that
+	// the OXID bindings name (default 5 s): this is the step that hangs
+	// in the field when that port is filtered.
+	Dynamic time.Duration
+	// Login bounds NTLMLogin (default 10 s).
+	Login time.Duration
+	// Exec bounds GetObject and ExecMethod, each (default 30 s).
+	Exec time.Duration
+	// Query bounds one ExecQuery with its enumeration (default 15 s).
+	Query time.Duration
+	// Release bounds the release of the remote objects (default 5 s).
+	Release time.Duration
+}
+
+func (t Timeouts) of(step string) time.Duration {
+	pick := func(v, def time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
+	switch step {
+	case StepConnect:
+		return pick(t.Connect, 5*time.Second)
+	case StepServerAlive, StepActivate:
+		return pick(t.Activate, 10*time.Second)
+	case StepConnectDynamic:
+		return pick(t.Dynamic, 5*time.Second)
+	case StepLogin:
+		return pick(t.Login, 10*time.Second)
+	case StepGetClass, StepCreate, StepTerminate:
+		return pick(t.Exec, 30*time.Second)
+	case StepRelease:
+		return pick(t.Release, 5*time.Second)
+	default:
+		return pick(t.Query, 15*time.Second)
+	}
+}
+
+// Launcher starts the applet with WMI's Win32_Process.Create over DCOM,
+// as `wmic /node:X process call create` does: IObjectExporter.ServerAlive2
+// and IActivation.RemoteActivation of the WbemLevel1Login class on TCP
+// 135, then IWbemLevel1Login.NTLMLogin, IWbemServices.GetObject and
+// ExecMethod on the dynamic port the OXID bindings name. Every RPC
+// security context is its own NTLM context with the target's
+// credentials, sealed (PKT_PRIVACY) by default with the signature of
+// every sealed response verified (see internal/rpcauth).
+//
+// The zero value is ready to use. Set the fields before the first
+// Launch; a Launcher is safe for concurrent use afterwards. It does not
+// copy the applet (see deploy.Copy), creates no service and writes no
+// registry value, so it has nothing to journal; Handle.Stop terminates
+// the process.
+type Launcher struct {
+	// Level is the RPC protection; the zero value is rpcauth.Privacy.
+	// rpcauth.None is refused: DCOM hardening (KB5004442) requires at
+	// least packet integrity.
+	Level rpcauth.Level
+	// Timeouts bounds each step.
+	Timeouts Timeouts
+	// EPMPort is the port of the endpoint mapper and DCOM activation;
+	// 0 means 135.
+	EPMPort int
+	// Namespace is the WMI namespace; empty means DefaultNamespace.
+	Namespace string
+	// NoConfirm skips the query that confirms the new process exists.
+	NoConfirm bool
+	// Logger receives progress; nil discards. Credentials are never
+	// logged.
+	Logger *slog.Logger
+}
+
+// Name returns "wmi".
+func (l *Launcher) Name() string { return "wmi" }
+
+func (l *Launcher) log() *slog.Logger {
+	if l.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l.Logger
+}
+
+func (l *Launcher) timeouts() Timeouts { return l.Timeouts }
+
+func (l *Launcher) epmPort() int {
+	if l.EPMPort > 0 {
+		return l.EPMPort
+	}
+	return 135
+}
+
+func (l *Launcher) namespace() string {
+	if l.Namespace != "" {
+		return l.Namespace
+	}
+	return DefaultNamespace
+}
+
+// errLevel is returned for rpcauth.None.
+var errLevel = errors.New("wmi: DCOM requires packet integrity or privacy (KB5004442); rpcauth.None is not allowed")
+
+// session opens a WMI session, checking the level first.
+func (l *Launcher) session(ctx context.Context, t Target) (*session, error) {
+	if l.Level == rpcauth.None {
+		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: StepConnect, Kind: deploy.ErrBadSpec, Err: errLevel}
+	}
+	return l.open(ctx, t)
+}
+
+// Launch validates spec and starts it with Win32_Process.Create, with the
+// applet's directory as the current directory, then confirms that a
+// process with the returned ProcessId exists (unless NoConfirm). It
+// releases every remote object and closes every connection before it
+// returns. A failure is a *deploy.LaunchError whose Step names the step
+// and whose cause (an *EndpointError) names the port; spec.Params are not
+// supported (WMI has no parameter store) and make Launch fail with
+// ErrBadSpec.
+func (l *Launcher) Launch(ctx context.Context, t Target, spec deploy.LaunchSpec) (*Handle, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: StepValidate, Kind: deploy.ErrBadSpec, Err: err}
+	}
+	if len(spec.Params) > 0 {
+		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: StepValidate, Kind: deploy.ErrBadSpec,
+			Err: errors.New("wmi: applet parameters are not supported by the WMI launcher; pass them as arguments")}
+	}
+	start := time.Now()
+	s, err := l.session(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close(ctx)
+	cls, err := s.getObject(ctx, "Win32_Process")
+	if err != nil {
+		return nil, err
+	}
+	dir := spec.Path
+	if i := strings.LastIndexAny(dir, `\/`); i > 0 {
+		dir = dir[:i]
+		if strings.HasSuffix(dir, ":") {
+			dir += `\`
+		}
+	} else {
+		dir = ""
+	}
+	in := wmio.Values{"CommandLine": spec.CommandLine()}
+	if dir != "" {
+		in["CurrentDirectory"] = dir
+	}
+	out, err := s.execMethod(ctx, StepCreate, cls, "Win32_Process", "Create", in)
+	if err != nil {
+		return nil, err
+	}
+	rv, _ := toUint32(out["ReturnValue"])
+	if rv != 0 {
+		return nil, l.failure(StepCreate, fmt.Errorf("wmi: Win32_Process.Create of %s: %w", spec.Path, ReturnValue(rv)))
+	}
+	pid, ok := toUint32(out["ProcessId"])
+	if !ok || pid == 0 {
+		return nil, l.failure(StepCreate, errors.New("wmi: Win32_Process.Create returned no ProcessId"))
+	}
+	h := &Handle{l: l, t: t, pid: pid}
+	if !l.NoConfirm {
+		found, err := s.processExists(ctx, StepConfirm, pid)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, l.failure(StepConfirm, fmt.Errorf("%w: ProcessId %d", ErrProcessNotFound, pid))
+		}
+	}
+	l.log().Info("applet started through WMI", "host", t.Host, "pid", pid, "dynamic_port", s.port, "dur", time.Since(start).Round(time.Millisecond).String())
+	return h, nil
+}
+
+// processExists asks whether a Win32_Process with that ProcessId exists.
+func (s *session) processExists(ctx context.Context, step string, pid uint32) (bool, error) {
+	rows, err := s.query(ctx, step, "SELECT Handle, ProcessId FROM Win32_Process WHERE ProcessId = "+strconv.FormatUint(uint64(pid), 10))
+	if err != nil {
+		return false, err
+	}
+	for _, r := range rows {
+		if v, ok := toUint32(r["ProcessId"]); ok && v == pid {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func toUint32(v any) (uint32, bool) {
+	switch x := v.(type) {
+	case uint32:
+		return x, true
+	case int32:
+		return uint32(x), true
+	case uint64:
+		return uint32(x), true
+	case int64:
+		return uint32(x), true
+	case uint16:
+		return uint32(x), true
+	}
+	return 0, false
+}
+
+// Preflight is the preflight report, in the same shape as remotereg's.
+// Through WMI: Product is Win32_OperatingSystem.Caption, Version its
+// Version (for example "10.0.26100"), Build its BuildNumber and Arch its
+// OSArchitecture (for example "64-bit"); the registry-only fields stay
+// unknown (nil), and Unknown lists the WMI properties that were missing.
+type Preflight = remotereg.Preflight
+
+// preflightQuery is the query Preflight runs.
+const preflightQuery = "SELECT Caption, Version, BuildNumber, OSArchitecture FROM Win32_OperatingSystem"
+
+// Preflight reads the target's operating system through WMI
+// (Win32_OperatingSystem). It changes nothing on the target.
+func (l *Launcher) Preflight(ctx context.Context, t Target) (*Preflight, error) {
+	s, err := l.session(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close(ctx)
+	rows, err := s.query(ctx, StepQuery, preflightQuery)
+	if err != nil {
+		return nil, err
+	}
+	p := &Preflight{}
+	if len(rows) == 0 {
+		p.Unknown = []string{`Win32_OperatingSystem\Caption`, `Win32_OperatingSystem\Version`, `Win32_OperatingSystem\BuildNumber`, `Win32_OperatingSystem\OSArchitecture`}
+		return p, nil
+	}
+	r := rows[0]
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"Caption", &p.Product}, {"Version", &p.Version}, {"BuildNumber", &p.Build}, {"OSArchitecture", &p.Arch}} {
+		if v, ok := r[f.name].(string); ok && v != "" {
+			*f.dst = strings.TrimSpace(v)
+		} else {
+			p.Unknown = append(p.Unknown, `Win32_OperatingSystem\`+f.name)
+		}
+	}
+	return p, nil
+}
+
+// Handle is an applet started through WMI. It implements deploy.Handle.
+// It holds no connection: Running and Stop open a WMI session of their
+// own.
+type Handle struct {
+	l   *Launcher
+	t   Target
+	pid uint32
+
+	mu      sync.Mutex
+	stopped bool
+	stopErr error
+}
+
+var _ deploy.Handle = (*Handle)(nil)
+
+// PID returns the ProcessId that Win32_Process.Create returned.
+func (h *Handle) PID() uint32 { return h.pid }
+
+// Running reports whether a Win32_Process with the applet's ProcessId
+// exists on the target (a WMI query). A PID reused by another process
+// after the applet exited would also count.
+func (h *Handle) Running(ctx context.Context) (bool, error) {
+	h.mu.Lock()
+	stopped := h.stopped
+	h.mu.Unlock()
+	if stopped {
+		return false, nil
+	}
+	s, err := h.l.session(ctx, h.t)
+	if err != nil {
+		return false, err
+	}
+	defer s.close(ctx)
+	return s.processExists(ctx, StepQuery, h.pid)
+}
+
+// Stop terminates the applet's process with Win32_Process.Terminate. A
+// process that is already gone is not an error. It is safe to call more
+// than once; later calls return the first result.
+func (h *Handle) Stop(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return h.stopErr
+	}
+	h.stopped = true
+	h.stopErr = h.terminate(ctx)
+	return h.stopErr
+}
+
+func (h *Handle) terminate(ctx context.Context) error {
+	s, err := h.l.session(ctx, h.t)
+	if err != nil {
+		return err
+	}
+	defer s.close(ctx)
+	cls, err := s.getObject(ctx, "Win32_Process")
+	if err != nil {
+		return err
+	}
+	path := `Win32_Process.Handle="` + strconv.FormatUint(uint64(h.pid), 10) + `"`
+	out, err := s.execMethod(ctx, StepTerminate, cls, path, "Terminate", wmio.Values{"Reason": uint32(0)})
+	var hr HResult
+	if errors.As(err, &hr) && hr == WBEMENotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rv, _ := toUint32(out["ReturnValue"])
+	switch ReturnValue(rv) {
+	case 0, ReturnPathNotFound:
+		return nil
+	}
+	return h.l.failure(StepTerminate, fmt.Errorf("wmi: Win32_Process.Terminate of %d: %w", h.pid, ReturnValue(rv)))
+}
