@@ -229,6 +229,11 @@ type hostJSON struct {
 	Sources   []string `json:"sources"`
 	FirstSeen string   `json:"first_seen"`
 	LastSeen  string   `json:"last_seen"`
+	// Directory facts (ldap.go): the DN, whether the account is enabled
+	// (null when unknown) and lastLogonTimestamp (RFC 3339, "" when unknown).
+	DN        string `json:"dn"`
+	Enabled   *bool  `json:"enabled"`
+	LastLogon string `json:"last_logon"`
 }
 
 func toJSON(id discovery.HostID, h discovery.Host) hostJSON {
@@ -254,6 +259,7 @@ func toJSON(id discovery.HostID, h discovery.Host) hostJSON {
 	if !h.LastSeen.IsZero() {
 		j.LastSeen = h.LastSeen.UTC().Format(time.RFC3339Nano)
 	}
+	setDirectoryJSON(&j, h)
 	return j
 }
 

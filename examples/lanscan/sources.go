@@ -38,7 +38,7 @@ type source struct {
 
 // sources lists every source lanscan knows, in the order they start.
 func sources() []*source {
-	return []*source{netbiosSource()}
+	return []*source{netbiosSource(), ldapSource()}
 }
 
 // buildDiscoverers asks every source for its discoverers.

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lanconnect/lanconnect/internal/testlab"
+)
+
+// TestLabDefaultTargets runs lanscan with no TARGET inside the lab's client
+// namespace, whose only interface is on the lab bridge: it must sweep the
+// lab subnet, broadcast there, and list every target.
+func TestLabDefaultTargets(t *testing.T) {
+	l := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}, {}, {NoSMB: true}}, Client: true})
+	bin := filepath.Join(t.TempDir(), "lanscan")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := l.Client.Command(ctx, bin, "-json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("lanscan: %v\n%s", err, stderr.String())
+	}
+	t.Logf("lanscan in the client namespace took %v; stderr %q", time.Since(start), stderr.String())
+	found := map[string]hostJSON{}
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		var h hostJSON
+		if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
+			t.Fatalf("%q: %v", sc.Text(), err)
+		}
+		found[strings.ToUpper(h.Name)] = h
+	}
+	if len(found) != len(l.Targets) {
+		t.Errorf("found %d hosts, want %d: %v", len(found), len(l.Targets), found)
+	}
+	for _, tg := range l.Targets {
+		h, ok := found[strings.ToUpper(tg.NetBIOSName)]
+		if !ok {
+			t.Errorf("target %s not listed", tg.NetBIOSName)
+			continue
+		}
+		if !strings.EqualFold(h.Domain, l.Workgroup) || len(h.Addrs) != 1 || h.Addrs[0] != tg.Addr.String() {
+			t.Errorf("target %s listed as %+v", tg.NetBIOSName, h)
+		}
+	}
+}
