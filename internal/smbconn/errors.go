@@ -301,3 +301,9 @@ func mapErr(err error, lastStatus NTStatus) error {
 	}
 	return err
 }
+
+// MapError converts an error returned by go-smb2 (for example by a Share
+// from Session.Mount) into this package's typed errors: an NTStatus, a
+// context error, ErrConnLost, ErrClosed, ErrSigning or ErrProtocol, with
+// os.PathError kept around the cause. Other errors pass unchanged.
+func MapError(err error) error { return mapErr(err, 0) }

@@ -1,0 +1,538 @@
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	smb2 "github.com/oiweiwei/go-smb2.fork"
+
+	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/internal/smbconn"
+)
+
+// VerifyMode selects how Copy proves that the file on the target is the
+// applet.
+type VerifyMode int
+
+// Verification modes. The zero value is VerifySigned.
+const (
+	// VerifySigned hashes the content as it is sent and checks it against
+	// Applet.SHA256, relies on the session's SMB signing or encryption (a
+	// MAC over every WRITE, checked by the server) and on the server's
+	// acknowledged byte counts for transport integrity, and checks the
+	// file's size on the target before the rename. It costs no extra
+	// transfer. Copy uses VerifyReadBack instead on a session that is
+	// neither signed nor encrypted.
+	VerifySigned VerifyMode = iota
+	// VerifyReadBack also reads the whole file back and checks its
+	// SHA-256, which additionally catches corruption on the server's side
+	// at the cost of a second transfer.
+	VerifyReadBack
+)
+
+// String names the mode.
+func (m VerifyMode) String() string {
+	if m == VerifyReadBack {
+		return "read-back"
+	}
+	return "signed"
+}
+
+// Defaults of CopyOptions.
+const (
+	DefaultShare      = "ADMIN$"
+	DefaultDir        = `Temp\lanconnect`
+	DefaultSystemRoot = `C:\Windows`
+	DefaultParallel   = 4
+	DefaultChunkSize  = 1 << 20 // go-smb2 never sends more in one WRITE
+)
+
+// CopyOptions tune Copy. The zero value copies to ADMIN$\Temp\lanconnect
+// with four writes in flight and VerifySigned.
+type CopyOptions struct {
+	// Share is the administrative share; "" means ADMIN$.
+	Share string
+	// Dir is the directory under Share (backslashes or slashes); missing
+	// components are created and journaled. "" means DefaultDir.
+	Dir string
+	// SystemRoot is the local path that Share maps to on the target, used
+	// for CopyResult.LocalPath; "" means C:\Windows (ADMIN$ is
+	// %SystemRoot%).
+	SystemRoot string
+	// Verify selects the proof; see VerifyMode.
+	Verify VerifyMode
+	// Parallel is the number of WRITE requests in flight; 0 means 4.
+	Parallel int
+	// ChunkSize is the size of one WRITE; 0 means 1 MiB (go-smb2's limit).
+	ChunkSize int
+	// Progress, when set, is called with the bytes acknowledged so far and
+	// the total. Calls are serialised and never go backwards; they come
+	// from Copy's goroutines, so keep the callback short.
+	Progress func(done, total int64)
+	// Journal, when set, records every directory and file Copy creates,
+	// the temporary file included until it is renamed or removed.
+	Journal *Journal
+	// Logger receives debug messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// CopyResult says where the applet is on the target and how it got there.
+type CopyResult struct {
+	// Share and Path locate the file on the share (Path uses backslashes).
+	Share, Path string
+	// SharePath is \\host\ADMIN$\Temp\...; LocalPath is C:\Windows\Temp\...
+	// as a launcher on the target needs it.
+	SharePath, LocalPath string
+	// Size and SHA256 describe the content.
+	Size   int64
+	SHA256 string
+	// Skipped reports that an identical file was already in place.
+	Skipped bool
+	// Verified is the proof that was applied.
+	Verified VerifyMode
+	// Took is the duration of the whole copy.
+	Took time.Duration
+}
+
+// CopyError is a failed Copy. Op names the step; Leftover names a
+// temporary file that could not be removed (it stays journaled when a
+// Journal was given). It wraps the cause, which may be a context error,
+// ErrHashMismatch, ErrSizeMismatch, os.ErrPermission or an SMB error.
+type CopyError struct {
+	Host, Op string
+	Leftover string
+	Err      error
+}
+
+func (e *CopyError) Error() string {
+	s := fmt.Sprintf("deploy: copy to %s: %s: %v", e.Host, e.Op, e.Err)
+	if e.Leftover != "" {
+		s += " (temporary file left: " + e.Leftover + ")"
+	}
+	return s
+}
+
+// Unwrap returns the cause.
+func (e *CopyError) Unwrap() error { return e.Err }
+
+func cleanDir(d string) (string, error) {
+	d = strings.Trim(strings.ReplaceAll(d, "/", `\`), `\`)
+	var parts []string
+	for _, p := range strings.Split(d, `\`) {
+		switch p {
+		case "", ".":
+			continue
+		case "..":
+			return "", fmt.Errorf("%w: directory %q climbs out of the share", ErrBadOptions, d)
+		}
+		if strings.ContainsAny(p, `:*?"<>|`) {
+			return "", fmt.Errorf("%w: directory %q has a character Windows does not allow", ErrBadOptions, d)
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, `\`), nil
+}
+
+// Copy puts applet on the target of g: it writes the content to a
+// temporary name in opts.Dir under ADMIN$, verifies it (see VerifyMode),
+// and renames it into place. An identical file already in place (same
+// size and SHA-256) is left alone. A copy that fails or is cancelled
+// never leaves a partial file under the final name: the temporary file is
+// removed, or stays journaled and is named in the *CopyError.
+//
+// Copy does not start anything and does not remove the applet afterwards;
+// undo the journal for that.
+func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions) (*CopyResult, error) {
+	start := time.Now()
+	if g == nil || g.Session() == nil {
+		return nil, ErrNoGrant
+	}
+	host := g.Host
+	fail := func(op string, err error) (*CopyResult, error) {
+		return nil, &CopyError{Host: host, Op: op, Err: smbconn.MapError(err)}
+	}
+	if err := applet.Validate(); err != nil {
+		return fail("validate", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	share := opts.Share
+	if share == "" {
+		share = DefaultShare
+	}
+	dirOpt := opts.Dir
+	if dirOpt == "" {
+		dirOpt = DefaultDir
+	}
+	dir, err := cleanDir(dirOpt)
+	if err != nil {
+		return fail("validate", err)
+	}
+	verify := opts.Verify
+	if !g.Facts.Signed && !g.Facts.Encrypted {
+		verify = VerifyReadBack
+	}
+	parallel := opts.Parallel
+	if parallel <= 0 {
+		parallel = DefaultParallel
+	}
+	chunk := opts.ChunkSize
+	if chunk <= 0 || chunk > DefaultChunkSize {
+		chunk = DefaultChunkSize
+	}
+	if mw := int(g.Session().Info().MaxWriteSize); mw > 0 && chunk > mw {
+		chunk = mw
+	}
+
+	src, size, closeSrc, err := applet.open()
+	if err != nil {
+		return fail("open applet", err)
+	}
+	defer closeSrc()
+
+	sh, err := g.Session().Mount(ctx, share)
+	if err != nil {
+		return fail("tree connect "+share, err)
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = sh.WithContext(uctx).Umount()
+	}()
+	fs := sh.WithContext(ctx)
+
+	if err := ensureDir(ctx, fs, host, share, dir, opts.Journal); err != nil {
+		return fail("create directory", err)
+	}
+	final := joinPath(dir, applet.Name)
+	res := &CopyResult{
+		Share: share, Path: final, Size: size, Verified: verify,
+		SharePath: `\\` + host + `\` + share + `\` + final,
+		LocalPath: strings.TrimRight(orDefault(opts.SystemRoot, DefaultSystemRoot), `\`) + `\` + final,
+	}
+	progress := newProgress(opts.Progress, size)
+
+	// An identical file in place is not copied again.
+	if st, err := fs.Stat(final); err == nil && !st.IsDir() && st.Size() == size {
+		want := applet.SHA256
+		if want == "" {
+			if want, err = hashReaderAt(ctx, src, size); err != nil {
+				return fail("hash applet", err)
+			}
+		}
+		got, err := hashRemote(fs, final, size)
+		if err == nil && strings.EqualFold(got, want) {
+			res.SHA256, res.Skipped, res.Took = strings.ToLower(want), true, time.Since(start)
+			progress.add(size)
+			log.Debug("applet already in place", "host", host, "path", final)
+			return res, nil
+		}
+	}
+
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := joinPath(dir, "."+applet.Name+"."+hex.EncodeToString(rnd[:])+".lcpart")
+	var tmpRec Artifact
+	if opts.Journal != nil {
+		if tmpRec, err = opts.Journal.Record(ctx, Artifact{Kind: KindFile, Host: host, Share: share, Path: tmp, Note: "temporary copy of " + applet.Name}); err != nil {
+			return fail("journal", err)
+		}
+	}
+	// From here on, a failure removes the temporary file (or leaves it
+	// journaled and says so).
+	cleanup := func(op string, cause error) (*CopyResult, error) {
+		ce := &CopyError{Host: host, Op: op, Err: smbconn.MapError(cause)}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := sh.WithContext(cctx).Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+			ce.Leftover = share + `\` + tmp
+			log.Warn("temporary file left on target", "host", host, "path", ce.Leftover, "err", err)
+			return nil, ce
+		}
+		if opts.Journal != nil {
+			_ = opts.Journal.Resolve(cctx, tmpRec.ID)
+		}
+		return nil, ce
+	}
+
+	sum, err := writeFile(ctx, sh, tmp, src, size, chunk, parallel, progress)
+	if err != nil {
+		return cleanup("write", err)
+	}
+	res.SHA256 = sum
+	if applet.SHA256 != "" && !strings.EqualFold(applet.SHA256, sum) {
+		return cleanup("verify", fmt.Errorf("%w: applet content hashes to %s, expected %s", ErrHashMismatch, sum, strings.ToLower(applet.SHA256)))
+	}
+	st, err := fs.Stat(tmp)
+	if err != nil {
+		return cleanup("verify", err)
+	}
+	if st.Size() != size {
+		return cleanup("verify", fmt.Errorf("%w: %d bytes on the target, %d sent", ErrSizeMismatch, st.Size(), size))
+	}
+	if verify == VerifyReadBack {
+		got, err := hashRemote(fs, tmp, size)
+		if err != nil {
+			return cleanup("read back", err)
+		}
+		if got != sum {
+			return cleanup("read back", fmt.Errorf("%w: target file hashes to %s, sent %s", ErrHashMismatch, got, sum))
+		}
+	}
+
+	// Rename into place. Journal the final name first, so that a crash
+	// between the two steps leaves both names journaled.
+	if st, err := fs.Stat(final); err == nil {
+		if st.IsDir() {
+			return cleanup("rename", fmt.Errorf("%w: %s is a directory", os.ErrExist, final))
+		}
+		if err := fs.Remove(final); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return cleanup("replace old applet", err)
+		}
+	}
+	if opts.Journal != nil {
+		if _, err := opts.Journal.Record(ctx, Artifact{Kind: KindFile, Host: host, Share: share, Path: final, Note: "applet " + applet.Name + " " + applet.Version}); err != nil {
+			return cleanup("journal", err)
+		}
+	}
+	if err := fs.Rename(tmp, final); err != nil {
+		return cleanup("rename", err)
+	}
+	if opts.Journal != nil {
+		_ = opts.Journal.Resolve(ctx, tmpRec.ID)
+	}
+	res.Took = time.Since(start)
+	log.Debug("applet copied", "host", host, "path", final, "bytes", size, "took", res.Took, "verify", verify)
+	return res, nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func joinPath(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + `\` + name
+}
+
+// ensureDir creates the missing components of dir, journaling each one.
+func ensureDir(ctx context.Context, fs *smb2.Share, host, share, dir string, j *Journal) error {
+	if dir == "" {
+		return nil
+	}
+	parts := strings.Split(dir, `\`)
+	for i := range parts {
+		p := strings.Join(parts[:i+1], `\`)
+		st, err := fs.Stat(p)
+		if err == nil {
+			if !st.IsDir() {
+				return fmt.Errorf("%w: %s\\%s is a file", ErrBadOptions, share, p)
+			}
+			continue
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err := fs.Mkdir(p, 0o755); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				continue // created concurrently
+			}
+			return err
+		}
+		if j != nil {
+			if _, err := j.Record(ctx, Artifact{Kind: KindDir, Host: host, Share: share, Path: p, Note: "directory"}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// progress serialises Progress callbacks.
+type progress struct {
+	mu    sync.Mutex
+	fn    func(done, total int64)
+	done  int64
+	total int64
+}
+
+func newProgress(fn func(done, total int64), total int64) *progress {
+	return &progress{fn: fn, total: total}
+}
+
+func (p *progress) add(n int64) {
+	if p.fn == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += n
+	p.fn(p.done, p.total)
+}
+
+// writeFile creates name exclusively and writes src to it with up to
+// parallel WRITE requests in flight, hashing the content in order as it
+// is read. It returns the SHA-256 in hexadecimal.
+//
+// go-smb2 binds a File to one context for all its requests, the CLOSE
+// included. So the file gets a context of its own: when ctx ends, no new
+// WRITE starts, the ones in flight get 2 s to finish, and the handle is
+// then closed normally, which lets the caller delete the temporary file.
+func writeFile(ctx context.Context, sh *smb2.Share, name string, src io.ReaderAt, size int64, chunk, parallel int, prog *progress) (string, error) {
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
+	fctx, fcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer fcancel()
+	var grace *time.Timer
+	var graceMu sync.Mutex
+	stop := context.AfterFunc(ctx, func() {
+		graceMu.Lock()
+		grace = time.AfterFunc(2*time.Second, fcancel)
+		graceMu.Unlock()
+	})
+	defer func() {
+		stop()
+		graceMu.Lock()
+		if grace != nil {
+			grace.Stop()
+		}
+		graceMu.Unlock()
+	}()
+	f, err := sh.WithContext(fctx).OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	werr := pipeline(pctx, pcancel, f, src, size, chunk, parallel, h, prog)
+	closeErr := f.Close()
+	if werr != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", werr
+	}
+	if closeErr != nil {
+		return "", closeErr
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+type chunkJob struct {
+	off int64
+	buf []byte
+}
+
+func pipeline(ctx context.Context, cancel context.CancelFunc, f *smb2.File, src io.ReaderAt, size int64, chunk, parallel int, h hash.Hash, prog *progress) error {
+	free := make(chan []byte, parallel+1)
+	for range parallel + 1 {
+		free <- make([]byte, chunk)
+	}
+	jobs := make(chan chunkJob)
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	setErr := func(err error) {
+		errOnce.Do(func() { firstErr = err; cancel() })
+	}
+	for range parallel {
+		wg.Go(func() {
+			for j := range jobs {
+				n, err := f.WriteAt(j.buf, j.off)
+				if err != nil {
+					setErr(err)
+				} else if n != len(j.buf) {
+					setErr(fmt.Errorf("%w: short write %d of %d at %d", io.ErrShortWrite, n, len(j.buf), j.off))
+				} else {
+					prog.add(int64(n))
+				}
+				free <- j.buf[:cap(j.buf)]
+			}
+		})
+	}
+	var rerr error
+produce:
+	for off := int64(0); off < size; {
+		var buf []byte
+		select {
+		case buf = <-free:
+		case <-ctx.Done():
+			break produce
+		}
+		n := int(min(int64(len(buf)), size-off))
+		m, err := src.ReadAt(buf[:n], off)
+		if m < n {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			rerr = fmt.Errorf("%w: reading applet at %d: %v", ErrBadApplet, off, err)
+			cancel()
+			break
+		}
+		h.Write(buf[:n])
+		select {
+		case jobs <- chunkJob{off, buf[:n]}:
+		case <-ctx.Done():
+			break produce
+		}
+		off += int64(n)
+	}
+	close(jobs)
+	wg.Wait()
+	if rerr != nil {
+		return rerr
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+// hashReaderAt hashes size bytes of r.
+func hashReaderAt(ctx context.Context, r io.ReaderAt, size int64) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
+		return "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashRemote reads name back and hashes it, checking its length.
+func hashRemote(fs *smb2.Share, name string, size int64) (string, error) {
+	f, err := fs.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, io.NewSectionReader(f, 0, size+1))
+	if err != nil {
+		return "", err
+	}
+	if n != size {
+		return "", fmt.Errorf("%w: read %d bytes back, expected %d", ErrSizeMismatch, n, size)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
