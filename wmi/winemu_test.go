@@ -2,6 +2,7 @@ package wmi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/winemu"
 )
 
@@ -203,5 +205,260 @@ func TestPreflight(t *testing.T) {
 	}
 	if n := e.wmi.Objects(); n != 0 {
 		t.Fatalf("%d remote objects left", n)
+	}
+}
+
+func launchErr(t *testing.T, err error) *deploy.LaunchError {
+	t.Helper()
+	var le *deploy.LaunchError
+	if !errors.As(err, &le) {
+		t.Fatalf("error %v (%T) is not a *deploy.LaunchError", err, err)
+	}
+	return le
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t testing.TB) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}
+
+// checkConns fails the test if file descriptors (connections) opened
+// during it are still open once it and its later cleanups finished.
+func checkConns(t testing.TB) {
+	t.Helper()
+	before := openFDs(t)
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			n := openFDs(t)
+			if n <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("descriptor leak: %d before, %d after", before, n)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+// fastTimeouts are short step deadlines for fault tests.
+var fastTimeouts = Timeouts{Connect: 2 * time.Second, Activate: 2 * time.Second, Dynamic: 300 * time.Millisecond,
+	Login: 2 * time.Second, Exec: 2 * time.Second, Query: 2 * time.Second, Release: time.Second}
+
+func TestFaults(t *testing.T) {
+	type tc struct {
+		name    string
+		setup   func(e *emu) Target
+		step    string
+		kind    error
+		code    string
+		is      []error
+		port    string // "135", "dynamic" or "" (not checked)
+		maxTime time.Duration
+		started bool // the process is started before the failure
+	}
+	cases := []tc{
+		{
+			name: "135 refused",
+			setup: func(e *emu) Target {
+				return Target{Host: loopbackIP(), Credentials: e.admin} // nothing listens there
+			},
+			step: StepConnect, kind: deploy.ErrUnreachable, code: "wmi-rpc-refused", port: "135", maxTime: 2 * time.Second,
+		},
+		{
+			name:  "135 reset",
+			setup: func(e *emu) Target { e.srv.Faults.SetRefuse(true); return e.target() },
+			step:  StepConnect, kind: deploy.ErrUnreachable, code: "wmi-rpc-refused", port: "135", maxTime: 2 * time.Second,
+		},
+		{
+			name:  "dynamic port silent",
+			setup: func(e *emu) Target { e.wmi.Faults.SetBlackhole(true); return e.target() },
+			step:  StepConnectDynamic, kind: deploy.ErrTimeout, code: "wmi-dynamic-port-filtered", is: []error{ErrNoAnswer, context.DeadlineExceeded},
+			port: "dynamic", maxTime: 3 * time.Second,
+		},
+		{
+			name:  "calls hang",
+			setup: func(e *emu) Target { e.srv.Faults.SetHang(true); return e.target() },
+			step:  StepServerAlive, kind: deploy.ErrTimeout, code: "wmi-timeout", is: []error{ErrNoAnswer}, port: "135", maxTime: 5 * time.Second,
+		},
+		{
+			name:  "activation denied",
+			setup: func(e *emu) Target { e.wmi.Faults.SetDenyActivation(true); return e.target() },
+			step:  StepActivate, kind: deploy.ErrAccessDenied, code: "wmi-dcom-access-denied", is: []error{EAccessDenied}, maxTime: 3 * time.Second,
+		},
+		{
+			name:  "not an administrator",
+			setup: func(e *emu) Target { return Target{Host: e.host, Credentials: e.user} },
+			step:  StepActivate, kind: deploy.ErrAccessDenied, code: "wmi-dcom-access-denied", is: []error{EAccessDenied}, maxTime: 3 * time.Second,
+		},
+		{
+			name:  "login denied",
+			setup: func(e *emu) Target { e.wmi.Faults.SetDenyLogin(true); return e.target() },
+			step:  StepLogin, kind: deploy.ErrAccessDenied, code: "wmi-access-denied", is: []error{WBEMEAccessDenied}, maxTime: 3 * time.Second,
+		},
+		{
+			name: "wrong password",
+			setup: func(e *emu) Target {
+				c, _ := adauth.Parse(`.\Administrator`, "not-the-password")
+				return Target{Host: e.host, Credentials: c}
+			},
+			step: StepServerAlive, kind: deploy.ErrAccessDenied, code: "wmi-access-denied", maxTime: 3 * time.Second,
+		},
+		{
+			name: "tampered ExecMethod response",
+			setup: func(e *emu) Target {
+				e.srv.Faults.SetTamper(winemu.TamperSpec{Count: 1, OpNum: 24, Interface: "IWbemServices", SealedOnly: true, StubOffset: 60, Bit: 3})
+				return e.target()
+			},
+			step: StepCreate, code: "rpc-integrity", is: []error{rpcauth.ErrIntegrity}, maxTime: 3 * time.Second, started: true,
+		},
+	}
+	for rv, want := range map[ReturnValue]struct {
+		kind error
+		code string
+	}{
+		ReturnAccessDenied:          {deploy.ErrAccessDenied, "wmi-create-access-denied"},
+		ReturnInsufficientPrivilege: {deploy.ErrAccessDenied, "wmi-create-access-denied"},
+		ReturnUnknownFailure:        {nil, "wmi-create-failed"},
+		ReturnPathNotFound:          {nil, "wmi-create-path-not-found"},
+		ReturnInvalidParameter:      {deploy.ErrBadSpec, "wmi-create-invalid-parameter"},
+	} {
+		cases = append(cases, tc{
+			name:  "ReturnValue " + strconv.Itoa(int(rv)),
+			setup: func(e *emu) Target { e.wmi.Faults.SetCreateReturn(uint32(rv)); return e.target() },
+			step:  StepCreate, kind: want.kind, code: want.code, is: []error{rv}, maxTime: 3 * time.Second,
+		})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			checkLeaks(t)
+			checkConns(t)
+			e := startEmu(t)
+			tgt := c.setup(e)
+			l := &Launcher{Timeouts: fastTimeouts}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			start := time.Now()
+			h, err := l.Launch(ctx, tgt, deploy.LaunchSpec{Path: e.applet})
+			took := time.Since(start)
+			if err == nil {
+				t.Fatalf("Launch succeeded (pid %d)", h.PID())
+			}
+			le := launchErr(t, err)
+			t.Logf("%s after %v: %v", c.name, took.Round(time.Millisecond), err)
+			if took > c.maxTime {
+				t.Errorf("took %v, deadline budget %v", took, c.maxTime)
+			}
+			if le.Step != c.step {
+				t.Errorf("step %q, want %q", le.Step, c.step)
+			}
+			if c.kind != nil && !errors.Is(err, c.kind) {
+				t.Errorf("kind %v, want %v", le.Kind, c.kind)
+			}
+			if c.kind == nil && le.Kind != nil {
+				t.Errorf("kind %v, want none", le.Kind)
+			}
+			if le.Diagnosis.Code != c.code {
+				t.Errorf("diagnosis %q, want %q (%s)", le.Diagnosis.Code, c.code, le.Diagnosis)
+			}
+			for _, want := range c.is {
+				if !errors.Is(err, want) {
+					t.Errorf("error does not match %v", want)
+				}
+			}
+			var ee *EndpointError
+			switch c.port {
+			case "135":
+				if !errors.As(err, &ee) || ee.Port != 135 || ee.Dynamic || !strings.Contains(err.Error(), "port 135") {
+					t.Errorf("error does not name port 135: %v", err)
+				}
+			case "dynamic":
+				if !errors.As(err, &ee) || !ee.Dynamic || ee.Port == 0 || ee.Port == 135 ||
+					!strings.Contains(err.Error(), "dynamic port "+strconv.Itoa(ee.Port)) ||
+					!strings.Contains(le.Diagnosis.Summary, strconv.Itoa(ee.Port)) {
+					t.Errorf("error does not name the dynamic port: %v", err)
+				}
+			}
+			if strings.Contains(err.Error(), "Adm1n-") || strings.Contains(le.Diagnosis.String(), "Adm1n-") {
+				t.Errorf("the password leaked into the error: %v", err)
+			}
+			if p := e.wmi.Processes(); len(p) != 0 && !c.started {
+				t.Errorf("processes started: %+v", p)
+			}
+		})
+	}
+}
+
+// TestCancelIsPrompt cancels a launch stuck on a silent dynamic port with
+// a long step deadline: it must return at once, with context.Canceled.
+func TestCancelIsPrompt(t *testing.T) {
+	checkLeaks(t)
+	checkConns(t)
+	e := startEmu(t)
+	e.wmi.Faults.SetBlackhole(true)
+	l := &Launcher{Timeouts: Timeouts{Dynamic: time.Minute}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Launch(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+		done <- err
+	}()
+	// Wait until the launch is held on the blackhole port.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(e.logs.String(), "held by the blackhole"); {
+		if time.Now().After(deadline) {
+			t.Fatal("the launch never reached the dynamic port")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("cancel took %v", took)
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("error %v does not match context.Canceled", err)
+		}
+		if le := launchErr(t, err); le.Step != StepConnectDynamic || le.Diagnosis.Code != "canceled" {
+			t.Fatalf("step %q diagnosis %q", le.Step, le.Diagnosis.Code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Launch did not return after cancel")
+	}
+}
+
+func TestIntegrityLevel(t *testing.T) {
+	checkLeaks(t)
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h, err := (&Launcher{Level: rpcauth.Integrity}).Launch(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+	if err != nil {
+		t.Fatalf("Launch at PKT_INTEGRITY: %v", err)
+	}
+	if !strings.Contains(e.logs.String(), "op=ExecMethod opnum=24 user=Administrator auth=10 level=5") {
+		t.Fatal("ExecMethod was not called at PKT_INTEGRITY")
+	}
+	_ = h.Stop(ctx)
+	_, err = (&Launcher{Level: rpcauth.None}).Launch(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+	if !errors.Is(err, deploy.ErrBadSpec) {
+		t.Fatalf("Launch without authentication: %v", err)
+	}
+}
+
+func TestMissingApplet(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := (&Launcher{}).Launch(ctx, e.target(), deploy.LaunchSpec{Path: `C:\Windows\Temp\missing.exe`})
+	if !errors.Is(err, ReturnPathNotFound) || launchErr(t, err).Step != StepCreate {
+		t.Fatalf("error %v", err)
 	}
 }
