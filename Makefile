@@ -39,3 +39,8 @@ lab-down:
 	$(GO) run ./internal/testlab/cmd/lab down
 lab-status:
 	$(GO) run ./internal/testlab/cmd/lab status
+
+.PHONY: bench-netbios
+## bench-netbios: lanscan against nbtscan on the lab /24, and a /16 loopback sweep for peak RSS (root).
+bench-netbios:
+	@bash scripts/bench-netbios.sh
