@@ -16,7 +16,7 @@
 // from the class's method signature (CommandLine, CurrentDirectory), then
 // an ExecQuery that confirms a Win32_Process with the returned ProcessId
 // exists. Every remote object is released (IRemUnknown2.RemRelease) and
-// every connection closed before Launch returns. go-msrpc's generated
+// every connection closed before LaunchTarget returns. go-msrpc's generated
 // DCOM/WMI clients do the wire work.
 //
 // # Security

@@ -12,6 +12,7 @@ import (
 
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/wmio"
 
+	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/remotereg"
@@ -21,7 +22,9 @@ import (
 const DefaultNamespace = "//./root/cimv2"
 
 // Target is what the launcher needs from a grant: where the computer is
-// and who we are. Launch does not use the grant's SMB session.
+// and who we are. WMI does not use the grant's SMB session. (As in
+// remotereg, LaunchTarget takes a Target; Launch, taking the grant, will
+// implement deploy.Launcher once that interface is final.)
 type Target struct {
 	// Host is the computer's IP address (or name) for ncacn_ip_tcp. The
 	// dynamic port is always dialed on Host, whatever address the OXID
@@ -30,6 +33,12 @@ type Target struct {
 	// Credentials authenticate each RPC security context (NTLM). They
 	// are never logged.
 	Credentials rpcauth.Credentials
+}
+
+// TargetFromGrant returns the target of an authenticated grant: its
+// host and its proved credentials.
+func TargetFromGrant(g *adauth.Grant) Target {
+	return Target{Host: g.Host, Credentials: g.Credentials}
 }
 
 // Timeouts bounds each step of a WMI session. A zero field takes its
@@ -89,7 +98,7 @@ func (t Timeouts) of(step string) time.Duration {
 // every sealed response verified (see internal/rpcauth).
 //
 // The zero value is ready to use. Set the fields before the first
-// Launch; a Launcher is safe for concurrent use afterwards. It does not
+// LaunchTarget; a Launcher is safe for concurrent use afterwards. It does not
 // copy the applet (see deploy.Copy), creates no service and writes no
 // registry value, so it has nothing to journal; Handle.Stop terminates
 // the process.
@@ -149,15 +158,15 @@ func (l *Launcher) session(ctx context.Context, t Target) (*session, error) {
 	return l.open(ctx, t)
 }
 
-// Launch validates spec and starts it with Win32_Process.Create, with the
+// LaunchTarget validates spec and starts it with Win32_Process.Create, with the
 // applet's directory as the current directory, then confirms that a
 // process with the returned ProcessId exists (unless NoConfirm). It
 // releases every remote object and closes every connection before it
 // returns. A failure is a *deploy.LaunchError whose Step names the step
 // and whose cause (an *EndpointError) names the port; spec.Params are not
-// supported (WMI has no parameter store) and make Launch fail with
+// supported (WMI has no parameter store) and make LaunchTarget fail with
 // ErrBadSpec.
-func (l *Launcher) Launch(ctx context.Context, t Target, spec deploy.LaunchSpec) (*Handle, error) {
+func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.LaunchSpec) (*Handle, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: StepValidate, Kind: deploy.ErrBadSpec, Err: err}
 	}

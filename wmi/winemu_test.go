@@ -154,7 +154,7 @@ func TestLaunchStartsProcess(t *testing.T) {
 	defer cancel()
 	l := &Launcher{}
 	objs := e.wmi.Objects()
-	h, err := l.Launch(ctx, e.target(), deploy.LaunchSpec{Path: e.applet, Args: []string{"-token", "abc def"}})
+	h, err := l.LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet, Args: []string{"-token", "abc def"}})
 	if err != nil {
 		t.Fatalf("Launch: %v", err)
 	}
@@ -345,7 +345,7 @@ func TestFaults(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			start := time.Now()
-			h, err := l.Launch(ctx, tgt, deploy.LaunchSpec{Path: e.applet})
+			h, err := l.LaunchTarget(ctx, tgt, deploy.LaunchSpec{Path: e.applet})
 			took := time.Since(start)
 			if err == nil {
 				t.Fatalf("Launch succeeded (pid %d)", h.PID())
@@ -406,7 +406,7 @@ func TestCancelIsPrompt(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := l.Launch(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+		_, err := l.LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
 		done <- err
 	}()
 	// Wait until the launch is held on the blackhole port.
@@ -439,7 +439,7 @@ func TestIntegrityLevel(t *testing.T) {
 	e := startEmu(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	h, err := (&Launcher{Level: rpcauth.Integrity}).Launch(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+	h, err := (&Launcher{Level: rpcauth.Integrity}).LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
 	if err != nil {
 		t.Fatalf("Launch at PKT_INTEGRITY: %v", err)
 	}
@@ -447,7 +447,7 @@ func TestIntegrityLevel(t *testing.T) {
 		t.Fatal("ExecMethod was not called at PKT_INTEGRITY")
 	}
 	_ = h.Stop(ctx)
-	_, err = (&Launcher{Level: rpcauth.None}).Launch(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+	_, err = (&Launcher{Level: rpcauth.None}).LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
 	if !errors.Is(err, deploy.ErrBadSpec) {
 		t.Fatalf("Launch without authentication: %v", err)
 	}
@@ -457,7 +457,7 @@ func TestMissingApplet(t *testing.T) {
 	e := startEmu(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := (&Launcher{}).Launch(ctx, e.target(), deploy.LaunchSpec{Path: `C:\Windows\Temp\missing.exe`})
+	_, err := (&Launcher{}).LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: `C:\Windows\Temp\missing.exe`})
 	if !errors.Is(err, ReturnPathNotFound) || launchErr(t, err).Step != StepCreate {
 		t.Fatalf("error %v", err)
 	}
