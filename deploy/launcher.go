@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/lanconnect/lanconnect/adauth"
 )
 
 // Sentinel errors for launch failures. A *LaunchError matches exactly one
@@ -36,32 +38,10 @@ var (
 	ErrBadSpec = errors.New("deploy: invalid launch spec")
 )
 
-// Diagnosis is a short, user-facing explanation of a failure and what to
-// do about it. It never contains credentials. The zero value means "no
-// diagnosis".
-//
-// It has the shape of adauth.Diagnosis and becomes an alias of it once
-// that type is committed.
-type Diagnosis struct {
-	// Code is a stable identifier for programs, such as
-	// "uac-remote-restrictions" or "service-not-service-aware".
-	Code string
-	// Summary says what went wrong, in one sentence.
-	Summary string
-	// Fix says what the technician can do, or is empty.
-	Fix string
-}
-
-// IsZero reports whether d carries no diagnosis.
-func (d Diagnosis) IsZero() bool { return d.Code == "" }
-
-// String returns the summary followed by the fix.
-func (d Diagnosis) String() string {
-	if d.Fix == "" {
-		return d.Summary
-	}
-	return d.Summary + " Fix: " + d.Fix
-}
+// Diagnosis explains a failure to a technician: a stable Code, a Summary
+// of what happened and a Fix. It is adauth's type, so that authentication
+// and launch failures read the same way.
+type Diagnosis = adauth.Diagnosis
 
 // LaunchError is the error of a failed launch step. Kind is one of the
 // sentinels above (errors.Is matches it); Err is the underlying cause
@@ -257,6 +237,28 @@ func QuoteArg(a string) string {
 	b.WriteString(strings.Repeat(`\`, 2*slashes))
 	b.WriteByte('"')
 	return b.String()
+}
+
+// Launcher starts the applet on a target, on the session that a grant
+// holds. Implementations are in packages remotereg (a Windows service
+// through the Service Control Manager) and wmi (Win32_Process.Create);
+// package session tries them in order and falls back on
+// ErrLaunchUnsupported and ErrUnreachable.
+//
+// A Launcher records in j everything it creates or changes on the target
+// (services, registry keys, service-state changes) before it relies on
+// it, so that a later Journal.Undo with the launcher's undo functions can
+// clean up even after a crash; j may be nil when the caller does not
+// keep a journal. A failed Launch has already undone what it did.
+// Failures are *LaunchError values. Launch does not copy the applet (see
+// Copy).
+type Launcher interface {
+	// Name identifies the launcher in errors and logs ("remotereg",
+	// "wmi").
+	Name() string
+	// Launch starts spec on the grant's target and returns a Handle once
+	// the launcher can tell that the applet runs.
+	Launch(ctx context.Context, g *adauth.Grant, spec LaunchSpec, j *Journal) (Handle, error)
 }
 
 // Handle is a launched applet.
