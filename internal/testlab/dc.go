@@ -57,8 +57,9 @@ func dcTemplate(ctx context.Context, n *Netns, realm, domain string) (string, ti
 	if err := os.MkdirAll(TemplateCacheDir, 0o700); err != nil {
 		return "", 0, fmt.Errorf("testlab: %w", err)
 	}
+	pruneTemplates()
 	final := filepath.Join(TemplateCacheDir, "dc-"+key)
-	if _, err := os.Stat(filepath.Join(final, "ready")); err == nil {
+	if useTemplate(final) {
 		return final, 0, nil
 	}
 	unlock, err := flockFile(ctx, final+".lock")
@@ -66,7 +67,7 @@ func dcTemplate(ctx context.Context, n *Netns, realm, domain string) (string, ti
 		return "", 0, err
 	}
 	defer unlock()
-	if _, err := os.Stat(filepath.Join(final, "ready")); err == nil {
+	if useTemplate(final) {
 		return final, 0, nil // another process provisioned it meanwhile
 	}
 	t0 := time.Now()
@@ -129,6 +130,119 @@ func dcTemplate(ctx context.Context, n *Netns, realm, domain string) (string, ti
 	return final, time.Since(t0), nil
 }
 
+// computersTemplate returns a template derived from base with n computers
+// bulk-loaded (by ldbmodify, OUs first), creating and caching it if
+// needed, and fills d.Computers. The computers depend only on the realm
+// and n, so the template serves every lab. It reports how long loading
+// took (zero when cached).
+func computersTemplate(ctx context.Context, base string, d *DC, n int) (string, time.Duration, error) {
+	var ldif strings.Builder
+	d.writeComputers(&ldif, n)
+	final := fmt.Sprintf("%s-c%d", base, n)
+	if useTemplate(final) {
+		return final, 0, nil
+	}
+	unlock, err := flockFile(ctx, final+".lock")
+	if err != nil {
+		return "", 0, err
+	}
+	defer unlock()
+	if useTemplate(final) {
+		return final, 0, nil
+	}
+	t0 := time.Now()
+	_ = os.RemoveAll(final)
+	tmp, err := os.MkdirTemp(TemplateCacheDir, filepath.Base(final)+".tmp-")
+	if err != nil {
+		return "", 0, fmt.Errorf("testlab: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	t := filepath.Join(tmp, "t")
+	if _, err := run(ctx, nil, nil, "cp", "-a", base, t); err != nil {
+		return "", 0, err
+	}
+	_ = os.Remove(filepath.Join(t, "ready"))
+	conf := filepath.Join(t, "etc", "smb.conf")
+	if err := os.WriteFile(conf, []byte(d.config(t, nil)), 0o644); err != nil {
+		return "", 0, fmt.Errorf("testlab: %w", err)
+	}
+	ldifPath := filepath.Join(tmp, "computers.ldif")
+	if err := os.WriteFile(ldifPath, []byte(ldif.String()), 0o600); err != nil {
+		return "", 0, fmt.Errorf("testlab: %w", err)
+	}
+	if _, err := run(ctx, nil, []string{"SMB_CONF_PATH=" + conf}, "ldbmodify", "--nosync", "-H", filepath.Join(t, "private", "sam.ldb"), ldifPath); err != nil {
+		return "", 0, err
+	}
+	if err := os.WriteFile(filepath.Join(t, "ready"), []byte(filepath.Base(final)+"\n"), 0o644); err != nil {
+		return "", 0, fmt.Errorf("testlab: %w", err)
+	}
+	if err := os.Rename(t, final); err != nil {
+		return "", 0, fmt.Errorf("testlab: %w", err)
+	}
+	return final, time.Since(t0), nil
+}
+
+// templateMaxIdle is how long a cached template may go unused before
+// pruneTemplates removes it.
+const templateMaxIdle = 3 * 24 * time.Hour
+
+// useTemplate reports whether the template dir is complete, and marks it
+// used (the mtime of its ready file) for pruneTemplates.
+func useTemplate(dir string) bool {
+	ready := filepath.Join(dir, "ready")
+	if _, err := os.Stat(ready); err != nil {
+		return false
+	}
+	now := time.Now()
+	_ = os.Chtimes(ready, now, now)
+	return true
+}
+
+// pruneTemplates removes cached templates unused for templateMaxIdle, and
+// leftovers of interrupted provisioning, skipping any whose lock is held.
+func pruneTemplates() {
+	ents, err := os.ReadDir(TemplateCacheDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.IsDir() || !strings.HasPrefix(name, "dc-") {
+			continue
+		}
+		p := filepath.Join(TemplateCacheDir, name)
+		if i := strings.Index(name, ".tmp-"); i >= 0 {
+			// A leftover of a killed provisioning run, unless that run is
+			// still going (it holds the lock of its template).
+			if unlock, ok := tryLock(filepath.Join(TemplateCacheDir, name[:i]) + ".lock"); ok {
+				_ = os.RemoveAll(p)
+				unlock()
+			}
+			continue
+		}
+		fi, err := os.Stat(filepath.Join(p, "ready"))
+		if err == nil && time.Since(fi.ModTime()) < templateMaxIdle {
+			continue
+		}
+		if err != nil && time.Since(dirTime(p)) < time.Hour {
+			continue // being created, or just failed
+		}
+		if unlock, ok := tryLock(p + ".lock"); ok {
+			_ = os.RemoveAll(p)
+			_ = os.Remove(p + ".lock")
+			unlock()
+		}
+	}
+}
+
+func dirTime(p string) time.Time {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
 // startDC copies the cached template, writes the lab's config and TLS
 // files, bulk-loads the computers and starts samba in the DC namespace.
 func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
@@ -174,6 +288,16 @@ func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
 		return fmt.Errorf("testlab: %w", err)
 	}
 	l.timings.Provision = prov
+	if spec.Computers > 0 {
+		var dur time.Duration
+		tmpl, dur, err = computersTemplate(ctx, tmpl, d, spec.Computers)
+		if err != nil {
+			return err
+		}
+		l.timings.Computers = dur
+	} else {
+		d.Computers = []Computer{}
+	}
 	if _, err := run(ctx, nil, nil, "cp", "-a", tmpl, d.dir); err != nil {
 		return err
 	}
@@ -194,11 +318,10 @@ func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
 	}
 	d.CAFile, d.CAPool = ca.CAFile, ca.Pool
 	d.SMBConf = filepath.Join(d.dir, "etc", "smb.conf")
-	if err := os.WriteFile(d.SMBConf, []byte(d.config(ca)), 0o644); err != nil {
+	if err := os.WriteFile(d.SMBConf, []byte(d.config(d.dir, ca)), 0o644); err != nil {
 		return fmt.Errorf("testlab: %w", err)
 	}
-	// One ldbmodify run: the DNS records of the template's address moved
-	// to this lab's, then the computers.
+	// The DNS records of the template's address move to this lab's.
 	var tr templateRecords
 	b, err := os.ReadFile(filepath.Join(d.dir, "dnsrecords.json"))
 	if err == nil {
@@ -213,17 +336,12 @@ func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
 	}
 	var ldif strings.Builder
 	writeAddressFix(&ldif, tr.Records, from, d.Addr)
-	t0 := time.Now()
-	d.writeComputers(&ldif, spec.Computers)
-	ldifPath := filepath.Join(d.dir, "lab.ldif")
+	ldifPath := filepath.Join(d.dir, "address.ldif")
 	if err := os.WriteFile(ldifPath, []byte(ldif.String()), 0o600); err != nil {
 		return fmt.Errorf("testlab: %w", err)
 	}
-	if _, err := run(ctx, nil, []string{"SMB_CONF_PATH=" + d.SMBConf}, "ldbmodify", "-H", filepath.Join(d.dir, "private", "sam.ldb"), ldifPath); err != nil {
+	if _, err := run(ctx, nil, []string{"SMB_CONF_PATH=" + d.SMBConf}, "ldbmodify", "--nosync", "-H", filepath.Join(d.dir, "private", "sam.ldb"), ldifPath); err != nil {
 		return err
-	}
-	if spec.Computers > 0 {
-		l.timings.Computers = time.Since(t0)
 	}
 	// A private /run/samba (smbd finds winbindd only there) in the mount
 	// namespace that `ip netns exec` creates for the command.
@@ -237,8 +355,11 @@ func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
 
 // config returns the DC's smb.conf for this lab: template paths replaced by
 // the lab's copy, bound to its lab address, with the lab's TLS files.
-func (d *DC) config(ca *labCA) string {
-	dir := d.dir
+func (d *DC) config(dir string, ca *labCA) string {
+	tlsLines := "\ttls enabled = no\n"
+	if ca != nil {
+		tlsLines = fmt.Sprintf("\ttls enabled = yes\n\ttls keyfile = %s\n\ttls certfile = %s\n\ttls cafile = %s\n", ca.KeyFile, ca.CertFile, ca.CAFile)
+	}
 	return fmt.Sprintf(`# lanconnect lab DC %[1]s, generated
 [global]
 	netbios name = %[2]s
@@ -260,20 +381,16 @@ func (d *DC) config(ca *labCA) string {
 	log level = 1
 	max log size = 1000
 	panic action =
-	tls enabled = yes
-	tls keyfile = %[7]s
-	tls certfile = %[8]s
-	tls cafile = %[9]s
-	ldap server require strong auth = allow_sasl_over_tls
+%[7]s	ldap server require strong auth = allow_sasl_over_tls
 
 [sysvol]
 	path = %[6]s/state/sysvol
 	read only = no
 
 [netlogon]
-	path = %[6]s/state/sysvol/%[10]s/scripts
+	path = %[6]s/state/sysvol/%[8]s/scripts
 	read only = no
-`, d.Hostname, DCNetBIOSName, d.Realm, d.Domain, d.Addr, dir, ca.KeyFile, ca.CertFile, ca.CAFile, strings.ToLower(d.Realm))
+`, d.Hostname, DCNetBIOSName, d.Realm, d.Domain, d.Addr, dir, tlsLines, strings.ToLower(d.Realm))
 }
 
 // The computers' OUs (relative to DC.ComputersOU), in creation order, with

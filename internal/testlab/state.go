@@ -126,6 +126,20 @@ func flockFile(ctx context.Context, path string) (func(), error) {
 	}
 }
 
+// tryLock takes an exclusive flock on path without waiting; ok is false if
+// another holds it.
+func tryLock(path string) (unlock func(), ok bool) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, false
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, false
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, true
+}
+
 // Cleanup tears down what s records: every process in its namespaces and
 // every recorded PID that still belongs to it, the namespaces, links, host
 // users and groups, /etc/netns entries, the directory and the state file.
