@@ -388,3 +388,24 @@ func TestViewFoldsPendingEvents(t *testing.T) {
 		t.Fatalf("shown %v", shown)
 	}
 }
+
+func FuzzParseFilter(f *testing.F) {
+	for _, s := range []string{"heron*", "srv 10.0.0.0/8", "a,b", "10.1.2.5-10.1.2.40", "[", "10.1.2", "::1", "x-"} {
+		f.Add(s)
+	}
+	h := Host{Name: "HERON", DNSName: "heron.lab", Addrs: []netip.Addr{addr("10.1.2.3")}}
+	f.Fuzz(func(t *testing.T, s string) {
+		flt, err := ParseFilter(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadFilter) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		flt.Match(h)
+		flt.MatchAddr(h.Addrs[0])
+		if flt.Match(h) && !flt.MatchAddr(h.Addrs[0]) {
+			t.Fatalf("MatchAddr narrower than Match for %q", s)
+		}
+	})
+}

@@ -5,7 +5,10 @@
 // the sources that saw it and when), the [Discoverer] interface that every
 // source implements, [Filter] (case-insensitive name substring or glob, IP,
 // CIDR, range), and [Merge], which runs several discoverers at once and fans
-// their findings into one deduplicated, enriched stream of updates.
+// their findings into one deduplicated, enriched stream of updates. [View]
+// turns that stream into a live list under a filter that may change at any
+// time, re-evaluating the hosts already seen. [AddrRange] parses the
+// addresses, CIDRs and ranges that filters and scanners share.
 //
 // The package depends on the standard library only. It does not send a
 // single packet itself: the NetBIOS scanner lives in package netbios, the

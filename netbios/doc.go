@@ -10,7 +10,9 @@
 // The client asks one address for its name table, or resolves a name by
 // unicast or broadcast. The scanner sweeps CIDRs, ranges and addresses
 // through one UDP socket at a paced rate and streams answers as they arrive.
-// An adapter makes the scanner a discovery.Discoverer.
+// Identify reads a computer's name, workgroup and roles from its name
+// table, and an adapter makes the scanner a discovery.Discoverer.
+// Package nbnstest has a fake responder on loopback addresses for tests.
 //
 // The package speaks only UDP 137. It does not use SMBv1, the browser
 // service or "net view", and it does not register or defend names.

@@ -117,3 +117,18 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 }
+
+func TestProgressLineOnTerminal(t *testing.T) {
+	_, cidr := startFakes(t, 2)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"-rate", "500", "-timeout", "200ms", cidr}, &out, &errb, true)
+	if code != 0 {
+		t.Fatalf("exit %d: %q", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "scanning: ") || !strings.HasSuffix(errb.String(), "\r\033[K") {
+		t.Fatalf("stderr %q: want a progress line, cleared at the end", errb.String())
+	}
+	if strings.Contains(out.String(), "\033") || strings.Count(out.String(), "\n") != 3 {
+		t.Fatalf("stdout %q", out.String())
+	}
+}
