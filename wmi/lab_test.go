@@ -1,0 +1,241 @@
+package wmi
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/internal/testlab"
+	"github.com/lanconnect/lanconnect/session/checkin"
+)
+
+var (
+	buildMu sync.Mutex
+	built   = map[string]string{}
+)
+
+// buildOnce builds a package once per test binary.
+func buildOnce(t *testing.T, pkg string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if b, ok := built[pkg]; ok {
+		return b
+	}
+	dir, err := os.MkdirTemp("", "wmi-lab-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	built[pkg] = bin
+	return bin
+}
+
+// labOS is what the emulated Win32_OperatingSystem reports in the lab.
+var labOS = struct{ caption, version, build string }{"Microsoft Windows Server 2025 Datacenter", "10.0.26100", "26100"}
+
+// startLabWMI runs winemu with DCOM/WMI (the wmiemu test helper) inside
+// tgt's network namespace on its lab address, with Root = its ADMIN$
+// directory and its administrator account.
+func startLabWMI(ctx context.Context, t *testing.T, tgt *testlab.Target, faults string) {
+	t.Helper()
+	bin := buildOnce(t, "../internal/winemu/testdata/wmiemu")
+	t.Setenv("WINEMU_PASSWORD", tgt.Admin.Password)
+	p, err := tgt.Start(ctx, bin, "-listen", tgt.Addr.String(), "-root", tgt.AdminDir, "-user", tgt.Admin.User,
+		"-name", tgt.NetBIOSName, "-workgroup", tgt.Workgroup, "-fault", faults,
+		"-os-caption", labOS.caption, "-os-version", labOS.version, "-os-build", labOS.build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	addr := net.JoinHostPort(tgt.Addr.String(), "135")
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) || p.Exited() {
+			t.Fatalf("wmiemu not listening on %s: %v", addr, err)
+		}
+	}
+}
+
+// processNetns returns the network namespace of a process.
+func processNetns(pid int) string {
+	ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+	return ns
+}
+
+// TestLabLaunchThroughWMI is the end-to-end lab test: a Samba target with
+// winemu (DCOM/WMI) in its network namespace; the console side
+// authenticates over SMB (the grant), copies the example applet with
+// deploy.Copy, launches it through WMI on the target's address, and the
+// applet, running in the target's namespace with the ProcessId WMI
+// reported, checks in with a console on the lab bridge. The OS preflight
+// is read through WMI too.
+func TestLabLaunchThroughWMI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	checkLeaks(t)
+	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}}})
+	tgt := lab.Targets[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	startLabWMI(ctx, t, tgt, "")
+
+	creds, err := adauth.Parse(tgt.Admin.User, tgt.Admin.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant, err := (&adauth.SMBAuthenticator{}).Authenticate(ctx, tgt.Addr.String(), creds)
+	if err != nil {
+		t.Fatalf("authenticate: %v", err)
+	}
+	defer grant.Close()
+
+	applet, err := deploy.AppletFromFile("lcapplet-wmi.exe", "test", buildOnce(t, "../examples/applet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := deploy.Copy(ctx, grant, applet, deploy.CopyOptions{})
+	if err != nil {
+		t.Fatalf("deploy.Copy: %v", err)
+	}
+	// Samba stores DOS attributes, not the executable bit; Windows runs
+	// any .exe, so set the bit on the file Copy wrote.
+	local := filepath.Join(tgt.AdminDir, filepath.FromSlash(strings.ReplaceAll(res.Path, `\`, "/")))
+	if err := os.Chmod(local, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	console := &checkin.Server{Addr: net.JoinHostPort(lab.HostAddr.String(), "0")}
+	if err := console.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	defer console.Close()
+	pend, err := console.Expect("wmi-lab", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	l := &Launcher{}
+	target := TargetFromGrant(grant)
+	start := time.Now()
+	h, err := l.LaunchTarget(ctx, target, deploy.LaunchSpec{Path: res.LocalPath, Args: pend.Ticket().Args()})
+	if err != nil {
+		t.Fatalf("launch through WMI: %v", err)
+	}
+	t.Logf("launched %s through WMI in %v, ProcessId %d", res.LocalPath, time.Since(start).Round(time.Millisecond), h.PID())
+	defer h.Stop(context.WithoutCancel(ctx))
+
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	conn, err := pend.Wait(wctx)
+	wcancel()
+	if err != nil {
+		t.Fatalf("applet did not check in: %v", err)
+	}
+	defer conn.Close()
+
+	// The ProcessId is the applet's, and it runs in the target's
+	// namespace, not ours.
+	pid := int(h.PID())
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), "lcapplet-wmi.exe") {
+		t.Fatalf("ProcessId %d is not the applet: %q, %v", pid, cmdline, err)
+	}
+	tgtNS := ""
+	if out, err := tgt.Command(ctx, "readlink", "/proc/self/ns/net").Output(); err == nil {
+		tgtNS = strings.TrimSpace(string(out))
+	}
+	if ns := processNetns(pid); ns == "" || ns != tgtNS || ns == processNetns(os.Getpid()) {
+		t.Fatalf("applet netns %q, target %q, test %q", ns, tgtNS, processNetns(os.Getpid()))
+	}
+	if ok, err := h.Running(ctx); err != nil || !ok {
+		t.Fatalf("Running = %v, %v", ok, err)
+	}
+
+	pf, err := l.Preflight(ctx, target)
+	if err != nil {
+		t.Fatalf("preflight: %v", err)
+	}
+	if pf.Product != labOS.caption || pf.Version != labOS.version || pf.Build != labOS.build || pf.Arch != "64-bit" {
+		t.Fatalf("preflight %+v", pf)
+	}
+	t.Logf("preflight through WMI: %+v", *pf)
+
+	if err := h.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); errors.Is(err, os.ErrNotExist) || !processAlive(pid) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("applet still running after Stop")
+		}
+	}
+}
+
+// processAlive reports whether pid is running (not a zombie).
+func processAlive(pid int) bool {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if s, ok := strings.CutPrefix(sc.Text(), "State:"); ok {
+			return !strings.HasPrefix(strings.TrimSpace(s), "Z")
+		}
+	}
+	return false
+}
+
+// TestLabSilentDynamicPort runs the field's hang in the lab: port 135
+// answers in the target's namespace, the dynamic port it names accepts
+// connections and never answers. The launch must fail fast with the
+// step and the port named.
+func TestLabSilentDynamicPort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}}})
+	tgt := lab.Targets[0]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	startLabWMI(ctx, t, tgt, "blackhole")
+	creds, err := adauth.Parse(tgt.Admin.User, tgt.Admin.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Launcher{Timeouts: Timeouts{Dynamic: time.Second}}
+	start := time.Now()
+	_, err = l.LaunchTarget(ctx, Target{Host: tgt.Addr.String(), Credentials: creds}, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`})
+	took := time.Since(start)
+	var ee *EndpointError
+	if !errors.Is(err, deploy.ErrTimeout) || !errors.As(err, &ee) || !ee.Dynamic || ee.Step != StepConnectDynamic {
+		t.Fatalf("error %v", err)
+	}
+	if took > 5*time.Second {
+		t.Fatalf("took %v with a 1 s deadline for the dynamic port", took)
+	}
+	t.Logf("silent dynamic port in the lab after %v: %v", took.Round(time.Millisecond), err)
+}
