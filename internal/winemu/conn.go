@@ -473,12 +473,11 @@ func (c *conn) sendResponse(p *pendingCall, ifname string, stub []byte) error {
 	if protect {
 		chunkMax -= chunkMax % 16
 	}
-	frags, largest := 0, 0
-	defer func() {
-		c.log().Debug("response sent", "call", p.callID, "opnum", p.opnum, "fragments", frags, "largest", largest, "limit", c.xmit, "stub", len(stub))
-	}()
+	// Build every fragment first, so that the log line (which tests read)
+	// is written before the client can see the response.
+	var frags [][]byte
+	largest := 0
 	for off, first := 0, true; first || off < len(stub); first = false {
-		frags++
 		n := min(chunkMax, len(stub)-off)
 		chunk := stub[off : off+n]
 		flags := dcerpc.PacketFlag(0)
@@ -525,10 +524,14 @@ func (c *conn) sendResponse(p *pendingCall, ifname string, stub []byte) error {
 				c.log().Info("response tampered by fault mode", "iface", ifname, "opnum", p.opnum, "offset", pos)
 			}
 		}
-		if err := c.write(buf); err != nil {
+		frags = append(frags, buf)
+		off += n
+	}
+	c.log().Debug("response sent", "call", p.callID, "opnum", p.opnum, "fragments", len(frags), "largest", largest, "limit", c.xmit, "stub", len(stub))
+	for _, f := range frags {
+		if err := c.write(f); err != nil {
 			return err
 		}
-		off += n
 	}
 	return nil
 }

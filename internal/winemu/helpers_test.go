@@ -98,7 +98,7 @@ type env struct {
 
 // startServer runs a server on a fresh loopback address with the endpoint
 // mapper on port 135 and svcctl on a dynamic port.
-func startServer(t testing.TB) *env {
+func startServer(t testing.TB, configure ...func(*winemu.Server)) *env {
 	t.Helper()
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "Temp"), 0o755); err != nil {
@@ -113,6 +113,9 @@ func startServer(t testing.TB) *env {
 		Root:        root,
 		NetBIOSName: "TARGET1",
 		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	for _, f := range configure {
+		f(srv)
 	}
 	ip := loopbackIP()
 	ctx, cancel := context.WithCancel(context.Background())

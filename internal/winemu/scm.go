@@ -654,7 +654,7 @@ func (m *SCM) wait(s *service, cmd *exec.Cmd, done chan struct{}) {
 
 // stopTimeout is how long a stopped process gets between SIGTERM and
 // SIGKILL.
-const stopTimeout = 3 * time.Second
+const stopTimeout = 2 * time.Second
 
 // stop terminates a running service's process group and waits for it.
 func (m *SCM) stop(s *service) {

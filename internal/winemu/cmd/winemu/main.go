@@ -29,7 +29,7 @@
 // standard output once both ports accept connections. SIGTERM or SIGINT
 // stop it cleanly: listeners and connections close, and the processes
 // that services started are stopped (SIGTERM to their process group,
-// SIGKILL after three seconds) unless -keep-processes is given or
+// SIGKILL after two seconds) unless -keep-processes is given or
 // WINEMU_KEEP_PROCESSES=1 is set, in which case they outlive winemu.
 //
 // It must only listen on lab or loopback addresses.
