@@ -196,9 +196,7 @@ func TestMergeEnrichesAndLinks(t *testing.T) {
 	}
 	// Now NetBIOS names the address: OWL at 10.0.0.9. Hosts 2 and 3 are one.
 	nb.hosts <- Host{Addrs: []netip.Addr{addr("10.0.0.9")}, Name: "OWL", Domain: "LAB", Sources: []Source{SourceNetBIOS}}
-	var got []Update
-	got = append(got, recv(t, ups), recv(t, ups))
-	slices.SortFunc(got, func(a, b Update) int { return int(a.Kind) - int(b.Kind) })
+	got := []Update{recv(t, ups), recv(t, ups)}
 	if got[0].Kind != HostChanged || got[0].ID != 2 || !slices.Equal(got[0].Host.Addrs, []netip.Addr{addr("10.0.0.9")}) ||
 		got[1].Kind != HostRemoved || got[1].ID != 3 || got[1].MergedInto != 2 {
 		t.Fatalf("link updates %+v", got)
@@ -408,4 +406,40 @@ func FuzzParseFilter(f *testing.F) {
 			t.Fatalf("MatchAddr narrower than Match for %q", s)
 		}
 	})
+}
+
+func TestMergeLinkBeforeDelivery(t *testing.T) {
+	m := &merger{index: map[string]HostID{}, recs: map[HostID]*record{}, pend: map[HostID]*Update{}}
+	now := time.Now()
+	m.apply(Host{Name: "OWL", Domain: "LAB"}, now)
+	m.head = 1 // the receiver got host 1's HostNew
+	delete(m.pend, 1)
+	// Host 2 is found and, before its HostNew is read, linked to host 1:
+	// the receiver only ever hears of host 1.
+	m.apply(Host{Addrs: []netip.Addr{addr("10.0.0.9")}}, now)
+	m.apply(Host{Name: "owl", Domain: "lab", Addrs: []netip.Addr{addr("10.0.0.9")}}, now)
+	var got []Update
+	for _, u := range m.queue[m.head:] {
+		if u.Kind != 0 {
+			got = append(got, *u)
+		}
+	}
+	if len(got) != 1 || got[0].Kind != HostChanged || got[0].ID != 1 || !slices.Equal(got[0].Host.Addrs, []netip.Addr{addr("10.0.0.9")}) {
+		t.Fatalf("updates %+v", got)
+	}
+	// Once host 3's HostNew was read, linking it gives HostChanged, then
+	// HostRemoved.
+	m.head = len(m.queue)
+	clear(m.pend)
+	m.apply(Host{Addrs: []netip.Addr{addr("10.0.0.10")}}, now)
+	m.head = len(m.queue)
+	clear(m.pend)
+	m.apply(Host{Name: "OWL", Domain: "LAB", Addrs: []netip.Addr{addr("10.0.0.10")}}, now)
+	got = got[:0]
+	for _, u := range m.queue[m.head:] {
+		got = append(got, *u)
+	}
+	if len(got) != 2 || got[0].Kind != HostChanged || got[0].ID != 1 || got[1].Kind != HostRemoved || got[1].ID != 3 || got[1].MergedInto != 1 {
+		t.Fatalf("updates %+v", got)
+	}
 }

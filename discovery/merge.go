@@ -100,8 +100,9 @@ func sourceName(d Discoverer, i int) string {
 // NetBIOS name and domain (case-insensitive), or the same DNS name. The
 // keys are indexed as a union: when a later finding links two hosts
 // already reported, the older ID absorbs the younger, which gets a
-// HostRemoved update. Enrichment fills empty fields (first value wins),
-// takes the union of addresses, roles and sources (in first-seen order),
+// HostRemoved update after the older one's HostChanged (none if the
+// receiver had not yet received the younger's HostNew). Enrichment fills
+// empty fields (first value wins), takes the union of addresses, roles and sources (in first-seen order),
 // the earliest FirstSeen and the latest LastSeen and LastLogon. A finding
 // with zero FirstSeen or LastSeen is stamped with the time Merge received
 // it. A finding that changes nothing produces no update.
@@ -197,6 +198,12 @@ func (m *merger) run(ctx context.Context, d Discoverer, name string) {
 func (m *merger) loop(ctx context.Context) {
 	defer close(m.out)
 	for {
+		// Skip tombstones: pending updates of hosts merged away before
+		// the receiver heard of them.
+		for m.head < len(m.queue) && m.queue[m.head].Kind == 0 {
+			m.queue[m.head] = nil
+			m.head++
+		}
 		var out chan Update
 		var head Update
 		if m.head < len(m.queue) {
@@ -295,6 +302,7 @@ func (m *merger) apply(h Host, now time.Time) {
 	target := ids[0]
 	tr := m.recs[target]
 	changed := false
+	var removed []*Update
 	for _, other := range ids[1:] {
 		or := m.recs[other]
 		enrich(&tr.host, or.host)
@@ -304,14 +312,25 @@ func (m *merger) apply(h Host, now time.Time) {
 			tr.keys = append(tr.keys, k)
 		}
 		delete(m.recs, other)
+		heard := true
 		if u, ok := m.pend[other]; ok {
-			// Its pending update becomes the removal.
-			*u = Update{Kind: HostRemoved, ID: other, Host: Clone(or.host), MergedInto: target}
+			// Its pending update is void. If it was the host's HostNew,
+			// the receiver never heard of it and needs no removal.
+			heard = u.Kind != HostNew
+			u.Kind = 0
 			delete(m.pend, other)
-		} else {
-			m.push(&Update{Kind: HostRemoved, ID: other, Host: Clone(or.host), MergedInto: target})
+		}
+		if heard {
+			removed = append(removed, &Update{Kind: HostRemoved, ID: other, Host: Clone(or.host), MergedInto: target})
 		}
 	}
+	// The absorbing host's new state comes before the removals, so that a
+	// list never lacks the computer in between.
+	defer func() {
+		for _, u := range removed {
+			m.push(u)
+		}
+	}()
 	if enrich(&tr.host, h) {
 		changed = true
 	}
