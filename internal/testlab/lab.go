@@ -201,6 +201,10 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		l.Workgroup = "LCWG" + strings.ToUpper(hex.EncodeToString(idb[:2]))
 	}
 	l.state = State{ID: id, OwnerPID: os.Getpid(), OwnerStart: procStartTime(os.Getpid()), OwnerCmd: filepath.Base(os.Args[0]), Created: time.Now().UTC(), Dir: dir}
+	if err := l.saveState(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
 	if err := l.setupNetwork(ctx, opts); err != nil {
 		_ = l.Close()
 		return nil, err

@@ -36,7 +36,7 @@ func whoami(ctx context.Context, addr netip.Addr, a Account) (string, error) {
 }
 
 func TestTargets(t *testing.T) {
-	lab := New(t, Options{Targets: []TargetSpec{{}, {}, {Variant: GuestOnly}, {Variant: NTLMDisabled}, {Variant: SigningMandatory}, {Variant: EncryptRequired}, {NoSMB: true}}})
+	lab := New(t, Options{Targets: []TargetSpec{{}, {}, {Variant: GuestOnly}, {Variant: NTLMDisabled}, {Variant: SigningMandatory}, {Variant: EncryptRequired}, {NoSMB: true}, {NoNmbd: true}}})
 	t.Log("\n" + lab.String())
 	if !lab.Prefix.Addr().Is4() || lab.Prefix.Bits() != 24 || !netip.MustParsePrefix("10.0.0.0/8").Overlaps(lab.Prefix) {
 		t.Fatalf("prefix %v is not a /24 in 10.0.0.0/8", lab.Prefix)
@@ -48,14 +48,27 @@ func TestTargets(t *testing.T) {
 		t.Run(tg.NetBIOSName+"-"+tg.Variant.String(), func(t *testing.T) {
 			// NBSTAT, with Samba's own client (from the root namespace
 			// over the bridge).
-			b, err := exec.CommandContext(ctx, "nmblookup", "-A", tg.Addr.String()).CombinedOutput()
-			out := string(b)
-			if err != nil {
-				t.Fatalf("nmblookup -A %s: %v\n%s", tg.Addr, err, out)
-			}
-			for _, want := range []string{tg.NetBIOSName + " ", tg.Workgroup + " "} {
-				if !strings.Contains(out, want) {
-					t.Errorf("NBSTAT of %s lacks %q:\n%s", tg.Addr, want, out)
+			var out string
+			var err error
+			if tg.NoNmbd {
+				// One query, as Start's probe sends: no answer within
+				// 2 s (nmblookup would retry for 15 s).
+				pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+				err = waitNBSTAT(pctx, nil, tg.Addr, "nmbd")
+				pcancel()
+				if err == nil {
+					t.Errorf("NoNmbd target answers NBSTAT")
+				}
+			} else {
+				b, err := exec.CommandContext(ctx, "nmblookup", "-A", tg.Addr.String()).CombinedOutput()
+				out = string(b)
+				if err != nil {
+					t.Fatalf("nmblookup -A %s: %v\n%s", tg.Addr, err, out)
+				}
+				for _, want := range []string{tg.NetBIOSName + " ", tg.Workgroup + " "} {
+					if !strings.Contains(out, want) {
+						t.Errorf("NBSTAT of %s lacks %q:\n%s", tg.Addr, want, out)
+					}
 				}
 			}
 			if tg.NoSMB {
