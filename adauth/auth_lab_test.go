@@ -58,7 +58,7 @@ func TestAuthenticateLab(t *testing.T) {
 		if len(f.Checks) != 2 || !f.Checks[0].Passed || !f.Checks[1].Passed || f.Checks[0].Name != CheckAdminShareWrite || f.Checks[1].Name != CheckSCMCreate {
 			t.Fatalf("checks: %+v", f.Checks)
 		}
-		if !f.Signed || f.Dialect != "3.1.1" || !strings.EqualFold(f.Server.NetBIOSName, std.NetBIOSName) || !f.LocalAccount || f.ProbeLeftover != "" {
+		if !f.Signed || !f.Encrypted || f.Dialect != "3.1.1" || !strings.EqualFold(f.Server.NetBIOSName, std.NetBIOSName) || !f.LocalAccount || f.ProbeLeftover != "" {
 			t.Fatalf("facts: %+v", f)
 		}
 		// The probe file is gone from the server's disk.
@@ -147,11 +147,11 @@ func TestAuthenticateLab(t *testing.T) {
 
 	t.Run("signing mandatory", func(t *testing.T) {
 		tg := labTarget(t, lab, testlab.SigningMandatory)
-		g, err := a.Authenticate(ctx, tg.Addr.String(), labCreds(t, tg.Admin, false))
+		g, err := (&SMBAuthenticator{Encryption: EncryptIfServerAsks}).Authenticate(ctx, tg.Addr.String(), labCreds(t, tg.Admin, false))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !g.Facts.ServerRequiresSigning || !g.Facts.Signed {
+		if !g.Facts.ServerRequiresSigning || !g.Facts.Signed || g.Facts.Encrypted {
 			t.Fatalf("%+v", g.Facts)
 		}
 		_ = g.Close()
