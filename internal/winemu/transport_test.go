@@ -174,3 +174,43 @@ func TestRegisterDuplicate(t *testing.T) {
 		t.Fatalf("Register duplicate = %v", err)
 	}
 }
+
+func TestServeAfterClose(t *testing.T) {
+	checkLeaks(t)
+	srv := &winemu.Server{}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(context.Background(), l); !errors.Is(err, winemu.ErrServerClosed) {
+		t.Fatalf("Serve after Close = %v", err)
+	}
+	if _, err := srv.ListenExtra(context.Background(), "127.0.0.1"); !errors.Is(err, winemu.ErrServerClosed) {
+		t.Fatalf("ListenExtra after Close = %v", err)
+	}
+	// Serve closed the listener it was given.
+	if _, err := l.Accept(); err == nil {
+		t.Fatal("listener still open")
+	}
+}
+
+func TestStartPortInUse(t *testing.T) {
+	checkLeaks(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := netip.MustParseAddrPort(l.Addr().String()).Port()
+	srv := &winemu.Server{EPMPort: int(port)}
+	defer srv.Close()
+	if err := srv.Start(context.Background(), "127.0.0.1"); err == nil || !strings.Contains(err.Error(), "endpoint mapper") {
+		t.Fatalf("Start on a busy port = %v", err)
+	}
+}
