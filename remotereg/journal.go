@@ -35,6 +35,9 @@ type Change struct {
 	// state remotereg changed (ChangeServiceState only).
 	StartType  StartType `json:"start_type,omitempty"`
 	WasRunning bool      `json:"was_running,omitempty"`
+	// Transport is how the SCM was reached when the service was created
+	// or changed; Undo tries it first (service kinds only).
+	Transport Transport `json:"transport,omitempty"`
 }
 
 // String describes the change for logs.
@@ -81,7 +84,7 @@ func resolve(ctx context.Context, j Journal, c Change) error {
 func (l *Launcher) Undo(ctx context.Context, t Target, c Change) error {
 	switch c.Kind {
 	case ChangeService, ChangeServiceState:
-		cli, conn, err := l.dialSCM(ctx, t)
+		cli, conn, err := l.dialSCM(ctx, t, c.Transport)
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/oiweiwei/go-msrpc/msrpc/rrp/winreg/v1"
 
+	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
@@ -578,6 +579,140 @@ func TestLabWinemuFailures(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("Launch did not return after cancel")
+		}
+	})
+}
+
+// TestLabGrantEndToEnd is the whole path through the public API on a lab
+// target with winemu: adauth proves the administrator and lends its
+// session, deploy.Copy puts the example applet under ADMIN$ (journaled),
+// Launch (deploy.Launcher) writes the parameters and starts the applet as
+// a service through the TCP fallback, the applet checks in, and cleanup
+// runs twice: Handle.Stop, and a journal reloaded from disk by "another
+// process" after a launch that was never stopped.
+func TestLabGrantEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}}})
+	tgt := lab.Targets[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	labWinemu(ctx, t, tgt, true)
+
+	creds, err := adauth.Parse(`.\`+tgt.Admin.User, tgt.Admin.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := (&adauth.SMBAuthenticator{}).Authenticate(ctx, tgt.Addr.String(), creds)
+	if err != nil {
+		t.Fatalf("authenticate: %v", err)
+	}
+	defer g.Close()
+
+	applet, err := deploy.AppletFromFile("lcapplet.exe", "test", buildOnce(t, "applet", "../examples/applet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jpath := filepath.Join(t.TempDir(), "journal.json")
+	j, err := deploy.OpenJournal(jpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := deploy.Copy(ctx, g, applet, deploy.CopyOptions{Journal: j})
+	if err != nil {
+		t.Fatalf("copy: %v", err)
+	}
+	t.Logf("copied to %s (%s)", cp.LocalPath, cp.Took)
+
+	console := &checkin.Server{Addr: net.JoinHostPort(lab.HostAddr.String(), "0")}
+	if err := console.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	defer console.Close()
+
+	var launcher deploy.Launcher = fastLauncher()
+	l := launcher.(*Launcher)
+	undoers := deploy.Undoers{}
+	for k, f := range deploy.FileUndoers(g) {
+		undoers[k] = f
+	}
+	for k, f := range l.Undoers(g) {
+		undoers[k] = f
+	}
+
+	t.Run("launch and stop", func(t *testing.T) {
+		pend, err := console.Expect("grant-session", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := paramSpec(cp.LocalPath)
+		spec.Args = pend.Ticket().Args()
+		before := j.Len()
+		h, err := launcher.Launch(ctx, g, spec, j)
+		if err != nil {
+			t.Fatalf("launch: %v", err)
+		}
+		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+		conn, err := pend.Wait(wctx)
+		wcancel()
+		if err != nil {
+			t.Fatalf("applet did not check in: %v", err)
+		}
+		defer conn.Close()
+		if j.Len() <= before {
+			t.Fatal("launch recorded nothing in the journal")
+		}
+		if err := h.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if j.Len() != before {
+			t.Fatalf("journal after Stop: %v", j.Artifacts())
+		}
+	})
+
+	t.Run("a later process cleans up from the journal file", func(t *testing.T) {
+		l2 := fastLauncher()
+		l2.KeepService = true
+		spec := paramSpec(cp.LocalPath)
+		spec.Args = []string{"-console", "127.0.0.1:1", "-console-fingerprint", strings.Repeat("0", 64), "-token", "x"}
+		h, err := l2.Launch(ctx, g, spec, j)
+		if err != nil {
+			t.Fatalf("launch: %v", err)
+		}
+		hh := h.(*Handle)
+		name := hh.Service()
+		// No Stop: this console "crashes" (its connections close, which
+		// releases its service handle). Another loads the journal.
+		hh.mu.Lock()
+		hh.dropConn(ctx)
+		hh.mu.Unlock()
+		j2, err := deploy.OpenJournal(jpath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]int{}
+		for _, a := range j2.Artifacts() {
+			kinds[a.Kind]++
+		}
+		if kinds[string(ChangeService)] != 1 || kinds[string(ChangeRegistryKey)] == 0 || kinds[deploy.KindFile] == 0 {
+			t.Fatalf("journal on disk: %v", j2.Artifacts())
+		}
+		rep := j2.Undo(ctx, undoers)
+		if !rep.OK() {
+			t.Fatalf("undo: %v (skipped %v)", rep.Err(), rep.Skipped)
+		}
+		if j2.Len() != 0 {
+			t.Fatalf("left: %v", j2.Artifacts())
+		}
+		if !scmGone(ctx, t, l, TargetFromGrant(g), name) {
+			t.Fatalf("service %s survived the journal undo", name)
+		}
+		if keyExists(ctx, t, l, TargetFromGrant(g), `SOFTWARE\`+spec.Vendor) {
+			t.Fatal("parameter keys survived the journal undo")
+		}
+		if _, err := os.Stat(filepath.Join(tgt.AdminDir, "Temp", "lanconnect", applet.Name)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("applet file: %v", err)
 		}
 	})
 }

@@ -128,10 +128,15 @@ func (l *Launcher) serviceName(spec deploy.LaunchSpec) (string, error) {
 	return prefix + hex.EncodeToString(b), nil
 }
 
-// dialSCM binds svcctl over the first transport that connects.
-func (l *Launcher) dialSCM(ctx context.Context, t Target) (svcctl.SvcctlClient, *rpcConn, error) {
+// dialSCM binds svcctl over the first transport that connects: those in
+// prefer first, then the launcher's.
+func (l *Launcher) dialSCM(ctx context.Context, t Target, prefer ...Transport) (svcctl.SvcctlClient, *rpcConn, error) {
 	var last error
-	for _, tr := range l.transports() {
+	order := append(append([]Transport(nil), prefer...), l.transports()...)
+	for i, tr := range order {
+		if slices.Contains(order[:i], tr) {
+			continue
+		}
 		cli, conn, err := l.svcctlOver(ctx, t, tr)
 		if err == nil {
 			return cli, conn, nil
@@ -165,6 +170,7 @@ func (l *Launcher) svcctlOver(ctx context.Context, t Target, tr Transport) (svcc
 	if err != nil {
 		return nil, nil, l.failure("connect scm", endpointOf(err, ep), err)
 	}
+	conn.transport = tr
 	return cli, conn, nil
 }
 
@@ -240,7 +246,7 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 		conn.close(context.WithoutCancel(ctx))
 		return l.failure("create service", ep, err)
 	}
-	change := Change{Kind: ChangeService, Host: t.Host, Name: name}
+	change := Change{Kind: ChangeService, Host: t.Host, Name: name, Transport: tr}
 	l.log().Info("service created", "host", t.Host, "transport", tr.String(), "service", name)
 	defer func() {
 		if err == nil {

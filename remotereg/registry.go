@@ -421,7 +421,7 @@ func (l *Launcher) startRemoteRegistry(ctx context.Context, t Target, j Journal)
 		return nil, l.failure("open scm", conn.endpoint, err)
 	}
 	defer m.close(context.WithoutCancel(ctx))
-	c, err := l.ensureRunning(ctx, m, t.Host, remoteRegistryService, j)
+	c, err := l.ensureRunning(ctx, m, t.Host, remoteRegistryService, conn.transport, j)
 	if err != nil {
 		return c, l.failure("start Remote Registry", conn.endpoint, err)
 	}
@@ -431,7 +431,7 @@ func (l *Launcher) startRemoteRegistry(ctx context.Context, t Target, j Journal)
 // ensureRunning starts service name if it is not running, setting a
 // disabled service to manual start first. Before changing anything it
 // records a ChangeServiceState with the original start type and state.
-func (l *Launcher) ensureRunning(ctx context.Context, m *scm, host, name string, j Journal) ([]Change, error) {
+func (l *Launcher) ensureRunning(ctx context.Context, m *scm, host, name string, tr Transport, j Journal) ([]Change, error) {
 	h, err := m.open(ctx, name, serviceQueryStatus|serviceQueryConfig|serviceChangeConfig|serviceStart|serviceStop)
 	if err != nil {
 		return nil, fmt.Errorf("open service %s: %w", name, err)
@@ -448,7 +448,7 @@ func (l *Launcher) ensureRunning(ctx context.Context, m *scm, host, name string,
 	if err != nil {
 		return nil, fmt.Errorf("query %s config: %w", name, err)
 	}
-	c := Change{Kind: ChangeServiceState, Host: host, Name: name, StartType: StartType(cfg.StartType), WasRunning: false}
+	c := Change{Kind: ChangeServiceState, Host: host, Name: name, StartType: StartType(cfg.StartType), WasRunning: false, Transport: tr}
 	if err := record(ctx, j, c); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}

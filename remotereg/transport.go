@@ -44,6 +44,28 @@ func (t Transport) String() string {
 	return fmt.Sprintf("Transport(%d)", int(t))
 }
 
+// MarshalText writes "pipe" or "tcp".
+func (t Transport) MarshalText() ([]byte, error) {
+	switch t {
+	case TransportPipe, TransportTCP:
+		return []byte(t.String()), nil
+	}
+	return nil, fmt.Errorf("remotereg: unknown transport %d", int(t))
+}
+
+// UnmarshalText reads "pipe" or "tcp".
+func (t *Transport) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "pipe":
+		*t = TransportPipe
+	case "tcp":
+		*t = TransportTCP
+	default:
+		return fmt.Errorf("remotereg: unknown transport %q", b)
+	}
+	return nil
+}
+
 // Target is what the launcher needs from a grant: where the computer is,
 // who we are, and the SMB session to open pipes on. Launch builds it from
 // the grant; tests and tools may build it directly.
@@ -60,8 +82,9 @@ type Target struct {
 
 // rpcConn is one bound client with the connection under it.
 type rpcConn struct {
-	cc       dcerpc.Conn
-	endpoint string
+	cc        dcerpc.Conn
+	endpoint  string
+	transport Transport
 }
 
 func (c *rpcConn) close(ctx context.Context) {

@@ -522,7 +522,7 @@ func TestStartRemoteRegistryRestoresState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Change{Kind: ChangeServiceState, Host: e.host, Name: remoteRegistryService, StartType: StartDisabled, WasRunning: false}
+	want := Change{Kind: ChangeServiceState, Host: e.host, Name: remoteRegistryService, StartType: StartDisabled, WasRunning: false, Transport: TransportTCP}
 	if len(changes) != 1 || changes[0] != want {
 		t.Fatalf("changes %v, want %v", changes, want)
 	}
