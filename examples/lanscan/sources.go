@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"time"
 
@@ -94,51 +93,16 @@ func netbiosSource() *source {
 // addresses, about two seconds at the default rate).
 const maxLocalBits = 22
 
-// localTargets returns the IPv4 subnets of the interfaces that are up and
-// can broadcast, each capped at a /22 around the interface's address, and
-// their broadcast addresses.
+// localTargets returns netbios.LocalTargets and says on stderr which
+// subnets were capped.
 func localTargets(stderr io.Writer) (netbios.Targets, error) {
-	ifs, err := net.Interfaces()
+	t, capped, err := netbios.LocalTargets(maxLocalBits)
 	if err != nil {
-		return netbios.Targets{}, err
+		return t, fmt.Errorf("%w: give a TARGET", err)
 	}
-	var t netbios.Targets
-	for _, ifc := range ifs {
-		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 || ifc.Flags&net.FlagBroadcast == 0 {
-			continue
-		}
-		addrs, err := ifc.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			ipn, ok := a.(*net.IPNet)
-			if !ok {
-				continue
-			}
-			ip, ok := netip.AddrFromSlice(ipn.IP)
-			ones, _ := ipn.Mask.Size()
-			if !ok || !ip.Unmap().Is4() || ones > 30 || ones == 0 {
-				continue
-			}
-			ip = ip.Unmap()
-			full := netip.PrefixFrom(ip, ones).Masked()
-			bcast, _ := discovery.ParseAddrRange(full.String())
-			t.Broadcast = append(t.Broadcast, bcast.To)
-			p := full
-			if ones < maxLocalBits {
-				p = netip.PrefixFrom(ip, maxLocalBits).Masked()
-				fmt.Fprintf(stderr, "lanscan: %s: %v is wider than /%d: sweeping %v only (broadcast covers the whole subnet)\n", ifc.Name, full, maxLocalBits, p)
-			}
-			r, _ := discovery.ParseAddrRange(p.String())
-			if p.Bits() <= 30 {
-				r.From, r.To = r.From.Next(), r.To.Prev()
-			}
-			t.Ranges = append(t.Ranges, r)
-		}
-	}
-	if len(t.Ranges) == 0 {
-		return t, fmt.Errorf("no IPv4 interface to scan: give a TARGET")
+	for _, c := range capped {
+		fmt.Fprintf(stderr, "lanscan: %s: %v is wider than /%d: sweeping %v only (broadcast covers the whole subnet)\n",
+			c.Interface, c.Subnet, maxLocalBits, c.Swept)
 	}
 	return t, nil
 }
