@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom"
@@ -124,9 +125,11 @@ func (s *session) step(ctx context.Context, name string, port int, dynamic bool,
 	defer cancel()
 	s.d.setStep(sctx)
 	stop := context.AfterFunc(sctx, s.d.closeAll)
+	began := time.Now()
 	err := f(sctx)
 	watchdogFired := !stop()
 	s.d.clearStep()
+	s.log.Debug("wmi step", "host", s.t.Host, "step", name, "port", port, "dur", time.Since(began).Round(time.Microsecond).String(), "ok", err == nil && !watchdogFired)
 	if err == nil && !watchdogFired {
 		return nil
 	}
