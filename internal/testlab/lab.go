@@ -141,7 +141,9 @@ func New(t testing.TB, opts Options) *Lab {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// Generous: a first DC provisioning or a large computers template on a
+	// loaded machine takes minutes; go test's own -timeout still applies.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	l, err := Start(ctx, opts)
 	if err != nil {
