@@ -293,6 +293,12 @@ func mapErr(err error, lastStatus NTStatus) error {
 			return fmt.Errorf("%w: %s", ErrGuest, ie.Message)
 		}
 		return fmt.Errorf("%w: %s", ErrProtocol, ie.Message)
+	case err == os.ErrNotExist:
+		return &FSError{Err: err, Statuses: []NTStatus{StatusObjectNameNotFound, StatusObjectPathNotFound}}
+	case err == os.ErrExist:
+		return &FSError{Err: err, Statuses: []NTStatus{StatusObjectNameCollision}}
+	case err == os.ErrPermission:
+		return &FSError{Err: err, Statuses: []NTStatus{StatusAccessDenied, StatusCannotDelete}}
 	case errors.As(err, &pe) && pe.Err != nil && pe.Err != err:
 		// Keep the path (it is ours, never a secret) and map the cause.
 		return &os.PathError{Op: pe.Op, Path: pe.Path, Err: mapErr(pe.Err, lastStatus)}
@@ -307,3 +313,31 @@ func mapErr(err error, lastStatus NTStatus) error {
 // context error, ErrConnLost, ErrClosed, ErrSigning or ErrProtocol, with
 // os.PathError kept around the cause. Other errors pass unchanged.
 func MapError(err error) error { return mapErr(err, 0) }
+
+// FSError is a server status that go-smb2 reports as an os error
+// (os.ErrNotExist, os.ErrExist or os.ErrPermission) without the status
+// itself. It matches both: errors.Is(err, os.ErrNotExist) and
+// errors.Is(err, StatusObjectNameNotFound) are true for a missing file.
+type FSError struct {
+	Err      error      // os.ErrNotExist, os.ErrExist or os.ErrPermission
+	Statuses []NTStatus // the statuses go-smb2 folds into Err
+}
+
+func (e *FSError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the os error.
+func (e *FSError) Unwrap() error { return e.Err }
+
+// Is matches any of Statuses.
+func (e *FSError) Is(target error) bool {
+	st, ok := target.(NTStatus)
+	if !ok {
+		return false
+	}
+	for _, s := range e.Statuses {
+		if s == st {
+			return true
+		}
+	}
+	return false
+}

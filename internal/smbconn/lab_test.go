@@ -149,12 +149,27 @@ func TestLab(t *testing.T) {
 		if err := <-done; err == nil || errors.Is(err, io.EOF) {
 			t.Fatalf("read after close: %v", err)
 		}
+		if _, err := s.OpenPipe(ctx, "no-such-pipe"); !errors.Is(err, StatusObjectNameNotFound) || !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("missing pipe: %v", err)
+		}
 		// The session still works after the pipe is gone.
 		p2, err := s.OpenPipe(ctx, "svcctl")
 		if err != nil {
 			t.Fatal(err)
 		}
 		_ = p2.Close()
+	})
+
+	t.Run("ordinary user on ADMIN$", func(t *testing.T) {
+		s, err := Dial(ctx, std.Addr.String(), labAuth(std.User), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		_, err = s.Mount(ctx, "ADMIN$")
+		if !errors.Is(err, os.ErrPermission) || !errors.Is(err, StatusAccessDenied) {
+			t.Fatalf("err = %v", err)
+		}
 	})
 
 	t.Run("signing mandatory", func(t *testing.T) {

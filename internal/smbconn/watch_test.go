@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -234,5 +235,25 @@ func TestNTStatusIsError(t *testing.T) {
 	}
 	if StatusNTLMBlocked.String() != "STATUS_NTLM_BLOCKED" || NTStatus(0xC0001234).String() != "NTSTATUS 0xC0001234" {
 		t.Fatal("String")
+	}
+}
+
+func TestMapErrorKeepsOSAndStatus(t *testing.T) {
+	for _, tc := range []struct {
+		in     error
+		os     error
+		status NTStatus
+	}{
+		{&os.PathError{Op: "open", Path: "x", Err: os.ErrNotExist}, os.ErrNotExist, StatusObjectNameNotFound},
+		{os.ErrPermission, os.ErrPermission, StatusAccessDenied},
+		{os.ErrExist, os.ErrExist, StatusObjectNameCollision},
+	} {
+		err := MapError(tc.in)
+		if !errors.Is(err, tc.os) || !errors.Is(err, tc.status) || errors.Is(err, StatusNTLMBlocked) {
+			t.Errorf("%v -> %v", tc.in, err)
+		}
+	}
+	if err := MapError(context.Canceled); err != context.Canceled {
+		t.Errorf("foreign error changed: %v", err)
 	}
 }
