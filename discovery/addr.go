@@ -18,6 +18,7 @@ type AddrRangeError struct {
 	Reason string
 }
 
+// Error quotes the input and says why it is not an address, CIDR or range.
 func (e *AddrRangeError) Error() string {
 	return fmt.Sprintf("%q is not an IP address, CIDR or range: %s", e.Input, e.Reason)
 }

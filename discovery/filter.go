@@ -17,6 +17,7 @@ type FilterError struct {
 	Err  error  // why; wraps ErrBadRange for address terms
 }
 
+// Error quotes the term and says what is wrong with it.
 func (e *FilterError) Error() string {
 	return fmt.Sprintf("bad filter term %q: %v", e.Term, e.Err)
 }

@@ -32,6 +32,7 @@ const (
 	SourceDone
 )
 
+// String returns "new", "changed", "removed" or "source-done".
 func (k UpdateKind) String() string {
 	switch k {
 	case HostNew:
@@ -69,6 +70,7 @@ type SourceError struct {
 	Err    error
 }
 
+// Error returns the source's name and its error.
 func (e *SourceError) Error() string { return e.Source + ": " + e.Err.Error() }
 
 // Unwrap returns the discoverer's error.
@@ -84,6 +86,7 @@ type named struct {
 	Discoverer
 }
 
+// Name returns the name given to Named.
 func (n named) Name() string { return n.name }
 
 func sourceName(d Discoverer, i int) string {

@@ -39,6 +39,7 @@ type ParseError struct {
 	Err error
 }
 
+// Error says which section, which offset and what went wrong.
 func (e *ParseError) Error() string {
 	return fmt.Sprintf("netbios: parsing %s at offset %d: %v", e.Section, e.Offset, e.Err)
 }
@@ -53,6 +54,7 @@ type RCodeError struct {
 	Name  Name // the name the response is about
 }
 
+// Error returns the name and the RCODE in words.
 func (e *RCodeError) Error() string {
 	return fmt.Sprintf("netbios: %v: %v", e.Name, e.RCode)
 }

@@ -39,6 +39,7 @@ const (
 
 var rcodeNames = [...]string{"success", "format error", "server error", "name error", "not implemented", "refused", "name active", "name conflict"}
 
+// String returns the RCODE's name in words ("name error").
 func (r RCode) String() string {
 	if int(r) < len(rcodeNames) {
 		return rcodeNames[r]
@@ -58,6 +59,7 @@ const (
 	TypeNBSTAT Type = 0x0021 // NetBIOS node status
 )
 
+// String returns the type's mnemonic ("NBSTAT"), or "type N".
 func (t Type) String() string {
 	switch t {
 	case TypeA:
@@ -188,6 +190,7 @@ const (
 	HNode NodeType = 3 // hybrid: name server first
 )
 
+// String returns "B", "P", "M" or "H".
 func (t NodeType) String() string { return [...]string{"B", "P", "M", "H"}[t&3] }
 
 // NBFlags are the NB_FLAGS of a name query or registration record.
@@ -261,6 +264,7 @@ type NodeName struct {
 	Flags NameFlags
 }
 
+// String returns the name and "UNIQUE" or "GROUP", as nmblookup shows them.
 func (n NodeName) String() string {
 	kind := "UNIQUE"
 	if n.Flags.Group() {

@@ -47,6 +47,7 @@ type NameError struct {
 	Reason string
 }
 
+// Error returns the name, quoted, and the reason.
 func (e *NameError) Error() string {
 	return fmt.Sprintf("netbios: bad name %q: %s", e.Name, e.Reason)
 }
