@@ -39,10 +39,9 @@ import (
 // for "*<00>" and for the master browsers' "__MSBROWSE__<01>" (and the
 // <00> group of each of Workgroups), then asks every node that answers for
 // its name table. Each new workgroup or domain learnt from a name table is
-// queried the same way, because every member of a workgroup answers a
-// broadcast query for its <00> group name: Windows does not answer the
-// wildcard, but it does answer that. Node status requests are not
-// broadcast: nodes ignore them.
+// queried the same way: not every stack answers the wildcard (nmbd does),
+// but every member of a workgroup answers a broadcast query for its <00>
+// group name. Node status requests are not broadcast: nodes ignore them.
 type Scanner struct {
 	// Rate is the pace in packets per second; zero means DefaultRate.
 	Rate int
