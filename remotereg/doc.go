@@ -5,8 +5,8 @@
 //
 // # Launch
 //
-// Launcher.LaunchTarget (Launch, once the grant type exists, takes the
-// grant and implements deploy.Launcher):
+// Launcher.Launch (deploy.Launcher, on an *adauth.Grant) and
+// Launcher.LaunchTarget (on a Target, for tools and tests):
 //
 //  1. validates the deploy.LaunchSpec;
 //  2. when the spec has parameters, writes them as REG_SZ values under
@@ -46,7 +46,11 @@
 // up from a stored journal. Handle.Stop stops and deletes the service,
 // removes the parameter keys and restores the Remote Registry service.
 //
-// Preflight reads the OS product, version, build, architecture and
+// Launcher.Undoers gives deploy.Journal.Undo the undo functions for
+// remotereg's artifacts; service changes remember the transport they were
+// made over, so that undo reaches the same Service Control Manager.
+//
+// Preflight (on TargetFromGrant(g)) reads the OS product, version, build, architecture and
 // SystemRoot, and the Lsa and UAC settings that the session's diagnoses
 // need; missing keys are reported as unknown, not as errors.
 //

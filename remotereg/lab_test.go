@@ -240,8 +240,12 @@ func TestLabSamba(t *testing.T) {
 		c2, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		_, err := l.LaunchTarget(c2, admin, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
-		if !errors.Is(err, deploy.ErrUnreachable) && !errors.Is(err, deploy.ErrLaunchUnsupported) {
-			t.Fatalf("err = %v", err)
+		le := expectLaunchError(t, err, deploy.ErrUnreachable)
+		if errors.Is(err, deploy.ErrLaunchUnsupported) {
+			t.Fatal("the error matches two kinds")
+		}
+		if !strings.Contains(le.Diagnosis.Summary, "does not implement create service") {
+			t.Fatalf("the diagnosis forgets the pipe attempt: %q", le.Diagnosis.Summary)
 		}
 		t.Logf("pipe then TCP on plain Samba: %v", err)
 	})

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -206,10 +207,14 @@ func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.Launc
 		h.changes = append(h.changes, keys...)
 	}
 	var last error
+	var earlier []string
 	for _, tr := range l.transports() {
 		err := l.launchOn(ctx, t, tr, spec, j, h)
 		if err == nil {
 			return h, nil
+		}
+		if last != nil {
+			earlier = append(earlier, attemptSummary(last))
 		}
 		last = err
 		l.log().Info("remotereg launch attempt failed", "host", t.Host, "transport", tr.String(), "err", err)
@@ -218,7 +223,23 @@ func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.Launc
 		}
 	}
 	h.undoChanges(ctx)
+	// The error is the last attempt's; the diagnosis also tells what the
+	// earlier transports said, in words only, so that errors.Is still
+	// matches exactly the last attempt's kind.
+	var le *deploy.LaunchError
+	if len(earlier) > 0 && errors.As(last, &le) {
+		le.Diagnosis.Summary = strings.TrimSpace(le.Diagnosis.Summary + " Before that: " + strings.Join(earlier, " "))
+	}
 	return nil, last
+}
+
+// attemptSummary describes a failed attempt in one sentence.
+func attemptSummary(err error) string {
+	var le *deploy.LaunchError
+	if errors.As(err, &le) && le.Diagnosis.Summary != "" {
+		return le.Diagnosis.Summary
+	}
+	return err.Error() + "."
 }
 
 // launchOn runs create, start and wait on one transport. On failure after
