@@ -43,7 +43,9 @@
 // runs it, in the server's own network namespace and in its own process
 // group, with the command line's arguments followed by StartService's;
 // the environment gains WINEMU_SERVICE_NAME. Stopping sends SIGTERM to the
-// group, then SIGKILL after two seconds. Delete marks the service, which
+// group, then SIGKILL after two seconds; Close stops every running
+// service that way unless Server.KeepProcesses is set or the service's
+// name matches Server.KeepServices. Delete marks the service, which
 // disappears once it is stopped and its last handle is closed (handles
 // are run down when their connection closes). Non-administrators get
 // only the rights Windows grants Authenticated Users, so asking for

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -730,10 +731,17 @@ func (m *SCM) close() {
 	}
 	m.mu.Lock()
 	var running []*service
+	kept := false
 	for _, s := range m.services {
-		if s.done != nil {
-			running = append(running, s)
+		if s.done == nil {
+			continue
 		}
+		if m.keep(s.name) {
+			kept = true
+			m.srv.Logger.Info("service process left running", "service", s.name, "pid", s.pid)
+			continue
+		}
+		running = append(running, s)
 	}
 	m.mu.Unlock()
 	var wg sync.WaitGroup
@@ -745,7 +753,19 @@ func (m *SCM) close() {
 		}()
 	}
 	wg.Wait()
-	m.wg.Wait()
+	if !kept {
+		m.wg.Wait()
+	}
+}
+
+// keep reports whether a service's process is to outlive the server.
+func (m *SCM) keep(name string) bool {
+	for _, pat := range m.srv.KeepServices {
+		if ok, _ := path.Match(strings.ToLower(pat), strings.ToLower(name)); ok {
+			return true
+		}
+	}
+	return false
 }
 
 var _ svcctl.SvcctlServer = (*SCM)(nil)

@@ -88,6 +88,11 @@ type Server struct {
 	// KeepProcesses leaves the processes that services started running
 	// when the server closes.
 	KeepProcesses bool
+	// KeepServices lists service-name patterns (path.Match syntax,
+	// case-insensitive, for example "LCKeep*") whose processes outlive the
+	// server even without KeepProcesses; the reaper of such a process
+	// stays until it exits.
+	KeepServices []string
 	// ProcessOutput receives the standard output and error of started
 	// processes (nil discards).
 	ProcessOutput io.Writer

@@ -29,8 +29,11 @@
 // standard output once both ports accept connections. SIGTERM or SIGINT
 // stop it cleanly: listeners and connections close, and the processes
 // that services started are stopped (SIGTERM to their process group,
-// SIGKILL after two seconds) unless -keep-processes is given or
-// WINEMU_KEEP_PROCESSES=1 is set, in which case they outlive winemu.
+// SIGKILL after two seconds). They outlive winemu instead when
+// -keep-processes is given or WINEMU_KEEP_PROCESSES=1 is set (all of
+// them), or when their service's name matches a pattern given with
+// -keep-services (for example -keep-services 'LCKeep*': create the
+// service with such a name to mark it).
 //
 // It must only listen on lab or loopback addresses.
 package main
@@ -60,6 +63,17 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // run is main without the process: it returns the exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("winemu", flag.ContinueOnError)
@@ -74,6 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		name        = fs.String("name", "", "NetBIOS computer name announced in NTLM (default: host name)")
 		workgroup   = fs.String("workgroup", "WORKGROUP", "NetBIOS domain or workgroup announced in NTLM")
 		keep        = fs.Bool("keep-processes", false, "leave started processes running when winemu stops (also WINEMU_KEEP_PROCESSES=1)")
+		keepSvcs    = fs.String("keep-services", "", "comma-separated service-name patterns (e.g. LCKeep*) whose processes outlive winemu")
 		debug       = fs.Bool("debug", false, "log PDU-level detail")
 		faults      = fs.String("fault", "", "fault modes to start with, e.g. deny or tamper=6:4:1:1 (see winemu.Faults.Set)")
 		controlPath = fs.String("control", "", "Unix socket that accepts fault commands at run time")
@@ -132,6 +147,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		EPMPort:       *epmPort,
 		DynamicPort:   *dynPort,
 		KeepProcesses: *keep || getenv("WINEMU_KEEP_PROCESSES") == "1",
+		KeepServices:  splitList(*keepSvcs),
 		ProcessOutput: stderr,
 	}
 	if err := srv.Faults.Set(*faults); err != nil {

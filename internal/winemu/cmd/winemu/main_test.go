@@ -201,6 +201,18 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 	}
 }
 
+// TestRunKeepServices keeps only the services whose names match.
+func TestRunKeepServices(t *testing.T) {
+	ip, root, _, _, cancel, exit := startRun(t, "-keep-services", "other,lccm?")
+	marker, pid := launch(t, ip, root) // service LCCmd matches lccm?
+	cancel()
+	<-exit
+	if pids := findProcs(marker); len(pids) != 1 || pids[0] != pid {
+		t.Fatalf("kept process not running: %v", pids)
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+}
+
 func TestRunKeepProcesses(t *testing.T) {
 	ip, root, _, _, cancel, exit := startRun(t, "-keep-processes")
 	marker, pid := launch(t, ip, root)
