@@ -417,6 +417,8 @@ func (d *Directory) connectTarget(ctx context.Context, t target) (*session, erro
 		var le *LDAPError
 		if !errors.As(err, &le) {
 			err = opError(OpRootDSE, server, "reading the rootDSE", nil, err)
+		} else if le.Op == "" { // a Notice of Disconnection
+			le.Op = OpRootDSE
 		}
 		return nil, err
 	}

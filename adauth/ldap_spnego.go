@@ -63,7 +63,12 @@ func spnegoInitNTLM(ntlmNegotiate []byte) ([]byte, error) {
 // spnegoRespToken wraps an NTLM AUTHENTICATE message in a NegTokenResp
 // ([1]) with only its responseToken set.
 func spnegoRespToken(ntlmAuthenticate []byte) ([]byte, error) {
-	inner, err := asn1.Marshal(negTokenResp{NegState: -1, ResponseToken: ntlmAuthenticate})
+	return spnegoResp(negTokenResp{NegState: -1, ResponseToken: ntlmAuthenticate})
+}
+
+// spnegoResp encodes a NegTokenResp ([1]); a NegState of -1 is left out.
+func spnegoResp(r negTokenResp) ([]byte, error) {
+	inner, err := asn1.Marshal(r)
 	if err != nil {
 		return nil, err
 	}
