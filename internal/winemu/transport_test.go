@@ -48,6 +48,10 @@ func TestEndpointMapperMap(t *testing.T) {
 	}{
 		{"anonymous", []dcerpc.Option{dcerpc.WithInsecure()}},
 		{"seal", []dcerpc.Option{dcerpc.WithSeal(), dcerpc.WithMechanism(ssp.NTLM), dcerpc.WithCredentials(credential.NewFromPassword(plainUser, plainPass))}},
+		// Windows clients append a verification trailer (MS-RPCE 2.2.2.13)
+		// to the stub; the server must ignore it.
+		{"seal+verification-trailer", []dcerpc.Option{dcerpc.WithSeal(), dcerpc.WithMechanism(ssp.NTLM), dcerpc.WithCredentials(credential.NewFromPassword(plainUser, plainPass)),
+			dcerpc.WithVerifyBitMask(true), dcerpc.WithVerifyPresentation(true), dcerpc.WithVerifyHeader2(true)}},
 	} {
 		t.Run(sec.name, func(t *testing.T) {
 			cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+e.ip+"[135]")
