@@ -162,6 +162,7 @@ type fakeLauncher struct {
 	g        *gate
 	err      error
 	noApplet bool
+	hangStop bool // Stop ignores its context and never returns
 	calls    atomic.Int32
 	running  atomic.Int32 // applets running now
 	stops    atomic.Int32
@@ -184,6 +185,9 @@ func (h *fakeHandle) Running(context.Context) (bool, error) {
 }
 
 func (h *fakeHandle) Stop(context.Context) error {
+	if h.l.hangStop {
+		select {}
+	}
 	h.once.Do(func() {
 		h.l.stops.Add(1)
 		h.cancel()

@@ -398,7 +398,7 @@ func (s *Session) cleanup(ctx context.Context, keep bool) Cleanup {
 		return cl
 	}
 	if s.conn != nil {
-		sctx, cancel := context.WithTimeout(ctx, s.tmo.Cleanup/3)
+		sctx, cancel := context.WithTimeout(ctx, s.tmo.Cleanup/4)
 		err := s.conn.Stop(sctx)
 		cancel()
 		if err == nil {
@@ -409,7 +409,10 @@ func (s *Session) cleanup(ctx context.Context, keep bool) Cleanup {
 		_ = s.conn.Close()
 	}
 	if s.handle != nil {
-		if err := s.handle.Stop(ctx); err != nil {
+		hctx, cancel := context.WithTimeout(ctx, s.tmo.Cleanup/2)
+		err := within(hctx, s.handle.Stop)
+		cancel()
+		if err != nil {
 			cl.Left = append(cl.Left, Leftover{What: "applet launched by " + s.method, Err: err})
 		} else {
 			cl.AppletStopped = true
@@ -417,12 +420,36 @@ func (s *Session) cleanup(ctx context.Context, keep bool) Cleanup {
 		}
 	}
 	if s.target.Journal != nil {
-		u := s.target.Journal.Undo(ctx)
+		ch := make(chan Cleanup, 1)
+		err := within(ctx, func(ctx context.Context) error {
+			ch <- s.target.Journal.Undo(ctx)
+			return nil
+		})
+		var u Cleanup
+		if err != nil {
+			u = Cleanup{Left: []Leftover{{What: "the journal's changes (undo did not finish)", Err: err}}}
+		} else {
+			u = <-ch
+		}
 		cl.Undone = append(cl.Undone, u.Undone...)
 		cl.Left = append(cl.Left, u.Left...)
 	}
 	_ = s.target.Grant.Close()
 	return cl
+}
+
+// within runs f and returns its error, or ctx's error as soon as ctx
+// ends: a step that ignores its context (a hung RPC) cannot hold the
+// session past its deadline. f then finishes in the background.
+func within(ctx context.Context, f func(context.Context) error) error {
+	done := make(chan error, 1)
+	go func() { done <- f(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w (still running in the background)", context.Cause(ctx))
+	}
 }
 
 // connect runs the steps up to the applet's readiness.

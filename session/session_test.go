@@ -493,6 +493,23 @@ func TestCleanupLeftovers(t *testing.T) {
 	}
 }
 
+// A launcher whose Stop hangs cannot hold Close past Timeouts.Cleanup.
+func TestHungStopBoundedByCleanupTimeout(t *testing.T) {
+	h := newHarness(t, func(h *harness) {
+		h.ls[0].hangStop = true
+		h.cfg.Timeouts.Cleanup = 300 * time.Millisecond
+	})
+	s := h.c.Connect(context.Background(), host(1))
+	s.Wait(context.Background())
+	cl, err := s.Close(context.Background())
+	if err != nil || cl.Clean() || len(cl.Left) == 0 || !strings.Contains(cl.Left[0].What, "scm") || !errors.Is(cl.Left[0].Err, context.DeadlineExceeded) {
+		t.Fatalf("%+v %v", cl, err)
+	}
+	if s.Result().State != session.Closed || !slices.Contains(cl.Undone, "file applet.exe") {
+		t.Fatalf("state %v, undone %v: the journal was not undone after the hung stop", s.Result().State, cl.Undone)
+	}
+}
+
 // A reader that never reads one session does not hold up another.
 func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 	h := newHarness(t, func(h *harness) { h.dep.steps = 200 })
