@@ -182,8 +182,14 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	idb := make([]byte, 3)
-	_, _ = rand.Read(idb)
-	id := "lc" + hex.EncodeToString(idb)
+	var id string
+	for {
+		_, _ = rand.Read(idb)
+		id = "lc" + hex.EncodeToString(idb)
+		if _, err := os.Stat(StatePath(id)); errors.Is(err, os.ErrNotExist) && !nsExists(id+"-t0") && !linkExists(id+"br") {
+			break
+		}
+	}
 	dir, err := os.MkdirTemp("", "lanconnect-lab-"+id+"-")
 	if err != nil {
 		return nil, fmt.Errorf("testlab: %w", err)
@@ -470,4 +476,3 @@ func randomPassword() string {
 	return "Lc7-" + string(out)
 }
 
-var errNoSMB = errors.New("testlab: target runs no smbd")

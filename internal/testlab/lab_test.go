@@ -169,6 +169,14 @@ func TestTargets(t *testing.T) {
 		t.Fatalf("logon after StartSMB: %v\n%s", err, out)
 	}
 
+	for _, tg := range lab.Targets {
+		if tg.NoSMB {
+			if err := tg.StopSMB(); !errors.Is(err, ErrNoSMB) {
+				t.Errorf("StopSMB on a NoSMB target: %v, want ErrNoSMB", err)
+			}
+		}
+	}
+
 	// Close removes everything and is idempotent.
 	st := lab.state
 	if err := lab.Close(); err != nil {

@@ -153,7 +153,7 @@ func (t *Target) startSMB(ctx context.Context) error {
 // running.
 func (t *Target) StopSMB() error {
 	if t.NoSMB {
-		return errNoSMB
+		return ErrNoSMB
 	}
 	t.lab.mu.Lock()
 	p := t.smbd
@@ -181,7 +181,7 @@ func (t *Target) StopSMB() error {
 // StartSMB starts smbd again after StopSMB and waits until TCP 445 answers.
 func (t *Target) StartSMB() error {
 	if t.NoSMB {
-		return errNoSMB
+		return ErrNoSMB
 	}
 	t.lab.mu.Lock()
 	running := t.smbd != nil && !t.smbd.Exited()

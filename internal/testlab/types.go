@@ -237,6 +237,8 @@ var (
 	ErrClosed = errors.New("testlab: lab closed")
 	// ErrNotReady means a daemon did not become ready in time, or exited.
 	ErrNotReady = errors.New("testlab: daemon not ready")
+	// ErrNoSMB means StopSMB or StartSMB was called on a NoSMB target.
+	ErrNoSMB = errors.New("testlab: target runs no smbd")
 )
 
 // CommandError is a failed external command. Args never contain secrets
