@@ -475,4 +475,3 @@ func randomPassword() string {
 	}
 	return "Lc7-" + string(out)
 }
-
