@@ -519,20 +519,55 @@ func hashReaderAt(ctx context.Context, r io.ReaderAt, size int64) (string, error
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// hashRemote reads name back and hashes it, checking its length.
+// hashRemote reads name back and hashes it, checking its length. It keeps
+// up to readAhead READ requests in flight and hashes the chunks in order.
 func hashRemote(fs *smb2.Share, name string, size int64) (string, error) {
+	const readAhead = 4
 	f, err := fs.Open(name)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, io.NewSectionReader(f, 0, size+1))
-	if err != nil {
+	if st, err := f.Stat(); err != nil {
 		return "", err
+	} else if st.Size() != size {
+		return "", fmt.Errorf("%w: %d bytes on the target, expected %d", ErrSizeMismatch, st.Size(), size)
 	}
-	if n != size {
-		return "", fmt.Errorf("%w: read %d bytes back, expected %d", ErrSizeMismatch, n, size)
+	type result struct {
+		b   []byte
+		err error
+	}
+	// Each chunk gets a channel; the channels are queued in offset order,
+	// so hashing consumes them in order while reads run ahead.
+	queue := make(chan chan result, readAhead)
+	go func() {
+		defer close(queue)
+		for off := int64(0); off < size; off += DefaultChunkSize {
+			ch := make(chan result, 1)
+			queue <- ch
+			go func(off int64) {
+				b := make([]byte, min(DefaultChunkSize, size-off))
+				n, err := f.ReadAt(b, off)
+				if err == nil && n != len(b) {
+					err = fmt.Errorf("%w: short read at %d", ErrSizeMismatch, off)
+				}
+				ch <- result{b, err}
+			}(off)
+		}
+	}()
+	h := sha256.New()
+	var firstErr error
+	for ch := range queue {
+		r := <-ch
+		if r.err != nil && firstErr == nil {
+			firstErr = r.err
+		}
+		if firstErr == nil {
+			h.Write(r.b)
+		}
+	}
+	if firstErr != nil {
+		return "", firstErr
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -2,6 +2,7 @@ package smbconn
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -91,6 +92,9 @@ func (c *watchConn) Read(p []byte) (int, error) {
 		c.buf = c.buf[:4+size]
 		copy(c.buf, hdr[:])
 		if _, err := io.ReadFull(c.Conn, c.buf[4:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF // a header without its frame
+			}
 			return 0, err
 		}
 		if err := checkFrame(c.buf[4:]); err != nil {

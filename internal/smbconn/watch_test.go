@@ -257,3 +257,31 @@ func TestMapErrorKeepsOSAndStatus(t *testing.T) {
 		t.Errorf("foreign error changed: %v", err)
 	}
 }
+
+// FuzzWatchConn feeds arbitrary server streams through the watcher: it
+// must never panic, and it either passes the bytes on unchanged or fails
+// with ErrProtocol (or a short-read error at the end of the stream).
+func FuzzWatchConn(f *testing.F) {
+	f.Add(frame(negotiateResponse(0x0311, 3, 2)))
+	f.Add(frame(sessionSetupResponse(StatusSuccess, SessionIsGuest)))
+	f.Add(frame(append(smb2Header(5, 0, 0, 72), append(make([]byte, 8), sessionSetupResponse(StatusLogonFailure, 0)...)...)))
+	f.Add([]byte{0, 0, 0, 4, 0xfd, 'S', 'M', 'B'})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		a, b := net.Pipe()
+		go func() { _, _ = b.Write(stream); _ = b.Close() }()
+		got, err := io.ReadAll(newWatchConn(a))
+		if err == nil && !bytes.Equal(got, stream) {
+			t.Fatal("bytes changed")
+		}
+		if err != nil && !errors.Is(err, ErrProtocol) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("unexpected error %v", err)
+		}
+		if err == nil || errors.Is(err, io.ErrUnexpectedEOF) {
+			return
+		}
+		// Whatever passed before the error was whole, checked frames.
+		if len(got) > len(stream) || !bytes.Equal(got, stream[:len(got)]) {
+			t.Fatal("prefix changed")
+		}
+	})
+}
