@@ -273,16 +273,31 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 		if err == nil {
 			return
 		}
+		// A call cancelled in flight leaves go-msrpc's connection unusable,
+		// so after a cancellation, or when cleanup on the launch
+		// connection fails, remove the service over a fresh one.
+		rerr := errors.New("launch context ended")
+		if ctx.Err() == nil {
+			cctx, cancel := l.cleanupContext(ctx)
+			rerr = l.remove(cctx, m, svc, false)
+			cancel()
+		}
+		if ctx.Err() == nil {
+			m.closeService(ctx, svc)
+			m.close(ctx)
+		} // else the handles die with the connection (context rundown)
+		conn.close(ctx)
 		cctx, cancel := l.cleanupContext(ctx)
 		defer cancel()
-		if rerr := l.remove(cctx, m, svc, false); rerr != nil {
-			l.log().Warn("cleanup after failed launch", "service", name, "err", rerr)
-		} else {
-			_ = resolve(cctx, j, change)
+		if rerr != nil {
+			l.log().Info("removing the service over a fresh connection", "service", name, "reason", rerr)
+			rerr = l.Undo(cctx, t, change)
 		}
-		m.closeService(cctx, svc)
-		m.close(cctx)
-		conn.close(cctx)
+		if rerr != nil {
+			l.log().Warn("cleanup after failed launch", "service", name, "err", rerr)
+			return
+		}
+		_ = resolve(cctx, j, change)
 	}()
 	if err := record(ctx, j, change); err != nil {
 		return l.failure("journal", ep, err)

@@ -93,7 +93,9 @@ func openHKLM(ctx context.Context, cli winreg.WinregClient, access uint32) (*win
 
 func closeKey(ctx context.Context, cli winreg.WinregClient, k *winreg.Key) {
 	if k != nil {
-		_, _ = cli.BaseRegCloseKey(ctx, &winreg.BaseRegCloseKeyRequest{Key: k})
+		cctx, cancel := closeContext(ctx)
+		defer cancel()
+		_, _ = cli.BaseRegCloseKey(cctx, &winreg.BaseRegCloseKeyRequest{Key: k})
 	}
 }
 

@@ -123,11 +123,23 @@ func result(ret *uint32, err error) error {
 	return err
 }
 
+// closeTimeout bounds each close call: closing must not hang on a
+// connection that died, and it runs after the caller's context ended.
+const closeTimeout = 2 * time.Second
+
+// closeContext returns a context for a close call: ctx's values, not its
+// cancellation, and closeTimeout.
+func closeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+}
+
 func (s *scm) close(ctx context.Context) {
 	if s == nil || s.mgr == nil {
 		return
 	}
-	_, _ = s.cli.CloseService(ctx, &svcctl.CloseServiceRequest{ServiceObject: s.mgr})
+	cctx, cancel := closeContext(ctx)
+	defer cancel()
+	_, _ = s.cli.CloseService(cctx, &svcctl.CloseServiceRequest{ServiceObject: s.mgr})
 	s.mgr = nil
 }
 
@@ -158,7 +170,9 @@ func (s *scm) open(ctx context.Context, name string, access uint32) (*svcctl.Han
 
 func (s *scm) closeService(ctx context.Context, h *svcctl.Handle) {
 	if h != nil {
-		_, _ = s.cli.CloseService(ctx, &svcctl.CloseServiceRequest{ServiceObject: h})
+		cctx, cancel := closeContext(ctx)
+		defer cancel()
+		_, _ = s.cli.CloseService(cctx, &svcctl.CloseServiceRequest{ServiceObject: h})
 	}
 }
 

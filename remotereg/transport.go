@@ -89,7 +89,9 @@ type rpcConn struct {
 
 func (c *rpcConn) close(ctx context.Context) {
 	if c != nil && c.cc != nil {
-		_ = c.cc.Close(ctx)
+		cctx, cancel := closeContext(ctx)
+		defer cancel()
+		_ = c.cc.Close(cctx)
 	}
 }
 
@@ -232,7 +234,11 @@ func (l *Launcher) mapTCP(ctx context.Context, host string, syntax *dcerpc.Synta
 	if err != nil {
 		return fail(err)
 	}
-	defer cc.Close(context.WithoutCancel(ctx))
+	defer func() {
+		cctx, cancel := closeContext(ctx)
+		defer cancel()
+		_ = cc.Close(cctx)
+	}()
 	cli, err := epm.NewEpmClient(ctx, cc, dcerpc.WithInsecure())
 	if err != nil {
 		return fail(fmt.Errorf("bind: %w", err))

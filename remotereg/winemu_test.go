@@ -711,3 +711,35 @@ func TestHandleLostConnectionToMarkedService(t *testing.T) {
 		t.Fatalf("journal: %v", j.pending())
 	}
 }
+
+// cancelOnRecord cancels the launch as soon as the service is journaled:
+// the service exists, and the launch must not leave it behind.
+type cancelOnRecord struct {
+	memJournal
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnRecord) Record(ctx context.Context, ch Change) error {
+	err := c.memJournal.Record(ctx, ch)
+	if ch.Kind == ChangeService {
+		c.cancel()
+	}
+	return err
+}
+
+func TestLaunchCancelledAfterCreateLeavesNothing(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	j := &cancelOnRecord{cancel: cancel}
+	_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if svcs := e.srv.SCM().Services(); len(svcs) != 0 {
+		t.Fatalf("services left: %+v", svcs)
+	}
+	if len(j.pending()) != 0 || len(j.resolved) != 1 {
+		t.Fatalf("journal open %v resolved %v", j.pending(), j.resolved)
+	}
+}
