@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -442,4 +443,37 @@ func TestMergeLinkBeforeDelivery(t *testing.T) {
 	if len(got) != 2 || got[0].Kind != HostChanged || got[0].ID != 1 || got[1].Kind != HostRemoved || got[1].ID != 3 || got[1].MergedInto != 1 {
 		t.Fatalf("updates %+v", got)
 	}
+}
+
+func TestViewConcurrentSetFilter(t *testing.T) {
+	checkLeaks(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	src := newFeed(nil)
+	v := NewView(ctx, Merge(ctx, src), Filter{})
+	go func() {
+		for range v.Events() {
+		}
+	}()
+	done := make(chan struct{})
+	for i := range 8 {
+		go func() {
+			for j := range 50 {
+				v.SetFilter(MustParseFilter(fmt.Sprintf("h%d-%d", i, j)))
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range 8 {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("SetFilter calls deadlocked")
+		}
+	}
+	v.SetFilter(MustParseFilter("final"))
+	if v.Filter().String() != "final" {
+		t.Fatalf("filter %q", v.Filter())
+	}
+	close(src.hosts)
 }

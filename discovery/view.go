@@ -43,7 +43,7 @@ type ViewEvent struct {
 // an event for a host waits, newer ones for that host are folded into it.
 type View struct {
 	events chan ViewEvent
-	setc   chan Filter
+	setc   chan setFilter
 	done   chan struct{}
 
 	mu     sync.Mutex
@@ -56,7 +56,7 @@ type View struct {
 func NewView(ctx context.Context, updates <-chan Update, f Filter) *View {
 	v := &View{
 		events: make(chan ViewEvent),
-		setc:   make(chan Filter),
+		setc:   make(chan setFilter),
 		done:   make(chan struct{}),
 		filter: f,
 	}
@@ -80,15 +80,18 @@ func (v *View) Filter() Filter {
 // once the view has applied f, so every event received after SetFilter
 // returns reflects f. It returns at once if the view has ended.
 func (v *View) SetFilter(f Filter) {
+	req := setFilter{f, make(chan struct{})}
 	select {
-	case v.setc <- f:
-		v.mu.Lock()
-		v.filter = f
-		v.mu.Unlock()
-		// Wait for the loop to acknowledge: it sends back on setc.
-		<-v.setc
+	case v.setc <- req:
+		<-req.applied
 	case <-v.done:
 	}
+}
+
+// setFilter is a SetFilter request; the loop closes applied once done.
+type setFilter struct {
+	f       Filter
+	applied chan struct{}
 }
 
 type viewHost struct {
@@ -188,8 +191,11 @@ func (v *View) loop(ctx context.Context, updates <-chan Update, f Filter) {
 			if len(queue) == 0 {
 				queue = nil // let the backing array go
 			}
-		case nf := <-v.setc:
-			f = nf
+		case req := <-v.setc:
+			f = req.f
+			v.mu.Lock()
+			v.filter = f
+			v.mu.Unlock()
 			ids := make([]HostID, 0, len(hosts))
 			for id := range hosts {
 				ids = append(ids, id)
@@ -202,7 +208,7 @@ func (v *View) loop(ctx context.Context, updates <-chan Update, f Filter) {
 					enqueue(id, vh, want)
 				}
 			}
-			v.setc <- nf // acknowledge
+			close(req.applied)
 		case <-ctx.Done():
 			return
 		}
