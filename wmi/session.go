@@ -114,6 +114,8 @@ type session struct {
 	remUnk  *dcom.IPID
 	svcs    iwbemservices.ServicesClient
 	refs    []*dcom.IPID // objects to release, 5 public references each
+	dynUp   bool         // a bind on the dynamic port succeeded
+	broken  bool         // a step timed out or lost its connection
 	closed  bool
 }
 
@@ -136,10 +138,14 @@ func (s *session) step(ctx context.Context, name string, port int, dynamic bool,
 	if err == nil {
 		err = errors.New("connection closed at the deadline")
 	}
+	if watchdogFired || isTimeout(err) || isRefused(err) || ctx.Err() != nil {
+		// Releasing would wait on the same silent endpoint.
+		s.broken = true
+	}
 	if ctx.Err() != nil {
 		// The caller cancelled (or its own deadline passed).
 		err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
-	} else if errors.Is(sctx.Err(), context.DeadlineExceeded) {
+	} else if errors.Is(sctx.Err(), context.DeadlineExceeded) || isTimeout(err) {
 		err = fmt.Errorf("%w (%s): %w: %w", ErrNoAnswer, s.l.timeouts().of(name), context.DeadlineExceeded, err)
 	}
 	var de *dialError
@@ -270,6 +276,7 @@ func (s *session) connect(ctx context.Context) error {
 		}
 		s.dyn = cc
 		login, err = iwbemlevel1login.NewLevel1LoginClient(s.life, cc, append(opts, dcom.WithIPID(loginIPID))...)
+		s.dynUp = err == nil
 		return err
 	})
 	if err != nil {
@@ -456,7 +463,9 @@ func (s *session) close(ctx context.Context) {
 		return
 	}
 	s.closed = true
-	if len(s.refs) > 0 && s.dyn != nil && s.remUnk != nil && ctx.Err() == nil {
+	// Objects we cannot release (the dynamic port never answered) are
+	// collected by the target's OXID resolver when our pings stop.
+	if len(s.refs) > 0 && s.dynUp && !s.broken && s.remUnk != nil && ctx.Err() == nil {
 		if err := s.release(ctx); err != nil {
 			s.log.Info("wmi release failed", "host", s.t.Host, "err", err)
 		}

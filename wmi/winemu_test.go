@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -68,6 +69,8 @@ type emu struct {
 	user   adauth.Credentials
 	applet string // Windows path of the test applet
 	logs   *lockedBuffer
+	// closers run at cleanup, after the server closed.
+	closers []func() error
 }
 
 // startEmu runs winemu with WMI, an administrator and a plain user, and
@@ -115,6 +118,9 @@ func startEmu(t testing.TB) *emu {
 		cancel()
 		e.srv.Close()
 		e.wmi.Close()
+		for _, c := range e.closers {
+			c()
+		}
 		if t.Failed() {
 			t.Logf("winemu log:\n%s", e.logs.String())
 		}
@@ -254,7 +260,7 @@ var fastTimeouts = Timeouts{Connect: 2 * time.Second, Activate: 2 * time.Second,
 func TestFaults(t *testing.T) {
 	type tc struct {
 		name    string
-		setup   func(e *emu) Target
+		setup   func(e *emu, l *Launcher) Target
 		step    string
 		kind    error
 		code    string
@@ -266,45 +272,65 @@ func TestFaults(t *testing.T) {
 	cases := []tc{
 		{
 			name: "135 refused",
-			setup: func(e *emu) Target {
+			setup: func(e *emu, _ *Launcher) Target {
 				return Target{Host: loopbackIP(), Credentials: e.admin} // nothing listens there
 			},
 			step: StepConnect, kind: deploy.ErrUnreachable, code: "wmi-rpc-refused", port: "135", maxTime: 2 * time.Second,
 		},
 		{
 			name:  "135 reset",
-			setup: func(e *emu) Target { e.srv.Faults.SetRefuse(true); return e.target() },
+			setup: func(e *emu, _ *Launcher) Target { e.srv.Faults.SetRefuse(true); return e.target() },
 			step:  StepConnect, kind: deploy.ErrUnreachable, code: "wmi-rpc-refused", port: "135", maxTime: 2 * time.Second,
 		},
 		{
 			name:  "dynamic port silent",
-			setup: func(e *emu) Target { e.wmi.Faults.SetBlackhole(true); return e.target() },
+			setup: func(e *emu, _ *Launcher) Target { e.wmi.Faults.SetBlackhole(true); return e.target() },
 			step:  StepConnectDynamic, kind: deploy.ErrTimeout, code: "wmi-dynamic-port-filtered", is: []error{ErrNoAnswer, context.DeadlineExceeded},
 			port: "dynamic", maxTime: 3 * time.Second,
 		},
 		{
+			name: "135 filtered",
+			setup: func(e *emu, l *Launcher) Target {
+				p, err := winemu.ListenFiltered(netip.MustParseAddr(loopbackIP()))
+				if err != nil {
+					panic(err)
+				}
+				e.closers = append(e.closers, p.Close)
+				l.EPMPort = int(p.Addr.Port())
+				return Target{Host: p.Addr.Addr().String(), Credentials: e.admin}
+			},
+			step: StepConnect, kind: deploy.ErrUnreachable, code: "wmi-rpc-filtered", is: []error{ErrNoAnswer, context.DeadlineExceeded},
+			port: "epm", maxTime: 4 * time.Second,
+		},
+		{
+			name:  "dynamic port filtered",
+			setup: func(e *emu, _ *Launcher) Target { e.wmi.Faults.SetFilterDynamic(true); return e.target() },
+			step:  StepConnectDynamic, kind: deploy.ErrUnreachable, code: "wmi-dynamic-port-filtered", is: []error{ErrNoAnswer, context.DeadlineExceeded},
+			port: "dynamic", maxTime: 3 * time.Second,
+		},
+		{
 			name:  "calls hang",
-			setup: func(e *emu) Target { e.srv.Faults.SetHang(true); return e.target() },
+			setup: func(e *emu, _ *Launcher) Target { e.srv.Faults.SetHang(true); return e.target() },
 			step:  StepServerAlive, kind: deploy.ErrTimeout, code: "wmi-timeout", is: []error{ErrNoAnswer}, port: "135", maxTime: 5 * time.Second,
 		},
 		{
 			name:  "activation denied",
-			setup: func(e *emu) Target { e.wmi.Faults.SetDenyActivation(true); return e.target() },
+			setup: func(e *emu, _ *Launcher) Target { e.wmi.Faults.SetDenyActivation(true); return e.target() },
 			step:  StepActivate, kind: deploy.ErrAccessDenied, code: "wmi-dcom-access-denied", is: []error{EAccessDenied}, maxTime: 3 * time.Second,
 		},
 		{
 			name:  "not an administrator",
-			setup: func(e *emu) Target { return Target{Host: e.host, Credentials: e.user} },
+			setup: func(e *emu, _ *Launcher) Target { return Target{Host: e.host, Credentials: e.user} },
 			step:  StepActivate, kind: deploy.ErrAccessDenied, code: "wmi-dcom-access-denied", is: []error{EAccessDenied}, maxTime: 3 * time.Second,
 		},
 		{
 			name:  "login denied",
-			setup: func(e *emu) Target { e.wmi.Faults.SetDenyLogin(true); return e.target() },
+			setup: func(e *emu, _ *Launcher) Target { e.wmi.Faults.SetDenyLogin(true); return e.target() },
 			step:  StepLogin, kind: deploy.ErrAccessDenied, code: "wmi-access-denied", is: []error{WBEMEAccessDenied}, maxTime: 3 * time.Second,
 		},
 		{
 			name: "wrong password",
-			setup: func(e *emu) Target {
+			setup: func(e *emu, _ *Launcher) Target {
 				c, _ := adauth.Parse(`.\Administrator`, "not-the-password")
 				return Target{Host: e.host, Credentials: c}
 			},
@@ -312,7 +338,7 @@ func TestFaults(t *testing.T) {
 		},
 		{
 			name: "tampered ExecMethod response",
-			setup: func(e *emu) Target {
+			setup: func(e *emu, _ *Launcher) Target {
 				e.srv.Faults.SetTamper(winemu.TamperSpec{Count: 1, OpNum: 24, Interface: "IWbemServices", SealedOnly: true, StubOffset: 60, Bit: 3})
 				return e.target()
 			},
@@ -331,7 +357,7 @@ func TestFaults(t *testing.T) {
 	} {
 		cases = append(cases, tc{
 			name:  "ReturnValue " + strconv.Itoa(int(rv)),
-			setup: func(e *emu) Target { e.wmi.Faults.SetCreateReturn(uint32(rv)); return e.target() },
+			setup: func(e *emu, _ *Launcher) Target { e.wmi.Faults.SetCreateReturn(uint32(rv)); return e.target() },
 			step:  StepCreate, kind: want.kind, code: want.code, is: []error{rv}, maxTime: 3 * time.Second,
 		})
 	}
@@ -340,8 +366,8 @@ func TestFaults(t *testing.T) {
 			checkLeaks(t)
 			checkConns(t)
 			e := startEmu(t)
-			tgt := c.setup(e)
 			l := &Launcher{Timeouts: fastTimeouts}
+			tgt := c.setup(e, l)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			start := time.Now()
@@ -377,6 +403,10 @@ func TestFaults(t *testing.T) {
 			case "135":
 				if !errors.As(err, &ee) || ee.Port != 135 || ee.Dynamic || !strings.Contains(err.Error(), "port 135") {
 					t.Errorf("error does not name port 135: %v", err)
+				}
+			case "epm":
+				if !errors.As(err, &ee) || ee.Dynamic || !ee.Dial || !strings.Contains(err.Error(), "port "+strconv.Itoa(ee.Port)) {
+					t.Errorf("error does not name the endpoint mapper's port: %v", err)
 				}
 			case "dynamic":
 				if !errors.As(err, &ee) || !ee.Dynamic || ee.Port == 0 || ee.Port == 135 ||

@@ -259,7 +259,13 @@ func (w *WMI) resolverBindings(ctx context.Context) *dcom.DualStringArray {
 func (w *WMI) oxidBindings(ctx context.Context) (*dcom.DualStringArray, error) {
 	ip, ok := localIP(ctx)
 	var port uint16
-	if w.Faults.Blackhole() {
+	if w.Faults.FilterDynamic() {
+		p, err := w.filteredPort(ip)
+		if err != nil {
+			return nil, err
+		}
+		port = p
+	} else if w.Faults.Blackhole() {
 		p, err := w.blackholePort(ip)
 		if err != nil {
 			return nil, err
@@ -319,6 +325,27 @@ func (w *WMI) blackholePort(ip netip.Addr) (uint16, error) {
 	w.wg.Add(1)
 	go w.serveBlackhole(l)
 	return w.holePort, nil
+}
+
+// filteredPort returns the port of a FilteredPort on ip, opening it on
+// first use.
+func (w *WMI) filteredPort(ip netip.Addr) (uint16, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return 0, ErrServerClosed
+	}
+	if w.filtered == nil {
+		if !ip.IsValid() {
+			ip = netip.MustParseAddr("127.0.0.1")
+		}
+		p, err := ListenFiltered(ip)
+		if err != nil {
+			return 0, err
+		}
+		w.filtered = p
+	}
+	return w.filtered.Addr.Port(), nil
 }
 
 // serveBlackhole accepts connections and holds them, reading and

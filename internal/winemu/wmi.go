@@ -94,6 +94,9 @@ func (o OSInfo) withDefaults() OSInfo {
 //     which connections are accepted and never answered, as when a
 //     firewall lets the dynamic port's handshake through and nothing else
 //     (or the service behind it is wedged).
+//   - FilterDynamic: the OXID bindings name a port on which connection
+//     attempts go unanswered (see FilteredPort), as when a firewall
+//     drops the dynamic RPC range and lets 135 through.
 //   - DenyActivation: RemoteActivation returns E_ACCESSDENIED, as DCOM
 //     launch and activation permissions do.
 //   - DenyLogin: IWbemLevel1Login.NTLMLogin returns WBEM_E_ACCESS_DENIED,
@@ -104,6 +107,7 @@ func (o OSInfo) withDefaults() OSInfo {
 type WMIFaults struct {
 	mu             sync.Mutex
 	blackhole      bool
+	filterDynamic  bool
 	denyActivation bool
 	denyLogin      bool
 	createReturn   uint32
@@ -111,6 +115,12 @@ type WMIFaults struct {
 
 // SetBlackhole turns the Blackhole mode on or off.
 func (f *WMIFaults) SetBlackhole(on bool) { f.mu.Lock(); f.blackhole = on; f.mu.Unlock() }
+
+// SetFilterDynamic turns the FilterDynamic mode on or off.
+func (f *WMIFaults) SetFilterDynamic(on bool) { f.mu.Lock(); f.filterDynamic = on; f.mu.Unlock() }
+
+// FilterDynamic reports whether the FilterDynamic mode is on.
+func (f *WMIFaults) FilterDynamic() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.filterDynamic }
 
 // SetDenyActivation turns the DenyActivation mode on or off.
 func (f *WMIFaults) SetDenyActivation(on bool) { f.mu.Lock(); f.denyActivation = on; f.mu.Unlock() }
@@ -170,6 +180,7 @@ type WMI struct {
 	hole      net.Listener
 	holePort  uint16
 	holeConns map[net.Conn]struct{}
+	filtered  *FilteredPort
 	closed    bool
 	wg        sync.WaitGroup
 }
@@ -279,6 +290,9 @@ func (w *WMI) Close() error {
 	}
 	for c := range w.holeConns {
 		c.Close()
+	}
+	if w.filtered != nil {
+		w.filtered.Close()
 	}
 	var running []*wmiProcess
 	for _, p := range w.procs {
