@@ -232,6 +232,7 @@ func TestMergeNoChangeNoUpdate(t *testing.T) {
 		for range 3 {
 			out <- h
 		}
+		out <- Host{OS: "Windows 11"} // no key: ignored
 		return nil
 	})
 	var kinds []UpdateKind

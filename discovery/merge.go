@@ -108,7 +108,8 @@ func sourceName(d Discoverer, i int) string {
 // empty fields (first value wins), takes the union of addresses, roles and sources (in first-seen order),
 // the earliest FirstSeen and the latest LastSeen and LastLogon. A finding
 // with zero FirstSeen or LastSeen is stamped with the time Merge received
-// it. A finding that changes nothing produces no update.
+// it. A finding that changes nothing produces no update, and one with no
+// address, name or DNS name is ignored.
 //
 // Delivery. One goroutine owned by Merge sends every update, so for each
 // host updates arrive in order: HostNew first, then HostChanged, and
@@ -275,6 +276,9 @@ func (m *merger) apply(h Host, now time.Time) {
 		h.Addrs[i] = a.Unmap()
 	}
 	keys := keysOf(h)
+	if len(keys) == 0 {
+		return // nothing to recognise it by again: not a host
+	}
 	var ids []HostID
 	for _, k := range keys {
 		if id, ok := m.index[k]; ok && !slices.Contains(ids, id) {
