@@ -223,6 +223,31 @@ func procCmdline(pid int) ([]string, bool) {
 	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), true
 }
 
+// waitCmdline returns the command line of a process that was just
+// started: right after exec the kernel may not have set it up yet, so
+// it is polled briefly.
+func waitCmdline(pid int) ([]string, bool) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if args, ok := procCmdline(pid); ok || time.Now().After(deadline) {
+			return args, ok
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitProcs polls findProcs until it finds exactly one process (a
+// just-started process may not show its command line yet).
+func waitProcs(marker string) []int {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if pids := findProcs(marker); len(pids) == 1 || time.Now().After(deadline) {
+			return pids
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // findProcs returns the PIDs whose command line contains marker.
 func findProcs(marker string) []int {
 	var pids []int

@@ -103,10 +103,7 @@ func TestLabTarget(t *testing.T) {
 	if st := queryState(ctx, t, cli, svc); st != winemu.ServiceRunning {
 		t.Fatalf("state %d", st)
 	}
-	pids := findProcs("lcapplet.exe " + marker)
-	if len(pids) == 0 {
-		pids = findProcs("LCApplet.exe " + marker)
-	}
+	pids := waitProcs("LCApplet.exe " + marker)
 	if len(pids) != 1 {
 		t.Fatalf("applet processes: %v", pids)
 	}

@@ -136,7 +136,7 @@ func TestSCMLifecycleThroughEndpointMapper(t *testing.T) {
 			if got := binary.LittleEndian.Uint32(ex.Buffer[28:]); got != uint32(pid) {
 				t.Fatalf("QueryServiceStatusEx PID %d, want %d", got, pid)
 			}
-			args, ok := procCmdline(pid)
+			args, ok := waitCmdline(pid)
 			if !ok {
 				t.Fatalf("process %d is not running", pid)
 			}

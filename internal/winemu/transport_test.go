@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -216,5 +217,43 @@ func TestStartPortInUse(t *testing.T) {
 	defer srv.Close()
 	if err := srv.Start(context.Background(), "127.0.0.1"); err == nil || !strings.Contains(err.Error(), "endpoint mapper") {
 		t.Fatalf("Start on a busy port = %v", err)
+	}
+}
+
+// TestAlterContextSecondInterface binds a second interface with a second
+// security context on the same connection (go-msrpc does this with an
+// alter_context and an auth3), and interleaves calls on both.
+func TestAlterContextSecondInterface(t *testing.T) {
+	checkLeaks(t)
+	e := startServer(t)
+	ep, _ := e.srv.EndpointFor(svcctl.SvcctlSyntaxV2_0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+e.ip+"["+strconv.Itoa(int(ep.Addr.Port()))+"]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close(ctx)
+	scm, err := svcctl.NewSvcctlClient(ctx, cc, dcerpc.WithSeal(), dcerpc.WithMechanism(ssp.NTLM), dcerpc.WithCredentials(credential.NewFromPassword(adminUser, adminPass)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper, err := epm.NewEpmClient(ctx, cc, dcerpc.WithSign(), dcerpc.WithMechanism(ssp.NTLM), dcerpc.WithCredentials(credential.NewFromPassword(plainUser, plainPass)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		openSCM(ctx, t, scm, scManagerConnect|scManagerCreateService)
+		resp, err := mapper.Map(ctx, &epm.MapRequest{MapTower: svcctlTower(), MaxTowers: 1})
+		if err != nil || resp.Status != 0 {
+			t.Fatalf("ept_map: %v", err)
+		}
+	}
+	logs := e.logs.String()
+	// One connection, two identities and levels.
+	svcLine := regexp.MustCompile(`op=ROpenSCManagerW opnum=15 user=` + adminUser + ` auth=10 level=6 result=0 conn=(\d+)`).FindStringSubmatch(logs)
+	epmLine := regexp.MustCompile(`op=ept_map opnum=3 user=` + plainUser + ` auth=10 level=5 result=0 conn=(\d+)`).FindStringSubmatch(logs)
+	if svcLine == nil || epmLine == nil || svcLine[1] != epmLine[1] {
+		t.Fatalf("calls not on one connection with their own identities:\n%s", logs)
 	}
 }

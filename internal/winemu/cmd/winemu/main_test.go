@@ -145,7 +145,13 @@ func launch(t *testing.T, ip, root string) (string, int) {
 	if _, err := cli.StartServiceW(ctx, &svcctl.StartServiceWRequest{Service: svc.Service}); err != nil {
 		t.Fatal(err)
 	}
-	pids := findProcs(marker)
+	// Right after exec the kernel may not show the command line yet.
+	var pids []int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if pids = findProcs(marker); len(pids) == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(pids) != 1 {
 		t.Fatalf("processes with marker: %v", pids)
 	}
