@@ -67,6 +67,19 @@ func TestLabSweep(t *testing.T) {
 		t.Errorf("%d answers, want %d: %+v", len(r.results), len(l.Targets), r.results)
 	}
 	t.Logf("swept %v in %v, first answer after %v", l.Prefix, r.elapsed, r.first)
+
+	// The client against the real nmbd: node status and unicast query.
+	tg := l.Targets[0]
+	var c netbios.Client
+	ctx := context.Background()
+	body, err := c.NodeStatus(ctx, tg.Addr)
+	if err != nil || !strings.EqualFold(netbios.Identify(body.Names).Name, tg.NetBIOSName) {
+		t.Errorf("NodeStatus(%v) = %+v, %v", tg.Addr, body, err)
+	}
+	es, err := c.Query(ctx, netbios.MustName(tg.NetBIOSName, netbios.SuffixFileServer), tg.Addr)
+	if err != nil || len(es) != 1 || es[0].Addr != tg.Addr {
+		t.Errorf("Query(%s<20>) = %+v, %v", tg.NetBIOSName, es, err)
+	}
 	if *netbios.Update {
 		captureVectors(t, l)
 	}
