@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	dcerrors "github.com/oiweiwei/go-msrpc/dcerpc/errors"
+	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
 
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
@@ -169,6 +170,13 @@ func rpcStatus(err error) (uint32, bool) {
 	return 0, false
 }
 
+// badSignature reports go-msrpc's own signature check failing (at
+// PKT_INTEGRITY it verifies responses itself).
+func badSignature(err error) bool {
+	var ge *gssapi.Error
+	return errors.As(err, &ge) && (ge.Status == gssapi.BadSig || ge.Status == gssapi.BadMIC)
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
@@ -214,7 +222,7 @@ func classify(step string, err error) (deploy.Diagnosis, error) {
 	var hr HResult
 	var rv ReturnValue
 	switch {
-	case errors.Is(err, rpcauth.ErrIntegrity):
+	case errors.Is(err, rpcauth.ErrIntegrity), badSignature(err):
 		return deploy.Diagnosis{
 			Code:    "rpc-integrity",
 			Summary: "A sealed response from " + where + " failed its signature check: it was altered on the way, or the peer is not the computer that authenticated us.",

@@ -113,7 +113,7 @@ type session struct {
 	ver     *dcom.COMVersion
 	remUnk  *dcom.IPID
 	svcs    iwbemservices.ServicesClient
-	refs    []*dcom.IPID // objects to release, 5 public references each
+	refs    []*dcom.RemoteInterfaceReference // objects to release with the references we hold
 	dynUp   bool         // a bind on the dynamic port succeeded
 	broken  bool         // a step timed out or lost its connection
 	closed  bool
@@ -249,8 +249,7 @@ func (s *session) connect(ctx context.Context) error {
 		if resp.Results[0] != 0 {
 			return HResult(uint32(resp.Results[0]))
 		}
-		loginIPID = resp.InterfaceData[0].IPID()
-		s.refs = append(s.refs, loginIPID)
+		loginIPID = s.hold(resp.InterfaceData[0])
 		s.remUnk = resp.RemoteUnknown
 		port, err := tcpPort(resp.OXIDBindings)
 		if err != nil {
@@ -296,8 +295,7 @@ func (s *session) connect(ctx context.Context) error {
 		if resp.Namespace == nil {
 			return WBEMEAccessDenied
 		}
-		ipid := resp.Namespace.InterfacePointer().IPID()
-		s.refs = append(s.refs, ipid)
+		ipid := s.hold(resp.Namespace.InterfacePointer())
 		opts, err := s.security()
 		if err != nil {
 			return err
@@ -309,6 +307,19 @@ func (s *session) connect(ctx context.Context) error {
 		return l.failure(StepLogin, err)
 	}
 	return nil
+}
+
+// hold records the references an interface pointer gives us, for
+// release, and returns its IPID.
+func (s *session) hold(ip *dcom.InterfacePointer) *dcom.IPID {
+	std := ip.GetStandardObjectReference().Std
+	if std == nil || std.IPID == nil {
+		return &dcom.IPID{Data4: make([]byte, 8)}
+	}
+	if std.PublicReferencesCount > 0 {
+		s.refs = append(s.refs, &dcom.RemoteInterfaceReference{IPID: std.IPID, PublicReferencesCount: std.PublicReferencesCount})
+	}
+	return std.IPID
 }
 
 // tcpPort picks the TCP port from the OXID bindings. The host is always
@@ -414,8 +425,7 @@ func (s *session) query(ctx context.Context, step, wql string) ([]wmio.Values, e
 		if err != nil {
 			return err
 		}
-		ipid := resp.Enum.InterfacePointer().IPID()
-		s.refs = append(s.refs, ipid)
+		ipid := s.hold(resp.Enum.InterfacePointer())
 		opts, err := s.security()
 		if err != nil {
 			return err
@@ -493,9 +503,7 @@ func (s *session) release(ctx context.Context) error {
 			return err
 		}
 		req := &iremunknown.RemoteReleaseRequest{This: &dcom.ORPCThis{Version: s.ver}}
-		for _, ipid := range s.refs {
-			req.InterfaceReferences = append(req.InterfaceReferences, &dcom.RemoteInterfaceReference{IPID: ipid, PublicReferencesCount: 5})
-		}
+		req.InterfaceReferences = s.refs
 		_, err = rem.RemoteUnknown().RemoteRelease(ctx, req)
 		if err == nil {
 			s.refs = nil

@@ -477,6 +477,13 @@ func TestIntegrityLevel(t *testing.T) {
 		t.Fatal("ExecMethod was not called at PKT_INTEGRITY")
 	}
 	_ = h.Stop(ctx)
+	// At PKT_INTEGRITY go-msrpc checks signatures itself: a flipped bit is
+	// caught and diagnosed the same way.
+	e.srv.Faults.SetTamper(winemu.TamperSpec{Count: 1, OpNum: 24, Interface: "IWbemServices", StubOffset: 60, Bit: 3})
+	_, err = (&Launcher{Level: rpcauth.Integrity}).LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+	if le := launchErr(t, err); le.Step != StepCreate || le.Diagnosis.Code != "rpc-integrity" || len(e.srv.Faults.Tampered()) != 1 {
+		t.Fatalf("tampered response at PKT_INTEGRITY: %v (%s)", err, le.Diagnosis.Code)
+	}
 	_, err = (&Launcher{Level: rpcauth.None}).LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
 	if !errors.Is(err, deploy.ErrBadSpec) {
 		t.Fatalf("Launch without authentication: %v", err)
