@@ -114,8 +114,8 @@ type session struct {
 	remUnk  *dcom.IPID
 	svcs    iwbemservices.ServicesClient
 	refs    []*dcom.RemoteInterfaceReference // objects to release with the references we hold
-	dynUp   bool         // a bind on the dynamic port succeeded
-	broken  bool         // a step timed out or lost its connection
+	dynUp   bool                             // a bind on the dynamic port succeeded
+	broken  bool                             // a step timed out or lost its connection
 	closed  bool
 }
 
