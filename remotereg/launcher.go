@@ -432,7 +432,14 @@ func (h *Handle) withSCM(ctx context.Context, op func(*scm, *svcctl.Handle) (*sv
 	if h.scm != nil {
 		st, err := op(h.scm, h.svc)
 		var w Win32Error
-		if err == nil || errors.As(err, &w) || ctx.Err() != nil {
+		if err == nil || errors.As(err, &w) {
+			return st, err
+		}
+		// The connection is broken, or a call on it was cancelled, which
+		// leaves go-msrpc's connection unusable: drop it either way.
+		h.conn.close(ctx)
+		h.conn, h.scm, h.svc = nil, nil, nil
+		if ctx.Err() != nil {
 			return st, err
 		}
 		h.l.log().Info("SCM connection lost; reconnecting", "host", h.t.Host, "service", h.service, "err", err)

@@ -743,3 +743,35 @@ func TestLaunchCancelledAfterCreateLeavesNothing(t *testing.T) {
 		t.Fatalf("journal open %v resolved %v", j.pending(), j.resolved)
 	}
 }
+
+// TestHandleStopCancelledThenRetried: a Stop whose context is cancelled
+// while winemu holds the call fails; a later Stop on a fresh context
+// reconnects and cleans up.
+func TestHandleStopCancelledThenRetried(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j := &memJournal{}
+	l := tcpLauncher()
+	l.KeepService = true
+	h, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Faults.SetHang(true)
+	sctx, scancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- h.Stop(sctx) }()
+	<-e.hung
+	scancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Stop: %v", err)
+	}
+	e.srv.Faults.SetHang(false)
+	if err := h.Stop(ctx); err != nil {
+		t.Fatalf("retried Stop: %v", err)
+	}
+	if len(e.srv.SCM().Services()) != 0 || len(j.pending()) != 0 {
+		t.Fatalf("services %+v journal %v", e.srv.SCM().Services(), j.pending())
+	}
+}
