@@ -387,3 +387,34 @@ func TestScanRetriesAfterSweepWithoutTokens(t *testing.T) {
 		}
 	}
 }
+
+func TestScanMemoryFlatOnA16(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sweeps 65,534 loopback addresses")
+	}
+	checkLeaks(t)
+	n := loopNet()
+	fn := startHosts(t, n, 2, "WG", false)
+	// The whole 127.x.0.0/16 around the fakes, at a fast loopback pace.
+	targets, _ := netbios.ParseTargets(fmt.Sprintf("%d.%d.0.0/16", n[0], n[1]))
+	var base runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&base)
+	var peak uint64
+	s := &netbios.Scanner{Port: fn.Port, Rate: 40000, Retries: -1, Timeout: 200 * time.Millisecond}
+	s.Progress = func(netbios.Progress) {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		peak = max(peak, m.HeapInuse)
+	}
+	r := runScan(context.Background(), s, targets)
+	if r.err != nil || len(r.results) != 2 {
+		t.Fatalf("err %v, %d results", r.err, len(r.results))
+	}
+	grown := int64(peak) - int64(base.HeapInuse)
+	t.Logf("/16 in %v, heap in use grew by at most %d KB", r.elapsed, grown/1024)
+	// In flight: about rate × timeout = 8,000 probes of ~100 bytes each.
+	if grown > 8<<20 {
+		t.Fatalf("heap grew by %d KB during a /16 sweep", grown/1024)
+	}
+}
