@@ -294,6 +294,10 @@ func TestClient(t *testing.T) {
 	if err != nil || len(as) != 2 {
 		t.Fatalf("BroadcastQuery: %v %+v", err, as)
 	}
+	fn.Hosts[1].WrongID.Store(true)
+	if _, err := c.NodeStatus(ctx, fn.Hosts[1].Addr); !errors.Is(err, netbios.ErrTimeout) {
+		t.Fatalf("answer with the wrong transaction ID accepted: %v", err)
+	}
 	fn.Hosts[0].Silent.Store(true)
 	start := time.Now()
 	if _, err := c.NodeStatus(ctx, fn.Hosts[0].Addr); !errors.Is(err, netbios.ErrTimeout) {
