@@ -85,11 +85,11 @@ func (s *Session) diagnose(step Step, err error) Diagnosis {
 		}
 	}
 	switch {
-	case errors.Is(err, context.Canceled):
-		return Diagnosis{Code: DiagCancelled, Summary: fmt.Sprintf("The session was cancelled during %s.", step)}
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, deploy.ErrTimeout):
 		return Diagnosis{Code: DiagTimeout, Summary: fmt.Sprintf("The target did not answer in time during %s.", step),
 			Fix: "Check that the target is up and that nothing filters its ports 445 and 135."}
+	case errors.Is(err, context.Canceled):
+		return Diagnosis{Code: DiagCancelled, Summary: fmt.Sprintf("The session was cancelled during %s.", step)}
 	case errors.Is(err, deploy.ErrAccessDenied):
 		if local {
 			return diagUAC

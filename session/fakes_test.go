@@ -158,14 +158,18 @@ func (f *fakePreflight) Preflight(ctx context.Context, t *session.Target) (*sess
 // fakeLauncher "starts" the applet: a goroutine that checks in with the
 // ticket in spec.Args, unless noApplet.
 type fakeLauncher struct {
-	name     string
-	g        *gate
-	err      error
-	noApplet bool
-	hangStop bool // Stop ignores its context and never returns
-	calls    atomic.Int32
-	running  atomic.Int32 // applets running now
-	stops    atomic.Int32
+	name      string
+	g         *gate
+	err       error
+	noApplet  bool
+	hangStop  bool         // Stop ignores its context and never returns
+	hang      bool         // Launch waits for its context to end
+	ctxAlive  atomic.Int32 // 1 when Stop saw the launch context still valid
+	mu        sync.Mutex
+	launchCtx context.Context
+	calls     atomic.Int32
+	running   atomic.Int32 // applets running now
+	stops     atomic.Int32
 }
 
 type fakeHandle struct {
@@ -189,6 +193,9 @@ func (h *fakeHandle) Stop(context.Context) error {
 		select {}
 	}
 	h.once.Do(func() {
+		if h.l.ctx().Err() == nil {
+			h.l.ctxAlive.Store(1)
+		}
 		h.l.stops.Add(1)
 		h.cancel()
 		<-h.exited
@@ -200,8 +207,21 @@ func (h *fakeHandle) PID() uint32 { return 4242 }
 
 func (l *fakeLauncher) Name() string { return l.name }
 
+func (l *fakeLauncher) ctx() context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.launchCtx
+}
+
 func (l *fakeLauncher) Launch(ctx context.Context, t *session.Target, spec deploy.LaunchSpec) (deploy.Handle, error) {
 	l.calls.Add(1)
+	l.mu.Lock()
+	l.launchCtx = ctx
+	l.mu.Unlock()
+	if l.hang {
+		<-ctx.Done()
+		return nil, fmt.Errorf("no answer: %w", ctx.Err())
+	}
 	if err := l.g.wait(ctx, "launch"); err != nil {
 		return nil, &deploy.LaunchError{Launcher: l.name, Step: "create", Kind: deploy.ErrTimeout, Err: err}
 	}

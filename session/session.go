@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lanconnect/lanconnect/adauth"
@@ -31,10 +32,13 @@ type Session struct {
 	begun time.Time
 
 	// set by the run goroutine only
-	target  Target
-	handle  deploy.Handle
-	conn    *checkin.Conn
-	pending *checkin.Pending
+	target Target
+	handle deploy.Handle
+	// launchCancel ends the context the handle was launched with; end
+	// calls it after cleanup.
+	launchCancel context.CancelFunc
+	conn         *checkin.Conn
+	pending      *checkin.Pending
 
 	closeReq  chan struct{}
 	closeOnce sync.Once
@@ -336,6 +340,9 @@ func (s *Session) end(parent context.Context, err error) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(parent), s.tmo.Cleanup)
 	cl := s.cleanup(cctx, keep)
 	cancel()
+	if s.launchCancel != nil {
+		s.launchCancel()
+	}
 
 	var d Diagnosis
 	if !closed {
@@ -573,9 +580,25 @@ func (s *Session) launch(ctx context.Context) error {
 	for _, l := range cfg.Launchers {
 		s.setStep(StepLaunch, l.Name())
 		t0 := time.Now()
-		lctx, cancel := withTimeout(ctx, s.tmo.Launch)
+		// The attempt's context ends on its timeout or when the session's
+		// work is cancelled while it runs; after a success it stays
+		// valid until the session is cleaned up, because a launcher may
+		// tie its handle's connection to it (go-msrpc does).
+		lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		var fired atomic.Bool
+		stopAfter := context.AfterFunc(ctx, cancel)
+		timer := time.AfterFunc(s.tmo.Launch, func() { fired.Store(true); cancel() })
 		hh, err := l.Launch(lctx, &s.target, spec)
-		cancel()
+		stopAfter()
+		timer.Stop()
+		if err != nil || hh == nil {
+			cancel()
+		} else {
+			s.launchCancel = cancel
+		}
+		if err == nil && hh == nil {
+			err = &deploy.LaunchError{Launcher: l.Name(), Step: "launch", Err: errors.New("launcher returned no handle")}
+		}
 		if err == nil {
 			h = hh
 			s.mu.Lock()
@@ -586,7 +609,7 @@ func (s *Session) launch(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, deploy.ErrTimeout) {
+		if (fired.Load() || errors.Is(err, context.DeadlineExceeded)) && !errors.Is(err, deploy.ErrTimeout) {
 			err = &deploy.LaunchError{Launcher: l.Name(), Step: "launch", Kind: deploy.ErrTimeout, Err: err}
 		}
 		a := Attempt{Launcher: l.Name(), Err: err, Diagnosis: s.diagnose(StepLaunch, err), Took: time.Since(t0)}

@@ -190,6 +190,36 @@ func TestFallback(t *testing.T) {
 	}
 }
 
+// The launch context outlives Launch until cleanup, and ends after it.
+func TestLaunchContextLifetime(t *testing.T) {
+	h := newHarness(t, nil)
+	s := h.c.Connect(context.Background(), host(1))
+	if r, _ := s.Wait(context.Background()); r.State != session.Running {
+		t.Fatal(r.Err)
+	}
+	if err := h.ls[0].ctx().Err(); err != nil {
+		t.Fatalf("launch context ended while Running: %v", err)
+	}
+	s.Close(context.Background())
+	if h.ls[0].ctxAlive.Load() != 1 || h.ls[0].ctx().Err() == nil {
+		t.Fatalf("launch context: alive at Stop %v, ended after Close %v", h.ls[0].ctxAlive.Load() == 1, h.ls[0].ctx().Err())
+	}
+}
+
+// A launcher that never answers times out and the next one is tried.
+func TestLaunchTimeoutFallsBack(t *testing.T) {
+	h := newHarness(t, func(h *harness) {
+		h.ls[0].hang = true
+		h.cfg.Timeouts.Launch = 100 * time.Millisecond
+	})
+	s := h.c.Connect(context.Background(), host(1))
+	r, _ := s.Wait(context.Background())
+	defer s.Close(context.Background())
+	if r.State != session.Running || r.Method != "wmi" || len(r.Attempts) != 1 || !errors.Is(r.Attempts[0].Err, deploy.ErrTimeout) || r.Attempts[0].Diagnosis.Code != session.DiagTimeout {
+		t.Fatalf("%v %v %+v", r.State, r.Method, r.Attempts)
+	}
+}
+
 func TestEveryLauncherFails(t *testing.T) {
 	for _, kinds := range [][2]error{
 		{deploy.ErrLaunchUnsupported, deploy.ErrUnreachable},

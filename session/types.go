@@ -287,6 +287,11 @@ type Deployer interface {
 // Launcher starts the applet on a target. Name is the short method name
 // shown to technicians ("scm", "wmi"). Launch returns a *deploy.LaunchError
 // on failure; its Kind decides the fallback (see Config.Launchers).
+//
+// The context given to Launch ends when the attempt times out
+// (Timeouts.Launch) or the session is cancelled while it runs. After a
+// successful Launch it stays valid until the session has been cleaned up,
+// so a launcher may tie the handle's connections to it.
 type Launcher interface {
 	Name() string
 	Launch(ctx context.Context, t *Target, spec deploy.LaunchSpec) (deploy.Handle, error)
