@@ -138,7 +138,8 @@ func TestLabLaunchThroughWMI(t *testing.T) {
 	l := &Launcher{}
 	target := TargetFromGrant(grant)
 	start := time.Now()
-	h, err := l.LaunchTarget(ctx, target, deploy.LaunchSpec{Path: res.LocalPath, Args: pend.Ticket().Args()})
+	var launcher deploy.Launcher = l
+	h, err := launcher.Launch(ctx, grant, deploy.LaunchSpec{Path: res.LocalPath, Args: pend.Ticket().Args()}, nil)
 	if err != nil {
 		t.Fatalf("launch through WMI: %v", err)
 	}

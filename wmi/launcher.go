@@ -22,9 +22,9 @@ import (
 const DefaultNamespace = "//./root/cimv2"
 
 // Target is what the launcher needs from a grant: where the computer is
-// and who we are. WMI does not use the grant's SMB session. (As in
-// remotereg, LaunchTarget takes a Target; Launch, taking the grant, will
-// implement deploy.Launcher once that interface is final.)
+// and who we are. WMI does not use the grant's SMB session. As in
+// remotereg, LaunchTarget takes a Target and Launch (deploy.Launcher)
+// takes the grant.
 type Target struct {
 	// Host is the computer's IP address (or name) for ncacn_ip_tcp. The
 	// dynamic port is always dialed on Host, whatever address the OXID
@@ -213,6 +213,14 @@ func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.Launc
 	if !l.NoConfirm {
 		found, err := s.processExists(ctx, StepConfirm, pid)
 		if err != nil {
+			// The process may run with nobody to watch it: stop it,
+			// best effort, on a session of its own.
+			s.close(ctx)
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.timeouts().of(StepTerminate))
+			if terr := h.Stop(cctx); terr != nil {
+				l.log().Warn("terminate after a failed confirmation", "host", t.Host, "pid", pid, "err", terr)
+			}
+			cancel()
 			return nil, err
 		}
 		if !found {
@@ -222,6 +230,23 @@ func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.Launc
 	l.log().Info("applet started through WMI", "host", t.Host, "pid", pid, "dynamic_port", s.port, "dur", time.Since(start).Round(time.Millisecond).String())
 	return h, nil
 }
+
+// Launch implements deploy.Launcher: LaunchTarget on the grant's host
+// with the grant's credentials (WMI does not use the grant's SMB
+// session). The journal is not written: WMI creates no service, file or
+// registry value, and Handle.Stop terminates the process.
+func (l *Launcher) Launch(ctx context.Context, g *adauth.Grant, spec deploy.LaunchSpec, j *deploy.Journal) (deploy.Handle, error) {
+	if g == nil {
+		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: StepValidate, Kind: deploy.ErrBadSpec, Err: errors.New("wmi: no grant")}
+	}
+	h, err := l.LaunchTarget(ctx, TargetFromGrant(g), spec)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+var _ deploy.Launcher = (*Launcher)(nil)
 
 // processExists asks whether a Win32_Process with that ProcessId exists.
 func (s *session) processExists(ctx context.Context, step string, pid uint32) (bool, error) {

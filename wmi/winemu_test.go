@@ -490,6 +490,25 @@ func TestIntegrityLevel(t *testing.T) {
 	}
 }
 
+// TestConfirmFailureStopsProcess: when the confirmation query fails after
+// Create started the process, Launch terminates it rather than leave it
+// running with nobody to watch it.
+func TestConfirmFailureStopsProcess(t *testing.T) {
+	checkLeaks(t)
+	e := startEmu(t)
+	e.srv.Faults.SetTamper(winemu.TamperSpec{Count: 1, OpNum: 20, Interface: "IWbemServices", SealedOnly: true, StubOffset: 30, Bit: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := (&Launcher{Timeouts: fastTimeouts}).LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+	if le := launchErr(t, err); le.Step != StepConfirm || !errors.Is(err, rpcauth.ErrIntegrity) {
+		t.Fatalf("error %v", err)
+	}
+	p := e.wmi.Processes()
+	if len(p) != 1 || p[0].Running {
+		t.Fatalf("processes after a failed confirmation: %+v", p)
+	}
+}
+
 func TestMissingApplet(t *testing.T) {
 	e := startEmu(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
