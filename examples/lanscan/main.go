@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,7 +32,7 @@ Flags:
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, isTerminal(os.Stderr))
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, isTerminal(os.Stderr))
 	stop()
 	os.Exit(code)
 }
@@ -44,7 +45,7 @@ func isTerminal(f *os.File) bool {
 // run is lanscan without the process around it. It returns the exit
 // status: 0 when the scan completed, 1 when a source failed or the scan was
 // interrupted, 2 for bad flags or targets.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal bool) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, terminal bool) int {
 	fs := flag.NewFlagSet("lanscan", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
@@ -53,6 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal 
 		rate       = fs.Int("rate", netbios.DefaultRate, "packets per `second`")
 		retries    = fs.Int("retries", netbios.DefaultRetries, "repeats to a host that does not `answer`")
 		jsonOut    = fs.Bool("json", false, "write NDJSON: one object per host update")
+		live       = fs.Bool("interactive", false, "read new filter expressions from stdin, one per line, while the scan runs")
 	)
 	srcs := sources()
 	for _, s := range srcs {
@@ -116,6 +118,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal 
 	} else {
 		out = newTablePrinter(stdout)
 	}
+	// Filter changes typed on stdin come back as notes, so that this loop
+	// alone writes to the terminal.
+	notes := make(chan string)
+	done := make(chan struct{})
+	defer close(done)
+	if *live {
+		go readFilters(stdin, view, notes, done)
+	}
 	failed := false
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -145,6 +155,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal 
 					failed = true
 				}
 			}
+		case n := <-notes:
+			prog.clear()
+			fmt.Fprintln(stderr, n)
+			prog.draw()
 		case <-tick.C:
 			prog.draw()
 		}
@@ -159,6 +173,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal 
 		return 1
 	}
 	return 0
+}
+
+// readFilters applies each line of r as the view's new filter (the live
+// filter of a console, on the command line). A bad line is reported and
+// the filter stays as it was. It returns at the end of r.
+func readFilters(r io.Reader, v *discovery.View, notes chan<- string, done <-chan struct{}) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f, err := discovery.ParseFilter(sc.Text())
+		note := fmt.Sprintf("lanscan: filter now %q", f.String())
+		if err != nil {
+			note = fmt.Sprintf("lanscan: filter not changed: %v", err)
+		} else {
+			v.SetFilter(f)
+		}
+		select {
+		case notes <- note:
+		case <-done:
+			return
+		}
+	}
 }
 
 // progressLine is the terminal's last line while the scan runs.
@@ -289,13 +324,15 @@ func newTablePrinter(w io.Writer) *tablePrinter {
 const rowFormat = "%-15s  %-15s  %-15s  %-17s  %-12s  %s\n"
 
 func (p *tablePrinter) print(e discovery.ViewEvent) error {
-	if e.Kind != discovery.Show {
-		return nil // a host merged into another: its row stays, the other's carries on
-	}
 	h := e.Host
-	var addrs []string
-	for _, a := range h.Addrs {
-		addrs = append(addrs, a.String())
+	if e.Kind == discovery.Hide {
+		// Merged into another host, or filtered out by a new filter.
+		if _, ok := p.rows[e.ID]; !ok {
+			return nil
+		}
+		delete(p.rows, e.ID)
+		_, err := fmt.Fprintf(p.w, "%-15s  %-15s  (removed from the list)\n", addrList(h), orDash(h.Name))
+		return err
 	}
 	var roles []string
 	for _, r := range h.Roles {
@@ -309,7 +346,7 @@ func (p *tablePrinter) print(e discovery.ViewEvent) error {
 	for _, s := range h.Sources {
 		srcs = append(srcs, string(s))
 	}
-	row := fmt.Sprintf(rowFormat, strings.Join(addrs, ","), orDash(h.Name), orDash(h.Domain), mac,
+	row := fmt.Sprintf(rowFormat, addrList(h), orDash(h.Name), orDash(h.Domain), mac,
 		orDash(strings.Join(srcs, ",")), orDash(strings.Join(roles, ",")))
 	if p.rows[e.ID] == row {
 		return nil
@@ -332,4 +369,12 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+func addrList(h discovery.Host) string {
+	var addrs []string
+	for _, a := range h.Addrs {
+		addrs = append(addrs, a.String())
+	}
+	return orDash(strings.Join(addrs, ","))
 }

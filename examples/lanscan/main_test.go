@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -39,7 +40,7 @@ func runLanscan(t *testing.T, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	code := run(ctx, args, &out, &errb, false)
+	code := run(ctx, args, strings.NewReader(""), &out, &errb, false)
 	return code, out.String(), errb.String()
 }
 
@@ -121,7 +122,7 @@ func TestBadInput(t *testing.T) {
 func TestProgressLineOnTerminal(t *testing.T) {
 	_, cidr := startFakes(t, 2)
 	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"-rate", "500", "-timeout", "200ms", cidr}, &out, &errb, true)
+	code := run(context.Background(), []string{"-rate", "500", "-timeout", "200ms", cidr}, strings.NewReader(""), &out, &errb, true)
 	if code != 0 {
 		t.Fatalf("exit %d: %q", code, errb.String())
 	}
@@ -130,5 +131,49 @@ func TestProgressLineOnTerminal(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "\033") || strings.Count(out.String(), "\n") != 3 {
 		t.Fatalf("stdout %q", out.String())
+	}
+}
+
+func TestInteractiveFilter(t *testing.T) {
+	fn, _ := startFakes(t, 4)
+	first, last := fn.Hosts[0].Addr, fn.Hosts[3].Addr
+	stdinR, stdinW := io.Pipe()
+	stdoutR, stdoutW := io.Pipe()
+	var errb bytes.Buffer
+	codec := make(chan int, 1)
+	go func() {
+		// Five packets a second: the four hosts are found over 0.8 s.
+		codec <- run(context.Background(), []string{"-interactive", "-rate", "5", "-timeout", "300ms", first.String() + "-" + last.String()},
+			stdinR, stdoutW, &errb, false)
+		stdoutW.Close()
+	}()
+	visible := map[string]bool{}
+	filtered := false
+	sc := bufio.NewScanner(stdoutR)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 || f[0] == "ADDRESS" {
+			continue
+		}
+		if strings.Contains(sc.Text(), "(removed from the list)") {
+			delete(visible, f[1])
+		} else {
+			visible[f[1]] = true
+			if filtered && f[1] != "PC03" {
+				t.Errorf("shown after the filter: %s", sc.Text())
+			}
+		}
+		if !filtered {
+			// The first host is listed: narrow the list while the scan runs.
+			io.WriteString(stdinW, "pc03\n")
+			filtered = true
+		}
+	}
+	stdinW.Close()
+	if code := <-codec; code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if len(visible) != 1 || !visible["PC03"] || !strings.Contains(errb.String(), `filter now "pc03"`) {
+		t.Fatalf("visible at the end %v, stderr %q", visible, errb.String())
 	}
 }
