@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -774,4 +775,49 @@ func TestHandleStopCancelledThenRetried(t *testing.T) {
 	if len(e.srv.SCM().Services()) != 0 || len(j.pending()) != 0 {
 		t.Fatalf("services %+v journal %v", e.srv.SCM().Services(), j.pending())
 	}
+}
+
+// settle waits until the number of goroutines is back to before, or
+// fails the test. Run it while the emulator still serves: a connection the
+// client forgot keeps goroutines on both sides.
+func settle(t *testing.T, before int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestNoGoroutineLeaks(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	before := runtime.NumGoroutine()
+	l := tcpLauncher()
+	for range 3 {
+		h, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Running(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Failures too: denied, and cancelled after create.
+	if _, err := tcpLauncher().LaunchTarget(ctx, e.target(e.user), e.spec(), nil); err == nil {
+		t.Fatal("user launch succeeded")
+	}
+	c2, cancel2 := context.WithCancel(ctx)
+	defer cancel2()
+	if _, err := l.LaunchTarget(c2, e.target(e.admin), e.spec(), &cancelOnRecord{cancel: cancel2}); err == nil {
+		t.Fatal("cancelled launch succeeded")
+	}
+	settle(t, before)
 }
