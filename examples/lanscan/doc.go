@@ -1,7 +1,7 @@
 // Command lanscan streams the computers it finds on the LAN, as a table
 // that grows as hosts are found or as NDJSON.
 //
-//	lanscan [-filter EXPR] [-timeout D] [-rate N] [-retries N] [-json] [TARGET...]
+//	lanscan [-filter EXPR] [-timeout D] [-rate N] [-retries N] [-json] [-interactive] [TARGET...]
 //
 // A TARGET is an IPv4 address, a CIDR or a range (10.0.0.5-10.0.0.40).
 // With no TARGET it sweeps the IPv4 subnets of the local interfaces (each
