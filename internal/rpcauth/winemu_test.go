@@ -10,6 +10,7 @@ import (
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	"github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
+	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
 
 	"github.com/lanconnect/lanconnect/internal/winemu"
 )
@@ -64,6 +65,11 @@ func TestOptionsOverTCPAgainstWinemu(t *testing.T) {
 				if err := open(cli); err != nil {
 					t.Fatal(err)
 				}
+			}
+			// The credential lived in the connection's own context: go-msrpc's
+			// process-global store is still empty.
+			if c := gssapi.GetCredential(context.Background(), "", nil, gssapi.InitiateOnly); c != nil {
+				t.Fatalf("a credential reached go-msrpc's global store: %T", c)
 			}
 		})
 	}
