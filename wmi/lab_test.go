@@ -240,3 +240,61 @@ func TestLabSilentDynamicPort(t *testing.T) {
 	}
 	t.Logf("silent dynamic port in the lab after %v: %v", took.Round(time.Millisecond), err)
 }
+
+// BenchmarkLabWMILaunch measures, in the lab, the launch latency through
+// WMI against the SCM over TCP (remotereg's ncacn_ip_tcp transport) on
+// the same emulator running in a target's namespace, across the lab
+// bridge: 20 launches each, reporting both medians and the ratio. Run
+// with -benchtime=1x.
+func BenchmarkLabWMILaunch(b *testing.B) {
+	if testing.Short() {
+		b.Skip("lab benchmark")
+	}
+	lab := testlab.New(b, testlab.Options{Targets: []testlab.TargetSpec{{}}})
+	tgt := lab.Targets[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	startLabWMIB(ctx, b, tgt)
+	script := "#!/bin/sh\nsleep 300\n"
+	if err := os.MkdirAll(filepath.Join(tgt.AdminDir, "Temp"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tgt.AdminDir, "Temp", "lcbench.exe"), []byte(script), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	creds, err := adauth.Parse(tgt.Admin.User, tgt.Admin.Password)
+	if err != nil {
+		b.Fatal(err)
+	}
+	wmiMed, scmMed := measureLaunches(ctx, b, tgt.Addr.String(), creds, deploy.LaunchSpec{Path: `C:\Windows\Temp\lcbench.exe`}, 20)
+	b.ReportMetric(float64(wmiMed.Microseconds())/1000, "wmi-median-ms")
+	b.ReportMetric(float64(scmMed.Microseconds())/1000, "scm-tcp-median-ms")
+	b.ReportMetric(float64(wmiMed)/float64(scmMed), "wmi/scm")
+}
+
+// startLabWMIB is startLabWMI for benchmarks.
+func startLabWMIB(ctx context.Context, b *testing.B, tgt *testlab.Target) {
+	b.Helper()
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "wmiemu")
+	if out, err := exec.Command("go", "build", "-o", bin, "../internal/winemu/testdata/wmiemu").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	b.Setenv("WINEMU_PASSWORD", tgt.Admin.Password)
+	p, err := tgt.Start(ctx, bin, "-listen", tgt.Addr.String(), "-root", tgt.AdminDir, "-user", tgt.Admin.User, "-name", tgt.NetBIOSName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Stop() })
+	addr := net.JoinHostPort(tgt.Addr.String(), "135")
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) || p.Exited() {
+			b.Fatalf("wmiemu not listening on %s: %v", addr, err)
+		}
+	}
+}

@@ -58,20 +58,26 @@ func ListenFiltered(ip netip.Addr) (*FilteredPort, error) {
 		return nil, errors.New("winemu: filtered port: unexpected socket address")
 	}
 	p := &FilteredPort{Addr: netip.AddrPortFrom(ip, uint16(in4.Port)), ln: f}
-	// Fill the accept queue (two connections with a backlog of one):
-	// dial until a connect no longer completes at once.
+	// Fill the accept queue (two connections with a backlog of one),
+	// then probe until a connect no longer completes: from then on the
+	// kernel drops SYNs.
 	for i := 0; i < 8; i++ {
-		c, err := net.DialTimeout("tcp", p.Addr.String(), 50*time.Millisecond)
+		timeout := 2 * time.Second
+		if i >= 2 {
+			timeout = 100 * time.Millisecond
+		}
+		c, err := net.DialTimeout("tcp", p.Addr.String(), timeout)
 		if err != nil {
-			break
+			if i < 2 {
+				p.Close()
+				return nil, fmt.Errorf("winemu: filtered port: fill the accept queue: %w", err)
+			}
+			return p, nil
 		}
 		p.fills = append(p.fills, c)
 	}
-	if len(p.fills) == 0 {
-		p.Close()
-		return nil, errors.New("winemu: filtered port: could not fill the accept queue")
-	}
-	return p, nil
+	p.Close()
+	return nil, errors.New("winemu: filtered port: the kernel does not drop connections on a full accept queue")
 }
 
 // Close closes the port and the connections that fill its queue.
