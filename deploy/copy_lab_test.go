@@ -260,6 +260,51 @@ func TestCopyLab(t *testing.T) {
 		}
 	})
 
+	t.Run("copy and pipes share the session concurrently", func(t *testing.T) {
+		a := AppletFromBytes("shared.exe", "1", randomBytes(t, 8<<20))
+		var j Journal
+		stop := make(chan struct{})
+		pipeErr := make(chan error, 1)
+		opened := 0
+		go func() {
+			defer close(pipeErr)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p, err := g.OpenPipe(ctx, "winreg")
+				if err != nil {
+					pipeErr <- err
+					return
+				}
+				opened++
+				t0 := time.Now()
+				if err := p.Close(); err != nil {
+					t.Logf("close after %v", time.Since(t0))
+					pipeErr <- err
+					return
+				}
+			}
+		}()
+		res, err := Copy(ctx, g, a, CopyOptions{Dir: `Temp\lc-shared`, Journal: &j, Parallel: 3})
+		close(stop)
+		if perr := <-pipeErr; perr != nil {
+			t.Fatalf("pipe: %v", perr)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fileSHA(t, onDisk(std, res.Path)); got != a.SHA256 {
+			t.Fatal("hash mismatch on disk")
+		}
+		t.Logf("pipes opened during the copy: %d", opened)
+		if rep := j.Undo(ctx, FileUndoers(g)); !rep.OK() {
+			t.Fatalf("%+v", rep)
+		}
+	})
+
 	t.Run("applet from file", func(t *testing.T) {
 		p := filepath.Join(t.TempDir(), "from-file.exe")
 		content := randomBytes(t, 777777)

@@ -18,6 +18,11 @@ import (
 // fragments are at most a few KiB, so a whole message always fits.
 const pipeReadSize = 64 << 10
 
+// closeTimeout bounds the CLOSE and TREE_DISCONNECT of Pipe.Close. Samba
+// hands pipes to samba-dcerpcd, which can take a second or more to answer
+// on a loaded machine.
+const closeTimeout = 5 * time.Second
+
 // Pipe is an open RPC named pipe (for example \pipe\winreg) on a Session,
 // used as a net.Conn: Write sends one message, Read returns the bytes of
 // the server's messages in order. Read and write deadlines are honoured.
@@ -206,9 +211,9 @@ func (p *Pipe) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// Close closes the pipe and its tree connect. It interrupts a Read in
-// flight and returns without waiting for the server in that case.
-// It is safe to call more than once.
+// Close closes the pipe and its tree connect, waiting at most 5 s for the
+// server. It interrupts a Read in flight and returns without waiting for
+// the server in that case. It is safe to call more than once.
 //
 // go-smb2 cannot cancel an SMB2 READ on the server, and Samba holds a
 // CLOSE or TREE_DISCONNECT until the pipe's pending READ completes. So
@@ -223,7 +228,7 @@ func (p *Pipe) Close() error {
 		inFlight := p.pending != nil
 		p.rmu.Unlock()
 		if !inFlight {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 			defer cancel()
 			// The File is bound to p.ctx: cancel it if the server stalls.
 			stop := context.AfterFunc(ctx, p.cancel)
