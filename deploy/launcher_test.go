@@ -3,8 +3,12 @@ package deploy
 import (
 	"errors"
 	"io/fs"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/lanconnect/lanconnect/internal/winemu"
 )
 
 func TestLaunchErrorMatchesKindAndCause(t *testing.T) {
@@ -96,5 +100,31 @@ func TestQuoteArg(t *testing.T) {
 	s := LaunchSpec{Path: `C:\Program Files\A\a.exe`, Args: []string{"-t", "x y"}}
 	if got, want := s.CommandLine(), `"C:\Program Files\A\a.exe" -t "x y"`; got != want {
 		t.Errorf("CommandLine = %s, want %s", got, want)
+	}
+}
+
+// TestCommandLineRoundTrip checks CommandLine against an independent
+// parser of the CommandLineToArgvW rules (winemu's, which the SCM
+// emulator uses to start services): every argument comes back unchanged.
+func TestCommandLineRoundTrip(t *testing.T) {
+	alphabet := []byte{'a', ' ', '\t', '"', '\\', 'x', '-', ':'}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 5000 {
+		args := make([]string, 1+rng.IntN(4))
+		for k := range args {
+			b := make([]byte, rng.IntN(8))
+			for n := range b {
+				b[n] = alphabet[rng.IntN(len(alphabet))]
+			}
+			args[k] = string(b)
+		}
+		s := LaunchSpec{Path: `C:\Program Files\Acme\applet.exe`, Args: args}
+		exe, got, err := winemu.ParseCommandLine(s.CommandLine())
+		if err != nil {
+			t.Fatalf("%d: %q: %v", i, s.CommandLine(), err)
+		}
+		if exe != s.Path || !slices.Equal(got, args) {
+			t.Fatalf("%d: %q parsed as %q %q, want %q", i, s.CommandLine(), exe, got, args)
+		}
 	}
 }
