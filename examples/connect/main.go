@@ -1,11 +1,323 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
 	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/remotereg"
+	"github.com/lanconnect/lanconnect/session"
+)
+
+const usage = `usage: connect [flags] HOST...
+
+Connects to each HOST (an IP address, or a computer name that NetBIOS or DNS
+resolves): authenticates as administrator over NTLM, copies the applet to
+ADMIN$, launches it (SCM through remotereg, then WMI), waits for it to check
+in, then closes the session and removes everything it put on the host.
+
+The password comes from the LANCONNECT_PASSWORD environment variable or, with
+-password-stdin, from the first line of standard input. When the credentials
+are refused and standard input is a terminal, connect asks for others.
+
+Exit status: 0 when every host reached Running (and was closed cleanly,
+unless -keep), 1 otherwise, 2 for bad usage.
+
+Flags:
+`
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "connect: not implemented yet (issue 8)")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], env{
+		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
+		getenv:   os.Getenv,
+		terminal: term.IsTerminal(int(os.Stdin.Fd())),
+		progress: term.IsTerminal(int(os.Stdout.Fd())),
+	})
+	stop()
+	os.Exit(code)
+}
+
+// env is what run takes from the process, so tests can supply it.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	terminal       bool // stdin is a terminal: prompting is possible
+	progress       bool // stdout is a terminal: redraw the progress bar
+}
+
+type options struct {
+	user          string
+	passwordStdin bool
+	applet        string
+	appletOS      string
+	appletArch    string
+	method        string
+	console       string
+	concurrency   int
+	keep          bool
+	jsonOut       bool
+	verbose       bool
+	checkin       time.Duration
+	servicePrefix string
+}
+
+func run(ctx context.Context, args []string, e env) int {
+	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var o options
+	fs.StringVar(&o.user, "user", "", "administrator `account`: user, DOMAIN\\user, user@domain or .\\user")
+	fs.BoolVar(&o.passwordStdin, "password-stdin", false, "read the password from the first line of standard input")
+	fs.StringVar(&o.applet, "applet", "", "applet `file` to deploy (default: build examples/applet with the go tool)")
+	fs.StringVar(&o.appletOS, "applet-os", "windows", "GOOS of the default applet build")
+	fs.StringVar(&o.appletArch, "applet-arch", "amd64", "GOARCH of the default applet build")
+	fs.StringVar(&o.method, "method", "auto", "launch `method`: auto (scm, then wmi), scm or wmi")
+	fs.StringVar(&o.console, "console", "", "check-in listen `address` host:port, as the targets reach it (default: this machine's address towards the first host, port chosen)")
+	fs.IntVar(&o.concurrency, "concurrency", session.DefaultConcurrency, "hosts connecting at once")
+	fs.BoolVar(&o.keep, "keep", false, "leave the applet running and skip cleanup")
+	fs.BoolVar(&o.jsonOut, "json", false, "write NDJSON events (host, state, step, time, method, error, diagnosis)")
+	fs.BoolVar(&o.verbose, "v", false, "log the SDK's steps to standard error")
+	fs.DurationVar(&o.checkin, "checkin-timeout", session.DefaultCheckinTimeout, "how long the applet gets to check in")
+	fs.StringVar(&o.servicePrefix, "service-prefix", "", "prefix of the service name (default: the launcher's)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(e.stderr, usage)
+			fs.SetOutput(e.stderr)
+			fs.PrintDefaults()
+			return exitOK
+		}
+		fmt.Fprintf(e.stderr, "connect: %v (see connect -h)\n", err)
+		return exitUsage
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(e.stderr, "connect: "+format+"\n", a...)
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		return usageErr("no HOST given (see connect -h)")
+	}
+	if o.concurrency <= 0 {
+		return usageErr("-concurrency must be positive, not %d", o.concurrency)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if o.verbose {
+		log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+
+	// Launchers, in order.
+	scm := &remotereg.Launcher{ServicePrefix: o.servicePrefix, Logger: log}
+	var launchers []launcher
+	switch o.method {
+	case "auto":
+		launchers = append(launchers, launcher{"scm", scm})
+		if newWMI != nil {
+			launchers = append(launchers, launcher{"wmi", newWMI(log)})
+		}
+	case "scm":
+		launchers = append(launchers, launcher{"scm", scm})
+	case "wmi":
+		if newWMI == nil {
+			return usageErr("-method wmi: the WMI launcher is not available in this build")
+		}
+		launchers = append(launchers, launcher{"wmi", newWMI(log)})
+	default:
+		return usageErr("-method must be auto, scm or wmi, not %q", o.method)
+	}
+	var sl []session.Launcher
+	var dl []deploy.Launcher
+	for _, l := range launchers {
+		sl = append(sl, l)
+		dl = append(dl, l.l)
+	}
+
+	// Credentials.
+	var creds adauth.Credentials
+	password := e.getenv("LANCONNECT_PASSWORD")
+	if o.passwordStdin {
+		line, err := bufio.NewReader(e.stdin).ReadString('\n')
+		if err != nil && (!errors.Is(err, io.EOF) || line == "") {
+			return usageErr("-password-stdin: no password on standard input")
+		}
+		password = strings.TrimRight(line, "\r\n")
+	}
+	if o.user != "" {
+		c, err := adauth.Parse(o.user, password)
+		if err != nil {
+			return usageErr("-user: %v", err)
+		}
+		creds = c
+	}
+	canPrompt := e.terminal && !o.passwordStdin
+
+	// Hosts.
+	hosts, err := resolveHosts(ctx, fs.Args(), log)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "connect: %v\n", err)
+		return exitFailed
+	}
+
+	// Applet.
+	appletPath := o.applet
+	if appletPath == "" {
+		dir, err := os.MkdirTemp("", "lanconnect-applet-")
+		if err != nil {
+			fmt.Fprintf(e.stderr, "connect: %v\n", err)
+			return exitFailed
+		}
+		defer os.RemoveAll(dir)
+		appletPath = filepath.Join(dir, "applet.exe")
+		if err := buildApplet(ctx, appletPath, o.appletOS, o.appletArch); err != nil {
+			fmt.Fprintf(e.stderr, "connect: no -applet given and the example applet could not be built: %v\n", err)
+			return exitFailed
+		}
+	}
+	applet, err := deploy.AppletFromFile("lcapplet.exe", "example", appletPath)
+	if err != nil {
+		return usageErr("-applet: %v", err)
+	}
+
+	// Check-in address.
+	listen := o.console
+	if listen == "" {
+		listen = net.JoinHostPort(localAddrTowards(hosts[0]), "0")
+	}
+
+	out := newPrinter(e.stdout, o.jsonOut, e.progress)
+	var promptMu sync.Mutex
+	var client *session.Client
+	cfg := session.Config{
+		Authenticator:       &adauth.SMBAuthenticator{Logger: log},
+		Credentials:         creds,
+		RememberCredentials: true,
+		Preflight:           preflight{scm},
+		Deployer:            &deployer{applet: applet, log: log},
+		Launchers:           sl,
+		NewJournal:          newJournal(dl),
+		CheckinListen:       listen,
+		ConsoleAddr:         listen,
+		ServicePrefix:       o.servicePrefix,
+		Timeouts:            session.Timeouts{Checkin: o.checkin},
+		Concurrency:         o.concurrency,
+		Logger:              log,
+	}
+	if canPrompt {
+		cfg.Prompt = func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
+			promptMu.Lock()
+			defer promptMu.Unlock()
+			// Another host's prompt may have supplied credentials meanwhile.
+			if cur := client.Credentials(); !cur.IsZero() && cur.Account() != req.Account {
+				return cur, nil
+			}
+			return promptTerminal(ctx, e, out, req)
+		}
+	}
+	client, err = session.New(cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "connect: %v\n", err)
+		return exitFailed
+	}
+	defer client.Close()
+	if !o.jsonOut {
+		fmt.Fprintf(e.stdout, "check-in listening on %s\n", client.CheckinAddr())
+	}
+
+	// Connect, print, close.
+	var printers sync.WaitGroup
+	results := client.ConnectAll(ctx, hosts, session.BulkOptions{
+		Concurrency: o.concurrency,
+		OnStart: func(s *session.Session) {
+			printers.Add(1)
+			go func() {
+				defer printers.Done()
+				for ev := range s.Events() {
+					out.event(ev)
+					if o.keep && ev.State == session.Running {
+						return
+					}
+				}
+			}()
+		},
+	})
+	var failed atomic.Bool
+	var closers sync.WaitGroup
+	for r := range results {
+		if r.Result.State != session.Running {
+			failed.Store(true)
+			continue
+		}
+		if o.keep {
+			continue
+		}
+		closers.Add(1)
+		go func() {
+			defer closers.Done()
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*session.DefaultCleanupTimeout)
+			defer cancel()
+			cl, err := r.Session.Close(cctx)
+			if err != nil || !cl.Clean() {
+				failed.Store(true)
+			}
+		}()
+	}
+	closers.Wait()
+	printers.Wait()
+	if !failed.Load() && ctx.Err() == nil {
+		return exitOK
+	}
+	return exitFailed
+}
+
+// buildApplet builds examples/applet with the go tool.
+func buildApplet(ctx context.Context, out, goos, goarch string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/lanconnect/lanconnect/examples/applet")
+	cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+// localAddrTowards returns this machine's address on the route to h, for
+// the check-in listener. A UDP "connect" sends nothing.
+func localAddrTowards(h discovery.Host) string {
+	if len(h.Addrs) > 0 {
+		if c, err := net.Dial("udp", net.JoinHostPort(h.Addrs[0].String(), "445")); err == nil {
+			defer c.Close()
+			if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
+				if ip, ok := netip.AddrFromSlice(a.IP); ok {
+					return ip.Unmap().String()
+				}
+			}
+		}
+	}
+	return "127.0.0.1"
 }

@@ -1,0 +1,420 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lanconnect/lanconnect/internal/testlab"
+)
+
+// The lab tests build connect, the example applet (for this machine: the
+// lab's winemu runs it as a process) and winemu, start winemu next to
+// Samba in the targets' namespaces, and run connect in the root namespace
+// against the targets' lab addresses.
+
+var (
+	buildMu sync.Mutex
+	built   = map[string]string{}
+)
+
+func buildBin(t *testing.T, name, pkg string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if b, ok := built[name]; ok {
+		return b
+	}
+	dir, err := os.MkdirTemp("", "connect-test-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	built[name] = bin
+	return bin
+}
+
+// startWinemu runs winemu in tgt's namespace with ADMIN$ as its Windows
+// directory and the target's admin account, as a Windows target's SCM
+// would serve it.
+// It returns the path of winemu's control socket.
+func startWinemu(ctx context.Context, t *testing.T, tgt *testlab.Target, password string) string {
+	t.Helper()
+	bin := buildBin(t, "winemu", "github.com/lanconnect/lanconnect/internal/winemu/cmd/winemu")
+	t.Setenv("WINEMU_PASSWORD", password)
+	ctl := filepath.Join(t.TempDir(), "winemu.ctl")
+	p, err := tgt.Start(ctx, bin, "-listen", tgt.Addr.String(), "-root", tgt.AdminDir, "-control", ctl,
+		"-user", tgt.Admin.User, "-name", tgt.NetBIOSName, "-workgroup", tgt.Workgroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	addr := net.JoinHostPort(tgt.Addr.String(), "135")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return ctl
+		}
+		if time.Now().After(deadline) || p.Exited() {
+			t.Fatalf("winemu not listening on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// execShares makes files created through ADMIN$ executable, as any .exe
+// is on Windows: Samba otherwise maps DOS attributes, not the execute bit,
+// and winemu could not start the applet. smbd re-reads its configuration
+// for every new connection.
+func execShares(t *testing.T, tgt *testlab.Target) {
+	t.Helper()
+	b, err := os.ReadFile(tgt.SMBConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.Replace(string(b), "[ADMIN$]\n", "[ADMIN$]\n\tforce create mode = 0755\n", 1)
+	if conf == string(b) {
+		t.Fatal("no [ADMIN$] section in the target's smb.conf")
+	}
+	if err := os.WriteFile(tgt.SMBConf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// buildAll builds the binaries before any lab or deadline starts.
+func buildAll(t *testing.T) {
+	buildBin(t, "winemu", "github.com/lanconnect/lanconnect/internal/winemu/cmd/winemu")
+	buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet")
+	buildBin(t, "connect", "github.com/lanconnect/lanconnect/examples/connect")
+}
+
+// winemuServices asks winemu which services exist ("name:state:pid" each).
+func winemuServices(t *testing.T, ctl string) []string {
+	t.Helper()
+	c, err := net.Dial("unix", ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintln(c, "services")
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "ok") {
+		t.Fatalf("winemu control: %q %v", line, err)
+	}
+	return strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "ok"))
+}
+
+type event struct {
+	Host      string `json:"host"`
+	State     string `json:"state"`
+	Step      string `json:"step"`
+	Time      string `json:"time"`
+	Method    string `json:"method"`
+	Error     string `json:"error"`
+	Diagnosis string `json:"diagnosis"`
+	Event     string `json:"event"`
+	AppletPID int    `json:"applet_pid"`
+	Cleanup   *struct {
+		Undone []string `json:"undone"`
+		Left   []string `json:"left"`
+	} `json:"cleanup"`
+	raw map[string]any
+}
+
+type runResult struct {
+	code   int
+	events []event
+	stderr string
+	took   time.Duration
+}
+
+func (r runResult) of(host string) []event {
+	var out []event
+	for _, e := range r.events {
+		if e.Host == host {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (r runResult) last(host string) event {
+	evs := r.of(host)
+	if len(evs) == 0 {
+		return event{}
+	}
+	return evs[len(evs)-1]
+}
+
+// runConnect runs the connect binary with -json and parses its output.
+func runConnect(ctx context.Context, t *testing.T, password string, args ...string) runResult {
+	t.Helper()
+	bin := buildBin(t, "connect", "github.com/lanconnect/lanconnect/examples/connect")
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-json", "-v"}, args...)...)
+	cmd.Env = append(os.Environ(), "LANCONNECT_PASSWORD="+password)
+	// On a deadline, SIGQUIT makes a hung connect print its goroutines.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	t0 := time.Now()
+	err := cmd.Run()
+	r := runResult{stderr: stderr.String(), took: time.Since(t0)}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	r.events = parseEvents(t, stdout.Bytes())
+	if strings.Contains(stdout.String(), password) || strings.Contains(r.stderr, password) {
+		t.Fatal("the password appears in connect's output")
+	}
+	return r
+}
+
+func parseEvents(t *testing.T, b []byte) []event {
+	t.Helper()
+	var evs []event
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var e event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("not NDJSON: %q: %v", sc.Text(), err)
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e.raw); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{"host", "state", "step", "time", "method", "error", "diagnosis"} {
+			if _, ok := e.raw[f]; !ok {
+				t.Fatalf("event without %q: %s", f, sc.Text())
+			}
+		}
+		if _, err := time.Parse(time.RFC3339Nano, e.Time); err != nil {
+			t.Fatalf("time %q: %v", e.Time, err)
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+func brief(evs []event) string {
+	var s []string
+	for _, e := range evs {
+		x := e.State + "/" + e.Step
+		if e.Method != "" {
+			x += "[" + e.Method + "]"
+		}
+		if e.Event != "state" {
+			x = e.Event + ":" + x
+		}
+		s = append(s, x)
+	}
+	return strings.Join(s, " ")
+}
+
+// processesWith returns the PIDs whose command line contains s.
+func processesWith(s string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// leftovers lists what lanconnect may have left under the target's
+// Windows directory: applet files and temporary copies.
+func leftovers(t *testing.T, tgt *testlab.Target) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(tgt.AdminDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.Contains(strings.ToLower(d.Name()), "lcapplet") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+func checkRunningThenClosed(t *testing.T, r runResult, host, method string) event {
+	t.Helper()
+	evs := r.of(host)
+	if len(evs) == 0 {
+		t.Fatalf("no events for %s; stderr:\n%s", host, r.stderr)
+	}
+	var running *event
+	for i, e := range evs {
+		if e.State == "Running" {
+			running = &evs[i]
+			break
+		}
+	}
+	last := evs[len(evs)-1]
+	if running == nil || last.State != "Closed" || r.code != 0 {
+		t.Fatalf("exit %d, events %s\nlast %+v\nstderr:\n%s", r.code, brief(evs), last, r.stderr)
+	}
+	if running.Method != method || running.AppletPID <= 0 || running.Step != "checkin" {
+		t.Fatalf("running event %+v", *running)
+	}
+	if last.Cleanup == nil || len(last.Cleanup.Left) != 0 || len(last.Cleanup.Undone) == 0 {
+		t.Fatalf("cleanup %+v", last.Cleanup)
+	}
+	return *running
+}
+
+func TestLabConnect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	buildAll(t)
+	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}, {Variant: testlab.GuestOnly}, {NoSMB: true}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	std, guest, closed := lab.Targets[0], lab.Targets[1], lab.Targets[2]
+	execShares(t, std)
+	ctl := startWinemu(ctx, t, std, std.Admin.Password)
+	applet := buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet")
+	console := net.JoinHostPort(lab.HostAddr.String(), "0")
+	base := []string{"-console", console, "-applet", applet, "-checkin-timeout", "30s"}
+
+	t.Run("scm", func(t *testing.T) {
+		r := runConnect(ctx, t, std.Admin.Password, append(base, "-user", std.Admin.User, "-method", "scm", std.Addr.String())...)
+		host := std.Addr.String()
+		checkRunningThenClosed(t, r, host, "scm")
+		want := []string{"Connecting/authenticate", "Connecting/preflight", "Connecting/deploy"}
+		if got := strings.Fields(brief(r.of(host))); !slices.Equal(got[:3], want) {
+			t.Fatalf("events %v", got)
+		}
+		t.Logf("scm: %s (%v)", brief(r.of(host)), r.took)
+		if l := leftovers(t, std); len(l) != 0 {
+			t.Fatalf("left on the target: %v", l)
+		}
+		if p := processesWith("lcapplet-"); len(p) != 0 {
+			t.Fatalf("applet processes left: %v", p)
+		}
+		if s := winemuServices(t, ctl); len(s) != 0 {
+			t.Fatalf("services left: %v", s)
+		}
+	})
+
+	t.Run("non-admin without a terminal", func(t *testing.T) {
+		r := runConnect(ctx, t, std.User.Password, append(base, "-user", std.User.User, std.Addr.String())...)
+		last := r.last(std.Addr.String())
+		if r.code != 1 || last.State != "Failed" || last.Step != "authenticate" || last.Diagnosis == "" {
+			t.Fatalf("exit %d last %+v\n%s", r.code, last, r.stderr)
+		}
+		t.Logf("non-admin: %s", last.Diagnosis)
+	})
+
+	t.Run("guest-only", func(t *testing.T) {
+		r := runConnect(ctx, t, guest.Admin.Password, append(base, "-user", guest.Admin.User, guest.Addr.String())...)
+		last := r.last(guest.Addr.String())
+		if r.code != 1 || last.State != "Failed" || last.Step != "authenticate" || !strings.Contains(strings.ToLower(last.Diagnosis), "guest") {
+			t.Fatalf("exit %d last %+v\n%s", r.code, last, r.stderr)
+		}
+		t.Logf("guest-only: %s", last.Diagnosis)
+	})
+
+	t.Run("445 closed", func(t *testing.T) {
+		r := runConnect(ctx, t, closed.Admin.Password, append(base, "-user", closed.Admin.User, closed.Addr.String())...)
+		last := r.last(closed.Addr.String())
+		if r.code != 1 || last.State != "Failed" || last.Step != "authenticate" || !strings.Contains(strings.ToLower(last.Diagnosis), "firewall") {
+			t.Fatalf("exit %d last %+v\n%s", r.code, last, r.stderr)
+		}
+		t.Logf("445 closed: %s", last.Diagnosis)
+	})
+}
+
+// TestLabConnectBulk connects to eight targets at once and reports the
+// wall time and each host's time to Running.
+func TestLabConnectBulk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	const n = 8
+	buildAll(t)
+	lab := testlab.New(t, testlab.Options{Targets: make([]testlab.TargetSpec, n)})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	args := []string{"-console", net.JoinHostPort(lab.HostAddr.String(), "0"), "-applet", buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet"),
+		"-method", "scm", "-concurrency", strconv.Itoa(n)}
+	// The lab gives each target its own password; bulk pushes use one
+	// account, so every target's winemu gets the first target's.
+	pw := lab.Targets[0].Admin.Password
+	var addrs, ctls []string
+	for _, tgt := range lab.Targets {
+		execShares(t, tgt)
+		setPassword(ctx, t, tgt, pw)
+		ctls = append(ctls, startWinemu(ctx, t, tgt, pw))
+		addrs = append(addrs, tgt.Addr.String())
+	}
+	args = append(args, "-user", lab.Targets[0].Admin.User)
+	r := runConnect(ctx, t, pw, append(args, addrs...)...)
+	var took []time.Duration
+	for _, a := range addrs {
+		evs := r.of(a)
+		checkRunningThenClosed(t, r, a, "scm")
+		t0, _ := time.Parse(time.RFC3339Nano, evs[0].Time)
+		for _, e := range evs {
+			if e.State == "Running" {
+				t1, _ := time.Parse(time.RFC3339Nano, e.Time)
+				took = append(took, t1.Sub(t0))
+				break
+			}
+		}
+	}
+	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+	p95 := took[(len(took)*95+99)/100-1]
+	t.Logf("bulk: %d hosts, wall %v (connect process, build excluded), time to Running: median %v, p95 %v, all %v",
+		n, r.took.Round(time.Millisecond), took[len(took)/2].Round(time.Millisecond), p95.Round(time.Millisecond), took)
+	if p := processesWith("lcapplet-"); len(p) != 0 {
+		t.Fatalf("applet processes left: %v", p)
+	}
+	for i, ctl := range ctls {
+		if s := winemuServices(t, ctl); len(s) != 0 {
+			t.Fatalf("services left on %s: %v", addrs[i], s)
+		}
+		if l := leftovers(t, lab.Targets[i]); len(l) != 0 {
+			t.Fatalf("files left on %s: %v", addrs[i], l)
+		}
+	}
+}
+
+// setPassword gives the target's admin account pw in Samba's database.
+func setPassword(ctx context.Context, t *testing.T, tgt *testlab.Target, pw string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, "smbpasswd", "-c", tgt.SMBConf, "-s", tgt.Admin.User)
+	cmd.Stdin = strings.NewReader(fmt.Sprintf("%s\n%s\n", pw, pw))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("smbpasswd: %v\n%s", err, out)
+	}
+}

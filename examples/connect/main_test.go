@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lanconnect/lanconnect/session"
+)
+
+func testEnv(stdin string) (env, *bytes.Buffer, *bytes.Buffer) {
+	var out, errb bytes.Buffer
+	return env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}, &out, &errb
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "no HOST"},
+		{[]string{"-method", "psexec", "192.0.2.1"}, "-method must be"},
+		{[]string{"-concurrency", "0", "192.0.2.1"}, "-concurrency must be positive"},
+		{[]string{"-nosuchflag"}, "not defined"},
+		{[]string{"-password-stdin", "-user", "admin", "192.0.2.1"}, "no password on standard input"},
+		{[]string{"-user", `a\b\c`, "192.0.2.1"}, "-user"},
+	} {
+		e, _, errb := testEnv("")
+		if code := run(context.Background(), tc.args, e); code != exitUsage || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want 2 and %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+}
+
+func TestMethodWMIWithoutLauncher(t *testing.T) {
+	if newWMI != nil {
+		t.Skip("this build has the WMI launcher")
+	}
+	e, _, errb := testEnv("")
+	if code := run(context.Background(), []string{"-method", "wmi", "192.0.2.1"}, e); code != exitUsage || !strings.Contains(errb.String(), "not available in this build") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+func TestHelp(t *testing.T) {
+	e, _, errb := testEnv("")
+	if code := run(context.Background(), []string{"-h"}, e); code != exitOK || !strings.Contains(errb.String(), "-password-stdin") {
+		t.Fatalf("exit %d, %q", code, errb.String())
+	}
+}
+
+// The NDJSON contract: the seven fields are always present, the
+// diagnosis is one string "Summary Fix: ...", and no secret leaks.
+func TestJSONEvent(t *testing.T) {
+	ev := session.Event{Kind: session.EventState, Host: "PC1", State: session.Failed, Step: session.StepLaunch,
+		Time: time.Date(2026, 11, 26, 12, 0, 0, 5, time.UTC), Method: "scm", Err: errors.New("access denied"),
+		Diagnosis: session.Diagnosis{Code: "x", Summary: "It failed.", Fix: "Do this."},
+		Result: &session.Result{Attempts: []session.Attempt{{Launcher: "scm", Err: errors.New("denied")}}, Cleanup: &session.Cleanup{Undone: []string{"file"}}}}
+	var out bytes.Buffer
+	newPrinter(&out, true, false).event(ev)
+	var m map[string]any
+	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"host": "PC1", "state": "Failed", "step": "launch", "time": "2026-11-26T12:00:00.000000005Z", "method": "scm",
+		"error": "access denied", "diagnosis": "It failed. Fix: Do this."}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+	// A progress event keeps the seven fields, empty where unknown.
+	out.Reset()
+	newPrinter(&out, true, false).event(session.Event{Kind: session.EventProgress, Host: "PC1", State: session.Connecting, Step: session.StepDeploy, Done: 5, Total: 10})
+	m = nil
+	json.Unmarshal(out.Bytes(), &m)
+	for _, k := range []string{"host", "state", "step", "time", "method", "error", "diagnosis"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("progress event lacks %q: %s", k, out.String())
+		}
+	}
+	if m["bytes"] != 5.0 || m["total"] != 10.0 || m["event"] != "progress" {
+		t.Errorf("progress: %s", out.String())
+	}
+}
+
+func TestTextProgressBar(t *testing.T) {
+	var out bytes.Buffer
+	p := newPrinter(&out, false, false)
+	for i := int64(0); i <= 100; i++ {
+		p.event(session.Event{Kind: session.EventProgress, Session: "s", Host: "PC1", Done: i, Total: 100})
+	}
+	if n := strings.Count(out.String(), "copy ["); n != 5 {
+		t.Fatalf("%d bar lines, want one per quarter:\n%s", n, out.String())
+	}
+	if !strings.Contains(out.String(), "[##############################] 100%") {
+		t.Fatalf("no full bar:\n%s", out.String())
+	}
+}

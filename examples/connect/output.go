@@ -1,0 +1,211 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lanconnect/lanconnect/session"
+)
+
+// printer writes events as text lines or NDJSON. It is safe for
+// concurrent use; one event is one write.
+type printer struct {
+	mu      sync.Mutex
+	w       io.Writer
+	json    bool
+	redraw  bool           // stdout is a terminal: redraw the bar in place
+	lastPct map[string]int // per session, last printed progress step
+	inBar   bool
+}
+
+func newPrinter(w io.Writer, jsonOut, redraw bool) *printer {
+	return &printer{w: w, json: jsonOut, redraw: redraw, lastPct: map[string]int{}}
+}
+
+// jsonEvent is one NDJSON line. The first seven fields are always present
+// (empty when unknown); see docs/connect.md.
+type jsonEvent struct {
+	Host      string        `json:"host"`
+	State     session.State `json:"state"`
+	Step      session.Step  `json:"step"`
+	Time      string        `json:"time"`
+	Method    string        `json:"method"`
+	Error     string        `json:"error"`
+	Diagnosis string        `json:"diagnosis"`
+	Event     string        `json:"event"`
+	Addr      string        `json:"addr,omitempty"`
+	Session   string        `json:"session"`
+	Bytes     *int64        `json:"bytes,omitempty"`
+	Total     *int64        `json:"total,omitempty"`
+	Account   string        `json:"account,omitempty"`
+	AppletPID int           `json:"applet_pid,omitempty"`
+	Attempts  []jsonAttempt `json:"attempts,omitempty"`
+	Notes     []string      `json:"notes,omitempty"`
+	Cleanup   *jsonCleanup  `json:"cleanup,omitempty"`
+}
+
+type jsonAttempt struct {
+	Method    string `json:"method"`
+	Error     string `json:"error"`
+	Diagnosis string `json:"diagnosis"`
+}
+
+type jsonCleanup struct {
+	Kept   bool     `json:"kept,omitempty"`
+	Undone []string `json:"undone"`
+	Left   []string `json:"left"`
+}
+
+func toJSON(ev session.Event) jsonEvent {
+	j := jsonEvent{
+		Host: ev.Host, State: ev.State, Step: ev.Step, Time: ev.Time.UTC().Format(time.RFC3339Nano),
+		Method: ev.Method, Diagnosis: ev.Diagnosis.String(), Event: string(ev.Kind), Addr: ev.Addr, Session: ev.Session,
+	}
+	if ev.Err != nil {
+		j.Error = ev.Err.Error()
+	}
+	if ev.Kind == session.EventProgress {
+		d, t := ev.Done, ev.Total
+		j.Bytes, j.Total = &d, &t
+	}
+	if r := ev.Result; r != nil {
+		j.Account = r.Account
+		if r.Applet != nil {
+			j.AppletPID = r.Applet.PID
+		}
+		if ev.State == session.Failed {
+			for _, a := range r.Attempts {
+				ja := jsonAttempt{Method: a.Launcher, Diagnosis: a.Diagnosis.String()}
+				if a.Err != nil {
+					ja.Error = a.Err.Error()
+				}
+				j.Attempts = append(j.Attempts, ja)
+			}
+		}
+		for _, n := range r.Notes {
+			j.Notes = append(j.Notes, n.String())
+		}
+		if c := r.Cleanup; c != nil {
+			jc := &jsonCleanup{Kept: c.Kept, Undone: append([]string{}, c.Undone...), Left: []string{}}
+			for _, l := range c.Left {
+				jc.Left = append(jc.Left, l.What+": "+errText(l.Err))
+			}
+			j.Cleanup = jc
+		}
+	}
+	return j
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func (p *printer) event(ev session.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.json {
+		b, err := json.Marshal(toJSON(ev))
+		if err == nil {
+			p.w.Write(append(b, '\n'))
+		}
+		return
+	}
+	if ev.Kind == session.EventProgress {
+		p.bar(ev)
+		return
+	}
+	if p.inBar {
+		fmt.Fprintln(p.w)
+		p.inBar = false
+	}
+	ts := ev.Time.Format("15:04:05.000")
+	switch ev.Kind {
+	case session.EventAttempt:
+		fmt.Fprintf(p.w, "%s  %-16s launch via %s failed: %v\n", ts, ev.Host, ev.Method, ev.Err)
+		if !ev.Diagnosis.IsZero() {
+			fmt.Fprintf(p.w, "%s  %-16s   diagnosis: %s\n", ts, ev.Host, ev.Diagnosis)
+		}
+		return
+	}
+	line := fmt.Sprintf("%s  %-16s %-10s  %-12s", ts, ev.Host, ev.State, ev.Step)
+	if ev.Method != "" {
+		line += "  via " + ev.Method
+	}
+	r := ev.Result
+	switch ev.State {
+	case session.Running:
+		if r != nil && r.Applet != nil {
+			line += fmt.Sprintf("  applet pid %d on %s checked in", r.Applet.PID, r.Applet.Host)
+		}
+	case session.Failed:
+		line += fmt.Sprintf("\n    error: %v", ev.Err)
+		if !ev.Diagnosis.IsZero() {
+			line += "\n    diagnosis: " + ev.Diagnosis.String()
+		}
+		if r != nil {
+			for _, a := range r.Attempts {
+				line += fmt.Sprintf("\n    tried %s: %v", a.Launcher, a.Err)
+			}
+		}
+	}
+	if r != nil && ev.State != session.Running {
+		for _, n := range r.Notes {
+			line += "\n    note: " + n.String()
+		}
+		if c := r.Cleanup; c != nil {
+			switch {
+			case c.Kept:
+				line += "\n    cleanup: skipped (kept)"
+			case len(c.Left) == 0:
+				line += fmt.Sprintf("\n    cleanup: %d undone, nothing left", len(c.Undone))
+			default:
+				var left []string
+				for _, l := range c.Left {
+					left = append(left, l.What+" ("+errText(l.Err)+")")
+				}
+				line += fmt.Sprintf("\n    cleanup: %d undone, LEFT ON TARGET: %s", len(c.Undone), strings.Join(left, "; "))
+			}
+		}
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+// bar draws the copy's progress: redrawn in place on a terminal, and one
+// line per quarter otherwise.
+func (p *printer) bar(ev session.Event) {
+	if ev.Total <= 0 {
+		return
+	}
+	pct := int(ev.Done * 100 / ev.Total)
+	const width = 30
+	fill := pct * width / 100
+	s := fmt.Sprintf("%-16s copy [%s%s] %3d%% %s / %s", ev.Host, strings.Repeat("#", fill), strings.Repeat("-", width-fill), pct, size(ev.Done), size(ev.Total))
+	if p.redraw {
+		fmt.Fprintf(p.w, "\r%s", s)
+		p.inBar = true
+		return
+	}
+	q := pct / 25
+	if last, ok := p.lastPct[ev.Session]; ok && last >= q {
+		return
+	}
+	p.lastPct[ev.Session] = q
+	fmt.Fprintf(p.w, "%s  %s\n", ev.Time.Format("15:04:05.000"), s)
+}
+
+func size(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
