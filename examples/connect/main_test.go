@@ -59,7 +59,7 @@ func TestJSONEvent(t *testing.T) {
 	ev := session.Event{Kind: session.EventState, Host: "PC1", State: session.Failed, Step: session.StepLaunch,
 		Time: time.Date(2026, 11, 26, 12, 0, 0, 5, time.UTC), Method: "scm", Err: errors.New("access denied"),
 		Diagnosis: session.Diagnosis{Code: "x", Summary: "It failed.", Fix: "Do this."},
-		Result: &session.Result{Attempts: []session.Attempt{{Launcher: "scm", Err: errors.New("denied")}}, Cleanup: &session.Cleanup{Undone: []string{"file"}}}}
+		Result:    &session.Result{Attempts: []session.Attempt{{Launcher: "scm", Err: errors.New("denied")}}, Cleanup: &session.Cleanup{Undone: []string{"file"}}}}
 	var out bytes.Buffer
 	newPrinter(&out, true, false).event(ev)
 	var m map[string]any
