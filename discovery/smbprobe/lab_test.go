@@ -33,7 +33,7 @@ func TestLabProbe(t *testing.T) {
 	var captured [][]byte
 	d := &Discoverer{
 		Targets:     []discovery.AddrRange{{From: lab.Prefix.Masked().Addr().Next(), To: lastAddr(lab.Prefix)}},
-		Prober:      Prober{Timeout: 2 * time.Second},
+		Prober:      Prober{Timeout: 5 * time.Second},
 		Concurrency: 64,
 		Rate:        2000,
 	}
