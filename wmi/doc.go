@@ -21,11 +21,13 @@
 //
 // # Security
 //
-// Every RPC security context is its own NTLM context built by
-// internal/rpcauth from the target's credentials (never go-msrpc's global
-// store), at PKT_PRIVACY by default with the signature of every sealed
-// response verified; PKT_INTEGRITY can be chosen, no authentication
-// cannot (KB5004442 DCOM hardening).
+// Each connection (port 135, the dynamic port) has its own NTLM security
+// context, built by internal/rpcauth from the target's credentials (never
+// go-msrpc's global store) by the connection's first bind and shared by
+// the interfaces bound after it; a connection that go-msrpc replaced after
+// a failure gets a new one. It runs at PKT_PRIVACY by default with the
+// signature of every sealed response verified; PKT_INTEGRITY can be
+// chosen, no authentication cannot (KB5004442 DCOM hardening).
 //
 // # Failures
 //

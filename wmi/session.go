@@ -109,14 +109,18 @@ type session struct {
 	stop context.CancelFunc
 
 	ep, dyn dcerpc.Conn
-	port    int
-	ver     *dcom.COMVersion
-	remUnk  *dcom.IPID
-	svcs    iwbemservices.ServicesClient
-	refs    []*dcom.RemoteInterfaceReference // objects to release with the references we hold
-	dynUp   bool                             // a bind on the dynamic port succeeded
-	broken  bool                             // a step timed out or lost its connection
-	closed  bool
+	// epSec and dynSec carry the security context established by the
+	// first bind on each connection; later binds on that connection
+	// reuse it (one NTLM context per connection, as Windows does).
+	epSec, dynSec context.Context
+	port          int
+	ver           *dcom.COMVersion
+	remUnk        *dcom.IPID
+	svcs          iwbemservices.ServicesClient
+	refs          []*dcom.RemoteInterfaceReference // objects to release with the references we hold
+	dynUp         bool                             // a bind on the dynamic port succeeded
+	broken        bool                             // a step timed out or lost its connection
+	closed        bool
 }
 
 // step runs f under the step's deadline; binds inside it are guarded by
@@ -137,6 +141,13 @@ func (s *session) step(ctx context.Context, name string, port int, dynamic bool,
 	}
 	if err == nil {
 		err = errors.New("connection closed at the deadline")
+	}
+	// go-msrpc closes a transport after a failed call, and the next bind
+	// dials a new one: that one needs a security context of its own.
+	if dynamic {
+		s.dynSec = nil
+	} else {
+		s.epSec = nil
 	}
 	if watchdogFired || isTimeout(err) || isRefused(err) || ctx.Err() != nil {
 		// Releasing would wait on the same silent endpoint.
@@ -162,6 +173,32 @@ func bindingHost(h string) string {
 
 func (s *session) security() ([]dcerpc.Option, error) {
 	return rpcauth.Options(s.t.Credentials, s.l.Level)
+}
+
+// valuesOf is a context with the lifetime of Context and the values of
+// v first: go-msrpc finds an established security context among a
+// context's values.
+type valuesOf struct {
+	context.Context
+	v context.Context
+}
+
+func (c valuesOf) Value(k any) any {
+	if x := c.v.Value(k); x != nil {
+		return x
+	}
+	return c.Context.Value(k)
+}
+
+// bindOn returns the context and options for binding one more client on
+// a connection: the connection's established security context when
+// there is one, else a new one from rpcauth.
+func (s *session) bindOn(sec context.Context) (context.Context, []dcerpc.Option, error) {
+	if sec != nil {
+		return valuesOf{Context: s.life, v: sec}, nil, nil
+	}
+	opts, err := s.security()
+	return s.life, opts, err
 }
 
 func (s *session) dial(port int) (dcerpc.Conn, error) {
@@ -202,6 +239,9 @@ func (s *session) connect(ctx context.Context) error {
 		}
 		s.ep = cc
 		exporter, err = iobjectexporter.NewObjectExporterClient(s.life, cc, opts...)
+		if err == nil {
+			s.epSec = exporter.Conn().Context()
+		}
 		return err
 	})
 	if err != nil {
@@ -223,11 +263,11 @@ func (s *session) connect(ctx context.Context) error {
 	}
 	var loginIPID *dcom.IPID
 	err = s.step(ctx, StepActivate, epPort, false, func(ctx context.Context) error {
-		opts, err := s.security()
+		bctx, opts, err := s.bindOn(s.epSec)
 		if err != nil {
 			return err
 		}
-		act, err := iactivation.NewActivationClient(s.life, s.ep, opts...)
+		act, err := iactivation.NewActivationClient(bctx, s.ep, opts...)
 		if err != nil {
 			return err
 		}
@@ -276,6 +316,9 @@ func (s *session) connect(ctx context.Context) error {
 		s.dyn = cc
 		login, err = iwbemlevel1login.NewLevel1LoginClient(s.life, cc, append(opts, dcom.WithIPID(loginIPID))...)
 		s.dynUp = err == nil
+		if err == nil {
+			s.dynSec = login.Conn().Context()
+		}
 		return err
 	})
 	if err != nil {
@@ -296,11 +339,11 @@ func (s *session) connect(ctx context.Context) error {
 			return WBEMEAccessDenied
 		}
 		ipid := s.hold(resp.Namespace.InterfacePointer())
-		opts, err := s.security()
+		bctx, opts, err := s.bindOn(s.dynSec)
 		if err != nil {
 			return err
 		}
-		s.svcs, err = iwbemservices.NewServicesClient(s.life, s.dyn, append(opts, dcom.WithIPID(ipid))...)
+		s.svcs, err = iwbemservices.NewServicesClient(bctx, s.dyn, append(opts, dcom.WithIPID(ipid))...)
 		return err
 	})
 	if err != nil {
@@ -426,11 +469,11 @@ func (s *session) query(ctx context.Context, step, wql string) ([]wmio.Values, e
 			return err
 		}
 		ipid := s.hold(resp.Enum.InterfacePointer())
-		opts, err := s.security()
+		bctx, opts, err := s.bindOn(s.dynSec)
 		if err != nil {
 			return err
 		}
-		enum, err := ienumwbemclassobject.NewEnumClassObjectClient(s.life, s.dyn, append(opts, dcom.WithIPID(ipid))...)
+		enum, err := ienumwbemclassobject.NewEnumClassObjectClient(bctx, s.dyn, append(opts, dcom.WithIPID(ipid))...)
 		if err != nil {
 			return err
 		}
@@ -494,11 +537,11 @@ func (s *session) close(ctx context.Context) {
 // release drops our references to every object this session was given.
 func (s *session) release(ctx context.Context) error {
 	return s.step(ctx, StepRelease, s.port, true, func(ctx context.Context) error {
-		opts, err := s.security()
+		bctx, opts, err := s.bindOn(s.dynSec)
 		if err != nil {
 			return err
 		}
-		rem, err := iremunknown2.NewRemoteUnknown2Client(s.life, s.dyn, append(opts, dcom.WithIPID(s.remUnk))...)
+		rem, err := iremunknown2.NewRemoteUnknown2Client(bctx, s.dyn, append(opts, dcom.WithIPID(s.remUnk))...)
 		if err != nil {
 			return err
 		}

@@ -164,6 +164,11 @@ func TestLaunchStartsProcess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Launch: %v", err)
 	}
+	// One NTLM security context per connection: port 135 and the
+	// dynamic port.
+	if n := strings.Count(e.logs.String(), "msg=authenticated"); n != 2 {
+		t.Errorf("%d security contexts established for one launch, want 2", n)
+	}
 	procs := e.wmi.Processes()
 	if len(procs) != 1 || !procs[0].Running || uint32(procs[0].PID) != h.PID() {
 		t.Fatalf("processes %+v, handle pid %d", procs, h.PID())
