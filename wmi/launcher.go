@@ -92,10 +92,10 @@ func (t Timeouts) of(step string) time.Duration {
 // as `wmic /node:X process call create` does: IObjectExporter.ServerAlive2
 // and IActivation.RemoteActivation of the WbemLevel1Login class on TCP
 // 135, then IWbemLevel1Login.NTLMLogin, IWbemServices.GetObject and
-// ExecMethod on the dynamic port the OXID bindings name. Every RPC
-// security context is its own NTLM context with the target's
-// credentials, sealed (PKT_PRIVACY) by default with the signature of
-// every sealed response verified (see internal/rpcauth).
+// ExecMethod on the dynamic port the OXID bindings name. Each connection
+// has its own NTLM security context with the target's credentials,
+// sealed (PKT_PRIVACY) by default with the signature of every sealed
+// response verified (see internal/rpcauth).
 //
 // The zero value is ready to use. Set the fields before the first
 // LaunchTarget; a Launcher is safe for concurrent use afterwards. It does not
