@@ -83,6 +83,37 @@ func startWinemu(ctx context.Context, t *testing.T, tgt *testlab.Target, passwor
 	}
 }
 
+// startWMIEmu runs winemu with DCOM/WMI (its wmiemu test helper) in tgt's
+// namespace, with ADMIN$ as its Windows directory.
+func startWMIEmu(ctx context.Context, t *testing.T, tgt *testlab.Target) {
+	t.Helper()
+	bin := buildBin(t, "wmiemu", "github.com/lanconnect/lanconnect/internal/winemu/testdata/wmiemu")
+	t.Setenv("WINEMU_PASSWORD", tgt.Admin.Password)
+	p, err := tgt.Start(ctx, bin, "-listen", tgt.Addr.String(), "-root", tgt.AdminDir, "-user", tgt.Admin.User,
+		"-name", tgt.NetBIOSName, "-workgroup", tgt.Workgroup, "-os-caption", "Microsoft Windows 11 Pro", "-os-version", "10.0.26100", "-os-build", "26100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	waitPort(t, net.JoinHostPort(tgt.Addr.String(), "135"), p)
+}
+
+func waitPort(t *testing.T, addr string, p *testlab.Process) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) || p.Exited() {
+			t.Fatalf("nothing listening on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // execShares makes files created through ADMIN$ executable, as any .exe
 // is on Windows: Samba otherwise maps DOS attributes, not the execute bit,
 // and winemu could not start the applet. smbd re-reads its configuration
@@ -107,6 +138,7 @@ func buildAll(t *testing.T) {
 	buildBin(t, "winemu", "github.com/lanconnect/lanconnect/internal/winemu/cmd/winemu")
 	buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet")
 	buildBin(t, "connect", "github.com/lanconnect/lanconnect/examples/connect")
+	buildBin(t, "wmiemu", "github.com/lanconnect/lanconnect/internal/winemu/testdata/wmiemu")
 }
 
 // winemuServices asks winemu which services exist ("name:state:pid" each).
@@ -296,11 +328,12 @@ func TestLabConnect(t *testing.T) {
 		t.Skip("lab test")
 	}
 	buildAll(t)
-	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}, {Variant: testlab.GuestOnly}, {NoSMB: true}}})
+	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}, {Variant: testlab.GuestOnly}, {NoSMB: true}, {}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	std, guest, closed := lab.Targets[0], lab.Targets[1], lab.Targets[2]
 	execShares(t, std)
+	execShares(t, lab.Targets[3])
 	ctl := startWinemu(ctx, t, std, std.Admin.Password)
 	applet := buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet")
 	console := net.JoinHostPort(lab.HostAddr.String(), "0")
@@ -323,6 +356,21 @@ func TestLabConnect(t *testing.T) {
 		}
 		if s := winemuServices(t, ctl); len(s) != 0 {
 			t.Fatalf("services left: %v", s)
+		}
+	})
+
+	t.Run("wmi", func(t *testing.T) {
+		wtgt := lab.Targets[3]
+		startWMIEmu(ctx, t, wtgt)
+		r := runConnect(ctx, t, wtgt.Admin.Password, append(base, "-user", wtgt.Admin.User, "-method", "wmi", wtgt.Addr.String())...)
+		host := wtgt.Addr.String()
+		checkRunningThenClosed(t, r, host, "wmi")
+		t.Logf("wmi: %s (%v)", brief(r.of(host)), r.took)
+		if l := leftovers(t, wtgt); len(l) != 0 {
+			t.Fatalf("left on the target: %v", l)
+		}
+		if p := processesWith("lcapplet-"); len(p) != 0 {
+			t.Fatalf("applet processes left: %v", p)
 		}
 	})
 

@@ -10,6 +10,7 @@ import (
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/remotereg"
 	"github.com/lanconnect/lanconnect/session"
+	"github.com/lanconnect/lanconnect/wmi"
 )
 
 // This file is the wiring rule in practice: session sees interfaces, and
@@ -130,6 +131,6 @@ func (p preflight) Preflight(ctx context.Context, t *session.Target) (*session.P
 	}, nil
 }
 
-// newWMI is set by launcher_wmi.go when package wmi has a launcher in
-// this build; nil means "-method wmi" is not available.
-var newWMI func(log *slog.Logger) deploy.Launcher
+// newWMI makes the WMI launcher; a build without one sets it to nil, and
+// "-method wmi" then says that it is not available.
+var newWMI = func(log *slog.Logger) deploy.Launcher { return &wmi.Launcher{Logger: log} }
