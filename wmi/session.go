@@ -132,7 +132,7 @@ func (s *session) step(ctx context.Context, name string, port int, dynamic bool,
 	s.d.setStep(sctx)
 	stop := context.AfterFunc(sctx, s.d.closeAll)
 	began := time.Now()
-	err := f(sctx)
+	err := safely(sctx, f)
 	watchdogFired := !stop()
 	s.d.clearStep()
 	s.log.Debug("wmi step", "host", s.t.Host, "step", name, "port", port, "dur", time.Since(began).Round(time.Microsecond).String(), "ok", err == nil && !watchdogFired)
@@ -161,6 +161,21 @@ func (s *session) step(ctx context.Context, name string, port int, dynamic bool,
 	}
 	var de *dialError
 	return &EndpointError{Step: name, Host: s.t.Host, Port: port, Dynamic: dynamic, Dial: errors.As(err, &de), Err: err}
+}
+
+// ErrMalformed is matched when a response could not be decoded: the
+// decoder failed or panicked on what the target sent.
+var ErrMalformed = errors.New("wmi: malformed response")
+
+// safely runs f, turning a panic in the decoders it drives into an
+// error: a hostile or broken target must not crash the console.
+func safely(ctx context.Context, f func(context.Context) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: decoder panic: %v", ErrMalformed, r)
+		}
+	}()
+	return f(ctx)
 }
 
 // bindingHost writes an address for a string binding.
@@ -562,7 +577,7 @@ func decodeObject(co *msrpcwmi.ClassObject) (*wmio.Object, error) {
 	}
 	ref := &dcom.ObjectReference{}
 	if err := ndr.Unmarshal(co.Data, ref, ndr.Opaque); err != nil {
-		return nil, fmt.Errorf("wmi: decode object reference: %w", err)
+		return nil, fmt.Errorf("%w: object reference: %w", ErrMalformed, err)
 	}
 	c, ok := ref.ObjectReference.GetValue().(*dcom.ObjectReferenceCustom)
 	if !ok || len(c.ObjectData) < 4 {
@@ -570,7 +585,7 @@ func decodeObject(co *msrpcwmi.ClassObject) (*wmio.Object, error) {
 	}
 	obj, err := wmio.Unmarshal(c.ObjectData)
 	if err != nil {
-		return nil, fmt.Errorf("wmi: decode CIM object: %w", err)
+		return nil, fmt.Errorf("%w: CIM object: %w", ErrMalformed, err)
 	}
 	return obj, nil
 }

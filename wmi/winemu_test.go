@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	msrpcwmi "github.com/oiweiwei/go-msrpc/msrpc/dcom/wmi"
+	"github.com/oiweiwei/go-msrpc/msrpc/dcom/wmio"
+
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
@@ -521,5 +524,73 @@ func TestMissingApplet(t *testing.T) {
 	_, err := (&Launcher{}).LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: `C:\Windows\Temp\missing.exe`})
 	if !errors.Is(err, ReturnPathNotFound) || launchErr(t, err).Step != StepCreate {
 		t.Fatalf("error %v", err)
+	}
+}
+
+func TestDecodeHostileObjects(t *testing.T) {
+	for _, data := range [][]byte{nil, {1, 2}, make([]byte, 64), {0x4d, 0x45, 0x4f, 0x57, 4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}} {
+		err := safely(context.Background(), func(context.Context) error {
+			_, err := decodeObject(&msrpcwmi.ClassObject{Data: data, DataCount: uint32(len(data))})
+			return err
+		})
+		if err == nil {
+			t.Errorf("decodeObject(%x) succeeded", data)
+		}
+	}
+	// A valid reference around garbage CIM data.
+	good, err := encodeObject(&wmio.Object{Instance: &wmio.Instance{CurrentClass: wmio.Class{Name: "X"}, ClassName: "X"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(good.Data); i += 7 {
+		bad := append([]byte(nil), good.Data...)
+		bad[i] ^= 0xff
+		_ = safely(context.Background(), func(context.Context) error {
+			_, err := decodeObject(&msrpcwmi.ClassObject{Data: bad, DataCount: uint32(len(bad))})
+			return err
+		})
+	}
+}
+
+// TestConcurrentLaunches runs launches in parallel on one Launcher.
+func TestConcurrentLaunches(t *testing.T) {
+	checkLeaks(t)
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l := &Launcher{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	pids := make(chan uint32, 6)
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, err := l.LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+			if err != nil {
+				errs <- err
+				return
+			}
+			pids <- h.PID()
+			errs <- h.Stop(ctx)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(pids)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[uint32]bool{}
+	for p := range pids {
+		seen[p] = true
+	}
+	if len(seen) != 6 || len(e.wmi.Processes()) != 6 {
+		t.Fatalf("pids %v, processes %+v", seen, e.wmi.Processes())
+	}
+	if n := e.wmi.Objects(); n != 0 {
+		t.Fatalf("%d objects left", n)
 	}
 }
