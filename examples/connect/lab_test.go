@@ -39,6 +39,9 @@ func buildBin(t *testing.T, name, pkg string) string {
 	if b, ok := built[name]; ok {
 		return b
 	}
+	if pkg == "" {
+		t.Fatalf("%s was not built", name)
+	}
 	dir, err := os.MkdirTemp("", "connect-test-bin-")
 	if err != nil {
 		t.Fatal(err)
