@@ -235,6 +235,23 @@ func TestLabSamba(t *testing.T) {
 		}
 	})
 
+	t.Run("cancelled while writing parameters leaves no key", func(t *testing.T) {
+		spec := paramSpec(`C:\Windows\Temp\x.exe`)
+		c2, cancel2 := context.WithCancel(ctx)
+		defer cancel2()
+		j := &cancelOnRecord{cancel: cancel2, on: ChangeRegistryKey}
+		_, err := l.LaunchTarget(c2, admin, spec, j)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		if keyExists(ctx, t, l, admin, `SOFTWARE\`+spec.Vendor) {
+			t.Fatal("parameter key left after cancellation")
+		}
+		if len(j.pending()) != 0 || len(j.resolved) == 0 {
+			t.Fatalf("journal open %v resolved %v", j.pending(), j.resolved)
+		}
+	})
+
 	t.Run("fallback to TCP finds no endpoint mapper on Samba", func(t *testing.T) {
 		l := fastLauncher() // pipe, then TCP
 		c2, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -199,12 +199,12 @@ func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.Launc
 			return nil, err
 		}
 		keys, err := l.writeParams(ctx, cli, t, spec, j)
-		conn.close(context.WithoutCancel(ctx))
+		conn.close(ctx)
+		h.changes = append(h.changes, keys...)
 		if err != nil {
 			h.undoChanges(ctx)
 			return nil, l.failure("write parameters", conn.endpoint, err)
 		}
-		h.changes = append(h.changes, keys...)
 	}
 	var last error
 	var earlier []string

@@ -92,7 +92,7 @@ func openHKLM(ctx context.Context, cli winreg.WinregClient, access uint32) (*win
 }
 
 func closeKey(ctx context.Context, cli winreg.WinregClient, k *winreg.Key) {
-	if k != nil {
+	if k != nil && ctx.Err() == nil { // after a cancelled call the key dies with the connection
 		cctx, cancel := closeContext(ctx)
 		defer cancel()
 		_, _ = cli.BaseRegCloseKey(cctx, &winreg.BaseRegCloseKeyRequest{Key: k})
@@ -284,22 +284,32 @@ func paramKeyPath(spec deploy.LaunchSpec) string {
 
 // writeParams creates HKLM\SOFTWARE\<Vendor>\<Applet>\<SessionID> level
 // by level, journaling each key it creates (deepest last), and sets the
-// parameters as REG_SZ values. On failure it removes what it created.
+// parameters as REG_SZ values. It returns the keys it created. On
+// failure it removes what it created on the same connection (unless ctx
+// ended, which leaves that connection unusable) and returns, with the
+// error, the keys it could not remove.
 func (l *Launcher) writeParams(ctx context.Context, cli winreg.WinregClient, t Target, spec deploy.LaunchSpec, j Journal) ([]Change, error) {
 	hklm, err := openHKLM(ctx, cli, maximumAllowed)
 	if err != nil {
 		return nil, fmt.Errorf("open HKLM: %w", err)
 	}
-	defer closeKey(context.WithoutCancel(ctx), cli, hklm)
+	defer closeKey(ctx, cli, hklm)
 	var created []Change
-	undo := func() {
+	// undo removes the keys created so far, newest first, and returns
+	// those it could not remove (still journaled) for the caller to
+	// retry on a fresh connection.
+	undo := func() []Change {
 		cctx, cancel := l.cleanupContext(ctx)
 		defer cancel()
+		var left []Change
 		for i := len(created) - 1; i >= 0; i-- {
-			if deleteKey(cctx, cli, created[i].Name) == nil {
+			if ctx.Err() == nil && deleteKey(cctx, cli, created[i].Name) == nil {
 				_ = resolve(cctx, j, created[i])
+				continue
 			}
+			left = append([]Change{created[i]}, left...)
 		}
+		return left
 	}
 	parts := strings.Split(paramKeyPath(spec), `\`)
 	var k *winreg.Key
@@ -313,16 +323,14 @@ func (l *Launcher) writeParams(ctx context.Context, cli winreg.WinregClient, t T
 			err = Win32Error(resp.Return)
 		}
 		if err != nil {
-			undo()
-			return nil, fmt.Errorf(`create HKLM\%s: %w`, path, err)
+			return undo(), fmt.Errorf(`create HKLM\%s: %w`, path, err)
 		}
 		if resp.Disposition == regCreatedNewKey {
 			c := Change{Kind: ChangeRegistryKey, Host: t.Host, Name: path}
 			created = append(created, c)
 			if err := record(ctx, j, c); err != nil {
 				closeKey(ctx, cli, resp.ResultKey)
-				undo()
-				return nil, fmt.Errorf("journal: %w", err)
+				return undo(), fmt.Errorf("journal: %w", err)
 			}
 		}
 		if i < len(parts)-1 {
@@ -331,7 +339,7 @@ func (l *Launcher) writeParams(ctx context.Context, cli winreg.WinregClient, t T
 			k = resp.ResultKey
 		}
 	}
-	defer closeKey(context.WithoutCancel(ctx), cli, k)
+	defer closeKey(ctx, cli, k)
 	names := make([]string, 0, len(spec.Params))
 	for n := range spec.Params {
 		names = append(names, n)
@@ -344,8 +352,7 @@ func (l *Launcher) writeParams(ctx context.Context, cli winreg.WinregClient, t T
 			err = Win32Error(resp.Return)
 		}
 		if err != nil {
-			undo()
-			return nil, fmt.Errorf("set value %q: %w", n, err)
+			return undo(), fmt.Errorf("set value %q: %w", n, err)
 		}
 	}
 	return created, nil
@@ -358,7 +365,7 @@ func deleteKey(ctx context.Context, cli winreg.WinregClient, path string) error 
 	if err != nil {
 		return fmt.Errorf("open HKLM: %w", err)
 	}
-	defer closeKey(context.WithoutCancel(ctx), cli, hklm)
+	defer closeKey(ctx, cli, hklm)
 	resp, err := cli.BaseRegDeleteKey(ctx, &winreg.BaseRegDeleteKeyRequest{Key: hklm, SubKey: ustr(path)})
 	if resp != nil && resp.Return != 0 {
 		if resp.Return == uint32(ErrorFileNotFound) {
@@ -422,7 +429,7 @@ func (l *Launcher) startRemoteRegistry(ctx context.Context, t Target, j Journal)
 	if err != nil {
 		return nil, l.failure("open scm", conn.endpoint, err)
 	}
-	defer m.close(context.WithoutCancel(ctx))
+	defer m.close(ctx)
 	c, err := l.ensureRunning(ctx, m, t.Host, remoteRegistryService, conn.transport, j)
 	if err != nil {
 		return c, l.failure("start Remote Registry", conn.endpoint, err)
@@ -438,7 +445,7 @@ func (l *Launcher) ensureRunning(ctx context.Context, m *scm, host, name string,
 	if err != nil {
 		return nil, fmt.Errorf("open service %s: %w", name, err)
 	}
-	defer m.closeService(context.WithoutCancel(ctx), h)
+	defer m.closeService(ctx, h)
 	st, err := m.status(ctx, h)
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", name, err)

@@ -137,6 +137,12 @@ func (s *scm) close(ctx context.Context) {
 	if s == nil || s.mgr == nil {
 		return
 	}
+	if ctx.Err() != nil {
+		// A call cancelled in flight leaves the connection unusable; the
+		// handle dies with it.
+		s.mgr = nil
+		return
+	}
 	cctx, cancel := closeContext(ctx)
 	defer cancel()
 	_, _ = s.cli.CloseService(cctx, &svcctl.CloseServiceRequest{ServiceObject: s.mgr})
@@ -169,7 +175,7 @@ func (s *scm) open(ctx context.Context, name string, access uint32) (*svcctl.Han
 }
 
 func (s *scm) closeService(ctx context.Context, h *svcctl.Handle) {
-	if h != nil {
+	if h != nil && ctx.Err() == nil {
 		cctx, cancel := closeContext(ctx)
 		defer cancel()
 		_, _ = s.cli.CloseService(cctx, &svcctl.CloseServiceRequest{ServiceObject: h})

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcetypes"
@@ -85,14 +86,71 @@ type rpcConn struct {
 	cc        dcerpc.Conn
 	endpoint  string
 	transport Transport
+	raw       *rawConns
 }
 
+// close closes the byte streams first, so that go-msrpc's receive loop,
+// which its Close waits for, returns at once even on a stalled or
+// abandoned connection; then it closes go-msrpc's connection.
 func (c *rpcConn) close(ctx context.Context) {
-	if c != nil && c.cc != nil {
+	if c == nil {
+		return
+	}
+	c.raw.closeAll()
+	if c.cc != nil {
 		cctx, cancel := closeContext(ctx)
 		defer cancel()
 		_ = c.cc.Close(cctx)
 	}
+}
+
+// rawConns remembers the byte streams dialed for one go-msrpc connection.
+type rawConns struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (r *rawConns) add(c net.Conn) {
+	r.mu.Lock()
+	r.conns = append(r.conns, c)
+	r.mu.Unlock()
+}
+
+func (r *rawConns) closeAll() {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		_ = c.Close()
+	}
+	r.conns = nil
+}
+
+// opener wraps a PipeOpener to remember what it opened.
+func (r *rawConns) opener(open rpcauth.PipeOpener) rpcauth.PipeOpener {
+	return func(ctx context.Context, pipe string) (net.Conn, error) {
+		c, err := open(ctx, pipe)
+		if err == nil {
+			r.add(c)
+		}
+		return c, err
+	}
+}
+
+// tcpDialer dials with rpcauth.TCPDialer and remembers the connections.
+type tcpDialer struct {
+	d rpcauth.TCPDialer
+	r *rawConns
+}
+
+func (d *tcpDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := d.d.DialContext(ctx, network, addr)
+	if err == nil {
+		d.r.add(c)
+	}
+	return c, err
 }
 
 // pipeRetryable reports whether opening a pipe is worth retrying: the
@@ -111,11 +169,12 @@ func (l *Launcher) dialPipe(ctx context.Context, t Target, pipe string) (*rpcCon
 	if t.OpenPipe == nil {
 		return nil, &endpointError{ep, errors.New("no SMB session to open the pipe on")}
 	}
-	cc, err := rpcauth.DialPipe(ctx, t.OpenPipe, pipe, l.Backoff, pipeRetryable)
+	raw := &rawConns{}
+	cc, err := rpcauth.DialPipe(ctx, raw.opener(t.OpenPipe), pipe, l.Backoff, pipeRetryable)
 	if err != nil {
 		return nil, &endpointError{ep, err}
 	}
-	return &rpcConn{cc: cc, endpoint: ep}, nil
+	return &rpcConn{cc: cc, endpoint: ep, raw: raw}, nil
 }
 
 // endpointError carries the endpoint description with a dial or bind
@@ -199,12 +258,13 @@ func (l *Launcher) svcctlOverTCP(ctx context.Context, t Target) (svcctl.SvcctlCl
 		return nil, nil, err
 	}
 	ep := net.JoinHostPort(t.Host, strconv.Itoa(port))
+	raw := &rawConns{}
 	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+bindingHost(t.Host)+"["+strconv.Itoa(port)+"]",
-		dcerpc.WithDialer(&rpcauth.TCPDialer{}), dcerpc.WithNewTransport())
+		dcerpc.WithDialer(&tcpDialer{r: raw}), dcerpc.WithNewTransport())
 	if err != nil {
 		return nil, nil, &endpointError{ep, err}
 	}
-	c := &rpcConn{cc: cc, endpoint: "svcctl at " + ep}
+	c := &rpcConn{cc: cc, endpoint: "svcctl at " + ep, raw: raw}
 	cli, err := svcctl.NewSvcctlClient(ctx, cc, opts...)
 	if err != nil {
 		c.close(ctx)
@@ -229,16 +289,13 @@ func (l *Launcher) mapTCP(ctx context.Context, host string, syntax *dcerpc.Synta
 	fail := func(err error) (int, error) {
 		return 0, &endpointError{"the endpoint mapper at " + ep, err}
 	}
+	raw := &rawConns{}
 	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+bindingHost(host)+"["+strconv.Itoa(l.epmPort())+"]",
-		dcerpc.WithDialer(&rpcauth.TCPDialer{}), dcerpc.WithNewTransport())
+		dcerpc.WithDialer(&tcpDialer{r: raw}), dcerpc.WithNewTransport())
 	if err != nil {
 		return fail(err)
 	}
-	defer func() {
-		cctx, cancel := closeContext(ctx)
-		defer cancel()
-		_ = cc.Close(cctx)
-	}()
+	defer (&rpcConn{cc: cc, raw: raw}).close(ctx)
 	cli, err := epm.NewEpmClient(ctx, cc, dcerpc.WithInsecure())
 	if err != nil {
 		return fail(fmt.Errorf("bind: %w", err))

@@ -718,11 +718,12 @@ func TestHandleLostConnectionToMarkedService(t *testing.T) {
 type cancelOnRecord struct {
 	memJournal
 	cancel context.CancelFunc
+	on     ChangeKind // the kind that cancels; empty means ChangeService
 }
 
 func (c *cancelOnRecord) Record(ctx context.Context, ch Change) error {
 	err := c.memJournal.Record(ctx, ch)
-	if ch.Kind == ChangeService {
+	if on := c.on; ch.Kind == on || (on == "" && ch.Kind == ChangeService) {
 		c.cancel()
 	}
 	return err
