@@ -210,35 +210,54 @@ func processAlive(pid int) bool {
 	return false
 }
 
-// TestLabSilentDynamicPort runs the field's hang in the lab: port 135
-// answers in the target's namespace, the dynamic port it names accepts
-// connections and never answers. The launch must fail fast with the
-// step and the port named.
-func TestLabSilentDynamicPort(t *testing.T) {
+// TestLabFaults runs the field's failures in the lab, each on a target of
+// its own: port 135 answers in the target's namespace, and the dynamic
+// port it names is filtered (connects dropped), or accepts and never
+// answers, or WMI refuses the login, or Create fails. Each launch must
+// fail within its step's deadline, with the step, the port and the
+// meaning named.
+func TestLabFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("lab test")
 	}
-	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}}})
-	tgt := lab.Targets[0]
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	startLabWMI(ctx, t, tgt, "blackhole")
-	creds, err := adauth.Parse(tgt.Admin.User, tgt.Admin.Password)
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		fault, step, code string
+		kind              error
+		dynamic           bool
+	}{
+		{"filter-dynamic", StepConnectDynamic, "wmi-dynamic-port-filtered", deploy.ErrUnreachable, true},
+		{"blackhole", StepConnectDynamic, "wmi-dynamic-port-filtered", deploy.ErrTimeout, true},
+		{"deny-login", StepLogin, "wmi-access-denied", deploy.ErrAccessDenied, true},
+		{"create-return=9", StepCreate, "wmi-create-path-not-found", nil, false},
+	} {
+		t.Run(c.fault, func(t *testing.T) {
+			lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}}})
+			tgt := lab.Targets[0]
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			startLabWMI(ctx, t, tgt, c.fault)
+			creds, err := adauth.Parse(tgt.Admin.User, tgt.Admin.Password)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := &Launcher{Timeouts: Timeouts{Dynamic: time.Second}}
+			start := time.Now()
+			_, err = l.LaunchTarget(ctx, Target{Host: tgt.Addr.String(), Credentials: creds}, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`})
+			took := time.Since(start)
+			var le *deploy.LaunchError
+			if !errors.As(err, &le) || le.Step != c.step || le.Diagnosis.Code != c.code || (c.kind != nil && !errors.Is(err, c.kind)) {
+				t.Fatalf("error %v (diagnosis %q)", err, le.Diagnosis.Code)
+			}
+			var ee *EndpointError
+			if c.dynamic && (!errors.As(err, &ee) || !ee.Dynamic || !strings.Contains(err.Error(), "dynamic port "+strconv.Itoa(ee.Port))) {
+				t.Fatalf("the dynamic port is not named: %v", err)
+			}
+			if took > 5*time.Second {
+				t.Fatalf("took %v with a 1 s deadline for the dynamic port", took)
+			}
+			t.Logf("%s in the lab after %v: %s", c.fault, took.Round(time.Millisecond), le.Diagnosis.Summary)
+		})
 	}
-	l := &Launcher{Timeouts: Timeouts{Dynamic: time.Second}}
-	start := time.Now()
-	_, err = l.LaunchTarget(ctx, Target{Host: tgt.Addr.String(), Credentials: creds}, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`})
-	took := time.Since(start)
-	var ee *EndpointError
-	if !errors.Is(err, deploy.ErrTimeout) || !errors.As(err, &ee) || !ee.Dynamic || ee.Step != StepConnectDynamic {
-		t.Fatalf("error %v", err)
-	}
-	if took > 5*time.Second {
-		t.Fatalf("took %v with a 1 s deadline for the dynamic port", took)
-	}
-	t.Logf("silent dynamic port in the lab after %v: %v", took.Round(time.Millisecond), err)
 }
 
 // BenchmarkLabWMILaunch measures, in the lab, the launch latency through

@@ -9,8 +9,8 @@
 //	WINEMU_PASSWORD=secret wmiemu -listen 10.1.2.3 -root /srv/target/admin -user Administrator [-fault blackhole]
 //
 // The password comes only from WINEMU_PASSWORD. -fault takes a
-// comma-separated list of blackhole, deny-activation and deny-login, or
-// create-return=N; Server.Faults specifications (see winemu.Faults.Set)
+// comma-separated list of blackhole, filter-dynamic, deny-activation and
+// deny-login, or create-return=N (see winemu.WMIFaults); Server.Faults specifications (see winemu.Faults.Set)
 // go in -server-fault. It prints "wmiemu listening epm=IP:135
 // dynamic=IP:PORT" once it serves, and stops cleanly on SIGTERM or
 // SIGINT, stopping the processes it started. It must only listen on lab
@@ -50,7 +50,7 @@ func run(ctx context.Context) int {
 		caption     = flag.String("os-caption", "", "Win32_OperatingSystem.Caption")
 		version     = flag.String("os-version", "", "Win32_OperatingSystem.Version")
 		build       = flag.String("os-build", "", "Win32_OperatingSystem.BuildNumber")
-		faults      = flag.String("fault", "", "WMI fault modes: blackhole, deny-activation, deny-login, create-return=N")
+		faults      = flag.String("fault", "", "WMI fault modes: blackhole, filter-dynamic, deny-activation, deny-login, create-return=N")
 		serverFault = flag.String("server-fault", "", "winemu.Faults specification")
 	)
 	flag.Parse()
@@ -82,6 +82,8 @@ func run(ctx context.Context) int {
 		case "":
 		case "blackhole":
 			w.Faults.SetBlackhole(true)
+		case "filter-dynamic":
+			w.Faults.SetFilterDynamic(true)
 		case "deny-activation":
 			w.Faults.SetDenyActivation(true)
 		case "deny-login":
