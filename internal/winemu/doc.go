@@ -1,6 +1,6 @@
 // Package winemu emulates the Windows RPC endpoints that no open-source
 // server provides: the endpoint mapper, Service Control Manager service
-// creation and start, and (later) DCOM/WMI Win32_Process.Create.
+// creation and start, and DCOM/WMI Win32_Process.Create.
 //
 // It is a test peer, built on go-msrpc's generated server stubs and NDR
 // codec and served over TCP (ncacn_ip_tcp) with NTLM. It really starts
@@ -51,6 +51,13 @@
 // only the rights Windows grants Authenticated Users, so asking for
 // SC_MANAGER_CREATE_SERVICE or for SERVICE_START gets ERROR_ACCESS_DENIED.
 // Calls can be made in-process with WithCaller.
+//
+// # DCOM and WMI
+//
+// EnableWMI adds the DCOM object exporter and activation (on the endpoint
+// mapper's port), IRemUnknown2 and a WMI provider for root\cimv2 (on the
+// dynamic port the OXID bindings name); see WMI for what it serves,
+// WMIFaults for its fault modes, and FilteredPort.
 //
 // # Fault injection
 //
