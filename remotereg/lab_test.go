@@ -123,6 +123,17 @@ func TestLabSamba(t *testing.T) {
 		}
 	})
 
+	t.Run("every RPC level binds over the pipe", func(t *testing.T) {
+		for _, lvl := range []rpcauth.Level{rpcauth.Privacy, rpcauth.Integrity, rpcauth.None} {
+			l := fastLauncher(TransportPipe)
+			l.Level = lvl
+			p, err := l.Preflight(ctx, admin, nil)
+			if err != nil || p.SystemRoot == "" {
+				t.Fatalf("%v: %+v, %v", lvl, p, err)
+			}
+		}
+	})
+
 	t.Run("parameter keys written and removed through the journal", func(t *testing.T) {
 		spec := paramSpec(`C:\Windows\Temp\x.exe`)
 		j := &memJournal{}
