@@ -28,6 +28,6 @@
 // a security context that holds its own credential. It speaks NTLM only
 // (no SPNEGO or Kerberos), and it refuses to seal without NTLMv2 extended
 // session security, which all our peers negotiate. It does not dial SMB:
-// PipeDialer runs go-msrpc over a named pipe that the caller opened on an
+// DialPipe runs go-msrpc over a named pipe that the caller opens on an
 // existing SMB session.
 package rpcauth
