@@ -305,9 +305,13 @@ func scmErr(host, account string, err error) *AuthError {
 func connErr(host, account, step string, err error) *AuthError {
 	ae := &AuthError{Host: host, Account: account, Step: step, Err: err}
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.Canceled):
 		ae.Kind = ErrCancelled
-		ae.Diagnosis = Diagnosis{DiagCancelled, "The authentication was cancelled or ran out of time.", ""}
+		ae.Diagnosis = Diagnosis{DiagCancelled, "The authentication was cancelled.", ""}
+	case errors.Is(err, context.DeadlineExceeded):
+		ae.Kind = ErrCancelled
+		ae.Diagnosis = Diagnosis{DiagTimeout, host + " did not answer in time during the " + step + " check.",
+			"Try again, and check the computer's load and the network. (go-smb2 drops an encrypted SMB 3 message that fails decryption, for example one altered on the way, so such damage also shows as a timeout.)"}
 	case errors.Is(err, smbconn.ErrConnLost), errors.Is(err, smbconn.ErrClosed):
 		ae.Kind, ae.Diagnosis = ErrSMBProtocol, diagConnLost()
 	case errors.Is(err, smbconn.ErrSigning):
