@@ -433,42 +433,54 @@ func TestFaults(t *testing.T) {
 	}
 }
 
-// TestCancelIsPrompt cancels a launch stuck on a silent dynamic port with
-// a long step deadline: it must return at once, with context.Canceled.
+// TestCancelIsPrompt cancels launches stuck on a silent dynamic port and
+// on a hung call on port 135, with long step deadlines: each must return
+// at once, with context.Canceled, and leave nothing behind.
 func TestCancelIsPrompt(t *testing.T) {
-	checkLeaks(t)
-	checkConns(t)
-	e := startEmu(t)
-	e.wmi.Faults.SetBlackhole(true)
-	l := &Launcher{Timeouts: Timeouts{Dynamic: time.Minute}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := l.LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
-		done <- err
-	}()
-	// Wait until the launch is held on the blackhole port.
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(e.logs.String(), "held by the blackhole"); {
-		if time.Now().After(deadline) {
-			t.Fatal("the launch never reached the dynamic port")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	start := time.Now()
-	cancel()
-	select {
-	case err := <-done:
-		if took := time.Since(start); took > time.Second {
-			t.Errorf("cancel took %v", took)
-		}
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("error %v does not match context.Canceled", err)
-		}
-		if le := launchErr(t, err); le.Step != StepConnectDynamic || le.Diagnosis.Code != "canceled" {
-			t.Fatalf("step %q diagnosis %q", le.Step, le.Diagnosis.Code)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Launch did not return after cancel")
+	for _, c := range []struct {
+		name, step, logMark string
+		fault               func(e *emu)
+	}{
+		{"silent dynamic port", StepConnectDynamic, "held by the blackhole", func(e *emu) { e.wmi.Faults.SetBlackhole(true) }},
+		{"hung call on 135", StepServerAlive, "result=hung", func(e *emu) { e.srv.Faults.SetHang(true) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			checkLeaks(t)
+			checkConns(t)
+			e := startEmu(t)
+			c.fault(e)
+			l := &Launcher{Timeouts: Timeouts{Dynamic: time.Minute, Activate: time.Minute}}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				_, err := l.LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+				done <- err
+			}()
+			// Wait until the emulator holds the launch.
+			for deadline := time.Now().Add(10 * time.Second); !strings.Contains(e.logs.String(), c.logMark); {
+				if time.Now().After(deadline) {
+					t.Fatal("the launch never got stuck")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			start := time.Now()
+			cancel()
+			select {
+			case err := <-done:
+				if took := time.Since(start); took > time.Second {
+					t.Errorf("cancel took %v", took)
+				}
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("error %v does not match context.Canceled", err)
+				}
+				if le := launchErr(t, err); le.Step != c.step || le.Diagnosis.Code != "canceled" {
+					t.Fatalf("step %q diagnosis %q", le.Step, le.Diagnosis.Code)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Launch did not return after cancel")
+			}
+		})
 	}
 }
 

@@ -275,6 +275,14 @@ func TestWMIServices(t *testing.T) {
 			t.Fatal("no enumerator")
 		}
 	}
+	// In-parameters that are not a CIM object passed by value are
+	// refused with WBEM_E_INVALID_PARAMETER.
+	junk := []byte("MEOW\x04\x00\x00\x00not an object reference at all")
+	if r, err := svcs.ExecMethod(ctx, &iwbemservices.ExecMethodRequest{This: this, ObjectPath: &oaut.String{Data: "Win32_Process"},
+		MethodName: &oaut.String{Data: "Create"}, InParams: &msrpcwmi.ClassObject{Data: junk, DataCount: uint32(len(junk))}}); err == nil || r == nil || uint32(r.Return) != 0x80041008 {
+		t.Fatalf("Create with junk in-parameters: %v", err)
+	}
+
 	// A call on an IPID that was never exported is faulted (go-msrpc then closes the
 	// connection, so this comes last).
 	if _, err := svcs.GetObject(ctx, &iwbemservices.GetObjectRequest{This: this, ObjectPath: &oaut.String{Data: "Win32_Process"}},
