@@ -538,6 +538,9 @@ func (s *session) close(ctx context.Context) {
 			s.log.Info("wmi release failed", "host", s.t.Host, "err", err)
 		}
 	}
+	// Close the sockets first: go-msrpc's Close waits for its receive
+	// loop, which a socket that is still open could keep waiting.
+	s.d.closeAll()
 	cctx := context.WithoutCancel(ctx)
 	if s.dyn != nil {
 		_ = s.dyn.Close(cctx)
@@ -545,7 +548,6 @@ func (s *session) close(ctx context.Context) {
 	if s.ep != nil {
 		_ = s.ep.Close(cctx)
 	}
-	s.d.closeAll()
 	s.stop()
 }
 
