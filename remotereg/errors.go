@@ -167,6 +167,14 @@ func classify(step, endpoint string, err error) (deploy.Diagnosis, error) {
 			Fix:     "Check that the computer's firewall allows it and the service is running.",
 		}, deploy.ErrUnreachable
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), isTimeout(err):
+		if step == "start service" {
+			return deploy.Diagnosis{
+				Code: "start-timeout",
+				Summary: "StartService at " + endpoint + " did not return before the deadline: Windows waits up to 30 s for a service " +
+					"to report SERVICE_RUNNING, so the applet is probably not service-aware.",
+				Fix: "Allow more time, build the applet as a Windows service, or use another launch method.",
+			}, deploy.ErrTimeout
+		}
 		return deploy.Diagnosis{
 			Code:    "endpoint-timeout",
 			Summary: "No answer from " + endpoint + " during " + step + " before the deadline.",

@@ -61,6 +61,11 @@ func TestFailureClassification(t *testing.T) {
 			}
 		})
 	}
+	// A start that outlives the deadline hints at a non-service-aware applet.
+	if err := l.failure("start service", "h:1", context.DeadlineExceeded); !errors.Is(err, deploy.ErrTimeout) ||
+		!strings.Contains(err.Error(), "service-aware") {
+		t.Fatalf("start timeout: %v", err)
+	}
 	// An existing LaunchError passes through unchanged.
 	inner := &deploy.LaunchError{Launcher: "remotereg", Step: "x", Kind: deploy.ErrTimeout}
 	if got := l.failure("y", "z", inner); got != error(inner) {

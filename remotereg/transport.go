@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcetypes"
@@ -170,7 +171,7 @@ func (l *Launcher) dialPipe(ctx context.Context, t Target, pipe string) (*rpcCon
 		return nil, &endpointError{ep, errors.New("no SMB session to open the pipe on")}
 	}
 	raw := &rawConns{}
-	cc, err := rpcauth.DialPipe(ctx, raw.opener(t.OpenPipe), pipe, l.Backoff, pipeRetryable)
+	cc, err := rpcauth.DialPipe(ctx, raw.opener(t.OpenPipe), pipe, l.Backoff, pipeRetryable, dcerpc.WithTimeout(l.rpcTimeout()))
 	if err != nil {
 		return nil, &endpointError{ep, err}
 	}
@@ -239,6 +240,15 @@ func (l *Launcher) winregOverPipe(ctx context.Context, t Target) (winreg.WinregC
 	return cli, c, nil
 }
 
+// rpcTimeout is go-msrpc's per-read timeout on our connections. Its
+// default (10 s) is shorter than the 30 s for which Windows' StartService
+// waits on an applet that never reports SERVICE_RUNNING before it returns
+// error 1053, so it is raised above the start wait; the caller's context
+// still bounds every call.
+func (l *Launcher) rpcTimeout() time.Duration {
+	return l.startWait() + 30*time.Second
+}
+
 func (l *Launcher) epmPort() int {
 	if l.EPMPort > 0 {
 		return l.EPMPort
@@ -260,7 +270,7 @@ func (l *Launcher) svcctlOverTCP(ctx context.Context, t Target) (svcctl.SvcctlCl
 	ep := net.JoinHostPort(t.Host, strconv.Itoa(port))
 	raw := &rawConns{}
 	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+bindingHost(t.Host)+"["+strconv.Itoa(port)+"]",
-		dcerpc.WithDialer(&tcpDialer{r: raw}), dcerpc.WithNewTransport())
+		dcerpc.WithDialer(&tcpDialer{r: raw}), dcerpc.WithNewTransport(), dcerpc.WithTimeout(l.rpcTimeout()))
 	if err != nil {
 		return nil, nil, &endpointError{ep, err}
 	}

@@ -822,3 +822,26 @@ func TestNoGoroutineLeaks(t *testing.T) {
 	}
 	settle(t, before)
 }
+
+// TestCallsOutliveGoMSRPCDefaultTimeout: go-msrpc gives up on a response
+// after 10 s by default, shorter than Windows' 30 s StartService wait.
+// The launcher raises it, so a slow call runs until the caller's
+// deadline (12 s here) instead of failing at 10 s.
+func TestCallsOutliveGoMSRPCDefaultTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 12 s")
+	}
+	e := startEmu(t)
+	e.srv.Faults.SetHang(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
+	took := time.Since(start)
+	if !errors.Is(err, deploy.ErrTimeout) {
+		t.Fatalf("err = %v", err)
+	}
+	if took < 11500*time.Millisecond {
+		t.Fatalf("gave up after %v, before the caller's 12 s deadline", took)
+	}
+}
