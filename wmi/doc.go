@@ -2,9 +2,15 @@
 // (TCP 135, then a dynamic port), and reads the OS facts of a target through
 // a Win32_OperatingSystem query.
 //
-// It implements deploy.Launcher as the fallback for targets where the
-// Service Control Manager path is unavailable. It is slower than that path,
-// needs no service, and leaves no service behind. It does not copy files.
+// It implements deploy.Launcher (Launch, on a grant; LaunchTarget takes
+// a host and credentials) as the fallback for targets where the Service
+// Control Manager path is unavailable. It is slower than that path, needs
+// no service, and leaves no service behind. It does not copy files, and it
+// writes nothing to the journal: the only thing it creates is the process,
+// which Handle.Stop terminates (Win32_Process.Terminate). Handle.Running
+// asks WMI whether the ProcessId still exists. Launcher.Preflight reads
+// Caption, Version, BuildNumber and OSArchitecture from
+// Win32_OperatingSystem into remotereg's preflight shape.
 //
 // # Sequence
 //
@@ -38,4 +44,10 @@
 // silent (the field's 30-second hang becomes a fast, named error), and
 // HResult codes (E_ACCESSDENIED from DCOM, WBEM_E_ACCESS_DENIED from the
 // namespace) and ReturnValue codes (2, 3, 8, 9, 21) with diagnoses.
+// Cancellation is prompt: every socket of the session is closed. A
+// response that cannot be decoded fails with ErrMalformed instead of a
+// panic. When the confirmation fails after Create started the process,
+// Launch terminates it. Objects that cannot be released because the
+// dynamic port went silent are left to the target's OXID resolver, which
+// collects them when the client's pings stop.
 package wmi

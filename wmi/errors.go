@@ -77,18 +77,17 @@ type HResult uint32
 
 // The status codes wmi interprets.
 const (
-	EAccessDenied        HResult = 0x80070005 // E_ACCESSDENIED
-	ENoInterface         HResult = 0x80004002 // E_NOINTERFACE
-	RegdbEClassNotReg    HResult = 0x80040154 // REGDB_E_CLASSNOTREG
-	WBEMEAccessDenied    HResult = 0x80041003 // WBEM_E_ACCESS_DENIED
-	WBEMENotFound        HResult = 0x80041002 // WBEM_E_NOT_FOUND
-	WBEMEInvalidNS       HResult = 0x8004100E // WBEM_E_INVALID_NAMESPACE
-	WBEMEInvalidClass    HResult = 0x80041010 // WBEM_E_INVALID_CLASS
-	WBEMEInvalidQuery    HResult = 0x80041017 // WBEM_E_INVALID_QUERY
-	WBEMEInvalidMethod   HResult = 0x8004102E // WBEM_E_INVALID_METHOD
-	WBEMEInvalidParam    HResult = 0x80041008 // WBEM_E_INVALID_PARAMETER
-	WBEMSFalse           HResult = 0x00000001 // WBEM_S_FALSE
-	rpcEInvalidIPIDFault HResult = 0x80010113
+	EAccessDenied      HResult = 0x80070005 // E_ACCESSDENIED
+	ENoInterface       HResult = 0x80004002 // E_NOINTERFACE
+	RegdbEClassNotReg  HResult = 0x80040154 // REGDB_E_CLASSNOTREG
+	WBEMEAccessDenied  HResult = 0x80041003 // WBEM_E_ACCESS_DENIED
+	WBEMENotFound      HResult = 0x80041002 // WBEM_E_NOT_FOUND
+	WBEMEInvalidNS     HResult = 0x8004100E // WBEM_E_INVALID_NAMESPACE
+	WBEMEInvalidClass  HResult = 0x80041010 // WBEM_E_INVALID_CLASS
+	WBEMEInvalidQuery  HResult = 0x80041017 // WBEM_E_INVALID_QUERY
+	WBEMEInvalidMethod HResult = 0x8004102E // WBEM_E_INVALID_METHOD
+	WBEMEInvalidParam  HResult = 0x80041008 // WBEM_E_INVALID_PARAMETER
+	WBEMSFalse         HResult = 0x00000001 // WBEM_S_FALSE
 )
 
 var hresultNames = map[HResult]string{
