@@ -208,7 +208,10 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	if l.Workgroup == "" {
 		l.Workgroup = "LCWG" + strings.ToUpper(hex.EncodeToString(idb[:2]))
 	}
-	l.state = State{ID: id, OwnerPID: os.Getpid(), OwnerStart: procStartTime(os.Getpid()), OwnerCmd: filepath.Base(os.Args[0]), Created: time.Now().UTC(), Dir: dir}
+	l.state = State{ID: id, OwnerPID: os.Getpid(), OwnerStart: procStartTime(os.Getpid()), OwnerCmd: opts.Owner, Created: time.Now().UTC(), Dir: dir}
+	if l.state.OwnerCmd == "" {
+		l.state.OwnerCmd = filepath.Base(os.Args[0])
+	}
 	if err := l.saveState(); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err

@@ -23,7 +23,7 @@ type State struct {
 	ID         string    `json:"id"`
 	OwnerPID   int       `json:"owner_pid"`
 	OwnerStart uint64    `json:"owner_start"` // owner's start time in clock ticks, against PID reuse
-	OwnerCmd   string    `json:"owner_cmd"`   // base name of the owner's executable, e.g. "lab" or "adauth.test"
+	OwnerCmd   string    `json:"owner_cmd"`   // Options.Owner, or the owner's executable name, e.g. "lab" or "adauth.test"
 	Created    time.Time `json:"created"`
 	Dir        string    `json:"dir"`
 	Prefix     string    `json:"prefix,omitempty"`

@@ -127,6 +127,11 @@ type Options struct {
 	Client bool
 	// Logger receives progress messages; nil discards them.
 	Logger *slog.Logger
+	// Owner names the program that owns the lab in its state file (see
+	// State.OwnerCmd and `lab status`). Empty means the executable's base
+	// name. The lab command sets "lab", and `lab down` stops only labs
+	// with that owner (unless -all) or whose owner is gone.
+	Owner string
 }
 
 // Timings are the measured durations of a lab's start-up and teardown.

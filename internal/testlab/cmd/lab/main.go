@@ -3,14 +3,14 @@
 // internal/testlab). It needs root.
 //
 //	lab up [-targets N] [-variants LIST] [-dc] [-computers N] [-client]
-//	lab down [-all]
+//	lab down [-all] [ID...]
 //	lab status
 //	lab demo [-hold]
 //
 // up and demo stay in the foreground; Ctrl-C (or SIGTERM) tears the lab
 // down. down removes labs started by this command (asking their owner to
 // tear down first) and stale labs whose owner is gone; -all also removes
-// labs of running tests.
+// labs of running tests. With IDs, down considers only those labs.
 // Passwords are never printed; up writes them to a root-only file in the
 // lab directory for manual use.
 package main
@@ -72,7 +72,7 @@ var errInterrupted = errors.New("interrupted")
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: lab up [-targets N] [-variants LIST] [-dc] [-computers N] [-client] [-v]
-       lab down [-all]
+       lab down [-all] [ID...]
        lab status
        lab demo [-hold] [-v]
 `)
@@ -88,7 +88,12 @@ func logger(verbose bool) *slog.Logger {
 
 // startLab starts a lab, or returns ctx's error if interrupted (Start has
 // then already removed what it created).
+// owner is Options.Owner of the labs this command starts; `lab down`
+// stops labs with this owner.
+const owner = "lab"
+
 func startLab(ctx context.Context, opts testlab.Options) (*testlab.Lab, error) {
+	opts.Owner = owner
 	fmt.Fprintln(os.Stderr, "lab: starting (Ctrl-C tears down)...")
 	l, err := testlab.Start(ctx, opts)
 	if err != nil {
@@ -221,21 +226,38 @@ func cmdDown(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if ids := fs.Args(); len(ids) > 0 {
+		// Only the labs named.
+		want := map[string]bool{}
+		for _, id := range ids {
+			want[id] = true
+		}
+		var sel []*testlab.State
+		for _, s := range labs {
+			if want[s.ID] {
+				sel = append(sel, s)
+				delete(want, s.ID)
+			}
+		}
+		for id := range want {
+			fmt.Printf("lab %s: not found\n", id)
+		}
+		labs = sel
+	}
 	if len(labs) == 0 {
 		fmt.Println("no labs")
 		return nil
 	}
-	self := filepath.Base(os.Args[0])
 	var errs []error
 	for _, s := range labs {
 		t0 := time.Now()
 		if s.OwnerAlive() {
-			if s.OwnerCmd != self && !*all {
+			if s.OwnerCmd != owner && !*all {
 				fmt.Printf("lab %s: owned by running %s (pid %d), left alone (-all removes it)\n", s.ID, s.OwnerCmd, s.OwnerPID)
 				continue
 			}
 			// Ask the owner to tear down its own lab first.
-			if s.OwnerCmd == self {
+			if s.OwnerCmd == owner {
 				_ = syscall.Kill(s.OwnerPID, syscall.SIGTERM)
 				if waitRemoved(s.ID, 15*time.Second) {
 					fmt.Printf("lab %s stopped by its owner (pid %d) in %v\n", s.ID, s.OwnerPID, time.Since(t0).Round(time.Millisecond))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -184,4 +185,58 @@ func TestInterruptDuringStart(t *testing.T) {
 		}
 	}
 	t.Log(out.String())
+}
+
+// TestDown checks that `lab down` stops a lab of `lab up` through its
+// owner, and leaves alone a lab whose owner is a running test (this one).
+func TestDown(t *testing.T) {
+	requireLab(t)
+	mine := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{NoNmbd: true}}})
+	up := labCmd("up", "-targets", "1")
+	out, err := up.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	up.Stderr = &stderr
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = up.Process.Kill() }()
+	sc := bufio.NewScanner(out)
+	var text strings.Builder
+	for sc.Scan() {
+		text.WriteString(sc.Text() + "\n")
+		if strings.HasPrefix(sc.Text(), "lab: up") {
+			break
+		}
+	}
+	m := stateRE.FindStringSubmatch(text.String())
+	if m == nil {
+		t.Fatalf("lab up did not come up:\n%s\n%s", text.String(), stderr.String())
+	}
+	go func() { _, _ = bufio.NewReader(out).WriteTo(new(strings.Builder)) }()
+	// Name the labs, so that labs of concurrent runs are left alone.
+	upID := strings.TrimSuffix(filepath.Base(m[1]), ".json")
+	b, err := labCmd("down", upID, mine.ID).CombinedOutput()
+	if err != nil {
+		t.Fatalf("lab down: %v\n%s", err, b)
+	}
+	done := make(chan error, 1)
+	go func() { done <- up.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("lab up still running after lab down:\n%s", b)
+	}
+	if _, err := os.Stat(m[1]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("up's lab state left after down: %v", err)
+	}
+	if _, err := os.Stat(mine.StatePath()); err != nil {
+		t.Errorf("down removed a running test's lab: %v\n%s", err, b)
+	}
+	if !strings.Contains(string(b), "stopped by its owner") || !strings.Contains(string(b), mine.ID+": owned by running") {
+		t.Errorf("lab down output:\n%s", b)
+	}
+	t.Logf("lab down:\n%s", b)
 }
