@@ -102,6 +102,12 @@ type Config struct {
 	// ServicePrefix names the services launchers create (see
 	// deploy.LaunchSpec); empty means the launcher's default.
 	ServicePrefix string
+	// AppletParams are parameters a launcher may store on the target for
+	// the applet (remotereg writes them under
+	// HKLM\SOFTWARE\<Vendor>\<AppletName>\<session ID>, and the journal
+	// removes them). Vendor and AppletName are required with them.
+	AppletParams       map[string]string
+	Vendor, AppletName string
 
 	// Timeouts bound the steps.
 	Timeouts Timeouts

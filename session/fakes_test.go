@@ -167,6 +167,7 @@ type fakeLauncher struct {
 	ctxAlive  atomic.Int32 // 1 when Stop saw the launch context still valid
 	mu        sync.Mutex
 	launchCtx context.Context
+	spec      deploy.LaunchSpec
 	calls     atomic.Int32
 	running   atomic.Int32 // applets running now
 	stops     atomic.Int32
@@ -217,6 +218,7 @@ func (l *fakeLauncher) Launch(ctx context.Context, t *session.Target, spec deplo
 	l.calls.Add(1)
 	l.mu.Lock()
 	l.launchCtx = ctx
+	l.spec = spec
 	l.mu.Unlock()
 	if l.hang {
 		<-ctx.Done()
@@ -235,7 +237,7 @@ func (l *fakeLauncher) Launch(ctx context.Context, t *session.Target, spec deplo
 		close(h.exited)
 		return h, nil
 	}
-	tk, err := checkin.ParseArgs(spec.Args)
+	tk, err := checkin.ParseArgs(spec.Args[max(0, len(spec.Args)-6):]) // the ticket comes last
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("fake launcher: %w", err)

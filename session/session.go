@@ -561,6 +561,7 @@ func (s *Session) launch(ctx context.Context) error {
 	spec := deploy.LaunchSpec{
 		Path: s.target.AppletPath, Args: append([]string(nil), cfg.AppletArgs...),
 		SessionID: s.id, ServicePrefix: cfg.ServicePrefix,
+		Params: cfg.AppletParams, Vendor: cfg.Vendor, Applet: cfg.AppletName,
 	}
 	var ticket checkin.Ticket
 	if cfg.Readiness == nil {

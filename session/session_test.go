@@ -190,6 +190,33 @@ func TestFallback(t *testing.T) {
 	}
 }
 
+// The launch spec carries the deployed path, the session, the console's
+// settings and the check-in ticket.
+func TestLaunchSpec(t *testing.T) {
+	h := newHarness(t, func(h *harness) {
+		h.cfg.AppletArgs = []string{"-heartbeat", "1s"}
+		h.cfg.ServicePrefix = "acme-"
+		h.cfg.AppletParams = map[string]string{"Mode": "support"}
+		h.cfg.Vendor, h.cfg.AppletName = "Acme", "Applet"
+	})
+	s := h.c.Connect(context.Background(), host(1))
+	r, _ := s.Wait(context.Background())
+	defer s.Close(context.Background())
+	h.ls[0].mu.Lock()
+	spec := h.ls[0].spec
+	h.ls[0].mu.Unlock()
+	if r.State != session.Running || spec.SessionID != s.ID() || spec.Path != `C:\Windows\Temp\applet-`+s.ID()+`.exe` ||
+		spec.ServicePrefix != "acme-" || spec.Params["Mode"] != "support" || spec.Vendor != "Acme" || spec.Applet != "Applet" {
+		t.Fatalf("%v spec %+v", r.State, spec)
+	}
+	if len(spec.Args) != 8 || spec.Args[0] != "-heartbeat" || spec.Args[2] != "-console" || spec.Args[3] != h.c.CheckinAddr() {
+		t.Fatalf("args %q", spec.Args)
+	}
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The launch context outlives Launch until cleanup, and ends after it.
 func TestLaunchContextLifetime(t *testing.T) {
 	h := newHarness(t, nil)

@@ -300,6 +300,9 @@ func leftovers(t *testing.T, tgt *testlab.Target) []string {
 	return out
 }
 
+// checkRunningThenClosed checks that host reached Running through method,
+// with the applet's check-in, then Closed with nothing left; it returns
+// the Closed event.
 func checkRunningThenClosed(t *testing.T, r runResult, host, method string) event {
 	t.Helper()
 	evs := r.of(host)
@@ -323,7 +326,7 @@ func checkRunningThenClosed(t *testing.T, r runResult, host, method string) even
 	if last.Cleanup == nil || len(last.Cleanup.Left) != 0 || len(last.Cleanup.Undone) == 0 {
 		t.Fatalf("cleanup %+v", last.Cleanup)
 	}
-	return *running
+	return last
 }
 
 func TestLabConnect(t *testing.T) {
@@ -343,12 +346,20 @@ func TestLabConnect(t *testing.T) {
 	base := []string{"-console", console, "-applet", applet, "-checkin-timeout", "30s"}
 
 	t.Run("scm", func(t *testing.T) {
-		r := runConnect(ctx, t, std.Admin.Password, append(base, "-user", std.Admin.User, "-method", "scm", std.Addr.String())...)
+		r := runConnect(ctx, t, std.Admin.Password, append(base, "-user", std.Admin.User, "-method", "scm", "-param", "Note=lab", std.Addr.String())...)
 		host := std.Addr.String()
 		checkRunningThenClosed(t, r, host, "scm")
 		want := []string{"Connecting/authenticate", "Connecting/preflight", "Connecting/deploy"}
 		if got := strings.Fields(brief(r.of(host))); !slices.Equal(got[:3], want) {
 			t.Fatalf("events %v", got)
+		}
+		// The parameter key written through Remote Registry is gone with
+		// every level remotereg created: Samba's registry has no vendor
+		// key (while HKLM\SOFTWARE itself reads fine).
+		if out, err := exec.CommandContext(ctx, "net", "-s", std.SMBConf, "registry", "enumerate", `HKLM\SOFTWARE`).CombinedOutput(); err != nil {
+			t.Fatalf("net registry enumerate: %v\n%s", err, out)
+		} else if strings.Contains(string(out), "LanConnect") {
+			t.Fatalf("registry keys left:\n%s", out)
 		}
 		t.Logf("scm: %s (%v)", brief(r.of(host)), r.took)
 		if l := leftovers(t, std); len(l) != 0 {
@@ -359,6 +370,27 @@ func TestLabConnect(t *testing.T) {
 		}
 		if s := winemuServices(t, ctl); len(s) != 0 {
 			t.Fatalf("services left: %v", s)
+		}
+	})
+
+	t.Run("keep", func(t *testing.T) {
+		r := runConnect(ctx, t, std.Admin.Password, append(base, "-user", std.Admin.User, "-method", "scm", "-keep", "-param", "Note=kept", std.Addr.String())...)
+		last := r.last(std.Addr.String())
+		if r.code != 0 || last.State != "Running" || last.Method != "scm" || last.AppletPID <= 0 {
+			t.Fatalf("exit %d, events %s\n%s", r.code, brief(r.of(std.Addr.String())), r.stderr)
+		}
+		// Nothing was undone: the applet's file and parameter key stay.
+		out, err := exec.CommandContext(ctx, "net", "-s", std.SMBConf, "registry", "enumerate", `HKLM\SOFTWARE`).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "LanConnect") {
+			t.Fatalf("parameter key not kept (%v):\n%s", err, out)
+		}
+		if len(leftovers(t, std)) != 1 {
+			t.Fatalf("applet file not kept: %v", leftovers(t, std))
+		}
+		// Clean up by hand for the next subtests.
+		exec.CommandContext(ctx, "net", "-s", std.SMBConf, "registry", "deletekey_recursive", `HKLM\SOFTWARE\LanConnect`).Run()
+		for _, f := range leftovers(t, std) {
+			os.Remove(f)
 		}
 	})
 

@@ -88,6 +88,21 @@ type options struct {
 	verbose       bool
 	checkin       time.Duration
 	servicePrefix string
+	params        paramFlag
+}
+
+// paramFlag collects -param NAME=VALUE.
+type paramFlag map[string]string
+
+func (p paramFlag) String() string { return "" }
+
+func (p paramFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want NAME=VALUE, not %q", v)
+	}
+	p[k] = val
+	return nil
 }
 
 func run(ctx context.Context, args []string, e env) int {
@@ -107,6 +122,8 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.BoolVar(&o.verbose, "v", false, "log the SDK's steps to standard error")
 	fs.DurationVar(&o.checkin, "checkin-timeout", session.DefaultCheckinTimeout, "how long the applet gets to check in")
 	fs.StringVar(&o.servicePrefix, "service-prefix", "", "prefix of the service name (default: the launcher's)")
+	o.params = paramFlag{}
+	fs.Var(o.params, "param", "applet parameter `NAME=VALUE`, stored for the session under HKLM\\SOFTWARE\\LanConnect\\ExampleApplet (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(e.stderr, usage)
@@ -224,9 +241,14 @@ func run(ctx context.Context, args []string, e env) int {
 		CheckinListen:       listen,
 		ConsoleAddr:         listen,
 		ServicePrefix:       o.servicePrefix,
+		Vendor:              "LanConnect",
+		AppletName:          "ExampleApplet",
 		Timeouts:            session.Timeouts{Checkin: o.checkin},
 		Concurrency:         o.concurrency,
 		Logger:              log,
+	}
+	if len(o.params) > 0 {
+		cfg.AppletParams = o.params
 	}
 	if canPrompt {
 		cfg.Prompt = func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
