@@ -695,11 +695,28 @@ func TestLabGrantEndToEnd(t *testing.T) {
 		if j.Len() <= before {
 			t.Fatal("launch recorded nothing in the journal")
 		}
+		// The process runs in the target's namespace.
+		pids := appletPIDs(pend.Ticket().Token)
+		if len(pids) != 1 {
+			t.Fatalf("applet processes: %v", pids)
+		}
+		appNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pids[0]))
+		out, err := tgt.Command(ctx, "readlink", "/proc/self/ns/net").Output()
+		if err != nil || appNS == "" || appNS != strings.TrimSpace(string(out)) {
+			t.Fatalf("applet netns %q, target %q (%v)", appNS, out, err)
+		}
+		name := h.(*Handle).Service()
 		if err := h.Stop(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if j.Len() != before {
 			t.Fatalf("journal after Stop: %v", j.Artifacts())
+		}
+		if len(appletPIDs(pend.Ticket().Token)) != 0 {
+			t.Fatal("applet still running after Stop")
+		}
+		if !scmGone(ctx, t, l, TargetFromGrant(g), name) {
+			t.Fatalf("service %s still exists after Stop", name)
 		}
 	})
 
