@@ -44,3 +44,8 @@ lab-status:
 ## bench-netbios: lanscan against nbtscan on the lab /24, and a /16 loopback sweep for peak RSS (root).
 bench-netbios:
 	@bash scripts/bench-netbios.sh
+
+.PHONY: bench-smb
+## bench-smb: the SMB2 NTLM-challenge probe against nmap's smb-os-discovery on the lab /24 (root).
+bench-smb:
+	@bash scripts/bench-smb.sh
