@@ -24,6 +24,9 @@
 //
 //	echo hang | socat - UNIX-CONNECT:/tmp/winemu.ctl
 //
+// With -wmi it also serves DCOM and WMI (see winemu.EnableWMI):
+// Win32_Process.Create starts processes under -root like the SCM does.
+//
 // It logs one line per RPC call to standard error (slog text format) and
 // prints one line "winemu listening epm=IP:PORT dynamic=IP:PORT" to
 // standard output once both ports accept connections. SIGTERM or SIGINT
@@ -92,6 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		debug       = fs.Bool("debug", false, "log PDU-level detail")
 		faults      = fs.String("fault", "", "fault modes to start with, e.g. deny or tamper=6:4:1:1 (see winemu.Faults.Set)")
 		controlPath = fs.String("control", "", "Unix socket that accepts fault commands at run time")
+		withWMI     = fs.Bool("wmi", false, "also serve DCOM/WMI (object exporter and activation on the endpoint mapper's port, WMI on the dynamic port)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -160,6 +164,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return 1
 		}
 		defer stopControl()
+	}
+	var wmiProvider *winemu.WMI
+	if *withWMI {
+		if wmiProvider, err = winemu.EnableWMI(srv, winemu.OSInfo{}); err != nil {
+			fmt.Fprintf(stderr, "winemu: %v\n", err)
+			return 1
+		}
+		defer wmiProvider.Close()
 	}
 	if err := srv.Start(ctx, ip.String()); err != nil {
 		fmt.Fprintf(stderr, "winemu: %v\n", err)
