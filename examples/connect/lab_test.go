@@ -88,12 +88,12 @@ func startWinemu(ctx context.Context, t *testing.T, tgt *testlab.Target, passwor
 
 // startWMIEmu runs winemu with DCOM/WMI (its wmiemu test helper) in tgt's
 // namespace, with ADMIN$ as its Windows directory.
-func startWMIEmu(ctx context.Context, t *testing.T, tgt *testlab.Target) {
+func startWMIEmu(ctx context.Context, t *testing.T, tgt *testlab.Target, serverFault string) {
 	t.Helper()
 	bin := buildBin(t, "wmiemu", "github.com/lanconnect/lanconnect/internal/winemu/testdata/wmiemu")
 	t.Setenv("WINEMU_PASSWORD", tgt.Admin.Password)
 	p, err := tgt.Start(ctx, bin, "-listen", tgt.Addr.String(), "-root", tgt.AdminDir, "-user", tgt.Admin.User,
-		"-name", tgt.NetBIOSName, "-workgroup", tgt.Workgroup, "-os-caption", "Microsoft Windows 11 Pro", "-os-version", "10.0.26100", "-os-build", "26100")
+		"-name", tgt.NetBIOSName, "-workgroup", tgt.Workgroup, "-os-caption", "Microsoft Windows 11 Pro", "-os-version", "10.0.26100", "-os-build", "26100", "-server-fault", serverFault)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,9 +394,35 @@ func TestLabConnect(t *testing.T) {
 		}
 	})
 
+	// Target 3's SCM starts services that never report running (error
+	// 1053, an applet that is not service-aware); its WMI works.
+	startWMIEmu(ctx, t, lab.Targets[3], "did-not-start")
+
+	t.Run("auto falls back from scm to wmi", func(t *testing.T) {
+		wtgt := lab.Targets[3]
+		r := runConnect(ctx, t, wtgt.Admin.Password, append(base, "-user", wtgt.Admin.User, wtgt.Addr.String())...)
+		host := wtgt.Addr.String()
+		checkRunningThenClosed(t, r, host, "wmi")
+		got := brief(r.of(host))
+		if !strings.Contains(got, "Connecting/launch[scm] attempt:Connecting/launch[scm] Connecting/launch[wmi] Connecting/checkin[wmi] Running/checkin[wmi]") {
+			t.Fatalf("events %s", got)
+		}
+		for _, e := range r.of(host) {
+			if e.Event == "attempt" && (e.Error == "" || e.Diagnosis == "") {
+				t.Fatalf("attempt without error or diagnosis: %+v", e.raw)
+			}
+		}
+		t.Logf("fallback: %s", got)
+		if p := processesWith("lcapplet-"); len(p) != 0 {
+			t.Fatalf("applet processes left: %v", p)
+		}
+		if l := leftovers(t, wtgt); len(l) != 0 {
+			t.Fatalf("left on the target: %v", l)
+		}
+	})
+
 	t.Run("wmi", func(t *testing.T) {
 		wtgt := lab.Targets[3]
-		startWMIEmu(ctx, t, wtgt)
 		r := runConnect(ctx, t, wtgt.Admin.Password, append(base, "-user", wtgt.Admin.User, "-method", "wmi", wtgt.Addr.String())...)
 		host := wtgt.Addr.String()
 		checkRunningThenClosed(t, r, host, "wmi")
