@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 	"github.com/lanconnect/lanconnect/internal/testlab"
 )
@@ -51,24 +52,27 @@ func BenchmarkLaunchPipeSamba(b *testing.B) {
 	tgt := lab.Targets[0]
 	ctx := context.Background()
 	tg := benchTarget(ctx, b, tgt)
-	l := fastLauncher(TransportPipe)
 	spec := deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}
 	// Warm up: the first call spawns samba-dcerpcd (about 1 s).
-	if _, err := l.LaunchTarget(ctx, tg, spec, nil); !errors.Is(err, deploy.ErrLaunchUnsupported) {
+	if _, err := fastLauncher(TransportPipe).LaunchTarget(ctx, tg, spec, nil); !errors.Is(err, deploy.ErrLaunchUnsupported) {
 		b.Fatalf("warm-up: %v", err)
 	}
-	var d []time.Duration
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
-		_, err := l.LaunchTarget(ctx, tg, spec, nil)
-		d = append(d, time.Since(start))
-		if !errors.Is(err, deploy.ErrLaunchUnsupported) {
-			b.Fatalf("err = %v", err)
-		}
+	for _, lvl := range []rpcauth.Level{rpcauth.Privacy, rpcauth.Integrity, rpcauth.None} {
+		b.Run(lvl.String(), func(b *testing.B) {
+			l := fastLauncher(TransportPipe)
+			l.Level = lvl
+			var d []time.Duration
+			for range b.N {
+				start := time.Now()
+				_, err := l.LaunchTarget(ctx, tg, spec, nil)
+				d = append(d, time.Since(start))
+				if !errors.Is(err, deploy.ErrLaunchUnsupported) {
+					b.Fatalf("err = %v", err)
+				}
+			}
+			reportMedian(b, d)
+		})
 	}
-	b.StopTimer()
-	reportMedian(b, d)
 }
 
 // BenchmarkLaunchTCPWinemu measures the TCP path against winemu in a lab
