@@ -411,7 +411,12 @@ func (e *objectExporter) SimplePing(ctx context.Context, req *iobjectexporter.Si
 // ResolveOxid2 resolves the emulator's single OXID to its bindings.
 func (e *objectExporter) ResolveOxid2(ctx context.Context, req *iobjectexporter.ResolveOxid2Request) (*iobjectexporter.ResolveOxid2Response, error) {
 	if req.OXID != e.w.oxid {
-		return &iobjectexporter.ResolveOxid2Response{Return: 1910}, nil // OR_INVALID_OXID
+		return &iobjectexporter.ResolveOxid2Response{ // OR_INVALID_OXID
+			OXIDBindings:  dualStringArray(nil, nil, ""),
+			RemoteUnknown: &dcom.IPID{Data4: make([]byte, 8)},
+			COMVersion:    comVersion(),
+			Return:        1910,
+		}, nil
 	}
 	b, err := e.w.oxidBindings(ctx)
 	if err != nil {
