@@ -527,7 +527,7 @@ func writeAddressFix(b *strings.Builder, recs []dnsObject, from, to netip.Addr) 
 // waitLDAPS waits until the DC completes a TLS handshake on 636 that
 // verifies against the lab CA for its hostname.
 func waitLDAPS(ctx context.Context, p *Process, d *DC) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	ap := netip.AddrPortFrom(d.Addr, 636)
 	cfg := &tls.Config{RootCAs: d.CAPool, ServerName: d.Hostname, MinVersion: tls.VersionTLS12}

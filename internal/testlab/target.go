@@ -198,7 +198,7 @@ func (t *Target) StartSMB() error {
 // daemon's readiness has no event to wait on from outside, so it retries
 // the connection with a short back-off.
 func waitTCP(ctx context.Context, p *Process, ap netip.AddrPort, what string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	delay := 10 * time.Millisecond
 	for {
@@ -238,7 +238,7 @@ func nbstatQuery(id uint16) []byte {
 
 // waitNBSTAT waits until addr answers a node status request on UDP 137.
 func waitNBSTAT(ctx context.Context, p *Process, addr netip.Addr, what string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	conn, err := net.ListenUDP("udp4", nil)
 	if err != nil {
