@@ -196,6 +196,23 @@ func TestWMIActivationRules(t *testing.T) {
 	if n := e.wmi.Objects(); n != 1 {
 		t.Fatalf("%d objects after one activation", n)
 	}
+	// The OXID resolves to the same bindings; an unknown one does not.
+	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+e.ip+"[135]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close(context.Background())
+	ox, err := iobjectexporter.NewObjectExporterClient(ctx, cc, sealAs(adminUser, adminPass)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ox.ResolveOxid2(ctx, &iobjectexporter.ResolveOxid2Request{OXID: r.OXID, RequestedProtocolSequences: []uint16{7}})
+	if err != nil || res.Return != 0 || res.OXIDBindings.GetStringBindings()[0].String() != want {
+		t.Fatalf("ResolveOxid2: %v %+v", err, res)
+	}
+	if res, err := ox.ResolveOxid2(ctx, &iobjectexporter.ResolveOxid2Request{OXID: r.OXID + 1, RequestedProtocolSequences: []uint16{7}}); res == nil || res.Return != 1910 {
+		t.Fatalf("ResolveOxid2 of an unknown OXID: %v %+v", err, res)
+	}
 }
 
 func TestWMIServices(t *testing.T) {
