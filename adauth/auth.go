@@ -170,6 +170,19 @@ func (a *SMBAuthenticator) Authenticate(ctx context.Context, host string, creds 
 		return nil, ae
 	}
 	logonTook := time.Since(start)
+	if g.Facts.LocalAccount {
+		// Best effort: which local account this is sharpens the UAC
+		// diagnosis; failing to learn it changes nothing else.
+		if rid, err := lookupRID(ctx, g); err == nil {
+			g.Facts.AccountRID = rid
+			g.Facts.BuiltinAdministrator = rid == ridBuiltinAdministrator
+		} else if errors.Is(err, smbconn.ErrSigning) || ctx.Err() != nil {
+			// A bad signature is never ignored, even in a best-effort step.
+			return fail(connErr(host, account, StepAccount, err))
+		} else {
+			log.Debug("account RID lookup failed", "host", host, "account", account, "err", err)
+		}
+	}
 
 	// Check 1: ADMIN$ is writable.
 	t0 := time.Now()
@@ -218,7 +231,7 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 	if err != nil {
 		switch {
 		case errors.Is(err, os.ErrPermission), errors.Is(err, smbconn.StatusAccessDenied), errors.Is(err, smbconn.StatusNetworkAccessDenied):
-			return ae(ErrNotAdmin, diagNotAdmin(account, g.Facts.LocalAccount), err)
+			return ae(ErrNotAdmin, diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator), err)
 		case errors.Is(err, smbconn.StatusBadNetworkName), errors.Is(err, os.ErrNotExist):
 			return ae(ErrNoAdminShare, diagAdminShareMissing(), err)
 		}
@@ -236,7 +249,7 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 	f, err := sh.OpenFile(probe, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
-			return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can open ADMIN$ but not write to it, so it is not an administrator.", diagNotAdmin(account, g.Facts.LocalAccount).Fix}, err)
+			return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can open ADMIN$ but not write to it, so it is not an administrator.", diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
 		}
 		return connErr(g.Host, account, StepAdminShare, err)
 	}
@@ -249,12 +262,12 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 	}
 	if err := errors.Join(werr, cerr); err != nil {
 		if errors.Is(err, os.ErrPermission) {
-			return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can create files in ADMIN$ but not write them.", diagNotAdmin(account, g.Facts.LocalAccount).Fix}, err)
+			return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can create files in ADMIN$ but not write them.", diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
 		}
 		return connErr(g.Host, account, StepAdminShare, err)
 	}
 	if rerr != nil && errors.Is(rerr, os.ErrPermission) {
-		return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can create but not delete files in ADMIN$.", diagNotAdmin(account, g.Facts.LocalAccount).Fix}, rerr)
+		return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can create but not delete files in ADMIN$.", diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, rerr)
 	}
 	return nil
 }
@@ -285,7 +298,7 @@ func (a *SMBAuthenticator) checkSCM(ctx context.Context, g *Grant) *AuthError {
 		if resp != nil && resp.Return == errorAccessDenied {
 			g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckSCMCreate, Passed: false, Detail: "access denied"})
 			return &AuthError{Host: g.Host, Account: account, Step: StepSCM, Kind: ErrNotAdmin, Retryable: true,
-				Diagnosis: diagNotAdmin(account, g.Facts.LocalAccount), Err: fmt.Errorf("OpenSCManager(SC_MANAGER_CREATE_SERVICE): access denied: %w", err)}
+				Diagnosis: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator), Err: fmt.Errorf("OpenSCManager(SC_MANAGER_CREATE_SERVICE): access denied: %w", err)}
 		}
 		return scmErr(g.Host, account, err)
 	}

@@ -54,6 +54,7 @@ var (
 const (
 	StepConnect    = "connect"     // TCP and SMB negotiate
 	StepLogon      = "logon"       // NTLM session setup
+	StepAccount    = "account"     // looking up a local account's RID over \pipe\lsarpc
 	StepAdminShare = "admin-share" // tree connect to ADMIN$ and the write probe
 	StepSCM        = "scm"         // OpenSCManager with create-service rights
 	StepPrompt     = "prompt"      // asking the console for credentials

@@ -72,6 +72,11 @@ func TestAuthenticateLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = p.Close()
+		// A local account: its RID was looked up over \pipe\lsarpc. The lab
+		// admin is an ordinary account in BUILTIN\Administrators.
+		if f.AccountRID == 0 || f.AccountRID == 500 || f.BuiltinAdministrator {
+			t.Fatalf("RID %d builtin %v", f.AccountRID, f.BuiltinAdministrator)
+		}
 		t.Logf("facts: %+v", f)
 	})
 

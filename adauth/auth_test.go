@@ -216,3 +216,18 @@ func TestAuthenticateBadInput(t *testing.T) {
 		t.Fatalf("no secret: %v", err)
 	}
 }
+
+func TestDiagNotAdminVariants(t *testing.T) {
+	builtin := diagNotAdmin(`.\Administrator`, true, true)
+	local := diagNotAdmin(`.\helpdesk`, true, false)
+	domain := diagNotAdmin(`CORP\helpdesk`, false, false)
+	if builtin.Code != DiagUACRemote || !strings.Contains(builtin.Summary, "FilterAdministratorToken") {
+		t.Fatalf("builtin: %+v", builtin)
+	}
+	if local.Code != DiagUACRemote || !strings.Contains(local.Fix, "LocalAccountTokenFilterPolicy") {
+		t.Fatalf("local: %+v", local)
+	}
+	if domain.Code != DiagNotAdmin || strings.Contains(domain.Fix, "LocalAccountTokenFilterPolicy") {
+		t.Fatalf("domain: %+v", domain)
+	}
+}

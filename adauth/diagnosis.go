@@ -128,7 +128,12 @@ func joinedHint(joined bool) string {
 	return ""
 }
 
-func diagNotAdmin(account string, local bool) Diagnosis {
+func diagNotAdmin(account string, local, builtin bool) Diagnosis {
+	if local && builtin {
+		return Diagnosis{DiagUACRemote,
+			account + " is the computer's built-in Administrator (RID 500) but is not an administrator over the network: UAC remote restrictions apply to it because \"Admin Approval Mode for the Built-in Administrator account\" (FilterAdministratorToken) is enabled.",
+			`Disable that policy, or set HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\LocalAccountTokenFilterPolicy (DWORD) to 1, or use a domain administrator account.`}
+	}
 	if local {
 		return Diagnosis{DiagUACRemote,
 			account + " logged on but is not an administrator over the network. For a local account this is usually UAC remote restrictions: only the built-in Administrator keeps its rights remotely.",

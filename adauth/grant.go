@@ -40,6 +40,12 @@ type Facts struct {
 	// LocalAccount reports whether the account is local to the computer
 	// (".\user", "COMPUTER\user", or a bare user on a workgroup computer).
 	LocalAccount bool `json:"local_account"`
+	// AccountRID is the relative ID of a local account, as the computer's
+	// LSA reports it (0 when unknown or not local); BuiltinAdministrator
+	// reports RID 500, the account UAC remote restrictions spare by
+	// default.
+	AccountRID           uint32 `json:"account_rid,omitempty"`
+	BuiltinAdministrator bool   `json:"builtin_administrator"`
 	// Checks lists the admin checks in the order they ran.
 	Checks []CheckResult `json:"checks"`
 	// ProbeLeftover names the ADMIN$ probe file when it could not be
