@@ -120,8 +120,8 @@ function showSession(s) {
   li.dataset.state = s.state;
   const head = el("div", null, "head");
   head.append(el("strong", s.host), el("span", s.addr, "muted"), el("span", s.state, `state ${s.state}`));
-  let step = s.step;
-  if (s.method) step += ` (${s.method})`;
+  let step = s.state === "Running" ? "" : s.step;
+  if (s.method) step += step ? ` (${s.method})` : `via ${s.method}`;
   if (s.state === "Connecting" && s.total > 0) step += ` ${Math.round((100 * s.done) / s.total)}%`;
   if (s.closing) step = "closing…";
   head.append(el("span", step, "step"));
