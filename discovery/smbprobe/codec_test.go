@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func vectors(t testing.TB, glob string) map[string][]byte {
@@ -163,4 +164,16 @@ func FuzzResponses(f *testing.F) {
 			_ = challengeInto(&info, buf)
 		}
 	})
+}
+
+func TestHostOfKeepsOnlyQualifiedDNSNames(t *testing.T) {
+	info := Info{Dialect: 0x0311}
+	info.Challenge.NetBIOSComputer, info.Challenge.DNSComputer = "HERON", "heron"
+	if h := HostOf(info, time.Now()); h.DNSName != "" || h.Name != "HERON" {
+		t.Fatalf("bare host name kept as DNS name: %+v", h)
+	}
+	info.Challenge.DNSComputer = "heron.corp.example"
+	if h := HostOf(info, time.Now()); h.DNSName != "heron.corp.example" {
+		t.Fatalf("qualified DNS name dropped: %+v", h)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,12 +95,18 @@ func HostOf(info Info, t time.Time) discovery.Host {
 	ch := info.Challenge
 	h := discovery.Host{
 		Name:      ch.NetBIOSComputer,
-		DNSName:   ch.DNSComputer,
 		Addrs:     []netip.Addr{info.Addr},
 		Dialect:   DialectString(info.Dialect),
 		Sources:   []discovery.Source{discovery.SourceSMB},
 		FirstSeen: t,
 		LastSeen:  t,
+	}
+	// Host.DNSName is a fully qualified name, and Merge joins hosts that
+	// share it. A workgroup computer reports its bare host name here (Samba
+	// reports the machine's host name, shared by every instance on it), so
+	// only a qualified name is kept.
+	if strings.Contains(ch.DNSComputer, ".") {
+		h.DNSName = ch.DNSComputer
 	}
 	signing := info.SigningRequired
 	h.SigningRequired = &signing

@@ -269,6 +269,10 @@ type hostJSON struct {
 	DN        string `json:"dn"`
 	Enabled   *bool  `json:"enabled"`
 	LastLogon string `json:"last_logon"`
+	// SMB facts (smb.go): the negotiated dialect ("3.1.1", "" when not
+	// probed) and whether the server requires signing (null when unknown).
+	Dialect         string `json:"dialect"`
+	SigningRequired *bool  `json:"signing_required"`
 }
 
 func toJSON(id discovery.HostID, h discovery.Host) hostJSON {
@@ -295,6 +299,7 @@ func toJSON(id discovery.HostID, h discovery.Host) hostJSON {
 		j.LastSeen = h.LastSeen.UTC().Format(time.RFC3339Nano)
 	}
 	setDirectoryJSON(&j, h)
+	j.Dialect, j.SigningRequired = h.Dialect, h.SigningRequired
 	return j
 }
 

@@ -37,7 +37,7 @@ type source struct {
 
 // sources lists every source lanscan knows, in the order they start.
 func sources() []*source {
-	return []*source{netbiosSource(), ldapSource()}
+	return []*source{netbiosSource(), smbSource(), ldapSource()}
 }
 
 // buildDiscoverers asks every source for its discoverers.
