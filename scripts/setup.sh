@@ -9,7 +9,8 @@ STATICCHECK_VERSION=v0.8.2   # staticcheck 2026.2.2, the first with Go 1.26 supp
 
 # Debian packages of the lab: real Samba peers and the tools we measure against.
 PKGS=(samba samba-ad-dc samba-dsdb-modules samba-vfs-modules winbind smbclient
-      ldb-tools krb5-user ldap-utils nbtscan python3-impacket iproute2 procps)
+      ldb-tools krb5-user ldap-utils nbtscan python3-impacket iproute2 procps
+      chromium)   # Debian's Chromium drives the web console's browser test (chromedp)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -20,7 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 		echo "setup: installing ${missing[*]}"
 		export DEBIAN_FRONTEND=noninteractive
 		apt-get update -qq
-		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+		apt-get install -y -qq "${missing[@]}" >/dev/null
 	else
 		echo "setup: not root, so the lab cannot run here. Missing packages: ${missing[*]}" >&2
 		echo "setup: as root, run: apt-get install -y ${missing[*]}" >&2
