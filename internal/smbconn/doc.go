@@ -25,6 +25,17 @@
 // Errors are typed: *Error (with the Info learned before a failure),
 // *DialError (refused, filtered, no route, unresolvable), NTStatus codes
 // and sentinel errors, all matchable with errors.Is and errors.As.
+// MapError gives the same treatment to errors of a go-smb2 Share; where
+// go-smb2 reduces a status to os.ErrNotExist, os.ErrExist or
+// os.ErrPermission, the result (*FSError) matches both the os error and
+// the NT statuses it stands for.
+//
+// Known limits of go-smb2 that this package cannot fix: it signs with
+// AES-CMAC only, in pure Go and under its connection lock (slower than
+// AES-GCM encryption, see package adauth's default); it drops an
+// encrypted message that fails decryption, so such a request ends only
+// with its context; and it cannot cancel a READ on the server (see
+// Pipe.Close).
 //
 // ParseChallenge and FindChallenge are usable on their own, for example by
 // an unauthenticated discovery probe.
