@@ -119,6 +119,8 @@ func (t *Target) config() string {
 	case NTLMDisabled:
 		b.WriteString("\tntlm auth = disabled\n")
 	}
+	// Windows starts any file; on a lab target winemu needs the execute bit
+	// to start what was copied, so files written to the admin shares get it.
 	for _, s := range []struct{ name, path, comment string }{
 		{"ADMIN$", t.AdminDir, "Remote Admin"},
 		{"C$", t.CDir, "Default share"},
@@ -131,6 +133,7 @@ func (t *Target) config() string {
 	browseable = no
 	valid users = @%s
 	admin users = @%s
+	force create mode = 0755
 `, s.name, s.comment, s.path, t.adminGrp, t.adminGrp)
 	}
 	return b.String()
