@@ -487,24 +487,37 @@ func TestLabConnectBulk(t *testing.T) {
 		addrs = append(addrs, tgt.Addr.String())
 	}
 	args = append(args, "-user", lab.Targets[0].Admin.User)
-	r := runConnect(ctx, t, pw, append(args, addrs...)...)
-	var took []time.Duration
-	for _, a := range addrs {
-		evs := r.of(a)
-		checkRunningThenClosed(t, r, a, "scm")
-		t0, _ := time.Parse(time.RFC3339Nano, evs[0].Time)
-		for _, e := range evs {
-			if e.State == "Running" {
-				t1, _ := time.Parse(time.RFC3339Nano, e.Time)
-				took = append(took, t1.Sub(t0))
-				break
+	// The first run meets every target cold: Samba spawns its RPC
+	// daemons (samba-dcerpcd) at the first svcctl open of the admin
+	// check. The second run is what a repeated push costs.
+	for _, run := range []string{"cold", "warm"} {
+		r := runConnect(ctx, t, pw, append(args, addrs...)...)
+		var took, auth []time.Duration
+		for _, a := range addrs {
+			evs := r.of(a)
+			checkRunningThenClosed(t, r, a, "scm")
+			t0, _ := time.Parse(time.RFC3339Nano, evs[0].Time)
+			for _, e := range evs {
+				if e.Step == "preflight" {
+					t1, _ := time.Parse(time.RFC3339Nano, e.Time)
+					auth = append(auth, t1.Sub(t0))
+					break
+				}
+			}
+			for _, e := range evs {
+				if e.State == "Running" {
+					t1, _ := time.Parse(time.RFC3339Nano, e.Time)
+					took = append(took, t1.Sub(t0))
+					break
+				}
 			}
 		}
+		sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+		sort.Slice(auth, func(i, j int) bool { return auth[i] < auth[j] })
+		p95 := took[(len(took)*95+99)/100-1]
+		t.Logf("bulk (%s): %d hosts, wall %v (connect process), time to Running: median %v, p95 %v; authentication median %v",
+			run, n, r.took.Round(time.Millisecond), took[len(took)/2].Round(time.Millisecond), p95.Round(time.Millisecond), auth[len(auth)/2].Round(time.Millisecond))
 	}
-	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
-	p95 := took[(len(took)*95+99)/100-1]
-	t.Logf("bulk: %d hosts, wall %v (connect process, build excluded), time to Running: median %v, p95 %v, all %v",
-		n, r.took.Round(time.Millisecond), took[len(took)/2].Round(time.Millisecond), p95.Round(time.Millisecond), took)
 	if p := processesWith("lcapplet-"); len(p) != 0 {
 		t.Fatalf("applet processes left: %v", p)
 	}
