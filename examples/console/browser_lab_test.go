@@ -261,10 +261,10 @@ func TestLabBrowser(t *testing.T) {
 	}
 
 	// 1. The list fills with the lab's targets.
-	t0 := time.Now()
 	do("open the page", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`#filter`)))
+	t0 := time.Now()
 	poll("the list fills", fmt.Sprintf(`document.querySelectorAll("#hosts tr").length === %d`, len(lab.Targets)), time.Minute)
-	t.Logf("list filled with %d targets in %v", len(lab.Targets), time.Since(t0).Round(time.Millisecond))
+	t.Logf("list filled with %d targets %v after the page loaded", len(lab.Targets), time.Since(t0).Round(time.Millisecond))
 	names := rowNames()
 	for _, lt := range lab.Targets {
 		if !strings.Contains(strings.Join(names, " "), lt.NetBIOSName) {
@@ -275,6 +275,8 @@ func TestLabBrowser(t *testing.T) {
 		t.Fatalf("count %q", count)
 	}
 	shot("list")
+	poll("the scan ends", `document.getElementById("scanning").hidden`, time.Minute)
+	t.Logf("scan of %s over %v after the page loaded", lab.Prefix, time.Since(t0).Round(time.Millisecond))
 
 	// 2. Typing a filter narrows the rows.
 	do("type the filter", chromedp.SendKeys(chromedp.CSS(`#filter`), tgt.NetBIOSName))
