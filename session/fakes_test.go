@@ -93,6 +93,7 @@ type journal struct {
 	open   []string
 	undone []string
 	failOn string
+	g      *gate // blocks Undo at "undo" when set
 }
 
 func (j *journal) record(what string) {
@@ -101,7 +102,10 @@ func (j *journal) record(what string) {
 	j.mu.Unlock()
 }
 
-func (j *journal) Undo(context.Context) session.Cleanup {
+func (j *journal) Undo(ctx context.Context) session.Cleanup {
+	if j.g != nil {
+		j.g.wait(ctx, "undo")
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var c session.Cleanup
@@ -282,7 +286,7 @@ func newHarness(t *testing.T, mod func(h *harness)) *harness {
 	h.cfg = session.Config{
 		Authenticator: h.auth, Credentials: admin, Deployer: h.dep, Preflight: h.pre,
 		NewJournal: func(context.Context, *session.Target) (session.Journal, error) {
-			j := &journal{}
+			j := &journal{g: h.g}
 			h.jmu.Lock()
 			h.journals = append(h.journals, j)
 			h.jmu.Unlock()

@@ -494,6 +494,34 @@ func TestCloseInEveryStep(t *testing.T) {
 	}
 }
 
+// Close while a failed session is still cleaning up waits for that
+// cleanup and returns it; the session stays Failed.
+func TestCloseDuringFailureCleanup(t *testing.T) {
+	h := newHarness(t, func(h *harness) {
+		h.ls[0].err = launchErr("scm", deploy.ErrAccessDenied)
+		h.g.block("undo")
+	})
+	s := h.c.Connect(context.Background(), host(1))
+	until(t, s, func(e session.Event) bool { return e.Step == session.StepCleanup })
+	closed := make(chan session.Cleanup)
+	go func() {
+		cl, _ := s.Close(context.Background())
+		closed <- cl
+	}()
+	select {
+	case <-closed:
+		t.Fatal("Close returned before the cleanup finished")
+	case <-time.After(50 * time.Millisecond):
+	}
+	h.g.mu.Lock()
+	close(h.g.closed["undo"])
+	h.g.mu.Unlock()
+	cl := <-closed
+	if r := s.Result(); r.State != session.Failed || r.Step != session.StepLaunch || !slices.Equal(cl.Undone, []string{"file applet.exe"}) {
+		t.Fatalf("%v %v %+v", r.State, r.Step, cl)
+	}
+}
+
 func checkCleaned(t *testing.T, h *harness, r *session.Result) {
 	t.Helper()
 	if r == nil || r.Cleanup == nil {
