@@ -355,11 +355,6 @@ func copyApplet(ctx context.Context, t *testing.T, tgt *testlab.Target) string {
 	if err := sh.WriteFile(`Temp\`+name, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// Samba maps DOS attributes, not the executable bit: set it on the
-	// file it wrote, as Windows would run any .exe.
-	if err := os.Chmod(filepath.Join(tgt.AdminDir, "Temp", name), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	return `C:\Windows\Temp\` + name
 }
 

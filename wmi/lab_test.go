@@ -118,12 +118,6 @@ func TestLabLaunchThroughWMI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("deploy.Copy: %v", err)
 	}
-	// Samba stores DOS attributes, not the executable bit; Windows runs
-	// any .exe, so set the bit on the file Copy wrote.
-	local := filepath.Join(tgt.AdminDir, filepath.FromSlash(strings.ReplaceAll(res.Path, `\`, "/")))
-	if err := os.Chmod(local, 0o755); err != nil {
-		t.Fatal(err)
-	}
 
 	console := &checkin.Server{Addr: net.JoinHostPort(lab.HostAddr.String(), "0")}
 	if err := console.Listen(); err != nil {
