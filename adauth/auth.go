@@ -276,7 +276,7 @@ func (a *SMBAuthenticator) checkSCM(ctx context.Context, g *Grant) *AuthError {
 	account := g.Credentials.Account()
 	// The placeholder endpoint is never dialled: the dialer opens
 	// \pipe\svcctl on the grant's session, so RPC runs under its logon.
-	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+g.Host+"[1]", dcerpc.WithDialer(g.PipeDialer("svcctl")))
+	cc, err := dcerpc.Dial(ctx, pipePlaceholder, dcerpc.WithDialer(g.PipeDialer("svcctl")))
 	if err != nil {
 		return scmErr(g.Host, account, err)
 	}

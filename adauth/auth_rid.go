@@ -30,7 +30,7 @@ var errNoRID = errors.New("adauth: account not resolved")
 func lookupRID(ctx context.Context, g *Grant) (uint32, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+g.Host+"[1]", dcerpc.WithDialer(g.PipeDialer("lsarpc")))
+	cc, err := dcerpc.Dial(ctx, pipePlaceholder, dcerpc.WithDialer(g.PipeDialer("lsarpc")))
 	if err != nil {
 		return 0, err
 	}

@@ -117,9 +117,11 @@ func (g *Grant) OpenPipe(ctx context.Context, name string) (net.Conn, error) {
 // PipeDialer returns a dialer that opens the named pipe name on the
 // grant's session at each DialContext, ignoring network and address. Its
 // method set matches go-msrpc's dcerpc.Dialer, so a launcher passes it to
-// dcerpc.WithDialer with a placeholder ncacn_ip_tcp binding (for example
-// "ncacn_ip_tcp:HOST[1]") and its RPC runs over this session without a
-// second logon. Use one dcerpc.Dial per pipe: Samba rejects a second
+// dcerpc.WithDialer with a placeholder ncacn_ip_tcp binding and its RPC
+// runs over this session without a second logon. Make the placeholder an
+// IP literal, for example "ncacn_ip_tcp:127.0.0.1[1]": go-msrpc resolves a
+// host name through DNS before it dials, even though this dialer ignores
+// the address. Use one dcerpc.Dial per pipe: Samba rejects a second
 // interface bound on the first one's association group.
 //
 // adauth keeps go-msrpc out of its API on purpose: callers choose their
@@ -127,6 +129,12 @@ func (g *Grant) OpenPipe(ctx context.Context, name string) (net.Conn, error) {
 func (g *Grant) PipeDialer(name string) PipeDialer {
 	return PipeDialer{g: g, pipe: name}
 }
+
+// pipePlaceholder is the binding handed to dcerpc.Dial with a
+// PipeDialer. go-msrpc resolves the host of a binding through DNS before
+// it dials, so the placeholder is an IP literal: it is never dialled, and
+// nothing is looked up.
+const pipePlaceholder = "ncacn_ip_tcp:127.0.0.1[1]"
 
 // PipeDialer opens one named pipe of a Grant per DialContext call.
 type PipeDialer struct {

@@ -301,8 +301,10 @@ func (p *Pipe) SetWriteDeadline(t time.Time) error {
 // called, ignoring network and address. Its method set matches
 // go-msrpc's dcerpc.Dialer, so an RPC client given
 // dcerpc.WithDialer(dialer) and a placeholder ncacn_ip_tcp binding talks
-// over the existing session instead of logging on again. Use one
-// dcerpc.Dial per pipe.
+// over the existing session instead of logging on again. Make the
+// placeholder an IP literal ("ncacn_ip_tcp:127.0.0.1[1]"): go-msrpc
+// resolves a host name through DNS before dialling. Use one dcerpc.Dial
+// per pipe.
 type PipeDialer struct {
 	Session *Session
 	Pipe    string
