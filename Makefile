@@ -49,3 +49,11 @@ bench-netbios:
 ## bench-smb: the SMB2 NTLM-challenge probe against nmap's smb-os-discovery on the lab /24 (root).
 bench-smb:
 	@bash scripts/bench-smb.sh
+
+.PHONY: bench-copy bench-ldap
+## bench-copy: deploy.Copy against smbclient put of 50 MiB to one lab target, and the time to prove admin (root).
+bench-copy:
+	@bash scripts/bench-copy.sh
+## bench-ldap: the directory dump against ldapsearch -E pr=1000 on a 10,000-computer lab DC (root).
+bench-ldap:
+	@bash scripts/bench-ldap.sh
