@@ -373,8 +373,9 @@ func TestLabConnect(t *testing.T) {
 		}
 	})
 
-	t.Run("keep", func(t *testing.T) {
-		r := runConnect(ctx, t, std.Admin.Password, append(base, "-user", std.Admin.User, "-method", "scm", "-keep", "-param", "Note=kept", std.Addr.String())...)
+	t.Run("keep, then cleanup from the journal", func(t *testing.T) {
+		jdir := t.TempDir()
+		r := runConnect(ctx, t, std.Admin.Password, append(base, "-user", std.Admin.User, "-method", "scm", "-keep", "-journal", jdir, "-param", "Note=kept", std.Addr.String())...)
 		last := r.last(std.Addr.String())
 		if r.code != 0 || last.State != "Running" || last.Method != "scm" || last.AppletPID <= 0 {
 			t.Fatalf("exit %d, events %s\n%s", r.code, brief(r.of(std.Addr.String())), r.stderr)
@@ -387,10 +388,30 @@ func TestLabConnect(t *testing.T) {
 		if len(leftovers(t, std)) != 1 {
 			t.Fatalf("applet file not kept: %v", leftovers(t, std))
 		}
-		// Clean up by hand for the next subtests.
-		exec.CommandContext(ctx, "net", "-s", std.SMBConf, "registry", "deletekey_recursive", `HKLM\SOFTWARE\LanConnect`).Run()
-		for _, f := range leftovers(t, std) {
-			os.Remove(f)
+		// The session's journal was persisted; -cleanup undoes it.
+		files, _ := filepath.Glob(filepath.Join(jdir, "*.json"))
+		if len(files) != 1 {
+			t.Fatalf("journal files: %v", files)
+		}
+		bin := buildBin(t, "connect", "")
+		cmd := exec.CommandContext(ctx, bin, "-cleanup", "-user", std.Admin.User, files[0])
+		cmd.Env = append(os.Environ(), "LANCONNECT_PASSWORD="+std.Admin.Password)
+		out, err = cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("connect -cleanup: %v\n%s", err, out)
+		}
+		t.Logf("connect -cleanup:\n%s", out)
+		if _, err := os.Stat(files[0]); !os.IsNotExist(err) {
+			t.Fatalf("journal file still there: %v", err)
+		}
+		if l := leftovers(t, std); len(l) != 0 {
+			t.Fatalf("left on the target: %v", l)
+		}
+		if out, _ := exec.CommandContext(ctx, "net", "-s", std.SMBConf, "registry", "enumerate", `HKLM\SOFTWARE`).CombinedOutput(); strings.Contains(string(out), "LanConnect") {
+			t.Fatalf("registry keys left:\n%s", out)
+		}
+		if s := winemuServices(t, ctl); len(s) != 0 {
+			t.Fatalf("services left: %v", s)
 		}
 	})
 

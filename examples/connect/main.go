@@ -89,6 +89,8 @@ type options struct {
 	checkin       time.Duration
 	servicePrefix string
 	params        paramFlag
+	journalDir    string
+	cleanup       bool
 }
 
 // paramFlag collects -param NAME=VALUE.
@@ -122,6 +124,8 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.BoolVar(&o.verbose, "v", false, "log the SDK's steps to standard error")
 	fs.DurationVar(&o.checkin, "checkin-timeout", session.DefaultCheckinTimeout, "how long the applet gets to check in")
 	fs.StringVar(&o.servicePrefix, "service-prefix", "", "prefix of the service name (default: the launcher's)")
+	fs.StringVar(&o.journalDir, "journal", "", "keep each session's cleanup journal in `DIR` (a file per session, removed once clean)")
+	fs.BoolVar(&o.cleanup, "cleanup", false, "undo the journal FILEs given as arguments instead of connecting (with -user and the password)")
 	o.params = paramFlag{}
 	fs.Var(o.params, "param", "applet parameter `NAME=VALUE`, stored for the session under HKLM\\SOFTWARE\\LanConnect\\ExampleApplet (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -139,6 +143,9 @@ func run(ctx context.Context, args []string, e env) int {
 		return exitUsage
 	}
 	if fs.NArg() == 0 {
+		if o.cleanup {
+			return usageErr("-cleanup: no journal FILE given")
+		}
 		return usageErr("no HOST given (see connect -h)")
 	}
 	if o.concurrency <= 0 {
@@ -193,6 +200,13 @@ func run(ctx context.Context, args []string, e env) int {
 		creds = c
 	}
 	canPrompt := e.terminal && !o.passwordStdin
+	if o.cleanup {
+		all := []deploy.Launcher{scm}
+		if newWMI != nil {
+			all = append(all, newWMI(log))
+		}
+		return cleanupJournals(ctx, fs.Args(), creds, all, log, e)
+	}
 
 	// Hosts.
 	hosts, err := resolveHosts(ctx, fs.Args(), log)
@@ -237,7 +251,7 @@ func run(ctx context.Context, args []string, e env) int {
 		Preflight:           preflight{scm},
 		Deployer:            &deployer{applet: applet, log: log},
 		Launchers:           sl,
-		NewJournal:          newJournal(dl),
+		NewJournal:          newJournal(dl, o.journalDir),
 		CheckinListen:       listen,
 		ConsoleAddr:         listen,
 		ServicePrefix:       o.servicePrefix,

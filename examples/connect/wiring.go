@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
@@ -28,32 +30,42 @@ type journal struct {
 	j         *deploy.Journal
 	t         *session.Target
 	launchers []deploy.Launcher
+	path      string // the journal's file, or "" in memory
 }
 
-func newJournal(ls []deploy.Launcher) func(context.Context, *session.Target) (session.Journal, error) {
+// newJournal makes each session's journal: in memory, or persisted to
+// dir/<session>.json when dir is set, so that `connect -cleanup FILE` can
+// undo what a session that never closed left behind.
+func newJournal(ls []deploy.Launcher, dir string) func(context.Context, *session.Target) (session.Journal, error) {
 	return func(_ context.Context, t *session.Target) (session.Journal, error) {
-		return &journal{j: &deploy.Journal{}, t: t, launchers: ls}, nil
+		if dir == "" {
+			return &journal{j: &deploy.Journal{}, t: t, launchers: ls}, nil
+		}
+		path := filepath.Join(dir, t.Session+".json")
+		dj, err := deploy.OpenJournal(path)
+		if err != nil {
+			return nil, err
+		}
+		return &journal{j: dj, t: t, launchers: ls, path: path}, nil
 	}
 }
 
-func journalOf(t *session.Target) *deploy.Journal {
-	if j, ok := t.Journal.(*journal); ok {
-		return j.j
-	}
-	return nil
-}
-
-// Undo implements session.Journal.
-func (j *journal) Undo(ctx context.Context) session.Cleanup {
-	u := deploy.FileUndoers(j.t.Grant)
-	for _, l := range j.launchers {
+// undoers returns the undo functions for g's target: files and
+// directories, and every launcher's own artifacts.
+func undoers(g *adauth.Grant, ls []deploy.Launcher) deploy.Undoers {
+	u := deploy.FileUndoers(g)
+	for _, l := range ls {
 		if ud, ok := l.(undoer); ok {
-			for k, f := range ud.Undoers(j.t.Grant) {
+			for k, f := range ud.Undoers(g) {
 				u[k] = f
 			}
 		}
 	}
-	rep := j.j.Undo(ctx, u)
+	return u
+}
+
+// cleanupReport turns an undo report into the session's form.
+func cleanupReport(rep deploy.UndoReport) session.Cleanup {
 	var c session.Cleanup
 	for _, a := range rep.Undone {
 		c.Undone = append(c.Undone, describe(a))
@@ -63,6 +75,23 @@ func (j *journal) Undo(ctx context.Context) session.Cleanup {
 	}
 	for _, a := range rep.Skipped {
 		c.Left = append(c.Left, session.Leftover{What: describe(a), Err: errors.New("no undo function for it")})
+	}
+	return c
+}
+
+func journalOf(t *session.Target) *deploy.Journal {
+	if j, ok := t.Journal.(*journal); ok {
+		return j.j
+	}
+	return nil
+}
+
+// Undo implements session.Journal. A persisted journal's file is removed
+// once nothing is left in it.
+func (j *journal) Undo(ctx context.Context) session.Cleanup {
+	c := cleanupReport(j.j.Undo(ctx, undoers(j.t.Grant, j.launchers)))
+	if j.path != "" && j.j.Len() == 0 {
+		os.Remove(j.path)
 	}
 	return c
 }

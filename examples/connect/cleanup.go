@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/deploy"
+)
+
+// cleanupJournals undoes the journals that sessions persisted with
+// -journal and never closed (a crash, a -keep): for each file, it logs on
+// to the journal's host, undoes every artifact newest first, and removes
+// the file once nothing is left. It returns 0 when every file is clean.
+func cleanupJournals(ctx context.Context, files []string, creds adauth.Credentials, ls []deploy.Launcher, log *slog.Logger, e env) int {
+	code := exitOK
+	for _, f := range files {
+		j, err := deploy.OpenJournal(f)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "connect: %s: %v\n", f, err)
+			code = exitFailed
+			continue
+		}
+		arts := j.Artifacts()
+		if len(arts) == 0 {
+			os.Remove(f)
+			fmt.Fprintf(e.stdout, "%s: nothing to undo\n", f)
+			continue
+		}
+		host := arts[0].Host
+		auth := &adauth.SMBAuthenticator{Logger: log}
+		g, err := auth.Authenticate(ctx, host, creds)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "connect: %s: %s: %v\n", f, host, err)
+			code = exitFailed
+			continue
+		}
+		c := cleanupReport(j.Undo(ctx, undoers(g, ls)))
+		g.Close()
+		for _, u := range c.Undone {
+			fmt.Fprintf(e.stdout, "%s: %s: undone %s\n", f, host, u)
+		}
+		for _, l := range c.Left {
+			fmt.Fprintf(e.stdout, "%s: %s: LEFT %s: %v\n", f, host, l.What, l.Err)
+		}
+		if j.Len() == 0 {
+			os.Remove(f)
+		} else {
+			code = exitFailed
+		}
+	}
+	return code
+}
