@@ -55,6 +55,7 @@ type fakeAuth struct {
 	inflight atomic.Int32
 	peak     atomic.Int32
 	local    bool
+	adminPW  string // "good" when empty
 }
 
 func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Credentials) (*adauth.Grant, error) {
@@ -72,8 +73,12 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Cred
 			Diagnosis: adauth.Diagnosis{Code: adauth.DiagCancelled, Summary: "cancelled"}}
 	}
 	pw, _ := cr.Password()
+	adminPW := a.adminPW
+	if adminPW == "" {
+		adminPW = "good"
+	}
 	switch {
-	case cr.User == "admin" && pw == "good":
+	case cr.User == "admin" && pw == adminPW:
 		return &adauth.Grant{Host: host, Credentials: cr, Facts: adauth.Facts{LocalAccount: a.local}}, nil
 	case cr.User == "user" && pw == "good":
 		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepAdminShare, Kind: adauth.ErrNotAdmin, Retryable: true,

@@ -1,8 +1,11 @@
 package session_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
@@ -690,6 +693,52 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 }
 
+// No password reaches the log, the events or the results.
+func TestNoSecretsInLogsOrEvents(t *testing.T) {
+	const secret = "Zq8-very-secret-9x"
+	var logbuf bytes.Buffer
+	var mu sync.Mutex
+	h := newHarness(t, func(h *harness) {
+		h.auth.adminPW = secret
+		h.cfg.Credentials, _ = adauth.Parse("admin", "wrong-"+secret)
+		h.cfg.Prompt = func(context.Context, adauth.PromptRequest) (adauth.Credentials, error) {
+			return adauth.Parse("admin", secret)
+		}
+		h.cfg.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logbuf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		h.ls[0].err = launchErr("scm", deploy.ErrLaunchUnsupported)
+	})
+	s := h.c.Connect(context.Background(), host(1))
+	s.Wait(context.Background())
+	s.Close(context.Background())
+	var text strings.Builder
+	for _, e := range collect(t, s) {
+		fmt.Fprintf(&text, "%+v %v\n", e, e.Err)
+		if e.Result != nil {
+			fmt.Fprintf(&text, "%+v\n", *e.Result)
+		}
+	}
+	fmt.Fprintf(&text, "%+v", s.Result())
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logbuf.String(), secret) || strings.Contains(text.String(), secret) {
+		t.Fatal("a password appears in the log, an event or a result")
+	}
+	if !strings.Contains(logbuf.String(), "running") || s.Result().Account != "admin" {
+		t.Fatalf("the test saw nothing: %q", logbuf.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 func TestHostsLiveFilter(t *testing.T) {
 	release := make(chan struct{})
 	d := discovery.DiscovererFunc(func(ctx context.Context, out chan<- discovery.Host) error {
@@ -719,6 +768,11 @@ func TestHostsLiveFilter(t *testing.T) {
 		t.Fatalf("first event %+v", e)
 	}
 	shown[e.Host.Name] = true
+	// Connect while discovery is still running (the discoverer waits).
+	cs := c.Connect(ctx, e.Host)
+	if st, _ := cs.State(); st == session.Running {
+		t.Fatal("running without a deployer")
+	}
 	v.SetFilter(discovery.MustParseFilter("PC0*"))
 	close(release)
 	for e := range v.Events() {
@@ -728,5 +782,10 @@ func TestHostsLiveFilter(t *testing.T) {
 	}
 	if len(shown) != 4 {
 		t.Fatalf("shown %v", shown)
+	}
+	// That Connect ran its course: this Client has no Authenticator and
+	// no Deployer, so it fails at once, with a configuration error.
+	if r, _ := cs.Wait(context.Background()); r.State != session.Failed || !errors.Is(r.Err, session.ErrBadConfig) {
+		t.Fatalf("%v %v", r.State, r.Err)
 	}
 }
