@@ -1,4 +1,14 @@
 // Command console is a small web console that shows how to embed
 // lanconnect: a live host list, a filter, Connect, a credential dialog and
 // session states.
+//
+//	console [-listen 127.0.0.1:8080] [-user ACCOUNT] [lanscan's discovery flags] [TARGET...]
+//
+// It serves one page on loopback (another address needs -allow-remote).
+// The page opens one Server-Sent Events stream that carries its host list
+// (a discovery.View from session.Client.Hosts, under the filter typed in
+// the page), every session's state, and the credential prompts of the
+// sessions it started; actions are JSON POSTs checked for Origin and a
+// per-page CSRF token. The static files are embedded; the JavaScript has
+// no framework and no build step. See docs/console.md.
 package main

@@ -70,6 +70,7 @@ type options struct {
 	rate, retries  int
 	bind137        bool
 	noNetBIOS      bool
+	ldap           ldapFlags
 	user           string
 	passwordStdin  bool
 	applet         string
@@ -97,6 +98,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.IntVar(&o.retries, "retries", netbios.DefaultRetries, "repeats to a host that does not `answer`")
 	fs.BoolVar(&o.bind137, "bind137", false, "send NetBIOS requests from UDP port 137 (needs root)")
 	fs.BoolVar(&o.noNetBIOS, "no-netbios", false, "do not run the NetBIOS name service scan")
+	o.ldap.register(fs)
 	// Connect: the flags of connect.
 	fs.StringVar(&o.user, "user", "", "administrator `account` tried first: user, DOMAIN\\user, user@domain or .\\user")
 	fs.BoolVar(&o.passwordStdin, "password-stdin", false, "read -user's password from the first line of standard input")
@@ -148,12 +150,6 @@ func run(ctx context.Context, args []string, e env) int {
 		return usageErr("-filter: %v", err)
 	}
 
-	// Discovery.
-	ds, err := discoverers(o, fs.Args(), e.stderr)
-	if err != nil {
-		return usageErr("%v", err)
-	}
-
 	// Credentials tried first.
 	var creds adauth.Credentials
 	password := e.getenv(passwordEnv)
@@ -168,6 +164,12 @@ func run(ctx context.Context, args []string, e env) int {
 		if creds, err = adauth.Parse(o.user, password); err != nil {
 			return usageErr("-user: %v", err)
 		}
+	}
+
+	// Discovery.
+	ds, err := discoverers(o, fs.Args(), creds, e.stderr)
+	if err != nil {
+		return usageErr("%v", err)
 	}
 
 	// Applet.
@@ -267,10 +269,22 @@ func isLoopback(host string) bool {
 	return err == nil && a.IsLoopback()
 }
 
-// discoverers builds the discovery sources from the lanscan flags.
-func discoverers(o options, targets []string, stderr io.Writer) ([]discovery.Discoverer, error) {
+// discoverers builds the discovery sources from the lanscan flags: the
+// NetBIOS scan and, with -ldap or -ldap-domain, the directory.
+func discoverers(o options, targets []string, creds adauth.Credentials, stderr io.Writer) ([]discovery.Discoverer, error) {
+	var ds []discovery.Discoverer
+	dir, err := o.ldap.build(creds)
+	if err != nil {
+		return nil, err
+	}
+	if dir != nil {
+		ds = append(ds, dir)
+	}
 	if o.noNetBIOS {
-		return nil, errors.New("-no-netbios leaves no discovery source")
+		if len(ds) == 0 {
+			return nil, errors.New("-no-netbios leaves no discovery source: add -ldap")
+		}
+		return ds, nil
 	}
 	retries := o.retries
 	if retries == 0 {
@@ -281,7 +295,6 @@ func discoverers(o options, targets []string, stderr io.Writer) ([]discovery.Dis
 		sc.LocalAddr = netip.AddrPortFrom(netip.IPv4Unspecified(), netbios.DefaultPort)
 	}
 	var t netbios.Targets
-	var err error
 	if len(targets) > 0 {
 		if t, err = netbios.ParseTargets(targets...); err != nil {
 			return nil, err
@@ -295,7 +308,7 @@ func discoverers(o options, targets []string, stderr io.Writer) ([]discovery.Dis
 			fmt.Fprintf(stderr, "console: %s: %v is wider than /22: sweeping %v only\n", c.Interface, c.Subnet, c.Swept)
 		}
 	}
-	return []discovery.Discoverer{discovery.Named("netbios", &netbios.Discoverer{Scanner: sc, Targets: t})}, nil
+	return append(ds, discovery.Named("netbios", &netbios.Discoverer{Scanner: sc, Targets: t})), nil
 }
 
 // buildApplet builds examples/applet with the go tool.

@@ -178,9 +178,12 @@ type testPage struct{ id, token string }
 
 var metaRe = regexp.MustCompile(`<meta name="lc-(page|token)" content="([0-9a-f]+)">`)
 
-func (tc *testConsole) open(t *testing.T) testPage {
+func (tc *testConsole) open(t *testing.T) testPage { t.Helper(); return openPage(t, tc.ts.URL) }
+
+// openPage loads the page at base and returns its ID and token.
+func openPage(t *testing.T, base string) testPage {
 	t.Helper()
-	resp, err := http.Get(tc.ts.URL + "/")
+	resp, err := http.Get(base + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,8 +223,14 @@ type stream struct {
 
 func (tc *testConsole) stream(t *testing.T, p testPage) *stream {
 	t.Helper()
+	return openStream(t, tc.ts.URL, p)
+}
+
+// openStream opens the event stream of page p of the console at base.
+func openStream(t *testing.T, base string, p testPage) *stream {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", tc.ts.URL+"/api/events?page="+p.id+"&token="+p.token, nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/events?page="+p.id+"&token="+p.token, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		cancel()
