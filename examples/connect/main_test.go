@@ -37,9 +37,9 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestMethodWMIWithoutLauncher(t *testing.T) {
-	if newWMI != nil {
-		t.Skip("this build has the WMI launcher")
-	}
+	saved := newWMI
+	newWMI = nil // a build without the WMI launcher
+	defer func() { newWMI = saved }()
 	e, _, errb := testEnv("")
 	if code := run(context.Background(), []string{"-method", "wmi", "192.0.2.1"}, e); code != exitUsage || !strings.Contains(errb.String(), "not available in this build") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
