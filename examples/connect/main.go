@@ -304,11 +304,14 @@ func run(ctx context.Context, args []string, e env) int {
 	})
 	var failed atomic.Bool
 	var closers sync.WaitGroup
+	running, total := 0, 0
 	for r := range results {
+		total++
 		if r.Result.State != session.Running {
 			failed.Store(true)
 			continue
 		}
+		running++
 		if o.keep {
 			continue
 		}
@@ -325,6 +328,17 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 	closers.Wait()
 	printers.Wait()
+	if !o.jsonOut {
+		fmt.Fprintf(e.stdout, "%d of %d hosts reached Running", running, total)
+		if !o.keep && running > 0 {
+			if failed.Load() && running == total {
+				fmt.Fprint(e.stdout, "; cleanup left something behind (see above)")
+			} else if running == total {
+				fmt.Fprint(e.stdout, ", and were closed cleanly")
+			}
+		}
+		fmt.Fprintln(e.stdout)
+	}
 	if !failed.Load() && ctx.Err() == nil {
 		return exitOK
 	}

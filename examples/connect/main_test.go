@@ -101,3 +101,18 @@ func TestTextProgressBar(t *testing.T) {
 		t.Fatalf("no full bar:\n%s", out.String())
 	}
 }
+
+func TestTextFailed(t *testing.T) {
+	var out bytes.Buffer
+	ev := session.Event{Kind: session.EventState, Host: "PC1", State: session.Failed, Step: session.StepLaunch, Time: time.Now(),
+		Err: errors.New("every launcher failed"), Diagnosis: session.Diagnosis{Summary: "It failed.", Fix: "Do this."},
+		Result: &session.Result{Attempts: []session.Attempt{{Launcher: "scm", Err: errors.New("not supported")}, {Launcher: "wmi", Err: errors.New("port 135 refused")}},
+			Cleanup: &session.Cleanup{Undone: []string{"file"}, Left: []session.Leftover{{What: "dir", Err: errors.New("not empty")}}}}}
+	newPrinter(&out, false, false).event(ev)
+	for _, want := range []string{"Failed", "launch", "error: every launcher failed", "diagnosis: It failed. Fix: Do this.",
+		"tried scm: not supported", "tried wmi: port 135 refused", "LEFT ON TARGET: dir (not empty)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, out.String())
+		}
+	}
+}
