@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -21,28 +20,6 @@ import (
 // The browser test: the console runs in this process, in the root
 // namespace, with the lab's /24 as its only TARGET; Debian's chromium,
 // headless, drives the page the way a technician does.
-
-var (
-	updateScreenshot = flag.Bool("update-screenshot", false, "write docs/console.png from the browser test")
-	screenshotDir    = flag.String("screenshots", "", "keep the browser test's screenshots in `DIR` (default: the test's temporary directory)")
-)
-
-// chromiumPath returns Debian's chromium binary, or skips the test (fails
-// it under CI=true or LANCONNECT_LAB=require) when it is not installed.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/lib/chromium/chromium", "chromium"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	msg := "chromium is not installed (apt-get install -y chromium): browser test skipped"
-	if os.Getenv("CI") == "true" || os.Getenv("LANCONNECT_LAB") == "require" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
 
 func goBuild(t *testing.T, dir, name, pkg string) string {
 	t.Helper()
@@ -185,80 +162,8 @@ func TestLabBrowser(t *testing.T) {
 		}
 	}()
 
-	// Chromium: headless, fresh profile, nothing in the background, and
-	// any request that is not to loopback sent to a dead proxy.
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-domain-reliability", true),
-		chromedp.Flag("disable-client-side-phishing-detection", true),
-		chromedp.Flag("disable-breakpad", true),
-		chromedp.ProxyServer("http://127.0.0.1:9"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 720),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
-
-	shots := *screenshotDir
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	step := 0
-	shot := func(name string) []byte {
-		t.Helper()
-		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		step++
-		p := filepath.Join(shots, fmt.Sprintf("%d-%s.png", step, name))
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot %s", p)
-		return png
-	}
-	fail := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			shot("failed")
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		fail(what, chromedp.Do(bctx, steps...))
-	}
-	poll := func(what, expr string, timeout time.Duration) {
-		t.Helper()
-		_, err := chromedp.Run(bctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout)))
-		fail(what, err)
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
-		fail("text of "+sel, err)
-		return s
-	}
-	rowNames := func() []string {
-		t.Helper()
-		names, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#hosts tr td.name")].map(td => td.textContent)`))
-		fail("row names", err)
-		return names
-	}
+	b := newBrowser(ctx, t, chromium)
+	do, poll, text, shot, rowNames := b.do, b.poll, b.text, b.shot, b.rowNames
 
 	// 1. The list fills with the lab's targets.
 	do("open the page", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`#filter`)))
@@ -299,7 +204,7 @@ func TestLabBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#prompt-password`), tgt.Admin.Password),
 		chromedp.Click(chromedp.CSS(`#prompt-ok`)),
 		chromedp.WaitNotVisible(chromedp.CSS(`#prompt-account`)))
-	if pw, err := chromedp.Run(bctx, chromedp.Value(chromedp.CSS(`#prompt-password`))); err != nil || pw != "" {
+	if pw, err := chromedp.Run(b.ctx, chromedp.Value(chromedp.CSS(`#prompt-password`))); err != nil || pw != "" {
 		t.Fatalf("the password field is not empty after the answer (%v)", err)
 	}
 	t1 := time.Now()

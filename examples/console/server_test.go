@@ -95,9 +95,13 @@ func (l fakeLauncher) Launch(context.Context, *session.Target, deploy.LaunchSpec
 	return l.h, nil
 }
 
+// hostileOS is text a directory could hold that is also markup: the page
+// must show it as text.
+const hostileOS = `<img src=x onerror="window.pwned=1"><b>Windows</b>`
+
 var labHosts = []discovery.Host{
 	{Name: "HERON-SRV", Addrs: []netip.Addr{netip.MustParseAddr("10.9.0.5")}, Domain: "HERON", OS: "Windows Server 2022"},
-	{Name: "PC-01", Addrs: []netip.Addr{netip.MustParseAddr("10.9.0.6")}, Domain: "HERON"},
+	{Name: "PC-01", Addrs: []netip.Addr{netip.MustParseAddr("10.9.0.6")}, Domain: "HERON", OS: hostileOS},
 	{Name: "PC-02", Addrs: []netip.Addr{netip.MustParseAddr("10.9.0.7")}, Domain: "HERON"},
 }
 

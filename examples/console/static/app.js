@@ -120,7 +120,9 @@ function showSession(s) {
   li.dataset.state = s.state;
   const head = el("div", null, "head");
   head.append(el("strong", s.host), el("span", s.addr, "muted"), el("span", s.state, `state ${s.state}`));
-  let step = s.state === "Running" ? "" : s.step;
+  // Connecting shows the step, Failed where it failed, Running and
+  // Closed the launch method.
+  let step = s.state === "Connecting" ? s.step : s.state === "Failed" ? `at ${s.step}` : "";
   if (s.method) step += step ? ` (${s.method})` : `via ${s.method}`;
   if (s.state === "Connecting" && s.total > 0) step += ` ${Math.round((100 * s.done) / s.total)}%`;
   if (s.closing) step = "closing…";
