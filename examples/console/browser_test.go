@@ -45,8 +45,8 @@ type browser struct {
 }
 
 // newBrowser starts chromium: headless, a fresh profile, nothing in the
-// background, and any request that is not to loopback sent to a dead
-// proxy. It stops with ctx or at the end of the test.
+// background, no name resolution, and any request that is not to loopback
+// sent to a dead proxy. It stops with ctx or at the end of the test.
 func newBrowser(ctx context.Context, t *testing.T, chromium string) *browser {
 	t.Helper()
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
@@ -65,6 +65,7 @@ func newBrowser(ctx context.Context, t *testing.T, chromium string) *browser {
 		chromedp.Flag("disable-client-side-phishing-detection", true),
 		chromedp.Flag("disable-breakpad", true),
 		chromedp.ProxyServer("http://127.0.0.1:9"),
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 720),
 	)
