@@ -117,25 +117,6 @@ func waitPort(t *testing.T, addr string, p *testlab.Process) {
 	}
 }
 
-// execShares makes files created through ADMIN$ executable, as any .exe
-// is on Windows: Samba otherwise maps DOS attributes, not the execute bit,
-// and winemu could not start the applet. smbd re-reads its configuration
-// for every new connection.
-func execShares(t *testing.T, tgt *testlab.Target) {
-	t.Helper()
-	b, err := os.ReadFile(tgt.SMBConf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := strings.Replace(string(b), "[ADMIN$]\n", "[ADMIN$]\n\tforce create mode = 0755\n", 1)
-	if conf == string(b) {
-		t.Fatal("no [ADMIN$] section in the target's smb.conf")
-	}
-	if err := os.WriteFile(tgt.SMBConf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // buildAll builds the binaries before any lab or deadline starts.
 func buildAll(t *testing.T) {
 	buildBin(t, "winemu", "github.com/lanconnect/lanconnect/internal/winemu/cmd/winemu")
@@ -338,8 +319,6 @@ func TestLabConnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	std, guest, closed := lab.Targets[0], lab.Targets[1], lab.Targets[2]
-	execShares(t, std)
-	execShares(t, lab.Targets[3])
 	ctl := startWinemu(ctx, t, std, std.Admin.Password)
 	applet := buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet")
 	console := net.JoinHostPort(lab.HostAddr.String(), "0")
@@ -502,7 +481,6 @@ func TestLabConnectBulk(t *testing.T) {
 	pw := lab.Targets[0].Admin.Password
 	var addrs, ctls []string
 	for _, tgt := range lab.Targets {
-		execShares(t, tgt)
 		setPassword(ctx, t, tgt, pw)
 		ctls = append(ctls, startWinemu(ctx, t, tgt, pw))
 		addrs = append(addrs, tgt.Addr.String())

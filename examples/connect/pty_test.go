@@ -93,7 +93,6 @@ func TestLabPrompt(t *testing.T) {
 	tgt := lab.Targets[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	execShares(t, tgt)
 	startWinemu(ctx, t, tgt, tgt.Admin.Password)
 	master, slave := openPTY(t)
 

@@ -133,16 +133,6 @@ func demoConnect(ctx context.Context, l *testlab.Lab) error {
 	connect, _ := demoBin(ctx, "connect")
 	applet, _ := demoBin(ctx, "applet.exe")
 	defer os.RemoveAll(demoBins.dir) // the last step: the binaries go
-	// Windows runs any .exe written to ADMIN$; Samba needs the execute
-	// bit forced on files created there (smbd re-reads its configuration
-	// for each new connection).
-	b, err := os.ReadFile(tgt.SMBConf)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(tgt.SMBConf, []byte(strings.Replace(string(b), "[ADMIN$]\n", "[ADMIN$]\n\tforce create mode = 0755\n", 1)), 0o644); err != nil {
-		return err
-	}
 	// winemu plays the target's Service Control Manager on TCP 135 and a
 	// dynamic port; the password reaches it through its environment.
 	os.Setenv("WINEMU_PASSWORD", tgt.Admin.Password)
