@@ -165,9 +165,8 @@ func (p *page) poke() {
 
 // sessionEntry is a session and what the pages are shown of it.
 type sessionEntry struct {
-	s     *session.Session
-	owner string // ID of the page that started it (gets its prompts)
-	view  sessionJSON
+	s    *session.Session
+	view sessionJSON // guarded by server.mu
 }
 
 // prompt is a credential request waiting for its page's answer.
@@ -225,23 +224,25 @@ type diagJSON struct {
 }
 
 type sessionJSON struct {
-	ID        string    `json:"id"`
-	Host      string    `json:"host"`
-	Addr      string    `json:"addr"`
-	State     string    `json:"state"`
-	Step      string    `json:"step"`
-	Method    string    `json:"method,omitempty"`
-	Account   string    `json:"account,omitempty"`
-	Done      int64     `json:"done,omitempty"`
-	Total     int64     `json:"total,omitempty"`
-	Error     string    `json:"error,omitempty"`
-	Diagnosis *diagJSON `json:"diagnosis,omitempty"`
-	Attempts  []string  `json:"attempts,omitempty"`
-	Closing   bool      `json:"closing,omitempty"`
-	Cleanup   *struct {
-		Undone int      `json:"undone"`
-		Left   []string `json:"left"`
-	} `json:"cleanup,omitempty"`
+	ID        string       `json:"id"`
+	Host      string       `json:"host"`
+	Addr      string       `json:"addr"`
+	State     string       `json:"state"`
+	Step      string       `json:"step"`
+	Method    string       `json:"method,omitempty"`
+	Account   string       `json:"account,omitempty"`
+	Done      int64        `json:"done,omitempty"`
+	Total     int64        `json:"total,omitempty"`
+	Error     string       `json:"error,omitempty"`
+	Diagnosis *diagJSON    `json:"diagnosis,omitempty"`
+	Attempts  []string     `json:"attempts,omitempty"`
+	Closing   bool         `json:"closing,omitempty"`
+	Cleanup   *cleanupJSON `json:"cleanup,omitempty"`
+}
+
+type cleanupJSON struct {
+	Undone int      `json:"undone"`
+	Left   []string `json:"left"`
 }
 
 type promptJSON struct {
@@ -441,10 +442,13 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	p.view = s.client.Hosts(p.ctx, p.filter)
 	events := p.view.Events()
 	p.mu.Unlock()
+	// The sessions that exist already are news to the page.
 	s.mu.Lock()
+	p.mu.Lock()
 	for _, id := range s.order {
 		p.dirty[id] = true
 	}
+	p.mu.Unlock()
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -588,10 +592,7 @@ func (s *server) handleConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	tag := &connectTag{page: p, ready: make(chan struct{})}
 	sess := s.client.Connect(context.WithValue(s.sessCtx, connectTagKey{}, tag), h)
-	e := &sessionEntry{s: sess, owner: p.id}
-	e.view = sessionJSON{ID: sess.ID(), Host: hostLabel(h), State: string(session.Connecting)}
-	r0 := sess.Result()
-	e.view.Addr = r0.Addr
+	e := &sessionEntry{s: sess, view: sessionJSON{ID: sess.ID(), Host: hostLabel(h), Addr: sess.Result().Addr, State: string(session.Connecting)}}
 	s.mu.Lock()
 	tag.session = sess.ID()
 	s.sessions[sess.ID()] = e
@@ -652,10 +653,7 @@ func (s *server) pump(e *sessionEntry) {
 		if res := ev.Result; res != nil {
 			v.Account = res.Account
 			if c := res.Cleanup; c != nil {
-				v.Cleanup = &struct {
-					Undone int      `json:"undone"`
-					Left   []string `json:"left"`
-				}{Undone: len(c.Undone), Left: []string{}}
+				v.Cleanup = &cleanupJSON{Undone: len(c.Undone), Left: []string{}}
 				for _, l := range c.Left {
 					v.Cleanup.Left = append(v.Cleanup.Left, l.What)
 				}

@@ -577,8 +577,10 @@ func TestConnectPromptRunningClose(t *testing.T) {
 	if run.data["account"] != adminAccount || run.data["method"] != "fake" {
 		t.Fatalf("running %s", run.raw)
 	}
-	// Every page sees the sessions.
+	// Every page sees the sessions, and a page loaded later (a reload)
+	// sees those that exist.
 	so.next(t, "Running on the other page", isEvent("session", "id", sid, "state", "Running"))
+	tc.stream(t, tc.open(t)).next(t, "Running on a new page", isEvent("session", "id", sid, "state", "Running"))
 
 	if code, _ := tc.post(t, other, "/api/close/"+sid, `{}`); code != 202 {
 		t.Fatalf("close: %d", code)
