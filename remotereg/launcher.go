@@ -475,9 +475,12 @@ func (h *Handle) withSCM(ctx context.Context, op func(*scm, *svcctl.Handle) (*sv
 	return op(m, svc)
 }
 
-// dropConn closes the handle's SCM connection, if any.
+// dropConn closes the handle's SCM connection, if any. It runs even when
+// ctx has ended, but for at most a few seconds: the close calls are a
+// courtesy to the server, and the connection is closed regardless.
 func (h *Handle) dropConn(ctx context.Context) {
-	cctx := context.WithoutCancel(ctx)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	if h.scm != nil {
 		h.scm.closeService(cctx, h.svc)
 		h.scm.close(cctx)

@@ -105,6 +105,19 @@ func (c *rpcConn) close(ctx context.Context) {
 	}
 }
 
+// bindContext returns the context to bind on, and a function to call once
+// the bind has returned. go-msrpc runs a connection's send and receive
+// loops on the context of its first bind, so binding on ctx would tie the
+// connection's life to the caller's context: a Handle kept after Launch
+// would lose its SCM connection at the caller's usual "defer cancel()".
+// The bind therefore runs on a context that is not cancelled with ctx,
+// and until it returns, ctx ending closes the byte streams, which ends the
+// bind at once. Every later call is bounded by its own context.
+func (c *rpcConn) bindContext(ctx context.Context) (context.Context, func()) {
+	stop := context.AfterFunc(ctx, c.raw.closeAll)
+	return context.WithoutCancel(ctx), func() { stop() }
+}
+
 // rawConns remembers the byte streams dialed for one go-msrpc connection.
 type rawConns struct {
 	mu    sync.Mutex
@@ -213,7 +226,9 @@ func (l *Launcher) svcctlOverPipe(ctx context.Context, t Target) (svcctl.SvcctlC
 		c.close(ctx)
 		return nil, nil, err
 	}
-	cli, err := svcctl.NewSvcctlClient(ctx, c.cc, opts...)
+	bctx, bound := c.bindContext(ctx)
+	cli, err := svcctl.NewSvcctlClient(bctx, c.cc, opts...)
+	bound()
 	if err != nil {
 		c.close(ctx)
 		return nil, nil, &endpointError{c.endpoint, fmt.Errorf("bind svcctl: %w", err)}
@@ -232,7 +247,9 @@ func (l *Launcher) winregOverPipe(ctx context.Context, t Target) (winreg.WinregC
 		c.close(ctx)
 		return nil, nil, err
 	}
-	cli, err := winreg.NewWinregClient(ctx, c.cc, opts...)
+	bctx, bound := c.bindContext(ctx)
+	cli, err := winreg.NewWinregClient(bctx, c.cc, opts...)
+	bound()
 	if err != nil {
 		c.close(ctx)
 		return nil, nil, &endpointError{c.endpoint, fmt.Errorf("bind winreg: %w", err)}
@@ -275,7 +292,9 @@ func (l *Launcher) svcctlOverTCP(ctx context.Context, t Target) (svcctl.SvcctlCl
 		return nil, nil, &endpointError{ep, err}
 	}
 	c := &rpcConn{cc: cc, endpoint: "svcctl at " + ep, raw: raw}
-	cli, err := svcctl.NewSvcctlClient(ctx, cc, opts...)
+	bctx, bound := c.bindContext(ctx)
+	cli, err := svcctl.NewSvcctlClient(bctx, cc, opts...)
+	bound()
 	if err != nil {
 		c.close(ctx)
 		return nil, nil, &endpointError{c.endpoint, fmt.Errorf("bind svcctl: %w", err)}

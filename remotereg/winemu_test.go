@@ -845,3 +845,35 @@ func TestCallsOutliveGoMSRPCDefaultTimeout(t *testing.T) {
 		t.Fatalf("gave up after %v, before the caller's 12 s deadline", took)
 	}
 }
+
+// TestHandleOutlivesLaunchContext: the caller's usual "defer cancel()" on
+// Launch's context must not take the handle's SCM connection with it. The
+// service is marked for deletion, so it cannot be reopened by name: Stop
+// works only if the launch connection is still alive.
+func TestHandleOutlivesLaunchContext(t *testing.T) {
+	e := startEmu(t)
+	lctx, lcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	h, err := tcpLauncher().LaunchTarget(lctx, e.target(e.admin), e.spec(), nil)
+	lcancel() // the launch is over; its context goes
+	if err != nil {
+		t.Fatalf("launch: %v", err)
+	}
+	svcs := e.srv.SCM().Services()
+	if len(svcs) != 1 || !svcs[0].MarkedForDelete || !processAlive(svcs[0].PID) {
+		t.Fatalf("service after launch: %+v", svcs)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if ok, err := h.Running(ctx); err != nil || !ok {
+		t.Fatalf("Running after the launch context ended = %v, %v", ok, err)
+	}
+	if err := h.Stop(ctx); err != nil {
+		t.Fatalf("Stop after the launch context ended: %v", err)
+	}
+	if processAlive(svcs[0].PID) {
+		t.Fatalf("applet %d survived Stop", svcs[0].PID)
+	}
+	if left := e.srv.SCM().Services(); len(left) != 0 {
+		t.Fatalf("services left: %+v", left)
+	}
+}
