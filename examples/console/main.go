@@ -237,6 +237,9 @@ func run(ctx context.Context, args []string, e env) int {
 	hs := &http.Server{Handler: srv.handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
+	if h, _, _ := net.SplitHostPort(client.CheckinAddr()); o.console == "" && isLoopback(h) {
+		log.Warn("the check-in listens on loopback, which applets on other computers cannot reach: give -console HOST:PORT", "checkin", client.CheckinAddr())
+	}
 	if !isLoopback(lhost) {
 		log.Warn("the console is reachable from other machines: anyone who reaches it can connect to computers with the credentials typed into it", "listen", o.listen)
 	}
