@@ -52,24 +52,6 @@ const (
 // Dialects the probe offers, oldest first.
 var offeredDialects = []uint16{0x0202, 0x0210, 0x0300, 0x0302, 0x0311}
 
-// DialectString returns the dotted form of a dialect revision ("3.1.1"),
-// or its hex value when unknown.
-func DialectString(d uint16) string {
-	switch d {
-	case 0x0202:
-		return "2.0.2"
-	case 0x0210:
-		return "2.1"
-	case 0x0300:
-		return "3.0"
-	case 0x0302:
-		return "3.0.2"
-	case 0x0311:
-		return "3.1.1"
-	}
-	return fmt.Sprintf("0x%04x", d)
-}
-
 // header writes an SMB2 sync request header.
 func header(b []byte, cmd uint16, msgID uint64) {
 	copy(b[0:4], "\xfeSMB")

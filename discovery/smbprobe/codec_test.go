@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
 func vectors(t testing.TB, glob string) map[string][]byte {
@@ -36,7 +38,7 @@ func TestSambaVectors(t *testing.T) {
 			t.Fatalf("%s: %v", f, err)
 		}
 		if n.Dialect != 0x0311 {
-			t.Errorf("%s: dialect %s", f, DialectString(n.Dialect))
+			t.Errorf("%s: dialect %s", f, smbconn.Dialect(n.Dialect))
 		}
 	}
 	for f, b := range vectors(t, "samba_session_setup_*.bin") {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
 // Discoverer probes every address of its targets on TCP 445 and sends one
@@ -96,7 +97,7 @@ func HostOf(info Info, t time.Time) discovery.Host {
 	h := discovery.Host{
 		Name:      ch.NetBIOSComputer,
 		Addrs:     []netip.Addr{info.Addr},
-		Dialect:   DialectString(info.Dialect),
+		Dialect:   smbconn.Dialect(info.Dialect).String(),
 		Sources:   []discovery.Source{discovery.SourceSMB},
 		FirstSeen: t,
 		LastSeen:  t,
