@@ -57,3 +57,8 @@ bench-copy:
 ## bench-ldap: the directory dump against ldapsearch -E pr=1000 on a 10,000-computer lab DC (root).
 bench-ldap:
 	@bash scripts/bench-ldap.sh
+
+.PHONY: demo-console
+## demo-console: the web console (examples/console) against a lab; open the printed URL, Ctrl-C tears down (root).
+demo-console: setup
+	@bash scripts/demo-console.sh
