@@ -478,3 +478,51 @@ func TestViewConcurrentSetFilter(t *testing.T) {
 	}
 	close(src.hosts)
 }
+
+// TestLiveViewOutlivesTheScan: a live view says Complete when the sources
+// are done, keeps applying filter changes to the hosts seen, and ends only
+// with its context.
+func TestLiveViewOutlivesTheScan(t *testing.T) {
+	checkLeaks(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	src := newFeed(nil)
+	v := NewLiveView(ctx, Merge(ctx, src), MustParseFilter("heron"))
+	next := func() ViewEvent {
+		t.Helper()
+		select {
+		case e, ok := <-v.Events():
+			if !ok {
+				t.Fatal("live view closed before its context")
+			}
+			return e
+		case <-time.After(5 * time.Second):
+			t.Fatal("no view event")
+		}
+		panic("unreachable")
+	}
+	src.hosts <- Host{Name: "OWL", Addrs: []netip.Addr{addr("10.0.0.2")}}
+	src.hosts <- Host{Name: "HERON", Addrs: []netip.Addr{addr("10.0.0.1")}}
+	close(src.hosts)
+	var kinds []ViewEventKind
+	for {
+		e := next()
+		kinds = append(kinds, e.Kind)
+		if e.Kind == Complete {
+			break
+		}
+	}
+	if !slices.Equal(kinds, []ViewEventKind{Show, SourceFinished, Complete}) {
+		t.Fatalf("events before Complete: %v", kinds)
+	}
+	// The scan is over; the filter still works on what was seen.
+	v.SetFilter(MustParseFilter("owl"))
+	e1, e2 := next(), next()
+	if got := map[ViewEventKind]string{e1.Kind: e1.Host.Name, e2.Kind: e2.Host.Name}; got[Show] != "OWL" || got[Hide] != "HERON" {
+		t.Fatalf("after the scan, filter change gave %+v, %+v", e1, e2)
+	}
+	cancel()
+	for range v.Events() { // closed once the context is done
+	}
+	v.SetFilter(Filter{}) // returns at once on an ended view
+}

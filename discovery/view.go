@@ -19,6 +19,10 @@ const (
 	Hide
 	// SourceFinished passes on a Merge SourceDone update.
 	SourceFinished
+	// Complete: every discoverer has returned and every host is in the
+	// list. Only a live view (NewLiveView) sends it; it stays open for
+	// filter changes until its context is done.
+	Complete
 )
 
 // ViewEvent is one change to a filtered list of hosts.
@@ -45,6 +49,7 @@ type View struct {
 	events chan ViewEvent
 	setc   chan setFilter
 	done   chan struct{}
+	live   bool // stays open after updates close (NewLiveView)
 
 	mu     sync.Mutex
 	filter Filter
@@ -59,6 +64,22 @@ func NewView(ctx context.Context, updates <-chan Update, f Filter) *View {
 		setc:   make(chan setFilter),
 		done:   make(chan struct{}),
 		filter: f,
+	}
+	go v.loop(ctx, updates, f)
+	return v
+}
+
+// NewLiveView is NewView for a list that outlives the scan, as a console's
+// does: when updates is closed it sends one Complete event and stays open,
+// so that SetFilter keeps re-evaluating the hosts seen, until ctx is done.
+// Its events channel is closed only then.
+func NewLiveView(ctx context.Context, updates <-chan Update, f Filter) *View {
+	v := &View{
+		events: make(chan ViewEvent),
+		setc:   make(chan setFilter),
+		done:   make(chan struct{}),
+		filter: f,
+		live:   true,
 	}
 	go v.loop(ctx, updates, f)
 	return v
@@ -146,13 +167,16 @@ func (v *View) loop(ctx context.Context, updates <-chan Update, f Filter) {
 		var head ViewEvent
 		if len(queue) > 0 {
 			out, head = v.events, *queue[0]
-		} else if in == nil {
+		} else if in == nil && !v.live {
 			return
 		}
 		select {
 		case u, ok := <-in:
 			if !ok {
 				in = nil
+				if v.live {
+					queue = append(queue, &ViewEvent{Kind: Complete})
+				}
 				continue
 			}
 			switch u.Kind {

@@ -210,12 +210,14 @@ func (c *Client) Credentials() adauth.Credentials {
 }
 
 // Hosts runs the discoverers and returns a live view of the merged hosts
-// that match f. The view's SetFilter changes the filter at any time; the
-// view ends when ctx is done or every discoverer has returned and its
-// events were read. Connect may be called for any host at any time,
-// discovery running or not.
+// that match f (discovery.NewLiveView). The view's SetFilter changes the
+// filter at any time, during the scan and after it: when every discoverer
+// has returned, the view sends one discovery.Complete event and stays
+// open until ctx is done, which is when its events channel is closed.
+// Connect may be called for any host at any time, discovery running or
+// not.
 func (c *Client) Hosts(ctx context.Context, f discovery.Filter) *discovery.View {
-	return discovery.NewView(ctx, discovery.Merge(ctx, c.cfg.Discoverers...), f)
+	return discovery.NewLiveView(ctx, discovery.Merge(ctx, c.cfg.Discoverers...), f)
 }
 
 func (c *Client) timeouts() Timeouts {
