@@ -8,13 +8,14 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/standard"
 )
 
 // cleanupJournals undoes the journals that sessions persisted with
 // -journal and never closed (a crash, a -keep): for each file, it logs on
 // to the journal's host, undoes every artifact newest first, and removes
 // the file once nothing is left. It returns 0 when every file is clean.
-func cleanupJournals(ctx context.Context, files []string, creds adauth.Credentials, ls []deploy.Launcher, log *slog.Logger, e env) int {
+func cleanupJournals(ctx context.Context, files []string, creds adauth.Credentials, opts standard.Options, log *slog.Logger, e env) int {
 	code := exitOK
 	for _, f := range files {
 		j, err := deploy.OpenJournal(f)
@@ -37,7 +38,7 @@ func cleanupJournals(ctx context.Context, files []string, creds adauth.Credentia
 			code = exitFailed
 			continue
 		}
-		c := cleanupReport(j.Undo(ctx, undoers(g, ls)))
+		c := standard.CleanupReport(j.Undo(ctx, opts.Undoers(g)))
 		g.Close()
 		for _, u := range c.Undone {
 			fmt.Fprintf(e.stdout, "%s: %s: undone %s\n", f, host, u)

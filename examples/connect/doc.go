@@ -16,7 +16,8 @@
 // (unless -keep). docs/connect.md describes the flags and the NDJSON
 // events in full.
 //
-// It is also the reference for wiring package session: wiring.go adapts
-// deploy.Copy, deploy.Journal and the remotereg and wmi launchers to the
-// session's interfaces.
+// It is also the reference for embedding package session: package standard
+// wires the concrete pieces (the SMB authenticator, deploy.Copy, a
+// deploy.Journal per session, the remotereg and wmi launchers), and this
+// command only maps its flags to standard.Options and session.Config.
 package main

@@ -25,8 +25,9 @@ import (
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/discovery"
-	"github.com/lanconnect/lanconnect/remotereg"
 	"github.com/lanconnect/lanconnect/session"
+	"github.com/lanconnect/lanconnect/standard"
+	"github.com/lanconnect/lanconnect/wmi"
 )
 
 const usage = `usage: connect [flags] HOST...
@@ -156,30 +157,29 @@ func run(ctx context.Context, args []string, e env) int {
 		log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 
-	// Launchers, in order.
-	scm := &remotereg.Launcher{ServicePrefix: o.servicePrefix, Logger: log}
-	var launchers []launcher
-	switch o.method {
-	case "auto":
-		launchers = append(launchers, launcher{"scm", scm})
-		if newWMI != nil {
-			launchers = append(launchers, launcher{"wmi", newWMI(log)})
-		}
-	case "scm":
-		launchers = append(launchers, launcher{"scm", scm})
-	case "wmi":
-		if newWMI == nil {
-			return usageErr("-method wmi: the WMI launcher is not available in this build")
-		}
-		launchers = append(launchers, launcher{"wmi", newWMI(log)})
-	default:
+	// Launch method. A build without the WMI launcher (newWMI nil) has
+	// only the SCM.
+	method, err := standard.ParseMethod(o.method)
+	if err != nil {
 		return usageErr("-method must be auto, scm or wmi, not %q", o.method)
 	}
-	var sl []session.Launcher
-	var dl []deploy.Launcher
-	for _, l := range launchers {
-		sl = append(sl, l)
-		dl = append(dl, l.l)
+	var wmiLauncher *wmi.Launcher
+	switch {
+	case newWMI != nil:
+		wmiLauncher = newWMI(log)
+	case method == standard.MethodWMI:
+		return usageErr("-method wmi: the WMI launcher is not available in this build")
+	case method == standard.MethodAuto:
+		method = standard.MethodSCM
+	}
+	opts := standard.Options{
+		Method:        method,
+		ServicePrefix: o.servicePrefix,
+		JournalDir:    o.journalDir,
+		Vendor:        "LanConnect",
+		AppletName:    "ExampleApplet",
+		WMI:           wmiLauncher,
+		Logger:        log,
 	}
 
 	// Credentials.
@@ -201,11 +201,7 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 	canPrompt := e.terminal && !o.passwordStdin
 	if o.cleanup {
-		all := []deploy.Launcher{scm}
-		if newWMI != nil {
-			all = append(all, newWMI(log))
-		}
-		return cleanupJournals(ctx, fs.Args(), creds, all, log, e)
+		return cleanupJournals(ctx, fs.Args(), creds, opts, log, e)
 	}
 
 	// Hosts.
@@ -230,7 +226,7 @@ func run(ctx context.Context, args []string, e env) int {
 			return exitFailed
 		}
 	}
-	applet, err := deploy.AppletFromFile("lcapplet.exe", "example", appletPath)
+	opts.Applet, err = deploy.AppletFromFile("lcapplet.exe", "example", appletPath)
 	if err != nil {
 		return usageErr("-applet: %v", err)
 	}
@@ -245,24 +241,21 @@ func run(ctx context.Context, args []string, e env) int {
 	var promptMu sync.Mutex
 	var client *session.Client
 	cfg := session.Config{
-		Authenticator:       &adauth.SMBAuthenticator{Logger: log},
 		Credentials:         creds,
 		RememberCredentials: true,
-		Preflight:           preflight{scm},
-		Deployer:            &deployer{applet: applet, log: log},
-		Launchers:           sl,
-		NewJournal:          newJournal(dl, o.journalDir),
 		CheckinListen:       listen,
 		ConsoleAddr:         listen,
-		ServicePrefix:       o.servicePrefix,
-		Vendor:              "LanConnect",
-		AppletName:          "ExampleApplet",
 		Timeouts:            session.Timeouts{Checkin: o.checkin},
 		Concurrency:         o.concurrency,
 		Logger:              log,
 	}
 	if len(o.params) > 0 {
 		cfg.AppletParams = o.params
+	}
+	// The authenticator, preflight, copy, launchers and journals.
+	if err := standard.Apply(&cfg, opts); err != nil {
+		fmt.Fprintf(e.stderr, "connect: %v\n", err)
+		return exitFailed
 	}
 	if canPrompt {
 		cfg.Prompt = func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
@@ -371,3 +364,7 @@ func localAddrTowards(h discovery.Host) string {
 	}
 	return "127.0.0.1"
 }
+
+// newWMI makes the WMI launcher; a build without one sets it to nil, and
+// "-method wmi" then says that it is not available.
+var newWMI = func(log *slog.Logger) *wmi.Launcher { return &wmi.Launcher{Logger: log} }

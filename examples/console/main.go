@@ -24,6 +24,7 @@ import (
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/netbios"
 	"github.com/lanconnect/lanconnect/session"
+	"github.com/lanconnect/lanconnect/standard"
 )
 
 const usage = `usage: console [flags] [TARGET...]
@@ -222,7 +223,12 @@ func run(ctx context.Context, args []string, e env) int {
 		Timeouts:      session.Timeouts{Checkin: o.checkin},
 		Logger:        log,
 	}
-	wire(&cfg, applet, o.servicePrefix, log)
+	// The authenticator, preflight, copy, launchers (SCM, then WMI) and
+	// a journal per session.
+	if err := standard.Apply(&cfg, standard.Options{Applet: applet, ServicePrefix: o.servicePrefix, Logger: log}); err != nil {
+		fmt.Fprintf(e.stderr, "console: %v\n", err)
+		return 1
+	}
 	client, err := session.New(cfg)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "console: %v\n", err)

@@ -1,0 +1,251 @@
+package standard
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/remotereg"
+	"github.com/lanconnect/lanconnect/session"
+	"github.com/lanconnect/lanconnect/wmi"
+)
+
+// Method selects the launchers a session tries, in order. Its values are
+// also the launchers' names in session events ("scm", "wmi").
+type Method string
+
+// The launch methods.
+const (
+	// MethodAuto tries the Service Control Manager through remotereg,
+	// then WMI when the first cannot work on the target. The zero Method
+	// means MethodAuto.
+	MethodAuto Method = "auto"
+	// MethodSCM uses only remotereg's Service Control Manager launcher.
+	MethodSCM Method = "scm"
+	// MethodWMI uses only wmi's Win32_Process.Create launcher.
+	MethodWMI Method = "wmi"
+)
+
+// ErrBadOptions is matched (errors.Is) by every *OptionError.
+var ErrBadOptions = errors.New("standard: invalid options")
+
+// OptionError says which field of Options is unusable and why. It matches
+// ErrBadOptions, and its cause (for example deploy.ErrBadApplet) with
+// errors.Is. It never contains a credential: Options holds none.
+type OptionError struct {
+	// Field is the Options field, for example "Method" or "JournalDir".
+	Field string
+	// Err is why the field is unusable.
+	Err error
+}
+
+// Error returns "standard: Field: why".
+func (e *OptionError) Error() string {
+	return "standard: " + e.Field + ": " + e.Err.Error()
+}
+
+// Unwrap returns ErrBadOptions and the cause.
+func (e *OptionError) Unwrap() []error { return []error{ErrBadOptions, e.Err} }
+
+// ParseMethod returns the Method named s: exactly "auto", "scm" or "wmi".
+// Anything else, the empty string included, is an *OptionError for field
+// "Method". It does not check that the method can work on any target.
+func ParseMethod(s string) (Method, error) {
+	switch m := Method(s); m {
+	case MethodAuto, MethodSCM, MethodWMI:
+		return m, nil
+	}
+	return "", &OptionError{Field: "Method", Err: fmt.Errorf("must be auto, scm or wmi, not %q", s)}
+}
+
+// Options say how Apply wires the standard pieces. Only Applet is required;
+// every other zero field takes the pieces' own defaults.
+//
+// The SCM, WMI and Authenticator overrides are used as they are: Apply does
+// not change them (their Logger and ServicePrefix included), so set their
+// fields before Apply and do not change them afterwards.
+type Options struct {
+	// Applet is what Deployer copies: make it with deploy.AppletFromFile
+	// or deploy.AppletFromBytes. Its Name gives the file name on the
+	// target, made unique per session: "acme.exe" is copied as
+	// "acme-<session ID>.exe".
+	Applet deploy.Applet
+	// Method selects the launchers; the zero value means MethodAuto.
+	Method Method
+	// ServicePrefix starts the name of the service that the SCM launcher
+	// creates (letters, digits, '-' and '_', at most 40); empty means
+	// remotereg.DefaultServicePrefix, unless the caller set
+	// session.Config.ServicePrefix itself.
+	ServicePrefix string
+	// JournalDir, when set, is an existing directory where each session's
+	// journal is persisted as <session ID>.json before any change is
+	// relied on, and removed once the session's cleanup left nothing
+	// behind; a console that crashed can then undo what is left with
+	// Undoers. Empty keeps journals in memory. Apply does not create it.
+	JournalDir string
+	// Vendor and AppletName name the registry key under which remotereg
+	// stores the applet's parameters (session.Config.AppletParams):
+	// HKLM\SOFTWARE\<Vendor>\<AppletName>\<session ID>. Letters, digits,
+	// spaces, '-', '_' and '.'. Empty leaves the Config's own values.
+	Vendor, AppletName string
+	// Copy tunes deploy.Copy (share, directory, verification, writes in
+	// flight). Its Journal, Progress and Logger are set per session.
+	Copy deploy.CopyOptions
+	// SCM, when set, is the Service Control Manager launcher, also used
+	// for the preflight and to undo its own artifacts; nil means a
+	// remotereg.Launcher with ServicePrefix and Logger.
+	SCM *remotereg.Launcher
+	// WMI, when set, is the WMI launcher; nil means a wmi.Launcher with
+	// Logger.
+	WMI *wmi.Launcher
+	// Authenticator, when set, replaces the default
+	// adauth.SMBAuthenticator with Logger.
+	Authenticator *adauth.SMBAuthenticator
+	// Logger is given to the pieces Apply makes; nil means the Config's
+	// Logger (and nil there discards). Credentials never appear in it.
+	Logger *slog.Logger
+}
+
+// Validate checks o without touching the network: the applet's description,
+// the method, the service prefix, the vendor and applet names, and that
+// JournalDir (when set) is an existing directory. Every error is an
+// *OptionError.
+func (o Options) Validate() error {
+	if err := o.Applet.Validate(); err != nil {
+		return &OptionError{Field: "Applet", Err: err}
+	}
+	if o.Method != "" {
+		if _, err := ParseMethod(string(o.Method)); err != nil {
+			return err
+		}
+	}
+	// The launch spec's own rules, checked once here instead of at every
+	// launch.
+	const path, id = `C:\Windows\Temp\x.exe`, "s0"
+	if o.ServicePrefix != "" {
+		if err := (deploy.LaunchSpec{Path: path, ServicePrefix: o.ServicePrefix}).Validate(); err != nil {
+			return &OptionError{Field: "ServicePrefix", Err: err}
+		}
+	}
+	params := map[string]string{"x": ""}
+	if o.Vendor != "" {
+		if err := (deploy.LaunchSpec{Path: path, Params: params, SessionID: id, Vendor: o.Vendor, Applet: "x"}).Validate(); err != nil {
+			return &OptionError{Field: "Vendor", Err: err}
+		}
+	}
+	if o.AppletName != "" {
+		if err := (deploy.LaunchSpec{Path: path, Params: params, SessionID: id, Vendor: "x", Applet: o.AppletName}).Validate(); err != nil {
+			return &OptionError{Field: "AppletName", Err: err}
+		}
+	}
+	if o.JournalDir != "" {
+		st, err := os.Stat(o.JournalDir)
+		if err != nil {
+			return &OptionError{Field: "JournalDir", Err: err}
+		}
+		if !st.IsDir() {
+			return &OptionError{Field: "JournalDir", Err: fmt.Errorf("%s is not a directory", o.JournalDir)}
+		}
+	}
+	return nil
+}
+
+// pieces are the concrete launchers that Options select.
+type pieces struct {
+	scm *remotereg.Launcher
+	wmi *wmi.Launcher
+}
+
+func (o Options) pieces(log *slog.Logger) pieces {
+	p := pieces{scm: o.SCM, wmi: o.WMI}
+	if p.scm == nil {
+		p.scm = &remotereg.Launcher{ServicePrefix: o.ServicePrefix, Logger: log}
+	}
+	if p.wmi == nil {
+		p.wmi = &wmi.Launcher{Logger: log}
+	}
+	return p
+}
+
+// launchers returns the session launchers of method m, in order.
+func (p pieces) launchers(m Method) []session.Launcher {
+	scm := Launcher{Method: MethodSCM, Launcher: p.scm}
+	wmi := Launcher{Method: MethodWMI, Launcher: p.wmi}
+	switch m {
+	case MethodSCM:
+		return []session.Launcher{scm}
+	case MethodWMI:
+		return []session.Launcher{wmi}
+	default:
+		return []session.Launcher{scm, wmi}
+	}
+}
+
+// all returns every launcher, whatever the method: a journal is undone
+// with the undo functions of all of them.
+func (p pieces) all() []deploy.Launcher { return []deploy.Launcher{p.scm, p.wmi} }
+
+// Apply validates opts and fills cfg with the standard pieces:
+//
+//   - Authenticator: opts.Authenticator, else an adauth.SMBAuthenticator;
+//   - Preflight: a Preflighter over the SCM launcher (remotereg reads the
+//     registry, whatever the method);
+//   - Deployer: a Deployer of opts.Applet;
+//   - Launchers: "scm" then "wmi", or the one that opts.Method names;
+//   - NewJournal: a Journals over opts.JournalDir;
+//   - ServicePrefix, Vendor, AppletName: from opts when not empty.
+//
+// It overwrites those fields and no others. On error (an *OptionError) cfg
+// is unchanged. Apply sends nothing and starts nothing; session.New does
+// the rest.
+func Apply(cfg *session.Config, opts Options) error {
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	dir := opts.JournalDir
+	if dir != "" {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return &OptionError{Field: "JournalDir", Err: err}
+		}
+		dir = abs
+	}
+	log := opts.Logger
+	if log == nil {
+		log = cfg.Logger
+	}
+	p := opts.pieces(log)
+	if opts.Authenticator != nil {
+		cfg.Authenticator = opts.Authenticator
+	} else {
+		cfg.Authenticator = &adauth.SMBAuthenticator{Logger: log}
+	}
+	cfg.Preflight = Preflighter{Launcher: p.scm}
+	cfg.Deployer = Deployer{Applet: opts.Applet, Copy: opts.Copy, Logger: log}
+	cfg.Launchers = p.launchers(opts.Method)
+	cfg.NewJournal = Journals{Dir: dir, Launchers: p.all()}.New
+	if opts.ServicePrefix != "" {
+		cfg.ServicePrefix = opts.ServicePrefix
+	}
+	if opts.Vendor != "" {
+		cfg.Vendor = opts.Vendor
+	}
+	if opts.AppletName != "" {
+		cfg.AppletName = opts.AppletName
+	}
+	return nil
+}
+
+// Undoers returns the undo functions for every kind of artifact that the
+// pieces o selects record, acting through g's session: files and
+// directories (deploy.Copy) and remotereg's services, registry keys and
+// service-state changes. They do not depend on Method, so a journal of any
+// session, reloaded with deploy.OpenJournal, can be undone with them. o is
+// not validated: the applet and JournalDir play no part.
+func (o Options) Undoers(g *adauth.Grant) deploy.Undoers {
+	return undoers(g, o.pieces(o.Logger).all())
+}
