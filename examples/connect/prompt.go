@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -40,8 +41,7 @@ func promptTerminal(ctx context.Context, e env, out *printer, req adauth.PromptR
 			ch <- answer{err: adauth.ErrPromptCancelled}
 			return
 		}
-		fmt.Fprint(w, "Password: ")
-		pw, err := readPassword(e)
+		pw, err := readPassword(e, w, "Password: ")
 		fmt.Fprintln(w)
 		if err != nil {
 			ch <- answer{err: fmt.Errorf("%w: %v", adauth.ErrPromptCancelled, err)}
@@ -58,11 +58,13 @@ func promptTerminal(ctx context.Context, e env, out *printer, req adauth.PromptR
 	}
 }
 
-// readPassword reads without echo from a terminal.
-func readPassword(e env) ([]byte, error) {
+// readPassword writes prompt to w and reads a line, without echo from a
+// terminal.
+func readPassword(e env, w io.Writer, prompt string) ([]byte, error) {
 	if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return term.ReadPassword(int(f.Fd()))
+		return readHidden(int(f.Fd()), w, prompt)
 	}
+	fmt.Fprint(w, prompt)
 	line, err := bufio.NewReader(e.stdin).ReadString('\n')
 	return []byte(strings.TrimRight(line, "\r\n")), err
 }
