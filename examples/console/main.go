@@ -213,7 +213,7 @@ func run(ctx context.Context, args []string, e env) int {
 
 	var srv *server
 	cfg := session.Config{
-		Discoverers: append(ds, keepViewOpen()),
+		Discoverers: ds,
 		Credentials: creds,
 		Prompt: func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
 			return srv.promptHook(ctx, req)

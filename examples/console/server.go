@@ -43,21 +43,6 @@ const (
 	pingEvery   = 15 * time.Second
 )
 
-// keepAliveSource is the name of the discoverer that keeps every page's
-// view open after the real sources finish (see keepViewOpen).
-const keepAliveSource = "console-keepalive"
-
-// keepViewOpen is a discoverer that finds nothing and returns only when
-// its context ends. A discovery.View ends when its discoverers return;
-// with this one among them, a page's view lives as long as the page, so
-// that the filter box keeps working after the scan.
-func keepViewOpen() discovery.Discoverer {
-	return discovery.Named(keepAliveSource, discovery.DiscovererFunc(func(ctx context.Context, _ chan<- discovery.Host) error {
-		<-ctx.Done()
-		return nil
-	}))
-}
-
 // server is the console's HTTP handler.
 type server struct {
 	client  *session.Client
@@ -65,7 +50,7 @@ type server struct {
 	origin  string           // scheme://host[:port] the page is served from
 	host    string           // the Host header requests must carry
 	filter  discovery.Filter // initial filter of new pages
-	sources int              // real discovery sources (the keep-alive excluded)
+	sources int              // discovery sources, for the scan progress
 	index   *template.Template
 	static  http.Handler
 
@@ -492,10 +477,10 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 				msgs = append(msgs, sseMessage{"host", toHostJSON(ev.ID, ev.Host)})
 			case discovery.Hide:
 				msgs = append(msgs, sseMessage{"hide", map[string]any{"id": ev.ID}})
+			case discovery.Complete: // the page's view stays open for the filter
+				finished = s.sources
+				msgs = append(msgs, scan())
 			case discovery.SourceFinished:
-				if ev.Source == keepAliveSource {
-					continue
-				}
 				finished++
 				if ev.Err != nil {
 					scanErrs = append(scanErrs, ev.Err.Error())

@@ -144,7 +144,7 @@ func newTestConsole(t *testing.T) *testConsole {
 	tc.ts = httptest.NewUnstartedServer(nil)
 	var srv *server
 	client, err := session.New(session.Config{
-		Discoverers:   []discovery.Discoverer{scan, keepViewOpen()},
+		Discoverers:   []discovery.Discoverer{scan},
 		Authenticator: tc.auth,
 		Credentials:   cr,
 		Prompt: func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
