@@ -8,12 +8,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -179,23 +176,6 @@ func TestLabBroadcast(t *testing.T) {
 	}
 }
 
-// stopNmbd kills the nmbd of a lab target (found by PID in its namespace),
-// so that the target stops answering.
-func stopNmbd(t *testing.T, tg *testlab.Target) {
-	t.Helper()
-	out, err := exec.Command("ip", "netns", "pids", tg.Name).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range strings.Fields(string(out)) {
-		pid, _ := strconv.Atoi(f)
-		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if strings.TrimSpace(string(comm)) == "nmbd" {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
 func TestLabFilterMidScanAndTargetGone(t *testing.T) {
 	checkLeaks(t)
 	l := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}, {}, {}, {}}})
@@ -231,7 +211,9 @@ func TestLabFilterMidScanAndTargetGone(t *testing.T) {
 			if !strings.EqualFold(e.Host.Name, first.NetBIOSName) {
 				t.Fatalf("first host %s, want the lowest address %s", e.Host.Name, first.NetBIOSName)
 			}
-			stopNmbd(t, gone)
+			if err := gone.StopNmbd(); err != nil {
+				t.Error(err)
+			}
 			v.SetFilter(discovery.MustParseFilter(strings.ToLower(keep.NetBIOSName)))
 			filtered = true
 		}

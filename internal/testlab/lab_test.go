@@ -175,6 +175,23 @@ func TestTargets(t *testing.T) {
 				t.Errorf("StopSMB on a NoSMB target: %v, want ErrNoSMB", err)
 			}
 		}
+		if tg.NoNmbd {
+			if err := tg.StopNmbd(); !errors.Is(err, ErrNoNmbd) {
+				t.Errorf("StopNmbd on a NoNmbd target: %v, want ErrNoNmbd", err)
+			}
+		}
+	}
+	// StopNmbd: the target no longer answers NBSTAT, and SMB stays up.
+	if err := tg.StopNmbd(); err != nil {
+		t.Fatalf("StopNmbd: %v", err)
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+	if err := waitNBSTAT(pctx, nil, tg.Addr, "nmbd"); err == nil {
+		t.Errorf("nmbd still answers NBSTAT after StopNmbd")
+	}
+	pcancel()
+	if out, err := smbclient(ctx, t, fmt.Sprintf("//%s/IPC$", tg.Addr), tg.Admin, "-c", "exit"); err != nil {
+		t.Errorf("SMB down after StopNmbd: %v\n%s", err, out)
 	}
 
 	// Close removes everything and is idempotent.

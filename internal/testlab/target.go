@@ -181,6 +181,35 @@ func (t *Target) StopSMB() error {
 	return err
 }
 
+// StopNmbd kills the target's nmbd now, so that it stops answering the
+// NetBIOS name service (a computer switched off mid-scan); smbd keeps
+// running. Close still tears down as usual. There is no StartNmbd.
+func (t *Target) StopNmbd() error {
+	if t.NoNmbd {
+		return ErrNoNmbd
+	}
+	t.lab.mu.Lock()
+	p := t.nmbd
+	t.nmbd = nil
+	t.lab.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var pids []int
+	if p != nil {
+		pids = append(pids, p.Pid())
+	}
+	for _, pid := range netnsPids(ctx, t.Name) {
+		if procComm(pid) == "nmbd" {
+			pids = append(pids, pid)
+		}
+	}
+	err := killPids(dedup(pids), 2*time.Second)
+	if p != nil {
+		_ = p.Stop()
+	}
+	return err
+}
+
 // StartSMB starts smbd again after StopSMB and waits until TCP 445 answers.
 func (t *Target) StartSMB() error {
 	if t.NoSMB {

@@ -244,6 +244,8 @@ var (
 	ErrNotReady = errors.New("testlab: daemon not ready")
 	// ErrNoSMB means StopSMB or StartSMB was called on a NoSMB target.
 	ErrNoSMB = errors.New("testlab: target runs no smbd")
+	// ErrNoNmbd means StopNmbd was called on a NoNmbd target.
+	ErrNoNmbd = errors.New("testlab: target runs no nmbd")
 )
 
 // CommandError is a failed external command. Args never contain secrets
