@@ -350,7 +350,12 @@ func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
 		return err
 	}
 	d.proc = p
-	return waitLDAPS(ctx, p, d)
+	if err := waitLDAPS(ctx, p, d); err != nil {
+		return err
+	}
+	// samba starts its smbd after the LDAP server: a DC is ready when
+	// both answer, as a Windows DC's would.
+	return waitTCP(ctx, p, netip.AddrPortFrom(d.Addr, 445), "smbd of the samba AD DC")
 }
 
 // config returns the DC's smb.conf for this lab: template paths replaced by
