@@ -158,27 +158,9 @@ func (t *Target) StopSMB() error {
 	if t.NoSMB {
 		return ErrNoSMB
 	}
-	t.lab.mu.Lock()
-	p := t.smbd
-	t.smbd = nil
-	t.lab.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var pids []int
-	if p != nil {
-		pids = append(pids, p.Pid())
-	}
-	for _, pid := range netnsPids(ctx, t.Name) {
-		c := procComm(pid)
-		if c == "smbd" || c == "samba-dcerpcd" || strings.HasPrefix(c, "rpcd_") || strings.HasPrefix(c, "smbd") {
-			pids = append(pids, pid)
-		}
-	}
-	err := killPids(dedup(pids), 2*time.Second)
-	if p != nil {
-		_ = p.Stop()
-	}
-	return err
+	return t.stopDaemon(&t.smbd, func(c string) bool {
+		return strings.HasPrefix(c, "smbd") || c == "samba-dcerpcd" || strings.HasPrefix(c, "rpcd_")
+	})
 }
 
 // StopNmbd kills the target's nmbd now, so that it stops answering the
@@ -188,9 +170,16 @@ func (t *Target) StopNmbd() error {
 	if t.NoNmbd {
 		return ErrNoNmbd
 	}
+	return t.stopDaemon(&t.nmbd, func(c string) bool { return c == "nmbd" })
+}
+
+// stopDaemon kills the tracked process *pp and every process in the
+// target's namespace whose command name matches (SIGTERM, then SIGKILL),
+// and forgets *pp.
+func (t *Target) stopDaemon(pp **Process, match func(comm string) bool) error {
 	t.lab.mu.Lock()
-	p := t.nmbd
-	t.nmbd = nil
+	p := *pp
+	*pp = nil
 	t.lab.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -199,7 +188,7 @@ func (t *Target) StopNmbd() error {
 		pids = append(pids, p.Pid())
 	}
 	for _, pid := range netnsPids(ctx, t.Name) {
-		if procComm(pid) == "nmbd" {
+		if match(procComm(pid)) {
 			pids = append(pids, pid)
 		}
 	}
