@@ -8,8 +8,6 @@ import (
 	"os"
 	"syscall"
 
-	dcerrors "github.com/oiweiwei/go-msrpc/dcerpc/errors"
-
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
@@ -82,25 +80,6 @@ const (
 	rpcSAccessDenied = 0x00000005 // fault status 5: access denied
 )
 
-// rpcStatus extracts a DCE/RPC fault or reject status from a go-msrpc
-// error, if there is one.
-func rpcStatus(err error) (uint32, bool) {
-	var re *dcerrors.RPCError
-	if errors.As(err, &re) {
-		return re.Code, true
-	}
-	var ge *dcerrors.Error
-	if errors.As(err, &ge) {
-		switch v := ge.Value.(type) {
-		case uint32:
-			return v, true
-		case int32:
-			return uint32(v), true
-		}
-	}
-	return 0, false
-}
-
 // failure builds the *deploy.LaunchError for err at step, choosing the
 // kind and the diagnosis. endpoint names where the call went ("\pipe\svcctl
 // on host", "host:135", ...) for the diagnoses that need it.
@@ -138,7 +117,7 @@ func classify(step, endpoint string, err error) (deploy.Diagnosis, error) {
 	case errors.As(err, &w):
 		return classifyWin32(step, endpoint, w)
 	}
-	if st, ok := rpcStatus(err); ok {
+	if st, ok := rpcauth.FaultStatus(err); ok {
 		switch st {
 		case ncaOpRngError, ncaUnkIf, rpcSUnknownIf, rpcSProcnumOOR, rpcSCannotSupp, uint32(ErrorNotSupported), uint32(ErrorCallNotImplemented):
 			return deploy.Diagnosis{

@@ -235,7 +235,7 @@ func TestLabSamba(t *testing.T) {
 		if le.Step != "create service" || le.Diagnosis.Code != "scm-not-supported" {
 			t.Fatalf("%+v", le)
 		}
-		if st, ok := rpcStatus(err); !ok || st != ncaOpRngError {
+		if st, ok := rpcauth.FaultStatus(err); !ok || st != ncaOpRngError {
 			t.Fatalf("status %x %v, want nca_op_rng_error", st, ok)
 		}
 		if keyExists(ctx, t, l, admin, `SOFTWARE\`+spec.Vendor) {

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"syscall"
 
-	dcerrors "github.com/oiweiwei/go-msrpc/dcerpc/errors"
 	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
 
 	"github.com/lanconnect/lanconnect/deploy"
@@ -150,25 +149,6 @@ const (
 	faultAccess    = 0x00000005
 )
 
-// rpcStatus extracts a DCE/RPC fault or reject status from a go-msrpc
-// error.
-func rpcStatus(err error) (uint32, bool) {
-	var re *dcerrors.RPCError
-	if errors.As(err, &re) {
-		return re.Code, true
-	}
-	var ge *dcerrors.Error
-	if errors.As(err, &ge) {
-		switch v := ge.Value.(type) {
-		case uint32:
-			return v, true
-		case int32:
-			return uint32(v), true
-		}
-	}
-	return 0, false
-}
-
 // badSignature reports go-msrpc's own signature check failing (at
 // PKT_INTEGRITY it verifies responses itself).
 func badSignature(err error) bool {
@@ -234,7 +214,7 @@ func classify(step string, err error) (deploy.Diagnosis, error) {
 	case errors.As(err, &hr):
 		return classifyHResult(step, hr)
 	}
-	if st, ok := rpcStatus(err); ok {
+	if st, ok := rpcauth.FaultStatus(err); ok {
 		switch st {
 		case ncaOpRngError, ncaUnkIf, rpcSUnknownIf, rpcSProcnumOOR:
 			return deploy.Diagnosis{
