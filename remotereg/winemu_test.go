@@ -26,6 +26,7 @@ import (
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
+	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/internal/winemu"
 )
 
@@ -41,23 +42,6 @@ func (c testCreds) NTHash() []byte           { return nil }
 
 // String keeps the password out of test output.
 func (c testCreds) String() string { return c.account }
-
-var (
-	ipMu    sync.Mutex
-	usedIPs = map[string]bool{}
-)
-
-func loopbackIP() string {
-	ipMu.Lock()
-	defer ipMu.Unlock()
-	for {
-		ip := fmt.Sprintf("127.%d.%d.%d", 20+rand.IntN(80), rand.IntN(250), 2+rand.IntN(250))
-		if !usedIPs[ip] {
-			usedIPs[ip] = true
-			return ip
-		}
-	}
-}
 
 type emu struct {
 	srv    *winemu.Server
@@ -82,7 +66,7 @@ func startEmu(t *testing.T) *emu {
 		t.Fatal(err)
 	}
 	e := &emu{
-		host:   loopbackIP(),
+		host:   testutil.LoopbackIP(),
 		root:   root,
 		admin:  testCreds{`.\Administrator`, "Adm1n-" + strconv.Itoa(rand.IntN(1e6))},
 		user:   testCreds{`.\bob`, "B0b-" + strconv.Itoa(rand.IntN(1e6))},

@@ -22,46 +22,13 @@ import (
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
+	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/internal/winemu"
 )
 
 // These tests run winemu (with DCOM/WMI) in this process on a fresh
 // loopback address: port 135 and a dynamic port on 127.x.y.z. go-msrpc's
 // unchanged DCOM/WMI client is driven by this package.
-
-var (
-	ipMu    sync.Mutex
-	usedIPs = map[string]bool{}
-)
-
-func loopbackIP() string {
-	ipMu.Lock()
-	defer ipMu.Unlock()
-	for {
-		ip := fmt.Sprintf("127.%d.%d.%d", 20+rand.IntN(200), rand.IntN(250), 2+rand.IntN(250))
-		if !usedIPs[ip] {
-			usedIPs[ip] = true
-			return ip
-		}
-	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	sb strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.sb.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.sb.String()
-}
 
 type emu struct {
 	srv    *winemu.Server
@@ -71,7 +38,7 @@ type emu struct {
 	admin  adauth.Credentials
 	user   adauth.Credentials
 	applet string // Windows path of the test applet
-	logs   *lockedBuffer
+	logs   *testutil.LockedBuffer
 	// closers run at cleanup, after the server closed.
 	closers []func() error
 }
@@ -98,7 +65,7 @@ func startEmu(t testing.TB) *emu {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &emu{host: loopbackIP(), root: root, admin: admin, user: user, applet: `C:\Windows\Temp\applet.exe`, logs: &lockedBuffer{}}
+	e := &emu{host: testutil.LoopbackIP(), root: root, admin: admin, user: user, applet: `C:\Windows\Temp\applet.exe`, logs: &testutil.LockedBuffer{}}
 	e.srv = &winemu.Server{
 		Users: map[string]winemu.User{
 			"Administrator": {Password: adminPass, Admin: true},
@@ -281,7 +248,7 @@ func TestFaults(t *testing.T) {
 		{
 			name: "135 refused",
 			setup: func(e *emu, _ *Launcher) Target {
-				return Target{Host: loopbackIP(), Credentials: e.admin} // nothing listens there
+				return Target{Host: testutil.LoopbackIP(), Credentials: e.admin} // nothing listens there
 			},
 			step: StepConnect, kind: deploy.ErrUnreachable, code: "wmi-rpc-refused", port: "135", maxTime: 2 * time.Second,
 		},
@@ -299,7 +266,7 @@ func TestFaults(t *testing.T) {
 		{
 			name: "135 filtered",
 			setup: func(e *emu, l *Launcher) Target {
-				p, err := winemu.ListenFiltered(netip.MustParseAddr(loopbackIP()))
+				p, err := winemu.ListenFiltered(netip.MustParseAddr(testutil.LoopbackIP()))
 				if err != nil {
 					panic(err)
 				}

@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/lanconnect/lanconnect/internal/testlab"
+	"github.com/lanconnect/lanconnect/internal/testutil"
 )
 
 // The browser test: the console runs in this process, in the root
@@ -114,7 +115,7 @@ func TestLabBrowser(t *testing.T) {
 
 	// The console, tried first with the target's ordinary (non-admin)
 	// account, as a technician whose default account is not enough.
-	logs := &lockedBuffer{}
+	logs := &testutil.LockedBuffer{}
 	urlc := make(chan string, 1)
 	cctx, stopConsole := context.WithCancel(ctx)
 	exited := make(chan int, 1)

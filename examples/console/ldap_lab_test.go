@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lanconnect/lanconnect/internal/testlab"
+	"github.com/lanconnect/lanconnect/internal/testutil"
 )
 
 // TestLabDirectory runs the console with lanscan's directory flags against
@@ -28,7 +29,7 @@ func TestLabDirectory(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	logs := &lockedBuffer{}
+	logs := &testutil.LockedBuffer{}
 	urlc := make(chan string, 1)
 	exited := make(chan int, 1)
 	go func() {

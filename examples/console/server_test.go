@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/session"
 )
 
@@ -32,24 +32,6 @@ const (
 	adminPassword = "Adm1n-pw-7c1f" // a marker searched for in every output
 	userPassword  = "Us3r-pw-41d2"
 )
-
-// lockedBuffer collects the server's log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // fakeAuth refuses every account but adminAccount as "not administrator".
 type fakeAuth struct {
@@ -110,14 +92,14 @@ type testConsole struct {
 	srv    *server
 	auth   *fakeAuth
 	handle *fakeHandle
-	log    *lockedBuffer
+	log    *testutil.LockedBuffer
 	// release lets the fake scan send its last host and finish.
 	release chan struct{}
 }
 
 func newTestConsole(t *testing.T) *testConsole {
 	t.Helper()
-	tc := &testConsole{auth: &fakeAuth{}, handle: &fakeHandle{stopped: make(chan struct{})}, log: &lockedBuffer{}, release: make(chan struct{})}
+	tc := &testConsole{auth: &fakeAuth{}, handle: &fakeHandle{stopped: make(chan struct{})}, log: &testutil.LockedBuffer{}, release: make(chan struct{})}
 	scan := discovery.Named("fake", discovery.DiscovererFunc(func(ctx context.Context, out chan<- discovery.Host) error {
 		for i, h := range labHosts {
 			if i == len(labHosts)-1 {

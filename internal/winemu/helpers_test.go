@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/oiweiwei/go-msrpc/ssp"
 	"github.com/oiweiwei/go-msrpc/ssp/credential"
 
+	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/internal/winemu"
 )
 
@@ -55,45 +54,11 @@ func checkLeaks(t testing.TB) {
 	})
 }
 
-var ipMu sync.Mutex
-var usedIPs = map[string]bool{}
-
-// loopbackIP returns a fresh 127.x.y.z address so that each test can own
-// port 135 on it.
-func loopbackIP() string {
-	ipMu.Lock()
-	defer ipMu.Unlock()
-	for {
-		ip := fmt.Sprintf("127.%d.%d.%d", 100+rand.IntN(100), rand.IntN(250), 2+rand.IntN(250))
-		if !usedIPs[ip] {
-			usedIPs[ip] = true
-			return ip
-		}
-	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	sb strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.sb.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.sb.String()
-}
-
 type env struct {
 	srv  *winemu.Server
 	ip   string
 	root string
-	logs *lockedBuffer
+	logs *testutil.LockedBuffer
 }
 
 // startServer runs a server on a fresh loopback address with the endpoint
@@ -104,7 +69,7 @@ func startServer(t testing.TB, configure ...func(*winemu.Server)) *env {
 	if err := os.MkdirAll(filepath.Join(root, "Temp"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testutil.LockedBuffer{}
 	srv := &winemu.Server{
 		Users: map[string]winemu.User{
 			adminUser: {Password: adminPass, Admin: true},
@@ -117,7 +82,7 @@ func startServer(t testing.TB, configure ...func(*winemu.Server)) *env {
 	for _, f := range configure {
 		f(srv)
 	}
-	ip := loopbackIP()
+	ip := testutil.LoopbackIP()
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := srv.Start(ctx, ip); err != nil {
 		cancel()

@@ -6,11 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/internal/winemu"
 )
 
 func TestFilteredPortDropsConnects(t *testing.T) {
-	p, err := winemu.ListenFiltered(netip.MustParseAddr(loopbackIP()))
+	p, err := winemu.ListenFiltered(netip.MustParseAddr(testutil.LoopbackIP()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func TestFilteredPortDropsConnects(t *testing.T) {
 
 func TestFilteredPortOpensFast(t *testing.T) {
 	start := time.Now()
-	p, err := winemu.ListenFiltered(netip.MustParseAddr(loopbackIP()))
+	p, err := winemu.ListenFiltered(netip.MustParseAddr(testutil.LoopbackIP()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/oiweiwei/go-msrpc/ssp"
 	"github.com/oiweiwei/go-msrpc/ssp/credential"
 
+	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/internal/winemu"
 )
 
@@ -34,7 +35,7 @@ type wmiEnv struct {
 	srv  *winemu.Server
 	wmi  *winemu.WMI
 	ip   string
-	logs *lockedBuffer
+	logs *testutil.LockedBuffer
 }
 
 func startWMIServer(t *testing.T) *wmiEnv {
@@ -43,7 +44,7 @@ func startWMIServer(t *testing.T) *wmiEnv {
 	if err := os.MkdirAll(filepath.Join(root, "Temp"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testutil.LockedBuffer{}
 	srv := &winemu.Server{
 		Users: map[string]winemu.User{
 			adminUser: {Password: adminPass, Admin: true},
@@ -60,7 +61,7 @@ func startWMIServer(t *testing.T) *wmiEnv {
 	if _, err := winemu.EnableWMI(srv, winemu.OSInfo{}); !errors.Is(err, winemu.ErrDuplicateInterface) {
 		t.Fatal("EnableWMI twice on one server succeeded")
 	}
-	ip := loopbackIP()
+	ip := testutil.LoopbackIP()
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := srv.Start(ctx, ip); err != nil {
 		cancel()
