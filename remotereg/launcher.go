@@ -294,7 +294,12 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 			rerr = l.Undo(cctx, t, change)
 		}
 		if rerr != nil {
+			// The service, and perhaps a process it started, may still be
+			// there: the journal keeps the entry for the session's
+			// cleanup, and the error says so, so that no second launcher
+			// starts another applet beside it.
 			l.log().Warn("cleanup after failed launch", "service", name, "err", rerr)
+			err = leftBehind(err, "service "+name, rerr)
 			return
 		}
 		_ = resolve(cctx, j, change)
