@@ -111,6 +111,7 @@ func TestBadInput(t *testing.T) {
 		{"-timeout", "0s", "10.0.0.1"},
 		{"-filter", "10.1.2", "10.0.0.1"},
 		{"-nosuchflag"},
+		{"-ldap-domain", "corp.example", "-ldap-bind", "simple", "-user", `CORP\alice`, "-no-netbios"},
 	} {
 		code, out, errs := runLanscan(t, args...)
 		if code != 2 || out != "" || strings.Count(errs, "\n") != 1 || !strings.HasPrefix(errs, "lanscan: ") {
@@ -175,5 +176,15 @@ func TestInteractiveFilter(t *testing.T) {
 	}
 	if len(visible) != 1 || !visible["PC03"] || !strings.Contains(errb.String(), `filter now "pc03"`) {
 		t.Fatalf("visible at the end %v, stderr %q", visible, errb.String())
+	}
+}
+
+// TestNoSimpleBindWithLDAPDomain: -ldap-bind simple with a DC found
+// through SRV records is refused at start, before any lookup.
+func TestNoSimpleBindWithLDAPDomain(t *testing.T) {
+	t.Setenv("LANCONNECT_PASSWORD", "Pw-not-sent-1")
+	code, out, errs := runLanscan(t, "-ldap-domain", "corp.example", "-ldap-bind", "simple", "-user", `CORP\alice`, "-no-netbios")
+	if code != 2 || out != "" || !strings.Contains(errs, "-ldap-bind simple needs the DC's -ldap URL") || strings.Contains(errs, "Pw-not-sent-1") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }
