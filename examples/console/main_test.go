@@ -176,3 +176,29 @@ func TestLaunchURLAndHTTPS(t *testing.T) {
 		}
 	})
 }
+
+// TestAppletBuildHasNoPassword: the console's go build of the applet (a
+// fake go tool that records its environment) does not see
+// LANCONNECT_PASSWORD.
+func TestAppletBuildHasNoPassword(t *testing.T) {
+	dir := t.TempDir()
+	envFile := filepath.Join(dir, "child.env")
+	if err := os.WriteFile(filepath.Join(dir, "go"), []byte("#!/bin/sh\nexec /usr/bin/env > "+envFile+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	t.Setenv(passwordEnv, "Env-pw-5a7b")
+	var out, errb strings.Builder
+	run(context.Background(), []string{"-listen", "127.0.0.1:0", "-user", `.\admin`, "127.0.0.1"}, env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
+		getenv: os.Getenv, listening: func(string) { t.Error("the console started without an applet") }})
+	b, err := os.ReadFile(envFile)
+	if err != nil {
+		t.Fatalf("the go tool did not run: %v; stderr %q", err, errb.String())
+	}
+	if strings.Contains(string(b), "Env-pw-5a7b") || strings.Contains(string(b), passwordEnv) {
+		t.Fatalf("the go tool saw the password:\n%s", b)
+	}
+	if strings.Contains(errb.String(), "Env-pw-5a7b") {
+		t.Fatal("the password is in the console's errors")
+	}
+}
