@@ -6,7 +6,9 @@
 // credentials are administrator on a target and diagnoses why not, the
 // credential-source and retry rules a console uses to prompt for new
 // credentials, and the directory discovery.Discoverer that streams computer
-// objects from LDAP over TLS.
+// objects from LDAP over TLS. A DC located through DNS SRV records (which
+// a host on the LAN can spoof) never gets a clear password: it gets an
+// NTLM bind, and a simple bind needs the DC's explicit URL.
 //
 // It does not copy files or start programs (see package deploy and the
 // launchers), and it never stores credentials anywhere but in memory.

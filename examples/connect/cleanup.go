@@ -8,6 +8,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/internal/cliutil"
 	"github.com/lanconnect/lanconnect/standard"
 )
 
@@ -34,17 +35,17 @@ func cleanupJournals(ctx context.Context, files []string, creds adauth.Credentia
 		auth := &adauth.SMBAuthenticator{Logger: log}
 		g, err := auth.Authenticate(ctx, host, creds)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "connect: %s: %s: %v\n", f, host, err)
+			fmt.Fprintf(e.stderr, "connect: %s: %s: %s\n", f, cliutil.Safe(host), cliutil.Safe(err.Error()))
 			code = exitFailed
 			continue
 		}
 		c := standard.CleanupReport(j.Undo(ctx, opts.Undoers(g)))
 		g.Close()
 		for _, u := range c.Undone {
-			fmt.Fprintf(e.stdout, "%s: %s: undone %s\n", f, host, u)
+			fmt.Fprintf(e.stdout, "%s: %s: undone %s\n", f, cliutil.Safe(host), cliutil.Safe(u))
 		}
 		for _, l := range c.Left {
-			fmt.Fprintf(e.stdout, "%s: %s: LEFT %s: %v\n", f, host, l.What, l.Err)
+			fmt.Fprintf(e.stdout, "%s: %s: LEFT %s: %s\n", f, cliutil.Safe(host), cliutil.Safe(l.What), cliutil.Safe(errText(l.Err)))
 		}
 		if j.Len() == 0 {
 			os.Remove(f)
