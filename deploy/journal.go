@@ -74,6 +74,9 @@ type Journal struct {
 	path   string
 	nextID uint64
 	arts   []Artifact
+	// recorded, when set (by this package's tests), is called after each
+	// Record has persisted its artifact, outside the lock.
+	recorded func(Artifact)
 }
 
 type journalFile struct {
@@ -179,14 +182,19 @@ func (j *Journal) persist() error {
 // returned, so that the caller can decide not to go on.
 func (j *Journal) Record(_ context.Context, a Artifact) (Artifact, error) {
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	j.nextID++
 	a.ID = j.nextID
 	if a.Created.IsZero() {
 		a.Created = time.Now().UTC()
 	}
 	j.arts = append(j.arts, a)
-	return a, j.persist()
+	err := j.persist()
+	hook := j.recorded
+	j.mu.Unlock()
+	if hook != nil {
+		hook(a)
+	}
+	return a, err
 }
 
 // Resolve removes the artifact with id: it was undone, or it is no longer
@@ -315,15 +323,11 @@ func FileUndoers(g *adauth.Grant) Undoers {
 		if !strings.EqualFold(a.Host, g.Host) {
 			return ErrNotMine
 		}
-		sh, err := g.Session().Mount(ctx, a.Share)
+		sh, umount, err := mount(ctx, g, a.Share)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer cancel()
-			_ = sh.WithContext(uctx).Umount()
-		}()
+		defer umount()
 		err = sh.WithContext(ctx).Remove(a.Path)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil

@@ -131,16 +131,20 @@ func describe(a deploy.Artifact) string {
 	return a.Kind
 }
 
-// Deployer is the session.Deployer over deploy.Copy. It copies Applet under
-// a file name unique to the session, so that sessions to one host never
-// share a file, and records what it creates in the session's journal
-// (JournalOf). It does not launch anything.
+// Deployer is the session.Deployer over deploy.Copy. It copies Applet into
+// a new folder of the session's own under ADMIN$ (deploy.FolderName of the
+// session ID: "lanconnect-<session ID>-<random>"), created create-only, so
+// that sessions to one host never share a folder and a folder prepared in
+// advance is refused; the file name carries the session ID too. It records
+// what it creates in the session's journal (JournalOf). It does not launch
+// anything.
 type Deployer struct {
 	// Applet is what is copied; its Name is the pattern of the file name
 	// (see AppletFileName).
 	Applet deploy.Applet
-	// Copy tunes deploy.Copy; its Journal, Progress and Logger are set per
-	// call.
+	// Copy tunes deploy.Copy; its Folder, Journal, Progress and Logger are
+	// set per call. Its Dir, when set, is the parent of the session's
+	// folder and must be admin-only (deploy.CheckFolder).
 	Copy deploy.CopyOptions
 	// Logger receives deploy.Copy's debug messages; nil discards them.
 	Logger *slog.Logger
@@ -156,6 +160,7 @@ func (d Deployer) Deploy(ctx context.Context, t *session.Target, progress func(d
 	a := d.Applet
 	a.Name = AppletFileName(a.Name, t.Session)
 	o := d.Copy
+	o.Folder = deploy.FolderName(t.Session)
 	o.Journal, o.Progress, o.Logger = JournalOf(t), progress, d.Logger
 	r, err := deploy.Copy(ctx, t.Grant, a, o)
 	if err != nil {

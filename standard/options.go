@@ -92,8 +92,10 @@ type Options struct {
 	// HKLM\SOFTWARE\<Vendor>\<AppletName>\<session ID>. Letters, digits,
 	// spaces, '-', '_' and '.'. Empty leaves the Config's own values.
 	Vendor, AppletName string
-	// Copy tunes deploy.Copy (share, directory, verification, writes in
-	// flight). Its Journal, Progress and Logger are set per session.
+	// Copy tunes deploy.Copy (verification, writes in flight, and the
+	// optional parent Dir of the session folders, which must be under
+	// ADMIN$ and not Temp: see deploy.CheckFolder). Its Folder, Journal,
+	// Progress and Logger are set per session.
 	Copy deploy.CopyOptions
 	// SCM, when set, is the Service Control Manager launcher, also used
 	// for the preflight and to undo its own artifacts; nil means a
@@ -125,7 +127,7 @@ func (o Options) Validate() error {
 	}
 	// The launch spec's own rules, checked once here instead of at every
 	// launch.
-	const path, id = `C:\Windows\Temp\x.exe`, "s0"
+	const path, id = `C:\Windows\x.exe`, "s0"
 	if o.ServicePrefix != "" {
 		if err := (deploy.LaunchSpec{Path: path, ServicePrefix: o.ServicePrefix}).Validate(); err != nil {
 			return &OptionError{Field: "ServicePrefix", Err: err}
@@ -141,6 +143,9 @@ func (o Options) Validate() error {
 		if err := (deploy.LaunchSpec{Path: path, Params: params, SessionID: id, Vendor: "x", Applet: o.AppletName}).Validate(); err != nil {
 			return &OptionError{Field: "AppletName", Err: err}
 		}
+	}
+	if _, _, err := deploy.CheckFolder(o.Copy.Share, o.Copy.Dir); err != nil {
+		return &OptionError{Field: "Copy", Err: err}
 	}
 	if o.JournalDir != "" {
 		st, err := os.Stat(o.JournalDir)
