@@ -240,14 +240,19 @@ var ErrNotMine = errors.New("deploy: artifact not handled by this undo function"
 // function registered under "remotereg.".
 type Undoers map[string]UndoFunc
 
-func (u Undoers) lookup(kind string) UndoFunc {
-	if f, ok := u[kind]; ok {
+func (u Undoers) lookup(kind string) UndoFunc { return lookupKind(u, kind) }
+
+// lookupKind finds kind's entry in m, else its namespace's ("x." for
+// "x.y"), else the zero value.
+func lookupKind[F any](m map[string]F, kind string) F {
+	if f, ok := m[kind]; ok {
 		return f
 	}
 	if i := strings.IndexByte(kind, '.'); i > 0 {
-		return u[kind[:i+1]]
+		return m[kind[:i+1]]
 	}
-	return nil
+	var zero F
+	return zero
 }
 
 // UndoFailure is an artifact that could not be undone, and why.
