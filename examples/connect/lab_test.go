@@ -376,8 +376,23 @@ func TestLabConnect(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "LanConnect") {
 			t.Fatalf("parameter key not kept (%v):\n%s", err, out)
 		}
-		if l := leftovers(t, std); len(l) != 2 { // the session's folder and the applet in it
+		l := leftovers(t, std)
+		if len(l) != 2 { // the session's folder and the applet in it
 			t.Fatalf("applet file and folder not kept: %v", l)
+		}
+		// The folder is named after the session: lanconnect-<session>-<random>,
+		// and holds lcapplet-<session>.exe.
+		var folder, file string
+		for _, p := range l {
+			if strings.HasSuffix(p, ".exe") {
+				file = filepath.Base(p)
+			} else {
+				folder = filepath.Base(p)
+			}
+		}
+		sid := strings.TrimSuffix(strings.TrimPrefix(file, "lcapplet-"), ".exe")
+		if sid == "" || !strings.HasPrefix(folder, "lanconnect-"+sid+"-") {
+			t.Fatalf("folder %q does not carry the session ID of %q", folder, file)
 		}
 		// The session's journal was persisted; -cleanup undoes it.
 		files, _ := filepath.Glob(filepath.Join(jdir, "*.json"))
