@@ -333,12 +333,24 @@ func appletStarts(e *emu) []string {
 }
 
 // leftovers lists what lanconnect may have left under the target's
-// Windows directory: applet files and temporary copies.
+// Windows directory: applet files, temporary copies and session folders.
+// It fails the test when the applet went anywhere but a session folder
+// directly under ADMIN$.
 func leftovers(t *testing.T, tgt *testlab.Target) []string {
 	t.Helper()
 	var out []string
 	filepath.WalkDir(tgt.AdminDir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && strings.Contains(strings.ToLower(d.Name()), "lcapplet") {
+		if err != nil {
+			return nil
+		}
+		name := strings.ToLower(d.Name())
+		if strings.Contains(name, "lcapplet") {
+			out = append(out, p)
+			if dir := filepath.Dir(p); filepath.Dir(dir) != tgt.AdminDir || !strings.HasPrefix(filepath.Base(dir), "lanconnect-") {
+				t.Errorf("applet file %s is not in a session folder directly under ADMIN$", p)
+			}
+		}
+		if d.IsDir() && strings.HasPrefix(name, "lanconnect-") {
 			out = append(out, p)
 		}
 		return nil
@@ -428,8 +440,23 @@ func TestLabConnect(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "LanConnect") {
 			t.Fatalf("parameter key not kept (%v):\n%s", err, out)
 		}
-		if len(leftovers(t, std)) != 1 {
-			t.Fatalf("applet file not kept: %v", leftovers(t, std))
+		l := leftovers(t, std)
+		if len(l) != 2 { // the session's folder and the applet in it
+			t.Fatalf("applet file and folder not kept: %v", l)
+		}
+		// The folder is named after the session: lanconnect-<session>-<random>,
+		// and holds lcapplet-<session>.exe.
+		var folder, file string
+		for _, p := range l {
+			if strings.HasSuffix(p, ".exe") {
+				file = filepath.Base(p)
+			} else {
+				folder = filepath.Base(p)
+			}
+		}
+		sid := strings.TrimSuffix(strings.TrimPrefix(file, "lcapplet-"), ".exe")
+		if sid == "" || !strings.HasPrefix(folder, "lanconnect-"+sid+"-") {
+			t.Fatalf("folder %q does not carry the session ID of %q", folder, file)
 		}
 		// The session's journal was persisted; -cleanup undoes it.
 		files, _ := filepath.Glob(filepath.Join(jdir, "*.json"))
