@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/netbios/nbnstest"
 )
 
@@ -75,6 +76,19 @@ func TestJSONSchema(t *testing.T) {
 	}
 	if len(names) != 3 || !names["PC00"] || !names["PC02"] {
 		t.Fatalf("names %v", names)
+	}
+}
+
+func TestJSONConflict(t *testing.T) {
+	real := toJSON(1, discovery.Host{Name: "HERON", Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.5")}, TrustedAddrs: []netip.Addr{netip.MustParseAddr("10.0.0.5")}})
+	rogue := toJSON(2, discovery.Host{Name: "HERON", Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.66")}, Conflict: "claims the name HERON, which DNS or the directory places at 10.0.0.5"})
+	b1, _ := json.Marshal(real)
+	b2, _ := json.Marshal(rogue)
+	if !strings.Contains(string(b1), `"trusted_addrs":["10.0.0.5"]`) || strings.Contains(string(b1), `"conflict"`) {
+		t.Fatalf("trusted host: %s", b1)
+	}
+	if !strings.Contains(string(b2), `"conflict":"claims the name HERON`) || strings.Contains(string(b2), `"trusted_addrs"`) {
+		t.Fatalf("claimant: %s", b2)
 	}
 }
 
