@@ -8,6 +8,11 @@
 // credentials, and the directory discovery.Discoverer that streams computer
 // objects from LDAP over TLS.
 //
+// Before it sends an AUTHENTICATE, the Authenticator compares the computer
+// name the caller expects (WithExpectedName) with the identity in the
+// computer's NTLM CHALLENGE, and fails with ErrIdentityMismatch
+// ("identity-mismatch") when another computer answered.
+//
 // It does not copy files or start programs (see package deploy and the
 // launchers), and it never stores credentials anywhere but in memory.
 package adauth
