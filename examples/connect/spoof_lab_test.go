@@ -129,3 +129,58 @@ func TestLabSpoofedName(t *testing.T) {
 		checkRunningThenClosed(t, r, real.Addr.String(), "scm")
 	})
 }
+
+// TestLabDNSFirst: on a domain LAN (the lab's DC serves DNS to the client,
+// with the realm as search domain) DNS places LCREAL at the real target,
+// while the rogue answers NetBIOS queries for it. connect LCREAL asks DNS
+// first, so it never sends a name query the rogue could answer, and it
+// reaches Running on the real target (whose NTLM identity matches).
+func TestLabDNSFirst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	if err := testlab.AvailableDC(); err != nil {
+		t.Skip(err)
+	}
+	buildAll(t)
+	rogueBin := buildBin(t, "rogue", "github.com/lanconnect/lanconnect/examples/connect/testdata/rogue")
+	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{Name: "LCREAL"}, {Name: "LCROGUE", Bare: true}}, DC: &testlab.DCSpec{}, Client: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	real, rogue := lab.Targets[0], lab.Targets[1]
+	startWinemu(ctx, t, real, real.Admin.Password)
+	counter := filepath.Join(t.TempDir(), "rogue.count")
+	p, err := rogue.Start(ctx, rogueBin, "-claim", "LCREAL", "-addr", rogue.Addr.String(), "-identity", "LCROGUE", "-count", counter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	waitPort(t, net.JoinHostPort(rogue.Addr.String(), "445"), p)
+	if err := lab.DC.AddHostRecord(ctx, "LCREAL", real.Addr); err != nil {
+		t.Fatal(err)
+	}
+	// The rogue does answer broadcasts for the name: without DNS first it
+	// would be asked.
+	before := rogueCounts(t, counter)
+	if out, err := lab.Client.Command(ctx, "nmblookup", "LCREAL").CombinedOutput(); err != nil || !strings.Contains(string(out), rogue.Addr.String()) {
+		t.Fatalf("nmblookup LCREAL in the client: %v\n%s", err, out)
+	}
+	if got := rogueCounts(t, counter).minus(before); got.queries == 0 {
+		t.Fatalf("the rogue did not count the broadcast query: %+v", got)
+	}
+
+	applet := buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet")
+	before = rogueCounts(t, counter)
+	r := runConnectIn(ctx, t, lab.Client, real.Admin.Password,
+		"-console", net.JoinHostPort(lab.Client.Addr.String(), "0"), "-applet", applet, "-checkin-timeout", "30s", "-method", "scm", "-user", real.Admin.User, "LCREAL")
+	last := checkRunningThenClosed(t, r, "LCREAL", "scm")
+	if got := rogueCounts(t, counter).minus(before); got != (counts{}) {
+		t.Fatalf("the rogue saw %+v: want nothing (DNS answered)", got)
+	}
+	for _, e := range r.of("LCREAL") {
+		if e.State == "Running" && e.raw["addr"] != real.Addr.String() {
+			t.Fatalf("running at %v, want the DNS address %s", e.raw["addr"], real.Addr)
+		}
+	}
+	t.Logf("connect LCREAL: %s, closed with %d undone", brief(r.of("LCREAL")), len(last.Cleanup.Undone))
+}
