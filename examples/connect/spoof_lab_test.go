@@ -52,6 +52,22 @@ func waitNBName(ctx context.Context, t *testing.T, ns *testlab.Netns, name strin
 	}
 }
 
+// startRogue runs testdata/rogue in tgt's namespace: it answers NetBIOS
+// name queries for claim and challenges as identity over SMB. It returns
+// the path of its counter file.
+func startRogue(ctx context.Context, t *testing.T, tgt *testlab.Target, claim, identity string) string {
+	t.Helper()
+	bin := buildBin(t, "rogue", "github.com/lanconnect/lanconnect/examples/connect/testdata/rogue")
+	counter := filepath.Join(t.TempDir(), "rogue.count")
+	p, err := tgt.Start(ctx, bin, "-claim", claim, "-addr", tgt.Addr.String(), "-identity", identity, "-count", counter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	waitPort(t, net.JoinHostPort(tgt.Addr.String(), "445"), p)
+	return counter
+}
+
 // TestLabSpoofedName runs connect in the lab's client namespace against a
 // real target (LCREAL: smbd, nmbd and winemu) and a rogue host that
 // answers NetBIOS name queries for LCREAL with its own address and runs
@@ -64,20 +80,14 @@ func TestLabSpoofedName(t *testing.T) {
 		t.Skip("lab test")
 	}
 	buildAll(t)
-	rogueBin := buildBin(t, "rogue", "github.com/lanconnect/lanconnect/examples/connect/testdata/rogue")
+	buildBin(t, "rogue", "github.com/lanconnect/lanconnect/examples/connect/testdata/rogue")
 	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{Name: "LCREAL"}, {Name: "LCROGUE", Bare: true}}, Client: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	real, rogue := lab.Targets[0], lab.Targets[1]
 	startWinemu(ctx, t, real, real.Admin.Password)
 	waitNBName(ctx, t, lab.Client, "LCREAL")
-	counter := filepath.Join(t.TempDir(), "rogue.count")
-	p, err := rogue.Start(ctx, rogueBin, "-claim", "LCREAL", "-addr", rogue.Addr.String(), "-identity", "LCROGUE", "-count", counter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Stop() })
-	waitPort(t, net.JoinHostPort(rogue.Addr.String(), "445"), p)
+	counter := startRogue(ctx, t, rogue, "LCREAL", "LCROGUE")
 	applet := buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet")
 	base := []string{"-console", net.JoinHostPort(lab.Client.Addr.String(), "0"), "-applet", applet, "-checkin-timeout", "30s", "-method", "scm", "-user", real.Admin.User}
 	// The client's resolv.conf points at its own loopback (no DC): DNS has
@@ -143,19 +153,13 @@ func TestLabDNSFirst(t *testing.T) {
 		t.Skip(err)
 	}
 	buildAll(t)
-	rogueBin := buildBin(t, "rogue", "github.com/lanconnect/lanconnect/examples/connect/testdata/rogue")
+	buildBin(t, "rogue", "github.com/lanconnect/lanconnect/examples/connect/testdata/rogue")
 	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{Name: "LCREAL"}, {Name: "LCROGUE", Bare: true}}, DC: &testlab.DCSpec{}, Client: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	real, rogue := lab.Targets[0], lab.Targets[1]
 	startWinemu(ctx, t, real, real.Admin.Password)
-	counter := filepath.Join(t.TempDir(), "rogue.count")
-	p, err := rogue.Start(ctx, rogueBin, "-claim", "LCREAL", "-addr", rogue.Addr.String(), "-identity", "LCROGUE", "-count", counter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Stop() })
-	waitPort(t, net.JoinHostPort(rogue.Addr.String(), "445"), p)
+	counter := startRogue(ctx, t, rogue, "LCREAL", "LCROGUE")
 	if err := lab.DC.AddHostRecord(ctx, "LCREAL", real.Addr); err != nil {
 		t.Fatal(err)
 	}
