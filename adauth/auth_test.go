@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -252,5 +254,38 @@ func TestDiagNotAdminVariants(t *testing.T) {
 	}
 	if domain.Code != DiagNotAdmin || strings.Contains(domain.Fix, "LocalAccountTokenFilterPolicy") {
 		t.Fatalf("domain: %+v", domain)
+	}
+}
+
+func TestHostAddressPrefersTrusted(t *testing.T) {
+	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	for _, c := range []struct {
+		h    discovery.Host
+		want string
+	}{
+		{discovery.Host{Name: "HERON", Addrs: []netip.Addr{a("10.0.0.66"), a("10.0.0.5")}, TrustedAddrs: []netip.Addr{a("10.0.0.5")}}, "10.0.0.5"},
+		{discovery.Host{Name: "HERON", Addrs: []netip.Addr{a("10.0.0.66")}}, "10.0.0.66"},
+		{discovery.Host{Name: "HERON", DNSName: "heron.lab.example"}, "heron.lab.example"},
+		{discovery.Host{Name: "HERON"}, "HERON"},
+		{discovery.Host{}, ""},
+	} {
+		if got := HostAddress(c.h); got != c.want {
+			t.Errorf("HostAddress(%+v) = %q, want %q", c.h, got, c.want)
+		}
+	}
+}
+
+func TestGrantIdentity(t *testing.T) {
+	var nilGrant *Grant
+	if nilGrant.Identity() != "" {
+		t.Fatal("nil grant has an identity")
+	}
+	g := &Grant{Facts: Facts{Server: ServerInfo{NetBIOSName: "LCREAL", DNSName: "lcreal.lab"}}}
+	if g.Identity() != "LCREAL" {
+		t.Fatalf("Identity = %q", g.Identity())
+	}
+	g.Facts.Server.NetBIOSName = ""
+	if g.Identity() != "lcreal.lab" {
+		t.Fatalf("Identity without NetBIOS name = %q", g.Identity())
 	}
 }
