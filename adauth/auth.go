@@ -94,10 +94,35 @@ type SMBAuthenticator struct {
 
 var _ Authenticator = (*SMBAuthenticator)(nil)
 
-// HostAddress returns the address to connect to for h: its first address,
-// else its DNS name, else its NetBIOS name. It returns "" when h has none.
+type expectedNameKey struct{}
+
+// WithExpectedName returns a context that tells an Authenticator which
+// computer the caller means: name is the computer name it resolved or
+// was given (a NetBIOS or DNS name). SMBAuthenticator then compares it
+// with the identity in the computer's NTLM CHALLENGE and, on a mismatch,
+// fails with ErrIdentityMismatch before sending any AUTHENTICATE (see
+// smbconn.CheckIdentity for the rules). An empty name or an IP address
+// literal means no check. Launchers that open their own NTLM connections
+// to the same computer may read it with ExpectedName.
+func WithExpectedName(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, expectedNameKey{}, name)
+}
+
+// ExpectedName returns the name WithExpectedName put in ctx, or "".
+func ExpectedName(ctx context.Context) string {
+	s, _ := ctx.Value(expectedNameKey{}).(string)
+	return s
+}
+
+// HostAddress returns the address to connect to for h: its first address
+// that a source trusted for addresses reported (h.TrustedAddrs: DNS, the
+// directory), else its first address, else its DNS name, else its NetBIOS
+// name. It returns "" when h has none. It does not resolve anything and
+// does not refuse a host flagged with a Conflict.
 func HostAddress(h discovery.Host) string {
 	switch {
+	case len(h.TrustedAddrs) > 0 && h.TrustedAddrs[0].IsValid():
+		return h.TrustedAddrs[0].String()
 	case len(h.Addrs) > 0 && h.Addrs[0].IsValid():
 		return h.Addrs[0].String()
 	case h.DNSName != "":
@@ -114,7 +139,10 @@ func (a *SMBAuthenticator) logger() *slog.Logger {
 }
 
 // Authenticate logs on to host (an IP address or a name) with creds and
-// proves administrator rights. On success the returned Grant holds the
+// proves administrator rights. When ctx carries an expected computer name
+// (WithExpectedName), the computer's NTLM identity must match it before
+// any AUTHENTICATE is sent; otherwise the error matches
+// ErrIdentityMismatch. On success the returned Grant holds the
 // open SMB session, which deploy and the launchers reuse. Errors are
 // *AuthError; see ShouldPrompt for which of them deserve a prompt.
 func (a *SMBAuthenticator) Authenticate(ctx context.Context, host string, creds Credentials) (*Grant, error) {
@@ -147,6 +175,7 @@ func (a *SMBAuthenticator) Authenticate(ctx context.Context, host string, creds 
 		DialTimeout: a.DialTimeout,
 		Encryption:  a.Encryption.smb(),
 		Workstation: a.Workstation,
+		ExpectName:  ExpectedName(ctx),
 		Logger:      log,
 	}
 	sess, err := smbconn.Dial(ctx, host, auth, opts)

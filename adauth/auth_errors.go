@@ -48,6 +48,11 @@ var (
 	ErrPromptCancelled = errors.New("adauth: credential prompt cancelled")
 	// ErrNoCredentials: there were no credentials to try and no prompt.
 	ErrNoCredentials = errors.New("adauth: no credentials")
+	// ErrIdentityMismatch: the computer's NTLM CHALLENGE names another
+	// computer than the one expected (see WithExpectedName), so no
+	// AUTHENTICATE was sent. Other credentials won't help; the name
+	// leads to the wrong computer.
+	ErrIdentityMismatch = errors.New("adauth: computer identity does not match the expected name")
 )
 
 // Steps of an authentication, as named in AuthError.Step.
@@ -129,6 +134,8 @@ func classifySetup(host, account string, local bool, err error) *AuthError {
 		// A local account on a "Guest only" computer stays Guest whatever
 		// its password; a domain account is not subject to the setting.
 		ae.Retryable = joined || !local
+	case errors.Is(err, smbconn.ErrIdentityMismatch):
+		ae.Kind, ae.Diagnosis = ErrIdentityMismatch, diagIdentityMismatch(host, err)
 	case errors.Is(err, smbconn.ErrSigning):
 		ae.Kind, ae.Diagnosis = ErrSigning, diagSigning()
 	case errors.Is(err, smbconn.ErrEncryptionUnavailable):

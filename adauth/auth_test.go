@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -48,6 +50,7 @@ func TestClassifySetup(t *testing.T) {
 		{"cancelled", setupErr("negotiate", smbconn.Info{}, context.Canceled), false, ErrCancelled, DiagCancelled, StepConnect, false},
 		{"timeout", setupErr("session setup", smbconn.Info{}, context.DeadlineExceeded), false, ErrCancelled, DiagTimeout, StepLogon, false},
 		{"odd status", setupErr("session setup", joined, smbconn.NTStatus(0xC0001234)), false, ErrSMBProtocol, DiagServerStatus, StepLogon, false},
+		{"identity", setupErr("session setup", joined, &smbconn.IdentityError{Expected: "LCREAL", NetBIOSComputer: "LCROGUE"}), false, ErrIdentityMismatch, DiagIdentityMismatch, StepLogon, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ae := classifySetup("10.9.9.9", `CORP\alice`, tc.local, tc.err)
@@ -59,7 +62,7 @@ func TestClassifySetup(t *testing.T) {
 			}
 			// Exactly one kind matches.
 			n := 0
-			for _, k := range []error{ErrUnreachable, ErrLogonFailure, ErrAccountRestricted, ErrNTLMBlocked, ErrGuest, ErrNotAdmin, ErrSigning, ErrEncryption, ErrSMBProtocol, ErrCancelled} {
+			for _, k := range []error{ErrUnreachable, ErrLogonFailure, ErrAccountRestricted, ErrNTLMBlocked, ErrGuest, ErrNotAdmin, ErrSigning, ErrEncryption, ErrSMBProtocol, ErrCancelled, ErrIdentityMismatch} {
 				if errors.Is(ae, k) {
 					n++
 				}
@@ -71,6 +74,28 @@ func TestClassifySetup(t *testing.T) {
 				t.Fatal("cause not reachable")
 			}
 		})
+	}
+}
+
+func TestIdentityMismatchDiagnosis(t *testing.T) {
+	ae := classifySetup("10.9.9.11", `CORP\alice`, false, setupErr("session setup", smbconn.Info{},
+		&smbconn.IdentityError{Expected: "LCREAL", NetBIOSComputer: "LCROGUE", DNSComputer: "evil\x1b[2J.lab"}))
+	d := ae.Diagnosis.Summary
+	if !strings.Contains(d, `"LCREAL"`) || !strings.Contains(d, `"LCROGUE"`) || !strings.Contains(d, "10.9.9.11") || strings.Contains(d, "\x1b") {
+		t.Fatalf("summary %q: want both names quoted, the address, and no control character", d)
+	}
+	if !errors.Is(ae, smbconn.ErrIdentityMismatch) || !errors.Is(ae, ErrIdentityMismatch) {
+		t.Fatalf("%v does not match both sentinels", ae)
+	}
+}
+
+func TestExpectedNameContext(t *testing.T) {
+	ctx := context.Background()
+	if ExpectedName(ctx) != "" {
+		t.Fatal("expected name without WithExpectedName")
+	}
+	if got := ExpectedName(WithExpectedName(ctx, "lcreal.lab")); got != "lcreal.lab" {
+		t.Fatalf("ExpectedName = %q", got)
 	}
 }
 
@@ -229,5 +254,38 @@ func TestDiagNotAdminVariants(t *testing.T) {
 	}
 	if domain.Code != DiagNotAdmin || strings.Contains(domain.Fix, "LocalAccountTokenFilterPolicy") {
 		t.Fatalf("domain: %+v", domain)
+	}
+}
+
+func TestHostAddressPrefersTrusted(t *testing.T) {
+	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	for _, c := range []struct {
+		h    discovery.Host
+		want string
+	}{
+		{discovery.Host{Name: "HERON", Addrs: []netip.Addr{a("10.0.0.66"), a("10.0.0.5")}, TrustedAddrs: []netip.Addr{a("10.0.0.5")}}, "10.0.0.5"},
+		{discovery.Host{Name: "HERON", Addrs: []netip.Addr{a("10.0.0.66")}}, "10.0.0.66"},
+		{discovery.Host{Name: "HERON", DNSName: "heron.lab.example"}, "heron.lab.example"},
+		{discovery.Host{Name: "HERON"}, "HERON"},
+		{discovery.Host{}, ""},
+	} {
+		if got := HostAddress(c.h); got != c.want {
+			t.Errorf("HostAddress(%+v) = %q, want %q", c.h, got, c.want)
+		}
+	}
+}
+
+func TestGrantIdentity(t *testing.T) {
+	var nilGrant *Grant
+	if nilGrant.Identity() != "" {
+		t.Fatal("nil grant has an identity")
+	}
+	g := &Grant{Facts: Facts{Server: ServerInfo{NetBIOSName: "LCREAL", DNSName: "lcreal.lab"}}}
+	if g.Identity() != "LCREAL" {
+		t.Fatalf("Identity = %q", g.Identity())
+	}
+	g.Facts.Server.NetBIOSName = ""
+	if g.Identity() != "lcreal.lab" {
+		t.Fatalf("Identity without NetBIOS name = %q", g.Identity())
 	}
 }

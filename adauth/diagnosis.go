@@ -1,5 +1,12 @@
 package adauth
 
+import (
+	"errors"
+	"strconv"
+
+	"github.com/lanconnect/lanconnect/internal/smbconn"
+)
+
 // Diagnosis explains a failed authentication in terms a technician can act
 // on. Code is stable and machine-readable (consoles may map it to their own
 // help pages); Summary says what happened and Fix what to change, both in
@@ -55,6 +62,7 @@ const (
 	DiagServerStatus       = "server-status"            // an NT status not listed above
 	DiagNoCredentials      = "no-credentials"           // no credentials to try
 	DiagAdminShareReadOnly = "admin-share-write-denied" // ADMIN$ opens but cannot be written
+	DiagIdentityMismatch   = "identity-mismatch"        // the NTLM challenge names another computer; nothing was sent
 )
 
 func diagFirewallRefused(host string) Diagnosis {
@@ -79,6 +87,23 @@ func diagNotResolved(host string) Diagnosis {
 	return Diagnosis{DiagNameNotResolved,
 		"The name " + host + " could not be resolved to an address.",
 		"Use the computer's IP address, or check DNS / NetBIOS name resolution."}
+}
+
+func diagIdentityMismatch(host string, err error) Diagnosis {
+	claimed := "no computer name"
+	var ie *smbconn.IdentityError
+	expected := ""
+	if errors.As(err, &ie) {
+		expected = ie.Expected
+		if ie.Unreadable {
+			claimed = "an unreadable NTLM challenge"
+		} else {
+			claimed = ie.Claimed()
+		}
+	}
+	return Diagnosis{DiagIdentityMismatch,
+		"The computer at " + host + " answered as " + claimed + ", not as " + strconv.Quote(expected) + ": another host may answer for this name (a spoofed NetBIOS or DNS answer, or a stale record). No credentials were sent to it.",
+		"Check which computer owns " + expected + " (DNS, the directory, its console), fix the stale or rogue name record, or connect by the computer's IP address after checking it."}
 }
 
 func diagLogonFailure(account string, ntlmv1Hint bool) Diagnosis {

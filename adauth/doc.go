@@ -10,6 +10,11 @@
 // a host on the LAN can spoof) never gets a clear password: it gets an
 // NTLM bind, and a simple bind needs the DC's explicit URL.
 //
+// Before it sends an AUTHENTICATE, the Authenticator compares the computer
+// name the caller expects (WithExpectedName) with the identity in the
+// computer's NTLM CHALLENGE, and fails with ErrIdentityMismatch
+// ("identity-mismatch") when another computer answered.
+//
 // It does not copy files or start programs (see package deploy and the
 // launchers), and it never stores credentials anywhere but in memory.
 package adauth

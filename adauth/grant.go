@@ -100,6 +100,23 @@ func factsFrom(info smbconn.Info, local bool) Facts {
 	return f
 }
 
+// Identity returns the computer name the computer gave in its NTLM
+// CHALLENGE at the grant's logon: its NetBIOS name, else its DNS name, or
+// "" when it gave none. Launchers that open NTLM connections of their own
+// to the computer (RPC over TCP) expect it, so that a connection that
+// reaches another computer fails before credentials are sent. It is the
+// computer's claim, checked against the expected name when there was one
+// (WithExpectedName).
+func (g *Grant) Identity() string {
+	if g == nil {
+		return ""
+	}
+	if g.Facts.Server.NetBIOSName != "" {
+		return g.Facts.Server.NetBIOSName
+	}
+	return g.Facts.Server.DNSName
+}
+
 // Session returns the grant's SMB session, for the packages of this
 // module (deploy, the launchers). It is nil for a zero Grant.
 func (g *Grant) Session() *smbconn.Session { return g.session }

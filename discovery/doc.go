@@ -12,6 +12,13 @@
 // runs one discovery. [AddrRange] parses the
 // addresses, CIDRs and ranges that filters and scanners share.
 //
+// Sources differ in trust: DNS and the directory are trusted for addresses
+// (Source.TrustedForAddrs), while NetBIOS and the SMB probe report what a
+// host claims about its own name, which any host on the LAN can claim.
+// Merge records trusted addresses in Host.TrustedAddrs and keeps a
+// claimant of a name that a trusted source places elsewhere apart, flagged
+// with Host.Conflict.
+//
 // The package depends on the standard library only. It does not send a
 // single packet itself: the NetBIOS scanner lives in package netbios, the
 // directory search in package adauth.

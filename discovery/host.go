@@ -16,7 +16,18 @@ const (
 	SourceNetBIOS Source = "netbios" // NetBIOS name service (UDP 137)
 	SourceLDAP    Source = "ldap"    // an Active Directory domain controller
 	SourceSMB     Source = "smb"     // the SMB2 negotiate and NTLM challenge probe (TCP 445)
+	SourceDNS     Source = "dns"     // a DNS lookup of the host's name
 )
+
+// TrustedForAddrs reports whether s is trusted for addresses: whether an
+// address it reports for a named host is taken as that host's address.
+// DNS and the directory (SourceLDAP, whose addresses are DNS lookups of
+// the computers' dNSHostName) are; NetBIOS and the SMB probe are not:
+// their records are a host's claims about its own name, which any host on
+// the LAN can make. Merge uses the difference to keep a host that claims
+// another's name apart (see Host.Conflict). Vendors' own sources are not
+// trusted.
+func (s Source) TrustedForAddrs() bool { return s == SourceDNS || s == SourceLDAP }
 
 // Role is something a host does on the network, as announced by its NetBIOS
 // names or read from the directory. Roles are short, lower-case and stable.
@@ -48,6 +59,18 @@ type Host struct {
 	DNSName string
 	// Addrs are the addresses the host was seen at, in the order first seen.
 	Addrs []netip.Addr
+	// TrustedAddrs are those of Addrs that a source trusted for addresses
+	// reported (see Source.TrustedForAddrs: DNS, the directory), in the
+	// order first seen. Connect prefers them to Addrs. A discoverer of a
+	// trusted source may leave it empty: Merge fills it from Addrs.
+	TrustedAddrs []netip.Addr
+	// Conflict is empty normally. When set, it says why this host's name
+	// is in doubt: it claims (over NetBIOS or in its SMB answer) the name
+	// of a host that DNS or the directory places at another address, or
+	// it was merged under that name before the trusted address was known.
+	// Merge keeps such a claimant apart from the named host; connecting to
+	// it by name is refused (see package session).
+	Conflict string
 	// Domain is the Windows domain or workgroup the host belongs to.
 	Domain string
 	// OS and OSVersion are the product name and version ("Windows 11 Pro",

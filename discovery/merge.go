@@ -111,6 +111,20 @@ func sourceName(d Discoverer, i int) string {
 // it. A finding that changes nothing produces no update, and one with no
 // address, name or DNS name is ignored.
 //
+// Names are claims. Addresses that a source trusted for addresses reports
+// (Source.TrustedForAddrs: DNS, the directory) become the host's
+// TrustedAddrs; NetBIOS and SMB-probe records are the host's own claims.
+// A finding that shares only a name (not an address) with a host is not
+// merged into it when one side's addresses are trusted, the other's are
+// claims, and they have none in common: that is another computer
+// claiming the name. A claimant stays a host of its own with Conflict
+// set, and the name stays with the trusted host; when the trusted
+// address comes second, the trusted finding becomes a new host that owns
+// the name, and the earlier host is flagged. Two trusted sides, or two
+// claims, still merge (a computer may have several addresses). Facts
+// already merged are not taken back: a flagged host keeps what it learned
+// under the name before (the directory's DN, for instance).
+//
 // Delivery. One goroutine owned by Merge sends every update, so for each
 // host updates arrive in order: HostNew first, then HostChanged, and
 // HostRemoved last. A slow receiver does not block the discoverers and
@@ -275,14 +289,73 @@ func (m *merger) apply(h Host, now time.Time) {
 	for i, a := range h.Addrs {
 		h.Addrs[i] = a.Unmap()
 	}
+	for i, a := range h.TrustedAddrs {
+		h.TrustedAddrs[i] = a.Unmap()
+	}
+	trustedFinding := slices.ContainsFunc(h.Sources, Source.TrustedForAddrs)
+	if trustedFinding {
+		h.TrustedAddrs = append(h.TrustedAddrs, h.Addrs...)
+	}
+	h.TrustedAddrs = unique(slices.DeleteFunc(h.TrustedAddrs, func(a netip.Addr) bool { return !a.IsValid() }))
+	for _, a := range h.TrustedAddrs {
+		if !slices.Contains(h.Addrs, a) {
+			h.Addrs = append(h.Addrs, a)
+		}
+	}
 	keys := keysOf(h)
 	if len(keys) == 0 {
 		return // nothing to recognise it by again: not a host
 	}
 	var ids []HostID
+	byAddr := map[HostID]bool{}
 	for _, k := range keys {
-		if id, ok := m.index[k]; ok && !slices.Contains(ids, id) {
-			ids = append(ids, id)
+		if id, ok := m.index[k]; ok {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+			if strings.HasPrefix(k, "a:") {
+				byAddr[id] = true
+			}
+		}
+	}
+	// A host found by name only, whose trusted addresses and the finding's
+	// disagree, is another computer: the claimant stays apart, flagged.
+	var conflicted []HostID
+	ids = slices.DeleteFunc(ids, func(id HostID) bool {
+		if !byAddr[id] && conflicts(h, m.recs[id].host) {
+			conflicted = append(conflicted, id)
+			return true
+		}
+		return false
+	})
+	claim := len(h.TrustedAddrs) == 0
+	// skip are keys the finding must not take over: the names of the
+	// trusted hosts a claimant conflicts with.
+	skip := func(k string) bool {
+		if !claim {
+			return false
+		}
+		id, ok := m.index[k]
+		return ok && slices.Contains(conflicted, id)
+	}
+	var note string
+	if len(conflicted) > 0 {
+		if claim {
+			note = conflictNote(h, m.recs[conflicted[0]].host.TrustedAddrs)
+		} else {
+			note = conflictNote(h, h.TrustedAddrs)
+		}
+	}
+	// A trusted finding flags the claimants it conflicts with and takes
+	// their name keys.
+	if !claim {
+		for _, id := range conflicted {
+			r := m.recs[id]
+			r.keys = slices.DeleteFunc(r.keys, func(k string) bool { return slices.Contains(keys, k) })
+			if r.host.Conflict == "" {
+				r.host.Conflict = conflictNote(r.host, h.TrustedAddrs)
+				m.changed(id, r)
+			}
 		}
 	}
 	if len(ids) == 0 {
@@ -295,8 +368,14 @@ func (m *merger) apply(h Host, now time.Time) {
 		if isZeroMAC(r.host.MAC) {
 			r.host.MAC = nil
 		}
+		if claim && note != "" && r.host.Conflict == "" {
+			r.host.Conflict = note
+		}
 		m.recs[id] = r
 		for _, k := range keys {
+			if skip(k) {
+				continue
+			}
 			m.index[k] = id
 			r.keys = append(r.keys, k)
 		}
@@ -341,8 +420,12 @@ func (m *merger) apply(h Host, now time.Time) {
 	if enrich(&tr.host, h) {
 		changed = true
 	}
+	if claim && note != "" && tr.host.Conflict == "" {
+		tr.host.Conflict = note
+		changed = true
+	}
 	for _, k := range keys {
-		if m.index[k] != target {
+		if m.index[k] != target && !skip(k) {
 			m.index[k] = target
 			tr.keys = append(tr.keys, k)
 		}
@@ -350,18 +433,66 @@ func (m *merger) apply(h Host, now time.Time) {
 	if !changed {
 		return
 	}
-	if u, ok := m.pend[target]; ok {
-		u.Host = Clone(tr.host)
+	m.changed(target, tr)
+}
+
+// changed queues the new state of record id, folding it into an update
+// still pending.
+func (m *merger) changed(id HostID, r *record) {
+	if u, ok := m.pend[id]; ok {
+		u.Host = Clone(r.host)
 		return
 	}
-	u := &Update{Kind: HostChanged, ID: target, Host: Clone(tr.host)}
-	m.pend[target] = u
+	u := &Update{Kind: HostChanged, ID: id, Host: Clone(r.host)}
+	m.pend[id] = u
 	m.push(u)
+}
+
+// conflicts reports whether finding f, which shares only a name with the
+// merged host r, disagrees with it about addresses in a way that makes
+// them two computers: one side's addresses come from a source trusted for
+// addresses, the other side's are claims, and they have none in common.
+// Two trusted sides, or two claims, never conflict: a computer may have
+// several addresses.
+func conflicts(f, r Host) bool {
+	switch {
+	case len(f.Addrs) == 0:
+		return false
+	case len(f.TrustedAddrs) == 0 && len(r.TrustedAddrs) > 0:
+		return disjoint(f.Addrs, r.TrustedAddrs)
+	case len(f.TrustedAddrs) > 0 && len(r.TrustedAddrs) == 0 && len(r.Addrs) > 0:
+		return disjoint(f.TrustedAddrs, r.Addrs)
+	}
+	return false
+}
+
+func disjoint(a, b []netip.Addr) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// conflictNote says that h claims a name that trusted sources place at
+// trusted.
+func conflictNote(h Host, trusted []netip.Addr) string {
+	name := h.Name
+	if name == "" {
+		name = h.DNSName
+	}
+	as := make([]string, len(trusted))
+	for i, a := range trusted {
+		as[i] = a.String()
+	}
+	return fmt.Sprintf("claims the name %s, which DNS or the directory places at %s", name, strings.Join(as, ", "))
 }
 
 // Clone returns a deep copy of h: no slice or pointer is shared.
 func Clone(h Host) Host {
 	h.Addrs = slices.Clone(h.Addrs)
+	h.TrustedAddrs = slices.Clone(h.TrustedAddrs)
 	h.Roles = slices.Clone(h.Roles)
 	h.Sources = slices.Clone(h.Sources)
 	h.MAC = slices.Clone(h.MAC)
@@ -377,8 +508,9 @@ func Clone(h Host) Host {
 }
 
 // Enrich folds src into dst as Merge does (fill empty fields, union of
-// addresses, roles and sources, earliest FirstSeen, latest LastSeen and
-// LastLogon) and reports whether dst changed. It never shares src's slices.
+// addresses, trusted addresses, roles and sources, earliest FirstSeen,
+// latest LastSeen and LastLogon) and reports whether dst changed. It never
+// shares src's slices. It does not copy Conflict, which Merge decides.
 func Enrich(dst *Host, src Host) bool { return enrich(dst, src) }
 
 func enrich(dst *Host, src Host) bool {
@@ -400,6 +532,12 @@ func enrich(dst *Host, src Host) bool {
 	for _, a := range src.Addrs {
 		if a = a.Unmap(); a.IsValid() && !slices.Contains(dst.Addrs, a) {
 			dst.Addrs = append(dst.Addrs, a)
+			changed = true
+		}
+	}
+	for _, a := range src.TrustedAddrs {
+		if a = a.Unmap(); a.IsValid() && !slices.Contains(dst.TrustedAddrs, a) {
+			dst.TrustedAddrs = append(dst.TrustedAddrs, a)
 			changed = true
 		}
 	}

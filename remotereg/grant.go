@@ -15,12 +15,13 @@ import (
 var _ deploy.Launcher = (*Launcher)(nil)
 
 // TargetFromGrant returns the Target of a grant: its host, its
-// credentials, and its session's named pipes.
+// credentials, its session's named pipes, and the computer's identity
+// from the grant's logon (Target.ExpectName).
 func TargetFromGrant(g *adauth.Grant) Target {
 	if g == nil {
 		return Target{}
 	}
-	t := Target{Host: g.Host, Credentials: g.Credentials}
+	t := Target{Host: g.Host, Credentials: g.Credentials, ExpectName: g.Identity()}
 	if g.Session() != nil {
 		t.OpenPipe = g.OpenPipe
 	}

@@ -80,6 +80,10 @@ type Target struct {
 	// OpenPipe opens a named pipe on the grant's SMB session; nil means
 	// there is no session and the pipe transport is unavailable.
 	OpenPipe rpcauth.PipeOpener
+	// ExpectName, when set, is the computer name each NTLM connection
+	// over TCP must see in the server's challenge before credentials are
+	// sent (the grant's Identity); empty checks nothing.
+	ExpectName string
 }
 
 // rpcConn is one bound client with the connection under it.
@@ -212,7 +216,7 @@ func endpointOf(err error, fallback string) string {
 
 // securityOptions returns the per-connection security for a bind.
 func (l *Launcher) securityOptions(t Target) ([]dcerpc.Option, error) {
-	return rpcauth.Options(t.Credentials, l.Level)
+	return rpcauth.OptionsFor(t.Credentials, l.Level, t.ExpectName)
 }
 
 // svcctlOverPipe binds svcctl on \pipe\svcctl.

@@ -941,3 +941,29 @@ func TestHandleOutlivesLaunchContext(t *testing.T) {
 		t.Fatalf("services left: %+v", left)
 	}
 }
+
+// TestLaunchOverTCPChecksIdentity: a Target that expects another computer
+// than the one answering (winemu calls itself WINEMU) fails at the bind,
+// before credentials are sent, and creates nothing; the right name works.
+func TestLaunchOverTCPChecksIdentity(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tg := e.target(e.admin)
+	tg.ExpectName = "LCREAL"
+	_, err := tcpLauncher().LaunchTarget(ctx, tg, e.spec(), nil)
+	if err == nil || !strings.Contains(err.Error(), `expected "LCREAL"`) {
+		t.Fatalf("launch expecting LCREAL: %v, want an identity mismatch", err)
+	}
+	if svcs := e.srv.SCM().Services(); len(svcs) != 0 {
+		t.Fatalf("services created: %+v", svcs)
+	}
+	tg.ExpectName = "winemu"
+	h, err := tcpLauncher().LaunchTarget(ctx, tg, e.spec(), nil)
+	if err != nil {
+		t.Fatalf("launch expecting winemu: %v", err)
+	}
+	if err := h.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

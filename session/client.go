@@ -45,7 +45,17 @@ type Config struct {
 	Discoverers []discovery.Discoverer
 
 	// Authenticator proves the credentials are administrator on a host.
+	// Connect puts the host's expected name in its context
+	// (adauth.WithExpectedName), so adauth.SMBAuthenticator refuses a
+	// computer that answers under another name before sending
+	// credentials.
 	Authenticator adauth.Authenticator
+	// Resolver finds the address of a host that has a name but no
+	// address (connect NAME). More than one answer fails the session with
+	// ErrNameConflict (diagnosis name-conflict) before anything is sent.
+	// Nil leaves the name to the Authenticator (the system resolver).
+	// standard.Apply sets one that asks DNS first, then NetBIOS.
+	Resolver Resolver
 	// Credentials are the console's current credentials; zero means none
 	// (the prompt is asked first). SetCredentials replaces them.
 	Credentials adauth.Credentials

@@ -15,6 +15,17 @@
 // not undone; a failed session is cleaned up before it reports Failed.
 // Client.ConnectAll connects to many hosts with bounded concurrency.
 //
+// Names are claims. A host given by name only is resolved with
+// Config.Resolver (standard's asks DNS first, NetBIOS only when DNS has no
+// answer); when more than one address answers, the session fails with
+// ErrNameConflict (diagnosis "name-conflict", the addresses listed) and
+// sends nothing. A host that discovery flagged with a Conflict is refused
+// the same way. A host's trusted address (DNS, the directory) is preferred
+// to the first address seen, and its name goes to the Authenticator
+// (adauth.WithExpectedName), which refuses a computer that answers under
+// another name before sending credentials (ErrIdentityMismatch,
+// "identity-mismatch"). A host given by IP address is not name-checked.
+//
 // Each session delivers its events in order on a channel it owns and
 // closes after the final event; a slow reader never blocks the session's
 // work nor other sessions (see Session.Events for the rules).

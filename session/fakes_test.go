@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -56,10 +57,32 @@ type fakeAuth struct {
 	peak     atomic.Int32
 	local    bool
 	adminPW  string // "good" when empty
+	// identity, when set, is the name the fake computer answers under:
+	// an expected name (adauth.WithExpectedName) that differs fails as
+	// adauth.SMBAuthenticator does, before credentials are checked.
+	identity string
+
+	mu    sync.Mutex
+	seen  []string // the host of each call
+	names []string // the expected name of each call
+}
+
+func (a *fakeAuth) calledWith() (hosts, names []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.seen...), append([]string(nil), a.names...)
 }
 
 func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Credentials) (*adauth.Grant, error) {
 	a.calls.Add(1)
+	a.mu.Lock()
+	a.seen = append(a.seen, host)
+	a.names = append(a.names, adauth.ExpectedName(ctx))
+	a.mu.Unlock()
+	if want := adauth.ExpectedName(ctx); a.identity != "" && want != "" && !strings.EqualFold(want, a.identity) {
+		return nil, &adauth.AuthError{Host: host, Step: adauth.StepLogon, Kind: adauth.ErrIdentityMismatch,
+			Diagnosis: adauth.Diagnosis{Code: adauth.DiagIdentityMismatch, Summary: "answered as " + a.identity, Fix: "check the name"}}
+	}
 	n := a.inflight.Add(1)
 	defer a.inflight.Add(-1)
 	for {

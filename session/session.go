@@ -477,6 +477,15 @@ func (s *Session) connect(ctx context.Context) error {
 	if cfg.Authenticator == nil || cfg.Deployer == nil {
 		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrBadConfig, Err: errors.New("Config.Authenticator and Config.Deployer are required")}
 	}
+	if err := s.resolve(ctx); err != nil {
+		return err
+	}
+	// The computer must answer under the name the technician chose before
+	// any credentials go to it (checked by the authenticator on the NTLM
+	// challenge); launchers may check their own connections with it too.
+	if n := expectedName(s.host); n != "" {
+		ctx = adauth.WithExpectedName(ctx, n)
+	}
 
 	// 1. authenticate, prompting while ShouldPrompt allows.
 	current := s.c.Credentials()
@@ -696,16 +705,10 @@ func newID() string {
 	return "s" + hex.EncodeToString(b)
 }
 
-func hostAddr(h discovery.Host) string {
-	switch {
-	case len(h.Addrs) > 0:
-		return h.Addrs[0].String()
-	case h.DNSName != "":
-		return h.DNSName
-	default:
-		return h.Name
-	}
-}
+// hostAddr is where a session connects: see adauth.HostAddress (a
+// trusted address first, then the first address, then the DNS name, then
+// the NetBIOS name). A name is resolved later, with Config.Resolver.
+func hostAddr(h discovery.Host) string { return adauth.HostAddress(h) }
 
 func hostName(h discovery.Host) string {
 	switch {

@@ -6,6 +6,9 @@
 // Deployer, Launchers, a Journal per session). This package is where the
 // standard choices are made and adapted to them:
 //
+//   - name resolution: Resolver, DNS first and a NetBIOS broadcast only
+//     when DNS has no answer, every responder reported (session refuses
+//     a name that more than one address answers for);
 //   - authentication: adauth.SMBAuthenticator;
 //   - preflight: remotereg's Remote Registry reading (Preflighter);
 //   - deployment: deploy.Copy into a new folder of the session's own
@@ -19,7 +22,7 @@
 //     (Journals, Journal, CleanupReport).
 //
 // Apply fills those fields of a session.Config from Options. It owns
-// Authenticator, Preflight, Deployer, Launchers and NewJournal, and sets
+// Resolver, Authenticator, Preflight, Deployer, Launchers and NewJournal, and sets
 // ServicePrefix, Vendor and AppletName when Options gives them. It leaves
 // every other field to the caller: discoverers, credentials and the prompt,
 // authorisation, the check-in or Readiness, applet arguments and parameters,

@@ -108,6 +108,9 @@ type Options struct {
 	// Authenticator, when set, replaces the default
 	// adauth.SMBAuthenticator with Logger.
 	Authenticator *adauth.SMBAuthenticator
+	// Resolver, when set, replaces the default name resolver (a Resolver
+	// with Logger: DNS first, then a NetBIOS broadcast).
+	Resolver session.Resolver
 	// Logger is given to the pieces Apply makes; nil means the Config's
 	// Logger (and nil there discards). Credentials never appear in it.
 	Logger *slog.Logger
@@ -203,6 +206,7 @@ func (p pieces) all() []deploy.Launcher { return []deploy.Launcher{p.scm, p.wmi}
 //   - Deployer: a Deployer of opts.Applet;
 //   - Launchers: "scm" then "wmi", or the one that opts.Method names;
 //   - NewJournal: a Journals over opts.JournalDir;
+//   - Resolver: opts.Resolver, else a Resolver (DNS first, then NetBIOS);
 //   - ServicePrefix, Vendor, AppletName: from opts when not empty.
 //
 // It overwrites those fields and no others. On error (an *OptionError) cfg
@@ -233,6 +237,11 @@ func Apply(cfg *session.Config, opts Options) error {
 	cfg.Preflight = Preflighter{Launcher: p.scm}
 	cfg.Deployer = Deployer{Applet: opts.Applet, Copy: opts.Copy, Logger: log}
 	cfg.Launchers = p.launchers(opts.Method)
+	if opts.Resolver != nil {
+		cfg.Resolver = opts.Resolver
+	} else {
+		cfg.Resolver = &Resolver{Logger: log}
+	}
 	if opts.ServicePrefix != "" {
 		cfg.ServicePrefix = opts.ServicePrefix
 	}

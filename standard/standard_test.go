@@ -181,7 +181,10 @@ func TestApplyLeavesCallerFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := cfg
-	after.Authenticator, after.Preflight, after.Deployer, after.Launchers, after.NewJournal = nil, nil, nil, nil, nil
+	if _, ok := after.Resolver.(*standard.Resolver); !ok {
+		t.Fatalf("Resolver %T, want the standard one", after.Resolver)
+	}
+	after.Authenticator, after.Preflight, after.Deployer, after.Launchers, after.NewJournal, after.Resolver = nil, nil, nil, nil, nil, nil
 	after.Prompt, before.Prompt = nil, nil
 	if !reflect.DeepEqual(after, before) {
 		t.Fatalf("Apply changed the caller's fields:\n%+v\nwant\n%+v", after, before)

@@ -33,12 +33,17 @@ type Target struct {
 	// Credentials authenticate each RPC security context (NTLM). They
 	// are never logged.
 	Credentials rpcauth.Credentials
+	// ExpectName, when set, is the computer name each NTLM security
+	// context must see in the server's challenge before credentials are
+	// sent (the grant's Identity); empty checks nothing.
+	ExpectName string
 }
 
 // TargetFromGrant returns the target of an authenticated grant: its
-// host and its proved credentials.
+// host, its proved credentials, and the computer's identity from the
+// grant's logon (Target.ExpectName).
 func TargetFromGrant(g *adauth.Grant) Target {
-	return Target{Host: g.Host, Credentials: g.Credentials}
+	return Target{Host: g.Host, Credentials: g.Credentials, ExpectName: g.Identity()}
 }
 
 // Timeouts bounds each step of a WMI session. A zero field takes its

@@ -187,7 +187,7 @@ func bindingHost(h string) string {
 }
 
 func (s *session) security() ([]dcerpc.Option, error) {
-	return rpcauth.Options(s.t.Credentials, s.l.Level)
+	return rpcauth.OptionsFor(s.t.Credentials, s.l.Level, s.t.ExpectName)
 }
 
 // valuesOf is a context with the lifetime of Context and the values of

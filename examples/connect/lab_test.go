@@ -145,6 +145,7 @@ type event struct {
 	Method    string `json:"method"`
 	Error     string `json:"error"`
 	Diagnosis string `json:"diagnosis"`
+	Code      string `json:"code"`
 	Event     string `json:"event"`
 	AppletPID int    `json:"applet_pid"`
 	Cleanup   *struct {
@@ -182,8 +183,14 @@ func (r runResult) last(host string) event {
 // runConnect runs the connect binary with -json and parses its output.
 func runConnect(ctx context.Context, t *testing.T, password string, args ...string) runResult {
 	t.Helper()
+	return runConnectIn(ctx, t, nil, password, args...)
+}
+
+// runConnectIn is runConnect inside the namespace ns (nil: this one).
+func runConnectIn(ctx context.Context, t *testing.T, ns *testlab.Netns, password string, args ...string) runResult {
+	t.Helper()
 	bin := buildBin(t, "connect", "github.com/lanconnect/lanconnect/examples/connect")
-	cmd := exec.CommandContext(ctx, bin, append([]string{"-json", "-v"}, args...)...)
+	cmd := ns.Command(ctx, bin, append([]string{"-json", "-v"}, args...)...)
 	cmd.Env = append(os.Environ(), "LANCONNECT_PASSWORD="+password)
 	// On a deadline, SIGQUIT makes a hung connect print its goroutines.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }

@@ -23,7 +23,6 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
-	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/internal/cliutil"
 	"github.com/lanconnect/lanconnect/session"
 	"github.com/lanconnect/lanconnect/standard"
@@ -32,8 +31,10 @@ import (
 
 const usage = `usage: connect [flags] HOST...
 
-Connects to each HOST (an IP address, or a computer name that NetBIOS or DNS
-resolves): authenticates as administrator over NTLM, copies the applet to
+Connects to each HOST (an IP address, or a computer name that DNS resolves, or
+NetBIOS when DNS has no answer; a name that more than one address answers for
+is refused, and the computer must answer under the name before credentials are
+sent): authenticates as administrator over NTLM, copies the applet to
 ADMIN$, launches it (SCM through remotereg, then WMI), waits for it to check
 in, then closes the session and removes everything it put on the host.
 
@@ -179,6 +180,7 @@ func run(ctx context.Context, args []string, e env) int {
 		Vendor:        "LanConnect",
 		AppletName:    "ExampleApplet",
 		WMI:           wmiLauncher,
+		Resolver:      &standard.Resolver{Logger: log},
 		Logger:        log,
 	}
 
@@ -204,12 +206,8 @@ func run(ctx context.Context, args []string, e env) int {
 		return cleanupJournals(ctx, fs.Args(), creds, opts, log, e)
 	}
 
-	// Hosts.
-	hosts, err := resolveHosts(ctx, fs.Args(), log)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "connect: %v\n", err)
-		return exitFailed
-	}
+	// Hosts: names are resolved by the session (DNS first, then NetBIOS).
+	hosts := hostsOf(fs.Args())
 
 	// Applet.
 	appletPath := o.applet
@@ -234,7 +232,11 @@ func run(ctx context.Context, args []string, e env) int {
 	// Check-in address.
 	listen := o.console
 	if listen == "" {
-		listen = net.JoinHostPort(localAddrTowards(hosts[0]), "0")
+		local := "127.0.0.1"
+		if a, ok := firstAddr(ctx, hosts[0], opts.Resolver, log); ok {
+			local = localAddrTowards(a)
+		}
+		listen = net.JoinHostPort(local, "0")
 	}
 
 	out := newPrinter(e.stdout, o.jsonOut, e.progress)
@@ -338,16 +340,14 @@ func run(ctx context.Context, args []string, e env) int {
 	return exitFailed
 }
 
-// localAddrTowards returns this machine's address on the route to h, for
+// localAddrTowards returns this machine's address on the route to a, for
 // the check-in listener. A UDP "connect" sends nothing.
-func localAddrTowards(h discovery.Host) string {
-	if len(h.Addrs) > 0 {
-		if c, err := net.Dial("udp", net.JoinHostPort(h.Addrs[0].String(), "445")); err == nil {
-			defer c.Close()
-			if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
-				if ip, ok := netip.AddrFromSlice(a.IP); ok {
-					return ip.Unmap().String()
-				}
+func localAddrTowards(a netip.Addr) string {
+	if c, err := net.Dial("udp", net.JoinHostPort(a.String(), "445")); err == nil {
+		defer c.Close()
+		if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok {
+				return ip.Unmap().String()
 			}
 		}
 	}

@@ -202,10 +202,13 @@ type hostJSON struct {
 	Domain  string           `json:"domain"`
 	OS      string           `json:"os"`
 	Sources []string         `json:"sources"`
+	// Conflict is discovery.Host.Conflict: why the host's name is in
+	// doubt (connecting to it is refused).
+	Conflict string `json:"conflict,omitempty"`
 }
 
 func toHostJSON(id discovery.HostID, h discovery.Host) hostJSON {
-	j := hostJSON{ID: id, Name: h.Name, DNSName: h.DNSName, Domain: h.Domain, OS: h.OS, Addrs: []string{}, Sources: []string{}}
+	j := hostJSON{ID: id, Name: h.Name, DNSName: h.DNSName, Domain: h.Domain, OS: h.OS, Addrs: []string{}, Sources: []string{}, Conflict: h.Conflict}
 	if h.OSVersion != "" {
 		j.OS = strings.TrimSpace(h.OS + " " + h.OSVersion)
 	}

@@ -274,6 +274,12 @@ type hostJSON struct {
 	// probed) and whether the server requires signing (null when unknown).
 	Dialect         string `json:"dialect"`
 	SigningRequired *bool  `json:"signing_required"`
+	// Trust in names (discovery.Host): the addresses DNS or the directory
+	// reported, and why the host's name is in doubt (it claims the name
+	// of a host that DNS or the directory places elsewhere). Both are
+	// omitted when empty.
+	TrustedAddrs []string `json:"trusted_addrs,omitempty"`
+	Conflict     string   `json:"conflict,omitempty"`
 }
 
 func toJSON(id discovery.HostID, h discovery.Host) hostJSON {
@@ -301,6 +307,10 @@ func toJSON(id discovery.HostID, h discovery.Host) hostJSON {
 	}
 	setDirectoryJSON(&j, h)
 	j.Dialect, j.SigningRequired = h.Dialect, h.SigningRequired
+	for _, a := range h.TrustedAddrs {
+		j.TrustedAddrs = append(j.TrustedAddrs, a.String())
+	}
+	j.Conflict = h.Conflict
 	return j
 }
 

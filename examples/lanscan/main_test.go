@@ -79,6 +79,19 @@ func TestJSONSchema(t *testing.T) {
 	}
 }
 
+func TestJSONConflict(t *testing.T) {
+	real := toJSON(1, discovery.Host{Name: "HERON", Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.5")}, TrustedAddrs: []netip.Addr{netip.MustParseAddr("10.0.0.5")}})
+	rogue := toJSON(2, discovery.Host{Name: "HERON", Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.66")}, Conflict: "claims the name HERON, which DNS or the directory places at 10.0.0.5"})
+	b1, _ := json.Marshal(real)
+	b2, _ := json.Marshal(rogue)
+	if !strings.Contains(string(b1), `"trusted_addrs":["10.0.0.5"]`) || strings.Contains(string(b1), `"conflict"`) {
+		t.Fatalf("trusted host: %s", b1)
+	}
+	if !strings.Contains(string(b2), `"conflict":"claims the name HERON`) || strings.Contains(string(b2), `"trusted_addrs"`) {
+		t.Fatalf("claimant: %s", b2)
+	}
+}
+
 func TestFilterAndTable(t *testing.T) {
 	fn, cidr := startFakes(t, 4)
 	code, out, errs := runLanscan(t, "-rate", "5000", "-timeout", "300ms", "-filter", "pc01, "+fn.Hosts[3].Addr.String(), cidr)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
 	"github.com/oiweiwei/go-msrpc/ssp/ntlm"
+
+	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
 // ErrIntegrity is matched (errors.Is) by the error of a call whose sealed
@@ -47,6 +49,12 @@ var (
 // configuration used instead of go-msrpc's default.
 type VerifyingNTLM struct {
 	Config *ntlm.Config
+	// Expect, when it is a computer name (not empty, not an IP literal),
+	// is compared with the identity in the server's NTLM CHALLENGE before
+	// the AUTHENTICATE message is made (smbconn.CheckIdentity). On a
+	// mismatch the bind fails with an error that wraps an
+	// *smbconn.IdentityError, and no AUTHENTICATE (AUTH3) is sent.
+	Expect string
 }
 
 var (
@@ -79,13 +87,14 @@ func (f VerifyingNTLM) New(ctx context.Context) (gssapi.Mechanism, error) {
 	if !ok {
 		return nil, fmt.Errorf("rpcauth: unexpected NTLM mechanism type %T", inner)
 	}
-	return &verifier{Mechanism: m}, nil
+	return &verifier{Mechanism: m, expect: f.Expect}, nil
 }
 
 // verifier wraps go-msrpc's NTLM mechanism and keeps an independent copy
 // of the inbound half of the NTLM session security state.
 type verifier struct {
 	*ntlm.Mechanism
+	expect string // see VerifyingNTLM.Expect
 
 	mu     sync.Mutex
 	in     *inbound // nil until the context is established
@@ -107,6 +116,15 @@ type inbound struct {
 // Init runs go-msrpc's client side and, once it has produced the
 // AUTHENTICATE message, derives the inbound keys.
 func (v *verifier) Init(ctx context.Context, tok *gssapi.Token) (*gssapi.Token, error) {
+	if tok != nil && len(tok.Payload) > 0 && smbconn.ExpectsIdentity(v.expect) {
+		ci, err := smbconn.ParseChallenge(tok.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("rpcauth: %w", &smbconn.IdentityError{Expected: v.expect, Unreadable: true})
+		}
+		if err := smbconn.CheckIdentity(ci, v.expect); err != nil {
+			return nil, fmt.Errorf("rpcauth: %w", err)
+		}
+	}
 	out, err := v.Mechanism.Init(ctx, tok)
 	if err != nil || out == nil {
 		return out, err

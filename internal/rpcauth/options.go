@@ -65,6 +65,14 @@ func (l Level) String() string {
 // credential or mechanism stores. The returned options hold the secret
 // in memory for the bind; they do not print it.
 func Options(creds Credentials, level Level) ([]dcerpc.Option, error) {
+	return OptionsFor(creds, level, "")
+}
+
+// OptionsFor is Options for a connection to the computer named expect: its
+// NTLM CHALLENGE must name that computer (see VerifyingNTLM.Expect), or the
+// bind fails before any AUTHENTICATE is sent. An empty expect or an IP
+// literal checks nothing. At level None there is no NTLM and no check.
+func OptionsFor(creds Credentials, level Level, expect string) ([]dcerpc.Option, error) {
 	if level == None {
 		return []dcerpc.Option{dcerpc.WithInsecure()}, nil
 	}
@@ -73,7 +81,7 @@ func Options(creds Credentials, level Level) ([]dcerpc.Option, error) {
 		return nil, err
 	}
 	opts := []dcerpc.Option{
-		dcerpc.WithMechanism(VerifyingNTLM{}),
+		dcerpc.WithMechanism(VerifyingNTLM{Expect: expect}),
 		dcerpc.WithCredentials(c),
 	}
 	switch level {

@@ -15,7 +15,10 @@
 //     which go-smb2 does not export, and it rejects malformed frames with
 //     ErrProtocol, on which go-smb2's receiver goroutine would panic.
 //   - A wrapping Initiator captures the server's NTLM CHALLENGE (see
-//     ParseChallenge), on failed logons too.
+//     ParseChallenge), on failed logons too, and, with
+//     Options.ExpectName, checks the server's identity in it
+//     (CheckIdentity) and abandons the setup before any AUTHENTICATE on a
+//     mismatch (*IdentityError, ErrIdentityMismatch).
 //   - Dial refuses guest sessions (ErrGuest) unless asked: go-smb2 runs
 //     them unsigned even when signing is required.
 //   - Tree connects use \\host\share, not go-smb2's \\ip:port\share.

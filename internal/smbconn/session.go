@@ -87,6 +87,12 @@ type Options struct {
 	// Workstation is the client name sent in the NTLM AUTHENTICATE
 	// message; empty sends none.
 	Workstation string
+	// ExpectName, when it is a computer name (not empty, not an IP
+	// literal), is compared with the identity in the server's NTLM
+	// CHALLENGE before the AUTHENTICATE message is made (CheckIdentity). On
+	// a mismatch the session setup is abandoned: no AUTHENTICATE is sent,
+	// and Dial fails with an *IdentityError (ErrIdentityMismatch).
+	ExpectName string
 	// Dialer dials TCP; nil means a net.Dialer.
 	Dialer ContextDialer
 	// Logger receives debug messages; nil discards them.
@@ -172,22 +178,42 @@ type Session struct {
 }
 
 // captureInitiator wraps go-smb2's NTLM initiator to read the server's
-// CHALLENGE on its way in.
+// CHALLENGE on its way in and, when expect names a computer, to check the
+// server's identity before the inner initiator computes the AUTHENTICATE
+// message.
 type captureInitiator struct {
 	smb2.Initiator
+	expect string
 
-	mu   sync.Mutex
-	info ChallengeInfo
-	ok   bool
+	mu      sync.Mutex
+	info    ChallengeInfo
+	ok      bool
+	refused error // an *IdentityError: the setup was abandoned
 }
 
 func (i *captureInitiator) OID() asn1.ObjectIdentifier { return i.Initiator.OID() }
 
+// AcceptSecContext records the CHALLENGE and, on an identity mismatch,
+// returns an error instead of an AUTHENTICATE token: go-smb2 then ends the
+// session setup without sending anything more.
 func (i *captureInitiator) AcceptSecContext(sc []byte) ([]byte, error) {
-	if ci, err := ParseChallenge(sc); err == nil {
-		i.mu.Lock()
+	ci, perr := ParseChallenge(sc)
+	var refuse error
+	if ExpectsIdentity(i.expect) {
+		if perr != nil {
+			refuse = &IdentityError{Expected: i.expect, Unreadable: true}
+		} else {
+			refuse = CheckIdentity(ci, i.expect)
+		}
+	}
+	i.mu.Lock()
+	if perr == nil {
 		i.info, i.ok = ci, true
-		i.mu.Unlock()
+	}
+	i.refused = refuse
+	i.mu.Unlock()
+	if refuse != nil {
+		return nil, refuse
 	}
 	return i.Initiator.AcceptSecContext(sc)
 }
@@ -198,12 +224,20 @@ func (i *captureInitiator) challenge() (ChallengeInfo, bool) {
 	return i.info, i.ok
 }
 
+func (i *captureInitiator) refusal() error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.refused
+}
+
 // Dial connects to host (an IP address or a name), negotiates SMB2/3 and
 // logs on with auth over NTLMv2. It honours ctx for the whole setup. It
 // returns an *Error whose Err is a *DialError, an NTStatus (for example
 // StatusLogonFailure or StatusNTLMBlocked), ErrGuest,
 // ErrEncryptionUnavailable, ErrSigning, ErrProtocol or a context error.
-// It does not check what the account may do on the host.
+// With Options.ExpectName it fails with an *IdentityError, before any
+// AUTHENTICATE is sent, when the server's NTLM CHALLENGE names another
+// computer. It does not check what the account may do on the host.
 func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session, err error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -268,7 +302,7 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 	} else {
 		ntlm.Password = auth.Password
 	}
-	ci := &captureInitiator{Initiator: ntlm}
+	ci := &captureInitiator{Initiator: ntlm, expect: opts.ExpectName}
 	dialer := &smb2.Dialer{
 		Negotiator: smb2.Negotiator{
 			RequireMessageSigning: !opts.AllowUnsigned,
@@ -285,6 +319,10 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 		_ = raw.Close()
 		if ctx.Err() != nil {
 			return fail(setupOp(n), ctx.Err())
+		}
+		if refused := ci.refusal(); refused != nil {
+			logger.Debug("smb session setup abandoned before AUTHENTICATE", "host", host, "err", refused)
+			return fail("session setup", refused)
 		}
 		if sctx.Err() != nil {
 			return fail(setupOp(n), fmt.Errorf("%w: SMB setup took longer than %v", context.DeadlineExceeded, setupTimeout))

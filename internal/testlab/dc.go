@@ -287,6 +287,13 @@ func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
 	if err := os.WriteFile(resolvPath, []byte(resolv), 0o644); err != nil {
 		return fmt.Errorf("testlab: %w", err)
 	}
+	if l.Client != nil {
+		// The client is a domain member's view of DNS: short names are
+		// looked up in the realm, as on a Windows LAN.
+		if err := os.WriteFile(filepath.Join("/etc/netns", l.Client.Name, "resolv.conf"), []byte(resolv), 0o644); err != nil {
+			return fmt.Errorf("testlab: %w", err)
+		}
+	}
 	l.timings.Provision = prov
 	if spec.Computers > 0 {
 		var dur time.Duration
@@ -356,6 +363,23 @@ func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
 	// samba starts its smbd after the LDAP server: a DC is ready when
 	// both answer, as a Windows DC's would.
 	return waitTCP(ctx, p, netip.AddrPortFrom(d.Addr, 445), "smbd of the samba AD DC")
+}
+
+// AddHostRecord adds a DNS A record host.<realm> -> addr to the DC's DNS
+// (samba-tool dns add, as the domain Administrator, whose password goes
+// in the PASSWD environment variable, never on a command line). It
+// returns when the DC has stored it.
+func (d *DC) AddHostRecord(ctx context.Context, host string, addr netip.Addr) error {
+	if !nameRE.MatchString(host) || !addr.Is4() {
+		return fmt.Errorf("%w: DNS record %q -> %v", ErrBadOptions, host, addr)
+	}
+	args := []string{"dns", "add", d.Addr.String(), strings.ToLower(d.Realm), strings.ToLower(host), "A", addr.String(), "-U", d.Admin.User, "-s", d.SMBConf}
+	cmd := d.Command(ctx, "samba-tool", args...)
+	cmd.Env = append(os.Environ(), "PASSWD="+d.Admin.Password)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return &CommandError{Args: append([]string{"samba-tool"}, args...), Output: strings.ReplaceAll(strings.TrimSpace(string(out)), d.Admin.Password, "[REDACTED]"), Err: err}
+	}
+	return nil
 }
 
 // config returns the DC's smb.conf for this lab: template paths replaced by

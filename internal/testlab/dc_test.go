@@ -115,6 +115,22 @@ func TestDC(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out2), dc.Addr.String()+" ") {
 		t.Errorf("client resolves %s to %q (%v), want %s", dc.Hostname, out2, err, dc.Addr)
 	}
+	// Short names are searched in the realm, and records added to the
+	// DC's DNS resolve there.
+	extra := lab.Prefix.Addr().Next().Next().Next().Next().Next().Next().Next() // .7, unused
+	if err := dc.AddHostRecord(ctx, "lcextra1", extra); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{strings.ToLower(DCNetBIOSName), "lcextra1"} {
+		want := dc.Addr
+		if name == "lcextra1" {
+			want = extra
+		}
+		out2, err = cl.Command(ctx, "getent", "hosts", name).CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out2), want.String()+" ") {
+			t.Errorf("client resolves the short name %s to %q (%v), want %s", name, out2, err, want)
+		}
+	}
 	n, out, err = ldapsearch(ctx, t, dc, "ldaps://"+dc.Addr.String(), dc.ComputersOU, "(objectClass=organizationalUnit)")
 	if err != nil || n != len(computerOUs)+1 {
 		t.Errorf("OUs: %d, want %d: %v\n%s", n, len(computerOUs)+1, err, out)

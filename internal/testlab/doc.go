@@ -35,7 +35,10 @@
 // admin group, which is also mapped to BUILTIN\Administrators. Host users
 // and the group are created per lab and deleted at Close; each target has
 // its own random passwords. Start waits until TCP 445 and an NBSTAT query
-// answer.
+// answer (nmbd answers broadcast queries for its own name only a few
+// seconds later, once its registration is over). A Bare target runs
+// neither daemon: its namespace is for a test's own server, such as a
+// rogue host that answers for another target's name.
 //
 // # Domain controller
 //
@@ -49,7 +52,9 @@
 // are pruned. Its LDAPS certificate
 // comes from a per-lab CA made in Go (DC.CAFile, DC.CAPool), with SANs for
 // DC.Hostname and DC.Addr; simple binds need TLS
-// (ldap server require strong auth = allow_sasl_over_tls).
+// (ldap server require strong auth = allow_sasl_over_tls). The DC serves
+// DNS to the client namespace, whose resolv.conf then searches the realm
+// as a domain member's does; DC.AddHostRecord adds an A record.
 //
 // # State and cleanup
 //

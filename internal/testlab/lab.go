@@ -52,8 +52,8 @@ func (o *Options) validate() error {
 		if !t.Variant.Valid() {
 			return fmt.Errorf("%w: target %d: unknown variant %q", ErrBadOptions, i, string(t.Variant))
 		}
-		if t.NoSMB && t.NoNmbd {
-			return fmt.Errorf("%w: target %d: NoSMB and NoNmbd leave nothing to run", ErrBadOptions, i)
+		if t.NoSMB && t.NoNmbd && !t.Bare {
+			return fmt.Errorf("%w: target %d: NoSMB and NoNmbd leave nothing to run (Bare says so on purpose)", ErrBadOptions, i)
 		}
 		if t.Name != "" {
 			if !nameRE.MatchString(t.Name) {
@@ -341,8 +341,8 @@ func (l *Lab) setupNetwork(ctx context.Context, opts Options) error {
 			NetBIOSName: name,
 			Workgroup:   l.Workgroup,
 			Variant:     spec.Variant,
-			NoSMB:       spec.NoSMB,
-			NoNmbd:      spec.NoNmbd,
+			NoSMB:       spec.NoSMB || spec.Bare,
+			NoNmbd:      spec.NoNmbd || spec.Bare,
 			Admin:       Account{User: l.ID + "-admin", Password: randomPassword()},
 			User:        Account{User: l.ID + "-user", Password: randomPassword()},
 			dir:         filepath.Join(l.Dir, fmt.Sprintf("t%d", i)),
@@ -441,6 +441,8 @@ func (l *Lab) summary() string {
 	for _, t := range l.Targets {
 		what := "smbd+nmbd"
 		switch {
+		case t.NoSMB && t.NoNmbd:
+			what = "bare"
 		case t.NoSMB:
 			what = "nmbd only"
 		case t.NoNmbd:

@@ -87,6 +87,11 @@ type TargetSpec struct {
 	NoSMB bool
 	// NoNmbd runs smbd only, so the target does not answer NetBIOS.
 	NoNmbd bool
+	// Bare runs neither smbd nor nmbd: the namespace has its address on
+	// the bridge and nothing listens, for a test's own server started
+	// with Target.Start (a rogue host answering for another's name, for
+	// instance). Its accounts exist but serve nothing.
+	Bare bool
 }
 
 // DCSpec describes the lab's Samba AD domain controller. The zero value is

@@ -40,7 +40,7 @@ func TestOptionsValidate(t *testing.T) {
 			t.Errorf("%+v: want ErrBadOptions, got %v", o, err)
 		}
 	}
-	ok := Options{Targets: []TargetSpec{{}, {Name: "PC-1", Variant: GuestOnly}, {NoSMB: true}}, Workgroup: "WG", DC: &DCSpec{Realm: "AD.EXAMPLE.TEST", Computers: 5}}
+	ok := Options{Targets: []TargetSpec{{}, {Name: "PC-1", Variant: GuestOnly}, {NoSMB: true}, {Bare: true}, {NoSMB: true, NoNmbd: true, Bare: true}}, Workgroup: "WG", DC: &DCSpec{Realm: "AD.EXAMPLE.TEST", Computers: 5}}
 	if err := ok.validate(); err != nil {
 		t.Fatal(err)
 	}
