@@ -556,6 +556,17 @@ func (m *SCM) StartServiceW(ctx context.Context, req *svcctl.StartServiceWReques
 	ret := func(code uint32) (*svcctl.StartServiceWResponse, error) {
 		return &svcctl.StartServiceWResponse{Return: code}, nil
 	}
+	if hook := m.srv.BeforeStart; hook != nil {
+		m.mu.Lock()
+		bin := ""
+		if s, code := m.serviceHandle(req.Service, serviceStart); code == ErrorSuccess {
+			bin = s.binPath
+		}
+		m.mu.Unlock()
+		if bin != "" {
+			hook("scm", bin)
+		}
+	}
 	m.mu.Lock()
 	s, code := m.serviceHandle(req.Service, serviceStart)
 	if code != ErrorSuccess {
