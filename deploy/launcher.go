@@ -279,3 +279,14 @@ type Handle interface {
 	// launcher does not know it.
 	PID() uint32
 }
+
+// ExitNotifier is a Handle that can be told that its applet has exited on
+// its own: it said goodbye over the check-in connection after the console
+// asked it to stop. Its Stop then kills nothing (a process ID may already
+// belong to another process) and only removes what the launcher created.
+// Handles that do not implement it are stopped as usual.
+type ExitNotifier interface {
+	// AppletExited records that the applet has exited or is exiting by
+	// itself. It sends nothing to the target.
+	AppletExited()
+}
