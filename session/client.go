@@ -93,11 +93,19 @@ type Config struct {
 	// the console. Empty means the check-in server's listen address; a
 	// port of 0 is replaced with the port it listens on.
 	ConsoleAddr string
+	// CheckinFromAnyAddr accepts an applet's check-in from any address.
+	// By default a check-in is accepted only from the address the
+	// session connected to (the target's own), so that a ticket read on
+	// the target or on the way is useless elsewhere. Set it when targets
+	// reach the console through NAT.
+	CheckinFromAnyAddr bool
 	// Readiness replaces the check-in: the session is Running once it
 	// returns nil.
 	Readiness Readiness
 	// AppletArgs are passed to the applet before the check-in ticket's
-	// arguments.
+	// arguments (-ticket-file NAME: the ticket itself goes in a file
+	// next to the applet, see FileDeployer). They are readable by local
+	// users of the target: put no secret in them.
 	AppletArgs []string
 	// ServicePrefix names the services launchers create (see
 	// deploy.LaunchSpec); empty means the launcher's default.

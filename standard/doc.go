@@ -8,8 +8,9 @@
 //
 //   - authentication: adauth.SMBAuthenticator;
 //   - preflight: remotereg's Remote Registry reading (Preflighter);
-//   - deployment: deploy.Copy under a file name unique to the session
-//     (Deployer);
+//   - deployment: deploy.Copy under a file name unique to the session, and
+//     the check-in ticket file next to it with deploy.PutFile (Deployer, a
+//     session.FileDeployer);
 //   - launch: remotereg's Service Control Manager launcher ("scm"), then
 //     wmi's Win32_Process.Create ("wmi"), or only one of them (Method,
 //     Launcher);

@@ -127,6 +127,9 @@ func (p *printer) event(ev session.Event) {
 	}
 	ts := ev.Time.Format("15:04:05.000")
 	switch ev.Kind {
+	case session.EventRefused:
+		fmt.Fprintf(p.w, "%s  %-16s %v\n", ts, ev.Host, ev.Err)
+		return
 	case session.EventAttempt:
 		fmt.Fprintf(p.w, "%s  %-16s launch via %s failed: %v\n", ts, ev.Host, ev.Method, ev.Err)
 		if !ev.Diagnosis.IsZero() {
