@@ -112,8 +112,11 @@ type Config struct {
 	ServicePrefix string
 	// AppletParams are parameters a launcher may store on the target for
 	// the applet (remotereg writes them under
-	// HKLM\SOFTWARE\<Vendor>\<AppletName>\<session ID>, and the journal
-	// removes them). Vendor and AppletName are required with them.
+	// HKLM\SOFTWARE\<Vendor>\<AppletName>\<session ID>, with a DACL for
+	// SYSTEM and Administrators only where the server honours it, and the
+	// journal removes them). Vendor and AppletName are required with
+	// them. They must not be secrets: a server may ignore the DACL, and
+	// the WMI launcher cannot store them at all.
 	AppletParams       map[string]string
 	Vendor, AppletName string
 
