@@ -53,23 +53,7 @@ func TestLabParamKeyAdminsOnly(t *testing.T) {
 		}
 	})
 
-	open := func(tg Target, key string) error {
-		cli, conn, err := l.winregOverPipe(ctx, tg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.close(ctx)
-		hklm, err := openHKLM(ctx, cli, maximumAllowed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer closeKey(ctx, cli, hklm)
-		k, err := openKey(ctx, cli, hklm, key, keyQueryValue)
-		if err == nil {
-			closeKey(ctx, cli, k)
-		}
-		return err
-	}
+	open := func(tg Target, key string) error { return tryOpenKey(ctx, t, l, tg, key) }
 	if err := open(admin, path); err != nil {
 		t.Fatalf("administrator cannot open the key: %v", err)
 	}
