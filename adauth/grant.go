@@ -3,6 +3,7 @@ package adauth
 import (
 	"context"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/lanconnect/lanconnect/internal/smbconn"
@@ -115,6 +116,20 @@ func (g *Grant) Identity() string {
 		return g.Facts.Server.NetBIOSName
 	}
 	return g.Facts.Server.DNSName
+}
+
+// RemoteAddr returns the address the grant's SMB session is connected to
+// (the target's own address as this machine reaches it), or the zero
+// netip.Addr for a zero Grant. It does not resolve names.
+func (g *Grant) RemoteAddr() netip.Addr {
+	if g == nil || g.session == nil {
+		return netip.Addr{}
+	}
+	ap, err := netip.ParseAddrPort(g.session.Info().Addr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 // Session returns the grant's SMB session, for the packages of this

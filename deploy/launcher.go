@@ -116,13 +116,15 @@ type LaunchSpec struct {
 	// Path is the applet's path on the target in local form, for example
 	// `C:\Windows\Temp\applet.exe`. Required.
 	Path string
-	// Args are the applet's command-line arguments, such as the session
-	// token and the console address. Each is quoted for the Windows
-	// command line by CommandLine; they are not interpreted.
+	// Args are the applet's command-line arguments, such as the name of
+	// its check-in ticket file. Each is quoted for the Windows command
+	// line by CommandLine; they are not interpreted. Every local user of
+	// the target can read them (ImagePath, process list): never secrets.
 	Args []string
 	// Params are optional applet parameters that a launcher may store on
 	// the target (remotereg writes them under
-	// HKLM\SOFTWARE\<Vendor>\<Applet>\<SessionID>). Nil means none.
+	// HKLM\SOFTWARE\<Vendor>\<Applet>\<SessionID>, administrators only
+	// where the server allows it). Nil means none. Never secrets.
 	Params map[string]string
 	// SessionID identifies this session; it names the parameter key.
 	// Required when Params is set. Letters, digits, '-', '_' and '.'.
@@ -284,4 +286,15 @@ type Handle interface {
 	// PID returns the applet's process ID on the target, or 0 when the
 	// launcher does not know it.
 	PID() uint32
+}
+
+// ExitNotifier is a Handle that can be told that its applet has exited on
+// its own: it said goodbye over the check-in connection after the console
+// asked it to stop. Its Stop then kills nothing (a process ID may already
+// belong to another process) and only removes what the launcher created.
+// Handles that do not implement it are stopped as usual.
+type ExitNotifier interface {
+	// AppletExited records that the applet has exited or is exiting by
+	// itself. It sends nothing to the target.
+	AppletExited()
 }

@@ -12,9 +12,15 @@
 //  2. when the spec has parameters, writes them as REG_SZ values under
 //     HKLM\SOFTWARE\<Vendor>\<Applet>\<SessionID>, journaling every key it
 //     creates before the BaseRegCreateKey call (levels that exist already
-//     are not touched). If \pipe\winreg is not there, it starts the RemoteRegistry
-//     service through the SCM first (setting a disabled service to manual
-//     start), journaling its original start type and state;
+//     are not touched). The session's key gets a protected DACL that lets
+//     only SYSTEM and Administrators in (in BaseRegCreateKey, and again with
+//     BaseRegSetKeySecurity, read back to check: Samba ignores the first
+//     and honours the second); where a server keeps another DACL the values
+//     are still written and a warning is logged, so parameters must never
+//     be secrets. If \pipe\winreg is not there, it starts the
+//     RemoteRegistry service through the SCM first (setting a disabled
+//     service to manual start), journaling its original start type and
+//     state;
 //  3. on the first transport that works (\pipe\svcctl, then svcctl over
 //     TCP on the port that the endpoint mapper on TCP 135 names), chooses
 //     the name (prefix + 8 random hex digits), journals it, creates an

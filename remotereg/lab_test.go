@@ -60,6 +60,20 @@ func fastLauncher(tr ...Transport) *Launcher {
 // keyExists reports whether HKLM\path exists on the target.
 func keyExists(ctx context.Context, t *testing.T, l *Launcher, tg Target, path string) bool {
 	t.Helper()
+	err := tryOpenKey(ctx, t, l, tg, path)
+	if errors.Is(err, ErrorFileNotFound) {
+		return false
+	}
+	if err != nil {
+		t.Fatalf(`open HKLM\%s: %v`, path, err)
+	}
+	return true
+}
+
+// tryOpenKey opens HKLM\path for reading as tg's account and closes it,
+// and returns the open's error.
+func tryOpenKey(ctx context.Context, t *testing.T, l *Launcher, tg Target, path string) error {
+	t.Helper()
 	cli, conn, err := l.winregOverPipe(ctx, tg)
 	if err != nil {
 		t.Fatal(err)
@@ -71,14 +85,10 @@ func keyExists(ctx context.Context, t *testing.T, l *Launcher, tg Target, path s
 	}
 	defer closeKey(ctx, cli, hklm)
 	k, err := openKey(ctx, cli, hklm, path, keyQueryValue)
-	if errors.Is(err, ErrorFileNotFound) {
-		return false
+	if err == nil {
+		closeKey(ctx, cli, k)
 	}
-	if err != nil {
-		t.Fatalf(`open HKLM\%s: %v`, path, err)
-	}
-	closeKey(ctx, cli, k)
-	return true
+	return err
 }
 
 func paramSpec(path string) deploy.LaunchSpec {

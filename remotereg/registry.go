@@ -335,10 +335,15 @@ func (l *Launcher) writeParams(ctx context.Context, cli winreg.WinregClient, t T
 			}
 			created = append(created, c)
 		}
-		resp, err := cli.BaseRegCreateKey(ctx, &winreg.BaseRegCreateKeyRequest{
+		req := &winreg.BaseRegCreateKeyRequest{
 			Key: hklm, SubKey: ustr(path), Class: &winreg.UnicodeString{},
 			DesiredAccess: keySetValue | keyCreateSubKey | keyQueryValue,
-		})
+		}
+		if i == len(parts)-1 { // the session's key: administrators only
+			req.DesiredAccess |= writeDAC | readControl
+			req.SecurityAttributes = paramKeyAttributes()
+		}
+		resp, err := cli.BaseRegCreateKey(ctx, req)
 		if resp != nil && resp.Return != 0 {
 			err = Win32Error(resp.Return)
 		}
@@ -359,6 +364,14 @@ func (l *Launcher) writeParams(ctx context.Context, cli winreg.WinregClient, t T
 		}
 	}
 	defer closeKey(ctx, cli, k)
+	// Windows applies the descriptor at creation; Samba ignores it there
+	// but honours BaseRegSetKeySecurity. Where neither works the values
+	// are still written: they are the vendor's parameters, which the
+	// documentation says must not be secrets (lanconnect's own secret,
+	// the check-in ticket, is never stored in the registry).
+	if err := protectKey(ctx, cli, k); err != nil {
+		l.log().Warn("the parameter key is readable by more than administrators", "host", t.Host, "key", `HKLM\`+paramKeyPath(spec), "err", err)
+	}
 	names := make([]string, 0, len(spec.Params))
 	for n := range spec.Params {
 		names = append(names, n)

@@ -103,19 +103,30 @@ type Config struct {
 	// the console. Empty means the check-in server's listen address; a
 	// port of 0 is replaced with the port it listens on.
 	ConsoleAddr string
+	// CheckinFromAnyAddr accepts an applet's check-in from any address.
+	// By default a check-in is accepted only from the address the
+	// session connected to (the target's own), so that a ticket read on
+	// the target or on the way is useless elsewhere. Set it when targets
+	// reach the console through NAT.
+	CheckinFromAnyAddr bool
 	// Readiness replaces the check-in: the session is Running once it
 	// returns nil.
 	Readiness Readiness
 	// AppletArgs are passed to the applet before the check-in ticket's
-	// arguments.
+	// arguments (-ticket-file NAME: the ticket itself goes in a file
+	// next to the applet, see FileDeployer). They are readable by local
+	// users of the target: put no secret in them.
 	AppletArgs []string
 	// ServicePrefix names the services launchers create (see
 	// deploy.LaunchSpec); empty means the launcher's default.
 	ServicePrefix string
 	// AppletParams are parameters a launcher may store on the target for
 	// the applet (remotereg writes them under
-	// HKLM\SOFTWARE\<Vendor>\<AppletName>\<session ID>, and the journal
-	// removes them). Vendor and AppletName are required with them.
+	// HKLM\SOFTWARE\<Vendor>\<AppletName>\<session ID>, with a DACL for
+	// SYSTEM and Administrators only where the server honours it, and the
+	// journal removes them). Vendor and AppletName are required with
+	// them. They must not be secrets: a server may ignore the DACL, and
+	// the WMI launcher cannot store them at all.
 	AppletParams       map[string]string
 	Vendor, AppletName string
 

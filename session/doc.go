@@ -26,6 +26,15 @@
 // another name before sending credentials (ErrIdentityMismatch,
 // "identity-mismatch"). A host given by IP address is not name-checked.
 //
+// The check-in ticket (console address, certificate pin, one-time token,
+// expiry) never goes on the applet's command line, which local users of the
+// target can read: the Deployer writes it to a file next to the applet
+// (FileDeployer) and the command line names only that file. The console
+// accepts the check-in only from the target's own address unless
+// Config.CheckinFromAnyAddr is set (NAT); refused attempts are EventRefused
+// events with the peer's address. An applet that says goodbye when asked to
+// stop is not killed by its launcher (deploy.ExitNotifier).
+//
 // Each session delivers its events in order on a channel it owns and
 // closes after the final event; a slow reader never blocks the session's
 // work nor other sessions (see Session.Events for the rules).

@@ -151,9 +151,37 @@ func (j *journal) Undo(ctx context.Context) session.Cleanup {
 }
 
 type fakeDeployer struct {
-	g     *gate
-	err   error
-	steps int
+	g       *gate
+	err     error
+	fileErr error
+	steps   int
+	mu      sync.Mutex
+	files   map[string][]byte // DeployFile's files by local path
+}
+
+// DeployFile keeps the file in memory, next to the applet's path.
+func (d *fakeDeployer) DeployFile(ctx context.Context, t *session.Target, name string, content []byte) (string, error) {
+	if d.fileErr != nil {
+		return "", d.fileErr
+	}
+	p := t.AppletPath[:strings.LastIndexByte(t.AppletPath, '\\')+1] + name
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.files == nil {
+		d.files = make(map[string][]byte)
+	}
+	d.files[p] = append([]byte(nil), content...)
+	t.Journal.(*journal).record("file " + name)
+	return p, nil
+}
+
+// take reads and removes a file as the applet does.
+func (d *fakeDeployer) take(path string) ([]byte, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	b, ok := d.files[path]
+	delete(d.files, path)
+	return b, ok
 }
 
 func (d *fakeDeployer) Deploy(ctx context.Context, t *session.Target, progress func(done, total int64)) (string, error) {
@@ -192,6 +220,7 @@ func (f *fakePreflight) Preflight(ctx context.Context, t *session.Target) (*sess
 type fakeLauncher struct {
 	name      string
 	g         *gate
+	dep       *fakeDeployer
 	err       error
 	noApplet  bool
 	hangStop  bool         // Stop ignores its context and never returns
@@ -203,6 +232,7 @@ type fakeLauncher struct {
 	calls     atomic.Int32
 	running   atomic.Int32 // applets running now
 	stops     atomic.Int32
+	goodbyes  atomic.Int32 // AppletExited calls
 }
 
 type fakeHandle struct {
@@ -238,6 +268,9 @@ func (h *fakeHandle) Stop(context.Context) error {
 
 func (h *fakeHandle) PID() uint32 { return 4242 }
 
+// AppletExited implements deploy.ExitNotifier.
+func (h *fakeHandle) AppletExited() { h.l.goodbyes.Add(1) }
+
 func (l *fakeLauncher) Name() string { return l.name }
 
 func (l *fakeLauncher) ctx() context.Context {
@@ -269,7 +302,7 @@ func (l *fakeLauncher) Launch(ctx context.Context, t *session.Target, spec deplo
 		close(h.exited)
 		return h, nil
 	}
-	tk, err := checkin.ParseArgs(spec.Args[max(0, len(spec.Args)-6):]) // the ticket comes last
+	tk, err := l.readTicket(spec)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("fake launcher: %w", err)
@@ -285,6 +318,21 @@ func (l *fakeLauncher) Launch(ctx context.Context, t *session.Target, spec deplo
 		_ = ac.Run(actx, time.Hour)
 	}()
 	return h, nil
+}
+
+// readTicket reads the ticket file that the last two arguments name, next
+// to the applet, and removes it, as checkin.ReadTicketFile does.
+func (l *fakeLauncher) readTicket(spec deploy.LaunchSpec) (checkin.Ticket, error) {
+	n := len(spec.Args)
+	if n < 2 || spec.Args[n-2] != "-"+checkin.FlagTicketFile {
+		return checkin.Ticket{}, fmt.Errorf("no ticket file in %q", spec.Args)
+	}
+	p := spec.Path[:strings.LastIndexByte(spec.Path, '\\')+1] + spec.Args[n-1]
+	b, ok := l.dep.take(p)
+	if !ok {
+		return checkin.Ticket{}, fmt.Errorf("no ticket file %s", p)
+	}
+	return checkin.ParseTicketFile(b)
 }
 
 func launchErr(name string, kind error) error {
@@ -310,6 +358,7 @@ func newHarness(t *testing.T, mod func(h *harness)) *harness {
 	g := &gate{}
 	h := &harness{t: t, g: g, auth: &fakeAuth{g: g}, dep: &fakeDeployer{g: g}, pre: &fakePreflight{g: g, p: &session.Preflight{Product: "Windows"}},
 		ls: []*fakeLauncher{{name: "scm", g: g}, {name: "wmi", g: g}}}
+
 	admin, _ := adauth.Parse("admin", "good")
 	h.cfg = session.Config{
 		Authenticator: h.auth, Credentials: admin, Deployer: h.dep, Preflight: h.pre,
@@ -321,11 +370,15 @@ func newHarness(t *testing.T, mod func(h *harness)) *harness {
 			return j, nil
 		},
 		Timeouts: session.Timeouts{Checkin: 10 * time.Second, Cleanup: 10 * time.Second},
+		// The fake applets check in from 127.0.0.1, the fake hosts are
+		// 192.0.2.x: the tests of the address rule clear this.
+		CheckinFromAnyAddr: true,
 	}
 	if mod != nil {
 		mod(h)
 	}
 	for _, l := range h.ls {
+		l.dep = h.dep
 		h.cfg.Launchers = append(h.cfg.Launchers, l)
 	}
 	c, err := session.New(h.cfg)

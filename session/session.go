@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,9 @@ type Session struct {
 	launchCancel context.CancelFunc
 	conn         *checkin.Conn
 	pending      *checkin.Pending
+	// wrongPeer is the first address that presented this session's
+	// ticket and was refused for it.
+	wrongPeer atomic.Pointer[string]
 
 	closeReq  chan struct{}
 	closeOnce sync.Once
@@ -413,6 +417,11 @@ func (s *Session) cleanup(ctx context.Context, keep bool) Cleanup {
 		} else {
 			s.log.Debug("applet stop over check-in", "err", err)
 		}
+		// An applet that said goodbye exits on its own: its launcher
+		// must not kill it by a process ID that may be reused.
+		if n, ok := s.handle.(deploy.ExitNotifier); ok && s.conn.SaidGoodbye() {
+			n.AppletExited()
+		}
 		_ = s.conn.Close()
 	}
 	if s.handle != nil {
@@ -567,29 +576,63 @@ func (s *Session) launch(ctx context.Context) error {
 		return &Error{Host: s.name, Step: StepLaunch, Kind: ErrNoLauncher, Diagnosis: Diagnosis{
 			Code: "no-launcher", Summary: "No launch method is available in this console.", Fix: "Configure a launcher (SCM or WMI)."}}
 	}
+	var writeTicket func(context.Context) error
 	spec := deploy.LaunchSpec{
 		Path: s.target.AppletPath, Args: append([]string(nil), cfg.AppletArgs...),
 		SessionID: s.id, ServicePrefix: cfg.ServicePrefix,
 		Params: cfg.AppletParams, Vendor: cfg.Vendor, Applet: cfg.AppletName,
 	}
 	var ticket checkin.Ticket
+	var ticketFile []byte
 	if cfg.Readiness == nil {
 		if s.c.checkin == nil {
 			return &Error{Host: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: errors.New("no check-in server and no Readiness")}
 		}
-		p, err := s.c.checkin.Expect(s.id, s.c.dialAddr())
+		fd, ok := cfg.Deployer.(FileDeployer)
+		if !ok {
+			return &Error{Host: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: errors.New("the Deployer cannot write the check-in ticket file (it is not a session.FileDeployer), and the ticket must not go on the command line")}
+		}
+		opts := checkin.ExpectOptions{Refused: s.refused}
+		if !cfg.CheckinFromAnyAddr {
+			opts.Peers = s.targetAddrs()
+			if len(opts.Peers) == 0 {
+				return &Error{Host: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: fmt.Errorf("the address of %s is not known, so its check-in cannot be restricted to it; set Config.CheckinFromAnyAddr to accept any address", s.addr)}
+			}
+		}
+		p, err := s.c.checkin.ExpectWith(s.id, s.c.dialAddr(), opts)
 		if err != nil {
 			return &Error{Host: s.name, Step: StepLaunch, Err: fmt.Errorf("check-in ticket: %w", err)}
 		}
 		s.pending = p
 		ticket = p.Ticket()
-		spec.Args = append(spec.Args, ticket.Args()...)
+		ticketFile = ticket.FileContent()
+		defer clear(ticketFile)
+		name := s.id + ".ticket"
+		// Each launcher gets the ticket file afresh: an applet that a
+		// failed attempt started may have read (and removed) it.
+		writeTicket = func(ctx context.Context) error {
+			dctx, cancel := withTimeout(ctx, s.tmo.Deploy)
+			defer cancel()
+			_, err := fd.DeployFile(dctx, &s.target, name, ticketFile)
+			return err
+		}
+		spec.Args = append(spec.Args, checkin.FileArgs(name)...)
 	}
 	var h deploy.Handle
 	var last error
 	for _, l := range cfg.Launchers {
 		s.setStep(StepLaunch, l.Name())
 		t0 := time.Now()
+		if writeTicket != nil {
+			if err := writeTicket(ctx); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return &Error{Host: s.name, Step: StepLaunch, Err: fmt.Errorf("writing the check-in ticket file: %w", err), Diagnosis: Diagnosis{
+					Code: "ticket-file", Summary: "The check-in ticket could not be written next to the applet on " + s.name + ".",
+					Fix: "Check that the applet's folder on the target's ADMIN$ share is writable by this account."}}
+			}
+		}
 		// The attempt's context ends on its timeout or when the session's
 		// work is cancelled while it runs; after a success it stays
 		// valid until the session is cleaned up, because a launcher may
@@ -653,6 +696,12 @@ func (s *Session) launch(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if peer := s.wrongPeer.Load(); peer != nil {
+			return &Error{Host: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err, Diagnosis: Diagnosis{
+				Code:    "checkin-wrong-address",
+				Summary: fmt.Sprintf("A check-in with this session's ticket came from %s, not from the target's own address, and was refused.", *peer),
+				Fix:     "If the target reaches the console through NAT, accept check-ins from any address (Config.CheckinFromAnyAddr); otherwise someone else holds the ticket: check the target."}}
+		}
 		return &Error{Host: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err, Diagnosis: Diagnosis{
 			Code: "checkin-timeout",
 			Summary: fmt.Sprintf("The applet was started by %s but did not check in with the console at %s within %v.",
@@ -665,6 +714,35 @@ func (s *Session) launch(ctx context.Context) error {
 	s.res.Applet = &hello
 	s.mu.Unlock()
 	return nil
+}
+
+// targetAddrs returns the target's own addresses, from which its applet
+// checks in: the address the grant's SMB session is connected to, or
+// else the session's address when it is an IP.
+func (s *Session) targetAddrs() []netip.Addr {
+	if a := s.target.Grant.RemoteAddr(); a.IsValid() {
+		return []netip.Addr{a}
+	}
+	if a, err := netip.ParseAddr(s.addr); err == nil {
+		return []netip.Addr{a.Unmap()}
+	}
+	return nil
+}
+
+// refused turns a refused check-in into an EventRefused. It runs on the
+// check-in server's goroutine and only queues the event.
+func (s *Session) refused(r checkin.Refusal) {
+	peer := r.Peer.String()
+	if r.Reason == checkin.ReasonWrongPeer {
+		s.wrongPeer.CompareAndSwap(nil, &peer)
+	}
+	s.log.Warn("check-in refused", "peer", peer, "reason", r.Reason)
+	s.mu.Lock()
+	e := s.event(EventRefused)
+	s.mu.Unlock()
+	e.Peer = peer
+	e.Err = fmt.Errorf("%w from %s: %s", ErrCheckinRefused, peer, r.Reason)
+	s.out.push(e, false)
 }
 
 // fallback reports whether a launcher's failure means "this method cannot

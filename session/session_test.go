@@ -48,7 +48,7 @@ func TestSuccessThenClose(t *testing.T) {
 	if got := states(rest); !slices.Equal(got, []string{"Running/cleanup[scm]", "Closed/cleanup[scm]"}) {
 		t.Fatalf("close events %v", got)
 	}
-	if !cl.Clean() || !cl.AppletStopped || !slices.Equal(cl.Undone, []string{"applet stopped (scm)", "service of scm", "file applet.exe"}) {
+	if !cl.Clean() || !cl.AppletStopped || !slices.Equal(cl.Undone, []string{"applet stopped (scm)", "service of scm", "file " + s.ID() + ".ticket", "file applet.exe"}) {
 		t.Fatalf("cleanup %+v", cl)
 	}
 	if h.ls[0].running.Load() != 0 {
@@ -231,7 +231,7 @@ func TestLaunchSpec(t *testing.T) {
 		spec.ServicePrefix != "acme-" || spec.Params["Mode"] != "support" || spec.Vendor != "Acme" || spec.Applet != "Applet" {
 		t.Fatalf("%v spec %+v", r.State, spec)
 	}
-	if len(spec.Args) != 8 || spec.Args[0] != "-heartbeat" || spec.Args[2] != "-console" || spec.Args[3] != h.c.CheckinAddr() {
+	if len(spec.Args) != 4 || spec.Args[0] != "-heartbeat" || spec.Args[2] != "-ticket-file" || spec.Args[3] != s.ID()+".ticket" {
 		t.Fatalf("args %q", spec.Args)
 	}
 	if err := spec.Validate(); err != nil {
@@ -295,8 +295,10 @@ func TestEveryLauncherFails(t *testing.T) {
 					t.Fatalf("attempt %d: %+v", i, a)
 				}
 			}
-			// The file copied before is removed.
-			if !r.Cleanup.Clean() || !slices.Equal(r.Cleanup.Undone, []string{"file applet.exe"}) {
+			// The files copied before are removed: the applet, and the
+			// ticket file that each launcher got afresh.
+			tf := "file " + r.Session + ".ticket"
+			if !r.Cleanup.Clean() || !slices.Equal(r.Cleanup.Undone, []string{tf, tf, "file applet.exe"}) {
 				t.Fatalf("cleanup %+v", r.Cleanup)
 			}
 		})
@@ -539,7 +541,7 @@ func TestCloseDuringFailureCleanup(t *testing.T) {
 	close(h.g.closed["undo"])
 	h.g.mu.Unlock()
 	cl := <-closed
-	if r := s.Result(); r.State != session.Failed || r.Step != session.StepLaunch || !slices.Equal(cl.Undone, []string{"file applet.exe"}) {
+	if r := s.Result(); r.State != session.Failed || r.Step != session.StepLaunch || !slices.Equal(cl.Undone, []string{"file " + s.ID() + ".ticket", "file applet.exe"}) {
 		t.Fatalf("%v %v %+v", r.State, r.Step, cl)
 	}
 }
@@ -571,7 +573,7 @@ func TestCloseKeep(t *testing.T) {
 	if err != nil || !cl.Kept || cl.Clean() || len(cl.Undone) != 0 {
 		t.Fatalf("%+v %v", cl, err)
 	}
-	if h.ls[0].running.Load() != 1 || len(h.journals[0].open) != 2 {
+	if h.ls[0].running.Load() != 1 || len(h.journals[0].open) != 3 {
 		t.Fatalf("applet running %d, journal %v", h.ls[0].running.Load(), h.journals[0].open)
 	}
 	conn := s.Conn()

@@ -65,6 +65,14 @@ const (
 	// events may be coalesced: a reader that falls behind sees only the
 	// latest one.
 	EventProgress EventKind = "progress"
+	// EventRefused reports a check-in attempt that the console refused
+	// while the session waited for its applet: the session's token from
+	// an address that is not the target's, or a wrong token from the
+	// target's address. Peer is where it came from and Err (matching
+	// ErrCheckinRefused) says why. The session goes on waiting for its
+	// own applet. Every one is delivered, at most checkin.MaxRefusals
+	// per session.
+	EventRefused EventKind = "refused"
 )
 
 // Event is one thing that happened to a session. Events of a session
@@ -87,6 +95,9 @@ type Event struct {
 	Diagnosis Diagnosis
 	// Done and Total are the bytes copied and to copy (EventProgress).
 	Done, Total int64
+	// Peer is the address (ip:port) a refused check-in came from
+	// (EventRefused).
+	Peer string
 	// Result is set on the events that end Connecting (Running, Failed,
 	// Closed): a snapshot of the session's result.
 	Result *Result
@@ -216,6 +227,9 @@ var (
 	ErrBadConfig = errors.New("session: invalid configuration")
 	// ErrNoAddress: the host has no address or name to connect to.
 	ErrNoAddress = errors.New("session: host has no address")
+	// ErrCheckinRefused: the console refused a check-in attempt for the
+	// session (EventRefused).
+	ErrCheckinRefused = errors.New("session: check-in refused")
 )
 
 // Error is a failed step of a session.
@@ -282,6 +296,20 @@ type Preflighter interface {
 // created in t.Journal and reports progress (bytes) as it copies.
 type Deployer interface {
 	Deploy(ctx context.Context, t *Target, progress func(done, total int64)) (path string, err error)
+}
+
+// FileDeployer is a Deployer that can also put a small file next to the
+// applet. The session uses it for the check-in ticket, which must not
+// travel on the applet's command line (local users of the target can read
+// command lines and service ImagePaths). A session that uses the check-in
+// (no Config.Readiness) needs a Deployer that implements it.
+type FileDeployer interface {
+	Deployer
+	// DeployFile writes content as the file name in the directory of
+	// t.AppletPath over the grant's session, records it in t.Journal so
+	// that cleanup removes it, and returns its local path. The content
+	// is secret: it is never logged. It replaces a file of that name.
+	DeployFile(ctx context.Context, t *Target, name string, content []byte) (path string, err error)
 }
 
 // Launcher starts the applet on a target. Name is the short method name

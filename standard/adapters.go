@@ -193,6 +193,37 @@ func (d Deployer) Deploy(ctx context.Context, t *session.Target, progress func(d
 	return r.LocalPath, nil
 }
 
+// DeployFile implements session.FileDeployer: it writes content as name
+// into the directory of t.AppletPath (the applet's own folder, whatever
+// the copy options made it) through t.Grant with deploy.PutFile, which
+// journals the file before creating it so that cleanup removes it, and
+// returns its local path. The folder must lie under the share's
+// SystemRoot. It does not log the content, which is secret (the check-in
+// ticket), and creates no directory.
+func (d Deployer) DeployFile(ctx context.Context, t *session.Target, name string, content []byte) (string, error) {
+	root := strings.TrimRight(d.Copy.SystemRoot, `\`)
+	if root == "" {
+		root = deploy.DefaultSystemRoot
+	}
+	dir := t.AppletPath
+	if i := strings.LastIndexByte(dir, '\\'); i >= 0 {
+		dir = dir[:i]
+	}
+	if name == "" || strings.ContainsAny(name, `\/`) {
+		return "", fmt.Errorf("%w: %q is not a plain file name", deploy.ErrBadOptions, name)
+	}
+	if !strings.EqualFold(dir, root) && !strings.HasPrefix(strings.ToLower(dir), strings.ToLower(root)+`\`) {
+		return "", fmt.Errorf("%w: the applet's folder %q is not under %s", deploy.ErrBadOptions, dir, root)
+	}
+	rel := strings.TrimPrefix(dir[len(root):]+`\`+name, `\`)
+	if err := deploy.PutFile(ctx, t.Grant, d.Copy.Share, rel, content, JournalOf(t)); err != nil {
+		return "", err
+	}
+	return dir + `\` + name, nil
+}
+
+var _ session.FileDeployer = Deployer{}
+
 // AppletFileName returns the per-session file name of an applet named name:
 // the session ID goes before the extension ("lcapplet.exe", "s1" gives
 // "lcapplet-s1.exe").

@@ -12,7 +12,8 @@
 //   - authentication: adauth.SMBAuthenticator;
 //   - preflight: remotereg's Remote Registry reading (Preflighter);
 //   - deployment: deploy.Copy into a new folder of the session's own
-//     directly under ADMIN$, lanconnect-<session>-<random> (Deployer);
+//     directly under ADMIN$ (Deployer), and the check-in ticket file next
+//     to the applet with deploy.PutFile (Deployer is a session.FileDeployer);
 //   - launch: remotereg's Service Control Manager launcher ("scm"), then
 //     wmi's Win32_Process.Create ("wmi"), or only one of them (Method,
 //     Launcher);

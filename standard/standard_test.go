@@ -497,3 +497,25 @@ func TestScopeAndUnsafeFolder(t *testing.T) {
 		}
 	}
 }
+
+// DeployFile writes next to the applet, so the applet's folder must be
+// under the share's SystemRoot; a name must be a plain file name. Nothing
+// is sent in these cases (there is no grant).
+func TestDeployFileRefusals(t *testing.T) {
+	for _, c := range []struct{ path, name string }{
+		{`D:\Apps\applet.exe`, "s1.ticket"},
+		{`C:\WindowsX\applet.exe`, "s1.ticket"},
+		{`C:\Windows\Temp\applet.exe`, `..\s1.ticket`},
+		{`C:\Windows\Temp\applet.exe`, ""},
+	} {
+		_, err := standard.Deployer{}.DeployFile(context.Background(), &session.Target{AppletPath: c.path}, c.name, []byte("secret"))
+		if !errors.Is(err, deploy.ErrBadOptions) {
+			t.Errorf("%s + %q: %v, want ErrBadOptions", c.path, c.name, err)
+		}
+	}
+	// Inside SystemRoot it gets as far as the (missing) grant.
+	_, err := standard.Deployer{}.DeployFile(context.Background(), &session.Target{AppletPath: `c:\windows\lc-s1\applet.exe`}, "s1.ticket", []byte("secret"))
+	if !errors.Is(err, deploy.ErrNoGrant) {
+		t.Fatalf("inside SystemRoot: %v, want ErrNoGrant", err)
+	}
+}

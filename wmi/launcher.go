@@ -214,9 +214,10 @@ func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.Launc
 	if !ok || pid == 0 {
 		return nil, l.failure(StepCreate, errors.New("wmi: Win32_Process.Create returned no ProcessId"))
 	}
-	h := &Handle{l: l, t: t, pid: pid}
+	h := &Handle{l: l, t: t, pid: pid, exe: spec.Path}
 	if !l.NoConfirm {
-		found, err := s.processExists(ctx, StepConfirm, pid)
+		p, found, err := s.process(ctx, StepConfirm, pid)
+		h.created = p.created
 		if err != nil {
 			// The process may run with nobody to watch it: stop it,
 			// best effort, on a session of its own.
@@ -255,18 +256,27 @@ func (l *Launcher) Launch(ctx context.Context, g *adauth.Grant, spec deploy.Laun
 
 var _ deploy.Launcher = (*Launcher)(nil)
 
-// processExists asks whether a Win32_Process with that ProcessId exists.
-func (s *session) processExists(ctx context.Context, step string, pid uint32) (bool, error) {
-	rows, err := s.query(ctx, step, "SELECT Handle, ProcessId FROM Win32_Process WHERE ProcessId = "+strconv.FormatUint(uint64(pid), 10))
+// processInfo is what identifies one process beyond its reusable ID.
+type processInfo struct {
+	exe     string // ExecutablePath
+	created string // CreationDate (CIM DATETIME), "" when not reported
+}
+
+// process asks for the Win32_Process with that ProcessId and returns its
+// ExecutablePath and CreationDate, and whether it exists.
+func (s *session) process(ctx context.Context, step string, pid uint32) (processInfo, bool, error) {
+	rows, err := s.query(ctx, step, "SELECT Handle, ProcessId, ExecutablePath, CreationDate FROM Win32_Process WHERE ProcessId = "+strconv.FormatUint(uint64(pid), 10))
 	if err != nil {
-		return false, err
+		return processInfo{}, false, err
 	}
 	for _, r := range rows {
 		if v, ok := toUint32(r["ProcessId"]); ok && v == pid {
-			return true, nil
+			exe, _ := r["ExecutablePath"].(string)
+			created, _ := r["CreationDate"].(string)
+			return processInfo{exe: exe, created: created}, true, nil
 		}
 	}
-	return false, nil
+	return processInfo{}, false, nil
 }
 
 func toUint32(v any) (uint32, bool) {
@@ -326,17 +336,44 @@ func (l *Launcher) Preflight(ctx context.Context, t Target) (*Preflight, error) 
 	return p, nil
 }
 
-// Handle is an applet started through WMI. It implements deploy.Handle.
-// It holds no connection: Running and Stop open a WMI session of their
-// own.
+// Handle is an applet started through WMI. It implements deploy.Handle
+// and deploy.ExitNotifier. It holds no connection: Running and Stop open a
+// WMI session of their own.
+//
+// Windows reuses process IDs, so the Handle remembers what identifies its
+// process beyond the ID: the executable's path and, when the launch was
+// confirmed, the process's CreationDate. A process under the same ID that
+// differs in either is another process: Running reports false and Stop
+// leaves it alone.
 type Handle struct {
-	l   *Launcher
-	t   Target
-	pid uint32
+	l       *Launcher
+	t       Target
+	pid     uint32
+	exe     string // the spec's path, which ExecutablePath must match
+	created string // CreationDate at launch; "" when not confirmed
 
 	mu      sync.Mutex
 	stopped bool
+	exited  bool // the applet said goodbye: never terminate
 	stopErr error
+}
+
+// AppletExited implements deploy.ExitNotifier: the applet has said
+// goodbye and exits by itself, so Stop terminates nothing. It sends
+// nothing to the target.
+func (h *Handle) AppletExited() {
+	h.mu.Lock()
+	h.exited = true
+	h.mu.Unlock()
+}
+
+// ours reports whether p, found under the handle's process ID, is the
+// process the handle launched.
+func (h *Handle) ours(p processInfo) bool {
+	if p.exe != "" && !strings.EqualFold(p.exe, h.exe) {
+		return false
+	}
+	return h.created == "" || p.created == h.created
 }
 
 var _ deploy.Handle = (*Handle)(nil)
@@ -344,12 +381,13 @@ var _ deploy.Handle = (*Handle)(nil)
 // PID returns the ProcessId that Win32_Process.Create returned.
 func (h *Handle) PID() uint32 { return h.pid }
 
-// Running reports whether a Win32_Process with the applet's ProcessId
-// exists on the target (a WMI query). A PID reused by another process
-// after the applet exited would also count.
+// Running reports whether the applet's process still runs on the target
+// (a WMI query): a Win32_Process with its ProcessId whose ExecutablePath
+// and CreationDate are those of the launch. Another process that reuses
+// the ID does not count.
 func (h *Handle) Running(ctx context.Context) (bool, error) {
 	h.mu.Lock()
-	stopped := h.stopped
+	stopped := h.stopped || h.exited
 	h.mu.Unlock()
 	if stopped {
 		return false, nil
@@ -359,12 +397,16 @@ func (h *Handle) Running(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	defer s.close(ctx)
-	return s.processExists(ctx, StepQuery, h.pid)
+	p, found, err := s.process(ctx, StepQuery, h.pid)
+	return found && h.ours(p), err
 }
 
-// Stop terminates the applet's process with Win32_Process.Terminate. A
-// process that is already gone is not an error. It is safe to call more
-// than once; later calls return the first result.
+// Stop terminates the applet's process with Win32_Process.Terminate, but
+// only while the process under its ID is still the one launched (same
+// ExecutablePath and CreationDate, queried first): a process that is gone,
+// or another process that reuses the ID, is left alone and is not an
+// error. After AppletExited it terminates nothing at all. It is safe to
+// call more than once; later calls return the first result.
 func (h *Handle) Stop(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -372,6 +414,10 @@ func (h *Handle) Stop(ctx context.Context) error {
 		return h.stopErr
 	}
 	h.stopped = true
+	if h.exited {
+		h.l.log().Debug("applet said goodbye; not terminating", "host", h.t.Host, "pid", h.pid)
+		return nil
+	}
 	h.stopErr = h.terminate(ctx)
 	return h.stopErr
 }
@@ -382,6 +428,17 @@ func (h *Handle) terminate(ctx context.Context) error {
 		return err
 	}
 	defer s.close(ctx)
+	p, found, err := s.process(ctx, StepTerminate, h.pid)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return nil
+	}
+	if !h.ours(p) {
+		h.l.log().Info("process ID now belongs to another process; not terminating", "host", h.t.Host, "pid", h.pid, "exe", p.exe, "created", p.created)
+		return nil
+	}
 	cls, err := s.getObject(ctx, "Win32_Process")
 	if err != nil {
 		return err

@@ -49,7 +49,18 @@ func TestAppletProcess(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.CommandContext(ctx, bin, append(p.Ticket().Args(), "-heartbeat", "20ms")...)
+			// "stop" reads its ticket from a file next to the binary
+			// (what the console does), "drop" from the old flags.
+			args := p.Ticket().Args()
+			ticketFile := filepath.Join(filepath.Dir(bin), tc.name+".ticket")
+			if tc.name == "stop" {
+				if err := os.WriteFile(ticketFile, p.Ticket().FileContent(), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = checkin.FileArgs(tc.name + ".ticket")
+			}
+			cmd := exec.CommandContext(ctx, bin, append(args, "-heartbeat", "20ms")...)
+			cmd.Dir = t.TempDir() // the file is found next to the binary, not here
 			cmd.Stderr = os.Stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -72,6 +83,12 @@ func TestAppletProcess(t *testing.T) {
 			}
 			if code != tc.wantCode {
 				t.Fatalf("exit code %d, want %d", code, tc.wantCode)
+			}
+			if _, err := os.Stat(ticketFile); !os.IsNotExist(err) {
+				t.Fatalf("ticket file left: %v", err)
+			}
+			if c.SaidGoodbye() != (tc.name == "stop") {
+				t.Fatalf("goodbye %v", c.SaidGoodbye())
 			}
 		})
 	}

@@ -124,17 +124,24 @@ func buildAll(t *testing.T) {
 // winemuServices asks winemu which services exist ("name:state:pid" each).
 func winemuServices(t *testing.T, ctl string) []string {
 	t.Helper()
+	return strings.Fields(winemuControl(t, ctl, "services"))
+}
+
+// winemuControl sends one command to winemu's control socket and returns
+// the reply after "ok".
+func winemuControl(t *testing.T, ctl, cmd string) string {
+	t.Helper()
 	c, err := net.Dial("unix", ctl)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	fmt.Fprintln(c, "services")
+	fmt.Fprintln(c, cmd)
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "ok") {
-		t.Fatalf("winemu control: %q %v", line, err)
+		t.Fatalf("winemu control %s: %q %v", cmd, line, err)
 	}
-	return strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "ok"))
+	return strings.TrimSpace(strings.TrimPrefix(line, "ok"))
 }
 
 type event struct {

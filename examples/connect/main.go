@@ -93,6 +93,7 @@ type options struct {
 	params        paramFlag
 	journalDir    string
 	cleanup       bool
+	anyAddr       bool
 }
 
 // paramFlag collects -param NAME=VALUE.
@@ -125,6 +126,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.BoolVar(&o.jsonOut, "json", false, "write NDJSON events (host, state, step, time, method, error, diagnosis)")
 	fs.BoolVar(&o.verbose, "v", false, "log the SDK's steps to standard error")
 	fs.DurationVar(&o.checkin, "checkin-timeout", session.DefaultCheckinTimeout, "how long the applet gets to check in")
+	fs.BoolVar(&o.anyAddr, "checkin-any-addr", false, "accept the applet's check-in from any address, not only the target's own (targets behind NAT)")
 	fs.StringVar(&o.servicePrefix, "service-prefix", "", "prefix of the service name (default: the launcher's)")
 	fs.StringVar(&o.journalDir, "journal", "", "keep each session's cleanup journal in `DIR` (a file per session, removed once clean)")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "undo the journal FILEs given as arguments instead of connecting (with -user and the password)")
@@ -247,6 +249,7 @@ func run(ctx context.Context, args []string, e env) int {
 		RememberCredentials: true,
 		CheckinListen:       listen,
 		ConsoleAddr:         listen,
+		CheckinFromAnyAddr:  o.anyAddr,
 		Timeouts:            session.Timeouts{Checkin: o.checkin},
 		Concurrency:         o.concurrency,
 		Logger:              log,

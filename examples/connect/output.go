@@ -134,6 +134,9 @@ func (p *printer) event(ev session.Event) {
 	// forging a line) reaches the terminal.
 	host := cliutil.Safe(ev.Host)
 	switch ev.Kind {
+	case session.EventRefused:
+		fmt.Fprintf(p.w, "%s  %-16s %v\n", ts, ev.Host, ev.Err)
+		return
 	case session.EventAttempt:
 		fmt.Fprintf(p.w, "%s  %-16s launch via %s failed: %s\n", ts, host, safe(ev.Method), safe(ev.Err))
 		if !ev.Diagnosis.IsZero() {

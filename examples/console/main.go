@@ -106,6 +106,7 @@ type options struct {
 	checkin        time.Duration
 	servicePrefix  string
 	verbose        bool
+	anyAddr        bool
 }
 
 // run is the console without the process around it. It returns the exit
@@ -135,6 +136,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.StringVar(&o.appletArch, "applet-arch", "amd64", "GOARCH of the default applet build")
 	fs.StringVar(&o.console, "console", "", "check-in listen `address` host:port, as the targets reach it (default: this machine's address towards the first TARGET)")
 	fs.DurationVar(&o.checkin, "checkin-timeout", session.DefaultCheckinTimeout, "how long the applet gets to check in")
+	fs.BoolVar(&o.anyAddr, "checkin-any-addr", false, "accept the applet's check-in from any address, not only the target's own (targets behind NAT)")
 	fs.StringVar(&o.servicePrefix, "service-prefix", "", "prefix of the service name (default: the launcher's)")
 	fs.BoolVar(&o.verbose, "v", false, "log the SDK's steps (debug level)")
 	if err := fs.Parse(args); err != nil {
@@ -268,10 +270,11 @@ func run(ctx context.Context, args []string, e env) int {
 		Prompt: func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
 			return srv.promptHook(ctx, req)
 		},
-		CheckinListen: checkinAddr,
-		ConsoleAddr:   checkinAddr,
-		Timeouts:      session.Timeouts{Checkin: o.checkin},
-		Logger:        log,
+		CheckinListen:      checkinAddr,
+		ConsoleAddr:        checkinAddr,
+		CheckinFromAnyAddr: o.anyAddr,
+		Timeouts:           session.Timeouts{Checkin: o.checkin},
+		Logger:             log,
 	}
 	// The authenticator, preflight, copy, launchers (SCM, then WMI) and
 	// a journal per session.

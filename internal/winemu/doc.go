@@ -91,6 +91,17 @@
 // endpoint mapper for those interfaces, and EndpointFor reports it. Serve
 // does the same for a listener you opened yourself.
 //
+// # What a local user sees
+//
+// Tests play a non-administrator on the target with three views:
+// Server.BeforeStart is called with every command line (a service's binary
+// path at StartService, Win32_Process.Create's CommandLine) before the
+// process starts; SCM.Installed is the log of every service created, as
+// System event 7045 keeps it; Win32_Process instances carry CommandLine,
+// ExecutablePath and CreationDate (CIM DATETIME). The WMIFaults ReusedPID
+// mode makes a process ID look like another process's, as when Windows
+// reuses an ID, and WMI.Terminated lists the IDs Terminate was called on.
+//
 // # Standalone
 //
 // cmd/winemu runs the emulator next to any Samba target; see its package

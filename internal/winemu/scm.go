@@ -158,6 +158,9 @@ type SCM struct {
 	services map[string]*service
 	handles  map[[16]byte]*scHandle
 	wg       sync.WaitGroup
+	// installed is the log of services created, as System event 7045
+	// keeps it: it outlives the services.
+	installed []ServiceInfo
 }
 
 type scHandle struct {
@@ -196,6 +199,15 @@ type ServiceInfo struct {
 
 func newSCM(s *Server) *SCM {
 	return &SCM{srv: s, services: make(map[string]*service), handles: make(map[[16]byte]*scHandle)}
+}
+
+// Installed returns every service created so far, in order, with its
+// name, binary path and types as at creation, deleted ones included: what
+// the System event log's event 7045 shows any local user.
+func (m *SCM) Installed() []ServiceInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]ServiceInfo(nil), m.installed...)
 }
 
 // Services returns a snapshot of the service table, sorted by name.
@@ -370,6 +382,7 @@ func (m *SCM) CreateServiceW(ctx context.Context, req *svcctl.CreateServiceWRequ
 		s.startName = "LocalSystem"
 	}
 	m.services[strings.ToLower(s.name)] = s
+	m.installed = append(m.installed, ServiceInfo{Name: s.name, DisplayName: s.display, BinaryPath: s.binPath, ServiceType: s.typ, StartType: s.start})
 	return &svcctl.CreateServiceWResponse{Service: m.newHandle(s, access, c.conn)}, nil
 }
 
@@ -555,6 +568,17 @@ func (m *SCM) DeleteService(ctx context.Context, req *svcctl.DeleteServiceReques
 func (m *SCM) StartServiceW(ctx context.Context, req *svcctl.StartServiceWRequest) (*svcctl.StartServiceWResponse, error) {
 	ret := func(code uint32) (*svcctl.StartServiceWResponse, error) {
 		return &svcctl.StartServiceWResponse{Return: code}, nil
+	}
+	if hook := m.srv.BeforeStart; hook != nil {
+		m.mu.Lock()
+		bin := ""
+		if s, code := m.serviceHandle(req.Service, serviceStart); code == ErrorSuccess {
+			bin = s.binPath
+		}
+		m.mu.Unlock()
+		if bin != "" {
+			hook("scm", bin)
+		}
 	}
 	m.mu.Lock()
 	s, code := m.serviceHandle(req.Service, serviceStart)

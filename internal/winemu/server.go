@@ -96,6 +96,14 @@ type Server struct {
 	// ProcessOutput receives the standard output and error of started
 	// processes (nil discards).
 	ProcessOutput io.Writer
+	// BeforeStart, when set, is called with the command line of every
+	// process about to be started, as it arrived: the service's binary
+	// path (kind "scm", in StartService) or Win32_Process.Create's
+	// CommandLine (kind "wmi"). It runs before the process exists, on
+	// the RPC call's goroutine, and delays the start until it returns. It
+	// is how tests play a local user of the target who reads ImagePaths
+	// and process command lines.
+	BeforeStart func(kind, commandLine string)
 
 	initOnce sync.Once
 	scm      *SCM

@@ -104,6 +104,11 @@ func (o OSInfo) withDefaults() OSInfo {
 //     Remote Enable.
 //   - CreateReturn: Win32_Process.Create starts nothing and returns this
 //     ReturnValue (0 turns the mode off).
+//   - ReusedPID: queries for one process ID answer with another process
+//     (another ExecutablePath and CreationDate), as when Windows has
+//     given the ID of an exited process to a new one. Terminate on that
+//     ID kills nothing (the other process is not real) and is recorded
+//     like any other (WMI.Terminated).
 type WMIFaults struct {
 	mu             sync.Mutex
 	blackhole      bool
@@ -111,6 +116,34 @@ type WMIFaults struct {
 	denyActivation bool
 	denyLogin      bool
 	createReturn   uint32
+	reused         map[int]reusedPID
+}
+
+type reusedPID struct {
+	exe     string
+	created time.Time
+}
+
+// SetReusedPID makes pid look like a process running exe, created at
+// created (the ReusedPID mode); an empty exe turns it off for pid.
+func (f *WMIFaults) SetReusedPID(pid int, exe string, created time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if exe == "" {
+		delete(f.reused, pid)
+		return
+	}
+	if f.reused == nil {
+		f.reused = make(map[int]reusedPID)
+	}
+	f.reused[pid] = reusedPID{exe: exe, created: created}
+}
+
+func (f *WMIFaults) reusedPID(pid int) (reusedPID, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.reused[pid]
+	return r, ok
 }
 
 // SetBlackhole turns the Blackhole mode on or off.
@@ -174,15 +207,16 @@ type WMI struct {
 	remUnknown *dcom.IPID
 	remHandle  dcerpc.ServerHandle
 
-	mu        sync.Mutex
-	objects   map[string]*comObject
-	procs     map[int]*wmiProcess
-	hole      net.Listener
-	holePort  uint16
-	holeConns map[net.Conn]struct{}
-	filtered  *FilteredPort
-	closed    bool
-	wg        sync.WaitGroup
+	mu         sync.Mutex
+	objects    map[string]*comObject
+	procs      map[int]*wmiProcess
+	terminated []int
+	hole       net.Listener
+	holePort   uint16
+	holeConns  map[net.Conn]struct{}
+	filtered   *FilteredPort
+	closed     bool
+	wg         sync.WaitGroup
 }
 
 // WMIProcess is a snapshot of a process that Win32_Process.Create
@@ -270,6 +304,14 @@ func (w *WMI) Processes() []WMIProcess {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
 	return out
+}
+
+// Terminated returns the process IDs that Win32_Process.Terminate was
+// called on, in order, whatever the outcome.
+func (w *WMI) Terminated() []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]int(nil), w.terminated...)
 }
 
 // Close drops every object, closes the blackhole listener and its
@@ -448,6 +490,9 @@ func (w *WMI) create(ctx context.Context, in wmio.Values) (uint32, uint32) {
 	if err != nil {
 		return 0, createInvalidParameter
 	}
+	if hook := w.srv.BeforeStart; hook != nil {
+		hook("wmi", cmdline)
+	}
 	path, err := MapPath(w.srv.Root, exe)
 	if err != nil || w.srv.Root == "" {
 		return 0, createPathNotFound
@@ -512,8 +557,13 @@ func (w *WMI) create(ctx context.Context, in wmio.Values) (uint32, uint32) {
 // refused with ReturnValue 2, access denied).
 func (w *WMI) terminatePID(pid int) uint32 {
 	w.mu.Lock()
+	w.terminated = append(w.terminated, pid)
 	p, ok := w.procs[pid]
 	w.mu.Unlock()
+	if _, reused := w.Faults.reusedPID(pid); reused {
+		w.srv.Logger.Info("Win32_Process.Terminate of a reused process ID", "pid", pid)
+		return createSuccess
+	}
 	if !ok {
 		if processExists(pid) {
 			return createAccessDenied
@@ -658,6 +708,14 @@ func (w *WMI) processInstances(prop, val string) ([]*wmio.Object, error) {
 	}
 	var out []*wmio.Object
 	for _, pid := range pids {
+		if r, ok := w.Faults.reusedPID(pid); ok {
+			inst, err := w.reusedInstance(pid, r)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, inst)
+			continue
+		}
 		if !processExists(pid) {
 			continue
 		}
@@ -711,6 +769,7 @@ func (w *WMI) processInstance(pid int) (*wmio.Object, error) {
 		"Caption":             name,
 		"CommandLine":         cmdline,
 		"CreationClassName":   "Win32_Process",
+		"CreationDate":        CIMDateTime(processStart(pid)),
 		"CSCreationClassName": "Win32_ComputerSystem",
 		"CSName":              w.srv.netbiosName(),
 		"Description":         name,
@@ -725,6 +784,85 @@ func (w *WMI) processInstance(pid int) (*wmio.Object, error) {
 		"ThreadCount":         threads,
 		"WindowsVersion":      w.os.Version,
 	})
+}
+
+// reusedInstance is the Win32_Process of another process that holds pid
+// (the ReusedPID fault).
+func (w *WMI) reusedInstance(pid int, r reusedPID) (*wmio.Object, error) {
+	name := r.exe[strings.LastIndexAny(r.exe, `\/`)+1:]
+	return w.instance(processClass(), wmio.Values{
+		"Caption":             name,
+		"CommandLine":         `"` + r.exe + `"`,
+		"CreationClassName":   "Win32_Process",
+		"CreationDate":        CIMDateTime(r.created),
+		"CSCreationClassName": "Win32_ComputerSystem",
+		"CSName":              w.srv.netbiosName(),
+		"Description":         name,
+		"ExecutablePath":      r.exe,
+		"Handle":              strconv.Itoa(pid),
+		"Name":                name,
+		"OSCreationClassName": "Win32_OperatingSystem",
+		"OSName":              w.os.Caption,
+		"ProcessId":           uint32(pid),
+		"SessionId":           uint32(0),
+		"WindowsVersion":      w.os.Version,
+	})
+}
+
+// CIMDateTime formats t as a CIM DATETIME, the form of WMI's date
+// properties (Win32_Process.CreationDate): yyyymmddHHMMSS.mmmmmm, then the
+// offset from UTC in minutes with its sign ("20261206083012.123456+060").
+// The zero time gives "".
+func CIMDateTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	_, off := t.Zone()
+	sign := '+'
+	if off < 0 {
+		sign, off = '-', -off
+	}
+	return fmt.Sprintf("%s.%06d%c%03d", t.Format("20060102150405"), t.Nanosecond()/1000, sign, off/60)
+}
+
+// clockTicks is the kernel's USER_HZ, the unit of a process's start time
+// in /proc/PID/stat; it is 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// processStart returns when pid started (from /proc: boot time plus the
+// process's start time in clock ticks), or the zero time.
+func processStart(pid int) time.Time {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return time.Time{}
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return time.Time{}
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 { // starttime is field 22; f starts at field 3
+		return time.Time{}
+	}
+	ticks, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	st, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			boot, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return time.Time{}
+			}
+			return time.Unix(boot, 0).Add(time.Duration(ticks) * time.Second / clockTicks)
+		}
+	}
+	return time.Time{}
 }
 
 // enumerator implements IEnumWbemClassObject over a fixed result set.

@@ -83,6 +83,7 @@ var processProps = []propDef{
 	{name: "Caption", typ: wmio.String, cimtype: "string"},
 	{name: "CommandLine", typ: wmio.String, cimtype: "string"},
 	{name: "CreationClassName", typ: wmio.String, cimtype: "string"},
+	{name: "CreationDate", typ: wmio.DateTime, cimtype: "datetime"},
 	{name: "CSCreationClassName", typ: wmio.String, cimtype: "string"},
 	{name: "CSName", typ: wmio.String, cimtype: "string"},
 	{name: "Description", typ: wmio.String, cimtype: "string"},

@@ -24,6 +24,7 @@ type Conn struct {
 	wmu  sync.Mutex
 	mu   sync.Mutex
 	last time.Time
+	bye  bool
 	done chan struct{}
 	err  error
 	once sync.Once
@@ -43,12 +44,29 @@ func (c *Conn) readLoop() {
 			return
 		}
 		var m message
-		if json.Unmarshal(line, &m) == nil && m.Type == "heartbeat" {
-			c.mu.Lock()
-			c.last = time.Now()
-			c.mu.Unlock()
+		if json.Unmarshal(line, &m) == nil {
+			switch m.Type {
+			case "heartbeat":
+				c.mu.Lock()
+				c.last = time.Now()
+				c.mu.Unlock()
+			case "bye":
+				c.mu.Lock()
+				c.bye = true
+				c.mu.Unlock()
+			}
 		}
 	}
+}
+
+// SaidGoodbye reports whether the applet said goodbye: it answered the
+// console's stop request and is exiting on its own. A launcher then need
+// not (and should not) kill its process. Applets built before the
+// goodbye existed never say it.
+func (c *Conn) SaidGoodbye() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bye
 }
 
 func (c *Conn) end(err error) {
@@ -125,10 +143,16 @@ type AppletConn struct {
 // Token and Version are filled in from t. Errors match ErrBadTicket,
 // ErrFingerprint or ErrRejected where those apply.
 func Dial(ctx context.Context, t Ticket, hello Hello) (*AppletConn, error) {
+	return dial(ctx, t, hello, nil)
+}
+
+// dial is Dial from a chosen local address (nil: any).
+func dial(ctx context.Context, t Ticket, hello Hello, local net.Addr) (*AppletConn, error) {
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
 	d := tlsDialer(t.Fingerprint)
+	d.NetDialer.LocalAddr = local
 	nc, err := d.DialContext(ctx, "tcp", t.Addr)
 	if err != nil {
 		if errors.Is(err, errPin) {
@@ -187,6 +211,10 @@ func (a *AppletConn) Run(ctx context.Context, interval time.Duration) error {
 			}
 			var m message
 			if json.Unmarshal(line, &m) == nil && m.Type == "stop" {
+				// Say goodbye, so that the console does not kill
+				// the process by ID after it has exited.
+				_ = a.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				_ = writeJSON(a.c, message{Type: "bye", Time: time.Now()})
 				stop <- nil
 				return
 			}

@@ -49,22 +49,45 @@ const (
 
 // Args returns the ticket as command-line arguments for the applet:
 // -console ADDR -console-fingerprint HEX -token TOKEN.
+//
+// A command line is readable by every local user of the target (the
+// process list, a service's ImagePath, event 7045), so a console must not
+// use Args on a real target: write the ticket to a file in the applet's
+// folder (FileContent) and pass FileArgs instead, as lanconnect's session
+// does. Args stays for tests and for applets that parse the old flags.
 func (t Ticket) Args() []string {
 	return []string{"-" + FlagConsole, t.Addr, "-" + FlagFingerprint, t.Fingerprint, "-" + FlagToken, t.Token}
 }
 
-// RegisterFlags registers the three ticket flags on fs and returns a
-// function that builds the Ticket after fs.Parse. It is how an applet with
-// flags of its own reads its ticket.
+// RegisterFlags registers the ticket flags on fs and returns a function
+// that builds the Ticket after fs.Parse. It is how an applet with flags of
+// its own reads its ticket.
+//
+// The function reads the ticket from -ticket-file NAME when that flag is
+// set (ReadTicketFile: relative to the executable's directory, and the
+// file is removed), and otherwise from the older -console,
+// -console-fingerprint and -token flags, which are kept for
+// compatibility. Setting both is an error.
 func RegisterFlags(fs *flag.FlagSet) func() (Ticket, error) {
 	var t Ticket
-	fs.StringVar(&t.Addr, FlagConsole, "", "console check-in address (host:port)")
-	fs.StringVar(&t.Fingerprint, FlagFingerprint, "", "hex SHA-256 fingerprint of the console certificate")
-	fs.StringVar(&t.Token, FlagToken, "", "one-time check-in token")
-	return func() (Ticket, error) { return t, t.Validate() }
+	var file string
+	fs.StringVar(&t.Addr, FlagConsole, "", "console check-in address (host:port); prefer -"+FlagTicketFile)
+	fs.StringVar(&t.Fingerprint, FlagFingerprint, "", "hex SHA-256 fingerprint of the console certificate; prefer -"+FlagTicketFile)
+	fs.StringVar(&t.Token, FlagToken, "", "one-time check-in token; prefer -"+FlagTicketFile)
+	fs.StringVar(&file, FlagTicketFile, "", "check-in ticket file, relative to the applet's directory; it is removed once read")
+	return func() (Ticket, error) {
+		if file != "" {
+			if t != (Ticket{}) {
+				return Ticket{}, fmt.Errorf("%w: -%s and the -%s, -%s or -%s flags are exclusive", ErrBadTicket, FlagTicketFile, FlagConsole, FlagFingerprint, FlagToken)
+			}
+			return ReadTicketFile(file)
+		}
+		return t, t.Validate()
+	}
 }
 
-// ParseArgs reads a ticket from arguments written by Args. Other arguments
+// ParseArgs reads a ticket from arguments written by Args or FileArgs (a
+// ticket file is read and removed, as RegisterFlags does). Other arguments
 // are an error; use RegisterFlags to mix them with an applet's own flags.
 func ParseArgs(args []string) (Ticket, error) {
 	fs := flag.NewFlagSet("checkin", flag.ContinueOnError)
@@ -136,6 +159,6 @@ type reply struct {
 
 // message is one line on an accepted connection.
 type message struct {
-	Type string    `json:"type"` // "heartbeat" (applet) or "stop" (console)
+	Type string    `json:"type"` // "heartbeat" or "bye" (applet), "stop" (console)
 	Time time.Time `json:"time,omitzero"`
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -63,6 +64,45 @@ type Pending struct {
 	once    sync.Once
 	err     error
 	timer   *time.Timer
+	peers   []netip.Addr
+	refused func(Refusal)
+	nref    int // refusals reported so far; under s.mu
+}
+
+// ExpectOptions restrict and observe one ticket (see Server.ExpectWith).
+type ExpectOptions struct {
+	// Peers, when not empty, are the only source addresses a check-in
+	// with this ticket is accepted from: the target's own addresses. A
+	// check-in with the right token from any other address is refused,
+	// and the ticket stays valid for the real applet. Empty accepts any
+	// address (a target behind NAT).
+	Peers []netip.Addr
+	// Refused, when set, is called for each refused check-in attempt
+	// that concerns this ticket: one that presented its token from an
+	// address not in Peers, or one from an address in Peers that
+	// presented a wrong token or no hello. It is called on the server's
+	// goroutine; keep it short. At most MaxRefusals calls are made per
+	// ticket; later refusals are only logged.
+	Refused func(Refusal)
+}
+
+// MaxRefusals bounds the Refused calls per ticket, so that a flood of
+// bad check-ins cannot grow a session's event queue without bound.
+const MaxRefusals = 16
+
+// Refusal describes a refused check-in attempt. It never holds a token.
+type Refusal struct {
+	// Session is the session of the ticket the attempt concerns.
+	Session string
+	// Peer is the address the attempt came from.
+	Peer netip.AddrPort
+	// Reason says why it was refused, for example "wrong token" or
+	// "token presented from an address that is not the target's".
+	Reason string
+	// Host is the computer name the attempt claimed in its hello, if any.
+	Host string
+	// Time is when it was refused.
+	Time time.Time
 }
 
 // Listen starts listening and accepting check-ins in the background. It
@@ -122,8 +162,15 @@ func (s *Server) CertFingerprint() string {
 
 // Expect issues a one-time ticket for a session. dialAddr is the address
 // the applet should dial (the console's address as the target sees it);
-// empty means the listen address. The ticket expires after TokenTTL.
+// empty means the listen address. The ticket expires after TokenTTL. It
+// accepts a check-in from any address: ExpectWith restricts that.
 func (s *Server) Expect(session, dialAddr string) (*Pending, error) {
+	return s.ExpectWith(session, dialAddr, ExpectOptions{})
+}
+
+// ExpectWith is Expect with options: the addresses the check-in must come
+// from, and a callback for refused attempts.
+func (s *Server) ExpectWith(session, dialAddr string, o ExpectOptions) (*Pending, error) {
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return nil, err
@@ -144,7 +191,12 @@ func (s *Server) Expect(session, dialAddr string) (*Pending, error) {
 	p := &Pending{
 		s: s, key: sha256.Sum256([]byte(tok)), token: []byte(tok), session: session,
 		ticket: Ticket{Addr: dialAddr, Fingerprint: s.fp, Token: tok, Expires: time.Now().Add(ttl)},
-		ready:  make(chan *Conn, 1), done: make(chan struct{}),
+		ready:  make(chan *Conn, 1), done: make(chan struct{}), refused: o.Refused,
+	}
+	for _, a := range o.Peers {
+		if a.IsValid() {
+			p.peers = append(p.peers, a.Unmap())
+		}
 	}
 	s.pending[p.key] = p
 	p.timer = time.AfterFunc(ttl, func() { p.finish(ErrExpired) })
@@ -189,27 +241,97 @@ func (p *Pending) finish(err error) {
 	})
 }
 
-// claim removes and returns the pending ticket that matches tok, or an
-// error saying why none does. The map is keyed by the token's hash; the
-// token itself is then compared in constant time.
-func (s *Server) claim(tok string) (*Pending, error) {
+// Reasons of a Refusal that callers may compare with.
+const (
+	// ReasonWrongPeer: the ticket's token came from an address the
+	// ticket does not accept (ExpectOptions.Peers).
+	ReasonWrongPeer = "token presented from an address that is not the target's"
+	// ReasonWrongToken: the token matched no pending ticket.
+	ReasonWrongToken = "wrong, reused or expired token"
+)
+
+// Errors of claim, for the log and the Refusal.
+var (
+	errWrongToken = errors.New(ReasonWrongToken)
+	errWrongPeer  = errors.New(ReasonWrongPeer)
+)
+
+// claim removes and returns the pending ticket that matches tok and
+// accepts check-ins from peer, or an error saying why none does, with the
+// ticket concerned (nil when the token matched none). The map is keyed by
+// the token's hash; the token itself is then compared in constant time. A
+// right token from a wrong address leaves the ticket pending.
+func (s *Server) claim(tok string, peer netip.Addr) (*Pending, error) {
 	key := sha256.Sum256([]byte(tok))
 	s.mu.Lock()
 	p, ok := s.pending[key]
-	if ok && subtle.ConstantTimeCompare(p.token, []byte(tok)) == 1 {
-		delete(s.pending, key)
-	} else {
-		ok = false
+	if !ok || subtle.ConstantTimeCompare(p.token, []byte(tok)) != 1 {
+		s.mu.Unlock()
+		return nil, errWrongToken
 	}
+	if !p.accepts(peer) {
+		s.mu.Unlock()
+		return p, errWrongPeer
+	}
+	delete(s.pending, key)
 	s.mu.Unlock()
-	if !ok {
-		return nil, errors.New("unknown, reused or expired token")
-	}
 	if time.Now().After(p.ticket.Expires) {
 		p.finish(ErrExpired)
 		return nil, errors.New("expired token")
 	}
 	return p, nil
+}
+
+// accepts reports whether a check-in from peer may use p.
+func (p *Pending) accepts(peer netip.Addr) bool {
+	if len(p.peers) == 0 {
+		return true
+	}
+	for _, a := range p.peers {
+		if a == peer.Unmap() {
+			return true
+		}
+	}
+	return false
+}
+
+// refuse reports a refused attempt to the ticket it concerns: p when the
+// token named one, otherwise every pending ticket restricted to peer's
+// address (an attempt from a target with a wrong token). Attempts that
+// concern no ticket are only logged.
+func (s *Server) refuse(p *Pending, peer netip.AddrPort, reason, host string) {
+	var to []*Pending
+	s.mu.Lock()
+	if p != nil {
+		to = append(to, p)
+	} else {
+		for _, q := range s.pending {
+			if len(q.peers) > 0 && q.accepts(peer.Addr()) {
+				to = append(to, q)
+			}
+		}
+	}
+	var calls []*Pending
+	for _, q := range to {
+		if q.refused != nil && q.nref < MaxRefusals {
+			q.nref++
+			calls = append(calls, q)
+		}
+	}
+	s.mu.Unlock()
+	now := time.Now()
+	for _, q := range calls {
+		q.refused(Refusal{Session: q.session, Peer: peer, Reason: reason, Host: host, Time: now})
+	}
+}
+
+func peerOf(c net.Conn) netip.AddrPort {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	return ap
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -235,7 +357,8 @@ func (s *Server) acceptLoop(ln net.Listener) {
 }
 
 func (s *Server) handle(c net.Conn) {
-	log := s.logger().With("remote", c.RemoteAddr().String())
+	peer := peerOf(c)
+	log := s.logger().With("remote", peer.String())
 	to := s.HandshakeTimeout
 	if to <= 0 {
 		to = 10 * time.Second
@@ -245,24 +368,27 @@ func (s *Server) handle(c net.Conn) {
 	line, err := readLine(r)
 	if err != nil {
 		log.Warn("check-in: no hello", "err", err)
+		s.refuse(nil, peer, "no hello ("+err.Error()+")", "")
 		c.Close()
 		return
 	}
 	var h Hello
 	if err := json.Unmarshal(line, &h); err != nil || h.Version != protocolVersion {
 		log.Warn("check-in refused: malformed hello or unknown protocol version", "version", h.Version)
+		s.refuse(nil, peer, "malformed hello or unknown protocol version", "")
 		writeJSON(c, reply{Error: "malformed hello or unsupported version"})
 		c.Close()
 		return
 	}
-	p, err := s.claim(h.Token)
+	p, err := s.claim(h.Token, peer.Addr())
+	h.Token = "" // never kept past this point
 	if err != nil {
 		log.Warn("check-in refused", "reason", err.Error(), "applet_host", h.Host)
+		s.refuse(p, peer, err.Error(), h.Host)
 		writeJSON(c, reply{Error: "token refused"})
 		c.Close()
 		return
 	}
-	h.Token = "" // never kept past this point
 	if err := writeJSON(c, reply{OK: true, Session: p.session}); err != nil {
 		log.Warn("check-in: reply failed", "session", p.session, "err", err)
 		p.finish(fmt.Errorf("checkin: applet connection failed during check-in: %w", err))

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,6 +19,7 @@ import (
 //	status                 -> "ok <modes>"
 //	tampered               -> "ok <number of tampered fragments>"
 //	services               -> "ok <name>:<state>:<pid> ..."
+//	imagepaths             -> "ok <JSON array of the binary paths of every service created>"
 //	<fault specification>  -> "ok <modes>" or "error <reason>"
 //
 // (see winemu.Faults.Set for the specification). The socket lives in the
@@ -94,6 +96,13 @@ func control(srv *winemu.Server, cmd string) string {
 			parts = append(parts, fmt.Sprintf("%s:%d:%d", s.Name, s.State, s.PID))
 		}
 		return strings.TrimSpace("ok " + strings.Join(parts, " "))
+	case "imagepaths": // what any local user reads in event 7045
+		paths := []string{}
+		for _, s := range srv.SCM().Installed() {
+			paths = append(paths, s.BinaryPath)
+		}
+		b, _ := json.Marshal(paths)
+		return "ok " + string(b)
 	}
 	if err := srv.Faults.Set(cmd); err != nil {
 		return "error " + err.Error()
