@@ -75,16 +75,19 @@ func diagFolderExists(share, p string) Diagnosis {
 }
 
 // FolderName returns a new applet folder name: DefaultFolderPrefix, tag
-// (for example a session ID) and a dash when tag is not empty, then 8
-// random hexadecimal digits. The random part keeps the name unique even
-// when tags repeat. Characters of tag other than letters, digits, '-' and
-// '_' are dropped, and it is cut to 64 characters. It creates nothing.
+// (for example a session ID) and a dot when tag is not empty, then 8
+// random hexadecimal digits.
+// The random part keeps the name unique even when tags repeat. Characters
+// of tag other than letters, digits, '-' and '_' are dropped, and it is cut
+// to 20 characters, so that no part of the name between dots is 32
+// characters or longer: the folder appears on the applet's command line,
+// which must hold no run that could pass for a token. It creates nothing.
 func FolderName(tag string) string {
 	var b strings.Builder
 	b.WriteString(DefaultFolderPrefix)
 	n := 0
 	for _, r := range tag {
-		if n == 64 {
+		if n == maxFolderTag {
 			break
 		}
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
@@ -93,13 +96,17 @@ func FolderName(tag string) string {
 		}
 	}
 	if n > 0 {
-		b.WriteByte('-')
+		b.WriteByte('.')
 	}
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:]) // crypto/rand.Read does not fail (Go 1.24+)
 	b.WriteString(hex.EncodeToString(rnd[:]))
 	return b.String()
 }
+
+// maxFolderTag bounds the tag in FolderName: with DefaultFolderPrefix it
+// keeps the run before the dot under 32 characters.
+const maxFolderTag = 20
 
 // CheckFolder validates where Copy would put the applet: share must be
 // ADMIN$ ("" means ADMIN$), and dir (the folder's parent under the share,

@@ -7,16 +7,23 @@ import (
 )
 
 func TestFolderName(t *testing.T) {
-	re := regexp.MustCompile(`^lanconnect-s0123abc-[0-9a-f]{8}$`)
+	re := regexp.MustCompile(`^lanconnect-s0123abc\.[0-9a-f]{8}$`)
 	a, b := FolderName("s0123abc"), FolderName("s0123abc")
 	if !re.MatchString(a) || !re.MatchString(b) || a == b {
 		t.Fatalf("%q %q", a, b)
 	}
-	if got := FolderName(`..\x/y:z`); !regexp.MustCompile(`^lanconnect-xyz-[0-9a-f]{8}$`).MatchString(got) {
+	if got := FolderName(`..\x/y:z`); !regexp.MustCompile(`^lanconnect-xyz\.[0-9a-f]{8}$`).MatchString(got) {
 		t.Fatalf("%q", got)
 	}
 	if got := FolderName(""); !regexp.MustCompile(`^lanconnect-[0-9a-f]{8}$`).MatchString(got) {
 		t.Fatalf("%q", got)
+	}
+	// A session ID longer than the tag's bound is cut, so that no run of
+	// token-like characters reaches 32 (the command-line contract).
+	long := FolderName("s0123456789abcdef0123456789")
+	if !regexp.MustCompile(`^lanconnect-s0123456789abcdef012\.[0-9a-f]{8}$`).MatchString(long) ||
+		regexp.MustCompile(`[A-Za-z0-9+/=_-]{32,}`).MatchString(long) {
+		t.Fatalf("%q", long)
 	}
 	if err := checkFolderName(FolderName("s1")); err != nil {
 		t.Fatal(err)

@@ -157,7 +157,7 @@ func describe(a deploy.Artifact) string {
 
 // Deployer is the session.Deployer over deploy.Copy. It copies Applet into
 // a new folder of the session's own under ADMIN$ (deploy.FolderName of the
-// session ID: "lanconnect-<session ID>-<random>"), created create-only, so
+// session ID: "lanconnect-<session ID>.<random>"), created create-only, so
 // that sessions to one host never share a folder and a folder prepared in
 // advance is refused; the file name carries the session ID too. It records
 // what it creates in the session's journal (JournalOf). It does not launch

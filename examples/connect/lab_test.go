@@ -458,7 +458,7 @@ func TestLabConnect(t *testing.T) {
 		if len(l) != 2 { // the session's folder and the applet in it
 			t.Fatalf("applet file and folder not kept: %v", l)
 		}
-		// The folder is named after the session: lanconnect-<session>-<random>,
+		// The folder is named after the session: lanconnect-<session>.<random>,
 		// and holds lcapplet-<session>.exe.
 		var folder, file string
 		for _, p := range l {
