@@ -45,13 +45,20 @@ type Config struct {
 	Discoverers []discovery.Discoverer
 
 	// Authenticator proves the credentials are administrator on a host.
+	// The Client runs it under an adauth.LockoutGuard of its own: until
+	// credentials have logged on somewhere, one host at a time tries them,
+	// and once a host refuses them (adauth.CredentialsRefused) no other
+	// host of this Client sees them; those sessions fail with
+	// adauth.ErrCredentialsRefused or wait for one shared prompt.
 	Authenticator adauth.Authenticator
 	// Credentials are the console's current credentials; zero means none
 	// (the prompt is asked first). SetCredentials replaces them.
 	Credentials adauth.Credentials
 	// Prompt asks the technician for credentials when the current ones
 	// are refused as a logon failure or as not administrator (the rule is
-	// adauth.ShouldPrompt). Nil means never prompt.
+	// adauth.ShouldPrompt). Nil means never prompt. Sessions whose
+	// credentials were refused share one prompt (adauth.LockoutGuard.Prompt):
+	// Prompt is called once per refusal, not once per host.
 	Prompt adauth.PromptFunc
 	// MaxPrompts bounds the prompts per Connect, as in
 	// adauth.CredentialSource.
@@ -130,6 +137,8 @@ type Client struct {
 
 	mu    sync.Mutex
 	creds adauth.Credentials
+	// guard keeps refused credentials away from the other hosts.
+	guard adauth.LockoutGuard
 }
 
 // New checks cfg and returns a Client. When cfg needs a check-in server

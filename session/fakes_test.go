@@ -56,10 +56,29 @@ type fakeAuth struct {
 	peak     atomic.Int32
 	local    bool
 	adminPW  string // "good" when empty
+
+	mu  sync.Mutex
+	log []string // "start USER/PW" and "end USER/PW", in order
+}
+
+func (a *fakeAuth) record(what string, cr adauth.Credentials) {
+	pw, _ := cr.Password()
+	a.mu.Lock()
+	a.log = append(a.log, what+" "+cr.User+"/"+pw)
+	a.mu.Unlock()
+}
+
+// events returns the log so far.
+func (a *fakeAuth) events() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.log...)
 }
 
 func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Credentials) (*adauth.Grant, error) {
 	a.calls.Add(1)
+	a.record("start", cr)
+	defer a.record("end", cr)
 	n := a.inflight.Add(1)
 	defer a.inflight.Add(-1)
 	for {

@@ -479,12 +479,15 @@ func (s *Session) connect(ctx context.Context) error {
 	}
 
 	// 1. authenticate, prompting while ShouldPrompt allows.
+	// The Client's lockout guard: credentials go to one host first, and
+	// refused ones to no other host (adauth.LockoutGuard).
 	current := s.c.Credentials()
 	src := adauth.CredentialSource{Current: current, MaxPrompts: cfg.MaxPrompts}
 	if cfg.Prompt != nil {
+		prompt := s.c.guard.Prompt(cfg.Prompt)
 		src.Prompt = func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
 			s.setStep(StepCredentials, "")
-			cr, err := cfg.Prompt(ctx, req)
+			cr, err := prompt(ctx, req)
 			if err == nil {
 				s.setStep(StepAuthenticate, "")
 			}
@@ -492,7 +495,7 @@ func (s *Session) connect(ctx context.Context) error {
 		}
 	}
 	actx, cancel := withTimeout(ctx, s.tmo.Authenticate)
-	grant, err := src.Authenticate(actx, cfg.Authenticator, s.addr)
+	grant, err := src.Authenticate(actx, s.c.guard.Wrap(cfg.Authenticator), s.addr)
 	cancel()
 	if err != nil {
 		return err
