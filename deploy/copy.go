@@ -546,6 +546,13 @@ func hashRemote(fs *smb2.Share, name string, size int64) (string, error) {
 			ch := make(chan result, 1)
 			queue <- ch
 			go func(off int64) {
+				defer func() {
+					// go-smb2 may panic on a hostile READ answer that its
+					// checks let through; fail the copy, not the process.
+					if r := recover(); r != nil {
+						ch <- result{nil, fmt.Errorf("deploy: SMB read panicked: %v", r)}
+					}
+				}()
 				b := make([]byte, min(DefaultChunkSize, size-off))
 				n, err := f.ReadAt(b, off)
 				if err == nil && n != len(b) {

@@ -216,6 +216,10 @@ var (
 	ErrBadConfig = errors.New("session: invalid configuration")
 	// ErrNoAddress: the host has no address or name to connect to.
 	ErrNoAddress = errors.New("session: host has no address")
+	// ErrPanic: a step panicked, typically a protocol decoder of a
+	// third-party library (go-smb2, go-msrpc) on a hostile server's
+	// answer. The panic fails this session only; its cleanup still runs.
+	ErrPanic = errors.New("session: a step panicked")
 )
 
 // Error is a failed step of a session.

@@ -179,6 +179,7 @@ type captureInitiator struct {
 	mu   sync.Mutex
 	info ChallengeInfo
 	ok   bool
+	key  []byte // the session key, once go-smb2 asked for it
 }
 
 func (i *captureInitiator) OID() asn1.ObjectIdentifier { return i.Initiator.OID() }
@@ -190,6 +191,22 @@ func (i *captureInitiator) AcceptSecContext(sc []byte) ([]byte, error) {
 		i.mu.Unlock()
 	}
 	return i.Initiator.AcceptSecContext(sc)
+}
+
+// SessionKey passes the initiator's session key on and keeps a copy for
+// the frame watcher, which decrypts with keys derived from it.
+func (i *captureInitiator) SessionKey() []byte {
+	k := i.Initiator.SessionKey()
+	i.mu.Lock()
+	i.key = append([]byte(nil), k...)
+	i.mu.Unlock()
+	return k
+}
+
+func (i *captureInitiator) sessionKey() []byte {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.key
 }
 
 func (i *captureInitiator) challenge() (ChallengeInfo, bool) {
@@ -269,6 +286,7 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 		ntlm.Password = auth.Password
 	}
 	ci := &captureInitiator{Initiator: ntlm}
+	wc.sessionKey = ci.sessionKey
 	dialer := &smb2.Dialer{
 		Negotiator: smb2.Negotiator{
 			RequireMessageSigning: !opts.AllowUnsigned,
@@ -312,12 +330,28 @@ func setupOp(n negotiated) string {
 	return "session setup"
 }
 
+// panicErr is the error that replaces a panic of go-smb2 in a goroutine
+// of this package: ErrProtocol. Panics in go-smb2's own goroutines (its
+// receiver) cannot be recovered; the frame watcher keeps the frames that
+// cause them away from it instead.
+func panicErr(r any) error {
+	return fmt.Errorf("%w: SMB client failed on the server's answer: %v", ErrProtocol, r)
+}
+
+// recoverInto, deferred by a method that calls go-smb2, turns a panic of
+// go-smb2 in the caller's goroutine into *err.
+func recoverInto(err *error) {
+	if r := recover(); r != nil {
+		*err = panicErr(r)
+	}
+}
+
 // dialSafely runs go-smb2's DialContext and turns a panic inside it (a
 // malformed server answer that go-smb2 does not check) into ErrProtocol.
 func dialSafely(ctx context.Context, d *smb2.Dialer, c net.Conn) (s *smb2.Session, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s, err = nil, fmt.Errorf("%w: SMB client failed on the server's answer", ErrProtocol)
+			s, err = nil, panicErr(r)
 		}
 	}()
 	return d.DialContext(ctx, c)
@@ -360,7 +394,8 @@ func (s *Session) SharePath(share string) string {
 // Share. The returned Share is bound to context.Background(): call
 // WithContext on it for each operation. The caller must Umount it. Errors
 // are *Error; an access denial matches os.ErrPermission.
-func (s *Session) Mount(ctx context.Context, share string) (*smb2.Share, error) {
+func (s *Session) Mount(ctx context.Context, share string) (_ *smb2.Share, err error) {
+	defer recoverInto(&err)
 	if share == "" || strings.ContainsAny(share, `\/`) {
 		return nil, &Error{Op: "tree connect", Host: s.host, Info: s.info, Err: fmt.Errorf("%w: share %q", ErrBadInput, share)}
 	}
@@ -391,7 +426,14 @@ func (s *Session) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		errc := make(chan error, 1)
-		go func() { errc <- s.sess.WithContext(ctx).Logoff() }()
+		go func() {
+			defer func() {
+				if r := recover(); r != nil {
+					errc <- panicErr(r)
+				}
+			}()
+			errc <- s.sess.WithContext(ctx).Logoff()
+		}()
 		select {
 		case err := <-errc:
 			if err != nil {

@@ -1,6 +1,11 @@
 package smbconn
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -45,6 +50,8 @@ type negotiated struct {
 	setupStatus                           NTStatus // last SESSION_SETUP response status
 	setupDone                             bool     // a SESSION_SETUP succeeded
 	sessionFlags                          SessionFlags
+	sessionID                             uint64
+	sessionIDKnown                        bool
 	framesIn, signedIn, unsignedIn, encIn uint64 // after setup
 }
 
@@ -53,10 +60,20 @@ type negotiated struct {
 // sees it, and reads the SMB2 headers on the way. It learns what go-smb2
 // keeps to itself (the NEGOTIATE parameters and the SessionFlags of the
 // final SESSION_SETUP response), and it protects go-smb2, whose receiver
-// goroutine panics on a short or inconsistent frame: such a frame fails
-// the read with ErrProtocol instead, which ends the connection.
+// goroutine panics on a short or inconsistent frame and whose decoders
+// panic on lengths that wrap around: such a frame fails the read with
+// ErrProtocol instead, which ends the connection.
 //
-// Writes pass through unchanged.
+// Encrypted frames are decrypted here too, with keys derived as go-smb2
+// derives them (the session key from the initiator, and for SMB 3.1.1 the
+// preauth integrity hash of the NEGOTIATE and SESSION_SETUP messages,
+// which the watcher hashes from both directions), and the plaintext is
+// checked like any other frame. go-smb2 then gets the encrypted frame
+// unchanged and decrypts it again: a hostile server that completed the
+// logon cannot reach go-smb2's decoders through encryption.
+//
+// Writes pass through unchanged; until the session is set up the watcher
+// reads them for the preauth hash.
 type watchConn struct {
 	net.Conn
 
@@ -64,9 +81,16 @@ type watchConn struct {
 	buf  []byte // the current frame, length prefix included
 	pend []byte // the part of buf not yet returned
 	rerr error  // sticky protocol error
+	dec  cipher.AEAD
 
-	mu sync.Mutex
-	n  negotiated
+	// sessionKey returns the NTLM session key once the initiator has
+	// one; nil before or for guest sessions.
+	sessionKey func() []byte
+
+	mu      sync.Mutex
+	n       negotiated
+	wbuf    []byte   // written bytes not yet split into frames (before setup)
+	preauth [64]byte // SMB 3.1.1 preauth integrity hash (SHA-512)
 }
 
 func newWatchConn(c net.Conn) *watchConn { return &watchConn{Conn: c} }
@@ -97,11 +121,10 @@ func (c *watchConn) Read(p []byte) (int, error) {
 			}
 			return 0, err
 		}
-		if err := checkFrame(c.buf[4:]); err != nil {
+		if err := c.admit(c.buf[4:]); err != nil {
 			c.rerr = err
 			return 0, err
 		}
-		c.inspect(c.buf[4:])
 		c.pend = c.buf
 	}
 	n := copy(p, c.pend)
@@ -109,16 +132,167 @@ func (c *watchConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// checkFrame accepts an encrypted frame (go-smb2 authenticates it when it
-// decrypts) or a chain of SMB2 messages whose headers and NextCommand
-// offsets are consistent with the frame.
-func checkFrame(f []byte) error {
-	if len(f) >= 4 && f[0] == 0xFD && f[1] == 'S' && f[2] == 'M' && f[3] == 'B' {
-		if len(f) < 52 {
-			return fmt.Errorf("%w: short transform header", ErrProtocol)
+// admit checks one frame (decrypting it first when it is encrypted) and
+// records what it says.
+func (c *watchConn) admit(f []byte) error {
+	if isTransform(f) {
+		plain, err := c.open(f)
+		if err != nil {
+			return err
 		}
+		if err := checkFrame(plain); err != nil {
+			return err
+		}
+		c.inspect(plain, plain, true)
 		return nil
 	}
+	if err := checkFrame(f); err != nil {
+		return err
+	}
+	c.inspect(f, f, false)
+	return nil
+}
+
+func isTransform(f []byte) bool {
+	return len(f) >= 4 && f[0] == 0xFD && f[1] == 'S' && f[2] == 'M' && f[3] == 'B'
+}
+
+// open authenticates and decrypts an SMB2 TRANSFORM frame (MS-SMB2
+// 2.2.41) as go-smb2 will.
+func (c *watchConn) open(f []byte) ([]byte, error) {
+	if len(f) < 52+1 {
+		return nil, fmt.Errorf("%w: short transform header", ErrProtocol)
+	}
+	c.mu.Lock()
+	n := c.n
+	c.mu.Unlock()
+	if binary.LittleEndian.Uint16(f[42:]) != 1 {
+		return nil, fmt.Errorf("%w: transform header without the encrypted flag", ErrProtocol)
+	}
+	if !n.sessionIDKnown || binary.LittleEndian.Uint64(f[44:]) != n.sessionID {
+		return nil, fmt.Errorf("%w: encrypted frame for an unknown session", ErrProtocol)
+	}
+	if c.dec == nil {
+		d, err := c.decrypter(n)
+		if err != nil {
+			return nil, err
+		}
+		c.dec = d
+	}
+	ct := make([]byte, 0, len(f)-52+16)
+	ct = append(append(ct, f[52:]...), f[4:20]...)
+	plain, err := c.dec.Open(ct[:0], f[20:20+c.dec.NonceSize()], ct, f[20:52])
+	if err != nil {
+		return nil, fmt.Errorf("%w: encrypted frame fails authentication", ErrProtocol)
+	}
+	return plain, nil
+}
+
+// decrypter derives the server-to-client key as go-smb2 does (MS-SMB2
+// 3.2.5.3.1) and returns its AEAD.
+func (c *watchConn) decrypter(n negotiated) (cipher.AEAD, error) {
+	var sk []byte
+	if c.sessionKey != nil {
+		sk = c.sessionKey()
+	}
+	if len(sk) == 0 {
+		return nil, fmt.Errorf("%w: encrypted frame on a session without keys", ErrProtocol)
+	}
+	key := make([]byte, 16)
+	copy(key, sk)
+	var k []byte
+	useGCM := false
+	switch n.dialect {
+	case 0x0300, 0x0302:
+		k = smbKDF(key, []byte("SMB2AESCCM\x00"), []byte("ServerOut\x00"))
+	case 0x0311:
+		c.mu.Lock()
+		pa := c.preauth
+		c.mu.Unlock()
+		k = smbKDF(key, []byte("SMBS2CCipherKey\x00"), pa[:])
+		switch n.cipher {
+		case 1: // AES-128-CCM
+		case 2: // AES-128-GCM
+			useGCM = true
+		default:
+			return nil, fmt.Errorf("%w: encrypted frame without a negotiated cipher", ErrProtocol)
+		}
+	default:
+		return nil, fmt.Errorf("%w: encrypted frame on dialect %v", ErrProtocol, Dialect(n.dialect))
+	}
+	b, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	if useGCM {
+		return cipher.NewGCMWithNonceSize(b, 12)
+	}
+	return newCCM(b, 11), nil
+}
+
+// smbKDF is SP 800-108 KDF in counter mode with HMAC-SHA256, L = 128, as
+// SMB 3 uses it.
+func smbKDF(ki, label, context []byte) []byte {
+	h := hmac.New(sha256.New, ki)
+	h.Write([]byte{0, 0, 0, 1})
+	h.Write(label)
+	h.Write([]byte{0})
+	h.Write(context)
+	h.Write([]byte{0, 0, 0, 0x80})
+	return h.Sum(nil)[:16]
+}
+
+// Write implements net.Conn. Until the session is set up it also reads
+// the client's NEGOTIATE and SESSION_SETUP requests for the preauth hash.
+func (c *watchConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if !c.n.setupDone {
+		c.wbuf = append(c.wbuf, p...)
+		for len(c.wbuf) >= 4 {
+			size := int(binary.BigEndian.Uint32(c.wbuf) & 0xFFFFFF)
+			if len(c.wbuf) < 4+size {
+				break
+			}
+			c.outbound(c.wbuf[4 : 4+size])
+			c.wbuf = c.wbuf[4+size:]
+		}
+		if len(c.wbuf) == 0 {
+			c.wbuf = nil
+		}
+	} else if c.wbuf != nil {
+		c.wbuf = nil
+	}
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// outbound hashes a request of the client into the preauth hash. Called
+// with mu held.
+func (c *watchConn) outbound(f []byte) {
+	if len(f) < smb2HeaderSize || f[0] != 0xFE || f[1] != 'S' || f[2] != 'M' || f[3] != 'B' {
+		return
+	}
+	switch binary.LittleEndian.Uint16(f[12:]) {
+	case cmdNegotiate:
+		c.preauth = [64]byte{}
+		c.hashPreauth(f)
+	case cmdSessionSetup:
+		c.hashPreauth(f)
+	}
+}
+
+func (c *watchConn) hashPreauth(msg []byte) {
+	h := sha512.New()
+	h.Write(c.preauth[:])
+	h.Write(msg)
+	h.Sum(c.preauth[:0])
+}
+
+// checkFrame checks a plaintext frame: a chain of SMB2 messages whose
+// headers and NextCommand offsets are consistent with the frame, each of
+// whose variable parts lies inside it (checkMessage). An encrypted frame
+// must have been decrypted first.
+func checkFrame(f []byte) error {
 	for off := 0; ; {
 		h := f[off:]
 		if len(h) < smb2HeaderSize || h[0] != 0xFE || h[1] != 'S' || h[2] != 'M' || h[3] != 'B' || binary.LittleEndian.Uint16(h[4:]) != smb2HeaderSize {
@@ -126,63 +300,68 @@ func checkFrame(f []byte) error {
 		}
 		next := int(binary.LittleEndian.Uint32(h[20:]))
 		if next == 0 {
-			return nil
+			return checkMessage(h)
 		}
 		if next < smb2HeaderSize || next%8 != 0 || next >= len(h) {
 			return fmt.Errorf("%w: bad NextCommand %d", ErrProtocol, next)
+		}
+		if err := checkMessage(h[:next]); err != nil {
+			return err
 		}
 		off += next
 	}
 }
 
-// inspect reads the headers of one (possibly truncated) frame. It never
-// trusts a length without checking it against the captured bytes.
-func (c *watchConn) inspect(f []byte) {
+// inspect reads the headers of one checked plaintext frame. raw is the
+// frame as received (the preauth hash covers it), enc whether it came
+// encrypted.
+func (c *watchConn) inspect(f, raw []byte, enc bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(f) < 4 {
-		return
-	}
-	if f[0] == 0xFD && f[1] == 'S' && f[2] == 'M' && f[3] == 'B' {
-		if c.n.setupDone {
-			c.n.framesIn++
-			c.n.encIn++
-		}
-		return
-	}
-	if f[0] != 0xFE || f[1] != 'S' || f[2] != 'M' || f[3] != 'B' {
-		return
-	}
 	for off := 0; off+smb2HeaderSize <= len(f); {
 		h := f[off:]
 		status := NTStatus(binary.LittleEndian.Uint32(h[8:]))
 		cmd := binary.LittleEndian.Uint16(h[12:])
 		flags := binary.LittleEndian.Uint32(h[16:])
 		next := int(binary.LittleEndian.Uint32(h[20:]))
-		if flags&flagServerToRedir != 0 {
-			body := h[smb2HeaderSize:]
-			if next > 0 && next-smb2HeaderSize <= len(body) && next >= smb2HeaderSize {
-				body = body[:next-smb2HeaderSize]
-			}
+		body := h[smb2HeaderSize:]
+		if next >= smb2HeaderSize && next-smb2HeaderSize <= len(body) {
+			body = body[:next-smb2HeaderSize]
+		}
+		switch {
+		case c.n.setupDone:
+			c.n.framesIn++
 			switch {
-			case c.n.setupDone:
-				c.n.framesIn++
-				if flags&flagSigned != 0 {
-					c.n.signedIn++
-				} else if status != StatusPending {
-					c.n.unsignedIn++
-				}
-			case cmd == cmdNegotiate:
-				c.negotiate(status, h, body)
-			case cmd == cmdSessionSetup:
-				c.n.setupStatus = status
-				if status == StatusSuccess && len(body) >= 4 {
-					c.n.sessionFlags = SessionFlags(binary.LittleEndian.Uint16(body[2:]))
-					c.n.setupDone = true
-				}
+			case enc:
+				c.n.encIn++
+			case flags&flagSigned != 0:
+				c.n.signedIn++
+			case status != StatusPending:
+				c.n.unsignedIn++
+			}
+		case cmd == cmdNegotiate:
+			c.negotiate(status, h, body)
+			if c.n.dialect == 0x0311 && !enc {
+				c.hashPreauth(raw)
+			}
+		case cmd == cmdSessionSetup:
+			c.n.setupStatus = status
+			if status == StatusMoreProcessingRequired && !enc {
+				c.hashPreauth(raw)
+			}
+			if status == StatusSuccess && len(body) >= 4 {
+				c.n.sessionFlags = SessionFlags(binary.LittleEndian.Uint16(body[2:]))
+				c.n.sessionID = binary.LittleEndian.Uint64(h[40:])
+				c.n.sessionIDKnown = true
+				c.n.setupDone = true
+			} else if status == StatusMoreProcessingRequired {
+				// go-smb2 checks the session id of encrypted frames
+				// against this one.
+				c.n.sessionID = binary.LittleEndian.Uint64(h[40:])
+				c.n.sessionIDKnown = true
 			}
 		}
-		if next <= 0 || next < smb2HeaderSize {
+		if next < smb2HeaderSize {
 			return
 		}
 		off += next
