@@ -19,6 +19,7 @@ const (
 	smb2HeaderSize         = 64
 	cmdNegotiate           = 0x0000
 	cmdSessionSetup        = 0x0001
+	cmdWrite               = 0x0009
 	flagServerToRedir      = 0x00000001
 	flagSigned             = 0x00000008
 	ctxEncryptionCaps      = 0x0002
@@ -89,8 +90,12 @@ type watchConn struct {
 
 	mu      sync.Mutex
 	n       negotiated
-	wbuf    []byte   // written bytes not yet split into frames (before setup)
-	preauth [64]byte // SMB 3.1.1 preauth integrity hash (SHA-512)
+	wbuf    []byte            // written bytes not yet split into frames
+	wneed   int               // the size of the frame whose header was written alone
+	preauth [64]byte          // SMB 3.1.1 preauth integrity hash (SHA-512)
+	negReq  []byte            // the client's NEGOTIATE request
+	writes  map[uint64]uint32 // WRITE requests in flight: message id -> length
+	enc     cipher.AEAD       // the client-to-server key, to read encrypted requests
 }
 
 func newWatchConn(c net.Conn) *watchConn { return &watchConn{Conn: c} }
@@ -143,10 +148,16 @@ func (c *watchConn) admit(f []byte) error {
 		if err := checkFrame(plain); err != nil {
 			return err
 		}
+		if err := c.checkWrites(plain); err != nil {
+			return err
+		}
 		c.inspect(plain, plain, true)
 		return nil
 	}
 	if err := checkFrame(f); err != nil {
+		return err
+	}
+	if err := c.checkWrites(f); err != nil {
 		return err
 	}
 	c.inspect(f, f, false)
@@ -164,7 +175,7 @@ func (c *watchConn) open(f []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: short transform header", ErrProtocol)
 	}
 	c.mu.Lock()
-	n := c.n
+	n, pa := c.n, c.preauth
 	c.mu.Unlock()
 	if binary.LittleEndian.Uint16(f[42:]) != 1 {
 		return nil, fmt.Errorf("%w: transform header without the encrypted flag", ErrProtocol)
@@ -173,7 +184,7 @@ func (c *watchConn) open(f []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: encrypted frame for an unknown session", ErrProtocol)
 	}
 	if c.dec == nil {
-		d, err := c.decrypter(n)
+		d, err := c.aead(n, pa, false)
 		if err != nil {
 			return nil, err
 		}
@@ -188,9 +199,9 @@ func (c *watchConn) open(f []byte) ([]byte, error) {
 	return plain, nil
 }
 
-// decrypter derives the server-to-client key as go-smb2 does (MS-SMB2
-// 3.2.5.3.1) and returns its AEAD.
-func (c *watchConn) decrypter(n negotiated) (cipher.AEAD, error) {
+// aead derives the server-to-client key (c2s false) or the client-to-
+// server key as go-smb2 does (MS-SMB2 3.2.5.3.1) and returns its AEAD.
+func (c *watchConn) aead(n negotiated, preauth [64]byte, c2s bool) (cipher.AEAD, error) {
 	var sk []byte
 	if c.sessionKey != nil {
 		sk = c.sessionKey()
@@ -204,12 +215,17 @@ func (c *watchConn) decrypter(n negotiated) (cipher.AEAD, error) {
 	useGCM := false
 	switch n.dialect {
 	case 0x0300, 0x0302:
-		k = smbKDF(key, []byte("SMB2AESCCM\x00"), []byte("ServerOut\x00"))
+		ctx := []byte("ServerOut\x00")
+		if c2s {
+			ctx = []byte("ServerIn \x00")
+		}
+		k = smbKDF(key, []byte("SMB2AESCCM\x00"), ctx)
 	case 0x0311:
-		c.mu.Lock()
-		pa := c.preauth
-		c.mu.Unlock()
-		k = smbKDF(key, []byte("SMBS2CCipherKey\x00"), pa[:])
+		label := []byte("SMBS2CCipherKey\x00")
+		if c2s {
+			label = []byte("SMBC2SCipherKey\x00")
+		}
+		k = smbKDF(key, label, preauth[:])
 		switch n.cipher {
 		case 1: // AES-128-CCM
 		case 2: // AES-128-GCM
@@ -242,11 +258,25 @@ func smbKDF(ki, label, context []byte) []byte {
 	return h.Sum(nil)[:16]
 }
 
-// Write implements net.Conn. Until the session is set up it also reads
-// the client's NEGOTIATE and SESSION_SETUP requests for the preauth hash.
+// Write implements net.Conn. It reads the client's requests on their
+// way out: until the session is set up, the NEGOTIATE and SESSION_SETUP
+// requests for the preauth hash; after that, the length of each WRITE
+// (decrypting the frame when go-smb2 encrypted it), because go-smb2
+// slices its buffer with the Count of the WRITE response.
 func (c *watchConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	if !c.n.setupDone {
+	switch {
+	case c.wneed == 0 && len(c.wbuf) == 0 && len(p) == 4:
+		// go-smb2 writes the Direct TCP header, then the frame.
+		c.wneed = int(binary.BigEndian.Uint32(p) & 0xFFFFFF)
+	case c.wneed > 0 && len(c.wbuf) == 0 && len(p) == c.wneed:
+		c.wneed = 0
+		c.outbound(p)
+	default:
+		if c.wneed > 0 {
+			c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, uint32(c.wneed))
+			c.wneed = 0
+		}
 		c.wbuf = append(c.wbuf, p...)
 		for len(c.wbuf) >= 4 {
 			size := int(binary.BigEndian.Uint32(c.wbuf) & 0xFFFFFF)
@@ -259,26 +289,82 @@ func (c *watchConn) Write(p []byte) (int, error) {
 		if len(c.wbuf) == 0 {
 			c.wbuf = nil
 		}
-	} else if c.wbuf != nil {
-		c.wbuf = nil
 	}
 	c.mu.Unlock()
 	return c.Conn.Write(p)
 }
 
-// outbound hashes a request of the client into the preauth hash. Called
-// with mu held.
+// outbound reads one request frame of the client. Called with mu held.
 func (c *watchConn) outbound(f []byte) {
-	if len(f) < smb2HeaderSize || f[0] != 0xFE || f[1] != 'S' || f[2] != 'M' || f[3] != 'B' {
-		return
+	if isTransform(f) {
+		if !c.n.setupDone || len(f) < 53 {
+			return
+		}
+		if c.enc == nil {
+			a, err := c.aead(c.n, c.preauth, true)
+			if err != nil {
+				return
+			}
+			c.enc = a
+		}
+		ct := append(append(make([]byte, 0, len(f)-52+16), f[52:]...), f[4:20]...)
+		plain, err := c.enc.Open(ct[:0], f[20:20+c.enc.NonceSize()], ct, f[20:52])
+		if err != nil {
+			return
+		}
+		f = plain
 	}
-	switch binary.LittleEndian.Uint16(f[12:]) {
-	case cmdNegotiate:
-		c.preauth = [64]byte{}
-		c.hashPreauth(f)
-	case cmdSessionSetup:
-		c.hashPreauth(f)
+	for off := 0; off+smb2HeaderSize <= len(f); {
+		h := f[off:]
+		if h[0] != 0xFE || h[1] != 'S' || h[2] != 'M' || h[3] != 'B' {
+			return
+		}
+		switch cmd := binary.LittleEndian.Uint16(h[12:]); {
+		case cmd == cmdNegotiate && !c.n.setupDone:
+			c.preauth = [64]byte{}
+			c.hashPreauth(f)
+			c.negReq = append(c.negReq[:0], h...)
+		case cmd == cmdSessionSetup && !c.n.setupDone:
+			c.hashPreauth(f)
+		case cmd == cmdWrite && len(h) >= smb2HeaderSize+8:
+			if c.writes == nil {
+				c.writes = map[uint64]uint32{}
+			}
+			c.writes[binary.LittleEndian.Uint64(h[24:])] = binary.LittleEndian.Uint32(h[smb2HeaderSize+4:])
+		}
+		next := int(binary.LittleEndian.Uint32(h[20:]))
+		if next < smb2HeaderSize {
+			return
+		}
+		off += next
 	}
+}
+
+// checkWrites checks the WRITE responses of a checked plaintext frame
+// against the requests: go-smb2 slices its buffer with Count.
+func (c *watchConn) checkWrites(f []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for off := 0; off+smb2HeaderSize <= len(f); {
+		h := f[off:]
+		status := NTStatus(binary.LittleEndian.Uint32(h[8:]))
+		if binary.LittleEndian.Uint16(h[12:]) == cmdWrite && status != StatusPending {
+			id := binary.LittleEndian.Uint64(h[24:])
+			want, ok := c.writes[id]
+			delete(c.writes, id)
+			if status == StatusSuccess && len(h) >= smb2HeaderSize+8 {
+				if got := binary.LittleEndian.Uint32(h[smb2HeaderSize+4:]); !ok || got > want {
+					return fmt.Errorf("%w: WRITE response counts %d bytes of a %d-byte write", ErrProtocol, got, want)
+				}
+			}
+		}
+		next := int(binary.LittleEndian.Uint32(h[20:]))
+		if next < smb2HeaderSize {
+			return nil
+		}
+		off += next
+	}
+	return nil
 }
 
 func (c *watchConn) hashPreauth(msg []byte) {
