@@ -59,3 +59,17 @@ func TestCCMRoundTripAndTamper(t *testing.T) {
 		}
 	}
 }
+
+// RFC 4493, examples 1 to 3.
+func TestAESCMACVectors(t *testing.T) {
+	b, _ := aes.NewCipher(unhex(t, "2b7e151628aed2a6abf7158809cf4f3c"))
+	msg := unhex(t, "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411")
+	for _, c := range []struct {
+		n    int
+		want string
+	}{{0, "bb1d6929e95937287fa37d129b756746"}, {16, "070a16b46b4d4144f79bdd9dd04a287c"}, {40, "dfa66747de9ae63030ca32611497c827"}} {
+		if got := aesCMAC(b, msg[:c.n]); hex.EncodeToString(got[:]) != c.want {
+			t.Errorf("%d bytes: %x, want %s", c.n, got, c.want)
+		}
+	}
+}

@@ -84,6 +84,14 @@ type Options struct {
 	// AllowGuest returns guest or anonymous sessions instead of failing
 	// with ErrGuest. Such sessions are unsigned; use them only for probes.
 	AllowGuest bool
+	// MinDialect refuses a server that negotiates an older dialect, with
+	// ErrDowngrade and before any credentials are sent; for example
+	// 0x0300 refuses SMB 2.x. 0 accepts every dialect go-smb2 speaks
+	// (2.0.2 to 3.1.1). A man in the middle can strip dialects only down
+	// to MinDialect: 3.1.1 is protected by its preauth integrity hash, and
+	// 3.0 and 3.0.2 by FSCTL_VALIDATE_NEGOTIATE_INFO, which Dial always
+	// sends on them.
+	MinDialect Dialect
 	// Workstation is the client name sent in the NTLM AUTHENTICATE
 	// message; empty sends none.
 	Workstation string
@@ -142,6 +150,11 @@ type Info struct {
 	// whether one was received (it is, even on a failed logon).
 	Challenge    ChallengeInfo
 	HasChallenge bool
+	// NegotiationValidated reports whether the negotiation is protected
+	// against a man in the middle: by the preauth integrity hash (3.1.1)
+	// or by a matching FSCTL_VALIDATE_NEGOTIATE_INFO (3.0, 3.0.2). False
+	// for SMB 2.x, which has neither (use Options.MinDialect).
+	NegotiationValidated bool
 	// MaxReadSize and MaxWriteSize are the server's limits per request.
 	MaxReadSize, MaxWriteSize, MaxTransactSize uint32
 }
@@ -265,6 +278,7 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 	logger.Debug("smb tcp connected", "addr", info.Addr, "took", time.Since(start))
 
 	wc := newWatchConn(raw)
+	wc.minDialect = opts.MinDialect
 	setupTimeout := opts.SetupTimeout
 	if setupTimeout <= 0 {
 		setupTimeout = 20 * time.Second
@@ -318,6 +332,20 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 	if opts.Encryption == EncryptRequired && !info.Encrypted {
 		_ = s.Close()
 		return fail("session setup", fmt.Errorf("%w (dialect %v)", ErrEncryptionUnavailable, info.Dialect))
+	}
+	if info.Dialect < opts.MinDialect {
+		_ = s.Close()
+		return fail("negotiate", fmt.Errorf("%w: SMB %v is below the minimum %v", ErrDowngrade, info.Dialect, opts.MinDialect))
+	}
+	switch info.Dialect {
+	case 0x0300, 0x0302:
+		if err := s.validateNegotiate(sctx); err != nil {
+			_ = s.Close()
+			return fail("validate negotiate", err)
+		}
+		s.info.NegotiationValidated = true
+	case 0x0311:
+		s.info.NegotiationValidated = true
 	}
 	logger.Debug("smb session up", "host", host, "dialect", info.Dialect, "signed", info.Signed, "encrypted", info.Encrypted, "took", time.Since(start))
 	return s, nil

@@ -87,6 +87,8 @@ type watchConn struct {
 	// sessionKey returns the NTLM session key once the initiator has
 	// one; nil before or for guest sessions.
 	sessionKey func() []byte
+	// minDialect refuses a NEGOTIATE response below it (Options.MinDialect).
+	minDialect Dialect
 
 	mu      sync.Mutex
 	n       negotiated
@@ -96,6 +98,13 @@ type watchConn struct {
 	negReq  []byte            // the client's NEGOTIATE request
 	writes  map[uint64]uint32 // WRITE requests in flight: message id -> length
 	enc     cipher.AEAD       // the client-to-server key, to read encrypted requests
+
+	// FSCTL_VALIDATE_NEGOTIATE_INFO (validate_negotiate.go).
+	vArmed   bool
+	vHeld    bool // the Direct TCP header of the request to replace was held back
+	vPayload []byte
+	vMsgID   uint64
+	vAnswer  validateAnswer
 }
 
 func newWatchConn(c net.Conn) *watchConn { return &watchConn{Conn: c} }
@@ -151,6 +160,7 @@ func (c *watchConn) admit(f []byte) error {
 		if err := c.checkWrites(plain); err != nil {
 			return err
 		}
+		c.noteValidate(plain, true)
 		c.inspect(plain, plain, true)
 		return nil
 	}
@@ -160,7 +170,15 @@ func (c *watchConn) admit(f []byte) error {
 	if err := c.checkWrites(f); err != nil {
 		return err
 	}
+	c.noteValidate(f, false)
 	c.inspect(f, f, false)
+	if c.minDialect != 0 {
+		// Before go-smb2 answers the NEGOTIATE with a SESSION_SETUP that
+		// carries the credentials.
+		if n := c.snapshot(); n.seen && !n.setupDone && Dialect(n.dialect) < c.minDialect {
+			return fmt.Errorf("%w: the server negotiated SMB %v, below the minimum %v", ErrDowngrade, Dialect(n.dialect), c.minDialect)
+		}
+	}
 	return nil
 }
 
@@ -265,6 +283,25 @@ func smbKDF(ki, label, context []byte) []byte {
 // slices its buffer with the Count of the WRITE response.
 func (c *watchConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
+	if c.vArmed {
+		if !c.vHeld && len(p) == 4 {
+			c.vHeld = true // the length changes with the request
+			c.mu.Unlock()
+			return len(p), nil
+		}
+		if c.vHeld {
+			c.vArmed, c.vHeld = false, false
+			f, err := c.rewriteValidate(p)
+			c.mu.Unlock()
+			if err != nil {
+				return 0, err
+			}
+			if _, err := c.Conn.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(f))), f...)); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
 	switch {
 	case c.wneed == 0 && len(c.wbuf) == 0 && len(p) == 4:
 		// go-smb2 writes the Direct TCP header, then the frame.
