@@ -86,6 +86,16 @@ type SMBAuthenticator struct {
 	DialTimeout time.Duration
 	// Encryption selects when to encrypt.
 	Encryption Encryption
+	// MinDialect is the oldest SMB dialect accepted, as its revision
+	// number: 0x0300 for SMB 3.0, 0x0311 for 3.1.1. A computer that
+	// negotiates an older one fails with ErrDowngrade before credentials
+	// are sent. 0 accepts SMB 2.0.2 and up (the lab's Samba 4.17 speaks
+	// 3.1.1). SMB 3.1.1 negotiations are protected by their preauth
+	// integrity hash and 3.0/3.0.2 ones are always validated
+	// (FSCTL_VALIDATE_NEGOTIATE_INFO); SMB 2.x has no protection, so a
+	// man in the middle can strip a session down to 2.x unless MinDialect
+	// forbids it.
+	MinDialect uint16
 	// Workstation is the client name sent in NTLM; empty sends none.
 	Workstation string
 	// Logger receives debug messages (never secrets); nil discards them.
@@ -146,6 +156,7 @@ func (a *SMBAuthenticator) Authenticate(ctx context.Context, host string, creds 
 		Port:        a.Port,
 		DialTimeout: a.DialTimeout,
 		Encryption:  a.Encryption.smb(),
+		MinDialect:  smbconn.Dialect(a.MinDialect),
 		Workstation: a.Workstation,
 		Logger:      log,
 	}
@@ -165,6 +176,8 @@ func (a *SMBAuthenticator) Authenticate(ctx context.Context, host string, creds 
 		session:     sess,
 		Facts:       factsFrom(info, isLocalAccount(creds, info)),
 	}
+	// Encryption was asked for (the default) but the computer could not.
+	g.Facts.EncryptionMissing = a.Encryption == EncryptPreferred && !info.Encrypted
 	fail := func(ae *AuthError) (*Grant, error) {
 		_ = sess.Close()
 		return nil, ae

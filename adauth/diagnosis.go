@@ -1,5 +1,7 @@
 package adauth
 
+import "github.com/lanconnect/lanconnect/internal/smbconn"
+
 // Diagnosis explains a failed authentication in terms a technician can act
 // on. Code is stable and machine-readable (consoles may map it to their own
 // help pages); Summary says what happened and Fix what to change, both in
@@ -55,6 +57,7 @@ const (
 	DiagServerStatus       = "server-status"            // an NT status not listed above
 	DiagNoCredentials      = "no-credentials"           // no credentials to try
 	DiagAdminShareReadOnly = "admin-share-write-denied" // ADMIN$ opens but cannot be written
+	DiagDowngrade          = "smb-downgrade"            // dialect below the minimum, or negotiation validation failed
 )
 
 func diagFirewallRefused(host string) Diagnosis {
@@ -166,6 +169,17 @@ func diagEncryption() Diagnosis {
 	return Diagnosis{DiagEncryptionMissing,
 		"Encryption is required by this console, but the computer cannot encrypt SMB (it needs SMB 3, Windows 8 / Server 2012 or later).",
 		"Allow unencrypted, signed sessions in the console's settings, or update the computer."}
+}
+
+func diagDowngrade(info smbconn.Info) Diagnosis {
+	if info.Dialect != 0 && !info.HasChallenge {
+		return Diagnosis{DiagDowngrade,
+			"The computer offered only SMB " + info.Dialect.String() + ", below the minimum dialect this console accepts; no credentials were sent.",
+			"Enable SMB 3 on the computer (Windows 8 / Server 2012 or later), or check for a device in the path that strips SMB dialects."}
+	}
+	return Diagnosis{DiagDowngrade,
+		"The SMB negotiation with the computer failed validation: something in the network path changed it (stripped dialects, signing or encryption).",
+		"Look for a device or host intercepting SMB between this console and the computer; do not use this path to deploy."}
 }
 
 func diagProtocol() Diagnosis {

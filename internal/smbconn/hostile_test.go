@@ -18,7 +18,7 @@ import (
 // caller-side decoders run here, and the frame watcher must have stopped
 // every frame that would make them panic. A panic in go-smb2's own
 // receiver goroutine cannot be caught: it ends the test binary.
-func clientScript(port int, timeout time.Duration) (err error, panicked any) {
+func clientScript(port int, timeout time.Duration) (panicked any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			panicked = r
@@ -28,7 +28,7 @@ func clientScript(port int, timeout time.Duration) (err error, panicked any) {
 	defer cancel()
 	s, err := Dial(ctx, "127.0.0.1", Auth{User: "u", Password: "p"}, Options{Port: port, AllowUnsigned: true, SetupTimeout: timeout})
 	if err != nil {
-		return err, nil
+		return nil, err
 	}
 	defer s.Close()
 	first := func(e error) {
@@ -65,14 +65,14 @@ func clientScript(port int, timeout time.Duration) (err error, panicked any) {
 		first(e)
 		first(p.Close())
 	}
-	return err, nil
+	return nil, err
 }
 
 // The fake server is a faithful enough peer: the whole script works
 // against it unmutated, so the mutations below test real code paths.
 func TestFakeServerBaseline(t *testing.T) {
 	srv := startFakeServer(t, nil)
-	err, p := clientScript(srv.port(), 5*time.Second)
+	p, err := clientScript(srv.port(), 5*time.Second)
 	if p != nil || err != nil {
 		t.Fatalf("baseline: err %v, panic %v", err, p)
 	}
@@ -137,7 +137,7 @@ func mutation(data []byte) func(int, uint16, []byte) ([]byte, bool) {
 // mutates, and fails on a panic that reached the client's goroutine.
 func hostile(t *testing.T, data []byte) {
 	srv := startFakeServer(t, mutation(data))
-	if _, p := clientScript(srv.port(), 2*time.Second); p != nil {
+	if p, _ := clientScript(srv.port(), 2*time.Second); p != nil {
 		t.Fatalf("mutation %x: panic in the client: %v", data, p)
 	}
 }
@@ -176,7 +176,7 @@ func TestHostileServer(t *testing.T) {
 			binary.LittleEndian.PutUint32(m[64+4:], 0xFFFFFFF0)
 			return m, true
 		})
-		err, p := clientScript(srv.port(), 2*time.Second)
+		p, err := clientScript(srv.port(), 2*time.Second)
 		if p != nil || err == nil {
 			t.Fatalf("err %v, panic %v", err, p)
 		}

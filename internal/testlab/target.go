@@ -120,6 +120,8 @@ func (t *Target) config() string {
 		b.WriteString("\tntlm auth = disabled\n")
 	case MaxSMB300:
 		b.WriteString("\tserver max protocol = SMB3_00\n")
+	case MaxSMB210:
+		b.WriteString("\tserver max protocol = SMB2_10\n")
 	}
 	// Windows starts any file; on a lab target winemu needs the execute bit
 	// to start what was copied, so files written to the admin shares get it.
