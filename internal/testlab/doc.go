@@ -35,7 +35,11 @@
 // admin group, which is also mapped to BUILTIN\Administrators. Host users
 // and the group are created per lab and deleted at Close; each target has
 // its own random passwords. Start waits until TCP 445 and an NBSTAT query
-// answer.
+// answer. Targets log every authentication (log level auth_audit:3), and
+// Target.FailedLogons reads back the failed ones: tests count what the
+// targets saw, not what the client believes it sent. Variants change one
+// setting each (guest only, signing mandatory, encryption required, NTLM
+// disabled, SMB 3.0 or SMB 2.1 at most).
 //
 // # Domain controller
 //
