@@ -54,6 +54,21 @@ func clientScript(port int, timeout time.Duration) (panicked any, err error) {
 		}
 		first(sh.Umount())
 	}
+	// An IOCTL (FSCTL_PIPE_TRANSCEIVE), as go-smb2 sends for pipes.
+	if sh, e := s.Mount(ctx, "IPC$"); e != nil {
+		first(e)
+	} else {
+		sh = sh.WithContext(ctx)
+		if f, e := sh.OpenFile("lsarpc", os.O_RDWR, 0o666); e != nil {
+			first(e)
+		} else {
+			out := make([]byte, 64)
+			_, e = f.Transcieve([]byte("request"), out)
+			first(e)
+			first(f.Close())
+		}
+		first(sh.Umount())
+	}
 	if p, e := s.OpenPipe(ctx, "srvsvc"); e != nil {
 		first(e)
 	} else {
@@ -85,7 +100,7 @@ func mutation(data []byte) func(int, uint16, []byte) ([]byte, bool) {
 	if len(data) < 2 {
 		return nil
 	}
-	target, kind, args := int(data[0]%18), data[1], data[2:]
+	target, kind, args := int(data[0]%24), data[1], data[2:]
 	arg := func(i int) byte {
 		if len(args) == 0 {
 			return 0
@@ -149,7 +164,7 @@ func TestHostileServer(t *testing.T) {
 	r := rand.New(rand.NewPCG(14, 3))
 	budget := time.Now().Add(8 * time.Second)
 	var runs atomic.Int64
-	for target := 0; target < 18; target++ {
+	for target := 0; target < 24; target++ {
 		for kind := 0; kind < 6; kind++ {
 			for rep := 0; rep < 3; rep++ {
 				args := make([]byte, 6)
@@ -187,7 +202,7 @@ func TestHostileServer(t *testing.T) {
 // FuzzHostileServer ./internal/smbconn/. The seeds cover each response of
 // the script with each kind of change.
 func FuzzHostileServer(f *testing.F) {
-	for target := byte(0); target < 18; target += 2 {
+	for target := byte(0); target < 24; target += 2 {
 		for kind := byte(0); kind < 6; kind++ {
 			f.Add([]byte{target, kind, 0x50, 0xFF, 0x10, 0x01})
 		}
