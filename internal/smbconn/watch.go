@@ -20,6 +20,7 @@ const (
 	cmdNegotiate           = 0x0000
 	cmdSessionSetup        = 0x0001
 	cmdWrite               = 0x0009
+	shareFlagEncryptData   = 0x00008000
 	flagServerToRedir      = 0x00000001
 	flagSigned             = 0x00000008
 	ctxEncryptionCaps      = 0x0002
@@ -160,6 +161,9 @@ func (c *watchConn) admit(f []byte) error {
 		if err := c.checkWrites(plain); err != nil {
 			return err
 		}
+		if err := c.checkEncryptFlags(plain); err != nil {
+			return err
+		}
 		c.noteValidate(plain, true)
 		c.inspect(plain, plain, true)
 		return nil
@@ -168,6 +172,9 @@ func (c *watchConn) admit(f []byte) error {
 		return err
 	}
 	if err := c.checkWrites(f); err != nil {
+		return err
+	}
+	if err := c.checkEncryptFlags(f); err != nil {
 		return err
 	}
 	c.noteValidate(f, false)
@@ -375,6 +382,44 @@ func (c *watchConn) outbound(f []byte) {
 		}
 		off += next
 	}
+}
+
+// checkEncryptFlags refuses a SESSION_SETUP or TREE_CONNECT response that
+// asks for encryption (ENCRYPT_DATA) where go-smb2 has no keys to encrypt
+// with: SMB 2.x, 3.1.1 without a cipher, or a guest or anonymous session.
+// go-smb2 would obey it and dereference its missing encrypter.
+func (c *watchConn) checkEncryptFlags(f []byte) error {
+	c.mu.Lock()
+	n := c.n
+	c.mu.Unlock()
+	keys := n.dialect == 0x0300 || n.dialect == 0x0302 || (n.dialect == 0x0311 && (n.cipher == 1 || n.cipher == 2))
+	for off := 0; off+smb2HeaderSize <= len(f); {
+		h := f[off:]
+		status := NTStatus(binary.LittleEndian.Uint32(h[8:]))
+		body := h[smb2HeaderSize:]
+		if status == StatusSuccess {
+			switch binary.LittleEndian.Uint16(h[12:]) {
+			case cmdSessionSetup:
+				if len(body) >= 4 {
+					fl := SessionFlags(binary.LittleEndian.Uint16(body[2:]))
+					if fl&SessionEncryptData != 0 && (!keys || fl&(SessionIsGuest|SessionIsNull) != 0) {
+						return fmt.Errorf("%w: the server asks to encrypt a session that has no keys", ErrProtocol)
+					}
+				}
+			case cmdTreeConnect:
+				if len(body) >= 8 && binary.LittleEndian.Uint32(body[4:])&shareFlagEncryptData != 0 &&
+					(!keys || n.sessionFlags&(SessionIsGuest|SessionIsNull) != 0) {
+					return fmt.Errorf("%w: the server asks to encrypt a share on a session that has no keys", ErrProtocol)
+				}
+			}
+		}
+		next := int(binary.LittleEndian.Uint32(h[20:]))
+		if next < smb2HeaderSize {
+			return nil
+		}
+		off += next
+	}
+	return nil
 }
 
 // checkWrites checks the WRITE responses of a checked plaintext frame

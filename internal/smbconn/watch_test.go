@@ -95,7 +95,7 @@ func TestWatchConnReadsSessionFlags(t *testing.T) {
 	var stream []byte
 	stream = append(stream, frame(negotiateResponse(0x0311, securityModeSigningReq|1, 2))...)
 	stream = append(stream, frame(sessionSetupResponse(StatusMoreProcessingRequired, 0))...)
-	stream = append(stream, frame(sessionSetupResponse(StatusSuccess, SessionIsGuest|SessionEncryptData))...)
+	stream = append(stream, frame(sessionSetupResponse(StatusSuccess, SessionEncryptData))...)
 	signed := smb2Header(3, StatusSuccess, flagSigned, 0)
 	stream = append(stream, frame(append(signed, make([]byte, 1000)...))...)
 	// An encrypted frame, sealed as a SMB 3.1.1 server with AES-128-GCM
@@ -116,7 +116,7 @@ func TestWatchConnReadsSessionFlags(t *testing.T) {
 			if !n.seen || n.dialect != 0x0311 || n.securityMode&securityModeSigningReq == 0 || n.cipher != 2 || n.maxWrite != 8<<20 {
 				t.Fatalf("negotiate: %+v", n)
 			}
-			if !n.setupDone || n.sessionFlags != SessionIsGuest|SessionEncryptData || n.setupStatus != StatusSuccess {
+			if !n.setupDone || n.sessionFlags != SessionEncryptData || n.setupStatus != StatusSuccess {
 				t.Fatalf("session setup: %+v", n)
 			}
 			if n.framesIn != 2 || n.signedIn != 1 || n.encIn != 1 {
@@ -206,19 +206,27 @@ func TestWatchConnRejectsHostileFrames(t *testing.T) {
 		return m
 	}
 	for name, stream := range map[string][]byte{
-		"read 80+0xFFFFFFF0":         append(bytes.Clone(setup), frame(read(80, 0xFFFFFFF0, 0))...),
-		"read beyond frame":          append(bytes.Clone(setup), frame(read(80, 100, 10))...),
-		"ioctl output wraps":         append(bytes.Clone(setup), frame(ioctl(0x70, 0xFFFFFF90))...),
-		"error data wraps":           append(bytes.Clone(setup), frame(errResp(0, 0xFFFFFFF8, 0))...),
-		"error context wraps":        append(bytes.Clone(setup), frame(errResp(1, 8, 0xFFFFFFF8))...),
-		"session setup buffer wraps": frame(ss(0xFFF0, 0x20)),
-		"encrypted, short plaintext": append(bytes.Clone(setup), frame(seal(t, 1, k30, 0, []byte("\xfeSMB")))...),
-		"encrypted, hostile read":    append(bytes.Clone(setup), frame(seal(t, 1, k30, 0, read(80, 0xFFFFFFF0, 0)))...),
-		"encrypted, tampered":        append(bytes.Clone(setup), flip(frame(seal(t, 1, k30, 0, read(80, 0, 0))), 70)...),
-		"encrypted, other session":   append(bytes.Clone(setup), frame(seal(t, 1, k30, 5, read(80, 0, 0)))...),
-		"encrypted before any logon": frame(seal(t, 1, k30, 0, read(80, 0, 0))),
-		"encrypted on a 2.1 session": append(append(frame(negotiateResponse(0x0210, 1, 0)), frame(sessionSetupResponse(StatusSuccess, 0))...), frame(seal(t, 1, k30, 0, read(80, 0, 0)))...),
-		"a request from the server":  append(bytes.Clone(setup), frame(func() []byte { h := smb2Header(cmdRead, 0, 0, 0); h[16] &^= 1; return h }())...),
+		"read 80+0xFFFFFFF0":          append(bytes.Clone(setup), frame(read(80, 0xFFFFFFF0, 0))...),
+		"read beyond frame":           append(bytes.Clone(setup), frame(read(80, 100, 10))...),
+		"ioctl output wraps":          append(bytes.Clone(setup), frame(ioctl(0x70, 0xFFFFFF90))...),
+		"error data wraps":            append(bytes.Clone(setup), frame(errResp(0, 0xFFFFFFF8, 0))...),
+		"error context wraps":         append(bytes.Clone(setup), frame(errResp(1, 8, 0xFFFFFFF8))...),
+		"session setup buffer wraps":  frame(ss(0xFFF0, 0x20)),
+		"encrypted, short plaintext":  append(bytes.Clone(setup), frame(seal(t, 1, k30, 0, []byte("\xfeSMB")))...),
+		"encrypted, hostile read":     append(bytes.Clone(setup), frame(seal(t, 1, k30, 0, read(80, 0xFFFFFFF0, 0)))...),
+		"encrypted, tampered":         append(bytes.Clone(setup), flip(frame(seal(t, 1, k30, 0, read(80, 0, 0))), 70)...),
+		"encrypted, other session":    append(bytes.Clone(setup), frame(seal(t, 1, k30, 5, read(80, 0, 0)))...),
+		"encrypted before any logon":  frame(seal(t, 1, k30, 0, read(80, 0, 0))),
+		"encrypted on a 2.1 session":  append(append(frame(negotiateResponse(0x0210, 1, 0)), frame(sessionSetupResponse(StatusSuccess, 0))...), frame(seal(t, 1, k30, 0, read(80, 0, 0)))...),
+		"encrypt-data session on 2.1": append(frame(negotiateResponse(0x0210, 1, 0)), frame(sessionSetupResponse(StatusSuccess, SessionEncryptData))...),
+		"encrypt-data share on 2.1": append(append(frame(negotiateResponse(0x0210, 1, 0)), frame(sessionSetupResponse(StatusSuccess, 0))...),
+			frame(func() []byte {
+				b := make([]byte, 16)
+				binary.LittleEndian.PutUint16(b, 16)
+				binary.LittleEndian.PutUint32(b[4:], shareFlagEncryptData)
+				return append(smb2Header(cmdTreeConnect, StatusSuccess, 0, 0), b...)
+			}())...),
+		"a request from the server": append(bytes.Clone(setup), frame(func() []byte { h := smb2Header(cmdRead, 0, 0, 0); h[16] &^= 1; return h }())...),
 	} {
 		t.Run(name, func(t *testing.T) {
 			a, b := net.Pipe()
