@@ -59,6 +59,6 @@ bench-ldap:
 	@bash scripts/bench-ldap.sh
 
 .PHONY: demo-console
-## demo-console: the web console (examples/console) against a lab; open the printed URL, Ctrl-C tears down (root).
+## demo-console: the web console (examples/console) against a lab; open the printed URL (it carries the launch secret), Ctrl-C tears down (root).
 demo-console: setup
 	@bash scripts/demo-console.sh

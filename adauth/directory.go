@@ -36,10 +36,15 @@ type BindMethod int
 
 const (
 	// BindAuto is the zero value: an NTLM bind when the credentials carry
-	// an NT hash, a simple bind when they carry a password, and no bind
+	// an NT hash or when the DC was located through DNS SRV records (never
+	// a clear password to a DC that a spoofed DNS answer may have named), a
+	// simple bind when they carry a password and URL names the DC, and no
+	// bind
 	// (anonymous) when the credentials are zero.
 	BindAuto BindMethod = iota
-	// BindSimple is an LDAP simple bind with a DN, a UPN (user@domain) or
+	// BindSimple is an LDAP simple bind (only with an explicit URL: with a
+	// DC located through DNS it is refused with ErrSimpleBindLocated) with
+	// a DN, a UPN (user@domain) or
 	// DOMAIN\user name and a password. It refuses NT hashes.
 	BindSimple
 	// BindNTLM is NTLMv2 carried in a SASL GSS-SPNEGO bind, with a password
@@ -314,6 +319,10 @@ func (d *Directory) checkBind() error {
 		if c.NTHash() != nil {
 			return opError(OpValidate, "", "a simple bind needs a password, not an NT hash", ErrBindMethod, nil)
 		}
+		if d.URL == "" && !c.IsZero() {
+			return opError(OpValidate, "", "refusing a simple bind (clear password) to a DC located through DNS SRV records, which a host on the LAN can spoof: give the DC's URL or bind with NTLM",
+				&wrapErr{sentinel: ErrSimpleBindLocated, also: ErrBindMethod}, nil)
+		}
 	case BindNTLM:
 		if c.User == "" || !c.HasSecret() {
 			return opError(OpValidate, "", "an NTLM bind needs a user and a password or NT hash", ErrBadCredentials, nil)
@@ -425,7 +434,7 @@ func (d *Directory) connectTarget(ctx context.Context, t target) (*session, erro
 	log.Debug("ldap: rootDSE", "dc", server, "dnsHostName", dse.DNSHostName,
 		"defaultNamingContext", dse.DefaultNamingContext, "tls", isTLS)
 
-	if err := d.bind(ctx, p, dse); err != nil {
+	if err := d.bind(ctx, p, dse, t.source == "srv"); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -437,7 +446,9 @@ func (d *Directory) connectTarget(ctx context.Context, t target) (*session, erro
 	return &session{conn: l, dse: dse, server: server}, nil
 }
 
-func (d *Directory) bind(ctx context.Context, p *preConn, dse *rootDSE) error {
+// bind authenticates p as d.Credentials. located says the DC was found
+// through DNS SRV records rather than named by URL.
+func (d *Directory) bind(ctx context.Context, p *preConn, dse *rootDSE, located bool) error {
 	c := d.Credentials
 	method := d.Bind
 	if method == BindAuto {
@@ -447,9 +458,17 @@ func (d *Directory) bind(ctx context.Context, p *preConn, dse *rootDSE) error {
 			return nil
 		case c.NTHash() != nil:
 			method = BindNTLM
+		case located:
+			// The DC's name came from DNS SRV records, which a host on
+			// the LAN can spoof: NTLM, never a clear password.
+			method = BindNTLM
 		default:
 			method = BindSimple
 		}
+	}
+	if method == BindSimple && located && !c.IsZero() {
+		// checkBind refuses this before any traffic; never reach it.
+		return opError(OpBind, p.server, "refusing a simple bind to a DC located through DNS SRV records", &wrapErr{sentinel: ErrSimpleBindLocated, also: ErrBindMethod}, nil)
 	}
 	d.logger().Debug("ldap: bind", "dc", p.server, "method", method.String(), "account", c)
 	switch method {

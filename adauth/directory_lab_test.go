@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/netip"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/internal/testlab"
+	"github.com/lanconnect/lanconnect/internal/testutil"
 )
 
 // labDC is the shared DC of the directory lab tests.
@@ -597,10 +599,23 @@ func TestDirectoryLab(t *testing.T) {
 		d.Resolver = dcResolver(dc)
 		d.SkipResolve = false
 		d.NameFilter = dc.dcName()
+		// A password and BindAuto: the SRV-located DC gets an NTLM bind,
+		// never the clear password of a simple bind.
+		logs := &testutil.LockedBuffer{}
+		d.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		hosts, err := collect(t, ctx, d)
 		if err != nil {
 			t.Fatalf("Discover: %v", err)
 		}
+		if !strings.Contains(logs.String(), "method=ntlm") || strings.Contains(logs.String(), "method=simple") {
+			t.Errorf("bind to the SRV-located DC was not NTLM:\n%s", logs.String())
+		}
+		// An explicit simple bind to it is refused before any traffic.
+		d.Bind, d.Logger = BindSimple, nil
+		if _, err := collect(t, ctx, d); !errors.Is(err, ErrSimpleBindLocated) {
+			t.Errorf("explicit simple bind to an SRV-located DC: %v, want ErrSimpleBindLocated", err)
+		}
+		d.Bind = BindAuto
 		var resolved bool
 		for _, h := range hosts {
 			if !strings.EqualFold(h.Name, dc.dcName()) {

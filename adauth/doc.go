@@ -6,7 +6,9 @@
 // credentials are administrator on a target and diagnoses why not, the
 // credential-source and retry rules a console uses to prompt for new
 // credentials, and the directory discovery.Discoverer that streams computer
-// objects from LDAP over TLS.
+// objects from LDAP over TLS. A DC located through DNS SRV records (which
+// a host on the LAN can spoof) never gets a clear password: it gets an
+// NTLM bind, and a simple bind needs the DC's explicit URL.
 //
 // [LockoutGuard] keeps a run of authentications from locking an account
 // out: credentials are proved on one computer before the others use them,

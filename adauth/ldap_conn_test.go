@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +90,7 @@ func scriptedDiscover(t *testing.T, d *Directory, handler func(id int64, op *ber
 	t.Helper()
 	s := &scriptedServer{t: t, handler: handler}
 	d.Dial = s.dial
-	if d.URL == "" {
+	if d.URL == "" && d.Domain == "" {
 		d.URL = "ldap://192.0.2.1" // never dialled: Dial is the pipe
 	}
 	d.Timeout = 5 * time.Second
@@ -183,4 +184,73 @@ func TestSPNEGOReject(t *testing.T) {
 // spnegoRejectToken is a NegTokenResp with negState reject.
 func spnegoRejectToken() ([]byte, error) {
 	return spnegoResp(negTokenResp{NegState: negReject})
+}
+
+// srvDirectory returns a Directory that locates its DC through a fake SRV
+// record (dc1.corp.example, 192.0.2.1, never dialled: Dial is the pipe).
+func srvDirectory(c Credentials, bind BindMethod) *Directory {
+	return &Directory{
+		Domain: "corp.example", AllowPlaintext: true, Credentials: c, Bind: bind,
+		Resolver: &fakeResolver{
+			srv:   map[string][]*net.SRV{"_ldap._tcp.dc._msdcs.corp.example": {{Target: "dc1.corp.example.", Port: 389}}},
+			hosts: map[string][]netip.Addr{"dc1.corp.example": {netip.MustParseAddr("192.0.2.1")}},
+		},
+	}
+}
+
+// bindKinds runs d against a scripted DC and returns the authentication
+// choice of each bind request (0 simple, 3 SASL), and every byte the DC
+// received.
+func bindKinds(t *testing.T, d *Directory) ([]ber.Tag, string, error) {
+	t.Helper()
+	var kinds []ber.Tag
+	var seen strings.Builder
+	err := scriptedDiscover(t, d, func(id int64, op *ber.Packet) []*ber.Packet {
+		seen.Write(op.Bytes())
+		switch op.Tag {
+		case appSearchRequest:
+			return []*ber.Packet{ldapMsg(id, rootDSEEntry("GSS-SPNEGO")), ldapMsg(id, ldapResultOp(appSearchDone, 0, ""))}
+		case appBindRequest:
+			kinds = append(kinds, op.Children[2].Tag)
+		}
+		return nil // ends the exchange after the first bind
+	})
+	return kinds, seen.String(), err
+}
+
+// TestNoSimpleBindToSRVLocatedDC: a DC found through DNS SRV never gets a
+// clear password. BindAuto binds with NTLM there; an explicit BindSimple
+// is refused before any traffic with ErrSimpleBindLocated. With a URL,
+// BindAuto still binds simply.
+func TestNoSimpleBindToSRVLocatedDC(t *testing.T) {
+	const pw = "Cl3ar-pw-9e1"
+	c, _ := Parse(`CORP\alice`, pw)
+
+	kinds, seen, _ := bindKinds(t, srvDirectory(c, BindAuto))
+	if len(kinds) != 1 || kinds[0] != 3 {
+		t.Fatalf("auto bind to an SRV-located DC: authentication choices %v, want one SASL (3)", kinds)
+	}
+	if strings.Contains(seen, pw) {
+		t.Fatal("the clear password reached the SRV-located DC")
+	}
+
+	kinds, seen, err := bindKinds(t, srvDirectory(c, BindSimple))
+	if !errors.Is(err, ErrSimpleBindLocated) || !errors.Is(err, ErrBindMethod) || len(kinds) != 0 || seen != "" {
+		t.Fatalf("explicit simple bind to an SRV-located DC: %v after %d binds (%d bytes sent)", err, len(kinds), len(seen))
+	}
+	var le *LDAPError
+	if !errors.As(err, &le) || le.Op != OpValidate || strings.Contains(err.Error(), pw) {
+		t.Fatalf("error %v (%+v)", err, le)
+	}
+
+	// An explicit URL keeps the simple bind for a password.
+	kinds, _, _ = bindKinds(t, &Directory{URL: "ldap://192.0.2.1", AllowPlaintext: true, Credentials: c})
+	if len(kinds) != 1 || kinds[0] != 0 {
+		t.Fatalf("auto bind with a URL: authentication choices %v, want one simple (0)", kinds)
+	}
+	// No credentials: no password to protect; an anonymous simple bind to
+	// an SRV-located DC is not refused.
+	if kinds, _, err := bindKinds(t, srvDirectory(Credentials{}, BindSimple)); errors.Is(err, ErrSimpleBindLocated) {
+		t.Fatalf("anonymous: %v binds, err %v", kinds, err)
+	}
 }

@@ -67,6 +67,13 @@ var (
 	// ErrBadConfig matches a Directory setting that is invalid (a malformed
 	// URL, base DN or CA file) before any traffic is sent.
 	ErrBadConfig = errors.New("adauth: invalid directory settings")
+	// ErrSimpleBindLocated matches an explicit BindSimple with a password
+	// and no URL: the DC would be located through DNS SRV records, which a
+	// host on the LAN can spoof (mitm6), and a simple bind hands it the
+	// clear password. Give the DC's URL, or bind with BindNTLM or
+	// BindAuto. It is reported before any traffic; errors.Is also matches
+	// ErrBindMethod.
+	ErrSimpleBindLocated = errors.New("adauth: no simple bind to a DC located through DNS SRV: give its URL, or bind with NTLM")
 )
 
 // LDAPError describes a failure of the directory discoverer: the operation

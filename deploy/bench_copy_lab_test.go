@@ -73,7 +73,7 @@ func TestCopyBench(t *testing.T) {
 	if err := os.WriteFile(authFile, []byte("username = "+tg.Admin.User+"\npassword = "+tg.Admin.Password+"\ndomain = "+tg.Workgroup+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	remoteDir := filepath.Join(tg.AdminDir, "Temp", "lc-bench")
+	remoteDir := filepath.Join(tg.AdminDir, "lc-bench")
 	if err := os.MkdirAll(remoteDir, 0o777); err != nil {
 		t.Fatal(err)
 	}
@@ -86,17 +86,14 @@ func TestCopyBench(t *testing.T) {
 	mbps := func(d time.Duration) float64 { return size / d.Seconds() / 1e6 }
 
 	copyOnce := func(g *adauth.Grant, name string) time.Duration {
-		// A fresh name each time, so nothing is skipped.
+		// A fresh name each time (each copy makes a folder of its own).
 		a := applet
 		a.Name = name
-		res, err := Copy(ctx, g, a, CopyOptions{Dir: `Temp\lc-bench`, Parallel: parallel})
+		res, err := Copy(ctx, g, a, CopyOptions{Parallel: parallel})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Skipped {
-			t.Fatal("skipped")
-		}
-		_ = os.Remove(filepath.Join(remoteDir, a.Name))
+		_ = os.RemoveAll(filepath.Join(tg.AdminDir, res.Folder))
 		return res.Took
 	}
 	var ours, oursEnc, theirsWall, theirsPut []time.Duration
@@ -112,7 +109,7 @@ func TestCopyBench(t *testing.T) {
 		if extra := os.Getenv("LANCONNECT_BENCH_SMBCLIENT_OPTION"); extra != "" {
 			args = append(args, "--option="+extra)
 		}
-		args = append(args, "-c", `put "`+local+`" "Temp\lc-bench\`+name+`"`)
+		args = append(args, "-c", `put "`+local+`" "lc-bench\`+name+`"`)
 		cmd := exec.CommandContext(ctx, smbclient, args...)
 		start := time.Now()
 		out, err := cmd.CombinedOutput()

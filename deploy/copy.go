@@ -51,21 +51,36 @@ func (m VerifyMode) String() string {
 
 // Defaults of CopyOptions.
 const (
-	DefaultShare      = "ADMIN$"
-	DefaultDir        = `Temp\lanconnect`
+	DefaultShare = "ADMIN$"
+	// DefaultDir is the parent of the applet's folder: "" is the root of
+	// ADMIN$ (C:\Windows), where only SYSTEM and Administrators may
+	// create folders.
+	DefaultDir        = ""
 	DefaultSystemRoot = `C:\Windows`
 	DefaultParallel   = 4
 	DefaultChunkSize  = 1 << 20 // go-smb2 never sends more in one WRITE
 )
 
-// CopyOptions tune Copy. The zero value copies to ADMIN$\Temp\lanconnect
-// with four writes in flight and VerifySigned.
+// CopyOptions tune Copy. The zero value copies into a new folder
+// ADMIN$\lanconnect-<random> (C:\Windows\lanconnect-<random>) with four
+// writes in flight and VerifySigned.
 type CopyOptions struct {
-	// Share is the administrative share; "" means ADMIN$.
+	// Share is the administrative share; "" means ADMIN$, and any other
+	// share is refused (ErrUnsafeFolder): only ADMIN$ is writable by
+	// administrators alone.
 	Share string
-	// Dir is the directory under Share (backslashes or slashes); missing
-	// components are created and journaled. "" means DefaultDir.
+	// Dir is the parent, under Share, of the applet's folder
+	// (backslashes or slashes); "" means the share's root. It must not be
+	// Temp or another folder ordinary users may write in (see
+	// CheckFolder). Missing components are created and journaled.
 	Dir string
+	// Folder is the name of the applet's folder, created in Dir with
+	// create-only semantics: a folder of that name that already exists is
+	// refused with ErrFolderExists and left untouched. "" means
+	// FolderName(""). The folder holds only what this Copy (and later
+	// steps that journal their files) put there; undoing the journal
+	// removes its files, then the folder.
+	Folder string
 	// SystemRoot is the local path that Share maps to on the target, used
 	// for CopyResult.LocalPath; "" means C:\Windows (ADMIN$ is
 	// %SystemRoot%).
@@ -81,7 +96,8 @@ type CopyOptions struct {
 	// from Copy's goroutines, so keep the callback short.
 	Progress func(done, total int64)
 	// Journal, when set, records every directory and file Copy creates,
-	// the temporary file included until it is renamed or removed.
+	// the temporary file included until it is renamed or removed. Each
+	// is recorded (and persisted) before the call that creates it.
 	Journal *Journal
 	// Logger receives debug messages; nil discards them.
 	Logger *slog.Logger
@@ -91,13 +107,16 @@ type CopyOptions struct {
 type CopyResult struct {
 	// Share and Path locate the file on the share (Path uses backslashes).
 	Share, Path string
-	// SharePath is \\host\ADMIN$\Temp\...; LocalPath is C:\Windows\Temp\...
-	// as a launcher on the target needs it.
+	// Folder is the applet's folder on the share (Path's directory).
+	Folder string
+	// SharePath is \\host\ADMIN$\lanconnect-...\name; LocalPath is
+	// C:\Windows\lanconnect-...\name as a launcher on the target needs it.
 	SharePath, LocalPath string
 	// Size and SHA256 describe the content.
 	Size   int64
 	SHA256 string
-	// Skipped reports that an identical file was already in place.
+	// Skipped is always false: the folder is new, so nothing can be in
+	// place already. It is kept for compatibility.
 	Skipped bool
 	// Verified is the proof that was applied.
 	Verified VerifyMode
@@ -113,6 +132,10 @@ type CopyError struct {
 	Host, Op string
 	Leftover string
 	Err      error
+	// Diagnosis explains the failure to a technician when Copy knows more
+	// than the cause says (a folder that already exists, a folder that is
+	// not admin-only); it is zero otherwise.
+	Diagnosis Diagnosis
 }
 
 func (e *CopyError) Error() string {
@@ -144,15 +167,20 @@ func cleanDir(d string) (string, error) {
 	return strings.Join(parts, `\`), nil
 }
 
-// Copy puts applet on the target of g: it writes the content to a
-// temporary name in opts.Dir under ADMIN$, verifies it (see VerifyMode),
-// and renames it into place. An identical file already in place (same
-// size and SHA-256) is left alone. A copy that fails or is cancelled
-// never leaves a partial file under the final name: the temporary file is
-// removed, or stays journaled and is named in the *CopyError.
+// Copy puts applet on the target of g: it creates the applet's folder
+// (opts.Dir\opts.Folder under ADMIN$) create-only, writes the content to
+// a temporary name there, verifies it (see VerifyMode), and renames it
+// into place. A folder that already exists is refused (ErrFolderExists),
+// and a folder that is not admin-only (ErrUnsafeFolder) is refused before
+// anything is sent. Every directory and file is journaled before it is
+// created; when a create call fails without a definite answer (cancelled,
+// connection lost), Copy removes the object by name. A copy that fails or
+// is cancelled never leaves a partial file under the final name: the
+// temporary file is removed, or stays journaled and is named in the
+// *CopyError.
 //
-// Copy does not start anything and does not remove the applet afterwards;
-// undo the journal for that.
+// Copy does not start anything and does not remove the applet or its
+// folder afterwards; undo the journal for that.
 func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions) (*CopyResult, error) {
 	start := time.Now()
 	if g == nil || g.Session() == nil {
@@ -169,18 +197,22 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	share := opts.Share
-	if share == "" {
-		share = DefaultShare
-	}
-	dirOpt := opts.Dir
-	if dirOpt == "" {
-		dirOpt = DefaultDir
-	}
-	dir, err := cleanDir(dirOpt)
+	share, parent, err := CheckFolder(opts.Share, orDefault(opts.Dir, DefaultDir))
 	if err != nil {
+		ce := &CopyError{Host: host, Op: "validate", Err: err}
+		if errors.Is(err, ErrUnsafeFolder) {
+			ce.Diagnosis = diagUnsafeFolder
+		}
+		return nil, ce
+	}
+	folder := opts.Folder
+	if folder == "" {
+		folder = FolderName("")
+	}
+	if err := checkFolderName(folder); err != nil {
 		return fail("validate", err)
 	}
+	dir := joinPath(parent, folder)
 	verify := opts.Verify
 	if !g.Facts.Signed && !g.Facts.Encrypted {
 		verify = VerifyReadBack
@@ -203,44 +235,50 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	}
 	defer closeSrc()
 
-	sh, err := g.Session().Mount(ctx, share)
+	sh, umount, err := mount(ctx, g, share)
 	if err != nil {
 		return fail("tree connect "+share, err)
 	}
+	// The folder's creates that were interrupted are removed by name after
+	// the tree is disconnected (see createDir).
+	var ins []*interrupted
 	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = sh.WithContext(uctx).Umount()
+		umount()
+		if err := removeInterrupted(ctx, g, share, ins, opts.Journal); err != nil {
+			log.Warn("interrupted folder create left on target", "host", host, "err", err)
+		}
 	}()
 	fs := sh.WithContext(ctx)
 
-	if err := ensureDir(ctx, fs, host, share, dir, opts.Journal); err != nil {
-		return fail("create directory", err)
+	mk := func(p, note string, exclusive bool) error {
+		in, err := createDir(ctx, fs, host, share, p, note, exclusive, opts.Journal)
+		if in != nil {
+			ins = append(ins, in)
+		}
+		return err
+	}
+	if parent != "" {
+		parts := strings.Split(parent, `\`)
+		for i := range parts {
+			if err := mk(strings.Join(parts[:i+1], `\`), "directory", false); err != nil {
+				return fail("create directory", err)
+			}
+		}
+	}
+	if err := mk(dir, "applet folder", true); err != nil {
+		ce := &CopyError{Host: host, Op: "create folder", Err: smbconn.MapError(err)}
+		if errors.Is(err, ErrFolderExists) {
+			ce.Diagnosis = diagFolderExists(share, dir)
+		}
+		return nil, ce
 	}
 	final := joinPath(dir, applet.Name)
 	res := &CopyResult{
-		Share: share, Path: final, Size: size, Verified: verify,
+		Share: share, Path: final, Folder: dir, Size: size, Verified: verify,
 		SharePath: `\\` + host + `\` + share + `\` + final,
 		LocalPath: strings.TrimRight(orDefault(opts.SystemRoot, DefaultSystemRoot), `\`) + `\` + final,
 	}
 	progress := newProgress(opts.Progress, size)
-
-	// An identical file in place is not copied again.
-	if st, err := fs.Stat(final); err == nil && !st.IsDir() && st.Size() == size {
-		want := applet.SHA256
-		if want == "" {
-			if want, err = hashReaderAt(ctx, src, size); err != nil {
-				return fail("hash applet", err)
-			}
-		}
-		got, err := hashRemote(fs, final, size)
-		if err == nil && strings.EqualFold(got, want) {
-			res.SHA256, res.Skipped, res.Took = strings.ToLower(want), true, time.Since(start)
-			progress.add(size)
-			log.Debug("applet already in place", "host", host, "path", final)
-			return res, nil
-		}
-	}
 
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
@@ -294,15 +332,8 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	}
 
 	// Rename into place. Journal the final name first, so that a crash
-	// between the two steps leaves both names journaled.
-	if st, err := fs.Stat(final); err == nil {
-		if st.IsDir() {
-			return cleanup("rename", fmt.Errorf("%w: %s is a directory", os.ErrExist, final))
-		}
-		if err := fs.Remove(final); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return cleanup("replace old applet", err)
-		}
-	}
+	// between the two steps leaves both names journaled. The folder is
+	// new, so nothing is in the way.
 	if opts.Journal != nil {
 		if _, err := opts.Journal.Record(ctx, Artifact{Kind: KindFile, Host: host, Share: share, Path: final, Note: "applet " + applet.Name + " " + applet.Version}); err != nil {
 			return cleanup("journal", err)
@@ -331,39 +362,6 @@ func joinPath(dir, name string) string {
 		return name
 	}
 	return dir + `\` + name
-}
-
-// ensureDir creates the missing components of dir, journaling each one.
-func ensureDir(ctx context.Context, fs *smb2.Share, host, share, dir string, j *Journal) error {
-	if dir == "" {
-		return nil
-	}
-	parts := strings.Split(dir, `\`)
-	for i := range parts {
-		p := strings.Join(parts[:i+1], `\`)
-		st, err := fs.Stat(p)
-		if err == nil {
-			if !st.IsDir() {
-				return fmt.Errorf("%w: %s\\%s is a file", ErrBadOptions, share, p)
-			}
-			continue
-		}
-		if !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		if err := fs.Mkdir(p, 0o755); err != nil {
-			if errors.Is(err, os.ErrExist) {
-				continue // created concurrently
-			}
-			return err
-		}
-		if j != nil {
-			if _, err := j.Record(ctx, Artifact{Kind: KindDir, Host: host, Share: share, Path: p, Note: "directory"}); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // progress serialises Progress callbacks.
@@ -516,18 +514,6 @@ produce:
 		return firstErr
 	}
 	return ctx.Err()
-}
-
-// hashReaderAt hashes size bytes of r.
-func hashReaderAt(ctx context.Context, r io.ReaderAt, size int64) (string, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
-		return "", err
-	}
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // hashRemote reads name back and hashes it, checking its length. It keeps

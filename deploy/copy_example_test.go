@@ -32,7 +32,7 @@ func ExampleCopy() {
 		return
 	}
 	res, err := deploy.Copy(ctx, g, applet, deploy.CopyOptions{
-		Dir:     `Temp\acme`,
+		Dir:     `Acme`, // optional: the parent of the new per-copy folder, under ADMIN$
 		Journal: j,
 		Progress: func(done, total int64) {
 			fmt.Printf("\r%d/%d bytes", done, total)
@@ -42,7 +42,7 @@ func ExampleCopy() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println("launch", res.LocalPath) // C:\Windows\Temp\acme\acme-applet.exe
+	fmt.Println("launch", res.LocalPath) // C:\Windows\Acme\lanconnect-1a2b3c4d\acme-applet.exe
 
 	// Later: remove what was created, newest first.
 	rep := j.Undo(ctx, deploy.FileUndoers(g))

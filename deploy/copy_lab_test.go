@@ -71,14 +71,14 @@ func TestCopyLab(t *testing.T) {
 	defer cancel()
 	g := grantFor(t, ctx, std, adauth.EncryptIfServerAsks)
 
-	t.Run("copy, skip identical, replace, undo", func(t *testing.T) {
+	t.Run("copy into a new folder under ADMIN$, undo", func(t *testing.T) {
 		content := randomBytes(t, 5<<20+12345)
 		applet := AppletFromBytes("acme-applet.exe", "1.0", content)
 		var j Journal
 		var mu sync.Mutex
 		var last int64
 		calls := 0
-		res, err := Copy(ctx, g, applet, CopyOptions{Dir: `Temp\lc-copy\sub`, Journal: &j, Progress: func(done, total int64) {
+		res, err := Copy(ctx, g, applet, CopyOptions{Journal: &j, Progress: func(done, total int64) {
 			mu.Lock()
 			defer mu.Unlock()
 			if done < last || total != int64(len(content)) {
@@ -89,43 +89,53 @@ func TestCopyLab(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Skipped || res.SHA256 != applet.SHA256 || res.Path != `Temp\lc-copy\sub\acme-applet.exe` ||
-			res.LocalPath != `C:\Windows\Temp\lc-copy\sub\acme-applet.exe` || res.SharePath != `\\`+std.Addr.String()+`\ADMIN$\Temp\lc-copy\sub\acme-applet.exe` {
+		// The folder is new, directly under ADMIN$ (C:\Windows), never Temp.
+		if res.Skipped || res.SHA256 != applet.SHA256 || !strings.HasPrefix(res.Folder, DefaultFolderPrefix) || strings.Contains(res.Folder, `\`) ||
+			res.Path != res.Folder+`\acme-applet.exe` || res.LocalPath != `C:\Windows\`+res.Path || res.SharePath != `\\`+std.Addr.String()+`\ADMIN$\`+res.Path {
 			t.Fatalf("result %+v", res)
+		}
+		onTarget := onDisk(std, res.Path)
+		if filepath.Dir(filepath.Dir(onTarget)) != std.AdminDir {
+			t.Fatalf("applet at %s, not in a folder directly under ADMIN$ (%s)", onTarget, std.AdminDir)
 		}
 		if last != int64(len(content)) || calls < 2 {
 			t.Fatalf("progress ended at %d after %d calls", last, calls)
 		}
-		if got := fileSHA(t, onDisk(std, res.Path)); got != applet.SHA256 {
+		if got := fileSHA(t, onTarget); got != applet.SHA256 {
 			t.Fatalf("hash on the server's disk %s, want %s", got, applet.SHA256)
 		}
-		noPartials(t, filepath.Dir(onDisk(std, res.Path)))
-		// Journal: the created directories, then the file; no temp file.
+		noPartials(t, filepath.Dir(onTarget))
+		// Journal: the folder, then the file; no temp file.
 		var kinds []string
 		for _, a := range j.Artifacts() {
 			kinds = append(kinds, a.Kind+":"+a.Path)
 		}
-		if n := len(kinds); n < 3 || kinds[n-1] != `file:Temp\lc-copy\sub\acme-applet.exe` || kinds[n-2] != `dir:Temp\lc-copy\sub` || kinds[n-3] != `dir:Temp\lc-copy` {
+		if len(kinds) != 2 || kinds[0] != "dir:"+res.Folder || kinds[1] != "file:"+res.Path {
 			t.Fatalf("journal %v", kinds)
 		}
 
-		// The same applet again is not copied.
-		res2, err := Copy(ctx, g, applet, CopyOptions{Dir: `Temp\lc-copy\sub`, Journal: &j})
-		if err != nil || !res2.Skipped {
-			t.Fatalf("second copy: %+v %v", res2, err)
+		// The same folder again is refused and left alone.
+		_, err = Copy(ctx, g, applet, CopyOptions{Folder: res.Folder, Journal: &j})
+		var ce *CopyError
+		if !errors.Is(err, ErrFolderExists) || !errors.As(err, &ce) || ce.Diagnosis.Code != DiagFolderExists {
+			t.Fatalf("second copy into the folder: %v", err)
 		}
 		if len(j.Artifacts()) != len(kinds) {
-			t.Fatal("a skipped copy was journaled")
+			t.Fatalf("a refused copy was journaled: %v", j.Artifacts())
+		}
+		if got := fileSHA(t, onTarget); got != applet.SHA256 {
+			t.Fatal("the refused copy touched the folder")
 		}
 
-		// A new version replaces it, verified by reading back.
+		// A custom parent under ADMIN$: created, journaled, verified by
+		// reading back.
 		v2 := AppletFromBytes("acme-applet.exe", "2.0", randomBytes(t, 3<<20))
-		res3, err := Copy(ctx, g, v2, CopyOptions{Dir: `Temp\lc-copy\sub`, Journal: &j, Verify: VerifyReadBack, Parallel: 2, ChunkSize: 256 << 10})
-		if err != nil || res3.Skipped || res3.Verified != VerifyReadBack {
-			t.Fatalf("replace: %+v %v", res3, err)
+		res3, err := Copy(ctx, g, v2, CopyOptions{Dir: `Acme/Sessions`, Folder: "lanconnect-custom", Journal: &j, Verify: VerifyReadBack, Parallel: 2, ChunkSize: 256 << 10})
+		if err != nil || res3.Verified != VerifyReadBack || res3.Path != `Acme\Sessions\lanconnect-custom\acme-applet.exe` {
+			t.Fatalf("custom folder: %+v %v", res3, err)
 		}
 		if got := fileSHA(t, onDisk(std, res3.Path)); got != v2.SHA256 {
-			t.Fatal("replaced file has the wrong hash")
+			t.Fatal("copied file has the wrong hash")
 		}
 
 		// Undo removes everything this test created, newest first.
@@ -133,20 +143,134 @@ func TestCopyLab(t *testing.T) {
 		if !rep.OK() || j.Len() != 0 {
 			t.Fatalf("undo: %+v", rep)
 		}
-		if _, err := os.Stat(filepath.Join(std.AdminDir, "Temp", "lc-copy")); !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("directory still there: %v", err)
+		for _, d := range []string{filepath.Dir(onTarget), filepath.Join(std.AdminDir, "Acme")} {
+			if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("%s still there: %v", d, err)
+			}
 		}
+	})
+
+	t.Run("a folder prepared by someone else is refused", func(t *testing.T) {
+		// What a local user would do if they could write there: make the
+		// folder first and plant a DLL in it.
+		dir := filepath.Join(std.AdminDir, "lanconnect-planted")
+		if err := os.Mkdir(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		if err := os.WriteFile(filepath.Join(dir, "version.dll"), []byte("evil"), 0o666); err != nil {
+			t.Fatal(err)
+		}
+		var j Journal
+		_, err := Copy(ctx, g, AppletFromBytes("a.exe", "1", []byte("applet")), CopyOptions{Folder: "lanconnect-planted", Journal: &j})
+		if !errors.Is(err, ErrFolderExists) {
+			t.Fatalf("err = %v", err)
+		}
+		t.Logf("refused: %v", err)
+		if j.Len() != 0 {
+			t.Fatalf("journal %v", j.Artifacts())
+		}
+		entries, _ := os.ReadDir(dir)
+		if len(entries) != 1 || entries[0].Name() != "version.dll" {
+			t.Fatalf("folder touched: %v", entries)
+		}
+	})
+
+	t.Run("folders that are not admin-only are refused", func(t *testing.T) {
+		for _, o := range []CopyOptions{
+			{Dir: `Temp`}, {Dir: `temp\lanconnect`}, {Dir: `/Temp/`}, {Dir: `System32\Tasks`}, {Share: "C$"}, {Share: "C$", Dir: `Windows`},
+		} {
+			var j Journal
+			o.Journal = &j
+			_, err := Copy(ctx, g, AppletFromBytes("a.exe", "1", []byte("applet")), o)
+			var ce *CopyError
+			if !errors.Is(err, ErrUnsafeFolder) || !errors.Is(err, ErrBadOptions) || !errors.As(err, &ce) || ce.Diagnosis.Code != DiagUnsafeFolder {
+				t.Errorf("share %q dir %q: %v", o.Share, o.Dir, err)
+			}
+			if j.Len() != 0 {
+				t.Errorf("share %q dir %q journaled %v", o.Share, o.Dir, j.Artifacts())
+			}
+		}
+		if entries, _ := os.ReadDir(filepath.Join(std.AdminDir, "Temp")); len(entries) != 0 {
+			t.Fatalf("created under Temp: %v", entries)
+		}
+	})
+
+	t.Run("cancel inside the folder's mkdir", func(t *testing.T) {
+		// The journal's intent is persisted, then smbd is frozen before
+		// the CREATE goes out; once the request waits in smbd's socket
+		// the copy is cancelled, and smbd is let go: it creates the
+		// folder after the client gave up. Copy must remove it by name.
+		jf := filepath.Join(t.TempDir(), "journal.json")
+		j, err := OpenJournal(jf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, ccancel := context.WithCancel(ctx)
+		defer ccancel()
+		thawed := make(chan error, 1)
+		var once sync.Once
+		j.recorded = func(a Artifact) {
+			if a.Kind != KindDir {
+				return
+			}
+			once.Do(func() {
+				// The intent is on disk before the create.
+				b, err := os.ReadFile(jf)
+				if err != nil || !strings.Contains(string(b), a.Path) {
+					t.Errorf("intent not persisted before the create: %v %s", err, b)
+				}
+				thaw, err := std.FreezeSMB()
+				if err != nil {
+					t.Errorf("freeze: %v", err)
+					thawed <- err
+					return
+				}
+				go func() {
+					wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+					defer cancel()
+					err := std.WaitSMBQueued(wctx)
+					ccancel()
+					thawed <- errors.Join(err, thaw())
+				}()
+			})
+		}
+		_, err = Copy(cctx, g, AppletFromBytes("c.exe", "1", []byte("applet")), CopyOptions{Folder: "lanconnect-mkdircancel", Journal: j})
+		if terr := <-thawed; terr != nil {
+			t.Fatalf("freeze/thaw: %v", terr)
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v", err)
+		}
+		dir := filepath.Join(std.AdminDir, "lanconnect-mkdircancel")
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("folder left after the cancelled create: %v", err)
+		}
+		// The journal agrees, and undoing it (again) is a success.
+		later, err := OpenJournal(jf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep := later.Undo(ctx, FileUndoers(g)); !rep.OK() || later.Len() != 0 {
+			t.Fatalf("undo %+v", rep)
+		}
+		// The grant's session is still usable.
+		var j2 Journal
+		if _, err := Copy(ctx, g, AppletFromBytes("after.exe", "1", []byte("ok")), CopyOptions{Journal: &j2}); err != nil {
+			t.Fatal(err)
+		}
+		j2.Undo(ctx, FileUndoers(g))
 	})
 
 	t.Run("wrong expected hash", func(t *testing.T) {
 		a := AppletFromBytes("bad.exe", "1", randomBytes(t, 100<<10))
 		a.SHA256 = strings.Repeat("ab", 32)
 		var j Journal
-		_, err := Copy(ctx, g, a, CopyOptions{Dir: `Temp\lc-hash`, Journal: &j})
+		_, err := Copy(ctx, g, a, CopyOptions{Folder: "lanconnect-hash", Journal: &j})
 		if !errors.Is(err, ErrHashMismatch) {
 			t.Fatalf("err = %v", err)
 		}
-		dir := filepath.Join(std.AdminDir, "Temp", "lc-hash")
+		dir := filepath.Join(std.AdminDir, "lanconnect-hash")
 		if _, err := os.Stat(filepath.Join(dir, "bad.exe")); !errors.Is(err, os.ErrNotExist) {
 			t.Fatal("file under the final name")
 		}
@@ -164,7 +288,7 @@ func TestCopyLab(t *testing.T) {
 		cctx, ccancel := context.WithCancel(ctx)
 		defer ccancel()
 		var j Journal
-		_, err := Copy(cctx, g, a, CopyOptions{Dir: `Temp\lc-cancel`, Journal: &j, Progress: func(done, _ int64) {
+		_, err := Copy(cctx, g, a, CopyOptions{Folder: "lanconnect-cancel", Journal: &j, Progress: func(done, _ int64) {
 			if done >= 2<<20 {
 				ccancel()
 			}
@@ -172,7 +296,7 @@ func TestCopyLab(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v", err)
 		}
-		dir := filepath.Join(std.AdminDir, "Temp", "lc-cancel")
+		dir := filepath.Join(std.AdminDir, "lanconnect-cancel")
 		if _, err := os.Stat(filepath.Join(dir, "cancel.exe")); !errors.Is(err, os.ErrNotExist) {
 			t.Fatal("file under the final name")
 		}
@@ -181,7 +305,7 @@ func TestCopyLab(t *testing.T) {
 			t.Fatalf("undo %+v", rep)
 		}
 		// The grant's session is still usable.
-		if _, err := Copy(ctx, g, AppletFromBytes("after.exe", "1", []byte("ok")), CopyOptions{Dir: `Temp\lc-cancel`, Journal: &j}); err != nil {
+		if _, err := Copy(ctx, g, AppletFromBytes("after.exe", "1", []byte("ok")), CopyOptions{Folder: "lanconnect-cancel", Journal: &j}); err != nil {
 			t.Fatal(err)
 		}
 		j.Undo(ctx, FileUndoers(g))
@@ -195,7 +319,7 @@ func TestCopyLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		var once sync.Once
-		_, err = Copy(ctx, vg, a, CopyOptions{Dir: `Temp\lc-kill`, Journal: j, Progress: func(done, _ int64) {
+		_, err = Copy(ctx, vg, a, CopyOptions{Folder: "lanconnect-kill", Journal: j, Progress: func(done, _ int64) {
 			if done >= 4<<20 {
 				once.Do(func() {
 					if err := victim.StopSMB(); err != nil {
@@ -209,7 +333,7 @@ func TestCopyLab(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 		t.Logf("copy error: %v", err)
-		dir := filepath.Join(victim.AdminDir, "Temp", "lc-kill")
+		dir := filepath.Join(victim.AdminDir, "lanconnect-kill")
 		if _, err := os.Stat(filepath.Join(dir, "killed.exe")); !errors.Is(err, os.ErrNotExist) {
 			t.Fatal("file under the final name")
 		}
@@ -248,7 +372,7 @@ func TestCopyLab(t *testing.T) {
 		eg := grantFor(t, ctx, enc, adauth.EncryptRequired)
 		a := AppletFromBytes("enc.exe", "1", randomBytes(t, 2<<20))
 		var j Journal
-		res, err := Copy(ctx, eg, a, CopyOptions{Dir: `Temp\lc-enc`, Journal: &j})
+		res, err := Copy(ctx, eg, a, CopyOptions{Folder: "lanconnect-enc", Journal: &j})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,7 +412,7 @@ func TestCopyLab(t *testing.T) {
 				}
 			}
 		}()
-		res, err := Copy(ctx, g, a, CopyOptions{Dir: `Temp\lc-shared`, Journal: &j, Parallel: 3})
+		res, err := Copy(ctx, g, a, CopyOptions{Folder: "lanconnect-shared", Journal: &j, Parallel: 3})
 		close(stop)
 		if perr := <-pipeErr; perr != nil {
 			t.Fatalf("pipe: %v", perr)
@@ -314,7 +438,7 @@ func TestCopyLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		var j Journal
-		res, err := Copy(ctx, g, a, CopyOptions{Dir: `Temp\lc-file`, Journal: &j})
+		res, err := Copy(ctx, g, a, CopyOptions{Folder: "lanconnect-file", Journal: &j})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -74,6 +74,9 @@ type Journal struct {
 	path   string
 	nextID uint64
 	arts   []Artifact
+	// recorded, when set (by this package's tests), is called after each
+	// Record has persisted its artifact, outside the lock.
+	recorded func(Artifact)
 }
 
 type journalFile struct {
@@ -179,14 +182,19 @@ func (j *Journal) persist() error {
 // returned, so that the caller can decide not to go on.
 func (j *Journal) Record(_ context.Context, a Artifact) (Artifact, error) {
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	j.nextID++
 	a.ID = j.nextID
 	if a.Created.IsZero() {
 		a.Created = time.Now().UTC()
 	}
 	j.arts = append(j.arts, a)
-	return a, j.persist()
+	err := j.persist()
+	hook := j.recorded
+	j.mu.Unlock()
+	if hook != nil {
+		hook(a)
+	}
+	return a, err
 }
 
 // Resolve removes the artifact with id: it was undone, or it is no longer
@@ -232,14 +240,19 @@ var ErrNotMine = errors.New("deploy: artifact not handled by this undo function"
 // function registered under "remotereg.".
 type Undoers map[string]UndoFunc
 
-func (u Undoers) lookup(kind string) UndoFunc {
-	if f, ok := u[kind]; ok {
+func (u Undoers) lookup(kind string) UndoFunc { return lookupKind(u, kind) }
+
+// lookupKind finds kind's entry in m, else its namespace's ("x." for
+// "x.y"), else the zero value.
+func lookupKind[F any](m map[string]F, kind string) F {
+	if f, ok := m[kind]; ok {
 		return f
 	}
 	if i := strings.IndexByte(kind, '.'); i > 0 {
-		return u[kind[:i+1]]
+		return m[kind[:i+1]]
 	}
-	return nil
+	var zero F
+	return zero
 }
 
 // UndoFailure is an artifact that could not be undone, and why.
@@ -315,15 +328,11 @@ func FileUndoers(g *adauth.Grant) Undoers {
 		if !strings.EqualFold(a.Host, g.Host) {
 			return ErrNotMine
 		}
-		sh, err := g.Session().Mount(ctx, a.Share)
+		sh, umount, err := mount(ctx, g, a.Share)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer cancel()
-			_ = sh.WithContext(uctx).Umount()
-		}()
+		defer umount()
 		err = sh.WithContext(ctx).Remove(a.Path)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil

@@ -34,6 +34,12 @@ var (
 	// ErrTimeout means a step did not finish within its deadline, for
 	// example an endpoint that accepts the connection and never answers.
 	ErrTimeout = errors.New("deploy: launch step timed out")
+	// ErrAttemptLeftBehind means a launch attempt failed and could not
+	// remove what it had created on the target (a service, or a process
+	// it started, which may still run). The journal still holds it for
+	// the session's cleanup. It is never a reason to try another launcher:
+	// a second applet must not start beside one that may run.
+	ErrAttemptLeftBehind = errors.New("deploy: the failed attempt's service or process could not be removed")
 	// ErrBadSpec means the LaunchSpec is invalid; nothing was sent.
 	ErrBadSpec = errors.New("deploy: invalid launch spec")
 )

@@ -7,7 +7,9 @@
 // CIDR, range), and [Merge], which runs several discoverers at once and fans
 // their findings into one deduplicated, enriched stream of updates. [View]
 // turns that stream into a live list under a filter that may change at any
-// time, re-evaluating the hosts already seen. [AddrRange] parses the
+// time, re-evaluating the hosts already seen. [Broadcaster] fans one
+// Merge stream out to many live views, so that a console with many pages
+// runs one discovery. [AddrRange] parses the
 // addresses, CIDRs and ranges that filters and scanners share.
 //
 // The package depends on the standard library only. It does not send a

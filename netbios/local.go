@@ -68,6 +68,7 @@ func addSubnets(t *Targets, ifname string, addrs []net.Addr, maxBits int, capped
 		full := netip.PrefixFrom(ip, ones).Masked()
 		whole, _ := discovery.ParseAddrRange(full.String())
 		t.Broadcast = append(t.Broadcast, whole.To)
+		t.Subnets = append(t.Subnets, full)
 		swept := full
 		if ones < maxBits {
 			swept = netip.PrefixFrom(ip, maxBits).Masked()

@@ -28,6 +28,11 @@ func TestAddSubnets(t *testing.T) {
 	if len(tg.Broadcast) != 2 || tg.Broadcast[0].String() != "192.168.1.255" || tg.Broadcast[1].String() != "10.20.255.255" {
 		t.Fatalf("broadcast %v", tg.Broadcast)
 	}
+	// Broadcast answers are accepted from the whole subnets, not only the
+	// swept /22.
+	if len(tg.Subnets) != 2 || tg.Subnets[0].String() != "192.168.1.0/24" || tg.Subnets[1].String() != "10.20.0.0/16" {
+		t.Fatalf("subnets %v", tg.Subnets)
+	}
 	if len(capped) != 1 || capped[0].Interface != "eth9" || capped[0].Subnet.String() != "10.20.0.0/16" || capped[0].Swept.String() != "10.20.28.0/22" {
 		t.Fatalf("capped %+v", capped)
 	}

@@ -42,6 +42,14 @@ import (
 // queried the same way: not every stack answers the wildcard (nmbd does),
 // but every member of a workgroup answers a broadcast query for its <00>
 // group name. Node status requests are not broadcast: nodes ignore them.
+//
+// Broadcast answers are claims: anyone on the link may answer, as often as
+// it likes. The scanner asks a responder for its name table only when its
+// address lies in a swept range or in Targets.Subnets (see there), at most
+// once per address (a set, O(1) per answer), and with at most 4,096
+// responders waiting; the answers it drops are counted in
+// Progress.Ignored. An answer never adds a name by itself: only the
+// responder's own node status answer does.
 type Scanner struct {
 	// Rate is the pace in packets per second; zero means DefaultRate.
 	Rate int
@@ -74,7 +82,10 @@ type Progress struct {
 	Swept    uint64 // addresses taken from the ranges so far
 	Sent     uint64 // packets sent, retries and broadcast queries included
 	Answered uint64 // addresses that answered a node status request
-	Done     bool   // the scan is over
+	// Ignored counts broadcast answers dropped: from outside the scanned
+	// subnets, or while the queue of broadcast responders was full.
+	Ignored uint64
+	Done    bool // the scan is over
 }
 
 // Result is one node's answer to a node status request.
@@ -134,6 +145,8 @@ type scan struct {
 	retries  int
 	interval time.Duration
 	bcast    []netip.Addr
+	ranges   []discovery.AddrRange // broadcast answers must come from these
+	scope    []netip.Prefix        // or these (Targets.answerScope)
 	wake     chan struct{}
 
 	mu       sync.Mutex
@@ -143,6 +156,7 @@ type scan struct {
 	byID     map[uint16]*probe     // broadcast queries in flight
 	answered map[netip.Addr]bool   // grows with the hosts found, not the range
 	urgent   []*probe              // node status requests for broadcast responders
+	urgentAt map[netip.Addr]bool   // the addresses in urgent
 	queries  []*probe              // broadcast queries not yet sent
 	groups   map[string]bool       // workgroups queried
 	progress Progress
@@ -179,7 +193,10 @@ func (s *Scanner) Scan(ctx context.Context, t Targets, out chan<- Result) error 
 		byAddr:   make(map[netip.Addr]*probe),
 		byID:     make(map[uint16]*probe),
 		answered: make(map[netip.Addr]bool),
+		urgentAt: make(map[netip.Addr]bool),
 		groups:   make(map[string]bool),
+		ranges:   t.Ranges,
+		scope:    t.answerScope(),
 	}
 	sc.progress.Total = t.Size()
 	for _, b := range t.Broadcast {
@@ -297,6 +314,7 @@ func (sc *scan) send(ctx context.Context, t Targets) error {
 		if p == nil && tokens >= 1 {
 			for p == nil && len(sc.urgent) > 0 {
 				p, sc.urgent = sc.urgent[0], sc.urgent[1:]
+				delete(sc.urgentAt, p.addr)
 				if sc.answered[p.addr] || sc.byAddr[p.addr] != nil {
 					p = nil // the sweep got there first
 				}
@@ -476,23 +494,51 @@ func (sc *scan) read(ctx context.Context, out chan<- Result) error {
 	}
 }
 
+// maxBroadcastQueue bounds the node status requests waiting for broadcast
+// responders. A flood of answers (every address of a /16, or a spoofer)
+// beyond it is dropped; the sweep still reaches the addresses it covers.
+const maxBroadcastQueue = 4096
+
 // broadcastAnswer queues a node status request to a node that answered a
-// broadcast query.
+// broadcast query, once per address (a set, O(1)), when it lies in the
+// scanned subnets and the queue has room.
 func (sc *scan) broadcastAnswer(src netip.Addr, q *probe, m *Message) {
 	if _, err := m.NameQueryAnswer(); err != nil {
 		return
 	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	if q.done || sc.answered[src] || sc.byAddr[src] != nil {
+	if q.done || sc.answered[src] || sc.byAddr[src] != nil || sc.urgentAt[src] {
 		return
 	}
-	for _, u := range sc.urgent {
-		if u.addr == src {
-			return
-		}
+	if !sc.inScope(src) {
+		sc.progress.Ignored++
+		sc.log.Debug("netbios: broadcast answer from outside the scanned subnets ignored", "from", src)
+		return
+	}
+	if len(sc.urgent) >= maxBroadcastQueue {
+		sc.progress.Ignored++
+		sc.log.Debug("netbios: broadcast answer dropped: queue full", "from", src)
+		return
 	}
 	sc.log.Debug("netbios: broadcast answer", "from", src, "name", q.query.String())
 	sc.urgent = append(sc.urgent, &probe{addr: src, viaBcast: true})
+	sc.urgentAt[src] = true
 	sc.signal()
+}
+
+// inScope reports whether a broadcast answer from a may be probed: a lies
+// in a swept range or a scanned subnet.
+func (sc *scan) inScope(a netip.Addr) bool {
+	for _, p := range sc.scope {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	for _, r := range sc.ranges {
+		if r.Contains(a) {
+			return true
+		}
+	}
+	return false
 }

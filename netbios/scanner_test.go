@@ -422,3 +422,37 @@ func TestScanMemoryFlatOnA16(t *testing.T) {
 		t.Fatalf("heap grew by %d KB during a /16 sweep", grown/1024)
 	}
 }
+
+// TestScanBroadcastScope: a node outside the scanned subnet that answers
+// the broadcast gets no node status request and is not reported; with
+// Targets.Subnets covering it, it is.
+func TestScanBroadcastScope(t *testing.T) {
+	checkLeaks(t)
+	n := loopNet()
+	other := [3]byte{n[0], n[1], n[2] + 1}
+	inside := nbnstest.Workstation(at(n, 10), "INSIDE", "LABGROUP")
+	outside := nbnstest.Workstation(at(other, 10), "OUTSIDE", "LABGROUP")
+	fn, err := nbnstest.Start([]*nbnstest.Host{inside, outside}, at(n, 255))
+	if err != nil {
+		t.Skipf("cannot bind loopback listeners: %v", err)
+	}
+	t.Cleanup(fn.Close)
+	var last netbios.Progress
+	s := &netbios.Scanner{Port: fn.Port, Timeout: 300 * time.Millisecond, Workgroups: []string{"LABGROUP"},
+		Progress: func(p netbios.Progress) { last = p }}
+	r := runScan(context.Background(), s, netbios.Targets{Broadcast: []netip.Addr{fn.Bcast}})
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.results) != 1 || r.results[0].Name != "INSIDE" {
+		t.Fatalf("results %+v, want INSIDE only", r.results)
+	}
+	if n := outside.Requests.Load(); n != 0 || last.Ignored == 0 {
+		t.Fatalf("the node outside the subnet got %d node status requests; %d answers ignored", n, last.Ignored)
+	}
+	r = runScan(context.Background(), s, netbios.Targets{Broadcast: []netip.Addr{fn.Bcast},
+		Subnets: []netip.Prefix{netip.PrefixFrom(at(n, 0), 16).Masked()}})
+	if r.err != nil || len(r.results) != 2 {
+		t.Fatalf("with Subnets covering both: %v, %+v", r.err, r.results)
+	}
+}

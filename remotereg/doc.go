@@ -11,14 +11,15 @@
 //  1. validates the deploy.LaunchSpec;
 //  2. when the spec has parameters, writes them as REG_SZ values under
 //     HKLM\SOFTWARE\<Vendor>\<Applet>\<SessionID>, journaling every key it
-//     creates. If \pipe\winreg is not there, it starts the RemoteRegistry
+//     creates before the BaseRegCreateKey call (levels that exist already
+//     are not touched). If \pipe\winreg is not there, it starts the RemoteRegistry
 //     service through the SCM first (setting a disabled service to manual
 //     start), journaling its original start type and state;
 //  3. on the first transport that works (\pipe\svcctl, then svcctl over
-//     TCP on the port that the endpoint mapper on TCP 135 names), creates
-//     an own-process, demand-start service named prefix + 8 random hex
-//     digits, journals it, starts it and waits for SERVICE_RUNNING with
-//     back-off and a deadline;
+//     TCP on the port that the endpoint mapper on TCP 135 names), chooses
+//     the name (prefix + 8 random hex digits), journals it, creates an
+//     own-process, demand-start service of that name, starts it and waits
+//     for SERVICE_RUNNING with back-off and a deadline;
 //  4. marks the service for deletion once it runs (unless KeepService), so
 //     nothing outlives the applet.
 //
@@ -41,9 +42,15 @@
 //
 // # Cleanup
 //
-// Every change is a Change (plain data) handed to a Journal before it is
-// relied on, and Launcher.Undo reverts one, so a later process can clean
-// up from a stored journal. Handle.Stop stops and deletes the service,
+// Every change is a Change (plain data) handed to a Journal before the call
+// that makes it, and Launcher.Undo reverts one (an object that does not
+// exist counts as undone), so a later process can clean up from a stored
+// journal even after a crash during the call. When a create call fails
+// without the server's answer that nothing was made (a fault, a lost
+// connection, a cancel), the launcher removes the object by name at once;
+// after a cancel the entry also stays journaled, since the server may
+// still carry out the abandoned call, and undoing the journal repeats the
+// removal. Handle.Stop stops and deletes the service,
 // removes the parameter keys and restores the Remote Registry service.
 //
 // Launcher.Undoers gives deploy.Journal.Undo the undo functions for

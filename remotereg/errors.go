@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/lanconnect/lanconnect/deploy"
@@ -207,4 +208,19 @@ func accessDenied(endpoint string) deploy.Diagnosis {
 		Fix: "Use a domain administrator or the built-in Administrator, or set " +
 			`HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\LocalAccountTokenFilterPolicy=1 on the computer.`,
 	}
+}
+
+// leftBehind marks a failed launch whose service could not be removed
+// afterwards: the error also matches deploy.ErrAttemptLeftBehind, and its
+// diagnosis says what may still be on the target.
+func leftBehind(err error, what string, cause error) error {
+	var le *deploy.LaunchError
+	if !errors.As(err, &le) {
+		return fmt.Errorf("%w (and %s could not be removed: %w: %w)", err, what, deploy.ErrAttemptLeftBehind, cause)
+	}
+	c := *le
+	c.Err = fmt.Errorf("%w (and %s could not be removed: %w: %w)", le.Err, what, deploy.ErrAttemptLeftBehind, cause)
+	c.Diagnosis.Summary = strings.TrimSpace(c.Diagnosis.Summary + " The " + what + " that this attempt created could not be removed, so no other launch method was tried: the applet may still be running.")
+	c.Diagnosis.Fix = strings.TrimSpace(c.Diagnosis.Fix + " Close the session to retry the cleanup, or remove the " + what + " on the computer (sc delete).")
+	return &c
 }

@@ -112,3 +112,26 @@ func TestLaunchRejectsBadSpec(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A failed start whose service could not be removed afterwards keeps its
+// kind and cause, also matches deploy.ErrAttemptLeftBehind, and says in
+// its diagnosis that no other method was tried.
+func TestLeftBehind(t *testing.T) {
+	l := &Launcher{}
+	start := l.failure("start service", "ncacn_ip_tcp:10.1.2.3[49152]", fmt.Errorf("start: %w", ErrorServiceRequestTimeout))
+	removal := fmt.Errorf("delete: %w", ErrorAccessDenied)
+	err := leftBehind(start, "service lanconnect-1a2b", removal)
+	var le *deploy.LaunchError
+	if !errors.As(err, &le) || !errors.Is(err, deploy.ErrNotServiceAware) || !errors.Is(err, deploy.ErrAttemptLeftBehind) ||
+		!errors.Is(err, ErrorServiceRequestTimeout) || !errors.Is(err, ErrorAccessDenied) {
+		t.Fatalf("err %v does not match its kind, its cause, the removal's cause and ErrAttemptLeftBehind", err)
+	}
+	if le.Diagnosis.Code != "applet-not-service-aware" || !strings.Contains(le.Diagnosis.Summary, "service lanconnect-1a2b") ||
+		!strings.Contains(le.Diagnosis.Summary, "no other launch method was tried") {
+		t.Fatalf("diagnosis %+v", le.Diagnosis)
+	}
+	// The original error is not changed.
+	if errors.Is(start, deploy.ErrAttemptLeftBehind) {
+		t.Fatal("leftBehind changed the error it wraps")
+	}
+}

@@ -173,3 +173,74 @@ func (l *Launcher) Undoers(g *adauth.Grant) deploy.Undoers {
 		return l.Undo(ctx, TargetFromGrant(g), c)
 	}}
 }
+
+// Scope returns the checks of remotereg's artifacts for deploy's
+// Journal.UndoWithin: services named servicePrefix (empty means
+// l.ServicePrefix, else DefaultServicePrefix) followed by the 8 hex digits
+// remotereg adds; the parameter key's levels SOFTWARE\<vendor>,
+// SOFTWARE\<vendor>\<applet> and one session key below it (none when
+// vendor or applet is empty); and the start-state change of the
+// RemoteRegistry service only. Anything else, a malformed artifact
+// included, is out of scope. It does not touch the target.
+func (l *Launcher) Scope(servicePrefix, vendor, applet string) deploy.Scope {
+	prefix := servicePrefix
+	if prefix == "" {
+		prefix = l.ServicePrefix
+	}
+	if prefix == "" {
+		prefix = DefaultServicePrefix
+	}
+	return deploy.Scope{"remotereg.": func(a deploy.Artifact) error {
+		c, err := ChangeFromArtifact(a)
+		if err != nil {
+			return err
+		}
+		switch c.Kind {
+		case ChangeService:
+			if !serviceInScope(c.Name, prefix) {
+				return fmt.Errorf("service %q is not %s followed by 8 hex digits", c.Name, prefix)
+			}
+		case ChangeServiceState:
+			if !strings.EqualFold(c.Name, remoteRegistryService) {
+				return fmt.Errorf("remotereg changes the state of %s only, not of %q", remoteRegistryService, c.Name)
+			}
+		case ChangeRegistryKey:
+			if !keyInScope(c.Name, vendor, applet) {
+				return fmt.Errorf(`key HKLM\%s is not under the parameter key's root HKLM\SOFTWARE\%s\%s`, c.Name, vendor, applet)
+			}
+		}
+		return nil
+	}}
+}
+
+func serviceInScope(name, prefix string) bool {
+	if len(name) != len(prefix)+8 || !strings.EqualFold(name[:len(prefix)], prefix) {
+		return false
+	}
+	for _, r := range name[len(prefix):] {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// keyInScope reports whether path is one of the keys writeParams may
+// create for vendor and applet.
+func keyInScope(path, vendor, applet string) bool {
+	if vendor == "" || applet == "" {
+		return false
+	}
+	parts := strings.Split(path, `\`)
+	if len(parts) < 2 || len(parts) > 4 || !strings.EqualFold(parts[0], "SOFTWARE") || !strings.EqualFold(parts[1], vendor) {
+		return false
+	}
+	if len(parts) >= 3 && !strings.EqualFold(parts[2], applet) {
+		return false
+	}
+	if len(parts) == 4 {
+		spec := deploy.LaunchSpec{Path: `C:\x.exe`, Params: map[string]string{"x": ""}, SessionID: parts[3], Vendor: vendor, Applet: applet}
+		return spec.Validate() == nil
+	}
+	return true
+}

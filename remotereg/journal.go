@@ -50,9 +50,10 @@ func (c Change) String() string {
 }
 
 // Journal receives the changes remotereg makes on a target so that they
-// can be undone even if this process dies. Record is called before a
-// change is relied on (right after it is made), Resolve after it has been
-// undone. deploy.Journal is adapted to it by the caller.
+// can be undone even if this process dies. Record is called before the
+// call that makes a change (and must persist it before it returns),
+// Resolve after it has been undone or turned out not to have been made.
+// deploy.Journal is adapted to it by the caller.
 //
 // A nil Journal is allowed: changes are then only undone by Handle.Stop
 // and by the launcher's own cleanup after a failure.

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,8 +259,38 @@ func TestLabSamba(t *testing.T) {
 		if keyExists(ctx, t, l, admin, `SOFTWARE\`+spec.Vendor) {
 			t.Fatal("parameter key left after cancellation")
 		}
-		if len(j.pending()) != 0 || len(j.resolved) == 0 {
-			t.Fatalf("journal open %v resolved %v", j.pending(), j.resolved)
+		// The intent stays journaled (the abandoned call might still be
+		// carried out); undoing it is a success.
+		if p := j.pending(); len(p) != 1 || p[0].Kind != ChangeRegistryKey {
+			t.Fatalf("journal open %v resolved %v", p, j.resolved)
+		}
+		undoPending(ctx, t, l, admin, &j.memJournal)
+	})
+
+	t.Run("cancelled inside BaseRegCreateKey", func(t *testing.T) {
+		// The first key is journaled, then smbd is frozen before the
+		// create goes out; once the request waits in smbd's socket the
+		// launch is cancelled and smbd let go, so the server creates the
+		// key after the client gave up.
+		spec := paramSpec(`C:\Windows\x.exe`)
+		c2, cancel2 := context.WithCancel(ctx)
+		defer cancel2()
+		j := &freezeOnRecord{tgt: tgt, cancel: cancel2, done: make(chan error, 1)}
+		_, err := l.LaunchTarget(c2, admin, spec, j)
+		if ferr := <-j.done; ferr != nil {
+			t.Fatalf("freeze: %v", ferr)
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		p := j.pending()
+		if len(p) != 1 || p[0].Kind != ChangeRegistryKey || p[0].Name != `SOFTWARE\`+spec.Vendor {
+			t.Fatalf("journal open %v resolved %v", p, j.resolved)
+		}
+		t.Logf("right after the failed launch the key exists: %v", keyExists(ctx, t, l, admin, p[0].Name))
+		undoPending(ctx, t, l, admin, &j.memJournal)
+		if keyExists(ctx, t, l, admin, p[0].Name) {
+			t.Fatal("parameter key left after the journal's undo")
 		}
 	})
 
@@ -277,6 +308,40 @@ func TestLabSamba(t *testing.T) {
 		}
 		t.Logf("pipe then TCP on plain Samba: %v", err)
 	})
+}
+
+// freezeOnRecord freezes the target's smbd when the first registry key is
+// journaled, and cancels once the next request (the create) waits in
+// smbd's socket, then thaws smbd. done receives the outcome.
+type freezeOnRecord struct {
+	memJournal
+	tgt    *testlab.Target
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+func (f *freezeOnRecord) Record(ctx context.Context, c Change) error {
+	err := f.memJournal.Record(ctx, c)
+	if c.Kind != ChangeRegistryKey {
+		return err
+	}
+	f.once.Do(func() {
+		thaw, ferr := f.tgt.FreezeSMB()
+		if ferr != nil {
+			f.done <- ferr
+			f.cancel()
+			return
+		}
+		go func() {
+			wctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			werr := f.tgt.WaitSMBQueued(wctx)
+			f.cancel()
+			f.done <- errors.Join(werr, thaw())
+		}()
+	})
+	return err
 }
 
 // labWinemu builds winemu and runs it in tgt's namespace with Root =

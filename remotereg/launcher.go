@@ -261,13 +261,22 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 		conn.close(context.WithoutCancel(ctx))
 		return l.failure("create service", ep, err)
 	}
-	svc, err := m.create(ctx, name, name, spec.CommandLine(), StartDemand)
-	if err != nil {
+	// The name is chosen and journaled (persisted) before CreateService,
+	// so that a crash or a cancel during the call leaves a record of it.
+	change := Change{Kind: ChangeService, Host: t.Host, Name: name, Transport: tr}
+	if err := record(ctx, j, change); err != nil {
+		_ = resolve(context.WithoutCancel(ctx), j, change) // nothing was created
 		m.close(context.WithoutCancel(ctx))
 		conn.close(context.WithoutCancel(ctx))
+		return l.failure("journal", ep, err)
+	}
+	svc, err := m.create(ctx, name, name, spec.CommandLine(), StartDemand)
+	if err != nil {
+		m.close(ctx)
+		conn.close(context.WithoutCancel(ctx))
+		l.afterFailedCreate(ctx, t, j, change, err)
 		return l.failure("create service", ep, err)
 	}
-	change := Change{Kind: ChangeService, Host: t.Host, Name: name, Transport: tr}
 	l.log().Info("service created", "host", t.Host, "transport", tr.String(), "service", name)
 	defer func() {
 		if err == nil {
@@ -294,14 +303,16 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 			rerr = l.Undo(cctx, t, change)
 		}
 		if rerr != nil {
+			// The service, and perhaps a process it started, may still be
+			// there: the journal keeps the entry for the session's
+			// cleanup, and the error says so, so that no second launcher
+			// starts another applet beside it.
 			l.log().Warn("cleanup after failed launch", "service", name, "err", rerr)
+			err = leftBehind(err, "service "+name, rerr)
 			return
 		}
 		_ = resolve(cctx, j, change)
 	}()
-	if err := record(ctx, j, change); err != nil {
-		return l.failure("journal", ep, err)
-	}
 	if err := m.start(ctx, svc); err != nil {
 		return l.failure("start service", ep, err)
 	}
@@ -329,6 +340,33 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 	}
 	l.log().Info("applet running", "host", t.Host, "transport", tr.String(), "service", name, "pid", h.pid, "marked_for_deletion", h.marked)
 	return nil
+}
+
+// afterFailedCreate deals with the journaled intent c of a create call
+// that failed with err. A Win32 error is the server's answer that it
+// created nothing (ERROR_SERVICE_EXISTS included: that service is not
+// ours and is left alone), so the intent is resolved. Any other failure
+// (a fault, a lost connection, a cancel) may have left the object behind:
+// it is removed by name over a fresh connection. After an interrupted call
+// (not a fault) the intent stays journaled even when the removal
+// succeeded, because the server may still carry out the abandoned call
+// afterwards; undoing the journal later removes it then, and an object
+// that is gone by then counts as undone.
+func (l *Launcher) afterFailedCreate(ctx context.Context, t Target, j Journal, c Change, err error) {
+	cctx, cancel := l.cleanupContext(ctx)
+	defer cancel()
+	var w Win32Error
+	if errors.As(err, &w) {
+		_ = resolve(cctx, j, c)
+		return
+	}
+	if uerr := l.Undo(cctx, t, c); uerr != nil {
+		l.log().Warn("removing after a failed create", "change", c.String(), "err", uerr)
+		return
+	}
+	if _, fault := rpcauth.FaultStatus(err); fault {
+		_ = resolve(cctx, j, c)
+	}
 }
 
 // queryPID asks for the service's process ID on a connection of its own:
@@ -536,7 +574,14 @@ func (h *Handle) undoChanges(ctx context.Context) {
 	}
 }
 
+// undoChangesLocked undoes the changes other than the service, newest
+// first, and resolves their journal entries; when ctx has ended (the
+// launch was cancelled) the entries stay journaled even so, because a call
+// abandoned by the cancel (a BaseRegCreateKey, say) may still be carried
+// out by the server after the removal. Undoing the journal later repeats
+// the removal, and a key that is gone counts as undone.
 func (h *Handle) undoChangesLocked(ctx context.Context) error {
+	keep := ctx.Err() != nil
 	cctx, cancel := h.l.cleanupContext(ctx)
 	defer cancel()
 	var errs []error
@@ -552,7 +597,9 @@ func (h *Handle) undoChangesLocked(ctx context.Context) error {
 			left = append(left, c)
 			continue
 		}
-		_ = resolve(cctx, h.j, c)
+		if !keep {
+			_ = resolve(cctx, h.j, c)
+		}
 	}
 	h.changes = left
 	return errors.Join(errs...)

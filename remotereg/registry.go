@@ -283,11 +283,14 @@ func paramKeyPath(spec deploy.LaunchSpec) string {
 }
 
 // writeParams creates HKLM\SOFTWARE\<Vendor>\<Applet>\<SessionID> level
-// by level, journaling each key it creates (deepest last), and sets the
-// parameters as REG_SZ values. It returns the keys it created. On
-// failure it removes what it created on the same connection (unless ctx
-// ended, which leaves that connection unusable) and returns, with the
-// error, the keys it could not remove.
+// by level and sets the parameters as REG_SZ values. A level that exists
+// already is not ours and is left alone; for each missing one it journals
+// the key (deepest last) before BaseRegCreateKey, so that a cancel or a
+// crash during the call leaves a record of it. It returns the keys it
+// created. On failure it removes what it created on the same connection
+// (unless ctx ended, which leaves that connection unusable) and returns,
+// with the error, the keys it could not remove; a key whose create call
+// was interrupted is among them (see Handle.interrupted).
 func (l *Launcher) writeParams(ctx context.Context, cli winreg.WinregClient, t Target, spec deploy.LaunchSpec, j Journal) ([]Change, error) {
 	hklm, err := openHKLM(ctx, cli, maximumAllowed)
 	if err != nil {
@@ -315,6 +318,23 @@ func (l *Launcher) writeParams(ctx context.Context, cli winreg.WinregClient, t T
 	var k *winreg.Key
 	for i := 1; i < len(parts); i++ {
 		path := strings.Join(parts[:i+1], `\`)
+		// An existing level is not ours: it is neither journaled nor
+		// removed.
+		ek, err := openKey(ctx, cli, hklm, path, keyQueryValue)
+		if err != nil && !errors.Is(err, ErrorFileNotFound) {
+			return undo(), fmt.Errorf(`open HKLM\%s: %w`, path, err)
+		}
+		var c Change
+		if err == nil {
+			closeKey(ctx, cli, ek)
+		} else {
+			c = Change{Kind: ChangeRegistryKey, Host: t.Host, Name: path}
+			if err := record(ctx, j, c); err != nil {
+				_ = resolve(context.WithoutCancel(ctx), j, c) // nothing was created
+				return undo(), fmt.Errorf("journal: %w", err)
+			}
+			created = append(created, c)
+		}
 		resp, err := cli.BaseRegCreateKey(ctx, &winreg.BaseRegCreateKeyRequest{
 			Key: hklm, SubKey: ustr(path), Class: &winreg.UnicodeString{},
 			DesiredAccess: keySetValue | keyCreateSubKey | keyQueryValue,
@@ -322,16 +342,15 @@ func (l *Launcher) writeParams(ctx context.Context, cli winreg.WinregClient, t T
 		if resp != nil && resp.Return != 0 {
 			err = Win32Error(resp.Return)
 		}
+		var w Win32Error
+		if c.Name != "" && (errors.As(err, &w) || err == nil && resp.Disposition != regCreatedNewKey) {
+			// The server created nothing, or someone else made the key
+			// meanwhile: not ours.
+			created = created[:len(created)-1]
+			_ = resolve(context.WithoutCancel(ctx), j, c)
+		}
 		if err != nil {
 			return undo(), fmt.Errorf(`create HKLM\%s: %w`, path, err)
-		}
-		if resp.Disposition == regCreatedNewKey {
-			c := Change{Kind: ChangeRegistryKey, Host: t.Host, Name: path}
-			created = append(created, c)
-			if err := record(ctx, j, c); err != nil {
-				closeKey(ctx, cli, resp.ResultKey)
-				return undo(), fmt.Errorf("journal: %w", err)
-			}
 		}
 		if i < len(parts)-1 {
 			closeKey(ctx, cli, resp.ResultKey)

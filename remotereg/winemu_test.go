@@ -697,8 +697,9 @@ func TestHandleLostConnectionToMarkedService(t *testing.T) {
 	}
 }
 
-// cancelOnRecord cancels the launch as soon as the service is journaled:
-// the service exists, and the launch must not leave it behind.
+// cancelOnRecord cancels the launch as soon as a change is journaled,
+// before the call that makes it: whatever the call did, the launch must
+// not leave it behind.
 type cancelOnRecord struct {
 	memJournal
 	cancel context.CancelFunc
@@ -713,21 +714,100 @@ func (c *cancelOnRecord) Record(ctx context.Context, ch Change) error {
 	return err
 }
 
-func TestLaunchCancelledAfterCreateLeavesNothing(t *testing.T) {
+// undoPending undoes what is still journaled, as the session's journal
+// undo would, and fails the test when an entry cannot be undone.
+func undoPending(ctx context.Context, t *testing.T, l *Launcher, tg Target, j *memJournal) {
+	t.Helper()
+	p := j.pending()
+	for i := len(p) - 1; i >= 0; i-- {
+		if err := l.Undo(ctx, tg, p[i]); err != nil {
+			t.Fatalf("undo %v: %v", p[i], err)
+		}
+		if err := j.Resolve(ctx, p[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestLaunchCancelledAfterTheServiceIsJournaledLeavesNothing(t *testing.T) {
 	e := startEmu(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	j := &cancelOnRecord{cancel: cancel}
-	_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
+	l := tcpLauncher()
+	_, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 	if svcs := e.srv.SCM().Services(); len(svcs) != 0 {
 		t.Fatalf("services left: %+v", svcs)
 	}
-	if len(j.pending()) != 0 || len(j.resolved) != 1 {
-		t.Fatalf("journal open %v resolved %v", j.pending(), j.resolved)
+	// The abandoned call leaves its intent journaled; undoing it is a
+	// success although there is nothing to remove.
+	if p := j.pending(); len(p) != 1 || p[0].Kind != ChangeService {
+		t.Fatalf("journal open %v resolved %v", p, j.resolved)
 	}
+	undoPending(context.Background(), t, l, e.target(e.admin), &j.memJournal)
+}
+
+// TestLaunchCancelledInsideCreateService: winemu creates the service but
+// holds CreateService's response; the launch is cancelled meanwhile. The
+// service was journaled before the call, the launcher removes it by name,
+// and the journal's undo succeeds.
+func TestLaunchCancelledInsideCreateService(t *testing.T) {
+	e := startEmu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e.srv.Faults.SetDelay(winemu.DelaySpec{Count: 1, Interface: "svcctl", OpNum: 12, Delay: time.Minute})
+	defer e.srv.Faults.SetDelay(winemu.DelaySpec{})
+	j := &memJournal{}
+	lctx, lcancel := context.WithCancel(ctx)
+	defer lcancel()
+	seen := make(chan error, 1)
+	go func() {
+		// Cancel once the service exists on the server: the call is
+		// carried out, its response held.
+		for {
+			if svcs := e.srv.SCM().Services(); len(svcs) > 0 {
+				p := j.pending()
+				if len(p) != 1 || p[0].Name != svcs[0].Name {
+					seen <- fmt.Errorf("service %s exists, journal %v: not journaled before the create", svcs[0].Name, p)
+				} else {
+					seen <- nil
+				}
+				lcancel()
+				return
+			}
+			select {
+			case <-ctx.Done():
+				seen <- fmt.Errorf("the service never appeared: %w", ctx.Err())
+				lcancel()
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	l := tcpLauncher()
+	_, err := l.LaunchTarget(lctx, e.target(e.admin), e.spec(), j)
+	if serr := <-seen; serr != nil {
+		t.Fatal(serr)
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	// The launcher asked for its removal at once; it goes when the held
+	// call's handle closes.
+	e.srv.Faults.SetDelay(winemu.DelaySpec{})
+	for svcs := e.srv.SCM().Services(); len(svcs) != 0; svcs = e.srv.SCM().Services() {
+		if !svcs[0].MarkedForDelete || ctx.Err() != nil {
+			t.Fatalf("service left and not marked for deletion: %+v (%v)", svcs, ctx.Err())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p := j.pending(); len(p) != 1 || p[0].Kind != ChangeService {
+		t.Fatalf("journal open %v resolved %v", p, j.resolved)
+	}
+	undoPending(ctx, t, l, e.target(e.admin), j)
 }
 
 // TestHandleStopCancelledThenRetried: a Stop whose context is cancelled

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # make demo-console: the web console (examples/console) against a lab of
-# Samba targets with winemu's SCM. Open the printed URL; Ctrl-C stops the
+# Samba targets with winemu's SCM. Open the URL the console prints ("console:
+# open http://127.0.0.1:8080/?key=..."): it carries a secret made for this
+# launch, and the console refuses requests without it. Ctrl-C stops the
 # console (closing its sessions) and tears the lab down.
 set -euo pipefail
 cd "$(dirname "$0")/.."

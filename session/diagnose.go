@@ -78,6 +78,10 @@ func (s *Session) diagnose(step Step, err error) Diagnosis {
 			return d
 		}
 	}
+	var ce *deploy.CopyError
+	if errors.As(err, &ce) && !ce.Diagnosis.IsZero() {
+		return Diagnosis{Code: ce.Diagnosis.Code, Summary: ce.Diagnosis.Summary, Fix: ce.Diagnosis.Fix}
+	}
 	var dg Diagnoser
 	if errors.As(err, &dg) {
 		if d := dg.Diagnose(); !d.IsZero() {

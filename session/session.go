@@ -709,6 +709,11 @@ func (s *Session) launch(ctx context.Context) error {
 // fallback reports whether a launcher's failure means "this method cannot
 // work here", so that the next launcher is worth trying.
 func fallback(err error) bool {
+	if errors.Is(err, deploy.ErrAttemptLeftBehind) {
+		// The failed attempt may have left its applet running; a second
+		// launcher would start another beside it.
+		return false
+	}
 	for _, k := range []error{deploy.ErrLaunchUnsupported, deploy.ErrUnreachable, deploy.ErrTimeout, deploy.ErrNotServiceAware, ErrNoLauncher} {
 		if errors.Is(err, k) {
 			return !errors.Is(err, deploy.ErrAccessDenied)

@@ -193,6 +193,25 @@ func TestFallback(t *testing.T) {
 	}
 }
 
+// A failed attempt that could not remove what it created (its service,
+// perhaps a running process) stops the fallback: a second launcher would
+// start another applet beside it. The session fails with that attempt's
+// diagnosis, and the next launcher is never called.
+func TestNoFallbackAfterLeftBehind(t *testing.T) {
+	h := newHarness(t, func(h *harness) {
+		h.ls[0].err = launchErr("scm", deploy.ErrNotServiceAware)
+		h.ls[0].err.(*deploy.LaunchError).Err = fmt.Errorf("start: 1053 (and service x could not be removed: %w)", deploy.ErrAttemptLeftBehind)
+	})
+	s := h.c.Connect(context.Background(), host(1))
+	r, _ := s.Wait(context.Background())
+	if r.State != session.Failed || r.Step != session.StepLaunch || !errors.Is(r.Err, deploy.ErrAttemptLeftBehind) || len(r.Attempts) != 1 {
+		t.Fatalf("%v %v %v attempts %+v", r.State, r.Step, r.Err, r.Attempts)
+	}
+	if n := h.ls[1].calls.Load(); n != 0 {
+		t.Fatalf("the next launcher was called %d times after an attempt left its service behind", n)
+	}
+}
+
 // The launch spec carries the deployed path, the session, the console's
 // settings and the check-in ticket.
 func TestLaunchSpec(t *testing.T) {

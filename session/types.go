@@ -282,7 +282,7 @@ type Preflighter interface {
 }
 
 // Deployer copies the applet to the target and returns its local path
-// there (for example `C:\Windows\Temp\applet.exe`). It records what it
+// there (for example `C:\Windows\lanconnect-s1-0a1b2c3d\applet.exe`). It records what it
 // created in t.Journal and reports progress (bytes) as it copies.
 type Deployer interface {
 	Deploy(ctx context.Context, t *Target, progress func(done, total int64)) (path string, err error)

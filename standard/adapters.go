@@ -30,6 +30,12 @@ type Journals struct {
 	// Undoers(*adauth.Grant) deploy.Undoers method) when a journal is
 	// undone.
 	Launchers []deploy.Launcher
+	// Scope, when set, restricts undo to what lanconnect makes (see
+	// Options.Scope, which Apply sets here): a journal with any entry
+	// outside it is undone not at all, and its entries are reported as
+	// left with an error matching deploy.ErrOutOfScope. Nil undoes
+	// whatever the journal names.
+	Scope deploy.Scope
 }
 
 // New returns the journal of t's session. With Dir set it creates (or
@@ -37,7 +43,7 @@ type Journals struct {
 // written. It does not record anything itself.
 func (js Journals) New(_ context.Context, t *session.Target) (session.Journal, error) {
 	if js.Dir == "" {
-		return &Journal{j: &deploy.Journal{}, t: t, launchers: js.Launchers}, nil
+		return &Journal{j: &deploy.Journal{}, t: t, launchers: js.Launchers, scope: js.Scope}, nil
 	}
 	if t.Session == "" || t.Session != filepath.Base(t.Session) || t.Session == "." || t.Session == ".." {
 		return nil, fmt.Errorf("standard: session ID %q cannot name a journal file", t.Session)
@@ -47,7 +53,7 @@ func (js Journals) New(_ context.Context, t *session.Target) (session.Journal, e
 	if err != nil {
 		return nil, err
 	}
-	return &Journal{j: dj, t: t, launchers: js.Launchers, path: p}, nil
+	return &Journal{j: dj, t: t, launchers: js.Launchers, scope: js.Scope, path: p}, nil
 }
 
 // Journal is one session's session.Journal, made by Journals.New.
@@ -55,7 +61,8 @@ type Journal struct {
 	j         *deploy.Journal
 	t         *session.Target
 	launchers []deploy.Launcher
-	path      string // the persisted file, or "" in memory
+	scope     deploy.Scope // nil: no restriction
+	path      string       // the persisted file, or "" in memory
 }
 
 // Deploy returns the deploy.Journal that the session's steps record in.
@@ -68,8 +75,15 @@ func (j *Journal) Path() string { return j.path }
 // Undo implements session.Journal: it undoes every artifact still in the
 // journal, newest first, through the session's grant, and reports each. A
 // persisted journal's file is removed once nothing is left in it, and kept
-// otherwise, so that a later cleanup can finish the work.
+// otherwise, so that a later cleanup can finish the work. With a Scope,
+// a journal that names anything outside it is not undone at all: each of
+// its artifacts is reported as left.
 func (j *Journal) Undo(ctx context.Context) session.Cleanup {
+	if j.scope != nil {
+		if err := j.scope.Check(j.j.Artifacts()); err != nil {
+			return refused(j.j.Artifacts(), err)
+		}
+	}
 	c := CleanupReport(j.j.Undo(ctx, undoers(j.t.Grant, j.launchers)))
 	if j.path != "" && j.j.Len() == 0 {
 		os.Remove(j.path)
@@ -104,7 +118,7 @@ func undoers(g *adauth.Grant, ls []deploy.Launcher) deploy.Undoers {
 }
 
 // CleanupReport turns a deploy.UndoReport into the session's Cleanup: each
-// artifact becomes a short description ("file ADMIN$\Temp\x.exe",
+// artifact becomes a short description ("file ADMIN$\lanconnect-s1-0a1b2c3d\x.exe",
 // "remotereg.service lanconnect-1a2b3c4d"); one that no undo function took
 // is left with an error saying so. It does not touch the target.
 func CleanupReport(rep deploy.UndoReport) session.Cleanup {
@@ -121,6 +135,16 @@ func CleanupReport(rep deploy.UndoReport) session.Cleanup {
 	return c
 }
 
+// refused reports a journal that a scope refused: every artifact is left,
+// with the scope's error.
+func refused(arts []deploy.Artifact, err error) session.Cleanup {
+	var c session.Cleanup
+	for _, a := range arts {
+		c.Left = append(c.Left, session.Leftover{What: describe(a), Err: err})
+	}
+	return c
+}
+
 func describe(a deploy.Artifact) string {
 	switch {
 	case a.Path != "":
@@ -131,16 +155,20 @@ func describe(a deploy.Artifact) string {
 	return a.Kind
 }
 
-// Deployer is the session.Deployer over deploy.Copy. It copies Applet under
-// a file name unique to the session, so that sessions to one host never
-// share a file, and records what it creates in the session's journal
-// (JournalOf). It does not launch anything.
+// Deployer is the session.Deployer over deploy.Copy. It copies Applet into
+// a new folder of the session's own under ADMIN$ (deploy.FolderName of the
+// session ID: "lanconnect-<session ID>-<random>"), created create-only, so
+// that sessions to one host never share a folder and a folder prepared in
+// advance is refused; the file name carries the session ID too. It records
+// what it creates in the session's journal (JournalOf). It does not launch
+// anything.
 type Deployer struct {
 	// Applet is what is copied; its Name is the pattern of the file name
 	// (see AppletFileName).
 	Applet deploy.Applet
-	// Copy tunes deploy.Copy; its Journal, Progress and Logger are set per
-	// call.
+	// Copy tunes deploy.Copy; its Folder, Journal, Progress and Logger are
+	// set per call. Its Dir, when set, is the parent of the session's
+	// folder and must be admin-only (deploy.CheckFolder).
 	Copy deploy.CopyOptions
 	// Logger receives deploy.Copy's debug messages; nil discards them.
 	Logger *slog.Logger
@@ -156,6 +184,7 @@ func (d Deployer) Deploy(ctx context.Context, t *session.Target, progress func(d
 	a := d.Applet
 	a.Name = AppletFileName(a.Name, t.Session)
 	o := d.Copy
+	o.Folder = deploy.FolderName(t.Session)
 	o.Journal, o.Progress, o.Logger = JournalOf(t), progress, d.Logger
 	r, err := deploy.Copy(ctx, t.Grant, a, o)
 	if err != nil {

@@ -8,14 +8,15 @@
 //
 //   - authentication: adauth.SMBAuthenticator;
 //   - preflight: remotereg's Remote Registry reading (Preflighter);
-//   - deployment: deploy.Copy under a file name unique to the session
-//     (Deployer);
+//   - deployment: deploy.Copy into a new folder of the session's own
+//     directly under ADMIN$, lanconnect-<session>-<random> (Deployer);
 //   - launch: remotereg's Service Control Manager launcher ("scm"), then
 //     wmi's Win32_Process.Create ("wmi"), or only one of them (Method,
 //     Launcher);
 //   - cleanup: a deploy.Journal per session, in memory or persisted as
 //     DIR/<session>.json, undone with the undo functions of files and of
-//     the launchers (Journals, Journal, CleanupReport).
+//     the launchers, and only when every entry is within Options.Scope
+//     (Journals, Journal, CleanupReport).
 //
 // Apply fills those fields of a session.Config from Options. It owns
 // Authenticator, Preflight, Deployer, Launchers and NewJournal, and sets

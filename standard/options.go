@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 
@@ -92,8 +93,10 @@ type Options struct {
 	// HKLM\SOFTWARE\<Vendor>\<AppletName>\<session ID>. Letters, digits,
 	// spaces, '-', '_' and '.'. Empty leaves the Config's own values.
 	Vendor, AppletName string
-	// Copy tunes deploy.Copy (share, directory, verification, writes in
-	// flight). Its Journal, Progress and Logger are set per session.
+	// Copy tunes deploy.Copy (verification, writes in flight, and the
+	// optional parent Dir of the session folders, which must be under
+	// ADMIN$ and not Temp: see deploy.CheckFolder). Its Folder, Journal,
+	// Progress and Logger are set per session.
 	Copy deploy.CopyOptions
 	// SCM, when set, is the Service Control Manager launcher, also used
 	// for the preflight and to undo its own artifacts; nil means a
@@ -125,7 +128,7 @@ func (o Options) Validate() error {
 	}
 	// The launch spec's own rules, checked once here instead of at every
 	// launch.
-	const path, id = `C:\Windows\Temp\x.exe`, "s0"
+	const path, id = `C:\Windows\x.exe`, "s0"
 	if o.ServicePrefix != "" {
 		if err := (deploy.LaunchSpec{Path: path, ServicePrefix: o.ServicePrefix}).Validate(); err != nil {
 			return &OptionError{Field: "ServicePrefix", Err: err}
@@ -141,6 +144,9 @@ func (o Options) Validate() error {
 		if err := (deploy.LaunchSpec{Path: path, Params: params, SessionID: id, Vendor: "x", Applet: o.AppletName}).Validate(); err != nil {
 			return &OptionError{Field: "AppletName", Err: err}
 		}
+	}
+	if _, _, err := deploy.CheckFolder(o.Copy.Share, o.Copy.Dir); err != nil {
+		return &OptionError{Field: "Copy", Err: err}
 	}
 	if o.JournalDir != "" {
 		st, err := os.Stat(o.JournalDir)
@@ -227,7 +233,6 @@ func Apply(cfg *session.Config, opts Options) error {
 	cfg.Preflight = Preflighter{Launcher: p.scm}
 	cfg.Deployer = Deployer{Applet: opts.Applet, Copy: opts.Copy, Logger: log}
 	cfg.Launchers = p.launchers(opts.Method)
-	cfg.NewJournal = Journals{Dir: dir, Launchers: p.all()}.New
 	if opts.ServicePrefix != "" {
 		cfg.ServicePrefix = opts.ServicePrefix
 	}
@@ -237,7 +242,34 @@ func Apply(cfg *session.Config, opts Options) error {
 	if opts.AppletName != "" {
 		cfg.AppletName = opts.AppletName
 	}
+	// Undo is restricted to what these sessions make, with the Config's
+	// final names.
+	scoped := opts
+	scoped.ServicePrefix, scoped.Vendor, scoped.AppletName = cfg.ServicePrefix, cfg.Vendor, cfg.AppletName
+	scope, err := scoped.Scope()
+	if err != nil {
+		return &OptionError{Field: "Copy", Err: err}
+	}
+	cfg.NewJournal = Journals{Dir: dir, Launchers: p.all(), Scope: scope}.New
 	return nil
+}
+
+// Scope returns what a journal of these options may undo
+// (deploy.Journal.UndoWithin): files and folders that deploy.Copy makes
+// under ADMIN$ with o.Copy.Dir (deploy.FileScope), services named with
+// o.ServicePrefix (or the SCM launcher's prefix, or
+// remotereg.DefaultServicePrefix), the parameter keys under
+// HKLM\SOFTWARE\<o.Vendor>\<o.AppletName>, and the Remote Registry
+// service's start state. It fails when o.Copy.Dir is not admin-only. It
+// does not touch any target.
+func (o Options) Scope() (deploy.Scope, error) {
+	files, err := deploy.FileScope(o.Copy.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s := o.pieces(o.Logger).scm.Scope(o.ServicePrefix, o.Vendor, o.AppletName)
+	maps.Copy(s, files)
+	return s, nil
 }
 
 // Undoers returns the undo functions for every kind of artifact that the

@@ -324,18 +324,20 @@ func TestJournalDir(t *testing.T) {
 	}
 	tgt.Journal = j
 	dj := standard.JournalOf(tgt)
-	dj.Record(ctx, deploy.Artifact{Kind: deploy.KindFile, Host: "10.1.2.3", Share: "ADMIN$", Path: `Temp\lanconnect\lcapplet-s2.exe`})
+	dj.Record(ctx, deploy.Artifact{Kind: deploy.KindFile, Host: "10.1.2.3", Share: "ADMIN$", Path: `lanconnect-s2-0a1b2c3d\lcapplet-s2.exe`})
+	c := j.Undo(ctx) // no grant: the file cannot be removed
+	if c.Clean() || len(c.Left) != 1 || c.Left[0].What != `file ADMIN$\lanconnect-s2-0a1b2c3d\lcapplet-s2.exe` || !errors.Is(c.Left[0].Err, deploy.ErrNoGrant) {
+		t.Fatalf("cleanup %+v", c)
+	}
+	// A kind that Apply's pieces do not record is outside the scope: the
+	// whole journal is refused, and each entry reported as left.
 	dj.Record(ctx, deploy.Artifact{Kind: "acme.thing", Host: "10.1.2.3", Name: "widget"})
-	c := j.Undo(ctx) // no grant: the file cannot be removed; nothing knows acme.thing
+	c = j.Undo(ctx)
 	if c.Clean() || len(c.Left) != 2 {
 		t.Fatalf("cleanup %+v", c)
 	}
-	// Failures first, then what nothing could undo.
-	if c.Left[0].What != `file ADMIN$\Temp\lanconnect\lcapplet-s2.exe` || !errors.Is(c.Left[0].Err, deploy.ErrNoGrant) {
-		t.Errorf("left[0] %+v", c.Left[0])
-	}
-	if c.Left[1].What != "acme.thing widget" || !strings.Contains(c.Left[1].Err.Error(), "no undo function") {
-		t.Errorf("left[1] %+v", c.Left[1])
+	if c.Left[1].What != "acme.thing widget" || !errors.Is(c.Left[1].Err, deploy.ErrOutOfScope) || !errors.Is(c.Left[0].Err, deploy.ErrOutOfScope) {
+		t.Errorf("left %+v", c.Left)
 	}
 	path = filepath.Join(dir, "s2.json")
 	reloaded, err := deploy.OpenJournal(path)
@@ -455,5 +457,40 @@ func TestLauncherAdapter(t *testing.T) {
 	}
 	if l.Name() != "scm" {
 		t.Fatalf("name %q", l.Name())
+	}
+}
+
+func TestScopeAndUnsafeFolder(t *testing.T) {
+	for _, c := range []deploy.CopyOptions{{Dir: "Temp"}, {Dir: `temp\acme`}, {Share: "C$"}} {
+		err := standard.Options{Applet: applet, Copy: c}.Validate()
+		var oe *standard.OptionError
+		if !errors.As(err, &oe) || oe.Field != "Copy" || !errors.Is(err, deploy.ErrUnsafeFolder) || !errors.Is(err, standard.ErrBadOptions) {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+	o := standard.Options{Applet: applet, ServicePrefix: "acme-", Vendor: "Acme", AppletName: "Tool", Copy: deploy.CopyOptions{Dir: "Acme"}}
+	s, err := o.Scope()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []deploy.Artifact{
+		{Kind: deploy.KindDir, Share: "ADMIN$", Path: `Acme`},
+		{Kind: deploy.KindDir, Share: "ADMIN$", Path: `Acme\lanconnect-s1-0a1b2c3d`},
+		{Kind: deploy.KindFile, Share: "ADMIN$", Path: `Acme\lanconnect-s1-0a1b2c3d\tool-s1.exe`},
+		remotereg.Change{Kind: remotereg.ChangeService, Name: "acme-0a1b2c3d"}.ToArtifact(),
+		remotereg.Change{Kind: remotereg.ChangeRegistryKey, Name: `SOFTWARE\Acme\Tool\s1`}.ToArtifact(),
+		remotereg.Change{Kind: remotereg.ChangeServiceState, Name: "RemoteRegistry", StartType: remotereg.StartDisabled}.ToArtifact(),
+	}
+	if err := s.Check(in); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []deploy.Artifact{
+		{Kind: deploy.KindDir, Share: "ADMIN$", Path: `lanconnect-s1-0a1b2c3d`},
+		remotereg.Change{Kind: remotereg.ChangeService, Name: "lanconnect-0a1b2c3d"}.ToArtifact(),
+		remotereg.Change{Kind: remotereg.ChangeRegistryKey, Name: `SOFTWARE\LanConnect\ExampleApplet\s1`}.ToArtifact(),
+	} {
+		if err := s.Check([]deploy.Artifact{a}); !errors.Is(err, deploy.ErrOutOfScope) {
+			t.Errorf("%v: %v", a, err)
+		}
 	}
 }

@@ -217,10 +217,12 @@ func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.Launc
 			// best effort, on a session of its own.
 			s.close(ctx)
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.timeouts().of(StepTerminate))
-			if terr := h.Stop(cctx); terr != nil {
-				l.log().Warn("terminate after a failed confirmation", "host", t.Host, "pid", pid, "err", terr)
-			}
+			terr := h.Stop(cctx)
 			cancel()
+			if terr != nil {
+				l.log().Warn("terminate after a failed confirmation", "host", t.Host, "pid", pid, "err", terr)
+				return nil, fmt.Errorf("%w (process %d may still run: %w: %w)", err, pid, deploy.ErrAttemptLeftBehind, terr)
+			}
 			return nil, err
 		}
 		if !found {

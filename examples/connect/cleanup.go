@@ -8,14 +8,24 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/internal/cliutil"
 	"github.com/lanconnect/lanconnect/standard"
 )
 
 // cleanupJournals undoes the journals that sessions persisted with
-// -journal and never closed (a crash, a -keep): for each file, it logs on
-// to the journal's host, undoes every artifact newest first, and removes
-// the file once nothing is left. It returns 0 when every file is clean.
+// -journal and never closed (a crash, a -keep): for each file, it checks
+// that every artifact is one that connect makes (opts.Scope: its service
+// prefix, its parameter key, its applet folders under ADMIN$), logs on to
+// the journal's host, undoes every artifact newest first, and removes the
+// file once nothing is left. A file that names anything else is refused
+// whole, before any logon, and kept. It returns 0 when every file is
+// clean.
 func cleanupJournals(ctx context.Context, files []string, creds adauth.Credentials, opts standard.Options, log *slog.Logger, e env) int {
+	scope, err := opts.Scope()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "connect: %v\n", err)
+		return exitFailed
+	}
 	code := exitOK
 	for _, f := range files {
 		j, err := deploy.OpenJournal(f)
@@ -30,21 +40,32 @@ func cleanupJournals(ctx context.Context, files []string, creds adauth.Credentia
 			fmt.Fprintf(e.stdout, "%s: nothing to undo\n", f)
 			continue
 		}
+		if err := scope.Check(arts); err != nil {
+			fmt.Fprintf(e.stderr, "connect: %s: %v\n", f, err)
+			code = exitFailed
+			continue
+		}
 		host := arts[0].Host
 		auth := &adauth.SMBAuthenticator{Logger: log}
 		g, err := auth.Authenticate(ctx, host, creds)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "connect: %s: %s: %v\n", f, host, err)
+			fmt.Fprintf(e.stderr, "connect: %s: %s: %s\n", f, cliutil.Safe(host), cliutil.Safe(err.Error()))
 			code = exitFailed
 			continue
 		}
-		c := standard.CleanupReport(j.Undo(ctx, opts.Undoers(g)))
+		rep, err := j.UndoWithin(ctx, opts.Undoers(g), scope)
 		g.Close()
+		if err != nil { // checked above; the file cannot have changed since
+			fmt.Fprintf(e.stderr, "connect: %s: %v\n", f, err)
+			code = exitFailed
+			continue
+		}
+		c := standard.CleanupReport(rep)
 		for _, u := range c.Undone {
-			fmt.Fprintf(e.stdout, "%s: %s: undone %s\n", f, host, u)
+			fmt.Fprintf(e.stdout, "%s: %s: undone %s\n", f, cliutil.Safe(host), cliutil.Safe(u))
 		}
 		for _, l := range c.Left {
-			fmt.Fprintf(e.stdout, "%s: %s: LEFT %s: %v\n", f, host, l.What, l.Err)
+			fmt.Fprintf(e.stdout, "%s: %s: LEFT %s: %s\n", f, cliutil.Safe(host), cliutil.Safe(l.What), cliutil.Safe(errText(l.Err)))
 		}
 		if j.Len() == 0 {
 			os.Remove(f)

@@ -56,11 +56,17 @@ func buildBin(t *testing.T, name, pkg string) string {
 	return bin
 }
 
+// emu is a winemu (or wmiemu) process on one lab target.
+type emu struct {
+	tgt  *testlab.Target
+	proc *testlab.Process
+	ctl  string // winemu's control socket; empty for wmiemu
+}
+
 // startWinemu runs winemu in tgt's namespace with ADMIN$ as its Windows
 // directory and the target's admin account, as a Windows target's SCM
 // would serve it.
-// It returns the path of winemu's control socket.
-func startWinemu(ctx context.Context, t *testing.T, tgt *testlab.Target, password string) string {
+func startWinemu(ctx context.Context, t *testing.T, tgt *testlab.Target, password string) *emu {
 	t.Helper()
 	bin := buildBin(t, "winemu", "github.com/lanconnect/lanconnect/internal/winemu/cmd/winemu")
 	t.Setenv("WINEMU_PASSWORD", password)
@@ -71,24 +77,13 @@ func startWinemu(ctx context.Context, t *testing.T, tgt *testlab.Target, passwor
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Stop() })
-	addr := net.JoinHostPort(tgt.Addr.String(), "135")
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return ctl
-		}
-		if time.Now().After(deadline) || p.Exited() {
-			t.Fatalf("winemu not listening on %s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitPort(t, net.JoinHostPort(tgt.Addr.String(), "135"), p)
+	return &emu{tgt: tgt, proc: p, ctl: ctl}
 }
 
 // startWMIEmu runs winemu with DCOM/WMI (its wmiemu test helper) in tgt's
 // namespace, with ADMIN$ as its Windows directory.
-func startWMIEmu(ctx context.Context, t *testing.T, tgt *testlab.Target, serverFault string) {
+func startWMIEmu(ctx context.Context, t *testing.T, tgt *testlab.Target, serverFault string) *emu {
 	t.Helper()
 	bin := buildBin(t, "wmiemu", "github.com/lanconnect/lanconnect/internal/winemu/testdata/wmiemu")
 	t.Setenv("WINEMU_PASSWORD", tgt.Admin.Password)
@@ -99,6 +94,7 @@ func startWMIEmu(ctx context.Context, t *testing.T, tgt *testlab.Target, serverF
 	}
 	t.Cleanup(func() { p.Stop() })
 	waitPort(t, net.JoinHostPort(tgt.Addr.String(), "135"), p)
+	return &emu{tgt: tgt, proc: p}
 }
 
 func waitPort(t *testing.T, addr string, p *testlab.Process) {
@@ -250,9 +246,22 @@ func brief(evs []event) string {
 	return strings.Join(s, " ")
 }
 
-// processesWith returns the PIDs whose command line contains s.
-func processesWith(s string) []int {
-	var pids []int
+// appletProc is a running process whose program lies in a lab target's
+// ADMIN$ directory.
+type appletProc struct {
+	pid     int
+	cmdline string
+}
+
+// appletsOn returns the processes that run a program from tgt's ADMIN$
+// directory: the applets that winemu started on that target and that are
+// still running. It sees only this lab's target, because the lab's
+// directories are its own. A scan for any "lcapplet-" command line (as
+// this test once made) also sees the applets of other packages' lab tests
+// that go test ./... runs at the same time, which made this test fail at
+// random in CI.
+func appletsOn(tgt *testlab.Target) []appletProc {
+	var out []appletProc
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -260,20 +269,88 @@ func processesWith(s string) []int {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), s) {
-			pids = append(pids, pid)
+		if err != nil || len(b) == 0 {
+			continue // gone, or a zombie
+		}
+		argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if strings.HasPrefix(argv[0], tgt.AdminDir+string(filepath.Separator)) {
+			out = append(out, appletProc{pid: pid, cmdline: strings.Join(argv, " ")})
 		}
 	}
-	return pids
+	return out
+}
+
+// checkNoApplets fails the test when an applet started on one of the
+// emulated targets still runs. Each winemu finishes a stop (service stop,
+// Win32_Process.Terminate, the 1053 path of its "did-not-start" fault)
+// only once the process is reaped, and connect reports Closed only after
+// those calls, so nothing may be running when connect has exited. On
+// failure it prints every applet start and exit the emulators logged,
+// with the launcher that started it, so that the leftover's origin is
+// known.
+func checkNoApplets(t *testing.T, emus ...*emu) {
+	t.Helper()
+	var left []string
+	for _, e := range emus {
+		for _, p := range appletsOn(e.tgt) {
+			left = append(left, fmt.Sprintf("pid %d on %s: %s", p.pid, e.tgt.Addr, p.cmdline))
+		}
+	}
+	if len(left) == 0 {
+		return
+	}
+	var starts []string
+	for _, e := range emus {
+		starts = append(starts, appletStarts(e)...)
+	}
+	t.Fatalf("applet processes left:\n  %s\napplet starts and exits logged by the emulators:\n  %s",
+		strings.Join(left, "\n  "), strings.Join(starts, "\n  "))
+}
+
+// appletStarts returns the emulator's log lines about the processes it
+// started and reaped: the SCM's ("service process started/exited", with
+// the service name) and WMI's ("Win32_Process.Create started a process",
+// "wmi process exited"), each with its PID.
+func appletStarts(e *emu) []string {
+	b, err := os.ReadFile(e.proc.LogPath())
+	if err != nil {
+		return []string{fmt.Sprintf("%s: no emulator log: %v", e.tgt.Addr, err)}
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		for _, m := range []string{"service process started", "service process exited", "Win32_Process.Create started", "wmi process exited", "did-not-start"} {
+			if strings.Contains(l, m) {
+				launcher := "scm"
+				if strings.Contains(l, "Win32_Process") || strings.Contains(l, "wmi process") {
+					launcher = "wmi"
+				}
+				out = append(out, fmt.Sprintf("%s [%s] %s", e.tgt.Addr, launcher, l))
+				break
+			}
+		}
+	}
+	return out
 }
 
 // leftovers lists what lanconnect may have left under the target's
-// Windows directory: applet files and temporary copies.
+// Windows directory: applet files, temporary copies and session folders.
+// It fails the test when the applet went anywhere but a session folder
+// directly under ADMIN$.
 func leftovers(t *testing.T, tgt *testlab.Target) []string {
 	t.Helper()
 	var out []string
 	filepath.WalkDir(tgt.AdminDir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && strings.Contains(strings.ToLower(d.Name()), "lcapplet") {
+		if err != nil {
+			return nil
+		}
+		name := strings.ToLower(d.Name())
+		if strings.Contains(name, "lcapplet") {
+			out = append(out, p)
+			if dir := filepath.Dir(p); filepath.Dir(dir) != tgt.AdminDir || !strings.HasPrefix(filepath.Base(dir), "lanconnect-") {
+				t.Errorf("applet file %s is not in a session folder directly under ADMIN$", p)
+			}
+		}
+		if d.IsDir() && strings.HasPrefix(name, "lanconnect-") {
 			out = append(out, p)
 		}
 		return nil
@@ -319,7 +396,8 @@ func TestLabConnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	std, guest, closed := lab.Targets[0], lab.Targets[1], lab.Targets[2]
-	ctl := startWinemu(ctx, t, std, std.Admin.Password)
+	stdEmu := startWinemu(ctx, t, std, std.Admin.Password)
+	ctl := stdEmu.ctl
 	applet := buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet")
 	console := net.JoinHostPort(lab.HostAddr.String(), "0")
 	base := []string{"-console", console, "-applet", applet, "-checkin-timeout", "30s"}
@@ -344,9 +422,7 @@ func TestLabConnect(t *testing.T) {
 		if l := leftovers(t, std); len(l) != 0 {
 			t.Fatalf("left on the target: %v", l)
 		}
-		if p := processesWith("lcapplet-"); len(p) != 0 {
-			t.Fatalf("applet processes left: %v", p)
-		}
+		checkNoApplets(t, stdEmu)
 		if s := winemuServices(t, ctl); len(s) != 0 {
 			t.Fatalf("services left: %v", s)
 		}
@@ -364,8 +440,23 @@ func TestLabConnect(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "LanConnect") {
 			t.Fatalf("parameter key not kept (%v):\n%s", err, out)
 		}
-		if len(leftovers(t, std)) != 1 {
-			t.Fatalf("applet file not kept: %v", leftovers(t, std))
+		l := leftovers(t, std)
+		if len(l) != 2 { // the session's folder and the applet in it
+			t.Fatalf("applet file and folder not kept: %v", l)
+		}
+		// The folder is named after the session: lanconnect-<session>-<random>,
+		// and holds lcapplet-<session>.exe.
+		var folder, file string
+		for _, p := range l {
+			if strings.HasSuffix(p, ".exe") {
+				file = filepath.Base(p)
+			} else {
+				folder = filepath.Base(p)
+			}
+		}
+		sid := strings.TrimSuffix(strings.TrimPrefix(file, "lcapplet-"), ".exe")
+		if sid == "" || !strings.HasPrefix(folder, "lanconnect-"+sid+"-") {
+			t.Fatalf("folder %q does not carry the session ID of %q", folder, file)
 		}
 		// The session's journal was persisted; -cleanup undoes it.
 		files, _ := filepath.Glob(filepath.Join(jdir, "*.json"))
@@ -396,7 +487,7 @@ func TestLabConnect(t *testing.T) {
 
 	// Target 3's SCM starts services that never report running (error
 	// 1053, an applet that is not service-aware); its WMI works.
-	startWMIEmu(ctx, t, lab.Targets[3], "did-not-start")
+	wmiEmu := startWMIEmu(ctx, t, lab.Targets[3], "did-not-start")
 
 	t.Run("auto falls back from scm to wmi", func(t *testing.T) {
 		wtgt := lab.Targets[3]
@@ -413,9 +504,7 @@ func TestLabConnect(t *testing.T) {
 			}
 		}
 		t.Logf("fallback: %s", got)
-		if p := processesWith("lcapplet-"); len(p) != 0 {
-			t.Fatalf("applet processes left: %v", p)
-		}
+		checkNoApplets(t, wmiEmu)
 		if l := leftovers(t, wtgt); len(l) != 0 {
 			t.Fatalf("left on the target: %v", l)
 		}
@@ -430,9 +519,7 @@ func TestLabConnect(t *testing.T) {
 		if l := leftovers(t, wtgt); len(l) != 0 {
 			t.Fatalf("left on the target: %v", l)
 		}
-		if p := processesWith("lcapplet-"); len(p) != 0 {
-			t.Fatalf("applet processes left: %v", p)
-		}
+		checkNoApplets(t, wmiEmu)
 	})
 
 	t.Run("non-admin without a terminal", func(t *testing.T) {
@@ -479,10 +566,11 @@ func TestLabConnectBulk(t *testing.T) {
 	// The lab gives each target its own password; bulk pushes use one
 	// account, so every target's winemu gets the first target's.
 	pw := lab.Targets[0].Admin.Password
-	var addrs, ctls []string
+	var addrs []string
+	var emus []*emu
 	for _, tgt := range lab.Targets {
 		setPassword(ctx, t, tgt, pw)
-		ctls = append(ctls, startWinemu(ctx, t, tgt, pw))
+		emus = append(emus, startWinemu(ctx, t, tgt, pw))
 		addrs = append(addrs, tgt.Addr.String())
 	}
 	args = append(args, "-user", lab.Targets[0].Admin.User)
@@ -517,11 +605,9 @@ func TestLabConnectBulk(t *testing.T) {
 		t.Logf("bulk (%s): %d hosts, wall %v (connect process), time to Running: median %v, p95 %v; authentication median %v",
 			run, n, r.took.Round(time.Millisecond), took[len(took)/2].Round(time.Millisecond), p95.Round(time.Millisecond), auth[len(auth)/2].Round(time.Millisecond))
 	}
-	if p := processesWith("lcapplet-"); len(p) != 0 {
-		t.Fatalf("applet processes left: %v", p)
-	}
-	for i, ctl := range ctls {
-		if s := winemuServices(t, ctl); len(s) != 0 {
+	checkNoApplets(t, emus...)
+	for i, e := range emus {
+		if s := winemuServices(t, e.ctl); len(s) != 0 {
 			t.Fatalf("services left on %s: %v", addrs[i], s)
 		}
 		if l := leftovers(t, lab.Targets[i]); len(l) != 0 {

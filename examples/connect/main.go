@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/internal/cliutil"
 	"github.com/lanconnect/lanconnect/session"
 	"github.com/lanconnect/lanconnect/standard"
 	"github.com/lanconnect/lanconnect/wmi"
@@ -221,7 +221,7 @@ func run(ctx context.Context, args []string, e env) int {
 		}
 		defer os.RemoveAll(dir)
 		appletPath = filepath.Join(dir, "applet.exe")
-		if err := buildApplet(ctx, appletPath, o.appletOS, o.appletArch); err != nil {
+		if err := cliutil.BuildApplet(ctx, appletPath, o.appletOS, o.appletArch); err != nil {
 			fmt.Fprintf(e.stderr, "connect: no -applet given and the example applet could not be built: %v\n", err)
 			return exitFailed
 		}
@@ -336,17 +336,6 @@ func run(ctx context.Context, args []string, e env) int {
 		return exitOK
 	}
 	return exitFailed
-}
-
-// buildApplet builds examples/applet with the go tool.
-func buildApplet(ctx context.Context, out, goos, goarch string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/lanconnect/lanconnect/examples/applet")
-	cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(b)))
-	}
-	return nil
 }
 
 // localAddrTowards returns this machine's address on the route to h, for

@@ -116,3 +116,32 @@ func TestTextFailed(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileTextOnTheTerminal: a host name, an error and a diagnosis that
+// carry ANSI escapes and line breaks are printed escaped on one line each
+// in text mode, and left to JSON's escaping in NDJSON.
+func TestHostileTextOnTheTerminal(t *testing.T) {
+	evil := "PC1\x1b[2K\r12:00:00.000  PC1 Running\nX"
+	ev := session.Event{Kind: session.EventState, Host: evil, State: session.Failed, Step: session.StepAuthenticate, Time: time.Now(),
+		Err: errors.New("logon to " + evil + " failed"), Diagnosis: session.Diagnosis{Summary: evil + " refused."},
+		Result: &session.Result{Attempts: []session.Attempt{{Launcher: "scm", Err: errors.New(evil)}}}}
+	var out bytes.Buffer
+	p := newPrinter(&out, false, false)
+	p.event(ev)
+	p.event(session.Event{Kind: session.EventAttempt, Host: evil, Method: "wmi", Err: errors.New(evil), Time: time.Now()})
+	p.event(session.Event{Kind: session.EventProgress, Session: "s", Host: evil, Done: 1, Total: 1, Time: time.Now()})
+	for _, r := range out.String() {
+		if r < 0x20 && r != '\n' || r == 0x7f {
+			t.Fatalf("control character %q reached the terminal:\n%q", r, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "\nX") || !strings.Contains(out.String(), `PC1\x1b[2K\x0d12:00:00.000  PC1 Running\x0aX`) {
+		t.Fatalf("text output:\n%s", out.String())
+	}
+	var js bytes.Buffer
+	newPrinter(&js, true, false).event(ev)
+	var back map[string]any
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back["host"] != evil {
+		t.Fatalf("NDJSON: %v %q", err, js.String())
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lanconnect/lanconnect/internal/cliutil"
 	"github.com/lanconnect/lanconnect/session"
 )
 
@@ -126,38 +127,43 @@ func (p *printer) event(ev session.Event) {
 		p.inBar = false
 	}
 	ts := ev.Time.Format("15:04:05.000")
+	// Host names, errors, diagnoses and notes carry text that hosts on the
+	// network chose: every such value goes through safe before it is
+	// printed, so that no control character (an ANSI escape, a CR or LF
+	// forging a line) reaches the terminal.
+	host := cliutil.Safe(ev.Host)
 	switch ev.Kind {
 	case session.EventAttempt:
-		fmt.Fprintf(p.w, "%s  %-16s launch via %s failed: %v\n", ts, ev.Host, ev.Method, ev.Err)
+		fmt.Fprintf(p.w, "%s  %-16s launch via %s failed: %s\n", ts, host, safe(ev.Method), safe(ev.Err))
 		if !ev.Diagnosis.IsZero() {
-			fmt.Fprintf(p.w, "%s  %-16s   diagnosis: %s\n", ts, ev.Host, ev.Diagnosis)
+			fmt.Fprintf(p.w, "%s  %-16s   diagnosis: %s\n", ts, host, safe(ev.Diagnosis))
 		}
 		return
 	}
-	line := fmt.Sprintf("%s  %-16s %-10s  %-12s", ts, ev.Host, ev.State, ev.Step)
+	line := fmt.Sprintf("%s  %-16s %-10s  %-12s", ts, host, ev.State, ev.Step)
 	if ev.Method != "" {
-		line += "  via " + ev.Method
+		line += "  via " + safe(ev.Method)
 	}
 	r := ev.Result
 	switch ev.State {
 	case session.Running:
 		if r != nil && r.Applet != nil {
-			line += fmt.Sprintf("  applet pid %d on %s checked in", r.Applet.PID, r.Applet.Host)
+			line += fmt.Sprintf("  applet pid %d on %s checked in", r.Applet.PID, safe(r.Applet.Host))
 		}
 	case session.Failed:
-		line += fmt.Sprintf("\n    error: %v", ev.Err)
+		line += "\n    error: " + safe(ev.Err)
 		if !ev.Diagnosis.IsZero() {
-			line += "\n    diagnosis: " + ev.Diagnosis.String()
+			line += "\n    diagnosis: " + safe(ev.Diagnosis)
 		}
 		if r != nil {
 			for _, a := range r.Attempts {
-				line += fmt.Sprintf("\n    tried %s: %v", a.Launcher, a.Err)
+				line += fmt.Sprintf("\n    tried %s: %s", safe(a.Launcher), safe(a.Err))
 			}
 		}
 	}
 	if r != nil && ev.State != session.Running {
 		for _, n := range r.Notes {
-			line += "\n    note: " + n.String()
+			line += "\n    note: " + safe(n)
 		}
 		if c := r.Cleanup; c != nil {
 			switch {
@@ -168,7 +174,7 @@ func (p *printer) event(ev session.Event) {
 			default:
 				var left []string
 				for _, l := range c.Left {
-					left = append(left, l.What+" ("+errText(l.Err)+")")
+					left = append(left, safe(l.What)+" ("+safe(errText(l.Err))+")")
 				}
 				line += fmt.Sprintf("\n    cleanup: %d undone, LEFT ON TARGET: %s", len(c.Undone), strings.Join(left, "; "))
 			}
@@ -176,6 +182,10 @@ func (p *printer) event(ev session.Event) {
 	}
 	fmt.Fprintln(p.w, line)
 }
+
+// safe formats v as %v does and makes it safe for a terminal
+// (cliutil.Safe).
+func safe(v any) string { return cliutil.Safe(fmt.Sprint(v)) }
 
 // bar draws the copy's progress: redrawn in place on a terminal, and one
 // line per quarter otherwise.
@@ -186,7 +196,7 @@ func (p *printer) bar(ev session.Event) {
 	pct := int(ev.Done * 100 / ev.Total)
 	const width = 30
 	fill := pct * width / 100
-	s := fmt.Sprintf("%-16s copy [%s%s] %3d%% %s / %s", ev.Host, strings.Repeat("#", fill), strings.Repeat("-", width-fill), pct, size(ev.Done), size(ev.Total))
+	s := fmt.Sprintf("%-16s copy [%s%s] %3d%% %s / %s", cliutil.Safe(ev.Host), strings.Repeat("#", fill), strings.Repeat("-", width-fill), pct, size(ev.Done), size(ev.Total))
 	if p.redraw {
 		fmt.Fprintf(p.w, "\r%s", s)
 		p.inBar = true

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/internal/cliutil"
 )
 
 // promptTerminal asks for an account and a hidden password on the
@@ -24,9 +25,9 @@ func promptTerminal(ctx context.Context, e env, out *printer, req adauth.PromptR
 	}
 	w := e.stderr
 	if req.Account != "" {
-		fmt.Fprintf(w, "\n%s refused %s: %s\n", req.Host, req.Account, req.Diagnosis)
+		fmt.Fprintf(w, "\n%s refused %s: %s\n", cliutil.Safe(req.Host), cliutil.Safe(req.Account), cliutil.Safe(req.Diagnosis.String()))
 	} else {
-		fmt.Fprintf(w, "\n%s needs administrator credentials.\n", req.Host)
+		fmt.Fprintf(w, "\n%s needs administrator credentials.\n", cliutil.Safe(req.Host))
 	}
 	type answer struct {
 		c   adauth.Credentials

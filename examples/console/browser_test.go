@@ -151,7 +151,11 @@ func TestBrowser(t *testing.T) {
 	defer cancel()
 	b := newBrowser(ctx, t, chromium)
 
-	b.do("open", chromedp.Navigate(tc.ts.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`#filter`)))
+	b.do("open", chromedp.Navigate(tc.url), chromedp.WaitVisible(chromedp.CSS(`#filter`)))
+	// The launch URL's secret became a cookie and left the address bar.
+	if b.eval(`location.search`) != "" {
+		t.Fatalf("the secret stays in the address bar: %v", b.eval(`location.href`))
+	}
 	b.poll("two rows while scanning", `document.querySelectorAll("#hosts tr").length === 2`, 20*time.Second)
 	if b.eval(`document.getElementById("scanning").hidden`) != false {
 		t.Fatal("no scanning indicator while the scan runs")

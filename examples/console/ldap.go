@@ -27,7 +27,7 @@ func (l *ldapFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&l.caFile, "ldap-ca", "", "verify the DC's certificate against the CAs in PEM `FILE` (default: the system pool)")
 	fs.StringVar(&l.serverName, "ldap-server-name", "", "the `NAME` the DC's certificate must be valid for (default: the host of -ldap)")
 	fs.StringVar(&l.dns, "ldap-dns", "", "resolve the DC and the computers through the DNS server at `ADDR` (default: the system resolver)")
-	fs.StringVar(&l.bind, "ldap-bind", "auto", "bind `METHOD`: simple, ntlm or auto")
+	fs.StringVar(&l.bind, "ldap-bind", "auto", "bind `METHOD`: simple (needs -ldap URL), ntlm, or auto (simple with -ldap URL and a password, NTLM with -ldap-domain or an NT hash)")
 	fs.BoolVar(&l.includeDisabled, "ldap-include-disabled", false, "also list disabled computer accounts")
 }
 
@@ -52,6 +52,10 @@ func (l *ldapFlags) build(creds adauth.Credentials) (discovery.Discoverer, error
 		d.Bind = adauth.BindNTLM
 	default:
 		return nil, fmt.Errorf("-ldap-bind %q: want simple, ntlm or auto", l.bind)
+	}
+	if d.Bind == adauth.BindSimple && l.url == "" && !creds.IsZero() {
+		// A spoofed SRV answer would get the clear password.
+		return nil, fmt.Errorf("-ldap-bind simple needs the DC's -ldap URL (a DC found through -ldap-domain gets NTLM): %w", adauth.ErrSimpleBindLocated)
 	}
 	if l.dns != "" {
 		addr := l.dns

@@ -62,8 +62,9 @@ func TestLabDirectory(t *testing.T) {
 			t.Error("the password appears in the console's output")
 		}
 	}()
-	base := strings.TrimSuffix(url, "/")
-	s := openStream(t, base, openPage(t, base))
+	c := signIn(t, url)
+	base, _, _ := strings.Cut(url, "/?")
+	s := openStream(t, c, base, openPage(t, c, base))
 
 	want := map[string]bool{}
 	for _, c := range dc.Computers {

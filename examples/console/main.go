@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,8 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	neturl "net/url"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,8 @@ import (
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/internal/cliutil"
+	"github.com/lanconnect/lanconnect/internal/selfcert"
 	"github.com/lanconnect/lanconnect/netbios"
 	"github.com/lanconnect/lanconnect/session"
 	"github.com/lanconnect/lanconnect/standard"
@@ -32,6 +35,13 @@ const usage = `usage: console [flags] [TARGET...]
 Serves the Connect On LAN page on http://127.0.0.1:8080 (see -listen): the
 computers found on the LAN as they are found, a filter box, Connect, a
 credential dialog when the SDK asks for one, and the sessions' states.
+
+At launch the console prints the page's URL with a secret made for this
+launch: open that URL (the browser then keeps a cookie); requests without
+the secret are refused, so other users of this machine cannot use the
+console's credentials. With -allow-remote the page is served over HTTPS,
+with -tls-cert/-tls-key or an ephemeral self-signed certificate whose
+SHA-256 fingerprint is printed.
 
 A TARGET is an IPv4 address, a CIDR or a range, as for lanscan. With no
 TARGET, the NetBIOS scan sweeps the local IPv4 subnets (each capped at a
@@ -49,7 +59,20 @@ const passwordEnv = "LANCONNECT_PASSWORD"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
+	// The password stays in this process: no child (the go tool, anything
+	// a library starts) inherits it.
+	password, hasPassword := os.LookupEnv(passwordEnv)
+	os.Unsetenv(passwordEnv)
+	getenv := func(k string) string {
+		if k == passwordEnv {
+			if hasPassword {
+				return password
+			}
+			return ""
+		}
+		return os.Getenv(k)
+	}
+	code := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: getenv})
 	stop()
 	os.Exit(code)
 }
@@ -66,6 +89,8 @@ type env struct {
 type options struct {
 	listen, origin string
 	allowRemote    bool
+	tlsCert        string
+	tlsKey         string
 	filter         string
 	timeout        time.Duration
 	rate, retries  int
@@ -91,7 +116,9 @@ func run(ctx context.Context, args []string, e env) int {
 	var o options
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "serve the page on `host:port` (a non-loopback address needs -allow-remote)")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow -listen on an address other machines can reach (anyone who reaches it can connect with your credentials)")
-	fs.StringVar(&o.origin, "origin", "", "the `URL` browsers load the page from (default: http:// and the -listen address); needed when -listen has no host")
+	fs.StringVar(&o.origin, "origin", "", "the `URL` browsers load the page from (default: http:// or https:// and the -listen address); needed when -listen has no host")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with the certificate chain in PEM `FILE` (with -tls-key; default with -allow-remote: an ephemeral self-signed certificate)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "the private key of -tls-cert, PEM `FILE`")
 	// Discovery: the flags of lanscan.
 	fs.StringVar(&o.filter, "filter", "", "initial filter `EXPR` (name substring or glob, IP, CIDR, range; space = AND, comma = OR)")
 	fs.DurationVar(&o.timeout, "timeout", netbios.DefaultTimeout, "how long a host gets to `answer`, retries included")
@@ -140,8 +167,19 @@ func run(ctx context.Context, args []string, e env) int {
 			return usageErr("-listen %s is not a loopback address: add -allow-remote if other machines should reach the console", o.listen)
 		}
 		if o.origin == "" && (lhost == "" || lhost == "0.0.0.0" || lhost == "::") {
-			return usageErr("-listen %s has no host: give -origin http://HOST:PORT as browsers reach the console", o.listen)
+			return usageErr("-listen %s has no host: give -origin https://HOST:PORT as browsers reach the console", o.listen)
 		}
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return usageErr("-tls-cert and -tls-key go together")
+	}
+	useTLS := o.allowRemote || o.tlsCert != ""
+	scheme := "http://"
+	if useTLS {
+		scheme = "https://"
+	}
+	if o.origin != "" && !strings.HasPrefix(o.origin, scheme) {
+		return usageErr("-origin %s: the page is served as %s...", o.origin, scheme)
 	}
 	if o.rate <= 0 || o.timeout <= 0 || o.retries < 0 {
 		return usageErr("-rate and -timeout must be positive, -retries not negative")
@@ -183,7 +221,7 @@ func run(ctx context.Context, args []string, e env) int {
 		}
 		defer os.RemoveAll(dir)
 		appletPath = filepath.Join(dir, "applet.exe")
-		if err := buildApplet(ctx, appletPath, o.appletOS, o.appletArch); err != nil {
+		if err := cliutil.BuildApplet(ctx, appletPath, o.appletOS, o.appletArch); err != nil {
 			fmt.Fprintf(e.stderr, "console: no -applet given and the example applet could not be built: %v\n", err)
 			return 1
 		}
@@ -207,13 +245,25 @@ func run(ctx context.Context, args []string, e env) int {
 	defer ln.Close()
 	origin := o.origin
 	if origin == "" {
-		origin = "http://" + ln.Addr().String()
+		origin = scheme + ln.Addr().String()
 	}
 	origin = strings.TrimSuffix(origin, "/")
+	var fingerprint string
+	if useTLS {
+		cert, err := pageCertificate(o, origin)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "console: %v\n", err)
+			return 1
+		}
+		if o.tlsCert == "" {
+			fingerprint = selfcert.Fingerprint(cert.Certificate[0])
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	secret := newSecret()
 
 	var srv *server
 	cfg := session.Config{
-		Discoverers: ds,
 		Credentials: creds,
 		Prompt: func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
 			return srv.promptHook(ctx, req)
@@ -235,12 +285,14 @@ func run(ctx context.Context, args []string, e env) int {
 		return 1
 	}
 	defer client.Close()
-	srv, err = newServer(serverConfig{Client: client, Logger: log, Origin: origin, Filter: filter, Sources: len(ds)})
+	srv, err = newServer(serverConfig{Client: client, Logger: log, Origin: origin, Secret: secret, Filter: filter, Discoverers: ds})
 	if err != nil {
 		return usageErr("-origin: %v", err)
 	}
 
-	hs := &http.Server{Handler: srv.handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: srv.handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)} // TLS handshake noise
+
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	if h, _, _ := net.SplitHostPort(client.CheckinAddr()); o.console == "" && isLoopback(h) {
@@ -249,8 +301,12 @@ func run(ctx context.Context, args []string, e env) int {
 	if !isLoopback(lhost) {
 		log.Warn("the console is reachable from other machines: anyone who reaches it can connect to computers with the credentials typed into it", "listen", o.listen)
 	}
-	url := origin + "/"
-	fmt.Fprintf(e.stdout, "console: serving %s (check-in on %s); Ctrl-C stops\n", url, client.CheckinAddr())
+	url := launchURL(origin, secret)
+	if fingerprint != "" {
+		fmt.Fprintf(e.stdout, "console: self-signed certificate, SHA-256 fingerprint %s (check it in the browser before you accept it)\n", fingerprint)
+	}
+	fmt.Fprintf(e.stdout, "console: serving %s/ (check-in on %s); Ctrl-C stops\n", origin, client.CheckinAddr())
+	fmt.Fprintf(e.stdout, "console: open %s\n  (this URL carries a secret made for this launch: do not share it)\n", url)
 	if e.listening != nil {
 		e.listening(url)
 	}
@@ -320,14 +376,38 @@ func discoverers(o options, targets []string, creds adauth.Credentials, stderr i
 	return append(ds, discovery.Named("netbios", &netbios.Discoverer{Scanner: sc, Targets: t})), nil
 }
 
-// buildApplet builds examples/applet with the go tool.
-func buildApplet(ctx context.Context, out, goos, goarch string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/lanconnect/lanconnect/examples/applet")
-	cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(b)))
+// pageCertificate returns the page's TLS certificate: -tls-cert/-tls-key,
+// or an ephemeral self-signed one (ECDSA P-256, in memory only) for the
+// -listen host, the -origin host and, when -listen has no host, this
+// machine's name and addresses.
+func pageCertificate(o options, origin string) (tls.Certificate, error) {
+	if o.tlsCert != "" {
+		c, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		}
+		return c, nil
 	}
-	return nil
+	var hosts []string
+	lhost, _, _ := net.SplitHostPort(o.listen)
+	if u, err := neturl.Parse(origin); err == nil {
+		hosts = append(hosts, u.Hostname())
+	}
+	if a, err := netip.ParseAddr(lhost); lhost != "" && (err != nil || !a.IsUnspecified()) {
+		hosts = append(hosts, lhost)
+	} else {
+		if name, err := os.Hostname(); err == nil {
+			hosts = append(hosts, name)
+		}
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if ipn, ok := a.(*net.IPNet); ok {
+					hosts = append(hosts, ipn.IP.String())
+				}
+			}
+		}
+	}
+	return selfcert.New("lanconnect console (ephemeral)", 30*24*time.Hour, hosts...)
 }
 
 // localAddrTowards returns this machine's address on the route to the

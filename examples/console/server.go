@@ -49,8 +49,11 @@ type server struct {
 	log     *slog.Logger
 	origin  string           // scheme://host[:port] the page is served from
 	host    string           // the Host header requests must carry
+	secure  bool             // served over HTTPS
+	secret  string           // the per-launch secret of the technician's URL
 	filter  discovery.Filter // initial filter of new pages
 	sources int              // discovery sources, for the scan progress
+	hosts   *discovery.Broadcaster
 	index   *template.Template
 	static  http.Handler
 
@@ -71,17 +74,29 @@ type server struct {
 
 // serverConfig is what newServer needs.
 type serverConfig struct {
-	Client  *session.Client
-	Logger  *slog.Logger
-	Origin  string // e.g. "http://127.0.0.1:8080"
-	Filter  discovery.Filter
-	Sources int
+	Client *session.Client
+	Logger *slog.Logger
+	Origin string // e.g. "http://127.0.0.1:8080" or "https://jump.example:8443"
+	// Secret is the per-launch secret that the technician's URL carries
+	// (see LaunchURL); every request needs it or its cookie.
+	Secret string
+	Filter discovery.Filter
+	// Discoverers run once, from newServer until shutdown; every page
+	// gets a view of that one discovery (a discovery.Broadcaster).
+	Discoverers []discovery.Discoverer
 }
 
 func newServer(c serverConfig) (*server, error) {
 	host, ok := strings.CutPrefix(c.Origin, "http://")
-	if !ok || host == "" || strings.ContainsAny(host, "/?#@") {
-		return nil, fmt.Errorf("origin %q: want http://HOST:PORT", c.Origin)
+	secure := false
+	if !ok {
+		host, secure = strings.CutPrefix(c.Origin, "https://")
+	}
+	if host == "" || strings.ContainsAny(host, "/?#@") {
+		return nil, fmt.Errorf("origin %q: want http://HOST:PORT or https://HOST:PORT", c.Origin)
+	}
+	if len(c.Secret) < minSecretLen {
+		return nil, errors.New("the launch secret is missing or too short")
 	}
 	sub, err := fs.Sub(staticFiles, "static")
 	if err != nil {
@@ -96,12 +111,13 @@ func newServer(c serverConfig) (*server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &server{
-		client: c.Client, log: log, origin: c.Origin, host: host, filter: c.Filter, sources: c.Sources,
+		client: c.Client, log: log, origin: c.Origin, host: host, secure: secure, secret: c.Secret, filter: c.Filter, sources: len(c.Discoverers),
 		index: idx, static: http.FileServerFS(sub), closeWait: 2 * session.DefaultCleanupTimeout,
 		pages: map[string]*page{}, sessions: map[string]*sessionEntry{}, prompts: map[string]*prompt{},
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.sessCtx, s.sessStop = context.WithCancel(context.Background())
+	s.hosts = discovery.NewBroadcaster(s.ctx, discovery.Merge(s.ctx, c.Discoverers...))
 	return s, nil
 }
 
@@ -261,6 +277,9 @@ func (s *server) handler() http.Handler {
 		// name as Host.
 		if r.Host != s.host {
 			writeError(w, http.StatusMisdirectedRequest, "unexpected Host header")
+			return
+		}
+		if !s.authorized(w, r) {
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -424,7 +443,7 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.streaming = true
-	p.view = s.client.Hosts(p.ctx, p.filter)
+	p.view = s.hosts.NewView(p.ctx, p.filter)
 	events := p.view.Events()
 	p.mu.Unlock()
 	// The sessions that exist already are news to the page.

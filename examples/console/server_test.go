@@ -8,11 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,12 +97,37 @@ type testConsole struct {
 	log    *testutil.LockedBuffer
 	// release lets the fake scan send its last host and finish.
 	release chan struct{}
+	// scans counts the fake discoverer's runs (a sweep, a directory bind).
+	scans atomic.Int32
+	// secret is the launch secret; url the launch URL; c a client
+	// signed in with it (it holds the cookie).
+	secret, url string
+	c           *http.Client
+}
+
+// signIn visits a launch URL with a fresh cookie jar, as a browser does,
+// and returns the client, which then carries the console's cookie.
+func signIn(t *testing.T, launch string) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Transport: http.DefaultTransport}
+	resp, err := c.Get(launch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.RawQuery != "" {
+		t.Fatalf("sign in at %s: %d at %s: %s", launch, resp.StatusCode, resp.Request.URL, b)
+	}
+	return c
 }
 
 func newTestConsole(t *testing.T) *testConsole {
 	t.Helper()
 	tc := &testConsole{auth: &fakeAuth{}, handle: &fakeHandle{stopped: make(chan struct{})}, log: &testutil.LockedBuffer{}, release: make(chan struct{})}
 	scan := discovery.Named("fake", discovery.DiscovererFunc(func(ctx context.Context, out chan<- discovery.Host) error {
+		tc.scans.Add(1)
 		for i, h := range labHosts {
 			if i == len(labHosts)-1 {
 				select {
@@ -126,7 +153,6 @@ func newTestConsole(t *testing.T) *testConsole {
 	tc.ts = httptest.NewUnstartedServer(nil)
 	var srv *server
 	client, err := session.New(session.Config{
-		Discoverers:   []discovery.Discoverer{scan},
 		Authenticator: tc.auth,
 		Credentials:   cr,
 		Prompt: func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
@@ -140,13 +166,17 @@ func newTestConsole(t *testing.T) *testConsole {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err = newServer(serverConfig{Client: client, Logger: log, Origin: "http://" + tc.ts.Listener.Addr().String(), Sources: 1})
+	tc.secret = newSecret()
+	origin := "http://" + tc.ts.Listener.Addr().String()
+	srv, err = newServer(serverConfig{Client: client, Logger: log, Origin: origin, Secret: tc.secret, Discoverers: []discovery.Discoverer{scan}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tc.srv = srv
 	tc.ts.Config.Handler = srv.handler()
 	tc.ts.Start()
+	tc.url = launchURL(origin, tc.secret)
+	tc.c = signIn(t, tc.url)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -164,12 +194,13 @@ type testPage struct{ id, token string }
 
 var metaRe = regexp.MustCompile(`<meta name="lc-(page|token)" content="([0-9a-f]+)">`)
 
-func (tc *testConsole) open(t *testing.T) testPage { t.Helper(); return openPage(t, tc.ts.URL) }
+func (tc *testConsole) open(t *testing.T) testPage { t.Helper(); return openPage(t, tc.c, tc.ts.URL) }
 
-// openPage loads the page at base and returns its ID and token.
-func openPage(t *testing.T, base string) testPage {
+// openPage loads the page at base with c (signed in) and returns its ID
+// and token.
+func openPage(t *testing.T, c *http.Client, base string) testPage {
 	t.Helper()
-	resp, err := http.Get(base + "/")
+	resp, err := c.Get(base + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,15 +240,16 @@ type stream struct {
 
 func (tc *testConsole) stream(t *testing.T, p testPage) *stream {
 	t.Helper()
-	return openStream(t, tc.ts.URL, p)
+	return openStream(t, tc.c, tc.ts.URL, p)
 }
 
-// openStream opens the event stream of page p of the console at base.
-func openStream(t *testing.T, base string, p testPage) *stream {
+// openStream opens the event stream of page p of the console at base,
+// with c (signed in).
+func openStream(t *testing.T, c *http.Client, base string, p testPage) *stream {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/events?page="+p.id+"&token="+p.token, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -307,7 +339,7 @@ func (tc *testConsole) post(t *testing.T, p testPage, path string, body string, 
 	for _, o := range opts {
 		o(req)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := tc.c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +360,7 @@ func noHeader(k string) postOpt  { return func(r *http.Request) { r.Header.Del(k
 
 func TestIndex(t *testing.T) {
 	tc := newTestConsole(t)
-	resp, err := http.Get(tc.ts.URL + "/")
+	resp, err := tc.c.Get(tc.ts.URL + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +374,7 @@ func TestIndex(t *testing.T) {
 		t.Fatal("two loads of the page share an ID or token")
 	}
 	for _, path := range []string{"/static/app.js", "/static/app.css"} {
-		resp, err := http.Get(tc.ts.URL + path)
+		resp, err := tc.c.Get(tc.ts.URL + path)
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("%s: %v %v", path, err, resp.Status)
 		}
@@ -351,7 +383,7 @@ func TestIndex(t *testing.T) {
 	// DNS rebinding: another name for this address is refused.
 	req, _ := http.NewRequest("GET", tc.ts.URL+"/", nil)
 	req.Host = "evil.example:80"
-	resp, err = http.DefaultClient.Do(req)
+	resp, err = tc.c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +437,7 @@ func TestActionChecks(t *testing.T) {
 		t.Fatalf("a good request after the bad ones: %d", code)
 	}
 	// GET on an action, POST on the stream.
-	resp, err := http.Get(tc.ts.URL + "/api/filter")
+	resp, err := tc.c.Get(tc.ts.URL + "/api/filter")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +451,7 @@ func TestStreamChecks(t *testing.T) {
 	tc := newTestConsole(t)
 	p := tc.open(t)
 	for _, q := range []string{"", "?page=" + p.id, "?page=" + p.id + "&token=" + strings.Repeat("1", 64)} {
-		resp, err := http.Get(tc.ts.URL + "/api/events" + q)
+		resp, err := tc.c.Get(tc.ts.URL + "/api/events" + q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -430,7 +462,7 @@ func TestStreamChecks(t *testing.T) {
 	}
 	s := tc.stream(t, p)
 	s.next(t, "first scan status", isEvent("scan"))
-	resp, err := http.Get(tc.ts.URL + "/api/events?page=" + p.id + "&token=" + p.token)
+	resp, err := tc.c.Get(tc.ts.URL + "/api/events?page=" + p.id + "&token=" + p.token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -644,4 +676,99 @@ func TestClosingConnectingSessionEndsItsPrompt(t *testing.T) {
 	s.next(t, "end of the session", func(ev sseEvent) bool {
 		return ev.name == "session" && ev.data["id"] == sid && (ev.data["state"] == "Closed" || ev.data["state"] == "Failed")
 	})
+}
+
+// TestOneDiscoveryForAllPages: pages opened before, during and after the
+// scan all get the whole list, from one run of the discoverer (one sweep,
+// one directory bind), not one per page.
+func TestOneDiscoveryForAllPages(t *testing.T) {
+	tc := newTestConsole(t)
+	var streams []*stream
+	var lists []map[float64]string
+	for range 6 {
+		streams = append(streams, tc.stream(t, tc.open(t)))
+		lists = append(lists, map[float64]string{})
+	}
+	for i, s := range streams {
+		waitList(t, s, lists[i], "HERON-SRV", "PC-01")
+	}
+	close(tc.release)
+	streams = append(streams, tc.stream(t, tc.open(t)))
+	lists = append(lists, map[float64]string{})
+	for i, s := range streams {
+		waitList(t, s, lists[i], "HERON-SRV", "PC-01", "PC-02")
+		s.next(t, "end of scan", func(ev sseEvent) bool { return ev.name == "scan" && ev.data["scanning"] == false })
+	}
+	if n := tc.scans.Load(); n != 1 {
+		t.Fatalf("the discoverer ran %d times for %d pages, want once", n, len(streams))
+	}
+}
+
+// TestTechnicianAuth: every route needs the launch secret's cookie; the
+// secret in the URL sets it and is redirected away.
+func TestTechnicianAuth(t *testing.T) {
+	tc := newTestConsole(t)
+	p := tc.open(t)
+	noRedirect := func(c *http.Client) *http.Client {
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		return c
+	}
+	anon := noRedirect(&http.Client{})
+	do := func(c *http.Client, method, path string, cookie string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, tc.ts.URL+path, strings.NewReader(`{"filter":""}`))
+		req.Header.Set("Origin", tc.ts.URL)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Page-ID", p.id)
+		req.Header.Set("X-CSRF-Token", p.token)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	routes := []struct{ method, path string }{
+		{"GET", "/"}, {"GET", "/static/app.js"}, {"GET", "/api/events?page=" + p.id + "&token=" + p.token},
+		{"POST", "/api/filter"}, {"POST", "/api/connect"}, {"POST", "/api/prompt/x"}, {"POST", "/api/close/x"},
+	}
+	wrong := "lanconnect-console=" + strings.Repeat("0", len(tc.secret))
+	for _, r := range routes {
+		if resp := do(anon, r.method, r.path, ""); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s %s without the cookie: %d, want 401", r.method, r.path, resp.StatusCode)
+		}
+		if resp := do(anon, r.method, r.path, wrong); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s %s with a wrong cookie: %d, want 403", r.method, r.path, resp.StatusCode)
+		}
+	}
+	// A wrong key in the URL, or the right key on a POST: refused.
+	if resp := do(anon, "GET", "/?key="+strings.Repeat("f", len(tc.secret)), ""); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("wrong key: %d", resp.StatusCode)
+	}
+	if resp := do(anon, "POST", "/api/filter?key="+tc.secret, ""); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("key on a POST: %d", resp.StatusCode)
+	}
+	// The right key: a cookie and a redirect to the URL without the key.
+	resp := do(anon, "GET", "/?key="+tc.secret+"&x=1", "")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/?x=1" {
+		t.Fatalf("sign-in: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	cs := resp.Cookies()
+	if len(cs) != 1 || cs[0].Value != tc.secret || !cs[0].HttpOnly || cs[0].SameSite != http.SameSiteStrictMode || cs[0].Secure || cs[0].Path != "/" {
+		t.Fatalf("cookie %+v", cs)
+	}
+	if resp := do(anon, "GET", "/", cs[0].Name+"="+cs[0].Value); resp.StatusCode != 200 {
+		t.Fatalf("with the cookie: %d", resp.StatusCode)
+	}
+	// The other checks still hold for a signed-in client.
+	if code, _ := tc.post(t, p, "/api/filter", `{"filter":""}`, header("Origin", "http://evil.example")); code != 403 {
+		t.Fatalf("foreign Origin with the cookie: %d", code)
+	}
+	if strings.Contains(tc.log.String(), tc.secret) {
+		t.Error("the secret appears in the log")
+	}
 }

@@ -38,7 +38,7 @@ func ldapSource() *source {
 			fs.StringVar(&caFile, "ldap-ca", "", "verify the DC's certificate against the CAs in PEM `FILE` (default: the system pool)")
 			fs.StringVar(&serverName, "ldap-server-name", "", "the `NAME` the DC's certificate must be valid for (default: the host of -ldap)")
 			fs.StringVar(&dns, "ldap-dns", "", "resolve the DC and the computers through the DNS server at `ADDR` (default: the system resolver)")
-			fs.StringVar(&bind, "ldap-bind", "auto", "bind `METHOD`: simple, ntlm or auto")
+			fs.StringVar(&bind, "ldap-bind", "auto", "bind `METHOD`: simple (needs -ldap URL), ntlm, or auto (simple with -ldap URL and a password, NTLM with -ldap-domain or an NT hash)")
 			fs.BoolVar(&includeDisabled, "ldap-include-disabled", false, "also list disabled computer accounts")
 			fs.StringVar(&user, "user", "", "bind to the directory as `DOMAIN\\user` (or user@domain); the password comes from $"+passwordEnv+" or -password-stdin")
 			fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input")
@@ -67,6 +67,10 @@ func ldapSource() *source {
 				d.Bind = adauth.BindNTLM
 			default:
 				return nil, fmt.Errorf("-ldap-bind %q: want simple, ntlm or auto", bind)
+			}
+			if d.Bind == adauth.BindSimple && url == "" && user != "" {
+				// A spoofed SRV answer would get the clear password.
+				return nil, fmt.Errorf("-ldap-bind simple needs the DC's -ldap URL (a DC found through -ldap-domain gets NTLM): %w", adauth.ErrSimpleBindLocated)
 			}
 			if dns != "" {
 				r, err := dnsResolver(dns)

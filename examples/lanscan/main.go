@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/internal/cliutil"
 	"github.com/lanconnect/lanconnect/netbios"
 )
 
@@ -151,7 +152,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			case discovery.SourceFinished:
 				if e.Err != nil {
 					prog.clear()
-					fmt.Fprintf(stderr, "lanscan: %v\n", e.Err)
+					fmt.Fprintf(stderr, "lanscan: %s\n", cliutil.Safe(e.Err.Error()))
 					failed = true
 				}
 			}
@@ -336,7 +337,7 @@ func (p *tablePrinter) print(e discovery.ViewEvent) error {
 			return nil
 		}
 		delete(p.rows, e.ID)
-		_, err := fmt.Fprintf(p.w, "%-15s  %-15s  (removed from the list)\n", addrList(h), orDash(h.Name))
+		_, err := fmt.Fprintf(p.w, "%-15s  %-15s  (removed from the list)\n", addrList(h), orDash(cliutil.Safe(h.Name)))
 		return err
 	}
 	var roles []string
@@ -351,8 +352,10 @@ func (p *tablePrinter) print(e discovery.ViewEvent) error {
 	for _, s := range h.Sources {
 		srcs = append(srcs, string(s))
 	}
-	row := fmt.Sprintf(rowFormat, addrList(h), orDash(h.Name), orDash(h.Domain), mac,
-		orDash(strings.Join(srcs, ",")), orDash(strings.Join(roles, ",")))
+	// Names, domains, roles and sources may come from the network: no
+	// control character reaches the terminal (cliutil.Safe).
+	row := fmt.Sprintf(rowFormat, addrList(h), orDash(cliutil.Safe(h.Name)), orDash(cliutil.Safe(h.Domain)), mac,
+		orDash(cliutil.Safe(strings.Join(srcs, ","))), orDash(cliutil.Safe(strings.Join(roles, ","))))
 	if p.rows[e.ID] == row {
 		return nil
 	}

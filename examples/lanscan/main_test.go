@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/netbios/nbnstest"
 )
 
@@ -111,6 +112,7 @@ func TestBadInput(t *testing.T) {
 		{"-timeout", "0s", "10.0.0.1"},
 		{"-filter", "10.1.2", "10.0.0.1"},
 		{"-nosuchflag"},
+		{"-ldap-domain", "corp.example", "-ldap-bind", "simple", "-user", `CORP\alice`, "-no-netbios"},
 	} {
 		code, out, errs := runLanscan(t, args...)
 		if code != 2 || out != "" || strings.Count(errs, "\n") != 1 || !strings.HasPrefix(errs, "lanscan: ") {
@@ -175,5 +177,52 @@ func TestInteractiveFilter(t *testing.T) {
 	}
 	if len(visible) != 1 || !visible["PC03"] || !strings.Contains(errb.String(), `filter now "pc03"`) {
 		t.Fatalf("visible at the end %v, stderr %q", visible, errb.String())
+	}
+}
+
+// TestNoSimpleBindWithLDAPDomain: -ldap-bind simple with a DC found
+// through SRV records is refused at start, before any lookup.
+func TestNoSimpleBindWithLDAPDomain(t *testing.T) {
+	t.Setenv("LANCONNECT_PASSWORD", "Pw-not-sent-1")
+	code, out, errs := runLanscan(t, "-ldap-domain", "corp.example", "-ldap-bind", "simple", "-user", `CORP\alice`, "-no-netbios")
+	if code != 2 || out != "" || !strings.Contains(errs, "-ldap-bind simple needs the DC's -ldap URL") || strings.Contains(errs, "Pw-not-sent-1") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+// TestHostileNamesOnTheTerminal: names and domains from the network are
+// printed with their control characters escaped in the table, and left to
+// JSON's escaping in NDJSON.
+func TestHostileNamesOnTheTerminal(t *testing.T) {
+	h := discovery.Host{
+		Name:    "EVIL\x1b[2J\x1b]0;owned\x07",
+		Domain:  "CORP\rFAKE",
+		Addrs:   []netip.Addr{netip.MustParseAddr("10.0.0.9")},
+		Sources: []discovery.Source{discovery.SourceNetBIOS},
+	}
+	var out bytes.Buffer
+	tp := newTablePrinter(&out)
+	if err := tp.print(discovery.ViewEvent{Kind: discovery.Show, ID: 1, Host: h}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.print(discovery.ViewEvent{Kind: discovery.Hide, ID: 1, Host: h}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range out.String() {
+		if r < 0x20 && r != '\n' || r == 0x7f {
+			t.Fatalf("control character %q reached the terminal:\n%q", r, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), `EVIL\x1b[2J\x1b]0;owned\x07`) || !strings.Contains(out.String(), `CORP\x0dFAKE`) {
+		t.Fatalf("table does not show the escaped names:\n%s", out.String())
+	}
+	var js bytes.Buffer
+	jp := &jsonPrinter{enc: json.NewEncoder(&js)}
+	if err := jp.print(discovery.ViewEvent{Kind: discovery.Show, ID: 1, Host: h}); err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back["name"] != h.Name || strings.ContainsRune(js.String(), 0x1b) {
+		t.Fatalf("NDJSON: %v %q", err, js.String())
 	}
 }

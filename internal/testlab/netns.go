@@ -120,6 +120,11 @@ func startProcess(argv []string, logPath string, env []string) (*Process, error)
 // keep it, since ip execs the program.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
+// LogPath returns the file that holds the process's standard output and
+// error, or "" when its output is discarded (a process started outside a
+// lab).
+func (p *Process) LogPath() string { return p.logPath }
+
 // Exited reports whether the process has exited.
 func (p *Process) Exited() bool {
 	select {

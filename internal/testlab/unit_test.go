@@ -134,3 +134,19 @@ func TestNBSTATQuery(t *testing.T) {
 		t.Fatalf("type/class % x", q[45:])
 	}
 }
+
+func TestRxQueued(t *testing.T) {
+	table := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0A3CF20A:01BD 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+   1: 0A3CF20A:01BD 013CF20A:8E7C 01 00000000:0000009C 00:00000000 00000000     0        0 2 1 0000000000000000 20 4 30 10 -1
+   2: 0A3CF20A:01BD 013CF20A:8E7D 01 00000000:00000004 00:00000000 00000000     0        0 3 1 0000000000000000 20 4 30 10 -1
+   3: 0A3CF20A:0089 013CF20A:8E7E 01 00000000:00000010 00:00000000 00000000     0        0 4 1 0000000000000000 20 4 30 10 -1
+   4: 0A3CF20A:01BD 013CF20A:8E7F 06 00000000:00000020 00:00000000 00000000     0        0 5 1 0000000000000000 20 4 30 10 -1
+`
+	if got := rxQueued(table, 445); got != 0x9c+4 {
+		t.Fatalf("rxQueued = %d, want %d", got, 0x9c+4)
+	}
+	if got := rxQueued(table, 139); got != 0 {
+		t.Fatalf("port 139: %d", got)
+	}
+}

@@ -425,6 +425,16 @@ func (c *conn) dispatch(p *pendingCall) (bool, error) {
 		return false, fault(statusBadStubData, opName)
 	}
 	logCall(opName, resultOf(op))
+	if d, release, ok := c.srv.Faults.takeDelay(iface.Name, int(p.opnum)); ok {
+		c.log().Info("response held by fault mode", "iface", iface.Name, "op", opName, "delay", d)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-release:
+		case <-c.ctx.Done():
+		}
+		t.Stop()
+	}
 	return false, c.sendResponse(p, iface.Name, w.Bytes())
 }
 

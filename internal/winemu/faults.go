@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 )
@@ -28,6 +29,7 @@ import (
 //     its process group) and returns ERROR_SERVICE_REQUEST_TIMEOUT (1053);
 //     the service stays STOPPED.
 //   - Tamper: see TamperSpec.
+//   - Delay: see DelaySpec.
 type Faults struct {
 	mu          sync.Mutex
 	deny        bool
@@ -36,6 +38,49 @@ type Faults struct {
 	didNotStart bool
 	tamper      TamperSpec
 	tampered    []TamperEvent
+	delay       DelaySpec
+	release     chan struct{} // closed when the delay spec is replaced
+}
+
+// DelaySpec selects calls whose response is held back after the call was
+// carried out: the server has done the work (created the service, say),
+// and the client waits. A test cancels the call meanwhile, which is how
+// an object comes to exist that the client never heard of. A held
+// response is sent when Delay has passed, when the spec is replaced
+// (SetDelay), or never when the server closes first.
+type DelaySpec struct {
+	// Count is how many more calls to delay; 0 disables.
+	Count int
+	// Interface ("svcctl", "winreg", ...) and OpNum select the calls;
+	// empty and -1 match every one.
+	Interface string
+	OpNum     int
+	// Delay is how long each response is held.
+	Delay time.Duration
+}
+
+// SetDelay replaces the delay selection and releases the responses held
+// under the previous one.
+func (f *Faults) SetDelay(spec DelaySpec) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.release != nil {
+		close(f.release)
+	}
+	f.delay, f.release = spec, make(chan struct{})
+}
+
+// takeDelay decides whether to hold the response to a call and, if so,
+// consumes one count and returns the delay and the release channel.
+func (f *Faults) takeDelay(iface string, opnum int) (time.Duration, <-chan struct{}, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := f.delay
+	if d.Count <= 0 || (d.OpNum >= 0 && d.OpNum != opnum) || (d.Interface != "" && d.Interface != iface) {
+		return 0, nil, false
+	}
+	f.delay.Count--
+	return d.Delay, f.release, true
 }
 
 // TamperSpec selects response fragments in which one bit of the stub data
@@ -140,7 +185,7 @@ var ErrBadFault = errors.New("winemu: bad fault specification")
 // Set applies a textual fault specification, as used by cmd/winemu's
 // -fault flag and control socket. spec is a comma-separated list of:
 //
-//	none                      clear every mode and any pending tamper
+//	none                      clear every mode, any pending tamper and delay
 //	deny | hang | refuse | did-not-start   turn a mode on (NAME=off turns it off)
 //	tamper=OPNUM:OFFSET:BIT:COUNT[:sealed]  tamper with COUNT responses to
 //	                          OPNUM (-1 for any), flipping BIT of stub byte
@@ -171,6 +216,11 @@ func (f *Faults) Set(spec string) error {
 			changes = append(changes, func() {
 				f.deny, f.hang, f.refuse, f.didNotStart = false, false, false, false
 				f.tamper = TamperSpec{}
+				if f.release != nil {
+					close(f.release)
+					f.release = nil
+				}
+				f.delay = DelaySpec{}
 			})
 		case "deny":
 			changes = append(changes, func() { f.deny = on })

@@ -12,13 +12,17 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -88,16 +92,64 @@ func run(ctx context.Context) error {
 		"-listen", *listen, "-console", net.JoinHostPort(lab.HostAddr.String(), "0"),
 		"-applet", *applet, "-user", first.User.User, lab.Prefix.String())
 	cmd.Env = append(os.Environ(), "LANCONNECT_PASSWORD="+first.User.Password)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Stderr = os.Stderr
+	pr, pw := io.Pipe()
+	cmd.Stdout = pw
+	relayed := make(chan struct{})
+	go func() { relayConsole(ctx, pr); close(relayed) }()
 	// On Ctrl-C the console gets SIGINT too (same process group); give it
 	// time to close its sessions before the lab goes.
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 3 * time.Minute
 	err = cmd.Run()
+	pw.Close()
+	<-relayed
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// relayConsole copies the console's output, and when it prints its launch
+// URL (which carries the launch secret), checks that the console answers
+// there and says so.
+func relayConsole(ctx context.Context, r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Println(line)
+		u, ok := strings.CutPrefix(line, "console: open ")
+		if !ok {
+			continue
+		}
+		go func() {
+			if err := checkConsole(ctx, u); err != nil {
+				fmt.Fprintln(os.Stderr, "demolab: the console does not answer at its URL:", err)
+				return
+			}
+			fmt.Fprintf(os.Stderr, "demolab: the console answers; open %s in a browser on this machine\n", u)
+		}()
+	}
+}
+
+// checkConsole signs in at the launch URL as a browser does: the secret
+// gives a cookie and a redirect to the page.
+func checkConsole(ctx context.Context, u string) error {
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	return nil
 }
 
 // serveSCM makes files copied to ADMIN$ executable, as an .exe is on
