@@ -127,7 +127,20 @@ func (a *SMBAuthenticator) logger() *slog.Logger {
 // proves administrator rights. On success the returned Grant holds the
 // open SMB session, which deploy and the launchers reuse. Errors are
 // *AuthError; see ShouldPrompt for which of them deserve a prompt.
-func (a *SMBAuthenticator) Authenticate(ctx context.Context, host string, creds Credentials) (*Grant, error) {
+//
+// A panic of go-smb2 or go-msrpc on a hostile answer (in this goroutine)
+// becomes an *AuthError of kind ErrSMBProtocol.
+func (a *SMBAuthenticator) Authenticate(ctx context.Context, host string, creds Credentials) (g *Grant, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			g, err = nil, &AuthError{Host: host, Account: creds.Account(), Step: StepConnect, Kind: ErrSMBProtocol,
+				Diagnosis: diagProtocolPanic(host), Err: fmt.Errorf("%w: %v", smbconn.ErrProtocol, r)}
+		}
+	}()
+	return a.authenticate(ctx, host, creds)
+}
+
+func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds Credentials) (*Grant, error) {
 	if a == nil {
 		a = &SMBAuthenticator{}
 	}

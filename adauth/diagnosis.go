@@ -182,6 +182,12 @@ func diagDowngrade(info smbconn.Info) Diagnosis {
 		"Look for a device or host intercepting SMB between this console and the computer; do not use this path to deploy."}
 }
 
+func diagProtocolPanic(host string) Diagnosis {
+	return Diagnosis{DiagProtocol,
+		host + " sent an answer that the SMB or RPC client could not handle: the computer is broken or hostile.",
+		"Check the computer; do not deploy to it until it answers normally."}
+}
+
 func diagProtocol() Diagnosis {
 	return Diagnosis{DiagProtocol,
 		"The computer did not answer as an SMB2/3 server: it may speak only SMB1 (Windows XP / Server 2003), or something other than SMB listens on port 445.",
