@@ -339,6 +339,12 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 	}
 	switch info.Dialect {
 	case 0x0300, 0x0302:
+		if info.Guest() {
+			// No keys to sign with: MS-SMB2 skips the validation for
+			// guest and anonymous sessions, which are refused unless
+			// Options.AllowGuest (probes).
+			break
+		}
 		if err := s.validateNegotiate(sctx); err != nil {
 			_ = s.Close()
 			return fail("validate negotiate", err)
