@@ -84,7 +84,9 @@ func logonSucceeded(err error) bool {
 //   - After a refusal (see CredentialsRefused), the credentials are not
 //     sent to any other computer: Authenticate fails at once with
 //     ErrCredentialsRefused (diagnosis "credentials-refused"), which
-//     ShouldPrompt allows to prompt for.
+//     ShouldPrompt allows to prompt for. This holds also for credentials
+//     that worked before (the password was changed or the account locked
+//     meanwhile); authentications already in flight finish.
 //   - Prompts caused by the same refusal are joined (Prompt): one prompt
 //     for the whole run, whose answer every waiting authentication gets.
 //     The answer is new credentials, treated the same way.
@@ -177,7 +179,15 @@ func (ga *guarded) Authenticate(ctx context.Context, host string, creds Credenti
 			return nil, refusedHere(host, creds.Account(), cause)
 		case st.good:
 			g.mu.Unlock()
-			return ga.a.Authenticate(ctx, host, creds)
+			gr, err := ga.a.Authenticate(ctx, host, creds)
+			if CredentialsRefused(err) {
+				// Good once, refused now (the password was changed or
+				// the account locked meanwhile): stop here too.
+				g.mu.Lock()
+				st.good, st.refused = false, err
+				g.mu.Unlock()
+			}
+			return gr, err
 		case !st.pilot:
 			st.pilot = true
 			g.mu.Unlock()

@@ -82,6 +82,20 @@ func TestLockoutGuardSequential(t *testing.T) {
 	if _, err := a.Authenticate(ctx, "h3", good); err != nil {
 		t.Fatal(err)
 	}
+	// Credentials that worked and are refused later (changed password)
+	// stop there too.
+	flaky := &flakyAuth{}
+	var g3 LockoutGuard
+	a3 := g3.Wrap(flaky)
+	for i := range 4 {
+		_, err := a3.Authenticate(ctx, fmt.Sprint("h", i), good)
+		if (i == 0) != (err == nil) || (i == 2 && !errors.Is(err, ErrCredentialsRefused)) {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if flaky.calls.Load() != 2 {
+		t.Fatalf("%d logons, want 2", flaky.calls.Load())
+	}
 
 	// Prompts: a refusal asks once; a later refusal reuses the answer.
 	var asked atomic.Int32
@@ -119,6 +133,16 @@ func TestLockoutGuardSequential(t *testing.T) {
 	if n.Load() != 2 {
 		t.Fatalf("cancelled prompt asked %d times", n.Load())
 	}
+}
+
+// flakyAuth accepts the first logon and refuses every later one.
+type flakyAuth struct{ calls atomic.Int32 }
+
+func (a *flakyAuth) Authenticate(_ context.Context, host string, c Credentials) (*Grant, error) {
+	if a.calls.Add(1) == 1 {
+		return &Grant{Host: host, Credentials: c}, nil
+	}
+	return nil, classifySetup(host, c.Account(), false, setupErr("session setup", smbconn.Info{}, smbconn.StatusLogonFailure))
 }
 
 func containsSecret(s string) bool {
