@@ -350,7 +350,7 @@ func connErr(host, account, step string, err error) *AuthError {
 	case errors.Is(err, context.DeadlineExceeded):
 		ae.Kind = ErrCancelled
 		ae.Diagnosis = Diagnosis{DiagTimeout, host + " did not answer in time during the " + step + " check.",
-			"Try again, and check the computer's load and the network. (go-smb2 drops an encrypted SMB 3 message that fails decryption, for example one altered on the way, so such damage also shows as a timeout.)"}
+			"Try again, and check the computer's load and the network."}
 	case errors.Is(err, smbconn.ErrConnLost), errors.Is(err, smbconn.ErrClosed):
 		ae.Kind, ae.Diagnosis = ErrSMBProtocol, diagConnLost()
 	case errors.Is(err, smbconn.ErrSigning):

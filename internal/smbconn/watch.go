@@ -219,7 +219,9 @@ func (c *watchConn) open(f []byte) ([]byte, error) {
 	ct = append(append(ct, f[52:]...), f[4:20]...)
 	plain, err := c.dec.Open(ct[:0], f[20:20+c.dec.NonceSize()], ct, f[20:52])
 	if err != nil {
-		return nil, fmt.Errorf("%w: encrypted frame fails authentication", ErrProtocol)
+		// Altered on the way, or not from the session's peer: an
+		// integrity failure, like a bad signature.
+		return nil, fmt.Errorf("%w: %w: encrypted frame fails authentication", ErrProtocol, ErrSigning)
 	}
 	return plain, nil
 }
