@@ -86,6 +86,16 @@ type SMBAuthenticator struct {
 	DialTimeout time.Duration
 	// Encryption selects when to encrypt.
 	Encryption Encryption
+	// MinDialect is the oldest SMB dialect accepted, as its revision
+	// number: 0x0300 for SMB 3.0, 0x0311 for 3.1.1. A computer that
+	// negotiates an older one fails with ErrDowngrade before credentials
+	// are sent. 0 accepts SMB 2.0.2 and up (the lab's Samba 4.17 speaks
+	// 3.1.1). SMB 3.1.1 negotiations are protected by their preauth
+	// integrity hash and 3.0/3.0.2 ones are always validated
+	// (FSCTL_VALIDATE_NEGOTIATE_INFO); SMB 2.x has no protection, so a
+	// man in the middle can strip a session down to 2.x unless MinDialect
+	// forbids it.
+	MinDialect uint16
 	// Workstation is the client name sent in NTLM; empty sends none.
 	Workstation string
 	// Logger receives debug messages (never secrets); nil discards them.
@@ -145,7 +155,20 @@ func (a *SMBAuthenticator) logger() *slog.Logger {
 // ErrIdentityMismatch. On success the returned Grant holds the
 // open SMB session, which deploy and the launchers reuse. Errors are
 // *AuthError; see ShouldPrompt for which of them deserve a prompt.
-func (a *SMBAuthenticator) Authenticate(ctx context.Context, host string, creds Credentials) (*Grant, error) {
+//
+// A panic of go-smb2 or go-msrpc on a hostile answer (in this goroutine)
+// becomes an *AuthError of kind ErrSMBProtocol.
+func (a *SMBAuthenticator) Authenticate(ctx context.Context, host string, creds Credentials) (g *Grant, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			g, err = nil, &AuthError{Host: host, Account: creds.Account(), Step: StepConnect, Kind: ErrSMBProtocol,
+				Diagnosis: diagProtocolPanic(host), Err: fmt.Errorf("%w: %v", smbconn.ErrProtocol, r)}
+		}
+	}()
+	return a.authenticate(ctx, host, creds)
+}
+
+func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds Credentials) (*Grant, error) {
 	if a == nil {
 		a = &SMBAuthenticator{}
 	}
@@ -174,6 +197,7 @@ func (a *SMBAuthenticator) Authenticate(ctx context.Context, host string, creds 
 		Port:        a.Port,
 		DialTimeout: a.DialTimeout,
 		Encryption:  a.Encryption.smb(),
+		MinDialect:  smbconn.Dialect(a.MinDialect),
 		Workstation: a.Workstation,
 		ExpectName:  ExpectedName(ctx),
 		Logger:      log,
@@ -194,6 +218,8 @@ func (a *SMBAuthenticator) Authenticate(ctx context.Context, host string, creds 
 		session:     sess,
 		Facts:       factsFrom(info, isLocalAccount(creds, info)),
 	}
+	// Encryption was asked for (the default) but the computer could not.
+	g.Facts.EncryptionMissing = a.Encryption == EncryptPreferred && !info.Encrypted
 	fail := func(ae *AuthError) (*Grant, error) {
 		_ = sess.Close()
 		return nil, ae
@@ -353,7 +379,7 @@ func connErr(host, account, step string, err error) *AuthError {
 	case errors.Is(err, context.DeadlineExceeded):
 		ae.Kind = ErrCancelled
 		ae.Diagnosis = Diagnosis{DiagTimeout, host + " did not answer in time during the " + step + " check.",
-			"Try again, and check the computer's load and the network. (go-smb2 drops an encrypted SMB 3 message that fails decryption, for example one altered on the way, so such damage also shows as a timeout.)"}
+			"Try again, and check the computer's load and the network."}
 	case errors.Is(err, smbconn.ErrConnLost), errors.Is(err, smbconn.ErrClosed):
 		ae.Kind, ae.Diagnosis = ErrSMBProtocol, diagConnLost()
 	case errors.Is(err, smbconn.ErrSigning):

@@ -35,6 +35,11 @@ var (
 	ErrSigning = errors.New("adauth: SMB signing failure")
 	// ErrEncryption: encryption was required and the computer cannot.
 	ErrEncryption = errors.New("adauth: SMB encryption unavailable")
+	// ErrDowngrade: the SMB negotiation cannot be trusted: the computer
+	// negotiated a dialect below SMBAuthenticator.MinDialect, or the SMB
+	// 3.0/3.0.2 negotiation failed validation (a man in the middle
+	// changed it). Other credentials won't help.
+	ErrDowngrade = errors.New("adauth: SMB negotiation downgraded")
 	// ErrSMBProtocol: the peer is not an SMB2/3 server, sent a broken
 	// answer, or dropped the connection.
 	ErrSMBProtocol = errors.New("adauth: SMB protocol failure")
@@ -138,6 +143,9 @@ func classifySetup(host, account string, local bool, err error) *AuthError {
 		ae.Kind, ae.Diagnosis = ErrIdentityMismatch, diagIdentityMismatch(host, err)
 	case errors.Is(err, smbconn.ErrSigning):
 		ae.Kind, ae.Diagnosis = ErrSigning, diagSigning()
+	case errors.Is(err, smbconn.ErrDowngrade):
+		ae.Kind, ae.Diagnosis = ErrDowngrade, diagDowngrade(info)
+		ae.Step = StepConnect
 	case errors.Is(err, smbconn.ErrEncryptionUnavailable):
 		ae.Kind, ae.Diagnosis = ErrEncryption, diagEncryption()
 	case errors.Is(err, smbconn.ErrProtocol):

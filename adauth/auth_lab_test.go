@@ -42,11 +42,43 @@ func TestAuthenticateLab(t *testing.T) {
 	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{
 		{}, {Variant: testlab.SigningMandatory}, {Variant: testlab.EncryptRequired},
 		{Variant: testlab.GuestOnly}, {Variant: testlab.NTLMDisabled}, {NoSMB: true},
+		{Variant: testlab.MaxSMB300}, {Variant: testlab.MaxSMB210},
 	}})
 	std := labTarget(t, lab, testlab.Standard)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var a SMBAuthenticator
+
+	t.Run("dialects and downgrade", func(t *testing.T) {
+		for _, c := range []struct {
+			v                    testlab.Variant
+			dialect              string
+			validated, encrypted bool
+		}{{testlab.Standard, "3.1.1", true, true}, {testlab.MaxSMB300, "3.0", true, true}, {testlab.MaxSMB210, "2.1", false, false}} {
+			tg := labTarget(t, lab, c.v)
+			g, err := a.Authenticate(ctx, tg.Addr.String(), labCreds(t, tg.Admin, false))
+			if err != nil {
+				t.Fatalf("%v: %v", c.v, err)
+			}
+			f := g.Facts
+			g.Close()
+			if f.Dialect != c.dialect || f.NegotiationValidated != c.validated || f.Encrypted != c.encrypted || f.EncryptionMissing == c.encrypted {
+				t.Fatalf("%v: %+v", c.v, f)
+			}
+		}
+		old := labTarget(t, lab, testlab.MaxSMB210)
+		for _, b := range []SMBAuthenticator{{MinDialect: 0x0300}, {Encryption: EncryptRequired}} {
+			_, err := b.Authenticate(ctx, old.Addr.String(), labCreds(t, old.Admin, false))
+			var ae *AuthError
+			want, code := ErrDowngrade, DiagDowngrade
+			if b.Encryption == EncryptRequired {
+				want, code = ErrEncryption, DiagEncryptionMissing
+			}
+			if !errors.As(err, &ae) || !errors.Is(err, want) || ae.Diagnosis.Code != code || ShouldPrompt(err) {
+				t.Fatalf("%+v: %v", b, err)
+			}
+		}
+	})
 
 	t.Run("admin granted", func(t *testing.T) {
 		// The RID lookup is best effort within 5 s, and the first pipe a

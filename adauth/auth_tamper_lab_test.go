@@ -98,10 +98,11 @@ func TestSigningTamperLab(t *testing.T) {
 	t.Logf("%v (after %v)", err, time.Since(start))
 }
 
-// TestEncryptedTamperLab documents go-smb2's behaviour on an encrypted
-// session: a frame that fails decryption is dropped, so the request fails
-// only when its context ends. The Authenticator must still return, and
-// never report success.
+// TestEncryptedTamperLab: on an encrypted session, a frame altered on the
+// way fails authentication in smbconn's frame watcher, which decrypts every
+// frame before go-smb2 does; the logon fails at once as a signing
+// (integrity) failure. (go-smb2 alone drops such a frame, and the request
+// ended only with its context.)
 func TestEncryptedTamperLab(t *testing.T) {
 	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}}})
 	tg := lab.Targets[0]
@@ -118,8 +119,14 @@ func TestEncryptedTamperLab(t *testing.T) {
 	defer cancel()
 	_, err = (&SMBAuthenticator{Port: l.Addr().(*net.TCPAddr).Port}).Authenticate(ctx, "127.0.0.1", labCreds(t, tg.Admin, false))
 	var ae *AuthError
-	if !errors.Is(err, ErrCancelled) || !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ae) || ae.Diagnosis.Code != DiagTimeout {
+	if !errors.Is(err, ErrSigning) || !errors.Is(err, smbconn.ErrSigning) || errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ae) || ae.Diagnosis.Code != DiagSigningMismatch || ShouldPrompt(err) {
 		t.Fatalf("err = %v", err)
+	}
+	p.mu.Lock()
+	n := p.tampered
+	p.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("tampered %d frames", n)
 	}
 	t.Logf("%v", err)
 }

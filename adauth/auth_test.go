@@ -45,6 +45,8 @@ func TestClassifySetup(t *testing.T) {
 		{"guest domain", setupErr("session setup", joined, smbconn.ErrGuest), false, ErrGuest, DiagGuestMapped, StepLogon, true},
 		{"signing", setupErr("session setup", joined, fmt.Errorf("%w: x", smbconn.ErrSigning)), false, ErrSigning, DiagSigningMismatch, StepLogon, false},
 		{"encryption", setupErr("session setup", joined, smbconn.ErrEncryptionUnavailable), false, ErrEncryption, DiagEncryptionMissing, StepLogon, false},
+		{"below min dialect", setupErr("negotiate", smbconn.Info{Dialect: 0x0210}, fmt.Errorf("%w: x", smbconn.ErrDowngrade)), false, ErrDowngrade, DiagDowngrade, StepConnect, false},
+		{"validation failed", setupErr("validate negotiate", joined, fmt.Errorf("%w: x", smbconn.ErrDowngrade)), false, ErrDowngrade, DiagDowngrade, StepConnect, false},
 		{"smb1", setupErr("negotiate", smbconn.Info{}, fmt.Errorf("%w: x", smbconn.ErrConnLost)), false, ErrSMBProtocol, DiagProtocol, StepConnect, false},
 		{"garbage", setupErr("negotiate", smbconn.Info{}, fmt.Errorf("%w: x", smbconn.ErrProtocol)), false, ErrSMBProtocol, DiagProtocol, StepConnect, false},
 		{"cancelled", setupErr("negotiate", smbconn.Info{}, context.Canceled), false, ErrCancelled, DiagCancelled, StepConnect, false},
@@ -62,7 +64,7 @@ func TestClassifySetup(t *testing.T) {
 			}
 			// Exactly one kind matches.
 			n := 0
-			for _, k := range []error{ErrUnreachable, ErrLogonFailure, ErrAccountRestricted, ErrNTLMBlocked, ErrGuest, ErrNotAdmin, ErrSigning, ErrEncryption, ErrSMBProtocol, ErrCancelled, ErrIdentityMismatch} {
+			for _, k := range []error{ErrUnreachable, ErrLogonFailure, ErrAccountRestricted, ErrNTLMBlocked, ErrGuest, ErrNotAdmin, ErrSigning, ErrEncryption, ErrSMBProtocol, ErrCancelled, ErrIdentityMismatch, ErrDowngrade, ErrCredentialsRefused} {
 				if errors.Is(ae, k) {
 					n++
 				}

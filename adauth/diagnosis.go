@@ -63,6 +63,7 @@ const (
 	DiagNoCredentials      = "no-credentials"           // no credentials to try
 	DiagAdminShareReadOnly = "admin-share-write-denied" // ADMIN$ opens but cannot be written
 	DiagIdentityMismatch   = "identity-mismatch"        // the NTLM challenge names another computer; nothing was sent
+	DiagDowngrade          = "smb-downgrade"            // dialect below the minimum, or negotiation validation failed
 )
 
 func diagFirewallRefused(host string) Diagnosis {
@@ -191,6 +192,23 @@ func diagEncryption() Diagnosis {
 	return Diagnosis{DiagEncryptionMissing,
 		"Encryption is required by this console, but the computer cannot encrypt SMB (it needs SMB 3, Windows 8 / Server 2012 or later).",
 		"Allow unencrypted, signed sessions in the console's settings, or update the computer."}
+}
+
+func diagDowngrade(info smbconn.Info) Diagnosis {
+	if info.Dialect != 0 && !info.HasChallenge {
+		return Diagnosis{DiagDowngrade,
+			"The computer offered only SMB " + info.Dialect.String() + ", below the minimum dialect this console accepts; no credentials were sent.",
+			"Enable SMB 3 on the computer (Windows 8 / Server 2012 or later), or check for a device in the path that strips SMB dialects."}
+	}
+	return Diagnosis{DiagDowngrade,
+		"The SMB negotiation with the computer failed validation: something in the network path changed it (stripped dialects, signing or encryption).",
+		"Look for a device or host intercepting SMB between this console and the computer; do not use this path to deploy."}
+}
+
+func diagProtocolPanic(host string) Diagnosis {
+	return Diagnosis{DiagProtocol,
+		host + " sent an answer that the SMB or RPC client could not handle: the computer is broken or hostile.",
+		"Check the computer; do not deploy to it until it answers normally."}
 }
 
 func diagProtocol() Diagnosis {

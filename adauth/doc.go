@@ -15,6 +15,20 @@
 // computer's NTLM CHALLENGE, and fails with ErrIdentityMismatch
 // ("identity-mismatch") when another computer answered.
 //
+// [LockoutGuard] keeps a run of authentications from locking an account
+// out: credentials are proved on one computer before the others use them,
+// credentials that a computer refuses ([CredentialsRefused]: wrong
+// password, locked, disabled or expired account) are sent to no other
+// computer ([ErrCredentialsRefused], diagnosis "credentials-refused"), and
+// the prompts those refusals cause are joined into one. Package session
+// runs every Client's authentications under one.
+//
+// [SMBAuthenticator] refuses a negotiation it cannot trust
+// ([ErrDowngrade]): a dialect below MinDialect, or an SMB 3.0/3.0.2
+// negotiation that FSCTL_VALIDATE_NEGOTIATE_INFO contradicts. A Grant's
+// Facts say whether the negotiation was validated and whether encryption
+// was asked for but not obtained.
+//
 // It does not copy files or start programs (see package deploy and the
 // launchers), and it never stores credentials anywhere but in memory.
 package adauth

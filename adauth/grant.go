@@ -34,6 +34,17 @@ type Facts struct {
 	// Signed and Encrypted describe the session's protection.
 	Signed    bool `json:"signed"`
 	Encrypted bool `json:"encrypted"`
+	// EncryptionMissing reports that encryption was asked for
+	// (EncryptPreferred, the default) but the session is not encrypted:
+	// the computer speaks SMB 2.x only or offers no cipher. The session is
+	// signed. With EncryptRequired such a computer fails with
+	// ErrEncryption instead.
+	EncryptionMissing bool `json:"encryption_missing,omitempty"`
+	// NegotiationValidated reports that the SMB negotiation is protected
+	// against a man in the middle (SMB 3.1.1 preauth integrity, or a
+	// matching FSCTL_VALIDATE_NEGOTIATE_INFO on 3.0/3.0.2); false on SMB
+	// 2.x.
+	NegotiationValidated bool `json:"negotiation_validated"`
 	// ServerRequiresSigning is the computer's own requirement.
 	ServerRequiresSigning bool `json:"server_requires_signing"`
 	// Server is the computer's identity from its NTLM challenge.
@@ -84,6 +95,7 @@ func factsFrom(info smbconn.Info, local bool) Facts {
 		Dialect:               info.Dialect.String(),
 		Signed:                info.Signed,
 		Encrypted:             info.Encrypted,
+		NegotiationValidated:  info.NegotiationValidated,
 		ServerRequiresSigning: info.ServerRequiresSigning,
 		LocalAccount:          local,
 	}

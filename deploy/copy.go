@@ -438,6 +438,17 @@ type chunkJob struct {
 	buf []byte
 }
 
+// writeAtSafely is f.WriteAt in a goroutine of ours: a panic of go-smb2
+// on a hostile WRITE answer fails the copy, not the process.
+func writeAtSafely(f *smb2.File, b []byte, off int64) (n int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			n, err = 0, fmt.Errorf("deploy: SMB write panicked: %v", r)
+		}
+	}()
+	return f.WriteAt(b, off)
+}
+
 func pipeline(ctx context.Context, cancel context.CancelFunc, f *smb2.File, src io.ReaderAt, size int64, chunk, parallel int, h hash.Hash, prog *progress) error {
 	free := make(chan []byte, parallel+1)
 	for range parallel + 1 {
@@ -455,7 +466,7 @@ func pipeline(ctx context.Context, cancel context.CancelFunc, f *smb2.File, src 
 	for range parallel {
 		wg.Go(func() {
 			for j := range jobs {
-				n, err := f.WriteAt(j.buf, j.off)
+				n, err := writeAtSafely(f, j.buf, j.off)
 				if err != nil {
 					setErr(err)
 				} else if n != len(j.buf) {
@@ -532,6 +543,13 @@ func hashRemote(fs *smb2.Share, name string, size int64) (string, error) {
 			ch := make(chan result, 1)
 			queue <- ch
 			go func(off int64) {
+				defer func() {
+					// go-smb2 may panic on a hostile READ answer that its
+					// checks let through; fail the copy, not the process.
+					if r := recover(); r != nil {
+						ch <- result{nil, fmt.Errorf("deploy: SMB read panicked: %v", r)}
+					}
+				}()
 				b := make([]byte, min(DefaultChunkSize, size-off))
 				n, err := f.ReadAt(b, off)
 				if err == nil && n != len(b) {

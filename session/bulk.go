@@ -37,6 +37,11 @@ type BulkResult struct {
 // result. Sessions that reach Running stay Running: close them (or cancel
 // ctx, which bounds them as in Connect). Hosts not yet started when ctx
 // ends get a Failed result without a session's work.
+//
+// Shared credentials are proved on one host before the others use them,
+// and credentials that one host refuses are tried on no other host (see
+// Config.Authenticator): a wrong password makes one failed logon per run,
+// not one per host.
 func (c *Client) ConnectAll(ctx context.Context, hosts []discovery.Host, o BulkOptions) <-chan BulkResult {
 	n := o.Concurrency
 	if n <= 0 {

@@ -49,6 +49,11 @@ type Config struct {
 	// (adauth.WithExpectedName), so adauth.SMBAuthenticator refuses a
 	// computer that answers under another name before sending
 	// credentials.
+	// The Client runs it under an adauth.LockoutGuard of its own: until
+	// credentials have logged on somewhere, one host at a time tries them,
+	// and once a host refuses them (adauth.CredentialsRefused) no other
+	// host of this Client sees them; those sessions fail with
+	// adauth.ErrCredentialsRefused or wait for one shared prompt.
 	Authenticator adauth.Authenticator
 	// Resolver finds the address of a host that has a name but no
 	// address (connect NAME). More than one answer fails the session with
@@ -61,7 +66,9 @@ type Config struct {
 	Credentials adauth.Credentials
 	// Prompt asks the technician for credentials when the current ones
 	// are refused as a logon failure or as not administrator (the rule is
-	// adauth.ShouldPrompt). Nil means never prompt.
+	// adauth.ShouldPrompt). Nil means never prompt. Sessions whose
+	// credentials were refused share one prompt (adauth.LockoutGuard.Prompt):
+	// Prompt is called once per refusal, not once per host.
 	Prompt adauth.PromptFunc
 	// MaxPrompts bounds the prompts per Connect, as in
 	// adauth.CredentialSource.
@@ -151,6 +158,8 @@ type Client struct {
 
 	mu    sync.Mutex
 	creds adauth.Credentials
+	// guard keeps refused credentials away from the other hosts.
+	guard adauth.LockoutGuard
 }
 
 // New checks cfg and returns a Client. When cfg needs a check-in server

@@ -35,6 +35,23 @@
 // events with the peer's address. An applet that says goodbye when asked to
 // stop is not killed by its launcher (deploy.ExitNotifier).
 //
+// A Client protects the technician's account from lockout: its sessions
+// authenticate under one adauth.LockoutGuard, so shared credentials are
+// proved on one host before the others try them, and credentials that a
+// host refuses (wrong password; locked, disabled or expired account) are
+// tried on no other host. Those sessions fail at once with
+// adauth.ErrCredentialsRefused (diagnosis "credentials-refused") or, with a
+// Config.Prompt, wait for one prompt shared by all of them. "Not
+// administrator" is a successful logon and does not stop the others.
+//
+// A panic in a step (a protocol decoder of go-smb2 or go-msrpc on a
+// hostile server's answer, in a goroutine of this package or of the
+// launchers and deploy) fails that session with ErrPanic; its cleanup
+// still runs and other sessions are not affected. Panics in the
+// libraries' own goroutines cannot be recovered by anyone: package
+// internal/smbconn validates every SMB frame before go-smb2 sees it for
+// that reason.
+//
 // Each session delivers its events in order on a channel it owns and
 // closes after the final event; a slow reader never blocks the session's
 // work nor other sessions (see Session.Events for the rules).

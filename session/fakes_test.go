@@ -65,12 +65,27 @@ type fakeAuth struct {
 	mu    sync.Mutex
 	seen  []string // the host of each call
 	names []string // the expected name of each call
+	log   []string // "start USER/PW" and "end USER/PW", in order
 }
 
 func (a *fakeAuth) calledWith() (hosts, names []string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]string(nil), a.seen...), append([]string(nil), a.names...)
+}
+
+func (a *fakeAuth) record(what string, cr adauth.Credentials) {
+	pw, _ := cr.Password()
+	a.mu.Lock()
+	a.log = append(a.log, what+" "+cr.User+"/"+pw)
+	a.mu.Unlock()
+}
+
+// events returns the log so far.
+func (a *fakeAuth) events() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.log...)
 }
 
 func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Credentials) (*adauth.Grant, error) {
@@ -83,6 +98,8 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Cred
 		return nil, &adauth.AuthError{Host: host, Step: adauth.StepLogon, Kind: adauth.ErrIdentityMismatch,
 			Diagnosis: adauth.Diagnosis{Code: adauth.DiagIdentityMismatch, Summary: "answered as " + a.identity, Fix: "check the name"}}
 	}
+	a.record("start", cr)
+	defer a.record("end", cr)
 	n := a.inflight.Add(1)
 	defer a.inflight.Add(-1)
 	for {

@@ -288,7 +288,7 @@ func (s *Session) note(d Diagnosis) {
 // run drives the session; it is the only goroutine that changes state.
 func (s *Session) run(parent, work context.Context) {
 	defer s.workStop()
-	err := s.connect(work)
+	err := s.connectSafely(work)
 	if err != nil {
 		s.end(parent, err)
 		return
@@ -327,6 +327,29 @@ func (s *Session) run(parent, work context.Context) {
 	}
 }
 
+// connectSafely runs connect and turns a panic in it (in this goroutine)
+// into the session's failure.
+func (s *Session) connectSafely(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = s.panicErr(r)
+		}
+	}()
+	return s.connect(ctx)
+}
+
+// panicErr is the failure of a step that panicked. The panic value is a
+// library's runtime error; it carries no credentials.
+func (s *Session) panicErr(r any) error {
+	s.mu.Lock()
+	step := s.step
+	s.mu.Unlock()
+	s.log.Error("step panicked", "step", step, "panic", fmt.Sprint(r))
+	return &Error{Host: s.name, Step: step, Kind: ErrPanic, Err: fmt.Errorf("%v", r), Diagnosis: Diagnosis{
+		Code: "panic", Summary: "The connection to " + s.name + " failed on an answer that a protocol library could not handle (the computer may be hostile or broken).",
+		Fix: "Check the computer; other sessions are not affected."}}
+}
+
 // end cleans up and moves to Failed (err from a step) or Closed (Close
 // was called, or the context ended).
 func (s *Session) end(parent context.Context, err error) {
@@ -342,7 +365,7 @@ func (s *Session) end(parent context.Context, err error) {
 	keep = keep && s.closing()
 	s.setStep(StepCleanup, "")
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(parent), s.tmo.Cleanup)
-	cl := s.cleanup(cctx, keep)
+	cl := s.cleanupSafely(cctx, keep)
 	cancel()
 	if s.launchCancel != nil {
 		s.launchCancel()
@@ -398,6 +421,19 @@ func wrapStep(host string, step Step, err error, d Diagnosis) error {
 }
 
 // cleanup stops the applet and undoes the journal, unless keep.
+// cleanupSafely runs cleanup; a panic in it (a decoder on a hostile
+// answer) ends the cleanup of this session only and is reported as what
+// is left.
+func (s *Session) cleanupSafely(ctx context.Context, keep bool) (cl Cleanup) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("cleanup panicked", "panic", fmt.Sprint(r))
+			cl.Left = append(cl.Left, Leftover{What: "cleanup of " + s.name, Err: fmt.Errorf("%w: %v", ErrPanic, r)})
+		}
+	}()
+	return s.cleanup(ctx, keep)
+}
+
 func (s *Session) cleanup(ctx context.Context, keep bool) Cleanup {
 	var cl Cleanup
 	if s.pending != nil {
@@ -459,7 +495,16 @@ func (s *Session) cleanup(ctx context.Context, keep bool) Cleanup {
 // session past its deadline. f then finishes in the background.
 func within(ctx context.Context, f func(context.Context) error) error {
 	done := make(chan error, 1)
-	go func() { done <- f(ctx) }()
+	go func() {
+		// A panic in f (a decoder on a hostile answer) fails the step,
+		// not the process.
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("%w: %v", ErrPanic, r)
+			}
+		}()
+		done <- f(ctx)
+	}()
 	select {
 	case err := <-done:
 		return err
@@ -497,12 +542,15 @@ func (s *Session) connect(ctx context.Context) error {
 	}
 
 	// 1. authenticate, prompting while ShouldPrompt allows.
+	// The Client's lockout guard: credentials go to one host first, and
+	// refused ones to no other host (adauth.LockoutGuard).
 	current := s.c.Credentials()
 	src := adauth.CredentialSource{Current: current, MaxPrompts: cfg.MaxPrompts}
 	if cfg.Prompt != nil {
+		prompt := s.c.guard.Prompt(cfg.Prompt)
 		src.Prompt = func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
 			s.setStep(StepCredentials, "")
-			cr, err := cfg.Prompt(ctx, req)
+			cr, err := prompt(ctx, req)
 			if err == nil {
 				s.setStep(StepAuthenticate, "")
 			}
@@ -510,7 +558,7 @@ func (s *Session) connect(ctx context.Context) error {
 		}
 	}
 	actx, cancel := withTimeout(ctx, s.tmo.Authenticate)
-	grant, err := src.Authenticate(actx, cfg.Authenticator, s.addr)
+	grant, err := src.Authenticate(actx, s.c.guard.Wrap(cfg.Authenticator), s.addr)
 	cancel()
 	if err != nil {
 		return err

@@ -230,6 +230,10 @@ var (
 	// ErrCheckinRefused: the console refused a check-in attempt for the
 	// session (EventRefused).
 	ErrCheckinRefused = errors.New("session: check-in refused")
+	// ErrPanic: a step panicked, typically a protocol decoder of a
+	// third-party library (go-smb2, go-msrpc) on a hostile server's
+	// answer. The panic fails this session only; its cleanup still runs.
+	ErrPanic = errors.New("session: a step panicked")
 )
 
 // Error is a failed step of a session.

@@ -27,6 +27,10 @@ func cleanupJournals(ctx context.Context, files []string, creds adauth.Credentia
 		return exitFailed
 	}
 	code := exitOK
+	// One guard for the run: a wrong password is tried on one host, not on
+	// the host of every journal.
+	var guard adauth.LockoutGuard
+	auth := guard.Wrap(&adauth.SMBAuthenticator{Logger: log})
 	for _, f := range files {
 		j, err := deploy.OpenJournal(f)
 		if err != nil {
@@ -46,7 +50,6 @@ func cleanupJournals(ctx context.Context, files []string, creds adauth.Credentia
 			continue
 		}
 		host := arts[0].Host
-		auth := &adauth.SMBAuthenticator{Logger: log}
 		g, err := auth.Authenticate(ctx, host, creds)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "connect: %s: %s: %s\n", f, cliutil.Safe(host), cliutil.Safe(err.Error()))

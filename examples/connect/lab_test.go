@@ -639,3 +639,59 @@ func setPassword(ctx context.Context, t *testing.T, tgt *testlab.Target, pw stri
 		t.Fatalf("smbpasswd: %v\n%s", err, out)
 	}
 }
+
+// TestLabBulkWrongPassword: a bulk run with a wrong shared password makes
+// one failed logon in total, counted in the targets' own auth audit logs;
+// every other host fails without being tried.
+func TestLabBulkWrongPassword(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	const n = 5
+	lab := testlab.New(t, testlab.Options{Targets: make([]testlab.TargetSpec, n)})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var addrs []string
+	for _, tgt := range lab.Targets {
+		addrs = append(addrs, tgt.Addr.String())
+	}
+	args := []string{"-console", net.JoinHostPort(lab.HostAddr.String(), "0"), "-applet", buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet"),
+		"-method", "scm", "-concurrency", strconv.Itoa(n), "-user", lab.Targets[0].Admin.User}
+	r := runConnect(ctx, t, "not-the-password-1", append(args, addrs...)...)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	refused, failures := 0, 0
+	for _, a := range addrs {
+		last := r.last(a)
+		switch {
+		case last.State != "Failed":
+			t.Fatalf("%s: %s", a, brief(r.of(a)))
+		case strings.HasPrefix(last.Diagnosis, "Not tried on "+a):
+			refused++
+		case strings.Contains(last.Error, "STATUS_LOGON_FAILURE"):
+			failures++
+		default:
+			t.Fatalf("%s: unexpected failure %q / %q", a, last.Error, last.Diagnosis)
+		}
+	}
+	if failures != 1 || refused != n-1 {
+		t.Fatalf("%d logon failures and %d hosts not tried, want 1 and %d", failures, refused, n-1)
+	}
+	// What the targets saw. smbd writes its log lines as it handles the
+	// logon, before the client sees the answer, so they are on disk now.
+	total := 0
+	for i, tgt := range lab.Targets {
+		l, err := tgt.FailedLogons()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l) > 0 {
+			t.Logf("%s logged: %q", addrs[i], l)
+		}
+		total += len(l)
+	}
+	if total != 1 {
+		t.Fatalf("the targets logged %d failed logons, want exactly 1", total)
+	}
+}

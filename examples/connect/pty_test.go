@@ -138,3 +138,66 @@ func TestLabPrompt(t *testing.T) {
 	}
 	t.Logf("prompt path: %s", got)
 }
+
+// TestLabBulkPromptOnce: a bulk run whose shared password is wrong makes
+// one failed logon, asks once at the terminal, and every host then runs
+// with the answer.
+func TestLabBulkPromptOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	const n = 3
+	buildAll(t)
+	lab := testlab.New(t, testlab.Options{Targets: make([]testlab.TargetSpec, n)})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	pw := lab.Targets[0].Admin.Password
+	var addrs []string
+	for _, tgt := range lab.Targets {
+		setPassword(ctx, t, tgt, pw)
+		startWinemu(ctx, t, tgt, pw)
+		addrs = append(addrs, tgt.Addr.String())
+	}
+	master, slave := openPTY(t)
+	args := append([]string{"-json", "-method", "scm", "-concurrency", fmt.Sprint(n), "-user", lab.Targets[0].Admin.User,
+		"-console", lab.HostAddr.String() + ":0", "-applet", buildBin(t, "applet", "")}, addrs...)
+	cmd := exec.CommandContext(ctx, buildBin(t, "connect", ""), args...)
+	cmd.Env = append(os.Environ(), "LANCONNECT_PASSWORD=not-the-password-2")
+	var stdout bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, &stdout, slave
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tm := &terminal{more: make(chan struct{}, 1)}
+	go tm.read(master)
+	const ask = "Account (DOMAIN\\user, empty to give up): "
+	at := tm.waitFor(t, ask, 0)
+	fmt.Fprintf(master, "%s\n", lab.Targets[0].Admin.User)
+	tm.waitFor(t, "Password: ", at)
+	fmt.Fprintf(master, "%s\n", pw)
+	err := cmd.Wait()
+	tm.mu.Lock()
+	shown := tm.buf.String()
+	tm.mu.Unlock()
+	if c := strings.Count(shown, ask); c != 1 {
+		t.Fatalf("asked %d times:\n%s", c, shown)
+	}
+	r := runResult{events: parseEvents(t, stdout.Bytes())}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	}
+	for _, a := range addrs {
+		checkRunningThenClosed(t, r, a, "scm")
+	}
+	total := 0
+	for _, tgt := range lab.Targets {
+		l, err := tgt.FailedLogons()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(l)
+	}
+	if total != 1 {
+		t.Fatalf("the targets logged %d failed logons, want 1", total)
+	}
+}

@@ -14,6 +14,33 @@
 //     the final SESSION_SETUP response (IS_GUEST, IS_NULL, ENCRYPT_DATA),
 //     which go-smb2 does not export, and it rejects malformed frames with
 //     ErrProtocol, on which go-smb2's receiver goroutine would panic.
+//     Any server that completes an NTLM logon (any domain computer) can
+//     send such frames, so the checks cover what go-smb2's decoders slice
+//     with: headers and NextCommand chains, every offset and length of
+//     the responses (NEGOTIATE and its contexts, SESSION_SETUP, CREATE,
+//     READ, IOCTL, QUERY_INFO, QUERY_DIRECTORY, CHANGE_NOTIFY, ERROR and
+//     its contexts), computed without the wrap-around of go-smb2's own
+//     checks, and the Count of WRITE responses against the request.
+//     Encrypted frames are decrypted by the wrapper itself, with keys
+//     derived as go-smb2 derives them (AES-GCM from the standard library,
+//     AES-CCM of its own; the SMB 3.1.1 preauth hash read from both
+//     directions), checked the same way, and passed on unchanged: go-smb2
+//     decrypts them again. A frame that fails authentication ends the
+//     connection instead of being skipped.
+//   - Panics of go-smb2 in this package's own goroutines and methods
+//     (Dial, Mount, OpenPipe, the Pipe's read goroutine, Write and Close,
+//     Close's logoff) become ErrProtocol. Panics in go-smb2's receiver
+//     goroutine cannot be recovered by anyone, which is why the frames are
+//     validated first. The test fake server and its mutation run
+//     (TestHostileServer, FuzzHostileServer) exercise both.
+//   - Downgrades: Options.MinDialect refuses an older dialect before the
+//     SESSION_SETUP (ErrDowngrade). On SMB 3.0 and 3.0.2, which go-smb2
+//     does not validate, Dial sends FSCTL_VALIDATE_NEGOTIATE_INFO itself:
+//     the wrapper replaces a TREE_DISCONNECT on IPC$ with the IOCTL,
+//     signed with AES-CMAC or encrypted, and Dial compares the server's
+//     verified answer with the NEGOTIATE response (ErrDowngrade on a
+//     mismatch). SMB 3.1.1 is protected by its preauth integrity hash,
+//     SMB 2.x by nothing (Info.NegotiationValidated is false).
 //   - A wrapping Initiator captures the server's NTLM CHALLENGE (see
 //     ParseChallenge), on failed logons too, and, with
 //     Options.ExpectName, checks the server's identity in it
@@ -35,10 +62,8 @@
 //
 // Known limits of go-smb2 that this package cannot fix: it signs with
 // AES-CMAC only, in pure Go and under its connection lock (slower than
-// AES-GCM encryption, see package adauth's default); it drops an
-// encrypted message that fails decryption, so such a request ends only
-// with its context; and it cannot cancel a READ on the server (see
-// Pipe.Close).
+// AES-GCM encryption, see package adauth's default); and it cannot
+// cancel a READ on the server (see Pipe.Close).
 //
 // ParseChallenge and FindChallenge are usable on their own, for example by
 // an unauthenticated discovery probe.

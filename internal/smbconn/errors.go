@@ -269,7 +269,7 @@ func mapErr(err error, lastStatus NTStatus) error {
 	case errors.As(err, &ce):
 		return ce.Err
 	case errors.As(err, &te):
-		if errors.Is(te.Err, ErrProtocol) {
+		if errors.Is(te.Err, ErrProtocol) || errors.Is(te.Err, ErrDowngrade) {
 			return te.Err
 		}
 		if errors.Is(te.Err, net.ErrClosed) {

@@ -1,10 +1,13 @@
 package smbconn
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -54,7 +57,7 @@ func freeLabAddr(lab *testlab.Lab) netip.Addr {
 func TestLab(t *testing.T) {
 	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{
 		{}, {Variant: testlab.SigningMandatory}, {Variant: testlab.EncryptRequired},
-		{Variant: testlab.GuestOnly}, {Variant: testlab.NTLMDisabled}, {NoSMB: true},
+		{Variant: testlab.GuestOnly}, {Variant: testlab.NTLMDisabled}, {NoSMB: true}, {Variant: testlab.MaxSMB300},
 	}})
 	std := byVariant(t, lab, testlab.Standard)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -228,6 +231,115 @@ func TestLab(t *testing.T) {
 		}
 	})
 
+	// Files written and read back over encrypted sessions: AES-GCM on
+	// 3.1.1 and AES-CCM on 3.0. The watcher decrypts every frame in both
+	// directions with its own keys (reads are checked, WRITE lengths
+	// tracked), so a mistake in its key derivation fails these sessions.
+	for _, c := range []struct {
+		name    string
+		v       testlab.Variant
+		dialect Dialect
+	}{{"encrypted file copy 3.1.1", testlab.Standard, 0x0311}, {"encrypted file copy 3.0", testlab.MaxSMB300, 0x0300}} {
+		t.Run(c.name, func(t *testing.T) {
+			tg := byVariant(t, lab, c.v)
+			s, err := Dial(ctx, tg.Addr.String(), labAuth(tg.Admin), Options{Encryption: EncryptRequired})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if in := s.Info(); in.Dialect != c.dialect || !in.Encrypted {
+				t.Fatalf("%+v", in)
+			}
+			sh, err := s.Mount(ctx, "ADMIN$")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sh = sh.WithContext(ctx)
+			defer sh.Umount()
+			data := bytes.Repeat([]byte("lanconnect "), 200_000) // 2.2 MB: many READs and WRITEs
+			if err := sh.WriteFile("h14-probe.bin", data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			defer sh.Remove("h14-probe.bin")
+			back, err := sh.ReadFile("h14-probe.bin")
+			if err != nil || !bytes.Equal(back, data) {
+				t.Fatalf("read back: %v (%d bytes)", err, len(back))
+			}
+			if tr := s.Traffic(); tr.Encrypted < 10 || tr.Encrypted != tr.Frames {
+				t.Fatalf("traffic %+v", tr)
+			}
+		})
+	}
+
+	t.Run("validate negotiate 3.0", func(t *testing.T) {
+		tg := byVariant(t, lab, testlab.MaxSMB300)
+		for _, enc := range []Encryption{EncryptAuto, EncryptRequired} {
+			s, err := Dial(ctx, tg.Addr.String(), labAuth(tg.Admin), Options{Encryption: enc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := s.Info()
+			s.Close()
+			if in.Dialect != 0x0300 || !in.NegotiationValidated || in.Encrypted != (enc == EncryptRequired) {
+				t.Fatalf("encryption %v: %+v", enc, in)
+			}
+		}
+		// Below the minimum: refused before the SESSION_SETUP, so no
+		// credentials left the client.
+		_, err := Dial(ctx, tg.Addr.String(), labAuth(tg.Admin), Options{MinDialect: 0x0311})
+		var se *Error
+		if !errors.Is(err, ErrDowngrade) || !errors.As(err, &se) || se.Info.HasChallenge || se.Info.Dialect != 0x0300 {
+			t.Fatalf("min dialect: %v", err)
+		}
+	})
+
+	// A man in the middle on the lab's path, changing the NEGOTIATE
+	// exchange: the session must be refused with ErrDowngrade.
+	for _, c := range []struct {
+		name    string
+		v       testlab.Variant
+		req     func([]byte) // changes the client's NEGOTIATE request
+		resp    func([]byte) // changes the server's NEGOTIATE response
+		enc     Encryption
+		wantErr bool
+	}{
+		{name: "mitm strips 3.1.1", v: testlab.Standard, req: func(m []byte) {
+			n := int(binary.LittleEndian.Uint16(m[64+2:]))
+			for i := 0; i < n; i++ {
+				if binary.LittleEndian.Uint16(m[64+36+2*i:]) == 0x0311 {
+					binary.LittleEndian.PutUint16(m[64+36+2*i:], 0x0300)
+				}
+			}
+		}, wantErr: true},
+		{name: "mitm hides encryption capability", v: testlab.MaxSMB300, resp: func(m []byte) {
+			binary.LittleEndian.PutUint32(m[64+24:], binary.LittleEndian.Uint32(m[64+24:])&^capEncryption)
+		}, wantErr: true},
+		{name: "mitm changes server guid", v: testlab.MaxSMB300, enc: EncryptRequired, resp: func(m []byte) { m[64+8] ^= 1 }, wantErr: true},
+		{name: "proxy without changes", v: testlab.MaxSMB300},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tg := byVariant(t, lab, c.v)
+			port := negotiateProxy(t, tg.Addr.String()+":445", c.req, c.resp)
+			s, err := Dial(ctx, "127.0.0.1", labAuth(tg.Admin), Options{Port: port, Encryption: c.enc})
+			if !c.wantErr {
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.Close()
+				return
+			}
+			if err == nil {
+				in := s.Info()
+				s.Close()
+				t.Fatalf("a changed negotiation was accepted: %+v", in)
+			}
+			if !errors.Is(err, ErrDowngrade) {
+				t.Fatalf("err = %v, want ErrDowngrade", err)
+			}
+			t.Log(err)
+		})
+	}
+
 	t.Run("wrong password", func(t *testing.T) {
 		_, err := Dial(ctx, std.Addr.String(), Auth{User: std.Admin.User, Password: std.Admin.Password + "x"}, Options{})
 		var e *Error
@@ -294,4 +406,52 @@ func TestLab(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// negotiateProxy relays one SMB connection at a time to target, passing
+// the client's first frame (the NEGOTIATE request) through req and the
+// server's first frame (the NEGOTIATE response) through resp.
+func negotiateProxy(t *testing.T, target string, req, resp func([]byte)) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	relay := func(dst, src net.Conn, first func([]byte)) {
+		defer dst.Close()
+		defer src.Close()
+		for i := 0; ; i++ {
+			var hdr [4]byte
+			if _, err := io.ReadFull(src, hdr[:]); err != nil {
+				return
+			}
+			f := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+			if _, err := io.ReadFull(src, f); err != nil {
+				return
+			}
+			if i == 0 && first != nil && len(f) >= 64+40 {
+				first(f)
+			}
+			if _, err := dst.Write(append(hdr[:], f...)); err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go relay(up, c, req)
+			go relay(c, up, resp)
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -65,7 +65,8 @@ func (a pipeAddr) String() string  { return string(a) }
 // its own so that Close releases everything on the server. ctx bounds the
 // open only. It retries while the server reports the pipe busy
 // (STATUS_PIPE_NOT_AVAILABLE) until ctx ends.
-func (s *Session) OpenPipe(ctx context.Context, name string) (*Pipe, error) {
+func (s *Session) OpenPipe(ctx context.Context, name string) (_ *Pipe, err error) {
+	defer recoverInto(&err)
 	fail := func(err error) (*Pipe, error) {
 		return nil, &Error{Op: "open pipe " + name, Host: s.host, Info: s.info, Err: err}
 	}
@@ -146,6 +147,13 @@ func (p *Pipe) Read(b []byte) (int, error) {
 		ch := make(chan readResult, 1)
 		p.pending = ch
 		go func() {
+			var res readResult
+			defer func() {
+				if r := recover(); r != nil {
+					res = readResult{nil, panicErr(r)}
+				}
+				ch <- res
+			}()
 			buf := make([]byte, pipeReadSize)
 			n, err := p.file.ReadAt(buf, 0)
 			if n < 0 {
@@ -154,7 +162,7 @@ func (p *Pipe) Read(b []byte) (int, error) {
 			if errors.Is(err, io.EOF) && n > 0 {
 				err = nil
 			}
-			ch <- readResult{buf[:n], err}
+			res = readResult{buf[:n], err}
 		}()
 	}
 	var timeout <-chan time.Time
@@ -190,7 +198,8 @@ func (p *Pipe) Read(b []byte) (int, error) {
 
 // Write writes b to the pipe as one message (split by go-smb2 only when
 // larger than the server's maximum write size).
-func (p *Pipe) Write(b []byte) (int, error) {
+func (p *Pipe) Write(b []byte) (_ int, err error) {
+	defer recoverInto(&err)
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	select {
@@ -220,8 +229,8 @@ func (p *Pipe) Write(b []byte) (int, error) {
 // when a READ is in flight, Close abandons it locally and disconnects the
 // tree in the background (bounded by 5 s); the server releases the handle
 // then, or at the latest when the Session logs off.
-func (p *Pipe) Close() error {
-	var err error
+func (p *Pipe) Close() (err error) {
+	defer recoverInto(&err)
 	p.closeOnce.Do(func() {
 		close(p.closed)
 		p.rmu.Lock()
@@ -246,6 +255,7 @@ func (p *Pipe) Close() error {
 		// not synchronise: cancel it, then disconnect the tree.
 		p.cancel()
 		go func() {
+			defer func() { _ = recover() }() // best effort; see panicErr
 			p.rmu.Lock()
 			if p.pending != nil {
 				<-p.pending

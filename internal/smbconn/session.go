@@ -84,6 +84,14 @@ type Options struct {
 	// AllowGuest returns guest or anonymous sessions instead of failing
 	// with ErrGuest. Such sessions are unsigned; use them only for probes.
 	AllowGuest bool
+	// MinDialect refuses a server that negotiates an older dialect, with
+	// ErrDowngrade and before any credentials are sent; for example
+	// 0x0300 refuses SMB 2.x. 0 accepts every dialect go-smb2 speaks
+	// (2.0.2 to 3.1.1). A man in the middle can strip dialects only down
+	// to MinDialect: 3.1.1 is protected by its preauth integrity hash, and
+	// 3.0 and 3.0.2 by FSCTL_VALIDATE_NEGOTIATE_INFO, which Dial always
+	// sends on them.
+	MinDialect Dialect
 	// Workstation is the client name sent in the NTLM AUTHENTICATE
 	// message; empty sends none.
 	Workstation string
@@ -148,6 +156,11 @@ type Info struct {
 	// whether one was received (it is, even on a failed logon).
 	Challenge    ChallengeInfo
 	HasChallenge bool
+	// NegotiationValidated reports whether the negotiation is protected
+	// against a man in the middle: by the preauth integrity hash (3.1.1)
+	// or by a matching FSCTL_VALIDATE_NEGOTIATE_INFO (3.0, 3.0.2). False
+	// for SMB 2.x, which has neither (use Options.MinDialect).
+	NegotiationValidated bool
 	// MaxReadSize and MaxWriteSize are the server's limits per request.
 	MaxReadSize, MaxWriteSize, MaxTransactSize uint32
 }
@@ -188,7 +201,8 @@ type captureInitiator struct {
 	mu      sync.Mutex
 	info    ChallengeInfo
 	ok      bool
-	refused error // an *IdentityError: the setup was abandoned
+	refused error  // an *IdentityError: the setup was abandoned
+	key     []byte // the session key, once go-smb2 asked for it
 }
 
 func (i *captureInitiator) OID() asn1.ObjectIdentifier { return i.Initiator.OID() }
@@ -216,6 +230,22 @@ func (i *captureInitiator) AcceptSecContext(sc []byte) ([]byte, error) {
 		return nil, refuse
 	}
 	return i.Initiator.AcceptSecContext(sc)
+}
+
+// SessionKey passes the initiator's session key on and keeps a copy for
+// the frame watcher, which decrypts with keys derived from it.
+func (i *captureInitiator) SessionKey() []byte {
+	k := i.Initiator.SessionKey()
+	i.mu.Lock()
+	i.key = append([]byte(nil), k...)
+	i.mu.Unlock()
+	return k
+}
+
+func (i *captureInitiator) sessionKey() []byte {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.key
 }
 
 func (i *captureInitiator) challenge() (ChallengeInfo, bool) {
@@ -282,6 +312,7 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 	logger.Debug("smb tcp connected", "addr", info.Addr, "took", time.Since(start))
 
 	wc := newWatchConn(raw)
+	wc.minDialect = opts.MinDialect
 	setupTimeout := opts.SetupTimeout
 	if setupTimeout <= 0 {
 		setupTimeout = 20 * time.Second
@@ -303,6 +334,7 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 		ntlm.Password = auth.Password
 	}
 	ci := &captureInitiator{Initiator: ntlm, expect: opts.ExpectName}
+	wc.sessionKey = ci.sessionKey
 	dialer := &smb2.Dialer{
 		Negotiator: smb2.Negotiator{
 			RequireMessageSigning: !opts.AllowUnsigned,
@@ -339,6 +371,26 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 		_ = s.Close()
 		return fail("session setup", fmt.Errorf("%w (dialect %v)", ErrEncryptionUnavailable, info.Dialect))
 	}
+	if info.Dialect < opts.MinDialect {
+		_ = s.Close()
+		return fail("negotiate", fmt.Errorf("%w: SMB %v is below the minimum %v", ErrDowngrade, info.Dialect, opts.MinDialect))
+	}
+	switch info.Dialect {
+	case 0x0300, 0x0302:
+		if info.Guest() {
+			// No keys to sign with: MS-SMB2 skips the validation for
+			// guest and anonymous sessions, which are refused unless
+			// Options.AllowGuest (probes).
+			break
+		}
+		if err := s.validateNegotiate(sctx); err != nil {
+			_ = s.Close()
+			return fail("validate negotiate", err)
+		}
+		s.info.NegotiationValidated = true
+	case 0x0311:
+		s.info.NegotiationValidated = true
+	}
 	logger.Debug("smb session up", "host", host, "dialect", info.Dialect, "signed", info.Signed, "encrypted", info.Encrypted, "took", time.Since(start))
 	return s, nil
 }
@@ -350,12 +402,28 @@ func setupOp(n negotiated) string {
 	return "session setup"
 }
 
+// panicErr is the error that replaces a panic of go-smb2 in a goroutine
+// of this package: ErrProtocol. Panics in go-smb2's own goroutines (its
+// receiver) cannot be recovered; the frame watcher keeps the frames that
+// cause them away from it instead.
+func panicErr(r any) error {
+	return fmt.Errorf("%w: SMB client failed on the server's answer: %v", ErrProtocol, r)
+}
+
+// recoverInto, deferred by a method that calls go-smb2, turns a panic of
+// go-smb2 in the caller's goroutine into *err.
+func recoverInto(err *error) {
+	if r := recover(); r != nil {
+		*err = panicErr(r)
+	}
+}
+
 // dialSafely runs go-smb2's DialContext and turns a panic inside it (a
 // malformed server answer that go-smb2 does not check) into ErrProtocol.
 func dialSafely(ctx context.Context, d *smb2.Dialer, c net.Conn) (s *smb2.Session, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s, err = nil, fmt.Errorf("%w: SMB client failed on the server's answer", ErrProtocol)
+			s, err = nil, panicErr(r)
 		}
 	}()
 	return d.DialContext(ctx, c)
@@ -398,7 +466,8 @@ func (s *Session) SharePath(share string) string {
 // Share. The returned Share is bound to context.Background(): call
 // WithContext on it for each operation. The caller must Umount it. Errors
 // are *Error; an access denial matches os.ErrPermission.
-func (s *Session) Mount(ctx context.Context, share string) (*smb2.Share, error) {
+func (s *Session) Mount(ctx context.Context, share string) (_ *smb2.Share, err error) {
+	defer recoverInto(&err)
 	if share == "" || strings.ContainsAny(share, `\/`) {
 		return nil, &Error{Op: "tree connect", Host: s.host, Info: s.info, Err: fmt.Errorf("%w: share %q", ErrBadInput, share)}
 	}
@@ -429,7 +498,14 @@ func (s *Session) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		errc := make(chan error, 1)
-		go func() { errc <- s.sess.WithContext(ctx).Logoff() }()
+		go func() {
+			defer func() {
+				if r := recover(); r != nil {
+					errc <- panicErr(r)
+				}
+			}()
+			errc <- s.sess.WithContext(ctx).Logoff()
+		}()
 		select {
 		case err := <-errc:
 			if err != nil {

@@ -3,6 +3,9 @@ package smbconn
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/sha512"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -63,7 +66,7 @@ func frame(msg []byte) []byte {
 
 // feed pushes stream through a watchConn reading in chunks of the given
 // size and returns what the watcher learned.
-func feed(t *testing.T, stream []byte, chunk int) negotiated {
+func feed(t *testing.T, stream []byte, chunk int, sessionKey []byte) negotiated {
 	t.Helper()
 	a, b := net.Pipe()
 	go func() {
@@ -71,6 +74,7 @@ func feed(t *testing.T, stream []byte, chunk int) negotiated {
 		_ = b.Close()
 	}()
 	w := newWatchConn(a)
+	w.sessionKey = func() []byte { return sessionKey }
 	got, err := io.ReadAll(struct{ io.Reader }{readerFunc(func(p []byte) (int, error) {
 		return w.Read(p[:min(len(p), chunk)])
 	})})
@@ -91,17 +95,28 @@ func TestWatchConnReadsSessionFlags(t *testing.T) {
 	var stream []byte
 	stream = append(stream, frame(negotiateResponse(0x0311, securityModeSigningReq|1, 2))...)
 	stream = append(stream, frame(sessionSetupResponse(StatusMoreProcessingRequired, 0))...)
-	stream = append(stream, frame(sessionSetupResponse(StatusSuccess, SessionIsGuest|SessionEncryptData))...)
+	stream = append(stream, frame(sessionSetupResponse(StatusSuccess, SessionEncryptData))...)
 	signed := smb2Header(3, StatusSuccess, flagSigned, 0)
 	stream = append(stream, frame(append(signed, make([]byte, 1000)...))...)
-	stream = append(stream, frame(append([]byte("\xfdSMB"), make([]byte, 80)...))...)
+	// An encrypted frame, sealed as a SMB 3.1.1 server with AES-128-GCM
+	// would: the key hangs on the preauth hash of the messages so far
+	// (the server's only, since this stream has no requests).
+	key := bytes.Repeat([]byte{7}, 16)
+	var pa [64]byte
+	for _, m := range [][]byte{negotiateResponse(0x0311, securityModeSigningReq|1, 2), sessionSetupResponse(StatusMoreProcessingRequired, 0)} {
+		h := sha512.New()
+		h.Write(pa[:])
+		h.Write(m)
+		h.Sum(pa[:0])
+	}
+	stream = append(stream, frame(seal(t, 2, smbKDF(key, []byte("SMBS2CCipherKey\x00"), pa[:]), 0, smb2Header(3, StatusSuccess, 0, 0)))...)
 	for _, chunk := range []int{1, 3, 4, 7, 64, 1 << 20} {
 		t.Run(fmt.Sprint(chunk), func(t *testing.T) {
-			n := feed(t, stream, chunk)
+			n := feed(t, stream, chunk, key)
 			if !n.seen || n.dialect != 0x0311 || n.securityMode&securityModeSigningReq == 0 || n.cipher != 2 || n.maxWrite != 8<<20 {
 				t.Fatalf("negotiate: %+v", n)
 			}
-			if !n.setupDone || n.sessionFlags != SessionIsGuest|SessionEncryptData || n.setupStatus != StatusSuccess {
+			if !n.setupDone || n.sessionFlags != SessionEncryptData || n.setupStatus != StatusSuccess {
 				t.Fatalf("session setup: %+v", n)
 			}
 			if n.framesIn != 2 || n.signedIn != 1 || n.encIn != 1 {
@@ -111,11 +126,35 @@ func TestWatchConnReadsSessionFlags(t *testing.T) {
 	}
 }
 
+// seal builds an SMB2 TRANSFORM frame (cipher 1 CCM, 2 GCM) around msg.
+func seal(t *testing.T, cipherID int, key []byte, sessionID uint64, msg []byte) []byte {
+	t.Helper()
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var aead cipher.AEAD = newCCM(b, 11)
+	if cipherID == 2 {
+		if aead, err = cipher.NewGCMWithNonceSize(b, 12); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := make([]byte, 52)
+	copy(f, "\xfdSMB")
+	copy(f[20:], "0123456789ab") // nonce
+	binary.LittleEndian.PutUint32(f[36:], uint32(len(msg)))
+	binary.LittleEndian.PutUint16(f[42:], 1)
+	binary.LittleEndian.PutUint64(f[44:], sessionID)
+	ct := aead.Seal(nil, f[20:20+aead.NonceSize()], msg, f[20:52])
+	copy(f[4:20], ct[len(ct)-16:])
+	return append(f, ct[:len(ct)-16]...)
+}
+
 func TestWatchConnFailedSetupAndCompound(t *testing.T) {
 	// A compounded frame: an unrelated response, then the SESSION_SETUP.
 	first := append(smb2Header(5, StatusSuccess, 0, 72), make([]byte, 8)...)
 	stream := frame(append(first, sessionSetupResponse(StatusLogonFailure, 0)...))
-	n := feed(t, stream, 5)
+	n := feed(t, stream, 5, nil)
 	if n.setupDone || n.setupStatus != StatusLogonFailure {
 		t.Fatalf("%+v", n)
 	}
@@ -130,6 +169,94 @@ func TestWatchConnFailedSetupAndCompound(t *testing.T) {
 			t.Errorf("junk %d: err = %v", i, err)
 		}
 	}
+}
+
+// Hostile answers from a server that completed the logon: each must fail
+// the read with ErrProtocol before go-smb2 sees it.
+func TestWatchConnRejectsHostileFrames(t *testing.T) {
+	key := bytes.Repeat([]byte{9}, 16)
+	setup := append(frame(negotiateResponse(0x0300, 1, 0)), frame(sessionSetupResponse(StatusSuccess, 0))...)
+	k30 := smbKDF(key, []byte("SMB2AESCCM\x00"), []byte("ServerOut\x00"))
+	read := func(off byte, n uint32, extra int) []byte {
+		body := make([]byte, 16+extra)
+		binary.LittleEndian.PutUint16(body, 17)
+		body[2] = off
+		binary.LittleEndian.PutUint32(body[4:], n)
+		return append(smb2Header(cmdRead, StatusSuccess, 0, 0), body...)
+	}
+	ioctl := func(outOff, outN uint32) []byte {
+		body := make([]byte, 48)
+		binary.LittleEndian.PutUint16(body, 49)
+		binary.LittleEndian.PutUint32(body[32:], outOff)
+		binary.LittleEndian.PutUint32(body[36:], outN)
+		return append(smb2Header(cmdIoctl, StatusSuccess, 0, 0), body...)
+	}
+	errResp := func(count byte, n, ctxLen uint32) []byte {
+		body := make([]byte, 8+8)
+		binary.LittleEndian.PutUint16(body, 9)
+		body[2] = count
+		binary.LittleEndian.PutUint32(body[4:], n)
+		binary.LittleEndian.PutUint32(body[8:], ctxLen)
+		return append(smb2Header(cmdCreate, StatusAccessDenied, 0, 0), body...)
+	}
+	ss := func(off, n uint16) []byte {
+		m := sessionSetupResponse(StatusMoreProcessingRequired, 0)
+		binary.LittleEndian.PutUint16(m[64+4:], off)
+		binary.LittleEndian.PutUint16(m[64+6:], n)
+		return m
+	}
+	for name, stream := range map[string][]byte{
+		"read 80+0xFFFFFFF0":          append(bytes.Clone(setup), frame(read(80, 0xFFFFFFF0, 0))...),
+		"read beyond frame":           append(bytes.Clone(setup), frame(read(80, 100, 10))...),
+		"ioctl output wraps":          append(bytes.Clone(setup), frame(ioctl(0x70, 0xFFFFFF90))...),
+		"error data wraps":            append(bytes.Clone(setup), frame(errResp(0, 0xFFFFFFF8, 0))...),
+		"error context wraps":         append(bytes.Clone(setup), frame(errResp(1, 8, 0xFFFFFFF8))...),
+		"session setup buffer wraps":  frame(ss(0xFFF0, 0x20)),
+		"encrypted, short plaintext":  append(bytes.Clone(setup), frame(seal(t, 1, k30, 0, []byte("\xfeSMB")))...),
+		"encrypted, hostile read":     append(bytes.Clone(setup), frame(seal(t, 1, k30, 0, read(80, 0xFFFFFFF0, 0)))...),
+		"encrypted, tampered":         append(bytes.Clone(setup), flip(frame(seal(t, 1, k30, 0, read(80, 0, 0))), 70)...),
+		"encrypted, other session":    append(bytes.Clone(setup), frame(seal(t, 1, k30, 5, read(80, 0, 0)))...),
+		"encrypted before any logon":  frame(seal(t, 1, k30, 0, read(80, 0, 0))),
+		"encrypted on a 2.1 session":  append(append(frame(negotiateResponse(0x0210, 1, 0)), frame(sessionSetupResponse(StatusSuccess, 0))...), frame(seal(t, 1, k30, 0, read(80, 0, 0)))...),
+		"encrypt-data session on 2.1": append(frame(negotiateResponse(0x0210, 1, 0)), frame(sessionSetupResponse(StatusSuccess, SessionEncryptData))...),
+		"encrypt-data share on 2.1": append(append(frame(negotiateResponse(0x0210, 1, 0)), frame(sessionSetupResponse(StatusSuccess, 0))...),
+			frame(func() []byte {
+				b := make([]byte, 16)
+				binary.LittleEndian.PutUint16(b, 16)
+				binary.LittleEndian.PutUint32(b[4:], shareFlagEncryptData)
+				return append(smb2Header(cmdTreeConnect, StatusSuccess, 0, 0), b...)
+			}())...),
+		"a request from the server": append(bytes.Clone(setup), frame(func() []byte { h := smb2Header(cmdRead, 0, 0, 0); h[16] &^= 1; return h }())...),
+	} {
+		t.Run(name, func(t *testing.T) {
+			a, b := net.Pipe()
+			go func() { _, _ = b.Write(stream); _ = b.Close() }()
+			w := newWatchConn(a)
+			w.sessionKey = func() []byte { return key }
+			_, err := io.ReadAll(w)
+			if !errors.Is(err, ErrProtocol) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+	// The same frames, well formed, pass: CCM-encrypted on SMB 3.0.
+	ok := append(bytes.Clone(setup), frame(seal(t, 1, k30, 0, read(80, 4, 4)))...)
+	ok = append(ok, frame(read(80, 4, 4))...)
+	a, b := net.Pipe()
+	go func() { _, _ = b.Write(ok); _ = b.Close() }()
+	w := newWatchConn(a)
+	w.sessionKey = func() []byte { return key }
+	if _, err := io.ReadAll(w); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.snapshot(); n.encIn != 1 || n.framesIn != 2 {
+		t.Fatalf("%+v", n)
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	b[i] ^= 1
+	return b
 }
 
 func TestDialRefusedAndBadInput(t *testing.T) {

@@ -40,6 +40,12 @@
 // neither daemon: its namespace is for a test's own server, such as a
 // rogue host that answers for another target's name.
 //
+// Targets log every authentication (log level auth_audit:3), and
+// Target.FailedLogons reads back the failed ones: tests count what the
+// targets saw, not what the client believes it sent. Variants change one
+// setting each (guest only, signing mandatory, encryption required, NTLM
+// disabled, SMB 3.0 or SMB 2.1 at most).
+//
 // # Domain controller
 //
 // The DC is provisioned once per Samba version, lab code version, realm

@@ -96,7 +96,7 @@ func (t *Target) config() string {
 	log file = %[5]s/log/log.%%m
 	max log size = 1000
 	logging = file
-	log level = 1
+	log level = 1 auth_audit:3
 	passdb backend = tdbsam
 	security = user
 	dns proxy = no
@@ -118,6 +118,10 @@ func (t *Target) config() string {
 		b.WriteString("\tserver smb encrypt = required\n")
 	case NTLMDisabled:
 		b.WriteString("\tntlm auth = disabled\n")
+	case MaxSMB300:
+		b.WriteString("\tserver max protocol = SMB3_00\n")
+	case MaxSMB210:
+		b.WriteString("\tserver max protocol = SMB2_10\n")
 	}
 	// Windows starts any file; on a lab target winemu needs the execute bit
 	// to start what was copied, so files written to the admin shares get it.
@@ -137,6 +141,31 @@ func (t *Target) config() string {
 `, s.name, s.comment, s.path, t.adminGrp, t.adminGrp)
 	}
 	return b.String()
+}
+
+// FailedLogons returns the failed authentications that smbd logged (its
+// auth_audit lines with a status other than NT_STATUS_OK), across all of
+// the target's log files, in no particular order. The lab logs every
+// authentication (auth_audit:3), so the count is what the target saw,
+// not what the client believes it sent.
+func (t *Target) FailedLogons() ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(t.dir, "log", "log.*"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "Auth: [") && strings.Contains(l, "status [NT_STATUS_") && !strings.Contains(l, "status [NT_STATUS_OK]") {
+				out = append(out, strings.TrimSpace(l))
+			}
+		}
+	}
+	return out, nil
 }
 
 func (t *Target) startSMB(ctx context.Context) error {

@@ -55,12 +55,19 @@ const (
 	// NTLMDisabled sets ntlm auth = disabled: NTLM logons fail with
 	// STATUS_NTLM_BLOCKED.
 	NTLMDisabled Variant = "ntlm-disabled"
+	// MaxSMB300 sets server max protocol = SMB3_00: the target speaks SMB
+	// 3.0 at most, the dialect whose negotiation a client validates with
+	// FSCTL_VALIDATE_NEGOTIATE_INFO.
+	MaxSMB300 Variant = "max-smb3-00"
+	// MaxSMB210 sets server max protocol = SMB2_10: a target that can
+	// neither encrypt nor protect its negotiation.
+	MaxSMB210 Variant = "max-smb2-10"
 )
 
 // Valid reports whether v is one of the defined variants.
 func (v Variant) Valid() bool {
 	switch v {
-	case Standard, GuestOnly, SigningMandatory, EncryptRequired, NTLMDisabled:
+	case Standard, GuestOnly, SigningMandatory, EncryptRequired, NTLMDisabled, MaxSMB300, MaxSMB210:
 		return true
 	}
 	return false
