@@ -469,7 +469,7 @@ func TestLabConnect(t *testing.T) {
 			}
 		}
 		sid := strings.TrimSuffix(strings.TrimPrefix(file, "lcapplet-"), ".exe")
-		if sid == "" || !strings.HasPrefix(folder, "lanconnect-"+sid+"-") {
+		if sid == "" || !strings.HasPrefix(folder, "lanconnect-"+sid+".") {
 			t.Fatalf("folder %q does not carry the session ID of %q", folder, file)
 		}
 		// The session's journal was persisted; -cleanup undoes it.
