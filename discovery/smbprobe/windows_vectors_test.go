@@ -56,6 +56,13 @@ func TestWindowsVectors(t *testing.T) {
 			os: "Windows Server 2022", osVersion: "10.0.20348", dialectStr: "3.0",
 		},
 		{
+			// The client offered dialects up to 3.0.2 only.
+			name: "server2019", dialect: 0x0300, signingRequired: true,
+			guid: "8019f7db-d016-4806-8130-eae4f7ccfad1", caps: 0x47,
+			host: "BAS-AD-01", domain: "LAB", dnsName: "bas-ad-01.lab.local",
+			os: "Windows 10 1809 / Server 2019", osVersion: "10.0.17763", dialectStr: "3.0",
+		},
+		{
 			name: "win10_2004", dialect: 0x0311, signingRequired: false,
 			guid: "584a91ee-9734-4a4a-b331-d7994680efe6", caps: 0x2f,
 			host: "WS02", domain: "CONTOSO", dnsName: "ws02.contoso.local",

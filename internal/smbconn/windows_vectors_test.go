@@ -44,6 +44,12 @@ func TestWindowsChallenges(t *testing.T) {
 			Timestamp: ts("2026-03-27 22:45:39.0984969"),
 			Version:   &OSVersion{Major: 10, Minor: 0, Build: 20348, NTLMRevision: 15}, HasTargetInfo: true,
 		}},
+		{"challenge_server2019_smb.bin", ChallengeInfo{
+			Flags: 0xe2898235, TargetName: "LAB", NetBIOSComputer: "BAS-AD-01", NetBIOSDomain: "LAB",
+			DNSComputer: "bas-ad-01.lab.local", DNSDomain: "lab.local", DNSTree: "lab.local",
+			Timestamp: ts("2020-09-15 18:18:12.1213587"),
+			Version:   &OSVersion{Major: 10, Minor: 0, Build: 17763, NTLMRevision: 15}, HasTargetInfo: true,
+		}},
 		{"challenge_win10_2004_smb.bin", ChallengeInfo{
 			Flags: 0x62898215, TargetName: "CONTOSO", NetBIOSComputer: "WS02", NetBIOSDomain: "CONTOSO",
 			DNSComputer: "ws02.contoso.local", DNSDomain: "contoso.local", DNSTree: "contoso.local",
