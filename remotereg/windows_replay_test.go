@@ -160,16 +160,8 @@ func (s *replayServer) accept() {
 func (s *replayServer) serve(c net.Conn) error {
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	for {
-		hdr := make([]byte, 16)
-		if _, err := io.ReadFull(c, hdr); err != nil {
-			return err
-		}
-		n := int(binary.LittleEndian.Uint16(hdr[8:]))
-		if n < 16 {
-			return fmt.Errorf("fragment length %d", n)
-		}
-		pdu := append(hdr, make([]byte, n-16)...)
-		if _, err := io.ReadFull(c, pdu[16:]); err != nil {
+		pdu, err := readRawPDU(c)
+		if err != nil {
 			return err
 		}
 		var out []byte
@@ -198,6 +190,23 @@ func (s *replayServer) serve(c net.Conn) error {
 			return err
 		}
 	}
+}
+
+// readRawPDU reads one connection-oriented DCE/RPC fragment.
+func readRawPDU(r io.Reader) ([]byte, error) {
+	hdr := make([]byte, 16)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return nil, err
+	}
+	n := int(binary.LittleEndian.Uint16(hdr[8:]))
+	if n < 16 {
+		return nil, fmt.Errorf("fragment length %d", n)
+	}
+	pdu := append(hdr, make([]byte, n-16)...)
+	if _, err := io.ReadFull(r, pdu[16:]); err != nil {
+		return nil, err
+	}
+	return pdu, nil
 }
 
 // seen returns the opnums of the requests received so far.

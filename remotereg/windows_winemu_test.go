@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"testing"
 	"time"
@@ -27,16 +26,8 @@ func rawExchange(t *testing.T, c net.Conn, pdu []byte) []byte {
 	if _, err := c.Write(pdu); err != nil {
 		t.Fatal(err)
 	}
-	hdr := make([]byte, 16)
-	if _, err := io.ReadFull(c, hdr); err != nil {
-		t.Fatal(err)
-	}
-	n := int(binary.LittleEndian.Uint16(hdr[8:]))
-	if n < 16 {
-		t.Fatalf("fragment length %d", n)
-	}
-	out := append(hdr, make([]byte, n-16)...)
-	if _, err := io.ReadFull(c, out[16:]); err != nil {
+	out, err := readRawPDU(c)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return out
