@@ -63,6 +63,19 @@ func TestWindowsVectors(t *testing.T) {
 			os: "Windows 10 1809 / Server 2019", osVersion: "10.0.17763", dialectStr: "3.0",
 		},
 		{
+			name: "server2016_dc", dialect: 0x0311, signingRequired: true,
+			guid: "9cbe294b-dd63-47b6-8d1f-3dce81383e69", caps: 0x27,
+			host: "AD", domain: "FOO", dnsName: "AD.foo.test",
+			os: "Windows 10 1607 / Server 2016", osVersion: "10.0.14393", dialectStr: "3.1.1",
+		},
+		{
+			// An answer to an SMB1 NEGOTIATE that offered "SMB 2.002".
+			name: "server2008", dialect: 0x0202, signingRequired: false,
+			guid: "e6fa9a19-c50f-49c1-b76b-e5fbd1c6f112", caps: 0x1,
+			host: "SERVER002", domain: "CONTOSO", dnsName: "SERVER002.contoso.com",
+			os: "Windows Vista SP1 / Server 2008", osVersion: "6.0.6001", dialectStr: "2.0.2",
+		},
+		{
 			name: "win10_2004", dialect: 0x0311, signingRequired: false,
 			guid: "584a91ee-9734-4a4a-b331-d7994680efe6", caps: 0x2f,
 			host: "WS02", domain: "CONTOSO", dnsName: "ws02.contoso.local",
@@ -103,6 +116,24 @@ func TestWindowsVectors(t *testing.T) {
 				t.Errorf("host addrs %v first seen %v", h.Addrs, h.FirstSeen)
 			}
 		})
+	}
+}
+
+// TestWindowsWorkgroupXP maps the challenge of a Windows XP workgroup
+// computer (no domain, unqualified DNS names, no timestamp) to a Host: no
+// domain, no DNS name, OS from build 2600.
+func TestWindowsWorkgroupXP(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "internal", "smbconn", "testdata", "windows", "challenge_xp_workgroup_smb1.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := Info{Addr: netip.MustParseAddr("192.0.2.8"), Dialect: 0}
+	if err := challengeInto(&info, b); err != nil {
+		t.Fatal(err)
+	}
+	h := HostOf(info, time.Now())
+	if h.Name != "TEST-F7DFBC3FE9" || h.Domain != "" || h.DNSName != "" || h.OS != "Windows XP" || h.OSVersion != "5.1.2600" {
+		t.Errorf("host %+v", h)
 	}
 }
 

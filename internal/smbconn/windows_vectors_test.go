@@ -56,6 +56,37 @@ func TestWindowsChallenges(t *testing.T) {
 			Timestamp: ts("2022-02-25 09:41:45.2049237"),
 			Version:   &OSVersion{Major: 10, Minor: 0, Build: 19041, NTLMRevision: 15}, HasTargetInfo: true,
 		}},
+		{"challenge_server2022_ldap.bin", ChallengeInfo{
+			Flags: 0xa2890205, TargetName: "ADHACKING", NetBIOSComputer: "WIN-VGO56I95EAK", NetBIOSDomain: "ADHACKING",
+			DNSComputer: "WIN-VGO56I95EAK.ADHACKING.local", DNSDomain: "ADHACKING.local", DNSTree: "ADHACKING.local",
+			Timestamp: ts("2025-03-10 09:15:19.9748287"),
+			Version:   &OSVersion{Major: 10, Minor: 0, Build: 20348, NTLMRevision: 15}, HasTargetInfo: true,
+		}},
+		{"challenge_win10_1903_rpc.bin", ChallengeInfo{
+			Flags: 0xe2998215, TargetName: "BLACKCLOVER", NetBIOSComputer: "CBTH-WS-2", NetBIOSDomain: "BLACKCLOVER",
+			DNSComputer: "CBTH-WS-2.blackclover.local", DNSDomain: "blackclover.local", DNSTree: "blackclover.local",
+			Timestamp: ts("2021-03-25 09:14:18.3692726"),
+			Version:   &OSVersion{Major: 10, Minor: 0, Build: 18362, NTLMRevision: 15}, HasTargetInfo: true,
+		}},
+		{"challenge_server2016_dc_smb.bin", ChallengeInfo{
+			Flags: 0xe2890235, TargetName: "FOO", NetBIOSComputer: "AD", NetBIOSDomain: "FOO",
+			DNSComputer: "AD.foo.test", DNSDomain: "foo.test", DNSTree: "foo.test",
+			Timestamp: ts("2019-01-10 18:44:09.7207453"),
+			Version:   &OSVersion{Major: 10, Minor: 0, Build: 14393, NTLMRevision: 15}, HasTargetInfo: true,
+		}},
+		{"challenge_server2008_smb.bin", ChallengeInfo{
+			Flags: 0xe2898215, TargetName: "CONTOSO", NetBIOSComputer: "SERVER002", NetBIOSDomain: "CONTOSO",
+			DNSComputer: "SERVER002.contoso.com", DNSDomain: "contoso.com", DNSTree: "contoso.com",
+			Timestamp: ts("2011-12-06 20:18:15.380156"),
+			Version:   &OSVersion{Major: 6, Minor: 0, Build: 6001, NTLMRevision: 15}, HasTargetInfo: true,
+		}},
+		{"challenge_xp_workgroup_smb1.bin", ChallengeInfo{
+			// A workgroup computer: domain = computer name, bare DNS
+			// names, no timestamp.
+			Flags: 0x628a0205, TargetName: "TEST-F7DFBC3FE9", NetBIOSComputer: "TEST-F7DFBC3FE9", NetBIOSDomain: "TEST-F7DFBC3FE9",
+			DNSComputer: "test-f7dfbc3fe9", DNSDomain: "test-f7dfbc3fe9",
+			Version: &OSVersion{Major: 5, Minor: 1, Build: 2600, NTLMRevision: 15}, HasTargetInfo: true,
+		}},
 		{"challenge_pyspnego_14393.bin", ChallengeInfo{
 			Flags: 0xe2898235, TargetName: "DOMAIN", NetBIOSComputer: "DC01", NetBIOSDomain: "DOMAIN",
 			DNSComputer: "DC01.domain.local", DNSDomain: "domain.local", DNSTree: "domain.local",
@@ -81,11 +112,11 @@ func TestWindowsChallenges(t *testing.T) {
 			if !ci.Timestamp.Equal(w.Timestamp) {
 				t.Errorf("timestamp %v, want %v", ci.Timestamp, w.Timestamp)
 			}
-			if ci.Version == nil || *ci.Version != *w.Version {
+			if ci.Version == nil || w.Version == nil || *ci.Version != *w.Version {
 				t.Errorf("version %v, want %v", ci.Version, w.Version)
 			}
-			if !ci.DomainJoined() {
-				t.Error("a domain member's challenge reads as not joined")
+			if ci.DomainJoined() != (w.NetBIOSDomain != w.NetBIOSComputer) {
+				t.Errorf("DomainJoined %v for computer %q domain %q", ci.DomainJoined(), w.NetBIOSComputer, w.NetBIOSDomain)
 			}
 			// The same message found inside a larger buffer.
 			found, err := FindChallenge(append([]byte("\x00prefix\xa1\x81"), b...))
