@@ -33,15 +33,15 @@ import (
 
 // PDU types and the header offsets the replay server touches (C706 12.6).
 const (
-	pduRequest  = 0
-	pduResponse = 2
-	pduBind     = 11
-	pduBindAck  = 12
-	pduAlter    = 14
-	pduAlterAck = 15
+	ptRequest  = 0
+	ptResponse = 2
+	ptBind     = 11
+	ptBindAck  = 12
+	ptAlter    = 14
+	ptAlterAck = 15
 )
 
-var ndr20 = []byte{0x04, 0x5d, 0x88, 0x8a, 0xeb, 0x1c, 0xc9, 0x11, 0x9f, 0xe8, 0x08, 0x00, 0x2b, 0x10, 0x48, 0x60, 2, 0, 0, 0}
+var ndr20Syntax = []byte{0x04, 0x5d, 0x88, 0x8a, 0xeb, 0x1c, 0xc9, 0x11, 0x9f, 0xe8, 0x08, 0x00, 0x2b, 0x10, 0x48, 0x60, 2, 0, 0, 0}
 
 // bindTimeFeature is the first 8 bytes of the bind-time feature
 // negotiation "transfer syntax" 6cb71c2c-9812-4540-... (MS-RPCE 3.3.1.5.3).
@@ -78,8 +78,8 @@ func bindAckFor(req []byte) ([]byte, error) {
 		tx := req[off+24 : off+44]
 		r := make([]byte, 24)
 		switch {
-		case bytes.Equal(tx, ndr20):
-			copy(r[4:], ndr20)
+		case bytes.Equal(tx, ndr20Syntax):
+			copy(r[4:], ndr20Syntax)
 		case bytes.Equal(tx[:8], bindTimeFeature):
 			binary.LittleEndian.PutUint16(r[0:], 3) // negotiate_ack
 			binary.LittleEndian.PutUint16(r[2:], 3) // as Windows answers
@@ -90,10 +90,10 @@ func bindAckFor(req []byte) ([]byte, error) {
 		results = append(results, r...)
 		off += 24 + 20*ntx
 	}
-	typ := byte(pduBindAck)
+	typ := byte(ptBindAck)
 	body := []byte{0xb8, 0x10, 0xb8, 0x10, 0x11, 0x22, 0, 0} // max xmit/recv 4280, assoc group
-	if req[2] == pduAlter {
-		typ = pduAlterAck
+	if req[2] == ptAlter {
+		typ = ptAlterAck
 		body = append(body, 0, 0) // empty secondary address
 	} else {
 		body = append(body, 4, 0, '1', '3', '5', 0)
@@ -166,12 +166,12 @@ func (s *replayServer) serve(c net.Conn) error {
 		}
 		var out []byte
 		switch pdu[2] {
-		case pduBind, pduAlter:
+		case ptBind, ptAlter:
 			var err error
 			if out, err = bindAckFor(pdu); err != nil {
 				return err
 			}
-		case pduRequest:
+		case ptRequest:
 			s.mu.Lock()
 			s.requests = append(s.requests, pdu)
 			if len(s.responses) == 0 {
@@ -222,7 +222,7 @@ func (s *replayServer) seen() []uint16 {
 
 // stub returns the stub data of a request or response PDU (no auth
 // trailer: these are unauthenticated).
-func stub(pdu []byte) []byte { return pdu[24:] }
+func pduStub(pdu []byte) []byte { return pdu[24:] }
 
 func replayCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -273,7 +273,7 @@ func TestWindowsEptMapReplay(t *testing.T) {
 			srv.mu.Unlock()
 			theirs := decodeMapRequest(t, winVector(t, tc.request))
 			if ours.Object.UUID().String() != theirs.Object.UUID().String() || ours.MaxTowers != theirs.MaxTowers ||
-				contextHandle(ours.EntryHandle.Attributes, ours.EntryHandle.UUID) != contextHandle(theirs.EntryHandle.Attributes, theirs.EntryHandle.UUID) {
+				handleHex(ours.EntryHandle.Attributes, ours.EntryHandle.UUID) != handleHex(theirs.EntryHandle.Attributes, theirs.EntryHandle.UUID) {
 				t.Errorf("map request: ours %+v, Windows' %+v", ours, theirs)
 			}
 			of, tf := ours.MapTower.Floors(), theirs.MapTower.Floors()
@@ -297,7 +297,7 @@ func TestWindowsEptMapReplay(t *testing.T) {
 func decodeMapRequest(t *testing.T, pdu []byte) *epm.MapRequest {
 	t.Helper()
 	var req epm.MapRequest
-	if err := req.UnmarshalNDR(context.Background(), ndr.NDR20(stub(pdu))); err != nil {
+	if err := req.UnmarshalNDR(context.Background(), ndr.NDR20(pduStub(pdu))); err != nil {
 		t.Fatalf("decode ept_map request: %v", err)
 	}
 	if req.Object == nil || req.MapTower == nil || req.EntryHandle == nil {
@@ -308,7 +308,7 @@ func decodeMapRequest(t *testing.T, pdu []byte) *epm.MapRequest {
 
 // contextHandle writes a context handle as it travels (attributes, then
 // the GUID in its little-endian wire form) in hex, as Wireshark shows it.
-func contextHandle(attr uint32, g *dtyp.GUID) string {
+func handleHex(attr uint32, g *dtyp.GUID) string {
 	if g == nil {
 		return "nil"
 	}
@@ -323,7 +323,7 @@ func handleBytes(h *svcctl.Handle) string {
 	if h == nil {
 		return "nil"
 	}
-	return contextHandle(h.Attributes, h.UUID)
+	return handleHex(h.Attributes, h.UUID)
 }
 
 // dialReplay binds iface's client on a replay server, without security,
@@ -423,7 +423,7 @@ func TestWindowsSvcctlQueryStatusReplay(t *testing.T) {
 // go-msrpc's generated response type: the layout is CreateServiceW's.
 func TestWindowsCreateServiceWOW64Response(t *testing.T) {
 	var resp svcctl.CreateServiceWOW64WResponse
-	if err := resp.UnmarshalNDR(context.Background(), ndr.NDR20(stub(winVector(t, "svcctl_dc1_create_service_wow64_response.bin")))); err != nil {
+	if err := resp.UnmarshalNDR(context.Background(), ndr.NDR20(pduStub(winVector(t, "svcctl_dc1_create_service_wow64_response.bin")))); err != nil {
 		t.Fatal(err)
 	}
 	if resp.Return != 0 || resp.TagID != 0 || handleBytes(resp.Service) != "00000000bd51a120f02e5845a493650a0ffb75be" {
@@ -449,7 +449,7 @@ func TestWindowsWinregReplay(t *testing.T) {
 		if k == nil {
 			return "nil"
 		}
-		return contextHandle(k.Attributes, k.UUID)
+		return handleHex(k.Attributes, k.UUID)
 	}
 	if got := keyStr(hklm); got != "00000000f672289cf057d811b005000c2987eae9" {
 		t.Errorf("HKLM handle %s", got)

@@ -114,8 +114,8 @@ func TestWinemuEptMapMatchesWindows(t *testing.T) {
 			}
 		}
 		if len(got) > ip+4 {
-			if p := binary.BigEndian.Uint16(got[port:]); int(p) != e.svcctlPort(t) {
-				t.Errorf("%s: tower port %d, want winemu's svcctl port %d", req, p, e.svcctlPort(t))
+			if p := binary.BigEndian.Uint16(got[port:]); int(p) != winemuSvcctlPort(t, e) {
+				t.Errorf("%s: tower port %d, want winemu's svcctl port %d", req, p, winemuSvcctlPort(t, e))
 			}
 			if a := net.IP(got[ip : ip+4]).String(); a != e.host {
 				t.Errorf("%s: tower address %s, want %s", req, a, e.host)
@@ -124,8 +124,8 @@ func TestWinemuEptMapMatchesWindows(t *testing.T) {
 	}
 }
 
-// svcctlPort is the TCP port on which winemu serves svcctl.
-func (e *emu) svcctlPort(t *testing.T) int {
+// winemuSvcctlPort is the TCP port on which winemu serves svcctl.
+func winemuSvcctlPort(t *testing.T, e *emu) int {
 	t.Helper()
 	ep, ok := e.srv.EndpointFor(svcctl.SvcctlSyntaxV2_0)
 	if !ok {
@@ -136,7 +136,7 @@ func (e *emu) svcctlPort(t *testing.T) int {
 
 // marshalStub is the NDR stub go-msrpc writes for a response, the bytes
 // winemu's generated server stubs send.
-func marshalStub(t *testing.T, m ndr.Marshaler) []byte {
+func marshalRespStub(t *testing.T, m ndr.Marshaler) []byte {
 	t.Helper()
 	b, err := ndr.Marshal(m)
 	if err != nil {
@@ -148,7 +148,7 @@ func marshalStub(t *testing.T, m ndr.Marshaler) []byte {
 // maskHandle zeroes the 16 GUID bytes of a context handle at off (the
 // attributes stay), so that two servers' stubs compare equal when only
 // their handles' values differ.
-func maskHandle(b []byte, off int) []byte {
+func maskHandleGUID(b []byte, off int) []byte {
 	c := append([]byte(nil), b...)
 	if off+20 <= len(c) {
 		for i := off + 4; i < off+20; i++ {
@@ -175,11 +175,11 @@ func TestWinemuSCMMatchesWindows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.close(ctx)
-	win := func(name string) []byte { return stub(winVector(t, "svcctl_2008r2_"+name+"_response.bin")) }
+	win := func(name string) []byte { return pduStub(winVector(t, "svcctl_2008r2_"+name+"_response.bin")) }
 	check := func(what string, ours, theirs []byte, handleAt int) {
 		t.Helper()
 		if handleAt >= 0 {
-			ours, theirs = maskHandle(ours, handleAt), maskHandle(theirs, handleAt)
+			ours, theirs = maskHandleGUID(ours, handleAt), maskHandleGUID(theirs, handleAt)
 		}
 		if !bytes.Equal(ours, theirs) {
 			t.Errorf("%s: winemu's stub differs from Windows':\nwinemu  %x\nWindows %x", what, ours, theirs)
@@ -190,7 +190,7 @@ func TestWinemuSCMMatchesWindows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("OpenSCManagerW", marshalStub(t, open), win("open_scm"), 0)
+	check("OpenSCManagerW", marshalRespStub(t, open), win("open_scm"), 0)
 
 	// go-msrpc's client returns the response and an error for a non-zero
 	// return code.
@@ -198,7 +198,7 @@ func TestWinemuSCMMatchesWindows(t *testing.T) {
 	if missing == nil || missing.Return != 1060 {
 		t.Fatalf("OpenServiceW of a missing service: %+v, %v", missing, err)
 	}
-	check("OpenServiceW of a missing service", marshalStub(t, missing), win("open_service_missing"), -1)
+	check("OpenServiceW of a missing service", marshalRespStub(t, missing), win("open_service_missing"), -1)
 
 	name := fmt.Sprintf("lc-test-%d", time.Now().UnixNano())
 	created, err := cli.CreateServiceW(ctx, &svcctl.CreateServiceWRequest{
@@ -209,25 +209,25 @@ func TestWinemuSCMMatchesWindows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("CreateServiceW", marshalStub(t, created), win("create_service"), 4)
+	check("CreateServiceW", marshalRespStub(t, created), win("create_service"), 4)
 
 	closed, err := cli.CloseService(ctx, &svcctl.CloseServiceRequest{ServiceObject: created.Service})
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("CloseServiceHandle", marshalStub(t, closed), win("close_service"), -1)
+	check("CloseServiceHandle", marshalRespStub(t, closed), win("close_service"), -1)
 
 	reopened, err := cli.OpenServiceW(ctx, &svcctl.OpenServiceWRequest{ServiceManager: open.SCM, ServiceName: name, DesiredAccess: accessDelete})
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("OpenServiceW", marshalStub(t, reopened), win("open_service"), 0)
+	check("OpenServiceW", marshalRespStub(t, reopened), win("open_service"), 0)
 
 	deleted, err := cli.DeleteService(ctx, &svcctl.DeleteServiceRequest{Service: reopened.Service})
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("DeleteService", marshalStub(t, deleted), win("delete_service"), -1)
+	check("DeleteService", marshalRespStub(t, deleted), win("delete_service"), -1)
 	_, _ = cli.CloseService(ctx, &svcctl.CloseServiceRequest{ServiceObject: reopened.Service})
 	_, _ = cli.CloseService(ctx, &svcctl.CloseServiceRequest{ServiceObject: open.SCM})
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -242,7 +242,7 @@ func TestWinemuSCMMatchesWindows(t *testing.T) {
 func TestWindowsClientRequestsDecode(t *testing.T) {
 	dec := func(file string, m ndr.Unmarshaler) {
 		t.Helper()
-		if err := m.UnmarshalNDR(context.Background(), ndr.NDR20(stub(winVector(t, file)))); err != nil {
+		if err := m.UnmarshalNDR(context.Background(), ndr.NDR20(pduStub(winVector(t, file)))); err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
 	}
@@ -258,7 +258,7 @@ func TestWindowsClientRequestsDecode(t *testing.T) {
 		create.ServiceType != serviceWin32OwnProcess || create.StartType != 2 || create.ErrorControl != 0 ||
 		create.BinaryPathName != `C:\WINDOWS\`+name+`.exe C:\WINDOWS\hbik424zgeokk9qen4582wxohkmu02ijclid3fyg42lpfgdhn1mwc_yty5bdcf3g.exe` ||
 		create.LoadOrderGroup != "" || create.TagID != 0 || len(create.Dependencies) != 0 || create.ServiceStartName != "" ||
-		contextHandle(create.ServiceManager.Attributes, create.ServiceManager.UUID) != "0000000005d85b8b8e8e7048944719f9ae414e2d" {
+		handleHex(create.ServiceManager.Attributes, create.ServiceManager.UUID) != "0000000005d85b8b8e8e7048944719f9ae414e2d" {
 		t.Errorf("CreateServiceW: %+v", create)
 	}
 	var openSvc svcctl.OpenServiceWRequest
@@ -275,12 +275,12 @@ func TestWindowsClientRequestsDecode(t *testing.T) {
 	}
 	var del svcctl.DeleteServiceRequest
 	dec("svcctl_2008r2_delete_service_request.bin", &del)
-	if contextHandle(del.Service.Attributes, del.Service.UUID) != "0000000079b4ca2e8dc37f459e60699e0eb975c2" {
+	if handleHex(del.Service.Attributes, del.Service.UUID) != "0000000079b4ca2e8dc37f459e60699e0eb975c2" {
 		t.Errorf("DeleteService: %+v", del)
 	}
 	var closeReq svcctl.CloseServiceRequest
 	dec("svcctl_2008r2_close_service_request.bin", &closeReq)
-	if contextHandle(closeReq.ServiceObject.Attributes, closeReq.ServiceObject.UUID) != "00000000fea772b927f7414faa60a357b7433111" {
+	if handleHex(closeReq.ServiceObject.Attributes, closeReq.ServiceObject.UUID) != "00000000fea772b927f7414faa60a357b7433111" {
 		t.Errorf("CloseServiceHandle: %+v", closeReq)
 	}
 	var dcScm svcctl.OpenSCMWRequest
@@ -304,7 +304,7 @@ func TestWindowsClientRequestsDecode(t *testing.T) {
 	// samDesired MAXIMUM_ALLOWED. go-msrpc v1.5.2 declares it a string
 	// and cannot decode a request whose pointer is not null; its client
 	// (ours) sends null, so only a go-msrpc winreg server would meet this.
-	hklmStub := stub(winVector(t, "winreg_open_hklm_request.bin"))
+	hklmStub := pduStub(winVector(t, "winreg_open_hklm_request.bin"))
 	if len(hklmStub) != 12 || binary.LittleEndian.Uint32(hklmStub) == 0 ||
 		binary.LittleEndian.Uint16(hklmStub[4:]) != 0xAA40 || binary.LittleEndian.Uint32(hklmStub[8:]) != 0x02000000 {
 		t.Errorf("OpenHKLM request %x", hklmStub)
