@@ -44,6 +44,20 @@ func TestWindowsNodeStatus(t *testing.T) {
 		domain:   "3B",
 		roles: []discovery.Role{discovery.RoleWorkstation, discovery.RoleDomainController,
 			discovery.RoleFileServer, discovery.RoleDomainMasterBrowser},
+	}, {
+		// A workgroup computer (build not in its capture): no domain
+		// names, a group WORKGROUP<00>.
+		file: "nbstat_workgroup.bin",
+		id:   0x8d02,
+		names: []entry{
+			{"WIN-I82B81NSLLJ", 0x00, 0x0400},
+			{"WORKGROUP", 0x00, 0x8400},
+			{"WIN-I82B81NSLLJ", 0x20, 0x0400},
+		},
+		mac:      "0a:02:d7:5e:97:02",
+		computer: "WIN-I82B81NSLLJ",
+		domain:   "WORKGROUP",
+		roles:    []discovery.Role{discovery.RoleWorkstation, discovery.RoleFileServer},
 	}} {
 		t.Run(tc.file, func(t *testing.T) {
 			b, err := os.ReadFile(filepath.Join("testdata", "windows", tc.file))
