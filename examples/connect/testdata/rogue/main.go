@@ -127,7 +127,7 @@ func serveSMB(conn net.Conn, identity string, c *counts) {
 			resp = negotiate(id)
 		case cmd == 1 && isAuthenticate(msg):
 			c.add(func(c *counts) { c.authenticates++ })
-			resp = setup(id, 0xC000006D, nil) // STATUS_LOGON_FAILURE
+			resp = failure(1, id, 0xC000006D) // STATUS_LOGON_FAILURE
 		case cmd == 1:
 			c.add(func(c *counts) { c.challenges++ })
 			resp = setup(id, 0xC0000016, spnego(challenge(identity))) // MORE_PROCESSING_REQUIRED
@@ -178,6 +178,15 @@ func setup(id uint64, status uint32, token []byte) []byte {
 	binary.LittleEndian.PutUint16(b[4:], 72)
 	binary.LittleEndian.PutUint16(b[6:], uint16(len(token)))
 	return append(append(header(1, status, id), b...), token...)
+}
+
+// failure is an SMB2 ERROR response (MS-SMB2 2.2.2), as a server sends
+// for a failed request: StructureSize 9, no error contexts, ByteCount 0
+// and the one byte of ErrorData that then follows.
+func failure(cmd uint16, id uint64, status uint32) []byte {
+	b := make([]byte, 9)
+	binary.LittleEndian.PutUint16(b, 9)
+	return append(header(cmd, status, id), b...)
 }
 
 func utf16le(s string) []byte {
