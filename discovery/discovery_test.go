@@ -72,10 +72,7 @@ func TestFilter(t *testing.T) {
 	heron := Host{Name: "HERON-01", DNSName: "heron-01.lab.example", Addrs: []netip.Addr{addr("10.1.2.3")}}
 	srv := Host{Name: "FILESRV", Addrs: []netip.Addr{addr("10.1.2.50"), addr("192.168.5.5")}}
 	noname := Host{Addrs: []netip.Addr{addr("172.16.0.1")}}
-	cases := []struct {
-		expr string
-		want []bool // heron, srv, noname
-	}{
+	cases := []filterCase{ // want: heron, srv, noname
 		{"", []bool{true, true, true}},
 		{"   ", []bool{true, true, true}},
 		{"heron*", []bool{true, false, false}},
@@ -95,17 +92,7 @@ func TestFilter(t *testing.T) {
 		{"filesrv,heron", []bool{true, true, false}},
 		{"[fh]*", []bool{true, true, false}},
 	}
-	for _, c := range cases {
-		f, err := ParseFilter(c.expr)
-		if err != nil {
-			t.Errorf("ParseFilter(%q): %v", c.expr, err)
-			continue
-		}
-		got := []bool{f.Match(heron), f.Match(srv), f.Match(noname)}
-		if !slices.Equal(got, c.want) {
-			t.Errorf("filter %q matches %v, want %v", c.expr, got, c.want)
-		}
-	}
+	checkFilterCases(t, []Host{heron, srv, noname}, cases)
 	for _, bad := range []string{"10.1.2", "10.1.2.0/40", "10.0.0.9-10.0.0.1", "heron[", "a,,b", "1.2.3.4-x"} {
 		_, err := ParseFilter(bad)
 		var fe *FilterError
@@ -122,6 +109,115 @@ func TestFilter(t *testing.T) {
 	}
 	if f := MustParseFilter("10.0.0.0/8"); f.MatchAddr(addr("11.0.0.1")) {
 		t.Error("MatchAddr too wide")
+	}
+}
+
+// filterCase is an expression and whether it matches each of a list of hosts.
+type filterCase struct {
+	expr string
+	want []bool
+}
+
+// checkFilterCases parses each case's expression and checks which of hosts
+// it matches, and that String gives the expression back.
+func checkFilterCases(t *testing.T, hosts []Host, cases []filterCase) {
+	t.Helper()
+	for _, c := range cases {
+		f, err := ParseFilter(c.expr)
+		if err != nil {
+			t.Errorf("ParseFilter(%q): %v", c.expr, err)
+			continue
+		}
+		got := make([]bool, len(hosts))
+		for i, h := range hosts {
+			got[i] = f.Match(h)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("filter %q matches %v, want %v", c.expr, got, c.want)
+		}
+		if f.String() != strings.TrimSpace(c.expr) {
+			t.Errorf("String() = %q, want %q", f.String(), strings.TrimSpace(c.expr))
+		}
+	}
+}
+
+func TestFilterQualifiers(t *testing.T) {
+	heron := Host{Name: "HERON-01", DNSName: "heron-01.lab.example", Domain: "LAB", OS: "Windows 11 Pro", OSVersion: "10.0 (22631)",
+		Addrs: []netip.Addr{addr("10.1.2.3")}, Sources: []Source{SourceNetBIOS, SourceLDAP}}
+	srv := Host{Name: "FILESRV", Domain: "WORKGROUP", OS: "Windows Server 2019 Standard", OSVersion: "10.0 (17763)",
+		Addrs: []netip.Addr{addr("10.1.2.50")}, Sources: []Source{SourceNetBIOS, SourceSMB}}
+	bare := Host{Addrs: []netip.Addr{addr("172.16.0.1")}, Sources: []Source{"vendor-arp"}}
+	cases := []filterCase{ // want: heron, srv, bare
+		// domain: substring or glob of the domain or workgroup, nothing else.
+		{"domain:lab", []bool{true, false, false}},
+		{"DOMAIN:Lab", []bool{true, false, false}},
+		{"domain:group", []bool{false, true, false}},
+		{"domain:w*", []bool{false, true, false}},
+		{"domain:la?", []bool{true, false, false}},
+		{"domain:heron", []bool{false, false, false}},
+		{"domain:example", []bool{false, false, false}},
+		{"domain:*", []bool{true, true, false}},
+		// os: substring or glob of the product name or the version.
+		{"os:windows", []bool{true, true, false}},
+		{"os:SERVER", []bool{false, true, false}},
+		{"os:windows os:11", []bool{true, false, false}},
+		{"os:22631", []bool{true, false, false}},
+		{"os:windows*2019*", []bool{false, true, false}},
+		{"os:server*", []bool{false, false, false}},
+		{"os:linux", []bool{false, false, false}},
+		// source: a whole source name, or a glob.
+		{"source:ldap", []bool{true, false, false}},
+		{"source:NetBIOS", []bool{true, true, false}},
+		{"source:smb", []bool{false, true, false}},
+		{"source:dns", []bool{false, false, false}},
+		{"source:net", []bool{false, false, false}},
+		{"source:vendor-arp", []bool{false, false, true}},
+		{"source:vendor-*", []bool{false, false, true}},
+		// Free text matches the domain besides the names.
+		{"lab", []bool{true, false, false}},
+		{"workgroup", []bool{false, true, false}},
+		{"work*", []bool{false, true, false}},
+		{"heron", []bool{true, false, false}},
+		// With addresses, AND and OR.
+		{"domain:lab 10.1.2.0/24", []bool{true, false, false}},
+		{"os:server 10.1.2.3", []bool{false, false, false}},
+		{"source:ldap, 172.16.0.1", []bool{true, false, true}},
+		{"domain:workgroup, source:vendor-arp", []bool{false, true, true}},
+		// IPv6 terms that start with letters are still addresses.
+		{"fe::1", []bool{false, false, false}},
+	}
+	checkFilterCases(t, []Host{heron, srv, bare}, cases)
+	// Qualifier terms say nothing about addresses: MatchAddr must not
+	// rule an address out for them.
+	if f := MustParseFilter("domain:lab"); !f.MatchAddr(addr("192.0.2.1")) {
+		t.Error("MatchAddr narrower than Match for a qualifier")
+	}
+
+	bad := []struct {
+		expr, term string
+		want       error
+		says       string
+	}{
+		{"user:bob", "user:bob", ErrUnknownQualifier, `"user:"`},
+		{"heron Name:x", "Name:x", ErrUnknownQualifier, "domain:, os:, source:"},
+		{"http://x", "http://x", ErrUnknownQualifier, `"http:"`},
+		{"os:", "os:", ErrEmptyQualifier, "os:PATTERN"},
+		{"os: windows", "os:", ErrEmptyQualifier, "no space after the colon"},
+		{"heron, DOMAIN:", "DOMAIN:", ErrEmptyQualifier, "domain:PATTERN"},
+		{"source:", "source:", ErrEmptyQualifier, "source:PATTERN"},
+		{"domain:lab[", "domain:lab[", ErrBadFilter, "malformed glob"},
+		{"dc:", "dc:", ErrBadRange, ""}, // hex letters and a colon read as IPv6
+	}
+	for _, c := range bad {
+		_, err := ParseFilter(c.expr)
+		var fe *FilterError
+		if !errors.Is(err, ErrBadFilter) || !errors.Is(err, c.want) || !errors.As(err, &fe) {
+			t.Errorf("ParseFilter(%q) error %v, want a *FilterError matching %v", c.expr, err, c.want)
+			continue
+		}
+		if fe.Term != c.term || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("ParseFilter(%q) error %q (term %q), want term %q and %q", c.expr, err, fe.Term, c.term, c.says)
+		}
 	}
 }
 
@@ -390,10 +486,10 @@ func TestViewFoldsPendingEvents(t *testing.T) {
 }
 
 func FuzzParseFilter(f *testing.F) {
-	for _, s := range []string{"heron*", "srv 10.0.0.0/8", "a,b", "10.1.2.5-10.1.2.40", "[", "10.1.2", "::1", "x-"} {
+	for _, s := range []string{"heron*", "srv 10.0.0.0/8", "a,b", "10.1.2.5-10.1.2.40", "[", "10.1.2", "::1", "x-", "domain:lab", "os:win*", "source:", "a:b"} {
 		f.Add(s)
 	}
-	h := Host{Name: "HERON", DNSName: "heron.lab", Addrs: []netip.Addr{addr("10.1.2.3")}}
+	h := Host{Name: "HERON", DNSName: "heron.lab", Domain: "LAB", OS: "Windows 11 Pro", Sources: []Source{SourceNetBIOS}, Addrs: []netip.Addr{addr("10.1.2.3")}}
 	f.Fuzz(func(t *testing.T, s string) {
 		flt, err := ParseFilter(s)
 		if err != nil {

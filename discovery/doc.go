@@ -3,8 +3,9 @@
 //
 // It owns [Host] (names, addresses, domain or workgroup, OS, MAC, roles,
 // the sources that saw it and when), the [Discoverer] interface that every
-// source implements, [Filter] (case-insensitive name substring or glob, IP,
-// CIDR, range), and [Merge], which runs several discoverers at once and fans
+// source implements, [Filter] (case-insensitive name or domain substring or
+// glob, IP, CIDR, range, and the qualifiers domain:, os: and source:), and
+// [Merge], which runs several discoverers at once and fans
 // their findings into one deduplicated, enriched stream of updates. [View]
 // turns that stream into a live list under a filter that may change at any
 // time, re-evaluating the hosts already seen. [Broadcaster] fans one

@@ -121,7 +121,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with the certificate chain in PEM `FILE` (with -tls-key; default with -allow-remote: an ephemeral self-signed certificate)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the private key of -tls-cert, PEM `FILE`")
 	// Discovery: the flags of lanscan.
-	fs.StringVar(&o.filter, "filter", "", "initial filter `EXPR` (name substring or glob, IP, CIDR, range; space = AND, comma = OR)")
+	fs.StringVar(&o.filter, "filter", "", "initial filter `EXPR` (name or domain substring or glob, IP, CIDR, range, domain:, os:, source:; space = AND, comma = OR)")
 	fs.DurationVar(&o.timeout, "timeout", netbios.DefaultTimeout, "how long a host gets to `answer`, retries included")
 	fs.IntVar(&o.rate, "rate", netbios.DefaultRate, "packets per `second`")
 	fs.IntVar(&o.retries, "retries", netbios.DefaultRetries, "repeats to a host that does not `answer`")

@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs := flag.NewFlagSet("lanscan", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		filterExpr = fs.String("filter", "", "show only hosts matching `EXPR` (name substring or glob, IP, CIDR, range; space = AND, comma = OR)")
+		filterExpr = fs.String("filter", "", "show only hosts matching `EXPR` (name or domain substring or glob, IP, CIDR, range, domain:, os:, source:; space = AND, comma = OR)")
 		timeout    = fs.Duration("timeout", netbios.DefaultTimeout, "how long a host gets to `answer`, retries included")
 		rate       = fs.Int("rate", netbios.DefaultRate, "packets per `second`")
 		retries    = fs.Int("retries", netbios.DefaultRetries, "repeats to a host that does not `answer`")
