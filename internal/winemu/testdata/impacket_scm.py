@@ -1,8 +1,7 @@
 # Drives winemu with impacket's independent DCE/RPC client: ept_map on 135
 # (opnum 3, which go-msrpc's client does not use), then svcctl over
 # ncacn_ip_tcp without authentication, where OpenSCManagerW must fail with
-# ERROR_ACCESS_DENIED. (impacket's NTLM sends no MIC, which go-msrpc's
-# acceptor requires, so it cannot authenticate to winemu.)
+# ERROR_ACCESS_DENIED. (impacket_svc.py is the authenticated counterpart.)
 # Prints "BINDING <string binding>" and "DENIED <code>".
 import sys
 
