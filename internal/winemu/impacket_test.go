@@ -65,6 +65,29 @@ func TestImpacketInterop(t *testing.T) {
 	}
 }
 
+// TestImpacketWrongPassword: impacket with a wrong password gets the
+// bind, sends auth3 (which gets no reply), and its first request is
+// faulted with status 5 (rpc_s_access_denied), as on Windows; nothing is
+// served.
+func TestImpacketWrongPassword(t *testing.T) {
+	needImpacket(t, "")
+	checkLeaks(t)
+	e := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, python3, "testdata/impacket_scm.py", e.ip, adminUser, "not-"+adminPass).CombinedOutput()
+	if err != nil {
+		t.Fatalf("impacket: %v\n%s", err, out)
+	}
+	if s := string(out); !strings.Contains(s, "DENIED rpc_s_access_denied") || strings.Contains(s, "OPENED") {
+		t.Fatalf("impacket output:\n%s\nwant DENIED rpc_s_access_denied", s)
+	}
+	logs := e.logs.String()
+	if !strings.Contains(logs, "NTProofStr mismatch") || strings.Contains(logs, "op=ROpenSCManagerW") {
+		t.Errorf("server log: want a refused logon and no SCM call:\n%s", logs)
+	}
+}
+
 // TestImpacketRPCDump runs impacket's rpcdump.py, as a technician would
 // against Windows: it must list svcctl through the endpoint mapper
 // (ept_lookup) at the dynamic port the server serves it on.
@@ -96,9 +119,15 @@ func TestImpacketRPCDump(t *testing.T) {
 // packet privacy over ncacn_ip_tcp found through the endpoint mapper,
 // then creates, starts, stops and deletes a service. winemu must have
 // started the binary, logged the calls as the administrator at level 6,
-// and end with an empty service table.
+// and end with an empty service table. Packet integrity is run too.
 func TestImpacketSvcctlPrivacy(t *testing.T) {
 	needImpacket(t, "")
+	for _, level := range []int{6, 5} {
+		t.Run("level"+strconv.Itoa(level), func(t *testing.T) { testImpacketSvcctl(t, level) })
+	}
+}
+
+func testImpacketSvcctl(t *testing.T, level int) {
 	checkLeaks(t)
 	startedCh := make(chan string, 4)
 	e := startServer(t, func(s *winemu.Server) {
@@ -109,7 +138,7 @@ func TestImpacketSvcctlPrivacy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, python3, "testdata/impacket_svc.py",
-		e.ip, adminUser, adminPass, "LCImpacket1", `C:\Windows\Temp\ImpApplet.exe 60`)
+		e.ip, adminUser, adminPass, "LCImpacket1", `C:\Windows\Temp\ImpApplet.exe 60`, strconv.Itoa(level))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
@@ -172,9 +201,9 @@ func TestImpacketSvcctlPrivacy(t *testing.T) {
 	}
 	logs := e.logs.String()
 	for _, want := range []string{"op=ept_map", "op=RCreateServiceW", "op=RStartServiceW", "op=RDeleteService",
-		"user=" + adminUser + " auth=10 level=6",
+		"user=" + adminUser + " auth=10 level=" + strconv.Itoa(level),
 		// What Windows accepts and go-msrpc's acceptor refused.
-		"user=" + adminUser + " level=6 ntlm_mic=false ntlm_version=false"} {
+		"user=" + adminUser + " level=" + strconv.Itoa(level) + " ntlm_mic=false ntlm_version=false"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("server log lacks %q:\n%s", want, logs)
 		}

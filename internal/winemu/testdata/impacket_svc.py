@@ -2,7 +2,8 @@
 # client, the way an administrator's script drives Windows: svcctl found
 # through the endpoint mapper, ncacn_ip_tcp, NTLM at packet privacy;
 # create a demand-start service, start it, stop it, delete it.
-# Arguments: IP USER PASSWORD SERVICE_NAME BINARY_PATH
+# Arguments: IP USER PASSWORD SERVICE_NAME BINARY_PATH [AUTH_LEVEL]
+# (AUTH_LEVEL defaults to 6, RPC_C_AUTHN_LEVEL_PKT_PRIVACY.)
 # Prints one line per step ("CREATED", "STARTED <state>", "STOPPED
 # <state>", "DELETED"); any failure raises, so the exit code is non-zero.
 # After STARTED it waits for a line on stdin, so that the caller can look
@@ -19,7 +20,8 @@ print("BINDING", binding, flush=True)
 rpc = transport.DCERPCTransportFactory(binding)
 rpc.set_credentials(user, password, "", "", "")
 dce = rpc.get_dce_rpc()
-dce.set_auth_level(rpcrt.RPC_C_AUTHN_LEVEL_PKT_PRIVACY)
+level = int(sys.argv[6]) if len(sys.argv) > 6 else rpcrt.RPC_C_AUTHN_LEVEL_PKT_PRIVACY
+dce.set_auth_level(level)
 dce.connect()
 dce.bind(scmr.MSRPC_UUID_SCMR)
 
