@@ -96,6 +96,9 @@ type authContext struct {
 	gss   context.Context
 	db    *userDB
 	opts  []gssapi.Option
+	// nt is winemu's own NTLM acceptor, used for auth type 10 in place
+	// of go-msrpc's (gss, db and opts then stay unused).
+	nt *ntlmAcceptor
 
 	complete bool
 	failed   bool
@@ -117,8 +120,13 @@ func (s *Server) newAuthContext(st secTrailer) (*authContext, error) {
 	if st.AuthLevel < dcerpc.AuthLevelConnect || st.AuthLevel > dcerpc.AuthLevelPktPrivacy {
 		return nil, fmt.Errorf("%w: auth level %d", ErrAuth, st.AuthLevel)
 	}
-	db := newUserDB(s.Users)
 	nb, dns := s.names()
+	if st.AuthType == dcerpc.AuthTypeWinNT {
+		return &authContext{id: st.ContextID, typ: st.AuthType, level: st.AuthLevel, nt: &ntlmAcceptor{
+			users: s.Users, nb: nb.Name, nbDom: nb.Domain, dns: dns.Name, dnsD: dns.Domain,
+		}}, nil
+	}
+	db := newUserDB(s.Users)
 	caps := gssapi.Integrity | gssapi.ReplayDetection | gssapi.Sequencing
 	if st.AuthLevel == dcerpc.AuthLevelPktPrivacy {
 		caps |= gssapi.Confidentiality
@@ -167,6 +175,9 @@ func (a *authContext) step(token []byte, users map[string]User) ([]byte, error) 
 		a.failed = true
 		return nil, fmt.Errorf("%w: unexpected leg", ErrAuth)
 	}
+	if a.nt != nil {
+		return a.stepNTLM(token, users)
+	}
 	out, err := gssapi.AcceptSecurityContext(a.gss, &gssapi.Token{Payload: token}, a.opts...)
 	if err != nil {
 		a.failed = true
@@ -189,6 +200,27 @@ func (a *authContext) step(token []byte, users map[string]User) ([]byte, error) 
 	return out.Payload, nil
 }
 
+// stepNTLM is step for winemu's own NTLM acceptor: NEGOTIATE in and
+// CHALLENGE out, then AUTHENTICATE in and nothing out.
+func (a *authContext) stepNTLM(token []byte, users map[string]User) ([]byte, error) {
+	if a.nt.challenge == nil {
+		out, err := a.nt.accept(token)
+		if err != nil {
+			a.failed = true
+			return nil, fmt.Errorf("%w: %v", ErrAuth, err)
+		}
+		return out, nil
+	}
+	key, err := a.nt.finish(token)
+	if err != nil {
+		a.failed = true
+		return nil, fmt.Errorf("%w: %v", ErrAuth, err)
+	}
+	a.user, a.admin = key, users[key].Admin
+	a.complete = true
+	return nil, nil
+}
+
 func (a *authContext) payloads(hdr, stub, trailer []byte) *gssapi.MessageTokenEx {
 	stubCaps := gssapi.Integrity
 	if a.level == dcerpc.AuthLevelPktPrivacy {
@@ -205,6 +237,16 @@ func (a *authContext) payloads(hdr, stub, trailer []byte) *gssapi.MessageTokenEx
 // fragment. hdr is the PDU header up to the stub, stub runs to the
 // security trailer (including the auth padding).
 func (a *authContext) verify(hdr, stub, trailer, sig []byte) error {
+	if a.nt != nil {
+		var sealed []byte
+		if a.level == dcerpc.AuthLevelPktPrivacy {
+			sealed = stub
+		}
+		if err := a.nt.verifyIn([][]byte{hdr, stub, trailer}, sealed, sig); err != nil {
+			return fmt.Errorf("%w: request %v", ErrAuth, err)
+		}
+		return nil
+	}
 	tok := a.payloads(hdr, stub, trailer)
 	switch a.level {
 	case dcerpc.AuthLevelPktPrivacy:
@@ -227,6 +269,13 @@ func (a *authContext) verify(hdr, stub, trailer, sig []byte) error {
 // protect signs (and at privacy encrypts in place) one response fragment
 // and returns its signature.
 func (a *authContext) protect(hdr, stub, trailer []byte) ([]byte, error) {
+	if a.nt != nil {
+		var sealed []byte
+		if a.level == dcerpc.AuthLevelPktPrivacy {
+			sealed = stub
+		}
+		return a.nt.protectOut([][]byte{hdr, stub, trailer}, sealed), nil
+	}
 	tok := a.payloads(hdr, stub, trailer)
 	var (
 		out *gssapi.MessageTokenEx

@@ -284,6 +284,10 @@ func (c *conn) handleAuth3(h header, b []byte) {
 		c.log().Info("authentication failed", "err", err)
 		return
 	}
+	if a.nt != nil {
+		c.log().Debug("authenticated", "user", a.user, "level", int(a.level), "ntlm_mic", a.nt.sawMIC, "ntlm_version", a.nt.sawVersion)
+		return
+	}
 	c.log().Debug("authenticated", "user", a.user, "level", int(a.level))
 }
 

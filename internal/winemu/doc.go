@@ -14,11 +14,16 @@
 // alter_context, auth3, requests and responses fragmented both ways at
 // the client's maximum fragment size, and faults. Security is NTLM (auth
 // type 10, three legs ending in auth3) or SPNEGO wrapping NTLM (auth type
-// 9, ending in an alter_context) through go-msrpc's acceptors, with the
-// server's own user table, at connect, integrity (sign) and privacy
-// (seal) level; Kerberos is not served. The acceptor requires a MIC in
-// the client's AUTHENTICATE message (go-msrpc's and Windows' clients send
-// one; impacket's does not, so impacket can only call anonymously). Each
+// 9, ending in an alter_context), with the server's own user table, at
+// connect, integrity (sign) and privacy (seal) level; Kerberos is not
+// served. Auth type 10 uses winemu's own NTLMv2 acceptor, which checks
+// as Windows does (MS-NLMP 3.2.5.1.2): the NTProofStr against the
+// account's NT hash always, the MIC only when the client's MsvAvFlags
+// announces one, and the Version field not at all, so impacket (which
+// sends neither) authenticates as it does to Windows. It derives the
+// session key (with KEY_EXCH) and the signing and sealing keys itself,
+// and refuses NTLMv1, anonymous and OEM-string logons. SPNEGO still
+// goes through go-msrpc's acceptors, which require the MIC. Each
 // fragment is verified or protected on its own, and the calls of a
 // connection are handled in order. A failed auth3 gets no reply, as on
 // Windows; the next request on that context is faulted with status 5.
