@@ -57,7 +57,13 @@
 // EnableWMI adds the DCOM object exporter and activation (on the endpoint
 // mapper's port), IRemUnknown2 and a WMI provider for root\cimv2 (on the
 // dynamic port the OXID bindings name); see WMI for what it serves,
-// WMIFaults for its fault modes, and FilteredPort.
+// WMIFaults for its fault modes, and FilteredPort. Activation is served
+// both as IActivation.RemoteActivation (the SDK's) and as
+// IRemoteSCMActivator.RemoteCreateInstance (Windows clients' and
+// impacket's), with the same rules and results; RemoteCreateInstance
+// answers with activation properties shaped as Windows Server 2016's
+// (PropsOutInfo, then ScmReplyInfoData). RemoteGetClassObject is not
+// served.
 //
 // # Fault injection
 //
