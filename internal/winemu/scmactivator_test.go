@@ -3,6 +3,7 @@ package winemu_test
 import (
 	"context"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iremotescmactivator/v0"
 	msrpcwmi "github.com/oiweiwei/go-msrpc/msrpc/dcom/wmi"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/wmi/iwbemlevel1login/v0"
+	"github.com/oiweiwei/go-msrpc/msrpc/epm/epm/v3"
 	"github.com/oiweiwei/go-msrpc/ndr"
 )
 
@@ -95,6 +97,28 @@ func TestWMIRemoteCreateInstance(t *testing.T) {
 	// The endpoint mapper knows the interface, on port 135.
 	if ep, ok := e.srv.EndpointFor(iremotescmactivator.RemoteSCMActivatorSyntaxV0_0); !ok || ep.Addr.Port() != 135 {
 		t.Fatalf("IRemoteSCMActivator endpoint = %+v, %v", ep, ok)
+	}
+	ecc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+e.ip+"[135]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ecc.Close(context.Background())
+	ecli, err := epm.NewEpmClient(ctx, ecc, dcerpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// winemu serves every interface on its dynamic port too, so it lists
+	// that tower besides 135.
+	m, err := ecli.Map(ctx, &epm.MapRequest{MapTower: towerOf(iremotescmactivator.RemoteSCMActivatorSyntaxV0_0), MaxTowers: 4})
+	if err != nil || m.Status != 0 || len(m.Towers) == 0 {
+		t.Fatalf("ept_map(IRemoteSCMActivator) = %v %+v", err, m)
+	}
+	var ports []string
+	for _, tw := range m.Towers {
+		ports = append(ports, tw.Binding().StringBinding.Endpoint)
+	}
+	if !slices.Contains(ports, "135") {
+		t.Fatalf("ept_map(IRemoteSCMActivator) ports %v, want 135 among them", ports)
 	}
 
 	resp := createInstance(ctx, t, e, sealAs(adminUser, adminPass), msrpcwmi.Level1LoginClassID, iwbemlevel1login.Level1LoginIID)
