@@ -589,7 +589,9 @@ func (s *Server) serviceStartTimeout() time.Duration {
 // the service is RUNNING. A process that does not report within
 // Server.ServiceStartTimeout, or exits first, has its process group
 // killed and StartService fails with ERROR_SERVICE_REQUEST_TIMEOUT
-// (1053), Windows' order. It does not emulate START_PENDING after the
+// (1053), Windows' order; so is a process whose wait the call's context
+// ends (the connection or the server closing), where Windows' SCM would
+// go on waiting. It does not emulate START_PENDING after the
 // process has connected (the first report is both the connection and
 // SERVICE_RUNNING), nor other states a service may report. A binary the
 // kernel cannot execute fails with ERROR_BAD_EXE_FORMAT (193).
