@@ -27,6 +27,12 @@ var (
 	// the applet never reported SERVICE_RUNNING to the Service Control
 	// Manager (Windows error 1053): it is not written as a service.
 	ErrNotServiceAware = errors.New("deploy: applet is not service-aware")
+	// ErrNotExecutable means the target cannot run the applet's file: it
+	// is not a Windows program for the computer's architecture (an ARM64
+	// or 32-bit-only build, or a damaged file; Windows error 193,
+	// ERROR_BAD_EXE_FORMAT). Another launch method would fail the same
+	// way, so it is no reason to fall back.
+	ErrNotExecutable = errors.New("deploy: applet is not executable on the target")
 	// ErrUnreachable means the endpoint the launcher needs is not
 	// reachable or not listening: a closed port, a refused connection,
 	// or a named pipe that is not available.

@@ -32,8 +32,9 @@
 // On failure it undoes what it did, also when the context was cancelled,
 // and returns a *deploy.LaunchError whose Kind is one of deploy's
 // sentinels: ErrAccessDenied (not an administrator, or UAC remote
-// restrictions), ErrServiceExists, ErrNotServiceAware (error 1053),
-// ErrLaunchUnsupported (nca_op_rng_error and friends: the signal to fall
+// restrictions), ErrServiceExists, ErrNotServiceAware (error 1053: the
+// applet is not a service), ErrNotExecutable (error 193: not a Windows
+// program for the computer's architecture), ErrLaunchUnsupported (nca_op_rng_error and friends: the signal to fall
 // back; Samba answers CreateService so over the pipe), ErrUnreachable (a
 // refused port or a missing pipe) and ErrTimeout (an endpoint that does
 // not answer; the diagnosis names host and port).

@@ -28,6 +28,7 @@ const (
 	ErrorInvalidName            Win32Error = 123
 	ErrorMoreData               Win32Error = 234
 	ErrorNoMoreItems            Win32Error = 259
+	ErrorBadExeFormat           Win32Error = 193
 	ErrorServiceRequestTimeout  Win32Error = 1053
 	ErrorServiceAlreadyRunning  Win32Error = 1056
 	ErrorServiceDisabled        Win32Error = 1058
@@ -49,6 +50,7 @@ var win32Names = map[Win32Error]string{
 	ErrorInvalidName:            "ERROR_INVALID_NAME",
 	ErrorMoreData:               "ERROR_MORE_DATA",
 	ErrorNoMoreItems:            "ERROR_NO_MORE_ITEMS",
+	ErrorBadExeFormat:           "ERROR_BAD_EXE_FORMAT",
 	ErrorServiceRequestTimeout:  "ERROR_SERVICE_REQUEST_TIMEOUT",
 	ErrorServiceAlreadyRunning:  "ERROR_SERVICE_ALREADY_RUNNING",
 	ErrorServiceDisabled:        "ERROR_SERVICE_DISABLED",
@@ -182,9 +184,15 @@ func classifyWin32(step, endpoint string, w Win32Error) (deploy.Diagnosis, error
 	case ErrorServiceRequestTimeout:
 		return deploy.Diagnosis{
 			Code:    "applet-not-service-aware",
-			Summary: "The applet started but never told the Service Control Manager it was running (error 1053).",
-			Fix:     "Build the applet as a Windows service (golang.org/x/sys/windows/svc), or use another launch method.",
+			Summary: "The applet is not a service: it started but never told the Service Control Manager it was running, so Windows stopped it (error 1053).",
+			Fix:     "Use a service-aware applet (on Windows, built with golang.org/x/sys/windows/svc), or launch it with WMI.",
 		}, deploy.ErrNotServiceAware
+	case ErrorBadExeFormat:
+		return deploy.Diagnosis{
+			Code:    "applet-wrong-architecture",
+			Summary: "The applet is not a Windows program for this computer's architecture (error 193, ERROR_BAD_EXE_FORMAT), or its file is damaged.",
+			Fix:     "Deploy the applet built for this computer's processor (x64, x86 or ARM64), or copy it again.",
+		}, deploy.ErrNotExecutable
 	case ErrorNotSupported, ErrorCallNotImplemented:
 		return deploy.Diagnosis{
 			Code:    "scm-not-supported",

@@ -28,6 +28,7 @@ func TestFailureClassification(t *testing.T) {
 		{"service exists", ErrorServiceExists, deploy.ErrServiceExists, "service-exists"},
 		{"marked for delete", ErrorServiceMarkedForDelete, deploy.ErrServiceExists, "service-exists"},
 		{"1053", fmt.Errorf("start: %w", ErrorServiceRequestTimeout), deploy.ErrNotServiceAware, "applet-not-service-aware"},
+		{"193", fmt.Errorf("start: %w", ErrorBadExeFormat), deploy.ErrNotExecutable, "applet-wrong-architecture"},
 		{"op range fault", fmt.Errorf("invoke: %w", dcerrors.OperationRangeError), deploy.ErrLaunchUnsupported, "scm-not-supported"},
 		{"not supported", ErrorNotSupported, deploy.ErrLaunchUnsupported, "scm-not-supported"},
 		{"fault 5", &dcerrors.Error{Value: uint32(5)}, deploy.ErrAccessDenied, "access-denied"},
@@ -56,10 +57,30 @@ func TestFailureClassification(t *testing.T) {
 			if le.Launcher != "remotereg" || le.Step != "create service" {
 				t.Fatalf("%+v", le)
 			}
-			if tc.code != "" && tc.code != "canceled" && !strings.Contains(le.Diagnosis.Summary, "host:1234") && tc.kind != deploy.ErrServiceExists && tc.kind != deploy.ErrNotServiceAware {
+			if tc.code != "" && tc.code != "canceled" && !strings.Contains(le.Diagnosis.Summary, "host:1234") && tc.kind != deploy.ErrServiceExists && tc.kind != deploy.ErrNotServiceAware && tc.kind != deploy.ErrNotExecutable {
 				t.Errorf("diagnosis does not name the endpoint: %q", le.Diagnosis.Summary)
 			}
 		})
+	}
+	// The technician reads what to do: 1053 says the applet is not a
+	// service and names both ways out; 193 names the architecture.
+	for _, c := range []struct {
+		err  error
+		want []string
+	}{
+		{ErrorServiceRequestTimeout, []string{"not a service", "1053", "service-aware applet", "WMI"}},
+		{ErrorBadExeFormat, []string{"not a Windows program for this computer's architecture", "193", "ERROR_BAD_EXE_FORMAT"}},
+	} {
+		var le *deploy.LaunchError
+		if !errors.As(l.failure("start service", "h:1", c.err), &le) {
+			t.Fatalf("%v: not a LaunchError", c.err)
+		}
+		text := le.Diagnosis.Summary + " " + le.Diagnosis.Fix
+		for _, w := range c.want {
+			if !strings.Contains(text, w) {
+				t.Errorf("%v: diagnosis %q lacks %q", c.err, text, w)
+			}
+		}
 	}
 	// A start that outlives the deadline hints at a non-service-aware applet.
 	if err := l.failure("start service", "h:1", context.DeadlineExceeded); !errors.Is(err, deploy.ErrTimeout) ||

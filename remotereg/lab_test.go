@@ -545,7 +545,11 @@ func TestLabWinemuEndToEnd(t *testing.T) {
 		first := fastLauncher(TransportTCP)
 		first.KeepService = true
 		first.Rand = strings.NewReader("\x01\x02\x03\x04")
-		h, err := first.LaunchTarget(ctx, admin, deploy.LaunchSpec{Path: appletPath, ServicePrefix: "lc-dup-"}, nil)
+		// A well-formed ticket for a console that is not there: the applet
+		// reports running to the SCM, as a service must for StartService to
+		// succeed, and then fails its check-in.
+		ticket := checkin.Ticket{Addr: "127.0.0.1:1", Fingerprint: strings.Repeat("ab", 32), Token: "dG9rZW4"}
+		h, err := first.LaunchTarget(ctx, admin, deploy.LaunchSpec{Path: appletPath, Args: ticket.Args(), ServicePrefix: "lc-dup-"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

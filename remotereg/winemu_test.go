@@ -54,14 +54,16 @@ type emu struct {
 }
 
 // startEmu runs winemu with an admin and a plain user, and a stand-in
-// applet (a shell script that sleeps) under C:\Windows\Temp.
-func startEmu(t *testing.T) *emu {
+// applet (a shell script that reports running and sleeps) under
+// C:\Windows\Temp.
+func startEmu(t *testing.T, configure ...func(*winemu.Server)) *emu {
 	t.Helper()
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "Temp"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	script := "#!/bin/sh\nexec sleep 300\n"
+	// It reports running to the emulated SCM as a service does.
+	script := "#!/bin/sh\necho running >&\"$" + winemu.ServiceStatusFDEnv + "\"\nexec sleep 300\n"
 	if err := os.WriteFile(filepath.Join(root, "Temp", "applet.exe"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +82,9 @@ func startEmu(t *testing.T) *emu {
 		},
 		Root:   root,
 		Logger: slog.New(hungSignal{once: &sync.Once{}, ch: e.hung}),
+	}
+	for _, f := range configure {
+		f(e.srv)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := e.srv.Start(ctx, e.host); err != nil {
@@ -312,6 +317,44 @@ func TestLaunchNotServiceAware(t *testing.T) {
 	}
 	if len(j.pending()) != 0 || len(j.resolved) != 1 {
 		t.Fatalf("journal: open %v resolved %v", j.pending(), j.resolved)
+	}
+}
+
+// TestLaunchStartErrors runs the SCM's real start failures end to end:
+// a program that never reports running (the emulated SCM's wait, here
+// 300 ms instead of Windows' 30 s) gives 1053 and the not-a-service
+// diagnosis; a file that is no executable for the target gives 193 and
+// the architecture diagnosis. Either way the service is removed.
+func TestLaunchStartErrors(t *testing.T) {
+	e := startEmu(t, func(s *winemu.Server) { s.ServiceStartTimeout = 300 * time.Millisecond })
+	if err := os.WriteFile(filepath.Join(e.root, "Temp", "plain.exe"), []byte("#!/bin/sh\nexec sleep 300\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.root, "Temp", "arm64.exe"), []byte("MZ\x90\x00 not a program for this kernel"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		kind error
+		code string
+	}{
+		{`C:\Windows\Temp\plain.exe`, deploy.ErrNotServiceAware, "applet-not-service-aware"},
+		{`C:\Windows\Temp\arm64.exe`, deploy.ErrNotExecutable, "applet-wrong-architecture"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		j := &memJournal{}
+		_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), deploy.LaunchSpec{Path: c.path, ServicePrefix: "lc-test-"}, j)
+		cancel()
+		le := expectLaunchError(t, err, c.kind)
+		if le.Step != "start service" || le.Diagnosis.Code != c.code {
+			t.Fatalf("%s: %+v", c.path, le)
+		}
+		if svcs := e.srv.SCM().Services(); len(svcs) != 0 {
+			t.Fatalf("%s: service left after failed start: %+v", c.path, svcs)
+		}
+		if len(j.pending()) != 0 {
+			t.Fatalf("%s: journal: open %v", c.path, j.pending())
+		}
 	}
 }
 

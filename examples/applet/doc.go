@@ -17,7 +17,11 @@
 // the applet notices when the Service Control Manager started it and then
 // runs as a service (golang.org/x/sys/windows/svc), reporting
 // SERVICE_RUNNING before it checks in; started by WMI or by hand it runs as
-// a plain process. In the lab it is the Linux build that the targets run.
+// a plain process. In the lab it is the Linux build that the targets run:
+// when winemu's emulated SCM starts it, it writes "running" on the
+// descriptor named by WINEMU_SERVICE_STATUS_FD before it checks in (the
+// emulated SCM fails StartService with 1053 otherwise, as Windows does);
+// without that variable it just runs.
 //
 // When the console asks it to stop it says goodbye and exits, so that the
 // console does not kill its process by ID.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,8 +63,29 @@ func TestAppletProcess(t *testing.T) {
 			cmd := exec.CommandContext(ctx, bin, append(args, "-heartbeat", "20ms")...)
 			cmd.Dir = t.TempDir() // the file is found next to the binary, not here
 			cmd.Stderr = os.Stderr
+			// "stop" is started as winemu's SCM starts a service: it must
+			// report running on the descriptor it is given.
+			var status *os.File
+			if tc.name == "stop" {
+				r, w, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				status = r
+				cmd.ExtraFiles = []*os.File{w}
+				cmd.Env = append(os.Environ(), statusFDEnv+"=3")
+				defer w.Close()
+			}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
+			}
+			if status != nil {
+				cmd.ExtraFiles[0].Close()
+				b, err := io.ReadAll(status) // until the applet closes it
+				if err != nil || string(b) != "running\n" {
+					t.Fatalf("status report %q, %v; want \"running\\n\"", b, err)
+				}
 			}
 			c, err := p.Wait(ctx)
 			if err != nil {
@@ -97,5 +119,18 @@ func TestAppletProcess(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
 		t.Fatalf("bad args: %v, want exit 2", err)
+	}
+}
+
+// TestReportRunning: the report goes to the descriptor named; no name
+// means no SCM; a name that is no inherited descriptor is an error.
+func TestReportRunning(t *testing.T) {
+	if err := reportRunning(""); err != nil {
+		t.Fatalf("no descriptor: %v", err)
+	}
+	for _, bad := range []string{"x", "1", "-3"} {
+		if err := reportRunning(bad); err == nil {
+			t.Fatalf("%q accepted", bad)
+		}
 	}
 }

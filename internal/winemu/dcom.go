@@ -2,7 +2,7 @@ package winemu
 
 // dcom.go is the DCOM side of the emulator (MS-DCOM): the object
 // exporter (IObjectExporter, on port 135), remote activation
-// (IActivation, on port 135), the object table that ORPC calls are
+// (IActivation and IRemoteSCMActivator, on port 135), the object table that ORPC calls are
 // dispatched through by IPID, and IRemUnknown2 for reference counting.
 // The WMI objects themselves are in wmi.go.
 
@@ -21,6 +21,7 @@ import (
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iactivation/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iobjectexporter/v0"
+	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iremotescmactivator/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iremunknown/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iremunknown2/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/wmi"
@@ -138,6 +139,13 @@ func (w *WMI) objref(ctx context.Context, o *comObject) (*dcom.InterfacePointer,
 // customObjref marshals an OBJREF_CUSTOM carrying data for the given
 // unmarshaler class (WMI class objects travel by value this way).
 func customObjref(iid *dcom.IID, clsid *dcom.ClassID, data []byte) (*dcom.InterfacePointer, error) {
+	return customObjrefSized(iid, clsid, data, uint32(len(data)))
+}
+
+// customObjrefSized is customObjref with the OBJREF_CUSTOM size field
+// given (Windows announces activation properties 8 bytes larger than the
+// BLOB).
+func customObjrefSized(iid *dcom.IID, clsid *dcom.ClassID, data []byte, size uint32) (*dcom.InterfacePointer, error) {
 	ref := &dcom.ObjectReference{
 		Signature: []byte(dcom.ObjectReferenceCustomSignature),
 		Flags:     dcom.ObjectReferenceTypeCustom,
@@ -145,7 +153,7 @@ func customObjref(iid *dcom.IID, clsid *dcom.ClassID, data []byte) (*dcom.Interf
 		ObjectReference: &dcom.ObjectReference_ObjectReference{
 			Value: &dcom.ObjectReference_Custom{Custom: &dcom.ObjectReferenceCustom{
 				ClassID:    clsid,
-				Size:       uint32(len(data)),
+				Size:       size,
 				ObjectData: data,
 			}},
 		},
@@ -430,58 +438,45 @@ func (e *objectExporter) ResolveOxid2(ctx context.Context, req *iobjectexporter.
 	}, nil
 }
 
-// activator implements IActivation.RemoteActivation for the WMI login
-// class (CLSID_WbemLevel1Login).
-type activator struct {
-	iactivation.UnimplementedActivationServer
-	w *WMI
+// activation is the outcome of one activation of the WMI login class,
+// shared by IActivation.RemoteActivation and
+// IRemoteSCMActivator.RemoteCreateInstance.
+type activation struct {
+	hr        uint32 // overall HRESULT; the rest is empty when it fails
+	bindings  *dcom.DualStringArray
+	authnHint uint32
+	results   []int32                  // one per requested IID
+	ifaces    []*dcom.InterfacePointer // one per requested IID; empty where results[i] fails
 }
 
-// RemoteActivation creates an IWbemLevel1Login object for an
-// administrator calling at packet integrity or above (the DCOM hardening
-// of KB5004442) and returns its interface pointer and OXID bindings.
-func (a *activator) RemoteActivation(ctx context.Context, req *iactivation.RemoteActivationRequest) (*iactivation.RemoteActivationResponse, error) {
-	w := a.w
-	fail := func(hr uint32) (*iactivation.RemoteActivationResponse, error) {
-		return &iactivation.RemoteActivationResponse{
-			ORPCThat:      &dcom.ORPCThat{},
-			OXIDBindings:  dualStringArray(nil, nil, ""),
-			RemoteUnknown: &dcom.IPID{Data4: make([]byte, 8)},
-			ServerVersion: comVersion(),
-			HResult:       hr32(hr),
-		}, nil
-	}
+// activateLogin creates an IWbemLevel1Login object for an administrator
+// calling at packet integrity or above (the DCOM hardening of KB5004442)
+// and returns its interface pointers and OXID bindings. It returns an
+// error only when the emulator itself fails; refusals are in hr.
+func (w *WMI) activateLogin(ctx context.Context, clsid *dtyp.GUID, iids []*dcom.IID) (*activation, error) {
 	call, _ := CallFromContext(ctx)
 	switch {
 	case call == nil || call.AuthLevel < dcerpc.AuthLevelPktIntegrity:
 		w.srv.Logger.Info("activation refused: authentication level below packet integrity")
-		return fail(hrAccessDenied)
+		return &activation{hr: hrAccessDenied}, nil
 	case !call.Admin || w.Faults.DenyActivation():
 		w.srv.Logger.Info("activation refused: access denied", "user", call.User)
-		return fail(hrAccessDenied)
-	case req.ClassID == nil || !req.ClassID.Equal(wmi.Level1LoginClassID.GUID()):
-		return fail(hrClassNotReg)
-	case len(req.IIDs) == 0:
-		return fail(hrInvalidArg)
+		return &activation{hr: hrAccessDenied}, nil
+	case clsid == nil || !clsid.Equal(wmi.Level1LoginClassID.GUID()):
+		return &activation{hr: hrClassNotReg}, nil
+	case len(iids) == 0:
+		return &activation{hr: hrInvalidArg}, nil
 	}
 	bindings, err := w.oxidBindings(ctx)
 	if err != nil {
 		return nil, err
 	}
-	resp := &iactivation.RemoteActivationResponse{
-		Interfaces:    uint32(len(req.IIDs)),
-		ORPCThat:      &dcom.ORPCThat{},
-		OXID:          w.oxid,
-		OXIDBindings:  bindings,
-		RemoteUnknown: w.remUnknown,
-		AuthnHint:     uint32(call.AuthLevel),
-		ServerVersion: comVersion(),
-	}
+	a := &activation{bindings: bindings, authnHint: uint32(call.AuthLevel)}
 	found := false
-	for _, iid := range req.IIDs {
+	for _, iid := range iids {
 		if iid == nil || !iid.GUID().Equal(w.loginIID().GUID()) {
-			resp.InterfaceData = append(resp.InterfaceData, &dcom.InterfacePointer{})
-			resp.Results = append(resp.Results, hr32(hrNoInterface))
+			a.ifaces = append(a.ifaces, &dcom.InterfacePointer{})
+			a.results = append(a.results, hr32(hrNoInterface))
 			continue
 		}
 		_, ip, err := w.export(ctx, "IWbemLevel1Login", w.loginIID(), w.loginHandle())
@@ -489,13 +484,140 @@ func (a *activator) RemoteActivation(ctx context.Context, req *iactivation.Remot
 			return nil, err
 		}
 		found = true
-		resp.InterfaceData = append(resp.InterfaceData, ip)
-		resp.Results = append(resp.Results, 0)
+		a.ifaces = append(a.ifaces, ip)
+		a.results = append(a.results, 0)
 	}
 	if !found {
-		resp.HResult = hr32(hrNoInterface)
+		a.hr = hrNoInterface
 	}
-	return resp, nil
+	return a, nil
+}
+
+// activator implements IActivation.RemoteActivation for the WMI login
+// class (CLSID_WbemLevel1Login).
+type activator struct {
+	iactivation.UnimplementedActivationServer
+	w *WMI
+}
+
+// RemoteActivation creates an IWbemLevel1Login object (see
+// activateLogin) and returns its interface pointer and OXID bindings.
+func (a *activator) RemoteActivation(ctx context.Context, req *iactivation.RemoteActivationRequest) (*iactivation.RemoteActivationResponse, error) {
+	w := a.w
+	act, err := w.activateLogin(ctx, req.ClassID, req.IIDs)
+	if err != nil {
+		return nil, err
+	}
+	if act.bindings == nil {
+		return &iactivation.RemoteActivationResponse{
+			ORPCThat:      &dcom.ORPCThat{},
+			OXIDBindings:  dualStringArray(nil, nil, ""),
+			RemoteUnknown: &dcom.IPID{Data4: make([]byte, 8)},
+			ServerVersion: comVersion(),
+			HResult:       hr32(act.hr),
+		}, nil
+	}
+	return &iactivation.RemoteActivationResponse{
+		Interfaces:    uint32(len(req.IIDs)),
+		ORPCThat:      &dcom.ORPCThat{},
+		OXID:          w.oxid,
+		OXIDBindings:  act.bindings,
+		RemoteUnknown: w.remUnknown,
+		AuthnHint:     act.authnHint,
+		ServerVersion: comVersion(),
+		HResult:       hr32(act.hr),
+		InterfaceData: act.ifaces,
+		Results:       act.results,
+	}, nil
+}
+
+// destCtxRemote is the destination context Windows puts in the
+// activation properties it returns (MSHCTX_DIFFERENTMACHINE).
+const destCtxRemote = 2
+
+// scmActivator implements IRemoteSCMActivator.RemoteCreateInstance
+// (MS-DCOM 3.1.2.5.2.3.2), the activation Windows clients and impacket
+// use, for the WMI login class. RemoteGetClassObject is not served.
+type scmActivator struct {
+	iremotescmactivator.UnimplementedRemoteSCMActivatorServer
+	w *WMI
+}
+
+// RemoteCreateInstance reads the class and the requested interfaces
+// from the InstantiationInfoData of the activation properties, activates
+// as RemoteActivation does, and returns the result as Windows does: an
+// activation properties BLOB holding PropsOutInfo (the interface pointers
+// and their HRESULTs) and then ScmReplyInfoData (OXID, OXID bindings,
+// IRemUnknown IPID, authentication hint, COM version). A refusal is the
+// HRESULT in Return with no properties. It does not honour the
+// properties it does not need (ScmRequestInfo's protocol sequences,
+// SecurityInfo, LocationInfo, SpecialProperties).
+func (s *scmActivator) RemoteCreateInstance(ctx context.Context, req *iremotescmactivator.RemoteCreateInstanceRequest) (*iremotescmactivator.RemoteCreateInstanceResponse, error) {
+	w := s.w
+	fail := func(hr uint32) (*iremotescmactivator.RemoteCreateInstanceResponse, error) {
+		return &iremotescmactivator.RemoteCreateInstanceResponse{ORPCThat: &dcom.ORPCThat{}, Return: hr32(hr)}, nil
+	}
+	if req.ActPropertiesIn == nil {
+		return fail(hrInvalidArg)
+	}
+	var in dcom.ActivationProperties
+	if err := in.Parse(req.ActPropertiesIn); err != nil {
+		w.srv.Logger.Info("activation refused: bad activation properties", "err", err)
+		return fail(hrInvalidArg)
+	}
+	// go-msrpc v1.5.2's InstantiationInfoData() looks for the wrong type,
+	// so the property is found here.
+	var inst *dcom.InstantiationInfoData
+	for _, p := range in.Properties {
+		if v, ok := p.(*dcom.InstantiationInfoData); ok {
+			inst = v
+		}
+	}
+	if inst == nil {
+		return fail(hrInvalidArg)
+	}
+	act, err := w.activateLogin(ctx, inst.ClassID.GUID(), inst.IID)
+	if err != nil {
+		return nil, err
+	}
+	if act.bindings == nil {
+		return fail(act.hr)
+	}
+	out := &dcom.ActivationProperties{
+		DestinationContext: destCtxRemote,
+		Properties: []dcom.ActivationProperty{
+			&dcom.PropertiesOutInfo{
+				InterfacesCount: uint32(len(inst.IID)),
+				IIDs:            inst.IID,
+				HResults:        act.results,
+				InterfaceData:   act.ifaces,
+			},
+			&dcom.SCMReplyInfoData{RemoteReply: &dcom.CustomRemoteReplySCMInfo{
+				OXID:              w.oxid,
+				OXIDBindings:      act.bindings,
+				IPIDRemoteUnknown: w.remUnknown,
+				AuthnHint:         act.authnHint,
+				ServerVersion:     comVersion(),
+			}},
+		},
+	}
+	blob, err := out.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("winemu: marshal activation properties: %w", err)
+	}
+	// go-msrpc's ActivationPropertiesOut() labels the OBJREF as
+	// ActivationPropertiesIn, so it is built here, as Windows sends it:
+	// IID_IActivationPropertiesOut, CLSID_ActivationPropertiesOut and a
+	// size 8 more than the BLOB.
+	ip, err := customObjrefSized(dcom.ActivationPropertiesOutIID, dcom.ActivationPropertiesOutClassID, blob, uint32(len(blob))+8)
+	if err != nil {
+		return nil, err
+	}
+	return &iremotescmactivator.RemoteCreateInstanceResponse{
+		ORPCThat:         &dcom.ORPCThat{},
+		ActPropertiesOut: ip,
+		Return:           hr32(act.hr),
+	}, nil
 }
 
 // remUnknown implements IRemUnknown2 for the objects of the table.
@@ -585,7 +707,8 @@ func (r *remUnknown) RemoteQueryInterface2(ctx context.Context, req *iremunknown
 }
 
 var (
-	_ iobjectexporter.ObjectExporterServer = (*objectExporter)(nil)
-	_ iactivation.ActivationServer         = (*activator)(nil)
-	_ iremunknown2.RemoteUnknown2Server    = (*remUnknown)(nil)
+	_ iobjectexporter.ObjectExporterServer         = (*objectExporter)(nil)
+	_ iactivation.ActivationServer                 = (*activator)(nil)
+	_ iremotescmactivator.RemoteSCMActivatorServer = (*scmActivator)(nil)
+	_ iremunknown2.RemoteUnknown2Server            = (*remUnknown)(nil)
 )

@@ -47,7 +47,14 @@
 // binary path under Server.Root (see MapPath and ParseCommandLine) and
 // runs it, in the server's own network namespace and in its own process
 // group, with the command line's arguments followed by StartService's;
-// the environment gains WINEMU_SERVICE_NAME. Stopping sends SIGTERM to the
+// the environment gains WINEMU_SERVICE_NAME and ServiceStatusFDEnv, the
+// number of an inherited pipe on which the process writes "running", as
+// a Windows service reports SERVICE_RUNNING. The service is START_PENDING
+// until then; StartService returns once the process reports, and a
+// process that does not report within Server.ServiceStartTimeout (30 s by
+// default, Windows' ServicesPipeTimeout; negative turns the wait off), or
+// exits first, is killed and StartService fails with 1053, as on Windows.
+// A file the kernel cannot execute fails with 193. Stopping sends SIGTERM to the
 // group, then SIGKILL after two seconds; Close stops every running
 // service that way unless Server.KeepProcesses is set or the service's
 // name matches Server.KeepServices. Delete marks the service, which
@@ -62,12 +69,20 @@
 // EnableWMI adds the DCOM object exporter and activation (on the endpoint
 // mapper's port), IRemUnknown2 and a WMI provider for root\cimv2 (on the
 // dynamic port the OXID bindings name); see WMI for what it serves,
-// WMIFaults for its fault modes, and FilteredPort.
+// WMIFaults for its fault modes, and FilteredPort. Activation is served
+// both as IActivation.RemoteActivation (the SDK's) and as
+// IRemoteSCMActivator.RemoteCreateInstance (Windows clients' and
+// impacket's), with the same rules and results; RemoteCreateInstance
+// answers with activation properties shaped as Windows Server 2016's
+// (PropsOutInfo, then ScmReplyInfoData). RemoteGetClassObject is not
+// served.
 //
 // # Fault injection
 //
 // Server.Faults switches failure modes at run time: Deny, Hang, Refuse,
-// ServiceDidNotStart and Tamper (see Faults and TamperSpec).
+// ServiceDidNotStart (the process is killed at once and StartService
+// fails with 1053, without waiting out the timeout) and Tamper (see
+// Faults and TamperSpec).
 //
 // # Adding interfaces (DCOM and others)
 //

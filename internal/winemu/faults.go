@@ -25,9 +25,10 @@ import (
 //   - Refuse: new connections are reset right after accept, and existing
 //     connections are reset when their next PDU arrives. The listeners
 //     stay open so that the mode can be turned off again.
-//   - ServiceDidNotStart: StartService starts the process, kills it (and
-//     its process group) and returns ERROR_SERVICE_REQUEST_TIMEOUT (1053);
-//     the service stays STOPPED.
+//   - ServiceDidNotStart: StartService starts the process, ignores any
+//     report from it, kills it (and its process group) at once and returns
+//     ERROR_SERVICE_REQUEST_TIMEOUT (1053), as if it had never reported
+//     within Server.ServiceStartTimeout; the service stays STOPPED.
 //   - Tamper: see TamperSpec.
 //   - Delay: see DelaySpec.
 type Faults struct {

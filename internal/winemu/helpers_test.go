@@ -149,8 +149,48 @@ func faultCode(err error) (uint32, bool) {
 	return 0, false
 }
 
-// installSleeper copies /bin/sleep under Root as Temp\<name>.
+// reportRunning is the shell line with which a test service reports to
+// the emulated SCM that it runs (see winemu.ServiceStatusFDEnv).
+const reportRunning = `[ -n "$` + winemu.ServiceStatusFDEnv + `" ] && echo running >&"$` + winemu.ServiceStatusFDEnv + `"` + "\n"
+
+// installSleeper installs under Root, as Temp\<name>, a service-aware
+// sleep: a bash script that reports running to the SCM and then execs
+// sleep with its own path as argv[0], so the process's command line is
+// the service's.
 func (e *env) installSleeper(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(e.root, "Temp", name)
+	if err := os.WriteFile(p, sleeperScript(t), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sleeperScript is the content installSleeper installs.
+func sleeperScript(t testing.TB) []byte {
+	t.Helper()
+	if _, err := os.Stat("/bin/bash"); err != nil {
+		t.Skipf("no /bin/bash: %v", err)
+	}
+	return []byte("#!/bin/bash\n" + reportRunning + `exec -a "$0" sleep "$@"` + "\n")
+}
+
+// waitExec returns the command line of a started service process once
+// it runs exe (a script reports running before it execs its program).
+func waitExec(pid int, exe string) ([]string, bool) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		args, ok := procCmdline(pid)
+		if ok && len(args) > 0 && args[0] == exe || time.Now().After(deadline) {
+			return args, ok
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// installPlainSleeper copies /bin/sleep under Root as Temp\<name>: a
+// program that is not a service and never reports to the SCM.
+func (e *env) installPlainSleeper(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile("/bin/sleep")
 	if err != nil {
@@ -186,19 +226,6 @@ func procCmdline(pid int) ([]string, bool) {
 		}
 	}
 	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), true
-}
-
-// waitCmdline returns the command line of a process that was just
-// started: right after exec the kernel may not have set it up yet, so
-// it is polled briefly.
-func waitCmdline(pid int) ([]string, bool) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if args, ok := procCmdline(pid); ok || time.Now().After(deadline) {
-			return args, ok
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // waitProcs polls findProcs until it finds exactly one process (a

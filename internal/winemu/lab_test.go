@@ -23,8 +23,8 @@ import (
 
 // startLabWinemu starts a one-target lab and runs the go-built winemu
 // binary inside the target's namespace with Root = its ADMIN$ directory
-// and the target's administrator account; LCApplet.exe (a copy of
-// /bin/sleep) is installed under Temp.
+// and the target's administrator account; LCApplet.exe (a sleep that
+// reports running to the SCM, sleeperScript) is installed under Temp.
 func startLabWinemu(t testing.TB) (*testlab.Target, *testlab.Process) {
 	t.Helper()
 	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}}})
@@ -34,10 +34,7 @@ func startLabWinemu(t testing.TB) (*testlab.Target, *testlab.Process) {
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/winemu").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	sleep, err := os.ReadFile("/bin/sleep")
-	if err != nil {
-		t.Skip("no /bin/sleep")
-	}
+	sleep := sleeperScript(t)
 	if err := os.MkdirAll(filepath.Join(tgt.AdminDir, "Temp"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ package winemu
 // services start real processes from the directory C:\Windows maps to.
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -560,11 +561,40 @@ func (m *SCM) DeleteService(ctx context.Context, req *svcctl.DeleteServiceReques
 	return &svcctl.DeleteServiceResponse{}, nil
 }
 
+// ServiceStatusFDEnv names the environment variable through which a
+// service process started by StartServiceW reports to the emulated SCM,
+// as a Windows service does through StartServiceCtrlDispatcher and
+// SetServiceStatus: its value is the number of an inherited file
+// descriptor (a pipe) on which the process writes the line "running"
+// once it runs. It is absent when Server.ServiceStartTimeout is negative.
+const ServiceStatusFDEnv = "WINEMU_SERVICE_STATUS_FD"
+
+// DefaultServiceStartTimeout is Windows' default ServicesPipeTimeout, the
+// wait of StartService when Server.ServiceStartTimeout is zero.
+const DefaultServiceStartTimeout = 30 * time.Second
+
+func (s *Server) serviceStartTimeout() time.Duration {
+	if s.ServiceStartTimeout == 0 {
+		return DefaultServiceStartTimeout
+	}
+	return s.ServiceStartTimeout
+}
+
 // StartServiceW implements RStartServiceW (opnum 19). It maps the
-// service's binary path under Server.Root, runs it with the command
+// service's binary path under Server.Root and runs it with the command
 // line's arguments followed by the StartService arguments, in its own
-// process group, and reports RUNNING once the process has started. It
-// does not wait for the process to report to the SCM as Windows would.
+// process group, with WINEMU_SERVICE_NAME and ServiceStatusFDEnv in its
+// environment. The service is START_PENDING until the process writes
+// "running" on that descriptor; StartService then returns success and
+// the service is RUNNING. A process that does not report within
+// Server.ServiceStartTimeout, or exits first, has its process group
+// killed and StartService fails with ERROR_SERVICE_REQUEST_TIMEOUT
+// (1053), Windows' order; so is a process whose wait the call's context
+// ends (the connection or the server closing), where Windows' SCM would
+// go on waiting. It does not emulate START_PENDING after the
+// process has connected (the first report is both the connection and
+// SERVICE_RUNNING), nor other states a service may report. A binary the
+// kernel cannot execute fails with ERROR_BAD_EXE_FORMAT (193).
 func (m *SCM) StartServiceW(ctx context.Context, req *svcctl.StartServiceWRequest) (*svcctl.StartServiceWResponse, error) {
 	ret := func(code uint32) (*svcctl.StartServiceWResponse, error) {
 		return &svcctl.StartServiceWResponse{Return: code}, nil
@@ -620,7 +650,25 @@ func (m *SCM) StartServiceW(ctx context.Context, req *svcctl.StartServiceWReques
 	if w := m.srv.ProcessOutput; w != nil {
 		cmd.Stdout, cmd.Stderr = w, w
 	}
-	if err := cmd.Start(); err != nil {
+	timeout := m.srv.serviceStartTimeout()
+	var statusR, statusW *os.File
+	if timeout > 0 {
+		var err error
+		if statusR, statusW, err = os.Pipe(); err != nil {
+			m.mu.Unlock()
+			return nil, err
+		}
+		cmd.ExtraFiles = []*os.File{statusW} // descriptor 3 in the child
+		cmd.Env = append(cmd.Env, ServiceStatusFDEnv+"=3")
+	}
+	err = cmd.Start()
+	if statusW != nil {
+		statusW.Close()
+	}
+	if err != nil {
+		if statusR != nil {
+			statusR.Close()
+		}
 		m.mu.Unlock()
 		switch {
 		case errors.Is(err, fs.ErrPermission):
@@ -631,7 +679,10 @@ func (m *SCM) StartServiceW(ctx context.Context, req *svcctl.StartServiceWReques
 			return ret(ErrorFileNotFound)
 		}
 	}
-	s.state, s.pid, s.win32Exit, s.specificExit, s.stopping = ServiceRunning, cmd.Process.Pid, 0, 0, false
+	s.state, s.pid, s.win32Exit, s.specificExit, s.stopping = ServiceStartPending, cmd.Process.Pid, 0, 0, false
+	if statusR == nil {
+		s.state = ServiceRunning
+	}
 	done := make(chan struct{})
 	s.done = done
 	m.wg.Add(1)
@@ -640,7 +691,8 @@ func (m *SCM) StartServiceW(ctx context.Context, req *svcctl.StartServiceWReques
 	m.mu.Unlock()
 	m.srv.Logger.Info("service process started", "service", s.name, "pid", pid, "path", path)
 
-	if m.srv.Faults.ServiceDidNotStart() {
+	timedOut := func(why string) (*svcctl.StartServiceWResponse, error) {
+		m.srv.Logger.Info("service did not report running", "service", s.name, "pid", pid, "why", why)
 		m.mu.Lock()
 		s.stopping = true
 		m.mu.Unlock()
@@ -651,7 +703,61 @@ func (m *SCM) StartServiceW(ctx context.Context, req *svcctl.StartServiceWReques
 		m.mu.Unlock()
 		return ret(ErrorServiceRequestTimeout)
 	}
+	if m.srv.Faults.ServiceDidNotStart() {
+		if statusR != nil {
+			statusR.Close()
+		}
+		return timedOut("did-not-start fault")
+	}
+	if statusR == nil {
+		return ret(ErrorSuccess)
+	}
+	reported, finished := make(chan struct{}), make(chan struct{})
+	go readServiceReport(statusR, reported, finished)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-reported:
+	case <-done:
+		// A report written just before exit is still in the pipe.
+		select {
+		case <-reported:
+		case <-finished:
+			return timedOut("process exited")
+		case <-t.C:
+			statusR.Close()
+			return timedOut("timeout " + timeout.String())
+		}
+	case <-t.C:
+		statusR.Close()
+		return timedOut("timeout " + timeout.String())
+	case <-ctx.Done():
+		statusR.Close()
+		return timedOut("call cancelled")
+	}
+	m.mu.Lock()
+	if s.done == done && s.state == ServiceStartPending {
+		s.state = ServiceRunning
+	}
+	m.mu.Unlock()
+	m.srv.Logger.Info("service reported running", "service", s.name, "pid", pid)
 	return ret(ErrorSuccess)
+}
+
+// readServiceReport reads a service process's status pipe until the line
+// "running", then closes reported and the pipe. It returns without
+// closing reported at end of file or when the pipe is closed under it.
+// It closes finished when it returns.
+func readServiceReport(r *os.File, reported, finished chan<- struct{}) {
+	defer close(finished)
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == "running" {
+			close(reported)
+			return
+		}
+	}
 }
 
 // wait reaps a service process and records how it ended.

@@ -136,7 +136,7 @@ func TestSCMLifecycleThroughEndpointMapper(t *testing.T) {
 			if got := binary.LittleEndian.Uint32(ex.Buffer[28:]); got != uint32(pid) {
 				t.Fatalf("QueryServiceStatusEx PID %d, want %d", got, pid)
 			}
-			args, ok := waitCmdline(pid)
+			args, ok := waitExec(pid, exe)
 			if !ok {
 				t.Fatalf("process %d is not running", pid)
 			}
@@ -360,7 +360,7 @@ func TestServiceDidNotStart(t *testing.T) {
 func TestStartServiceErrors(t *testing.T) {
 	checkLeaks(t)
 	e := startServer(t)
-	e.installScript(t, "quick.exe", "exit 3\n")
+	e.installScript(t, "quick.exe", reportRunning+"exit 3\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cli, done := e.dialSCM(ctx, t, adminUser, adminPass, dcerpc.AuthLevelPktIntegrity)
@@ -451,7 +451,7 @@ func TestFragmentedRequestAndResponse(t *testing.T) {
 	checkLeaks(t)
 	e := startServer(t)
 	out := filepath.Join(e.root, "args.txt")
-	e.installScript(t, "echoargs.exe", `printf '%s\n' "$@" > "`+out+`"`+"\nexec sleep 60\n")
+	e.installScript(t, "echoargs.exe", reportRunning+`printf '%s\n' "$@" > "`+out+`"`+"\nexec sleep 60\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cli, done := e.dialSCM(ctx, t, adminUser, adminPass, dcerpc.AuthLevelPktPrivacy)
@@ -655,5 +655,80 @@ func TestChangeServiceConfig(t *testing.T) {
 	}
 	if o3, _ := cli.OpenServiceW(ctx, &svcctl.OpenServiceWRequest{ServiceManager: scm, ServiceName: "LCChange", DesiredAccess: serviceQueryStatus}); o3 == nil || o3.Return != winemu.ErrorServiceDoesNotExist {
 		t.Fatalf("open after removal = %v", rc(o3))
+	}
+}
+
+// TestServiceStartTimeout: a program that never reports to the SCM (here
+// /bin/sleep) fails StartService with 1053 once ServiceStartTimeout has
+// passed, and its process is gone, as on Windows; one that exits before
+// reporting fails the same way; a file that is no executable gives 193.
+// With the wait turned off, the plain program counts as running.
+func TestServiceStartTimeout(t *testing.T) {
+	checkLeaks(t)
+	const wait = 400 * time.Millisecond
+	e := startServer(t, func(s *winemu.Server) { s.ServiceStartTimeout = wait })
+	e.installPlainSleeper(t, "plain.exe")
+	e.installScript(t, "exits.exe", "exit 0\n")
+	if err := os.WriteFile(filepath.Join(e.root, "Temp", "arm64.exe"), []byte("MZ\x90\x00not an executable for this kernel"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	marker := fmt.Sprintf("%d", 86400+time.Now().UnixNano()%1000)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cli, done := e.dialSCM(ctx, t, adminUser, adminPass, dcerpc.AuthLevelPktPrivacy)
+	defer done()
+	scm := openSCM(ctx, t, cli, scManagerConnect|scManagerCreateService)
+
+	svc, code := createService(ctx, t, cli, scm, "LCPlain", `C:\Windows\Temp\plain.exe `+marker)
+	if code != 0 {
+		t.Fatal(code)
+	}
+	start := time.Now()
+	r, err := cli.StartServiceW(ctx, &svcctl.StartServiceWRequest{Service: svc})
+	if r == nil || r.Return != winemu.ErrorServiceRequestTimeout {
+		t.Fatalf("StartService of a program that never reports = %v / %d, want 1053", err, rc(r))
+	}
+	if d := time.Since(start); d < wait {
+		t.Fatalf("StartService failed after %v, before the %v wait", d, wait)
+	}
+	if pids := findProcs(marker); len(pids) != 0 {
+		t.Fatalf("process left running after 1053: %v", pids)
+	}
+	st, err := cli.QueryServiceStatus(ctx, &svcctl.QueryServiceStatusRequest{Service: svc})
+	if err != nil || st.ServiceStatus.CurrentState != winemu.ServiceStopped || st.ServiceStatus.Win32ExitCode != winemu.ErrorServiceRequestTimeout {
+		t.Fatalf("status after 1053: %v %+v", err, st)
+	}
+
+	svc, _ = createService(ctx, t, cli, scm, "LCExits", `C:\Windows\Temp\exits.exe`)
+	if r, err := cli.StartServiceW(ctx, &svcctl.StartServiceWRequest{Service: svc}); r == nil || r.Return != winemu.ErrorServiceRequestTimeout {
+		t.Fatalf("StartService of a program that exits without reporting = %v / %d, want 1053", err, rc(r))
+	}
+
+	svc, _ = createService(ctx, t, cli, scm, "LCArm64", `C:\Windows\Temp\arm64.exe`)
+	if r, err := cli.StartServiceW(ctx, &svcctl.StartServiceWRequest{Service: svc}); r == nil || r.Return != winemu.ErrorBadExeFormat {
+		t.Fatalf("StartService of a file that is no executable = %v / %d, want 193", err, rc(r))
+	}
+}
+
+// TestServiceStartNoWait: with ServiceStartTimeout negative, a program
+// that never reports counts as running once started.
+func TestServiceStartNoWait(t *testing.T) {
+	checkLeaks(t)
+	e := startServer(t, func(s *winemu.Server) { s.ServiceStartTimeout = -1 })
+	e.installPlainSleeper(t, "plain.exe")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cli, done := e.dialSCM(ctx, t, adminUser, adminPass, dcerpc.AuthLevelPktPrivacy)
+	defer done()
+	scm := openSCM(ctx, t, cli, scManagerConnect|scManagerCreateService)
+	svc, _ := createService(ctx, t, cli, scm, "LCPlain", `C:\Windows\Temp\plain.exe 60`)
+	if r, err := cli.StartServiceW(ctx, &svcctl.StartServiceWRequest{Service: svc}); err != nil || r.Return != 0 {
+		t.Fatalf("StartService: %v / %d", err, rc(r))
+	}
+	if st := queryState(ctx, t, cli, svc); st != winemu.ServiceRunning {
+		t.Fatalf("state = %d, want RUNNING", st)
+	}
+	if r, err := cli.ControlService(ctx, &svcctl.ControlServiceRequest{Service: svc, Control: controlStop}); err != nil || r.Return != 0 {
+		t.Fatalf("stop: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	"github.com/oiweiwei/go-msrpc/midl/uuid"
@@ -85,6 +86,15 @@ type Server struct {
 	// DynamicPort is the port ListenAndServe serves the other interfaces on
 	// (0 picks a free one).
 	DynamicPort int
+	// ServiceStartTimeout is how long StartService waits for a service
+	// process it started to report that it runs (see ServiceStatusFDEnv)
+	// before it kills the process group and fails with
+	// ERROR_SERVICE_REQUEST_TIMEOUT (1053), as Windows' SCM does after its
+	// ServicesPipeTimeout. Zero means 30 s, Windows' default. A negative
+	// value turns the wait off: a service counts as running as soon as
+	// its process has started, which lets tests run plain programs (such
+	// as /bin/sleep) as services; Windows has no such mode.
+	ServiceStartTimeout time.Duration
 	// KeepProcesses leaves the processes that services started running
 	// when the server closes.
 	KeepProcesses bool

@@ -22,8 +22,10 @@ import (
 	"github.com/lanconnect/lanconnect/internal/winemu"
 )
 
-func svcctlTower() *dcetypes.Tower {
-	s := svcctl.SvcctlSyntaxV2_0
+func svcctlTower() *dcetypes.Tower { return towerOf(svcctl.SvcctlSyntaxV2_0) }
+
+// towerOf is the ept_map query tower of interface s over ncacn_ip_tcp.
+func towerOf(s *dcerpc.SyntaxID) *dcetypes.Tower {
 	return dcetypes.FloorsToTower([]*dcetypes.Floor{
 		{Protocol: uint8(dcetypes.ProtocolUUID), UUID: s.IfUUID, VersionMajor: s.IfVersionMajor, Data: []byte{0, 0}},
 		{Protocol: uint8(dcetypes.ProtocolUUID), UUID: dcerpc.TransferNDR, VersionMajor: 2, Data: []byte{0, 0}},

@@ -27,6 +27,7 @@ import (
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iactivation/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iobjectexporter/v0"
+	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iremotescmactivator/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iremunknown2/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/oaut"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/wmi"
@@ -262,6 +263,12 @@ func EnableWMI(srv *Server, os OSInfo) (*WMI, error) {
 			Name:                 "IActivation",
 			Syntax:               *iactivation.ActivationSyntaxV0_0,
 			Handle:               iactivation.NewActivationServerHandle(&activator{w: w}),
+			OnEndpointMapperPort: true,
+		},
+		{
+			Name:                 "IRemoteSCMActivator",
+			Syntax:               *iremotescmactivator.RemoteSCMActivatorSyntaxV0_0,
+			Handle:               iremotescmactivator.NewRemoteSCMActivatorServerHandle(&scmActivator{w: w}),
 			OnEndpointMapperPort: true,
 		},
 		{

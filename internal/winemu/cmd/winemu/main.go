@@ -24,6 +24,12 @@
 //
 //	echo hang | socat - UNIX-CONNECT:/tmp/winemu.ctl
 //
+// StartService waits -service-timeout (30 s, Windows' default) for the
+// service process to report running on the descriptor named by
+// WINEMU_SERVICE_STATUS_FD (see winemu.ServiceStatusFDEnv; the example
+// applet does), and kills it and fails with 1053 otherwise; a negative
+// value turns the wait off.
+//
 // With -wmi it also serves DCOM and WMI (see winemu.EnableWMI):
 // Win32_Process.Create starts processes under -root like the SCM does.
 //
@@ -95,6 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		debug       = fs.Bool("debug", false, "log PDU-level detail")
 		faults      = fs.String("fault", "", "fault modes to start with, e.g. deny or tamper=6:4:1:1 (see winemu.Faults.Set)")
 		controlPath = fs.String("control", "", "Unix socket that accepts fault commands at run time")
+		startWait   = fs.Duration("service-timeout", winemu.DefaultServiceStartTimeout, "how long StartService waits for a service to report running before it fails with 1053 (negative: no wait)")
 		withWMI     = fs.Bool("wmi", false, "also serve DCOM/WMI (object exporter and activation on the endpoint mapper's port, WMI on the dynamic port)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -153,6 +160,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		KeepProcesses: *keep || getenv("WINEMU_KEEP_PROCESSES") == "1",
 		KeepServices:  splitList(*keepSvcs),
 		ProcessOutput: stderr,
+
+		ServiceStartTimeout: *startWait,
+	}
+	if *startWait == 0 {
+		return usage("-service-timeout must not be 0 (negative turns the wait off)")
 	}
 	if err := srv.Faults.Set(*faults); err != nil {
 		return usage(err.Error())

@@ -20,6 +20,8 @@ import (
 	"github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
 	"github.com/oiweiwei/go-msrpc/ssp"
 	"github.com/oiweiwei/go-msrpc/ssp/credential"
+
+	"github.com/lanconnect/lanconnect/internal/winemu"
 )
 
 // syncBuffer is a goroutine-safe buffer that signals when a line with a
@@ -68,6 +70,8 @@ func TestUsageErrors(t *testing.T) {
 		{"no root", []string{"-listen", "127.0.0.1", "-user", "a"}, map[string]string{"WINEMU_PASSWORD": "p"}},
 		{"no password", []string{"-listen", "127.0.0.1", "-root", root, "-user", "a"}, nil},
 		{"password flag", []string{"-listen", "127.0.0.1", "-root", root, "-user", "a", "-password", "secret-pw"}, nil},
+		{"zero service timeout", []string{"-listen", "127.0.0.1", "-root", root, "-user", "a", "-service-timeout", "0s"}, map[string]string{"WINEMU_PASSWORD": "p"}},
+		{"bad service timeout", []string{"-listen", "127.0.0.1", "-root", root, "-user", "a", "-service-timeout", "soon"}, map[string]string{"WINEMU_PASSWORD": "p"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb syncBuffer
@@ -109,14 +113,16 @@ func startRun(t *testing.T, extra ...string) (ip, root string, stdout, stderr *s
 	return ip, root, stdout, stderr, cancel, exit
 }
 
-// launch creates and starts a service running a copy of /bin/sleep with
-// a unique argument and returns that marker and the PID.
+// launch creates and starts a service running sleep with a unique
+// argument (a bash script that reports running to the SCM, then execs
+// sleep under its own name) and returns that marker and the PID.
 func launch(t *testing.T, ip, root string) (string, int) {
 	t.Helper()
-	b, err := os.ReadFile("/bin/sleep")
-	if err != nil {
-		t.Skip("no /bin/sleep")
+	if _, err := os.Stat("/bin/bash"); err != nil {
+		t.Skip("no /bin/bash")
 	}
+	fd := `"$` + winemu.ServiceStatusFDEnv + `"`
+	b := []byte("#!/bin/bash\necho running >&" + fd + "\nexec -a \"$0\" sleep \"$@\"\n")
 	if err := os.WriteFile(filepath.Join(root, "Temp", "app.exe"), b, 0o755); err != nil {
 		t.Fatal(err)
 	}
