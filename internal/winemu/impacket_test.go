@@ -167,7 +167,7 @@ func testImpacketSvcctl(t *testing.T, level int) {
 		svcs := e.srv.SCM().Services()
 		if len(svcs) != 1 || svcs[0].Name != "LCImpacket1" || svcs[0].PID == 0 {
 			t.Errorf("service table while running = %+v", svcs)
-		} else if args, ok := waitCmdline(svcs[0].PID); !ok || args[0] != exe || len(args) != 2 || args[1] != "60" {
+		} else if args, ok := waitExec(svcs[0].PID, exe); !ok || args[0] != exe || len(args) != 2 || args[1] != "60" {
 			t.Errorf("process %d runs %q (alive %v), want [%s 60]", svcs[0].PID, args, ok, exe)
 		}
 		if _, err := io.WriteString(stdin, "go\n"); err != nil {
