@@ -212,3 +212,49 @@ func testImpacketSvcctl(t *testing.T, level int) {
 		t.Fatal("password in server log")
 	}
 }
+
+// TestImpacketWMIExec runs impacket's wmiexec.py -nooutput against
+// winemu, as an administrator would against Windows: activation through
+// IRemoteSCMActivator::RemoteCreateInstance, NTLMLogin, RemRelease through
+// IRemUnknown (not IRemUnknown2), then Win32_Process.Create of
+// "cmd.exe /Q /c COMMAND", where the bare cmd.exe is found in System32 as
+// CreateProcess finds it. The test's cmd.exe records its arguments.
+func TestImpacketWMIExec(t *testing.T) {
+	script := filepath.Join(impacketExamples, "wmiexec.py")
+	needImpacket(t, script)
+	checkLeaks(t)
+	e := startWMIServer(t)
+	root := e.srv.Root
+	if err := os.MkdirAll(filepath.Join(root, "System32"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	argsFile := filepath.Join(root, "Temp", "cmd-args.txt")
+	cmdExe := "#!/bin/sh\nprintf '%s|' \"$@\" > " + argsFile + ".tmp && mv " + argsFile + ".tmp " + argsFile + "\n"
+	if err := os.WriteFile(filepath.Join(root, "System32", "cmd.exe"), []byte(cmdExe), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, python3, script, "-nooutput",
+		adminUser+":"+adminPass+"@"+e.ip, `C:\Windows\Temp\applet.exe -ticket-file s1.ticket`).CombinedOutput()
+	if err != nil {
+		t.Fatalf("wmiexec.py: %v\n%s", err, out)
+	}
+	// wmiexec does not read Create's ReturnValue: the process's own record
+	// of its arguments is the proof, within a deadline.
+	var got []byte
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if got, err = os.ReadFile(argsFile); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if want := `/Q|/c|C:\Windows\Temp\applet.exe|-ticket-file|s1.ticket|`; string(got) != want {
+		t.Fatalf("cmd.exe ran with %q (%v), want %q\nwmiexec.py:\n%s\nwinemu:\n%s", got, err, want, out, e.logs.String())
+	}
+	for _, op := range []string{"op=RemoteCreateInstance", "op=NTLMLogin", "iface=IRemUnknown op=RemRelease", "op=ExecMethod"} {
+		if !strings.Contains(e.logs.String(), op) {
+			t.Errorf("winemu log lacks %q:\n%s", op, e.logs.String())
+		}
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iactivation/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iobjectexporter/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iremotescmactivator/v0"
+	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iremunknown/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iremunknown2/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/oaut"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/wmi"
@@ -271,17 +272,12 @@ func EnableWMI(srv *Server, os OSInfo) (*WMI, error) {
 			Handle:               iremotescmactivator.NewRemoteSCMActivatorServerHandle(&scmActivator{w: w}),
 			OnEndpointMapperPort: true,
 		},
-		{
-			Name:   "IRemUnknown2",
-			Syntax: *iremunknown2.RemoteUnknown2SyntaxV0_0,
-			Handle: noObject,
-			Object: func(ctx context.Context, ipid *uuid.UUID) (dcerpc.ServerHandle, bool) {
-				if ipid == nil || !w.remUnknown.GUID().Equal(dtyp.GUIDFromUUID(ipid)) {
-					return nil, false
-				}
-				return w.remHandle, true
-			},
-		},
+		// The object exporter's IRemUnknown object answers binds for both
+		// IRemUnknown2 (go-msrpc's client) and IRemUnknown (Windows
+		// clients and impacket release through it): IRemUnknown2 keeps
+		// IRemUnknown's opnums 3-5 and adds 6.
+		{Name: "IRemUnknown2", Syntax: *iremunknown2.RemoteUnknown2SyntaxV0_0, Handle: noObject, Object: w.remUnknownObject},
+		{Name: "IRemUnknown", Syntax: *iremunknown.RemoteUnknownSyntaxV0_0, Handle: noObject, Object: w.remUnknownObject},
 		{Name: "IWbemLevel1Login", Syntax: *iwbemlevel1login.Level1LoginSyntaxV0_0, Handle: noObject, Object: w.dispatcher(iwbemlevel1login.Level1LoginIID)},
 		{Name: "IWbemServices", Syntax: *iwbemservices.ServicesSyntaxV0_0, Handle: noObject, Object: w.dispatcher(iwbemservices.ServicesIID)},
 		{Name: "IEnumWbemClassObject", Syntax: *ienumwbemclassobject.EnumClassObjectSyntaxV0_0, Handle: noObject, Object: w.dispatcher(ienumwbemclassobject.EnumClassObjectIID)},
@@ -292,6 +288,14 @@ func EnableWMI(srv *Server, os OSInfo) (*WMI, error) {
 		}
 	}
 	return w, nil
+}
+
+// remUnknownObject returns the IRemUnknown object's handle for its IPID.
+func (w *WMI) remUnknownObject(ctx context.Context, ipid *uuid.UUID) (dcerpc.ServerHandle, bool) {
+	if ipid == nil || !w.remUnknown.GUID().Equal(dtyp.GUIDFromUUID(ipid)) {
+		return nil, false
+	}
+	return w.remHandle, true
 }
 
 func (w *WMI) loginSyntax() *dcerpc.SyntaxID { return iwbemlevel1login.Level1LoginSyntaxV0_0 }
@@ -500,7 +504,14 @@ func (w *WMI) create(ctx context.Context, in wmio.Values) (uint32, uint32) {
 	if hook := w.srv.BeforeStart; hook != nil {
 		hook("wmi", cmdline)
 	}
-	path, err := MapPath(w.srv.Root, exe)
+	// The system drive's root (wmiexec.py passes C:\) lies outside the
+	// emulated Windows directory; it exists on every Windows computer, so
+	// the process runs in Root instead of failing.
+	cwd, _ := in["CurrentDirectory"].(string)
+	if isDriveRoot(cwd) {
+		cwd = ""
+	}
+	path, err := MapPath(w.srv.Root, searchPath(w.srv.Root, exe, cwd))
 	if err != nil || w.srv.Root == "" {
 		return 0, createPathNotFound
 	}
@@ -508,7 +519,7 @@ func (w *WMI) create(ctx context.Context, in wmio.Values) (uint32, uint32) {
 		return 0, createPathNotFound
 	}
 	dir := w.srv.Root
-	if cwd, _ := in["CurrentDirectory"].(string); cwd != "" {
+	if cwd != "" {
 		d, err := MapPath(w.srv.Root, cwd)
 		if err != nil {
 			return 0, createPathNotFound
@@ -558,6 +569,41 @@ func (w *WMI) create(ctx context.Context, in wmio.Values) (uint32, uint32) {
 	}
 	w.srv.Logger.Info("Win32_Process.Create started a process", "pid", p.PID, "path", path, "user", user)
 	return uint32(p.PID), createSuccess
+}
+
+// searchPath resolves a program named without a directory ("cmd.exe",
+// "notepad") as CreateProcess does for Win32_Process.Create: the
+// current directory, then System32, then the Windows directory, with
+// ".exe" added when the name has no extension. A name with a directory,
+// or one found nowhere, is returned as it is (and MapPath then refuses
+// it or Create reports it missing). It does not search PATH.
+func searchPath(root, exe, cwd string) string {
+	if strings.ContainsAny(exe, `\/:`) {
+		return exe
+	}
+	name := exe
+	if !strings.Contains(name, ".") {
+		name += ".exe"
+	}
+	dirs := []string{`C:\Windows\System32`, `C:\Windows`}
+	if cwd != "" {
+		dirs = append([]string{cwd}, dirs...)
+	}
+	for _, d := range dirs {
+		cand := strings.TrimRight(d, `\`) + `\` + name
+		if p, err := MapPath(root, cand); err == nil {
+			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+				return cand
+			}
+		}
+	}
+	return exe
+}
+
+// isDriveRoot reports whether p is the system drive's root (C:\ or C:).
+func isDriveRoot(p string) bool {
+	p = strings.TrimRight(strings.ReplaceAll(strings.TrimSpace(p), "/", `\`), `\`)
+	return strings.EqualFold(p, "C:")
 }
 
 // terminatePID stops a process Create started (Terminate on others is
