@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -70,8 +71,14 @@ const (
 	DefaultPageSize           = 1000
 	DefaultResolveConcurrency = 8
 	DefaultLDAPTimeout        = 30 * time.Second
-	resolveQueue              = 1024
+	resolveQueue              = 16384
 	resolveTimeout            = 5 * time.Second
+	// resolveBreaker consecutive lookups that time out mean that DNS does
+	// not answer: the rest of the listing's names are not looked up.
+	resolveBreaker = 8
+	// resolveAfterListing bounds how long Discover waits for address
+	// lookups once the directory has been read.
+	resolveAfterListing = 2 * time.Second
 )
 
 // Directory is a discovery.Discoverer that streams the computer objects of
@@ -596,6 +603,7 @@ func (d *Directory) Discover(ctx context.Context, out chan<- discovery.Host) err
 	var (
 		jobs chan discovery.Host
 		wg   sync.WaitGroup
+		rs   resolveState
 	)
 	rctx, stopResolve := context.WithCancel(ctx)
 	defer stopResolve()
@@ -609,15 +617,27 @@ func (d *Directory) Discover(ctx context.Context, out chan<- discovery.Host) err
 		for range n {
 			// q, not jobs: finishResolve sets jobs to nil, possibly
 			// before a worker has started.
-			wg.Go(func() { d.resolveWorker(rctx, q, out) })
+			wg.Go(func() { d.resolveWorker(rctx, q, out, &rs) })
 		}
 	}
+	// finishResolve lets the lookups run at most resolveAfterListing
+	// after the listing, then stops them: a silent DNS server never holds
+	// the listing's end.
 	finishResolve := func() {
 		if jobs != nil {
 			close(jobs)
 			jobs = nil
 		}
-		wg.Wait()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		t := time.NewTimer(resolveAfterListing)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			stopResolve()
+			<-done
+		}
 	}
 	defer func() {
 		stopResolve()
@@ -646,10 +666,12 @@ func (d *Directory) Discover(ctx context.Context, out chan<- discovery.Host) err
 			firstAt = time.Since(started)
 		}
 		if jobs != nil && h.DNSName != "" {
+			// The listing never waits for DNS: a host that finds the
+			// queue full keeps the address it has (none).
 			select {
 			case jobs <- h:
-			case <-ctx.Done():
-				return ctx.Err()
+			default:
+				rs.skipped.Add(1)
 			}
 		}
 		return nil
@@ -664,7 +686,7 @@ func (d *Directory) Discover(ctx context.Context, out chan<- discovery.Host) err
 		return ctx.Err()
 	}
 	log.Info("ldap: directory read", "dc", s.server, "computers", count,
-		"first", firstAt, "elapsed", time.Since(started))
+		"first", firstAt, "elapsed", time.Since(started), "unresolved", rs.unresolved(), "dns_breaker_open", rs.open.Load())
 	_ = s.conn.Unbind()
 	return nil
 }
@@ -748,19 +770,41 @@ func searchErr(server, base string, err error) error {
 	return opError(OpSearch, server, "search failed", nil, err)
 }
 
+// resolveState is shared by a Discover's address lookups: a circuit
+// breaker that opens after resolveBreaker consecutive timeouts, and the
+// counts of names left without an address.
+type resolveState struct {
+	timeouts atomic.Int32 // consecutive lookups that timed out
+	open     atomic.Bool  // DNS is taken as silent: no more lookups
+	failed   atomic.Int64 // looked up, no address
+	skipped  atomic.Int64 // not looked up (queue full, breaker open, stopped)
+}
+
+func (rs *resolveState) unresolved() int64 { return rs.failed.Load() + rs.skipped.Load() }
+
 // resolveWorker looks up the addresses of the hosts on jobs and sends the
 // updated snapshots.
-func (d *Directory) resolveWorker(ctx context.Context, jobs <-chan discovery.Host, out chan<- discovery.Host) {
+func (d *Directory) resolveWorker(ctx context.Context, jobs <-chan discovery.Host, out chan<- discovery.Host, rs *resolveState) {
 	r := d.resolver()
 	log := d.logger()
 	for h := range jobs {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || rs.open.Load() {
+			rs.skipped.Add(1)
 			continue // drain quickly
 		}
 		lctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 		addrs, err := r.LookupNetIP(lctx, "ip", h.DNSName)
+		timedOut := lctx.Err() == context.DeadlineExceeded && ctx.Err() == nil
 		cancel()
+		if timedOut {
+			if rs.timeouts.Add(1) >= resolveBreaker && !rs.open.Swap(true) {
+				log.Warn("ldap: DNS does not answer; the remaining names are not looked up", "consecutive_timeouts", resolveBreaker)
+			}
+		} else {
+			rs.timeouts.Store(0)
+		}
 		if err != nil || len(addrs) == 0 {
+			rs.failed.Add(1)
 			if ctx.Err() == nil {
 				log.Debug("ldap: no address", "host", h.DNSName, "err", err)
 			}
