@@ -41,15 +41,11 @@ func PutFile(ctx context.Context, g *adauth.Grant, share, path string, content [
 		}
 		return fail("validate", err)
 	}
-	sh, err := g.Session().Mount(ctx, share)
+	sh, umount, err := mount(ctx, g, share)
 	if err != nil {
 		return fail("tree connect "+share, err)
 	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = sh.WithContext(uctx).Umount()
-	}()
+	defer umount()
 	fs := sh.WithContext(ctx)
 	if i := strings.LastIndexByte(p, '\\'); i > 0 {
 		if st, err := fs.Stat(p[:i]); err != nil || !st.IsDir() {
