@@ -17,8 +17,8 @@ import (
 //
 // A Grant prints without its credentials' secret.
 type Grant struct {
-	// Host is the name or address the grant was made for.
-	Host string
+	// Addr is the name or address the grant was made for, as dialled.
+	Addr string
 	// Credentials are the credentials that were proved.
 	Credentials Credentials
 	// Facts are what the computer negotiated and revealed.

@@ -186,7 +186,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	if g == nil || g.Session() == nil {
 		return nil, ErrNoGrant
 	}
-	host := g.Host
+	host := g.Addr
 	fail := func(op string, err error) (*CopyResult, error) {
 		return nil, &CopyError{Host: host, Op: op, Err: smbconn.MapError(err)}
 	}
@@ -285,7 +285,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	tmp := joinPath(dir, "."+applet.Name+"."+hex.EncodeToString(rnd[:])+".lcpart")
 	var tmpRec Artifact
 	if opts.Journal != nil {
-		if tmpRec, err = opts.Journal.Record(ctx, Artifact{Kind: KindFile, Host: host, Share: share, Path: tmp, Note: "temporary copy of " + applet.Name}); err != nil {
+		if tmpRec, err = opts.Journal.Record(ctx, Artifact{Kind: KindFile, Addr: host, Share: share, Path: tmp, Note: "temporary copy of " + applet.Name}); err != nil {
 			return fail("journal", err)
 		}
 	}
@@ -335,7 +335,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	// between the two steps leaves both names journaled. The folder is
 	// new, so nothing is in the way.
 	if opts.Journal != nil {
-		if _, err := opts.Journal.Record(ctx, Artifact{Kind: KindFile, Host: host, Share: share, Path: final, Note: "applet " + applet.Name + " " + applet.Version}); err != nil {
+		if _, err := opts.Journal.Record(ctx, Artifact{Kind: KindFile, Addr: host, Share: share, Path: final, Note: "applet " + applet.Name + " " + applet.Version}); err != nil {
 			return cleanup("journal", err)
 		}
 	}

@@ -29,7 +29,7 @@ func PutFile(ctx context.Context, g *adauth.Grant, share, path string, content [
 		return ErrNoGrant
 	}
 	fail := func(op string, err error) error {
-		return &CopyError{Host: g.Host, Op: op, Err: smbconn.MapError(err)}
+		return &CopyError{Host: g.Addr, Op: op, Err: smbconn.MapError(err)}
 	}
 	if share == "" {
 		share = DefaultShare
@@ -56,7 +56,7 @@ func PutFile(ctx context.Context, g *adauth.Grant, share, path string, content [
 		}
 	}
 	if j != nil {
-		if _, err := j.Record(ctx, Artifact{Kind: KindFile, Host: g.Host, Share: share, Path: p, Note: "file"}); err != nil {
+		if _, err := j.Record(ctx, Artifact{Kind: KindFile, Addr: g.Addr, Share: share, Path: p, Note: "file"}); err != nil {
 			return fail("journal", err)
 		}
 	}

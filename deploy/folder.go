@@ -180,7 +180,7 @@ func createDir(ctx context.Context, fs *smb2.Share, host, share, p, note string,
 	}
 	in := &interrupted{path: p}
 	if j != nil {
-		rec, err := j.Record(ctx, Artifact{Kind: KindDir, Host: host, Share: share, Path: p, Note: note})
+		rec, err := j.Record(ctx, Artifact{Kind: KindDir, Addr: host, Share: share, Path: p, Note: note})
 		if err != nil {
 			_ = j.Resolve(ctx, rec.ID) // nothing was created; do not leave the intent in memory
 			return nil, err

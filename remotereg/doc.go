@@ -6,7 +6,7 @@
 // # Launch
 //
 // Launcher.Launch (deploy.Launcher, on an *adauth.Grant) and
-// Launcher.LaunchTarget (on a Target, for tools and tests):
+// Launcher.launchTarget (on a target, for tools and tests):
 //
 //  1. validates the deploy.LaunchSpec;
 //  2. when the spec has parameters, writes them as REG_SZ values under
@@ -49,7 +49,7 @@
 //
 // # Cleanup
 //
-// Every change is a Change (plain data) handed to a Journal before the call
+// Every change is a Change (plain data) handed to a journal before the call
 // that makes it, and Launcher.Undo reverts one (an object that does not
 // exist counts as undone), so a later process can clean up from a stored
 // journal even after a crash during the call. When a create call fails
@@ -64,7 +64,7 @@
 // remotereg's artifacts; service changes remember the transport they were
 // made over, so that undo reaches the same Service Control Manager.
 //
-// Preflight (on TargetFromGrant(g)) reads the OS product, version, build, architecture and
+// Preflight (on targetFromGrant(g)) reads the OS product, version, build, architecture and
 // SystemRoot, and the Lsa and UAC settings that the session's diagnoses
 // need; missing keys are reported as unknown, not as errors.
 //

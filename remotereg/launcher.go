@@ -71,8 +71,9 @@ type Launcher struct {
 	QueryPID bool
 }
 
-// Name returns "remotereg".
-func (l *Launcher) Name() string { return "remotereg" }
+// Name returns "scm", the method name technicians see in session events
+// and errors.
+func (l *Launcher) Name() string { return "scm" }
 
 func (l *Launcher) log() *slog.Logger {
 	if l.Logger == nil {
@@ -131,7 +132,7 @@ func (l *Launcher) serviceName(spec deploy.LaunchSpec) (string, error) {
 
 // dialSCM binds svcctl over the first transport that connects: those in
 // prefer first, then the launcher's.
-func (l *Launcher) dialSCM(ctx context.Context, t Target, prefer ...Transport) (svcctl.SvcctlClient, *rpcConn, error) {
+func (l *Launcher) dialSCM(ctx context.Context, t target, prefer ...Transport) (svcctl.SvcctlClient, *rpcConn, error) {
 	var last error
 	order := append(append([]Transport(nil), prefer...), l.transports()...)
 	for i, tr := range order {
@@ -151,7 +152,7 @@ func (l *Launcher) dialSCM(ctx context.Context, t Target, prefer ...Transport) (
 }
 
 // svcctlOver binds svcctl over one transport; errors are *LaunchError.
-func (l *Launcher) svcctlOver(ctx context.Context, t Target, tr Transport) (svcctl.SvcctlClient, *rpcConn, error) {
+func (l *Launcher) svcctlOver(ctx context.Context, t target, tr Transport) (svcctl.SvcctlClient, *rpcConn, error) {
 	var (
 		cli  svcctl.SvcctlClient
 		conn *rpcConn
@@ -163,7 +164,7 @@ func (l *Launcher) svcctlOver(ctx context.Context, t Target, tr Transport) (svcc
 		ep = pipeEndpoint(t, "svcctl")
 		cli, conn, err = l.svcctlOverPipe(ctx, t)
 	case TransportTCP:
-		ep = "svcctl over TCP on " + t.Host
+		ep = "svcctl over TCP on " + t.Addr
 		cli, conn, err = l.svcctlOverTCP(ctx, t)
 	default:
 		return nil, nil, fmt.Errorf("remotereg: unknown transport %v", tr)
@@ -181,12 +182,12 @@ func fallsBack(err error) bool {
 	return errors.Is(err, deploy.ErrLaunchUnsupported) || errors.Is(err, deploy.ErrUnreachable)
 }
 
-// LaunchTarget validates spec, writes its parameters (if any) through Remote
+// launchTarget validates spec, writes its parameters (if any) through Remote
 // Registry, then creates, starts and waits for the applet's service on
 // the first transport that can, journaling every change in j before it is
 // relied on. On failure it undoes what it did (even when ctx was
 // cancelled) and returns a *deploy.LaunchError.
-func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.LaunchSpec, j Journal) (*Handle, error) {
+func (l *Launcher) launchTarget(ctx context.Context, t target, spec deploy.LaunchSpec, j journal) (*Handle, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: "validate", Kind: deploy.ErrBadSpec, Err: err}
 	}
@@ -217,7 +218,7 @@ func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.Launc
 			earlier = append(earlier, attemptSummary(last))
 		}
 		last = err
-		l.log().Info("remotereg launch attempt failed", "host", t.Host, "transport", tr.String(), "err", err)
+		l.log().Info("remotereg launch attempt failed", "host", t.Addr, "transport", tr.String(), "err", err)
 		if !fallsBack(err) || ctx.Err() != nil {
 			break
 		}
@@ -244,7 +245,7 @@ func attemptSummary(err error) string {
 
 // launchOn runs create, start and wait on one transport. On failure after
 // the service exists, it removes the service.
-func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec deploy.LaunchSpec, j Journal, h *Handle) (err error) {
+func (l *Launcher) launchOn(ctx context.Context, t target, tr Transport, spec deploy.LaunchSpec, j journal, h *Handle) (err error) {
 	cli, conn, err := l.svcctlOver(ctx, t, tr)
 	if err != nil {
 		return err
@@ -263,7 +264,7 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 	}
 	// The name is chosen and journaled (persisted) before CreateService,
 	// so that a crash or a cancel during the call leaves a record of it.
-	change := Change{Kind: ChangeService, Host: t.Host, Name: name, Transport: tr}
+	change := Change{Kind: ChangeService, Addr: t.Addr, Name: name, Transport: tr}
 	if err := record(ctx, j, change); err != nil {
 		_ = resolve(context.WithoutCancel(ctx), j, change) // nothing was created
 		m.close(context.WithoutCancel(ctx))
@@ -277,7 +278,7 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 		l.afterFailedCreate(ctx, t, j, change, err)
 		return l.failure("create service", ep, err)
 	}
-	l.log().Info("service created", "host", t.Host, "transport", tr.String(), "service", name)
+	l.log().Info("service created", "host", t.Addr, "transport", tr.String(), "service", name)
 	defer func() {
 		if err == nil {
 			return
@@ -300,7 +301,7 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 		defer cancel()
 		if rerr != nil {
 			l.log().Info("removing the service over a fresh connection", "service", name, "reason", rerr)
-			rerr = l.Undo(cctx, t, change)
+			rerr = l.undo(cctx, t, change)
 		}
 		if rerr != nil {
 			// The service, and perhaps a process it started, may still be
@@ -338,7 +339,7 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 	if l.QueryPID {
 		h.pid = l.queryPID(ctx, t, tr, name)
 	}
-	l.log().Info("applet running", "host", t.Host, "transport", tr.String(), "service", name, "pid", h.pid, "marked_for_deletion", h.marked)
+	l.log().Info("applet running", "host", t.Addr, "transport", tr.String(), "service", name, "pid", h.pid, "marked_for_deletion", h.marked)
 	return nil
 }
 
@@ -352,7 +353,7 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 // succeeded, because the server may still carry out the abandoned call
 // afterwards; undoing the journal later removes it then, and an object
 // that is gone by then counts as undone.
-func (l *Launcher) afterFailedCreate(ctx context.Context, t Target, j Journal, c Change, err error) {
+func (l *Launcher) afterFailedCreate(ctx context.Context, t target, j journal, c Change, err error) {
 	cctx, cancel := l.cleanupContext(ctx)
 	defer cancel()
 	var w Win32Error
@@ -360,7 +361,7 @@ func (l *Launcher) afterFailedCreate(ctx context.Context, t Target, j Journal, c
 		_ = resolve(cctx, j, c)
 		return
 	}
-	if uerr := l.Undo(cctx, t, c); uerr != nil {
+	if uerr := l.undo(cctx, t, c); uerr != nil {
 		l.log().Warn("removing after a failed create", "change", c.String(), "err", uerr)
 		return
 	}
@@ -373,7 +374,7 @@ func (l *Launcher) afterFailedCreate(ctx context.Context, t Target, j Journal, c
 // a server that does not implement QueryServiceStatusEx answers with a
 // fault, and go-msrpc closes the connection on a fault, which must not
 // take the handle's connection with it. It returns 0 when it cannot tell.
-func (l *Launcher) queryPID(ctx context.Context, t Target, tr Transport, name string) uint32 {
+func (l *Launcher) queryPID(ctx context.Context, t target, tr Transport, name string) uint32 {
 	cli, conn, err := l.svcctlOver(ctx, t, tr)
 	if err != nil {
 		return 0
@@ -396,8 +397,8 @@ func (l *Launcher) queryPID(ctx context.Context, t Target, tr Transport, name st
 // deploy.Handle. It keeps its SCM connection open until Stop.
 type Handle struct {
 	l *Launcher
-	t Target
-	j Journal
+	t target
+	j journal
 
 	mu        sync.Mutex
 	transport Transport
@@ -459,7 +460,7 @@ func (h *Handle) endpoint() string {
 	if h.conn != nil {
 		return h.conn.endpoint
 	}
-	return h.t.Host
+	return h.t.Addr
 }
 
 // withSCM runs op on the handle's connection; when that fails below the
@@ -480,7 +481,7 @@ func (h *Handle) withSCM(ctx context.Context, op func(*scm, *svcctl.Handle) (*sv
 		if ctx.Err() != nil {
 			return st, err
 		}
-		h.l.log().Info("SCM connection lost; reconnecting", "host", h.t.Host, "service", h.service, "err", err)
+		h.l.log().Info("SCM connection lost; reconnecting", "host", h.t.Addr, "service", h.service, "err", err)
 	}
 	h.dropConn(ctx)
 	cli, conn, err := h.l.svcctlOver(ctx, h.t, h.transport)
@@ -570,7 +571,7 @@ func (h *Handle) undoChanges(ctx context.Context) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.undoChangesLocked(ctx); err != nil {
-		h.l.log().Warn("cleanup after failed launch", "host", h.t.Host, "err", err)
+		h.l.log().Warn("cleanup after failed launch", "host", h.t.Addr, "err", err)
 	}
 }
 
@@ -592,7 +593,7 @@ func (h *Handle) undoChangesLocked(ctx context.Context) error {
 			left = append(left, c)
 			continue
 		}
-		if err := h.l.Undo(cctx, h.t, c); err != nil {
+		if err := h.l.undo(cctx, h.t, c); err != nil {
 			errs = append(errs, err)
 			left = append(left, c)
 			continue

@@ -2,7 +2,7 @@
 // (TCP 135, then a dynamic port), and reads the OS facts of a target through
 // a Win32_OperatingSystem query.
 //
-// It implements deploy.Launcher (Launch, on a grant; LaunchTarget takes
+// It implements deploy.Launcher (Launch, on a grant; launchTarget takes
 // a host and credentials) as the fallback for targets where the Service
 // Control Manager path is unavailable. It is slower than that path, needs
 // no service, and leaves no service behind. It does not copy files, and it
@@ -22,7 +22,7 @@
 // from the class's method signature (CommandLine, CurrentDirectory), then
 // an ExecQuery that confirms a Win32_Process with the returned ProcessId
 // exists. Every remote object is released (IRemUnknown2.RemRelease) and
-// every connection closed before LaunchTarget returns. go-msrpc's generated
+// every connection closed before launchTarget returns. go-msrpc's generated
 // DCOM/WMI clients do the wire work.
 //
 // # Security
