@@ -18,6 +18,7 @@ import (
 	smb2 "github.com/oiweiwei/go-smb2.fork"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -183,7 +184,7 @@ func cleanDir(d string) (string, error) {
 // folder afterwards; undo the journal for that.
 func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions) (*CopyResult, error) {
 	start := time.Now()
-	if g == nil || g.Session() == nil {
+	if g == nil || grantsess.Of(g) == nil {
 		return nil, ErrNoGrant
 	}
 	host := g.Addr
@@ -225,7 +226,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	if chunk <= 0 || chunk > DefaultChunkSize {
 		chunk = DefaultChunkSize
 	}
-	if mw := int(g.Session().Info().MaxWriteSize); mw > 0 && chunk > mw {
+	if mw := int(grantsess.Of(g).Info().MaxWriteSize); mw > 0 && chunk > mw {
 		chunk = mw
 	}
 

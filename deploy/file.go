@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -25,7 +26,7 @@ import (
 // reading it back; use Copy for the applet itself. Errors are *CopyError
 // values.
 func PutFile(ctx context.Context, g *adauth.Grant, share, path string, content []byte, j *Journal) error {
-	if g == nil || g.Session() == nil {
+	if g == nil || grantsess.Of(g) == nil {
 		return ErrNoGrant
 	}
 	fail := func(op string, err error) error {

@@ -13,6 +13,7 @@ import (
 	smb2 "github.com/oiweiwei/go-smb2.fork"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 )
 
 // DefaultFolderPrefix starts the name of every applet folder that Copy
@@ -251,7 +252,7 @@ func removeInterrupted(ctx context.Context, g *adauth.Grant, share string, ins [
 // mount connects to share on g's session; umount disconnects the tree,
 // also after ctx ended, within two seconds.
 func mount(ctx context.Context, g *adauth.Grant, share string) (sh *smb2.Share, umount func(), err error) {
-	sh, err = g.Session().Mount(ctx, share)
+	sh, err = grantsess.Of(g).Mount(ctx, share)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 )
 
 // Artifact kinds that package deploy records itself. Launchers record
@@ -337,7 +338,7 @@ func (j *Journal) Undo(ctx context.Context, u Undoers) UndoReport {
 // place and reported as failed.
 func FileUndoers(g *adauth.Grant) Undoers {
 	undo := func(ctx context.Context, a Artifact) error {
-		if g == nil || g.Session() == nil {
+		if g == nil || grantsess.Of(g) == nil {
 			return ErrNoGrant
 		}
 		if !strings.EqualFold(a.Addr, g.Addr) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 )
 
 var _ deploy.Launcher = (*Launcher)(nil)
@@ -22,7 +23,7 @@ func targetFromGrant(g *adauth.Grant) target {
 		return target{}
 	}
 	t := target{Addr: g.Addr, Credentials: g.Credentials, ExpectName: g.Identity()}
-	if g.Session() != nil {
+	if grantsess.Of(g) != nil {
 		t.OpenPipe = g.OpenPipe
 	}
 	return t
@@ -193,7 +194,7 @@ func (d *deployJournal) Resolve(ctx context.Context, c Change) error {
 // Artifacts of other computers are skipped (deploy.ErrNotMine).
 func (l *Launcher) Undoers(g *adauth.Grant) deploy.Undoers {
 	return deploy.Undoers{"remotereg.": func(ctx context.Context, a deploy.Artifact) error {
-		if g == nil || g.Session() == nil {
+		if g == nil || grantsess.Of(g) == nil {
 			return deploy.ErrNoGrant
 		}
 		if !strings.EqualFold(a.Addr, g.Addr) {

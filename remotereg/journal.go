@@ -132,7 +132,7 @@ func (l *Launcher) remove(ctx context.Context, m *scm, h *svcctl.Handle, marked 
 		errs = append(errs, fmt.Errorf("stop: %w", err))
 	} else if err == nil {
 		wctx, cancel := context.WithTimeout(ctx, l.stopWait())
-		_, werr := m.waitState(wctx, h, StateStopped, l.Backoff)
+		_, werr := m.waitState(wctx, h, StateStopped, l.backoff())
 		cancel()
 		if werr != nil && !errors.Is(werr, ErrorServiceDoesNotExist) && !errors.Is(werr, ErrorInvalidHandle) {
 			errs = append(errs, fmt.Errorf("wait stopped: %w", werr))
@@ -161,7 +161,7 @@ func (l *Launcher) restoreState(ctx context.Context, m *scm, c Change) error {
 	if !c.WasRunning {
 		if err := m.stop(ctx, h); err == nil {
 			wctx, cancel := context.WithTimeout(ctx, l.stopWait())
-			if _, err := m.waitState(wctx, h, StateStopped, l.Backoff); err != nil {
+			if _, err := m.waitState(wctx, h, StateStopped, l.backoff()); err != nil {
 				errs = append(errs, fmt.Errorf("wait stopped: %w", err))
 			}
 			cancel()

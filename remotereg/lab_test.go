@@ -53,7 +53,7 @@ func labTarget(ctx context.Context, t *testing.T, tgt *testlab.Target, acct test
 }
 
 func fastLauncher(tr ...Transport) *Launcher {
-	return &Launcher{Transports: tr, Backoff: rpcauth.Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond},
+	return &Launcher{Transports: tr, Backoff: Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond},
 		StartTimeout: 20 * time.Second}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
 
+	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 )
@@ -41,8 +42,9 @@ type Launcher struct {
 	// ErrLaunchUnsupported and ErrUnreachable move on to the next one.
 	Transports []Transport
 	// Level is the RPC protection of every connection; the zero value is
-	// rpcauth.Privacy (sealed, responses verified).
-	Level rpcauth.Level
+	// adauth.RPCPrivacy (sealed, responses verified: a tampered response
+	// fails with an error matching adauth.ErrIntegrity).
+	Level adauth.RPCLevel
 	// ServicePrefix is used when the spec has none; empty means
 	// DefaultServicePrefix.
 	ServicePrefix string
@@ -56,7 +58,7 @@ type Launcher struct {
 	// 10 s.
 	StopTimeout time.Duration
 	// Backoff paces polling and retries.
-	Backoff rpcauth.Backoff
+	Backoff Backoff
 	// EPMPort is the endpoint mapper's TCP port; 0 means 135.
 	EPMPort int
 	// Logger receives progress; nil discards. Credentials are never
@@ -70,6 +72,19 @@ type Launcher struct {
 	// by default: it costs one more bind.
 	QueryPID bool
 }
+
+// Backoff is an exponential schedule for polling (a service's state) and
+// retries (a busy named pipe), bounded by the caller's context. The zero
+// value waits 10 ms, then doubles up to 500 ms.
+type Backoff struct {
+	// Initial is the first wait; 0 means 10 ms.
+	Initial time.Duration
+	// Max caps each wait; 0 means 500 ms.
+	Max time.Duration
+}
+
+// backoff returns l.Backoff as rpcauth schedules it.
+func (l *Launcher) backoff() rpcauth.Backoff { return rpcauth.Backoff(l.Backoff) }
 
 // Name returns "scm", the method name technicians see in session events
 // and errors.
@@ -319,7 +334,7 @@ func (l *Launcher) launchOn(ctx context.Context, t target, tr Transport, spec de
 	}
 	wctx, cancel := context.WithTimeout(ctx, l.startWait())
 	defer cancel()
-	if _, err := m.waitState(wctx, svc, StateRunning, l.Backoff); err != nil {
+	if _, err := m.waitState(wctx, svc, StateRunning, l.backoff()); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("%w: %w", err, ErrorServiceRequestTimeout)
 		}

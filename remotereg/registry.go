@@ -409,7 +409,7 @@ func (l *Launcher) winreg(ctx context.Context, t target, j journal) (winreg.Winr
 	}
 	// The pipe appears shortly after the service reports running.
 	var lastErr error
-	rerr := l.Backoff.Retry(ctx, func(ctx context.Context) error {
+	rerr := l.backoff().Retry(ctx, func(ctx context.Context) error {
 		cli, conn, lastErr = l.winregOverPipe(ctx, t)
 		return lastErr
 	}, winregUnavailable)
@@ -474,7 +474,7 @@ func (l *Launcher) ensureRunning(ctx context.Context, m *scm, host, name string,
 	}
 	wctx, cancel := context.WithTimeout(ctx, l.startWait())
 	defer cancel()
-	if _, err := m.waitState(wctx, h, StateRunning, l.Backoff); err != nil {
+	if _, err := m.waitState(wctx, h, StateRunning, l.backoff()); err != nil {
 		return changes, fmt.Errorf("wait for %s: %w", name, err)
 	}
 	return changes, nil

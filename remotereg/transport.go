@@ -31,7 +31,7 @@ const (
 	TransportPipe Transport = iota
 	// TransportTCP is ncacn_ip_tcp on the port that the endpoint mapper
 	// (TCP 135) names for svcctl, sealed with response integrity
-	// verified by rpcauth.
+	// verified (a tampered response fails with adauth.ErrIntegrity).
 	TransportTCP
 )
 
@@ -188,7 +188,7 @@ func (l *Launcher) dialPipe(ctx context.Context, t target, pipe string) (*rpcCon
 		return nil, &endpointError{ep, errors.New("no SMB session to open the pipe on")}
 	}
 	raw := &rawConns{}
-	cc, err := rpcauth.DialPipe(ctx, raw.opener(t.OpenPipe), pipe, l.Backoff, pipeRetryable, dcerpc.WithTimeout(l.rpcTimeout()))
+	cc, err := rpcauth.DialPipe(ctx, raw.opener(t.OpenPipe), pipe, l.backoff(), pipeRetryable, dcerpc.WithTimeout(l.rpcTimeout()))
 	if err != nil {
 		return nil, &endpointError{ep, err}
 	}

@@ -23,8 +23,8 @@ import (
 	"github.com/oiweiwei/go-msrpc/ssp"
 	"github.com/oiweiwei/go-msrpc/ssp/credential"
 
+	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
-	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/internal/winemu"
@@ -101,7 +101,7 @@ func startEmu(t *testing.T, configure ...func(*winemu.Server)) *emu {
 func (e *emu) target(c testCreds) target { return target{Addr: e.host, Credentials: c} }
 
 func tcpLauncher() *Launcher {
-	return &Launcher{Transports: []Transport{TransportTCP}, Backoff: rpcauth.Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond}}
+	return &Launcher{Transports: []Transport{TransportTCP}, Backoff: Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond}}
 }
 
 func (e *emu) spec() deploy.LaunchSpec {
@@ -463,8 +463,8 @@ func TestSealedResponseTamperingOverTCP(t *testing.T) {
 	t.Run("launcher refuses it", func(t *testing.T) {
 		e.srv.Faults.SetTamper(tamper)
 		_, err := l.launchTarget(ctx, e.target(e.admin), e.spec(), nil)
-		if !errors.Is(err, rpcauth.ErrIntegrity) {
-			t.Fatalf("err = %v, want rpcauth.ErrIntegrity", err)
+		if !errors.Is(err, adauth.ErrIntegrity) {
+			t.Fatalf("err = %v, want adauth.ErrIntegrity", err)
 		}
 		le := expectLaunchError(t, err, nil)
 		if le.Diagnosis.Code != "rpc-integrity" || errors.Is(err, deploy.ErrLaunchUnsupported) {

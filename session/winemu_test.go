@@ -21,7 +21,6 @@ import (
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/discovery"
-	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/internal/winemu"
 	"github.com/lanconnect/lanconnect/remotereg"
@@ -79,7 +78,7 @@ type scmLauncher struct {
 
 func (scmLauncher) Name() string { return "scm" }
 func (l scmLauncher) Launch(ctx context.Context, t *deploy.Target, spec deploy.LaunchSpec) (deploy.Handle, error) {
-	rl := &remotereg.Launcher{Transports: []remotereg.Transport{remotereg.TransportTCP}, Backoff: rpcauth.Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond}}
+	rl := &remotereg.Launcher{Transports: []remotereg.Transport{remotereg.TransportTCP}, Backoff: remotereg.Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond}}
 	return rl.Launch(ctx, &deploy.Target{Session: t.Session, Addr: l.emu, Grant: &adauth.Grant{Addr: l.emu, Credentials: l.creds}, Journal: t.Journal}, spec)
 }
 

@@ -107,10 +107,10 @@ func (t Timeouts) of(step string) time.Duration {
 // registry value, so it has nothing to journal; Handle.Stop terminates
 // the process.
 type Launcher struct {
-	// Level is the RPC protection; the zero value is rpcauth.Privacy.
-	// rpcauth.None is refused: DCOM hardening (KB5004442) requires at
+	// Level is the RPC protection; the zero value is adauth.RPCPrivacy.
+	// adauth.RPCNone is refused: DCOM hardening (KB5004442) requires at
 	// least packet integrity.
-	Level rpcauth.Level
+	Level adauth.RPCLevel
 	// Timeouts bounds each step.
 	Timeouts Timeouts
 	// EPMPort is the port of the endpoint mapper and DCOM activation;
@@ -151,12 +151,12 @@ func (l *Launcher) namespace() string {
 	return DefaultNamespace
 }
 
-// errLevel is returned for rpcauth.None.
-var errLevel = errors.New("wmi: DCOM requires packet integrity or privacy (KB5004442); rpcauth.None is not allowed")
+// errLevel is returned for adauth.RPCNone.
+var errLevel = errors.New("wmi: DCOM requires packet integrity or privacy (KB5004442); adauth.RPCNone is not allowed")
 
 // session opens a WMI session, checking the level first.
 func (l *Launcher) session(ctx context.Context, t target) (*session, error) {
-	if l.Level == rpcauth.None {
+	if l.Level == adauth.RPCNone {
 		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: StepConnect, Kind: deploy.ErrBadSpec, Err: errLevel}
 	}
 	return l.open(ctx, t)
