@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -159,5 +160,33 @@ func TestCleanDir(t *testing.T) {
 		if _, err := cleanDir(bad); !errors.Is(err, ErrBadOptions) {
 			t.Errorf("%q: %v", bad, err)
 		}
+	}
+}
+
+// Artifact.Addr keeps the JSON name "host" it had as Artifact.Host, so
+// journal files written before the rename still load, and new ones read
+// the same (issue 21 §11).
+func TestArtifactAddrJSONCompat(t *testing.T) {
+	old := `{"version":1,"next_id":2,"artifacts":[` +
+		`{"id":1,"kind":"file","host":"10.1.2.3","share":"ADMIN$","path":"lanconnect-s1.k3x9\\a.exe","created":"2026-11-01T10:00:00Z"},` +
+		`{"id":2,"kind":"remotereg.service","host":"pc1.corp.example","name":"lanconnect-0a1b2c3d","data":{"transport":"pipe"},"created":"2026-11-01T10:00:01Z"}]}` + "\n"
+	var j Journal
+	if err := j.Load(strings.NewReader(old)); err != nil {
+		t.Fatal(err)
+	}
+	arts := j.Artifacts()
+	if len(arts) != 2 || arts[0].Addr != "10.1.2.3" || arts[1].Addr != "pc1.corp.example" {
+		t.Fatalf("loaded %+v", arts)
+	}
+	var buf bytes.Buffer
+	if err := j.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if buf.String() != old {
+		t.Fatalf("saved\n%s\nwant\n%s", buf.String(), old)
+	}
+	b, err := json.Marshal(Artifact{Kind: KindDir, Addr: "h"})
+	if err != nil || !strings.Contains(string(b), `"host":"h"`) || strings.Contains(string(b), `"addr"`) {
+		t.Fatalf("marshal %s, %v", b, err)
 	}
 }
