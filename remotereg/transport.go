@@ -70,9 +70,9 @@ func (t *Transport) UnmarshalText(b []byte) error {
 
 // target is what the launcher needs from a grant: where the computer is,
 // who we are, and the SMB session to open pipes on. Launch builds it from
-// the grant; tests and tools may build it directly.
+// the grant; the package's tests build it directly.
 type target struct {
-	// Host is the computer's IP address (or name) for ncacn_ip_tcp.
+	// Addr is the computer's IP address (or name) for ncacn_ip_tcp.
 	Addr string
 	// Credentials authenticate each RPC connection (NTLM). They are never
 	// logged.

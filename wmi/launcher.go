@@ -21,12 +21,11 @@ import (
 const DefaultNamespace = "//./root/cimv2"
 
 // target is what the launcher needs from a grant: where the computer is
-// and who we are. WMI does not use the grant's SMB session. As in
-// remotereg, launchTarget takes a target and Launch (deploy.Launcher)
-// takes the grant.
+// and who we are. WMI does not use the grant's SMB session. Launch
+// (deploy.Launcher) builds it from the target's grant.
 type target struct {
-	// Host is the computer's IP address (or name) for ncacn_ip_tcp. The
-	// dynamic port is always dialed on Host, whatever address the OXID
+	// Addr is the computer's IP address (or name) for ncacn_ip_tcp. The
+	// dynamic port is always dialed on Addr, whatever address the OXID
 	// bindings name.
 	Addr string
 	// Credentials authenticate each RPC security context (NTLM). They
@@ -99,10 +98,10 @@ func (t Timeouts) of(step string) time.Duration {
 // ExecMethod on the dynamic port the OXID bindings name. Each connection
 // has its own NTLM security context with the target's credentials,
 // sealed (PKT_PRIVACY) by default with the signature of every sealed
-// response verified (see internal/rpcauth).
+// response verified (a tampered one fails with adauth.ErrIntegrity).
 //
 // The zero value is ready to use. Set the fields before the first
-// launchTarget; a Launcher is safe for concurrent use afterwards. It does not
+// Launch; a Launcher is safe for concurrent use afterwards. It does not
 // copy the applet (see deploy.Copy), creates no service and writes no
 // registry value, so it has nothing to journal; Handle.Stop terminates
 // the process.
