@@ -213,7 +213,7 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 	}
 	info := sess.Info()
 	g := &Grant{
-		Host:        host,
+		Addr:        host,
 		Credentials: creds,
 		session:     sess,
 		Facts:       factsFrom(info, isLocalAccount(creds, info)),
@@ -279,7 +279,7 @@ func isLocalAccount(creds Credentials, info smbconn.Info) bool {
 func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthError {
 	account := g.Credentials.Account()
 	ae := func(kind error, d Diagnosis, err error) *AuthError {
-		return &AuthError{Host: g.Host, Account: account, Step: StepAdminShare, Kind: kind, Diagnosis: d, Err: err,
+		return &AuthError{Host: g.Addr, Account: account, Step: StepAdminShare, Kind: kind, Diagnosis: d, Err: err,
 			Retryable: kind == ErrNotAdmin}
 	}
 	share, err := g.session.Mount(ctx, "ADMIN$")
@@ -290,7 +290,7 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 		case errors.Is(err, smbconn.StatusBadNetworkName), errors.Is(err, os.ErrNotExist):
 			return ae(ErrNoAdminShare, diagAdminShareMissing(), err)
 		}
-		return connErr(g.Host, account, StepAdminShare, err)
+		return connErr(g.Addr, account, StepAdminShare, err)
 	}
 	sh := share.WithContext(ctx)
 	defer func() {
@@ -306,20 +306,20 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 		if errors.Is(err, os.ErrPermission) {
 			return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can open ADMIN$ but not write to it, so it is not an administrator.", diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
 		}
-		return connErr(g.Host, account, StepAdminShare, err)
+		return connErr(g.Addr, account, StepAdminShare, err)
 	}
 	_, werr := f.Write([]byte("lanconnect admin probe\r\n"))
 	cerr := f.Close()
 	rerr := sh.Remove(probe)
 	if rerr != nil {
-		a.logger().Warn("admin probe file left on target", "host", g.Host, "file", `ADMIN$\`+probe, "err", rerr)
+		a.logger().Warn("admin probe file left on target", "host", g.Addr, "file", `ADMIN$\`+probe, "err", rerr)
 		g.Facts.ProbeLeftover = `ADMIN$\` + probe
 	}
 	if err := errors.Join(werr, cerr); err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can create files in ADMIN$ but not write them.", diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
 		}
-		return connErr(g.Host, account, StepAdminShare, err)
+		return connErr(g.Addr, account, StepAdminShare, err)
 	}
 	if rerr != nil && errors.Is(rerr, os.ErrPermission) {
 		return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can create but not delete files in ADMIN$.", diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, rerr)
@@ -333,7 +333,7 @@ func (a *SMBAuthenticator) checkSCM(ctx context.Context, g *Grant) *AuthError {
 	// \pipe\svcctl on the grant's session, so RPC runs under its logon.
 	cc, err := dcerpc.Dial(ctx, pipePlaceholder, dcerpc.WithDialer(g.PipeDialer("svcctl")))
 	if err != nil {
-		return scmErr(g.Host, account, err)
+		return scmErr(g.Addr, account, err)
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -342,20 +342,20 @@ func (a *SMBAuthenticator) checkSCM(ctx context.Context, g *Grant) *AuthError {
 	}()
 	cli, err := svcctl.NewSvcctlClient(ctx, cc, dcerpc.WithInsecure())
 	if err != nil {
-		return scmErr(g.Host, account, err)
+		return scmErr(g.Addr, account, err)
 	}
 	resp, err := cli.OpenSCMW(ctx, &svcctl.OpenSCMWRequest{
-		MachineName:   g.Host,
+		MachineName:   g.Addr,
 		DatabaseName:  "ServicesActive",
 		DesiredAccess: scManagerConnect | scManagerCreateService,
 	})
 	if err != nil {
 		if resp != nil && resp.Return == errorAccessDenied {
 			g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckSCMCreate, Passed: false, Detail: "access denied"})
-			return &AuthError{Host: g.Host, Account: account, Step: StepSCM, Kind: ErrNotAdmin, Retryable: true,
+			return &AuthError{Host: g.Addr, Account: account, Step: StepSCM, Kind: ErrNotAdmin, Retryable: true,
 				Diagnosis: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator), Err: fmt.Errorf("OpenSCManager(SC_MANAGER_CREATE_SERVICE): access denied: %w", err)}
 		}
-		return scmErr(g.Host, account, err)
+		return scmErr(g.Addr, account, err)
 	}
 	_, _ = cli.CloseService(ctx, &svcctl.CloseServiceRequest{ServiceObject: resp.SCM})
 	return nil

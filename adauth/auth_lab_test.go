@@ -157,7 +157,7 @@ func TestAuthenticateLab(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g := &Grant{Host: std.Addr.String(), Credentials: c, session: s}
+		g := &Grant{Addr: std.Addr.String(), Credentials: c, session: s}
 		defer g.Close()
 		ae := a.checkSCM(ctx, g)
 		if ae == nil || !errors.Is(ae, ErrNotAdmin) || ae.Step != StepSCM {

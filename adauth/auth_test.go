@@ -135,7 +135,7 @@ type fakeAuth struct {
 func (f *fakeAuth) Authenticate(_ context.Context, host string, c Credentials) (*Grant, error) {
 	f.tries = append(f.tries, c.Account())
 	if p, _ := c.Password(); p == f.good {
-		return &Grant{Host: host, Credentials: c}, nil
+		return &Grant{Addr: host, Credentials: c}, nil
 	}
 	if len(f.errs) == 0 {
 		return nil, classifySetup(host, c.Account(), false, setupErr("session setup", smbconn.Info{}, smbconn.StatusLogonFailure))

@@ -55,7 +55,7 @@ type fixedAuth struct{ calls atomic.Int32 }
 func (a *fixedAuth) Authenticate(_ context.Context, host string, c Credentials) (*Grant, error) {
 	a.calls.Add(1)
 	if pw, _ := c.Password(); pw == "good" {
-		return &Grant{Host: host, Credentials: c}, nil
+		return &Grant{Addr: host, Credentials: c}, nil
 	}
 	return nil, classifySetup(host, c.Account(), false, setupErr("session setup", smbconn.Info{}, smbconn.StatusLogonFailure))
 }
@@ -140,7 +140,7 @@ type flakyAuth struct{ calls atomic.Int32 }
 
 func (a *flakyAuth) Authenticate(_ context.Context, host string, c Credentials) (*Grant, error) {
 	if a.calls.Add(1) == 1 {
-		return &Grant{Host: host, Credentials: c}, nil
+		return &Grant{Addr: host, Credentials: c}, nil
 	}
 	return nil, classifySetup(host, c.Account(), false, setupErr("session setup", smbconn.Info{}, smbconn.StatusLogonFailure))
 }

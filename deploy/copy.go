@@ -18,6 +18,7 @@ import (
 	smb2 "github.com/oiweiwei/go-smb2.fork"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -183,10 +184,10 @@ func cleanDir(d string) (string, error) {
 // folder afterwards; undo the journal for that.
 func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions) (*CopyResult, error) {
 	start := time.Now()
-	if g == nil || g.Session() == nil {
+	if g == nil || grantsess.Of(g) == nil {
 		return nil, ErrNoGrant
 	}
-	host := g.Host
+	host := g.Addr
 	fail := func(op string, err error) (*CopyResult, error) {
 		return nil, &CopyError{Host: host, Op: op, Err: smbconn.MapError(err)}
 	}
@@ -225,7 +226,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	if chunk <= 0 || chunk > DefaultChunkSize {
 		chunk = DefaultChunkSize
 	}
-	if mw := int(g.Session().Info().MaxWriteSize); mw > 0 && chunk > mw {
+	if mw := int(grantsess.Of(g).Info().MaxWriteSize); mw > 0 && chunk > mw {
 		chunk = mw
 	}
 
@@ -285,7 +286,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	tmp := joinPath(dir, "."+applet.Name+"."+hex.EncodeToString(rnd[:])+".lcpart")
 	var tmpRec Artifact
 	if opts.Journal != nil {
-		if tmpRec, err = opts.Journal.Record(ctx, Artifact{Kind: KindFile, Host: host, Share: share, Path: tmp, Note: "temporary copy of " + applet.Name}); err != nil {
+		if tmpRec, err = opts.Journal.Record(ctx, Artifact{Kind: KindFile, Addr: host, Share: share, Path: tmp, Note: "temporary copy of " + applet.Name}); err != nil {
 			return fail("journal", err)
 		}
 	}
@@ -335,7 +336,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	// between the two steps leaves both names journaled. The folder is
 	// new, so nothing is in the way.
 	if opts.Journal != nil {
-		if _, err := opts.Journal.Record(ctx, Artifact{Kind: KindFile, Host: host, Share: share, Path: final, Note: "applet " + applet.Name + " " + applet.Version}); err != nil {
+		if _, err := opts.Journal.Record(ctx, Artifact{Kind: KindFile, Addr: host, Share: share, Path: final, Note: "applet " + applet.Name + " " + applet.Version}); err != nil {
 			return cleanup("journal", err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	smb2 "github.com/oiweiwei/go-smb2.fork"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 )
 
 // DefaultFolderPrefix starts the name of every applet folder that Copy
@@ -180,7 +181,7 @@ func createDir(ctx context.Context, fs *smb2.Share, host, share, p, note string,
 	}
 	in := &interrupted{path: p}
 	if j != nil {
-		rec, err := j.Record(ctx, Artifact{Kind: KindDir, Host: host, Share: share, Path: p, Note: note})
+		rec, err := j.Record(ctx, Artifact{Kind: KindDir, Addr: host, Share: share, Path: p, Note: note})
 		if err != nil {
 			_ = j.Resolve(ctx, rec.ID) // nothing was created; do not leave the intent in memory
 			return nil, err
@@ -251,7 +252,7 @@ func removeInterrupted(ctx context.Context, g *adauth.Grant, share string, ins [
 // mount connects to share on g's session; umount disconnects the tree,
 // also after ctx ended, within two seconds.
 func mount(ctx context.Context, g *adauth.Grant, share string) (sh *smb2.Share, umount func(), err error) {
-	sh, err = g.Session().Mount(ctx, share)
+	sh, err = grantsess.Of(g).Mount(ctx, share)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -253,26 +253,34 @@ func QuoteArg(a string) string {
 	return b.String()
 }
 
-// Launcher starts the applet on a target, on the session that a grant
-// holds. Implementations are in packages remotereg (a Windows service
-// through the Service Control Manager) and wmi (Win32_Process.Create);
-// package session tries them in order and falls back on
-// ErrLaunchUnsupported and ErrUnreachable.
+// Launcher starts the applet on a target. Implementations are in
+// packages remotereg (a Windows service through the Service Control
+// Manager, Name "scm") and wmi (Win32_Process.Create, Name "wmi"); a
+// vendor may write its own against this package alone. Package session
+// tries the configured launchers in order and falls back on
+// ErrLaunchUnsupported, ErrUnreachable, ErrTimeout and ErrNotServiceAware.
 //
-// A Launcher records in j everything it creates or changes on the target
-// (services, registry keys, service-state changes) before it relies on
-// it, so that a later Journal.Undo with the launcher's undo functions can
-// clean up even after a crash; j may be nil when the caller does not
-// keep a journal. A failed Launch has already undone what it did.
-// Failures are *LaunchError values. Launch does not copy the applet (see
-// Copy).
+// A Launcher records in t.Journal everything it creates or changes on the
+// target (services, registry keys, service-state changes) before it
+// relies on it, under artifact kinds of its own ("<prefix>.<what>"), so
+// that the session's cleanup, or a later recovery from a persisted
+// journal, can undo it even after a crash; it then also implements
+// Undoer. t.Journal may be nil: record nothing then. A failed Launch has
+// already undone what it did (what it could not undo stays journaled and
+// the error matches ErrAttemptLeftBehind). Failures are *LaunchError
+// values whose Kind decides the fallback. Launch does not copy the
+// applet (see Copy and Deployer).
+//
+// The context given to Launch may end when the attempt times out; after
+// a successful Launch, the session keeps it valid until it has been
+// cleaned up, so a launcher may tie the handle's connections to it.
 type Launcher interface {
-	// Name identifies the launcher in errors and logs ("remotereg",
-	// "wmi").
+	// Name is the short method name technicians see in session events
+	// and in errors ("scm", "wmi").
 	Name() string
-	// Launch starts spec on the grant's target and returns a Handle once
-	// the launcher can tell that the applet runs.
-	Launch(ctx context.Context, g *adauth.Grant, spec LaunchSpec, j *Journal) (Handle, error)
+	// Launch starts spec on t's computer (through t.Grant) and returns a
+	// Handle once the launcher can tell that the applet runs.
+	Launch(ctx context.Context, t *Target, spec LaunchSpec) (Handle, error)
 }
 
 // Handle is a launched applet.

@@ -54,7 +54,7 @@ func TestFailureClassification(t *testing.T) {
 			if !errors.Is(err, tc.err) {
 				t.Fatal("cause lost")
 			}
-			if le.Launcher != "remotereg" || le.Step != "create service" {
+			if le.Launcher != "scm" || le.Step != "create service" {
 				t.Fatalf("%+v", le)
 			}
 			if tc.code != "" && tc.code != "canceled" && !strings.Contains(le.Diagnosis.Summary, "host:1234") && tc.kind != deploy.ErrServiceExists && tc.kind != deploy.ErrNotServiceAware && tc.kind != deploy.ErrNotExecutable {
@@ -88,7 +88,7 @@ func TestFailureClassification(t *testing.T) {
 		t.Fatalf("start timeout: %v", err)
 	}
 	// An existing LaunchError passes through unchanged.
-	inner := &deploy.LaunchError{Launcher: "remotereg", Step: "x", Kind: deploy.ErrTimeout}
+	inner := &deploy.LaunchError{Launcher: "scm", Step: "x", Kind: deploy.ErrTimeout}
 	if got := l.failure("y", "z", inner); got != error(inner) {
 		t.Fatalf("re-wrapped: %v", got)
 	}
@@ -128,7 +128,7 @@ func TestServiceName(t *testing.T) {
 }
 
 func TestLaunchRejectsBadSpec(t *testing.T) {
-	_, err := (&Launcher{}).LaunchTarget(context.Background(), Target{Host: "127.0.0.1"}, deploy.LaunchSpec{Path: "relative.exe"}, nil)
+	_, err := (&Launcher{}).launchTarget(context.Background(), target{Addr: "127.0.0.1"}, deploy.LaunchSpec{Path: "relative.exe"}, nil)
 	if !errors.Is(err, deploy.ErrBadSpec) {
 		t.Fatalf("err = %v", err)
 	}

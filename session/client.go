@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session/checkin"
 )
@@ -84,20 +85,41 @@ type Config struct {
 	Authorize func(ctx context.Context, who string, host discovery.Host) error
 
 	// Preflight reads the target's settings; nil skips the step.
-	Preflight Preflighter
-	// Deployer copies the applet. Required for Connect.
-	Deployer Deployer
+	// standard.Apply sets remotereg's launcher (deploy.Preflighter).
+	Preflight deploy.Preflighter
+	// Deployer copies the applet. Required for Connect. A session that
+	// waits for the check-in (no Readiness) needs a deploy.FileDeployer.
+	Deployer deploy.Deployer
 	// Launchers are tried in order. The next one is tried only when an
 	// attempt fails with an error that means the method cannot work on
 	// this target: deploy.ErrLaunchUnsupported, deploy.ErrUnreachable,
 	// deploy.ErrTimeout or deploy.ErrNotServiceAware. Any other failure
 	// (deploy.ErrAccessDenied above all, a credential problem) ends the
-	// session. A console usually lists remotereg's launcher, then wmi's.
-	Launchers []Launcher
-	// NewJournal makes the journal of a session, once authenticated.
-	// Nil means a journal that records nothing (Close then only stops
-	// the applet through its handle).
-	NewJournal func(ctx context.Context, t *Target) (Journal, error)
+	// session. A console usually lists remotereg's launcher ("scm"), then
+	// wmi's; a vendor's own deploy.Launcher goes here too.
+	Launchers []deploy.Launcher
+
+	// JournalDir, when set, is an existing directory where each session's
+	// journal (deploy.Target.Journal) is persisted as <session ID>.json,
+	// created once the session has authenticated and removed when its
+	// cleanup left nothing behind; a console that crashed can reload it
+	// with deploy.OpenJournal and undo it (standard.Options.Undoers).
+	// Empty keeps each journal in memory. A journal file is trusted
+	// input: whoever can write the directory can make a later recovery
+	// undo what the file names, so keep it private to the console.
+	JournalDir string
+	// UndoScope, when set, restricts what a session's cleanup undoes
+	// (deploy.Scope): a journal with any entry outside it is not undone
+	// at all, and each of its entries is reported in Cleanup.Left with an
+	// error matching deploy.ErrOutOfScope. Nil undoes whatever the
+	// journal names. standard.Apply sets it to Options.Scope.
+	UndoScope deploy.Scope
+	// Undoers are extra undo providers for a session's journal. Cleanup
+	// undoes the journal with deploy.FileUndoers, then the Undoers of
+	// every Launcher, the Preflight and the Deployer that implement
+	// deploy.Undoer, then these (a later provider replaces an earlier
+	// one's function for the same kind).
+	Undoers []deploy.Undoer
 
 	// Checkin is the server applets check in with. When nil and
 	// Readiness is nil, New starts one listening on CheckinListen and

@@ -44,7 +44,7 @@ func (s *Session) diagnose(step Step, err error) Diagnosis {
 	if err == nil {
 		return Diagnosis{}
 	}
-	var pre *Preflight
+	var pre *deploy.Preflight
 	local := false
 	s.mu.Lock()
 	pre = s.res.Preflight
@@ -104,7 +104,7 @@ func (s *Session) diagnose(step Step, err error) Diagnosis {
 }
 
 // preflightNotes turns preflight findings into warnings.
-func preflightNotes(p *Preflight, local bool) []Diagnosis {
+func preflightNotes(p *deploy.Preflight, local bool) []Diagnosis {
 	var out []Diagnosis
 	if p.ForceGuest != nil && *p.ForceGuest == 1 && local {
 		out = append(out, diagGuest)

@@ -29,7 +29,7 @@
 // The check-in ticket (console address, certificate pin, one-time token,
 // expiry) never goes on the applet's command line, which local users of the
 // target can read: the Deployer writes it to a file next to the applet
-// (FileDeployer) and the command line names only that file. The console
+// (deploy.FileDeployer) and the command line names only that file. The console
 // accepts the check-in only from the target's own address unless
 // Config.CheckinFromAnyAddr is set (NAT); refused attempts are EventRefused
 // events with the peer's address. An applet that says goodbye when asked to
@@ -56,7 +56,21 @@
 // closes after the final event; a slow reader never blocks the session's
 // work nor other sessions (see Session.Events for the rules).
 //
+// The steps see a *deploy.Target and are deploy's plugin interfaces:
+// deploy.Preflighter, deploy.Deployer and deploy.Launcher. Once a session
+// has authenticated it makes its own *deploy.Journal (Target.Journal), in
+// memory or persisted as Config.JournalDir/<session ID>.json, in which
+// every step records what it creates on the target. Cleanup undoes it,
+// newest first, with deploy.FileUndoers and the Undoers of every
+// configured launcher, preflighter and deployer that implements
+// deploy.Undoer, plus Config.Undoers; with Config.UndoScope a journal that
+// names anything outside the scope is not undone at all and every entry
+// is reported left (deploy.ErrOutOfScope). A persisted file is removed
+// once nothing is left in it, and kept otherwise for a later recovery; it
+// is trusted input, so the directory must be the console's alone.
+//
 // The package sees only interfaces: it does not choose concrete
-// discoverers, deployers or launchers. The examples and the vendor's
-// console do. Credentials never appear in its events, errors or logs.
+// discoverers, deployers or launchers. The examples, package standard and
+// the vendor's console do. Credentials never appear in its events, errors
+// or logs.
 package session

@@ -33,8 +33,11 @@ type Session struct {
 	begun time.Time
 
 	// set by the run goroutine only
-	target Target
-	handle deploy.Handle
+	target deploy.Target
+	// journalPath is the file the session's journal is persisted to, or
+	// "" when it is in memory.
+	journalPath string
+	handle      deploy.Handle
 	// launchCancel ends the context the handle was launched with; end
 	// calls it after cleanup.
 	launchCancel context.CancelFunc
@@ -89,7 +92,7 @@ func (c *Client) Connect(ctx context.Context, host discovery.Host) *Session {
 	s.name = hostName(host)
 	s.log = c.log.With("session", s.id, "host", s.name)
 	s.res = Result{Session: s.id, Host: s.host, Addr: s.addr, State: Connecting, Started: s.begun}
-	s.target = Target{Session: s.id, Host: s.host, Addr: s.addr}
+	s.target = deploy.Target{Session: s.id, Host: s.host, Addr: s.addr}
 	first := StepAuthenticate
 	if c.cfg.Authorize != nil {
 		first = StepAuthorize
@@ -222,6 +225,7 @@ func (s *Session) snapshot() Result {
 	r.Attempts = append([]Attempt(nil), r.Attempts...)
 	if r.Preflight != nil {
 		p := *r.Preflight
+		p.Unknown = append([]string(nil), p.Unknown...)
 		r.Preflight = &p
 	}
 	if r.Applet != nil {
@@ -474,7 +478,7 @@ func (s *Session) cleanup(ctx context.Context, keep bool) Cleanup {
 	if s.target.Journal != nil {
 		ch := make(chan Cleanup, 1)
 		err := within(ctx, func(ctx context.Context) error {
-			ch <- s.target.Journal.Undo(ctx)
+			ch <- s.c.undoJournal(ctx, s.target.Journal, s.journalPath, s.target.Grant)
 			return nil
 		})
 		var u Cleanup
@@ -570,13 +574,13 @@ func (s *Session) connect(ctx context.Context) error {
 	if cfg.RememberCredentials && !sameCredentials(grant.Credentials, current) {
 		s.c.SetCredentials(grant.Credentials)
 	}
-	if cfg.NewJournal != nil {
-		j, err := cfg.NewJournal(ctx, &s.target)
+	{
+		j, path, err := s.c.newJournal(s.id)
 		if err != nil {
 			return &Error{Host: s.name, Step: StepAuthenticate, Err: fmt.Errorf("journal: %w", err), Diagnosis: Diagnosis{
 				Code: "journal", Summary: "The session's cleanup journal could not be created.", Fix: "Check the journal directory of the console."}}
 		}
-		s.target.Journal = j
+		s.target.Journal, s.journalPath = j, path
 	}
 
 	// 2. preflight: findings and failures are notes.
@@ -636,9 +640,9 @@ func (s *Session) launch(ctx context.Context) error {
 		if s.c.checkin == nil {
 			return &Error{Host: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: errors.New("no check-in server and no Readiness")}
 		}
-		fd, ok := cfg.Deployer.(FileDeployer)
+		fd, ok := cfg.Deployer.(deploy.FileDeployer)
 		if !ok {
-			return &Error{Host: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: errors.New("the Deployer cannot write the check-in ticket file (it is not a session.FileDeployer), and the ticket must not go on the command line")}
+			return &Error{Host: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: errors.New("the Deployer cannot write the check-in ticket file (it is not a deploy.FileDeployer), and the ticket must not go on the command line")}
 		}
 		opts := checkin.ExpectOptions{Refused: s.refused}
 		if !cfg.CheckinFromAnyAddr {

@@ -327,7 +327,7 @@ func TestAccessDeniedDoesNotFallBack(t *testing.T) {
 		one := uint32(1)
 		h := newHarness(t, func(h *harness) {
 			h.auth.local = true
-			h.pre.p = &session.Preflight{ForceGuest: &one}
+			h.pre.p = &deploy.Preflight{ForceGuest: &one}
 			h.ls[0].err = launchErr("scm", deploy.ErrAccessDenied)
 		})
 		r, _ := h.c.Connect(context.Background(), host(1)).Wait(context.Background())
@@ -340,7 +340,7 @@ func TestAccessDeniedDoesNotFallBack(t *testing.T) {
 func TestPreflightFailureIsANote(t *testing.T) {
 	zero := uint32(1)
 	h := newHarness(t, func(h *harness) {
-		h.pre.p = &session.Preflight{RemoteRegistryOff: true, LmCompatibilityLevel: &zero}
+		h.pre.p = &deploy.Preflight{RemoteRegistryOff: true, LmCompatibilityLevel: &zero}
 		h.pre.err = errors.New("winreg pipe not available")
 	})
 	s := h.c.Connect(context.Background(), host(1))
@@ -423,7 +423,7 @@ func TestReadinessHook(t *testing.T) {
 	called := false
 	h := newHarness(t, func(h *harness) {
 		h.ls[0].noApplet = true
-		h.cfg.Readiness = func(ctx context.Context, tg *session.Target, hd deploy.Handle) error {
+		h.cfg.Readiness = func(ctx context.Context, tg *deploy.Target, hd deploy.Handle) error {
 			called = tg.AppletPath != "" && hd.PID() == 4242
 			return nil
 		}
@@ -554,8 +554,8 @@ func checkCleaned(t *testing.T, h *harness, r *session.Result) {
 	h.jmu.Lock()
 	defer h.jmu.Unlock()
 	for _, j := range h.journals {
-		if len(j.open) != 0 {
-			t.Fatalf("journal left open: %v", j.open)
+		if len(j.open()) != 0 {
+			t.Fatalf("journal left open: %v", j.open())
 		}
 	}
 	for _, l := range h.ls {
@@ -573,8 +573,8 @@ func TestCloseKeep(t *testing.T) {
 	if err != nil || !cl.Kept || cl.Clean() || len(cl.Undone) != 0 {
 		t.Fatalf("%+v %v", cl, err)
 	}
-	if h.ls[0].running.Load() != 1 || len(h.journals[0].open) != 3 {
-		t.Fatalf("applet running %d, journal %v", h.ls[0].running.Load(), h.journals[0].open)
+	if h.ls[0].running.Load() != 1 || len(h.journals[0].open()) != 3 {
+		t.Fatalf("applet running %d, journal %v", h.ls[0].running.Load(), h.journals[0].open())
 	}
 	conn := s.Conn()
 	if conn == nil {
@@ -586,13 +586,7 @@ func TestCloseKeep(t *testing.T) {
 
 func TestCleanupLeftovers(t *testing.T) {
 	h := newHarness(t, func(h *harness) {
-		h.cfg.NewJournal = func(context.Context, *session.Target) (session.Journal, error) {
-			j := &journal{failOn: "file applet.exe"}
-			h.jmu.Lock()
-			h.journals = append(h.journals, j)
-			h.jmu.Unlock()
-			return j, nil
-		}
+		h.undo.failOn = "file applet.exe"
 	})
 	s := h.c.Connect(context.Background(), host(1))
 	s.Wait(context.Background())

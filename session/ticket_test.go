@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"github.com/lanconnect/lanconnect/deploy"
 	"net/netip"
 	"slices"
 	"testing"
@@ -99,6 +100,6 @@ func TestTicketFileWriteFails(t *testing.T) {
 // plainDeployer hides DeployFile.
 type plainDeployer struct{ d *fakeDeployer }
 
-func (p plainDeployer) Deploy(ctx context.Context, t *session.Target, progress func(done, total int64)) (string, error) {
+func (p plainDeployer) Deploy(ctx context.Context, t *deploy.Target, progress func(done, total int64)) (string, error) {
 	return p.d.Deploy(ctx, t, progress)
 }

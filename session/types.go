@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session/checkin"
@@ -135,23 +134,6 @@ type Attempt struct {
 	Took      time.Duration
 }
 
-// Preflight is what the preflight step learned about the target's
-// settings. Nil pointers are unknown (the value is missing, as on many
-// systems).
-type Preflight struct {
-	Product, Version, Build, Arch string
-	// ForceGuest 1 is the guest-only sharing model.
-	ForceGuest *uint32
-	// LmCompatibilityLevel is the NTLM level (0-5).
-	LmCompatibilityLevel *uint32
-	// LocalAccountTokenFilterPolicy 1 lets local administrators keep
-	// their rights over the network (no UAC remote restrictions).
-	LocalAccountTokenFilterPolicy *uint32
-	// RemoteRegistryOff reports that Remote Registry was stopped and could
-	// not be used.
-	RemoteRegistryOff bool
-}
-
 // Leftover is something cleanup could not undo.
 type Leftover struct {
 	What string
@@ -197,7 +179,7 @@ type Result struct {
 	// Attempts lists the launchers that failed, in order.
 	Attempts []Attempt
 	// Preflight holds the preflight's findings, when it ran.
-	Preflight *Preflight
+	Preflight *deploy.Preflight
 	// Applet is what the applet said at check-in.
 	Applet *checkin.Hello
 	// Started, Ready and Ended are when Connect was called, when the
@@ -271,75 +253,10 @@ func (e *Error) Unwrap() []error {
 	return out
 }
 
-// Target is what the session hands to its steps: the host, the grant
-// that authentication returned, and the session's journal.
-type Target struct {
-	Session string
-	Host    discovery.Host
-	// Addr is the address (or name) connected to.
-	Addr string
-	// Grant is the proved administrator session on the host.
-	Grant *adauth.Grant
-	// Journal is the session's journal, as Config.NewJournal made it;
-	// steps record their changes in it.
-	Journal Journal
-	// AppletPath is the applet's local path on the target, once
-	// deployed.
-	AppletPath string
-}
-
-// Preflighter reads a target's settings before anything is changed. A
-// failure is a note, not the end of the session: the launchers may still
-// work.
-type Preflighter interface {
-	Preflight(ctx context.Context, t *Target) (*Preflight, error)
-}
-
-// Deployer copies the applet to the target and returns its local path
-// there (for example `C:\Windows\lanconnect-s1-0a1b2c3d\applet.exe`). It records what it
-// created in t.Journal and reports progress (bytes) as it copies.
-type Deployer interface {
-	Deploy(ctx context.Context, t *Target, progress func(done, total int64)) (path string, err error)
-}
-
-// FileDeployer is a Deployer that can also put a small file next to the
-// applet. The session uses it for the check-in ticket, which must not
-// travel on the applet's command line (local users of the target can read
-// command lines and service ImagePaths). A session that uses the check-in
-// (no Config.Readiness) needs a Deployer that implements it.
-type FileDeployer interface {
-	Deployer
-	// DeployFile writes content as the file name in the directory of
-	// t.AppletPath over the grant's session, records it in t.Journal so
-	// that cleanup removes it, and returns its local path. The content
-	// is secret: it is never logged. It replaces a file of that name.
-	DeployFile(ctx context.Context, t *Target, name string, content []byte) (path string, err error)
-}
-
-// Launcher starts the applet on a target. Name is the short method name
-// shown to technicians ("scm", "wmi"). Launch returns a *deploy.LaunchError
-// on failure; its Kind decides the fallback (see Config.Launchers).
-//
-// The context given to Launch ends when the attempt times out
-// (Timeouts.Launch) or the session is cancelled while it runs. After a
-// successful Launch it stays valid until the session has been cleaned up,
-// so a launcher may tie the handle's connections to it.
-type Launcher interface {
-	Name() string
-	Launch(ctx context.Context, t *Target, spec deploy.LaunchSpec) (deploy.Handle, error)
-}
-
-// Journal is a session's record of the changes made on its target. Undo
-// reverts every change still open, newest first, and reports each; it must
-// not stop on the first failure.
-type Journal interface {
-	Undo(ctx context.Context) Cleanup
-}
-
 // Readiness decides, instead of the check-in, that a launched applet is
 // ready: it returns nil once it is, or an error. A vendor with its own
 // back channel sets Config.Readiness to it.
-type Readiness func(ctx context.Context, t *Target, h deploy.Handle) error
+type Readiness func(ctx context.Context, t *deploy.Target, h deploy.Handle) error
 
 type technicianKey struct{}
 

@@ -46,7 +46,7 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, c adauth.Crede
 	a.tried = append(a.tried, c)
 	a.mu.Unlock()
 	if pw, _ := c.Password(); c.Account() == adminAccount && pw == adminPassword {
-		return &adauth.Grant{Host: host, Credentials: c}, nil
+		return &adauth.Grant{Addr: host, Credentials: c}, nil
 	}
 	return nil, &adauth.AuthError{Host: host, Account: c.Account(), Step: adauth.StepAdminShare, Kind: adauth.ErrNotAdmin, Retryable: true,
 		Diagnosis: adauth.Diagnosis{Code: "not-admin", Summary: c.Account() + " is not administrator on HERON-SRV.", Fix: "Use an administrator account."}}
@@ -54,7 +54,7 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, c adauth.Crede
 
 type fakeDeployer struct{}
 
-func (fakeDeployer) Deploy(ctx context.Context, t *session.Target, progress func(done, total int64)) (string, error) {
+func (fakeDeployer) Deploy(ctx context.Context, t *deploy.Target, progress func(done, total int64)) (string, error) {
 	progress(10, 10)
 	return `C:\Windows\lcapplet.exe`, nil
 }
@@ -75,7 +75,7 @@ func (h *fakeHandle) Stop(context.Context) error {
 type fakeLauncher struct{ h *fakeHandle }
 
 func (l fakeLauncher) Name() string { return "fake" }
-func (l fakeLauncher) Launch(context.Context, *session.Target, deploy.LaunchSpec) (deploy.Handle, error) {
+func (l fakeLauncher) Launch(context.Context, *deploy.Target, deploy.LaunchSpec) (deploy.Handle, error) {
 	return l.h, nil
 }
 
@@ -159,8 +159,8 @@ func newTestConsole(t *testing.T) *testConsole {
 			return srv.promptHook(ctx, req)
 		},
 		Deployer:  fakeDeployer{},
-		Launchers: []session.Launcher{fakeLauncher{tc.handle}},
-		Readiness: func(context.Context, *session.Target, deploy.Handle) error { return nil },
+		Launchers: []deploy.Launcher{fakeLauncher{tc.handle}},
+		Readiness: func(context.Context, *deploy.Target, deploy.Handle) error { return nil },
 		Logger:    log,
 	})
 	if err != nil {
