@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/diag"
 )
 
 // Sentinel errors for launch failures. A *LaunchError matches exactly one
@@ -50,11 +51,6 @@ var (
 	ErrBadSpec = errors.New("deploy: invalid launch spec")
 )
 
-// Diagnosis explains a failure to a technician: a stable Code, a Summary
-// of what happened and a Fix. It is adauth's type, so that authentication
-// and launch failures read the same way.
-type Diagnosis = adauth.Diagnosis
-
 // LaunchError is the error of a failed launch step. Kind is one of the
 // sentinels above (errors.Is matches it); Err is the underlying cause
 // (errors.Is and errors.As reach it too).
@@ -68,7 +64,7 @@ type LaunchError struct {
 	// none of them.
 	Kind error
 	// Diagnosis explains the failure to a person.
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	// Err is the underlying error.
 	Err error
 }

@@ -12,6 +12,7 @@ import (
 	dcerrors "github.com/oiweiwei/go-msrpc/dcerpc/errors"
 
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
@@ -22,7 +23,7 @@ func TestFailureClassification(t *testing.T) {
 		name string
 		err  error
 		kind error
-		code string
+		code diag.Code
 	}{
 		{"access denied", fmt.Errorf("create: %w", ErrorAccessDenied), deploy.ErrAccessDenied, "access-denied"},
 		{"service exists", ErrorServiceExists, deploy.ErrServiceExists, "service-exists"},

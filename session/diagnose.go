@@ -7,32 +7,15 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 )
-
-// Diagnosis codes this package adds to those of adauth and the launchers.
-const (
-	DiagUACRemote         = "uac-remote-restrictions"
-	DiagGuestOnly         = "guest-only"
-	DiagRemoteRegistryOff = "remote-registry-off"
-	DiagNTLMLevelLow      = "ntlm-level-low"
-	DiagCancelled         = "cancelled"
-	DiagTimeout           = "timeout"
-	DiagOther             = "other"
-)
-
-// Diagnoser is implemented by errors that carry their own diagnosis (a
-// console's own steps, for instance). The session uses it when the error
-// is neither an *adauth.AuthError nor a *deploy.LaunchError.
-type Diagnoser interface {
-	Diagnose() Diagnosis
-}
 
 var (
-	diagUAC = Diagnosis{Code: DiagUACRemote,
+	diagUAC = diag.Diagnosis{Code: diag.UACRemote,
 		Summary: "The account is a local administrator, but UAC remote restrictions take its administrator rights away over the network.",
 		Fix: `Use a domain administrator or the built-in Administrator, or set the DWORD LocalAccountTokenFilterPolicy=1 under ` +
 			`HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System on the target.`}
-	diagGuest = Diagnosis{Code: DiagGuestOnly,
+	diagGuest = diag.Diagnosis{Code: diag.GuestOnly,
 		Summary: `The target uses the "Guest only" sharing model: every network logon with a local account becomes Guest.`,
 		Fix: `Set "Network access: Sharing and security model for local accounts" to "Classic" (HKLM\SYSTEM\CurrentControlSet\Control\Lsa\forceguest=0), ` +
 			`or use a domain account.`}
@@ -40,9 +23,9 @@ var (
 
 // diagnose explains a step's failure, using what the session learned on
 // the way (the grant's facts, the preflight).
-func (s *Session) diagnose(step Step, err error) Diagnosis {
+func (s *Session) diagnose(step Step, err error) diag.Diagnosis {
 	if err == nil {
-		return Diagnosis{}
+		return diag.Diagnosis{}
 	}
 	var pre *Preflight
 	local := false
@@ -57,8 +40,8 @@ func (s *Session) diagnose(step Step, err error) Diagnosis {
 		return se.Diagnosis
 	}
 	var ae *adauth.AuthError
-	if errors.As(err, &ae) && ae.Diagnosis != (adauth.Diagnosis{}) {
-		return Diagnosis{Code: ae.Diagnosis.Code, Summary: ae.Diagnosis.Summary, Fix: ae.Diagnosis.Fix}
+	if errors.As(err, &ae) && ae.Diagnosis != (diag.Diagnosis{}) {
+		return diag.Diagnosis{Code: ae.Diagnosis.Code, Summary: ae.Diagnosis.Summary, Fix: ae.Diagnosis.Fix}
 	}
 	var le *deploy.LaunchError
 	if errors.As(err, &le) {
@@ -71,7 +54,7 @@ func (s *Session) diagnose(step Step, err error) Diagnosis {
 			}
 		}
 		if !le.Diagnosis.IsZero() {
-			d := Diagnosis{Code: le.Diagnosis.Code, Summary: le.Diagnosis.Summary, Fix: le.Diagnosis.Fix}
+			d := diag.Diagnosis{Code: le.Diagnosis.Code, Summary: le.Diagnosis.Summary, Fix: le.Diagnosis.Fix}
 			if errors.Is(le, deploy.ErrUnreachable) && pre != nil && pre.RemoteRegistryOff {
 				d.Summary += " Remote Registry is stopped on the target too."
 			}
@@ -80,9 +63,9 @@ func (s *Session) diagnose(step Step, err error) Diagnosis {
 	}
 	var ce *deploy.CopyError
 	if errors.As(err, &ce) && !ce.Diagnosis.IsZero() {
-		return Diagnosis{Code: ce.Diagnosis.Code, Summary: ce.Diagnosis.Summary, Fix: ce.Diagnosis.Fix}
+		return diag.Diagnosis{Code: ce.Diagnosis.Code, Summary: ce.Diagnosis.Summary, Fix: ce.Diagnosis.Fix}
 	}
-	var dg Diagnoser
+	var dg diag.Diagnoser
 	if errors.As(err, &dg) {
 		if d := dg.Diagnose(); !d.IsZero() {
 			return d
@@ -90,31 +73,31 @@ func (s *Session) diagnose(step Step, err error) Diagnosis {
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, deploy.ErrTimeout):
-		return Diagnosis{Code: DiagTimeout, Summary: fmt.Sprintf("The target did not answer in time during %s.", step),
+		return diag.Diagnosis{Code: diag.Timeout, Summary: fmt.Sprintf("The target did not answer in time during %s.", step),
 			Fix: "Check that the target is up and that nothing filters its ports 445 and 135."}
 	case errors.Is(err, context.Canceled):
-		return Diagnosis{Code: DiagCancelled, Summary: fmt.Sprintf("The session was cancelled during %s.", step)}
+		return diag.Diagnosis{Code: diag.Canceled, Summary: fmt.Sprintf("The session was canceled during %s.", step)}
 	case errors.Is(err, deploy.ErrAccessDenied):
 		if local {
 			return diagUAC
 		}
-		return Diagnosis{Code: "access-denied", Summary: "The target refused the operation for this account.", Fix: "Use an account that is administrator on the target."}
+		return diag.Diagnosis{Code: diag.AccessDenied, Summary: "The target refused the operation for this account.", Fix: "Use an account that is administrator on the target."}
 	}
-	return Diagnosis{Code: DiagOther, Summary: fmt.Sprintf("The %s step failed: %v", step, err)}
+	return diag.Diagnosis{Code: diag.Other, Summary: fmt.Sprintf("The %s step failed: %v", step, err)}
 }
 
 // preflightNotes turns preflight findings into warnings.
-func preflightNotes(p *Preflight, local bool) []Diagnosis {
-	var out []Diagnosis
+func preflightNotes(p *Preflight, local bool) []diag.Diagnosis {
+	var out []diag.Diagnosis
 	if p.ForceGuest != nil && *p.ForceGuest == 1 && local {
 		out = append(out, diagGuest)
 	}
 	if p.RemoteRegistryOff {
-		out = append(out, Diagnosis{Code: DiagRemoteRegistryOff, Summary: "Remote Registry is stopped on the target and could not be used.",
+		out = append(out, diag.Diagnosis{Code: diag.RemoteRegistryOff, Summary: "Remote Registry is stopped on the target and could not be used.",
 			Fix: "Set the Remote Registry service to Manual or Automatic on the target; lanconnect restores what it changes."})
 	}
 	if p.LmCompatibilityLevel != nil && *p.LmCompatibilityLevel < 3 {
-		out = append(out, Diagnosis{Code: DiagNTLMLevelLow,
+		out = append(out, diag.Diagnosis{Code: diag.NTLMLevelLow,
 			Summary: fmt.Sprintf("The target's LAN Manager authentication level is %d: it still sends LM or NTLMv1 responses itself.", *p.LmCompatibilityLevel),
 			Fix:     `Set HKLM\SYSTEM\CurrentControlSet\Control\Lsa\LmCompatibilityLevel to 5 ("Send NTLMv2 response only. Refuse LM & NTLM").`})
 	}

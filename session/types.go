@@ -9,6 +9,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session/checkin"
 )
@@ -92,7 +93,7 @@ type Event struct {
 	// contains a secret.
 	Err error
 	// Diagnosis explains Err to a technician.
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	// Done and Total are the bytes copied and to copy (EventProgress).
 	Done, Total int64
 	// Peer is the address (ip:port) a refused check-in came from
@@ -103,35 +104,11 @@ type Event struct {
 	Result *Result
 }
 
-// Diagnosis says what went wrong in terms a technician can act on. It has
-// the shape of adauth.Diagnosis and deploy.Diagnosis, which convert to it.
-type Diagnosis struct {
-	Code    string `json:"code"`
-	Summary string `json:"summary"`
-	Fix     string `json:"fix,omitempty"`
-}
-
-// IsZero reports whether d is empty.
-func (d Diagnosis) IsZero() bool { return d == Diagnosis{} }
-
-// String returns the summary, then " Fix: " and the fix when there is
-// one. This is the form connect prints and writes in its NDJSON
-// "diagnosis" field.
-func (d Diagnosis) String() string {
-	if d.Fix == "" {
-		return d.Summary
-	}
-	if d.Summary == "" {
-		return "Fix: " + d.Fix
-	}
-	return d.Summary + " Fix: " + d.Fix
-}
-
 // Attempt is one launcher's failed try.
 type Attempt struct {
 	Launcher  string
 	Err       error
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	Took      time.Duration
 }
 
@@ -186,10 +163,10 @@ type Result struct {
 	// Err is why the session failed or was closed early; nil otherwise.
 	Err error
 	// Diagnosis explains Err.
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	// Notes are warnings from the way (for example a preflight that could
 	// not read the registry).
-	Notes []Diagnosis
+	Notes []diag.Diagnosis
 	// Account is the account that was proved (no secret).
 	Account string
 	// Method is the launcher that started the applet.
@@ -243,7 +220,7 @@ type Error struct {
 	// Kind is one of this package's sentinel errors, or nil when the
 	// cause (an *adauth.AuthError, a *deploy.LaunchError, ...) says it.
 	Kind      error
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	Err       error
 }
 

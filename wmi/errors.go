@@ -12,6 +12,7 @@ import (
 	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
 
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 )
 
@@ -196,19 +197,19 @@ const fixDCOMFirewall = "Allow TCP 135 and the dynamic RPC range (49152-65535) f
 
 // classify maps an error at a step to a launch error kind and a
 // diagnosis.
-func classify(step string, err error) (deploy.Diagnosis, error) {
+func classify(step string, err error) (diag.Diagnosis, error) {
 	where, ee := endpointName(err)
 	var hr HResult
 	var rv ReturnValue
 	switch {
 	case errors.Is(err, rpcauth.ErrIntegrity), badSignature(err):
-		return deploy.Diagnosis{
-			Code:    "rpc-integrity",
+		return diag.Diagnosis{
+			Code:    diag.RPCIntegrity,
 			Summary: "A sealed response from " + where + " failed its signature check: it was altered on the way, or the peer is not the computer that authenticated us.",
 			Fix:     "Do not trust this network path; check for a man-in-the-middle.",
 		}, nil
 	case errors.Is(err, context.Canceled):
-		return deploy.Diagnosis{Code: "canceled", Summary: "The launch was cancelled."}, nil
+		return diag.Diagnosis{Code: diag.Canceled, Summary: "The launch was canceled."}, nil
 	case errors.As(err, &rv):
 		return classifyReturn(rv)
 	case errors.As(err, &hr):
@@ -217,8 +218,8 @@ func classify(step string, err error) (deploy.Diagnosis, error) {
 	if st, ok := rpcauth.FaultStatus(err); ok {
 		switch st {
 		case ncaOpRngError, ncaUnkIf, rpcSUnknownIf, rpcSProcnumOOR:
-			return deploy.Diagnosis{
-				Code:    "wmi-not-supported",
+			return diag.Diagnosis{
+				Code:    diag.WMINotSupported,
 				Summary: fmt.Sprintf("The server at %s does not serve DCOM/WMI for %s (RPC status 0x%08X).", where, step, st),
 				Fix:     "Another launch method is needed for this computer.",
 			}, deploy.ErrLaunchUnsupported
@@ -229,115 +230,115 @@ func classify(step string, err error) (deploy.Diagnosis, error) {
 	switch {
 	case ee != nil && ee.Dial && isRefused(err):
 		if ee.Dynamic {
-			return deploy.Diagnosis{
-				Code:    "wmi-dynamic-port-refused",
+			return diag.Diagnosis{
+				Code:    diag.WMIDynamicPortRefused,
 				Summary: fmt.Sprintf("Port 135 answered, but the dynamic port %d that WMI named on %s refused the connection.", ee.Port, ee.Host),
 				Fix:     fixDCOMFirewall,
 			}, deploy.ErrUnreachable
 		}
-		return deploy.Diagnosis{
-			Code:    "wmi-rpc-refused",
+		return diag.Diagnosis{
+			Code:    diag.WMIRPCRefused,
 			Summary: fmt.Sprintf("Port %d on %s refused the connection: the RPC endpoint mapper is not reachable.", ee.Port, ee.Host),
 			Fix:     fixDCOMFirewall,
 		}, deploy.ErrUnreachable
 	case ee != nil && !ee.Dynamic && isRefused(err):
-		return deploy.Diagnosis{
-			Code:    "wmi-rpc-refused",
+		return diag.Diagnosis{
+			Code:    diag.WMIRPCRefused,
 			Summary: fmt.Sprintf("Port %d on %s reset the connection: the RPC endpoint mapper is not reachable.", ee.Port, ee.Host),
 			Fix:     fixDCOMFirewall,
 		}, deploy.ErrUnreachable
 	case ee != nil && ee.Dial && isTimeout(err):
 		if ee.Dynamic {
-			return deploy.Diagnosis{
-				Code:    "wmi-dynamic-port-filtered",
+			return diag.Diagnosis{
+				Code:    diag.WMIDynamicPortFiltered,
 				Summary: fmt.Sprintf("Port 135 answered, but the dynamic port %d that WMI named on %s did not accept a connection before the deadline: it is filtered.", ee.Port, ee.Host),
 				Fix:     fixDCOMFirewall,
 			}, deploy.ErrUnreachable
 		}
-		return deploy.Diagnosis{
-			Code:    "wmi-rpc-filtered",
+		return diag.Diagnosis{
+			Code:    diag.WMIRPCFiltered,
 			Summary: fmt.Sprintf("Port %d on %s did not accept a connection before the deadline: it is filtered, or the computer is off.", ee.Port, ee.Host),
 			Fix:     fixDCOMFirewall,
 		}, deploy.ErrUnreachable
 	case ee != nil && ee.Dynamic && isTimeout(err):
-		return deploy.Diagnosis{
-			Code: "wmi-dynamic-port-filtered",
+		return diag.Diagnosis{
+			Code: diag.WMIDynamicPortFiltered,
 			Summary: fmt.Sprintf("Port 135 answered, but nothing answered on the dynamic port %d that WMI named on %s before the deadline "+
 				"(the connection was accepted, then silence): a firewall or a wedged WMI service.", ee.Port, ee.Host),
 			Fix: fixDCOMFirewall,
 		}, deploy.ErrTimeout
 	case isTimeout(err):
-		return deploy.Diagnosis{
-			Code:    "wmi-timeout",
+		return diag.Diagnosis{
+			Code:    diag.WMITimeout,
 			Summary: "No answer from " + where + " during " + step + " before the deadline.",
 			Fix:     "The WMI service may be busy or hung; retry, or use the SCM launcher.",
 		}, deploy.ErrTimeout
 	case ee != nil && isRefused(err):
-		return deploy.Diagnosis{
-			Code:    "wmi-connection-reset",
+		return diag.Diagnosis{
+			Code:    diag.WMIConnectionReset,
 			Summary: "The connection to " + where + " was reset during " + step + ".",
 			Fix:     fixDCOMFirewall,
 		}, deploy.ErrUnreachable
 	}
-	return deploy.Diagnosis{}, nil
+	return diag.Diagnosis{}, nil
 }
 
 const fixUAC = `For a local (non-RID-500) administrator, UAC remote restrictions strip the admin token: use a domain administrator or the built-in Administrator, ` +
 	`or set HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\LocalAccountTokenFilterPolicy=1.`
 
-func accessDenied(where, summary string) deploy.Diagnosis {
-	return deploy.Diagnosis{Code: "wmi-access-denied", Summary: summary + " (at " + where + ")", Fix: fixUAC}
+func accessDenied(where, summary string) diag.Diagnosis {
+	return diag.Diagnosis{Code: diag.WMIAccessDenied, Summary: summary + " (at " + where + ")", Fix: fixUAC}
 }
 
-func classifyHResult(step string, hr HResult) (deploy.Diagnosis, error) {
+func classifyHResult(step string, hr HResult) (diag.Diagnosis, error) {
 	switch hr {
 	case EAccessDenied:
-		return deploy.Diagnosis{
-			Code: "wmi-dcom-access-denied",
+		return diag.Diagnosis{
+			Code: diag.WMIDCOMAccessDenied,
 			Summary: "DCOM refused to activate WMI for this account (E_ACCESSDENIED): it lacks Remote Launch/Remote Activation " +
 				"permission, or the call's authentication level is below packet integrity (KB5004442).",
 			Fix: "Grant the account Remote Launch and Remote Activation in dcomcnfg (My Computer > COM Security), or add it to Administrators. " + fixUAC,
 		}, deploy.ErrAccessDenied
 	case WBEMEAccessDenied:
-		return deploy.Diagnosis{
-			Code:    "wmi-access-denied",
+		return diag.Diagnosis{
+			Code:    diag.WMIAccessDenied,
 			Summary: "WMI refused the login to root\\cimv2 (WBEM_E_ACCESS_DENIED): the account lacks Remote Enable on the namespace or is not an administrator there.",
 			Fix:     "Grant Enable Account and Remote Enable on root\\cimv2 (wmimgmt.msc > WMI Control > Security), and check DCOM permissions. " + fixUAC,
 		}, deploy.ErrAccessDenied
 	case RegdbEClassNotReg, ENoInterface, WBEMEInvalidNS, WBEMEInvalidClass, WBEMEInvalidMethod:
-		return deploy.Diagnosis{
-			Code:    "wmi-not-supported",
+		return diag.Diagnosis{
+			Code:    diag.WMINotSupported,
 			Summary: "The computer does not provide what " + step + " needs (" + hr.Error() + ").",
 			Fix:     "Another launch method is needed for this computer.",
 		}, deploy.ErrLaunchUnsupported
 	}
-	return deploy.Diagnosis{Code: "wmi-error", Summary: "WMI failed during " + step + " with " + hr.Error() + "."}, nil
+	return diag.Diagnosis{Code: diag.WMIError, Summary: "WMI failed during " + step + " with " + hr.Error() + "."}, nil
 }
 
-func classifyReturn(rv ReturnValue) (deploy.Diagnosis, error) {
+func classifyReturn(rv ReturnValue) (diag.Diagnosis, error) {
 	switch rv {
 	case ReturnAccessDenied, ReturnInsufficientPrivilege:
-		return deploy.Diagnosis{
-			Code:    "wmi-create-access-denied",
+		return diag.Diagnosis{
+			Code:    diag.WMICreateAccessDenied,
 			Summary: "Win32_Process.Create refused to start the applet (" + rv.Error() + ").",
 			Fix:     fixUAC,
 		}, deploy.ErrAccessDenied
 	case ReturnPathNotFound:
-		return deploy.Diagnosis{
-			Code:    "wmi-create-path-not-found",
+		return diag.Diagnosis{
+			Code:    diag.WMICreatePathNotFound,
 			Summary: "Win32_Process.Create did not find the applet or its directory (" + rv.Error() + ").",
 			Fix:     "Copy the applet to the target first (deploy.Copy) and launch the path it was copied to.",
 		}, nil
 	case ReturnInvalidParameter:
-		return deploy.Diagnosis{
-			Code:    "wmi-create-invalid-parameter",
+		return diag.Diagnosis{
+			Code:    diag.WMICreateInvalidParameter,
 			Summary: "Win32_Process.Create rejected the command line (" + rv.Error() + ").",
 		}, deploy.ErrBadSpec
 	case ReturnUnknownFailure:
-		return deploy.Diagnosis{
-			Code:    "wmi-create-failed",
+		return diag.Diagnosis{
+			Code:    diag.WMICreateFailed,
 			Summary: "Win32_Process.Create failed (" + rv.Error() + "): the applet may not be a valid executable for this computer.",
 		}, nil
 	}
-	return deploy.Diagnosis{Code: "wmi-create-failed", Summary: "Win32_Process.Create failed (" + rv.Error() + ")."}, nil
+	return diag.Diagnosis{Code: diag.WMICreateFailed, Summary: "Win32_Process.Create failed (" + rv.Error() + ")."}, nil
 }

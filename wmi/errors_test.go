@@ -12,6 +12,7 @@ import (
 	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
 
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 )
 
@@ -26,7 +27,7 @@ func TestClassify(t *testing.T) {
 	for _, c := range []struct {
 		err  error
 		kind error
-		code string
+		code diag.Code
 		port string // must appear in the summary
 	}{
 		{ep(false, true, syscall.ECONNREFUSED), deploy.ErrUnreachable, "wmi-rpc-refused", "135"},
@@ -49,12 +50,12 @@ func TestClassify(t *testing.T) {
 		{ReturnInvalidParameter, deploy.ErrBadSpec, "wmi-create-invalid-parameter", ""},
 		{ReturnValue(42), nil, "wmi-create-failed", ""},
 	} {
-		diag, kind := classify("step", c.err)
-		if kind != c.kind || diag.Code != c.code {
-			t.Errorf("%v: kind %v code %q, want %v %q", c.err, kind, diag.Code, c.kind, c.code)
+		d, kind := classify("step", c.err)
+		if kind != c.kind || d.Code != c.code {
+			t.Errorf("%v: kind %v code %q, want %v %q", c.err, kind, d.Code, c.kind, c.code)
 		}
-		if c.port != "" && !strings.Contains(diag.Summary, c.port) {
-			t.Errorf("%v: summary %q does not name port %s", c.err, diag.Summary, c.port)
+		if c.port != "" && !strings.Contains(d.Summary, c.port) {
+			t.Errorf("%v: summary %q does not name port %s", c.err, d.Summary, c.port)
 		}
 	}
 }

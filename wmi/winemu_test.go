@@ -21,6 +21,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/internal/winemu"
@@ -238,7 +239,7 @@ func TestFaults(t *testing.T) {
 		setup   func(e *emu, l *Launcher) Target
 		step    string
 		kind    error
-		code    string
+		code    diag.Code
 		is      []error
 		port    string // "135", "dynamic" or "" (not checked)
 		maxTime time.Duration
@@ -322,7 +323,7 @@ func TestFaults(t *testing.T) {
 	}
 	for rv, want := range map[ReturnValue]struct {
 		kind error
-		code string
+		code diag.Code
 	}{
 		ReturnAccessDenied:          {deploy.ErrAccessDenied, "wmi-create-access-denied"},
 		ReturnInsufficientPrivilege: {deploy.ErrAccessDenied, "wmi-create-access-denied"},

@@ -65,7 +65,7 @@ type jsonCleanup struct {
 func toJSON(ev session.Event) jsonEvent {
 	j := jsonEvent{
 		Host: ev.Host, State: ev.State, Step: ev.Step, Time: ev.Time.UTC().Format(time.RFC3339Nano),
-		Method: ev.Method, Diagnosis: ev.Diagnosis.String(), Code: ev.Diagnosis.Code, Event: string(ev.Kind), Addr: ev.Addr, Session: ev.Session,
+		Method: ev.Method, Diagnosis: ev.Diagnosis.String(), Code: string(ev.Diagnosis.Code), Event: string(ev.Kind), Addr: ev.Addr, Session: ev.Session,
 	}
 	if ev.Err != nil {
 		j.Error = ev.Err.Error()
