@@ -102,6 +102,9 @@ func (e *AuthError) Error() string {
 // Unwrap returns the cause.
 func (e *AuthError) Unwrap() error { return e.Err }
 
+// Diagnose returns the diagnosis (diag.Diagnoser).
+func (e *AuthError) Diagnose() diag.Diagnosis { return e.Diagnosis }
+
 // Is matches the Kind sentinel.
 func (e *AuthError) Is(target error) bool { return target != nil && target == e.Kind }
 
@@ -187,7 +190,7 @@ func classifyStatus(ae *AuthError, st smbconn.NTStatus, account string, info smb
 		ae.Kind, ae.Diagnosis, ae.Retryable = ErrNTLMBlocked, diagNTLMBlocked(), false
 	default:
 		ae.Kind, ae.Retryable = ErrSMBProtocol, false
-		ae.Diagnosis = diag.Diagnosis{Code: diag.ServerStatus, Summary: "The computer refused the SMB logon with " + st.String() + ".", Fix: "See the error details."}
+		ae.Diagnosis = diag.Diagnosis{Code: diag.ServerStatus, Summary: "The computer refused the SMB logon with " + diag.NTStatusText(uint32(st)) + ".", Fix: "Act on what the status says, or see the error details."}
 	}
 }
 

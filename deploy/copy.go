@@ -150,6 +150,10 @@ func (e *CopyError) Error() string {
 // Unwrap returns the cause.
 func (e *CopyError) Unwrap() error { return e.Err }
 
+// Diagnose returns the diagnosis (diag.Diagnoser); it is zero when Copy
+// knows no more than the cause says.
+func (e *CopyError) Diagnose() diag.Diagnosis { return e.Diagnosis }
+
 func cleanDir(d string) (string, error) {
 	d = strings.Trim(strings.ReplaceAll(d, "/", `\`), `\`)
 	var parts []string

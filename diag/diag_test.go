@@ -2,16 +2,14 @@ package diag
 
 import (
 	"encoding/json"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lanconnect/lanconnect/internal/testutil"
 )
 
 func TestString(t *testing.T) {
@@ -38,46 +36,25 @@ func TestString(t *testing.T) {
 }
 
 // sourceCodes parses the package's Go files and returns every constant
-// of type Code with its value.
+// of type Code: its value and its name.
 func sourceCodes(t *testing.T) map[string]string {
 	t.Helper()
-	fset := token.NewFileSet()
 	names, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var files []string
+	for _, n := range names {
+		if !strings.HasSuffix(n, "_test.go") {
+			files = append(files, n)
+		}
+	}
 	out := map[string]string{}
-	for _, name := range names {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
+	for _, c := range testutil.Consts(t, "Code", files...) {
+		if prev, dup := out[c.Str]; dup {
+			t.Errorf("code %q is both %s and %s", c.Str, prev, c.Name)
 		}
-		f, err := parser.ParseFile(fset, name, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, decl := range f.Decls {
-			gd, ok := decl.(*ast.GenDecl)
-			if !ok || gd.Tok != token.CONST {
-				continue
-			}
-			for _, spec := range gd.Specs {
-				vs := spec.(*ast.ValueSpec)
-				if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "Code" {
-					t.Errorf("constant %s is not declared with type Code", vs.Names[0])
-					continue
-				}
-				for i, n := range vs.Names {
-					v, err := strconv.Unquote(vs.Values[i].(*ast.BasicLit).Value)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if prev, dup := out[v]; dup {
-						t.Errorf("code %q is both %s and %s", v, prev, n.Name)
-					}
-					out[v] = n.Name
-				}
-			}
-		}
+		out[c.Str] = c.Name
 	}
 	return out
 }

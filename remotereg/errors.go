@@ -43,34 +43,20 @@ const (
 	ErrorCallNotImplemented     Win32Error = 120
 )
 
-var win32Names = map[Win32Error]string{
-	ErrorFileNotFound:           "ERROR_FILE_NOT_FOUND",
-	ErrorAccessDenied:           "ERROR_ACCESS_DENIED",
-	ErrorInvalidHandle:          "ERROR_INVALID_HANDLE",
-	ErrorInvalidParameter:       "ERROR_INVALID_PARAMETER",
-	ErrorInvalidName:            "ERROR_INVALID_NAME",
-	ErrorMoreData:               "ERROR_MORE_DATA",
-	ErrorNoMoreItems:            "ERROR_NO_MORE_ITEMS",
-	ErrorBadExeFormat:           "ERROR_BAD_EXE_FORMAT",
-	ErrorServiceRequestTimeout:  "ERROR_SERVICE_REQUEST_TIMEOUT",
-	ErrorServiceAlreadyRunning:  "ERROR_SERVICE_ALREADY_RUNNING",
-	ErrorServiceDisabled:        "ERROR_SERVICE_DISABLED",
-	ErrorServiceDoesNotExist:    "ERROR_SERVICE_DOES_NOT_EXIST",
-	ErrorServiceCannotAcceptCtl: "ERROR_SERVICE_CANNOT_ACCEPT_CTRL",
-	ErrorServiceNotActive:       "ERROR_SERVICE_NOT_ACTIVE",
-	ErrorServiceMarkedForDelete: "ERROR_SERVICE_MARKED_FOR_DELETE",
-	ErrorServiceExists:          "ERROR_SERVICE_EXISTS",
-	ErrorDuplicateServiceName:   "ERROR_DUPLICATE_SERVICE_NAME",
-	ErrorNotSupported:           "ERROR_NOT_SUPPORTED",
-	ErrorCallNotImplemented:     "ERROR_CALL_NOT_IMPLEMENTED",
-}
+// Error returns the symbolic name, the number and what the code means
+// for a technician (diag.Win32Text), for example
+// "ERROR_NOT_ENOUGH_MEMORY (8): the computer ran out of memory ...".
+// A code diag does not know reads "win32 error N".
+func (e Win32Error) Error() string { return diag.Win32Text(uint32(e)) }
 
-// Error returns the symbolic name and the number.
-func (e Win32Error) Error() string {
-	if n, ok := win32Names[e]; ok {
-		return fmt.Sprintf("%s (%d)", n, uint32(e))
+// short is the name and the number without the explanation, for a
+// diagnosis that explains the code itself.
+func (e Win32Error) short() string {
+	name, _ := diag.Win32(uint32(e))
+	if strings.HasPrefix(name, "win32 error") {
+		return name
 	}
-	return fmt.Sprintf("win32 error %d", uint32(e))
+	return fmt.Sprintf("%s (%d)", name, uint32(e))
 }
 
 // RPC fault and reject codes (MS-RPCE 2.2.2.11 / 3.1.1.5.5) that mean the
@@ -179,7 +165,7 @@ func classifyWin32(step, endpoint string, w Win32Error) (diag.Diagnosis, error) 
 	case ErrorServiceExists, ErrorDuplicateServiceName, ErrorServiceMarkedForDelete:
 		return diag.Diagnosis{
 			Code:    diag.ServiceExists,
-			Summary: "A service with the chosen name already exists on the computer (" + w.Error() + ").",
+			Summary: "A service with the chosen name already exists on the computer (" + w.short() + ").",
 			Fix:     "Pick another service name prefix, or remove the leftover service.",
 		}, deploy.ErrServiceExists
 	case ErrorServiceRequestTimeout:

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
@@ -22,16 +25,43 @@ var (
 )
 
 // diagnose explains a step's failure, using what the session learned on
-// the way (the grant's facts, the preflight).
+// the way (the grant's facts, the preflight, the launchers already
+// tried). A launch diagnosis never sends the technician to a launch
+// method this session has already tried, nor to "another launch method"
+// when none is left; after a fallback in which every launcher failed it
+// names each attempt (see afterFallback).
 func (s *Session) diagnose(step Step, err error) diag.Diagnosis {
 	if err == nil {
 		return diag.Diagnosis{}
 	}
-	var pre *Preflight
-	local := false
 	s.mu.Lock()
-	pre = s.res.Preflight
+	pre := s.res.Preflight
+	attempts := append([]Attempt(nil), s.res.Attempts...)
 	s.mu.Unlock()
+	if step != StepLaunch {
+		return s.explain(step, err, pre)
+	}
+	if errors.Is(err, ErrLaunchFailed) && len(attempts) > 1 {
+		return afterFallback(attempts)
+	}
+	var tried []string
+	for _, a := range attempts {
+		tried = append(tried, a.Launcher)
+	}
+	// Per attempt, the failing launcher is not in Attempts yet; at the
+	// end of the step it is.
+	left := len(s.c.cfg.Launchers) - len(attempts)
+	if !errors.Is(err, ErrLaunchFailed) {
+		left--
+	}
+	d := s.explain(step, err, pre)
+	d.Fix = withoutTried(d.Fix, tried, left <= 0)
+	return d
+}
+
+// explain is diagnose without the launch history.
+func (s *Session) explain(step Step, err error, pre *Preflight) diag.Diagnosis {
+	local := false
 	if g := s.target.Grant; g != nil {
 		local = g.Facts.LocalAccount
 	}
@@ -40,8 +70,8 @@ func (s *Session) diagnose(step Step, err error) diag.Diagnosis {
 		return se.Diagnosis
 	}
 	var ae *adauth.AuthError
-	if errors.As(err, &ae) && ae.Diagnosis != (diag.Diagnosis{}) {
-		return diag.Diagnosis{Code: ae.Diagnosis.Code, Summary: ae.Diagnosis.Summary, Fix: ae.Diagnosis.Fix}
+	if errors.As(err, &ae) && !ae.Diagnosis.IsZero() {
+		return ae.Diagnosis
 	}
 	var le *deploy.LaunchError
 	if errors.As(err, &le) {
@@ -54,7 +84,7 @@ func (s *Session) diagnose(step Step, err error) diag.Diagnosis {
 			}
 		}
 		if !le.Diagnosis.IsZero() {
-			d := diag.Diagnosis{Code: le.Diagnosis.Code, Summary: le.Diagnosis.Summary, Fix: le.Diagnosis.Fix}
+			d := le.Diagnosis
 			if errors.Is(le, deploy.ErrUnreachable) && pre != nil && pre.RemoteRegistryOff {
 				d.Summary += " Remote Registry is stopped on the target too."
 			}
@@ -63,7 +93,7 @@ func (s *Session) diagnose(step Step, err error) diag.Diagnosis {
 	}
 	var ce *deploy.CopyError
 	if errors.As(err, &ce) && !ce.Diagnosis.IsZero() {
-		return diag.Diagnosis{Code: ce.Diagnosis.Code, Summary: ce.Diagnosis.Summary, Fix: ce.Diagnosis.Fix}
+		return ce.Diagnosis
 	}
 	var dg diag.Diagnoser
 	if errors.As(err, &dg) {
@@ -102,4 +132,78 @@ func preflightNotes(p *Preflight, local bool) []diag.Diagnosis {
 			Fix:     `Set HKLM\SYSTEM\CurrentControlSet\Control\Lsa\LmCompatibilityLevel to 5 ("Send NTLMv2 response only. Refuse LM & NTLM").`})
 	}
 	return out
+}
+
+// afterFallback explains a launch step in which every launcher failed:
+// the code is the last attempt's, the summary names each attempt and
+// what it met, and the fix gathers each attempt's fix without the
+// advice to try a method that was tried.
+func afterFallback(attempts []Attempt) diag.Diagnosis {
+	var names, tried []string
+	for _, a := range attempts {
+		names = append(names, displayName(a.Launcher))
+		tried = append(tried, a.Launcher)
+	}
+	d := diag.Diagnosis{Code: attempts[len(attempts)-1].Diagnosis.Code}
+	if d.Code == "" {
+		d.Code = diag.Other
+	}
+	var sum strings.Builder
+	fmt.Fprintf(&sum, "Every launch method failed (%s).", strings.Join(names, ", then "))
+	var fixes []string
+	for i, a := range attempts {
+		what := a.Diagnosis.Summary
+		if what == "" && a.Err != nil {
+			what = a.Err.Error()
+		}
+		fmt.Fprintf(&sum, " %s: %s", names[i], what)
+		if f := withoutTried(a.Diagnosis.Fix, tried, true); f != "" && !slices.Contains(fixes, names[i]+": "+f) {
+			fixes = append(fixes, names[i]+": "+f)
+		}
+	}
+	d.Summary = sum.String()
+	if len(fixes) == 0 {
+		d.Fix = "No launch method works on this computer as it is set up: remove the cause of one of the failures above."
+	} else {
+		d.Fix = "Remove the cause of one of the failures. " + strings.Join(fixes, " ")
+	}
+	return d
+}
+
+// displayName is a launcher's name as a technician reads it ("scm" is
+// "SCM").
+func displayName(name string) string {
+	if name == "" {
+		return "(unnamed launcher)"
+	}
+	return strings.ToUpper(name)
+}
+
+var (
+	reAnotherMethod  = regexp.MustCompile(`(?i),? or use another launch method`)
+	reAnotherNeeded  = regexp.MustCompile(`(?i)\s*Another launch method is needed for this computer\.?`)
+	reSpaceBeforeDot = regexp.MustCompile(`\s+([.,;])`)
+)
+
+// withoutTried returns fix without its advice to use one of the tried
+// launch methods (", or use the SCM launcher", ", or launch it with
+// WMI"), and, when noneLeft, without its advice to use another launch
+// method. It does not rewrite any other part of the fix.
+func withoutTried(fix string, tried []string, noneLeft bool) string {
+	if fix == "" {
+		return ""
+	}
+	for _, n := range tried {
+		if n == "" {
+			continue
+		}
+		re := regexp.MustCompile(`(?i),? or (?:use|launch it with|launch with|try) (?:the )?` + regexp.QuoteMeta(n) + `(?: launcher)?\b`)
+		fix = re.ReplaceAllString(fix, "")
+	}
+	if noneLeft {
+		fix = reAnotherMethod.ReplaceAllString(fix, "")
+		fix = reAnotherNeeded.ReplaceAllString(fix, "")
+	}
+	fix = reSpaceBeforeDot.ReplaceAllString(fix, "$1")
+	return strings.TrimSpace(fix)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -224,14 +225,36 @@ type Error struct {
 	Err       error
 }
 
-func (e *Error) Error() string {
+// Error returns "session HOST: step: kind: cause", the kind without its
+// "session: " package prefix. %+v prints the cause's raw chain (connect
+// -v and its NDJSON "error").
+func (e *Error) Error() string { return e.text(false) }
+
+// Format prints Error for %v and %s (quoted for %q), and the raw chain
+// for %+v.
+func (e *Error) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", e.text(false))
+		return
+	}
+	io.WriteString(f, e.text(verb == 'v' && f.Flag('+')))
+}
+
+// Diagnose returns the diagnosis (diag.Diagnoser).
+func (e *Error) Diagnose() diag.Diagnosis { return e.Diagnosis }
+
+func (e *Error) text(raw bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "session %s: %s", e.Host, e.Step)
 	if e.Kind != nil {
-		fmt.Fprintf(&b, ": %v", e.Kind)
+		fmt.Fprintf(&b, ": %s", strings.TrimPrefix(e.Kind.Error(), "session: "))
 	}
 	if e.Err != nil && !errors.Is(e.Kind, e.Err) {
-		fmt.Fprintf(&b, ": %v", e.Err)
+		if raw {
+			fmt.Fprintf(&b, ": %+v", e.Err)
+		} else {
+			fmt.Fprintf(&b, ": %v", e.Err)
+		}
 	}
 	return b.String()
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
@@ -59,13 +61,39 @@ type EndpointError struct {
 	Err error
 }
 
-// Error names the step and the endpoint, never credentials.
-func (e *EndpointError) Error() string {
+// Error names the endpoint and the cause's root, never credentials: "port
+// 135 on 10.0.0.5: ...", or for a failed TCP connect the dial alone
+// ("dial tcp 10.0.0.5:135: connection refused"), which names the
+// endpoint itself. It leaves the package and the step to the
+// *deploy.LaunchError that carries it, so that the chain says each once;
+// the %+v verb prints them and the cause's full, unsummarised text (what
+// connect -v shows).
+func (e *EndpointError) Error() string { return e.text(false) }
+
+// Format prints Error for %v and %s (quoted for %q), and the raw chain
+// for %+v.
+func (e *EndpointError) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", e.text(false))
+		return
+	}
+	io.WriteString(f, e.text(verb == 'v' && f.Flag('+')))
+}
+
+func (e *EndpointError) text(raw bool) string {
 	kind := "port"
 	if e.Dynamic {
 		kind = "dynamic port"
 	}
-	return fmt.Sprintf("wmi: %s: %s %d on %s: %v", e.Step, kind, e.Port, e.Host, e.Err)
+	if raw {
+		return fmt.Sprintf("wmi: %s: %s %d on %s: %+v", e.Step, kind, e.Port, e.Host, e.Err)
+	}
+	var oe *net.OpError
+	if e.Dial && errors.As(e.Err, &oe) {
+		return rpcauth.Cause(e.Err)
+	}
+	// The *deploy.LaunchError around this error says "wmi" already.
+	return fmt.Sprintf("%s %d on %s: %s", kind, e.Port, e.Host, strings.TrimPrefix(rpcauth.Cause(e.Err), "wmi: "))
 }
 
 // Unwrap returns the cause.
@@ -90,26 +118,20 @@ const (
 	WBEMSFalse         HResult = 0x00000001 // WBEM_S_FALSE
 )
 
-var hresultNames = map[HResult]string{
-	EAccessDenied:      "E_ACCESSDENIED",
-	ENoInterface:       "E_NOINTERFACE",
-	RegdbEClassNotReg:  "REGDB_E_CLASSNOTREG",
-	WBEMEAccessDenied:  "WBEM_E_ACCESS_DENIED",
-	WBEMENotFound:      "WBEM_E_NOT_FOUND",
-	WBEMEInvalidNS:     "WBEM_E_INVALID_NAMESPACE",
-	WBEMEInvalidClass:  "WBEM_E_INVALID_CLASS",
-	WBEMEInvalidQuery:  "WBEM_E_INVALID_QUERY",
-	WBEMEInvalidMethod: "WBEM_E_INVALID_METHOD",
-	WBEMEInvalidParam:  "WBEM_E_INVALID_PARAMETER",
-	WBEMSFalse:         "WBEM_S_FALSE",
-}
+// Error returns the symbolic name, the code and what it means for a
+// technician (diag.HResultText), for example "WBEM_E_ACCESS_DENIED
+// (0x80041003): the account lacks ...". A code diag does not know reads
+// "HRESULT 0x...".
+func (h HResult) Error() string { return diag.HResultText(uint32(h)) }
 
-// Error returns the symbolic name and the code.
-func (h HResult) Error() string {
-	if n, ok := hresultNames[h]; ok {
-		return fmt.Sprintf("%s (0x%08X)", n, uint32(h))
+// short is the name and the code without the explanation, for a
+// diagnosis that explains the code itself.
+func (h HResult) short() string {
+	name, _ := diag.HResult(uint32(h))
+	if strings.HasPrefix(name, "HRESULT 0x") {
+		return name
 	}
-	return fmt.Sprintf("HRESULT 0x%08X", uint32(h))
+	return fmt.Sprintf("%s (0x%08X)", name, uint32(h))
 }
 
 // ReturnValue is a non-zero ReturnValue of Win32_Process.Create or
@@ -125,18 +147,30 @@ const (
 	ReturnInvalidParameter      ReturnValue = 21
 )
 
-var returnNames = map[ReturnValue]string{
-	ReturnAccessDenied:          "access denied",
-	ReturnInsufficientPrivilege: "insufficient privilege",
-	ReturnUnknownFailure:        "unknown failure",
-	ReturnPathNotFound:          "path not found",
-	ReturnInvalidParameter:      "invalid parameter",
+// returnNames holds each documented return value's name as
+// Win32_Process.Create documents it, and what it means for a technician.
+var returnNames = map[ReturnValue]struct{ name, meaning string }{
+	ReturnAccessDenied:          {"access denied", "the account may not start processes on the computer"},
+	ReturnInsufficientPrivilege: {"insufficient privilege", "the account lacks a privilege that starting the process needs"},
+	ReturnUnknownFailure:        {"unknown failure", "Windows could not start the program, often because it is not a valid program for this computer"},
+	ReturnPathNotFound:          {"path not found", "the program or its working folder does not exist on the computer"},
+	ReturnInvalidParameter:      {"invalid parameter", "Windows rejected the command line or a start-up setting"},
 }
 
-// Error returns the value and its documented meaning.
+// Error returns the value, its documented name and what it means, for
+// example "ReturnValue 9 (path not found): the program or its working
+// folder does not exist on the computer".
 func (r ReturnValue) Error() string {
 	if n, ok := returnNames[r]; ok {
-		return fmt.Sprintf("ReturnValue %d (%s)", uint32(r), n)
+		return fmt.Sprintf("ReturnValue %d (%s): %s", uint32(r), n.name, n.meaning)
+	}
+	return fmt.Sprintf("ReturnValue %d", uint32(r))
+}
+
+// short is the value and its documented name without the explanation.
+func (r ReturnValue) short() string {
+	if n, ok := returnNames[r]; ok {
+		return fmt.Sprintf("ReturnValue %d (%s)", uint32(r), n.name)
 	}
 	return fmt.Sprintf("ReturnValue %d", uint32(r))
 }
@@ -308,7 +342,7 @@ func classifyHResult(step string, hr HResult) (diag.Diagnosis, error) {
 	case RegdbEClassNotReg, ENoInterface, WBEMEInvalidNS, WBEMEInvalidClass, WBEMEInvalidMethod:
 		return diag.Diagnosis{
 			Code:    diag.WMINotSupported,
-			Summary: "The computer does not provide what " + step + " needs (" + hr.Error() + ").",
+			Summary: "The computer does not provide what " + step + " needs (" + hr.short() + ").",
 			Fix:     "Another launch method is needed for this computer.",
 		}, deploy.ErrLaunchUnsupported
 	}
@@ -320,25 +354,25 @@ func classifyReturn(rv ReturnValue) (diag.Diagnosis, error) {
 	case ReturnAccessDenied, ReturnInsufficientPrivilege:
 		return diag.Diagnosis{
 			Code:    diag.WMICreateAccessDenied,
-			Summary: "Win32_Process.Create refused to start the applet (" + rv.Error() + ").",
+			Summary: "Win32_Process.Create refused to start the applet (" + rv.short() + ").",
 			Fix:     fixUAC,
 		}, deploy.ErrAccessDenied
 	case ReturnPathNotFound:
 		return diag.Diagnosis{
 			Code:    diag.WMICreatePathNotFound,
-			Summary: "Win32_Process.Create did not find the applet or its directory (" + rv.Error() + ").",
+			Summary: "Win32_Process.Create did not find the applet or its directory (" + rv.short() + ").",
 			Fix:     "Copy the applet to the target first (deploy.Copy) and launch the path it was copied to.",
 		}, nil
 	case ReturnInvalidParameter:
 		return diag.Diagnosis{
 			Code:    diag.WMICreateInvalidParameter,
-			Summary: "Win32_Process.Create rejected the command line (" + rv.Error() + ").",
+			Summary: "Win32_Process.Create rejected the command line (" + rv.short() + ").",
 		}, deploy.ErrBadSpec
 	case ReturnUnknownFailure:
 		return diag.Diagnosis{
 			Code:    diag.WMICreateFailed,
-			Summary: "Win32_Process.Create failed (" + rv.Error() + "): the applet may not be a valid executable for this computer.",
+			Summary: "Win32_Process.Create failed (" + rv.short() + "): the applet may not be a valid executable for this computer.",
 		}, nil
 	}
-	return diag.Diagnosis{Code: diag.WMICreateFailed, Summary: "Win32_Process.Create failed (" + rv.Error() + ")."}, nil
+	return diag.Diagnosis{Code: diag.WMICreateFailed, Summary: "Win32_Process.Create failed (" + rv.short() + ")."}, nil
 }

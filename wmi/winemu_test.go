@@ -377,11 +377,11 @@ func TestFaults(t *testing.T) {
 			var ee *EndpointError
 			switch c.port {
 			case "135":
-				if !errors.As(err, &ee) || ee.Port != 135 || ee.Dynamic || !strings.Contains(err.Error(), "port 135") {
+				if !errors.As(err, &ee) || ee.Port != 135 || ee.Dynamic || !(strings.Contains(err.Error(), ":135: ") || strings.Contains(err.Error(), "port 135 on ")) {
 					t.Errorf("error does not name port 135: %v", err)
 				}
 			case "epm":
-				if !errors.As(err, &ee) || ee.Dynamic || !ee.Dial || !strings.Contains(err.Error(), "port "+strconv.Itoa(ee.Port)) {
+				if !errors.As(err, &ee) || ee.Dynamic || !ee.Dial || !strings.Contains(err.Error(), ":"+strconv.Itoa(ee.Port)+": ") {
 					t.Errorf("error does not name the endpoint mapper's port: %v", err)
 				}
 			case "dynamic":
