@@ -14,6 +14,7 @@ import (
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	svcctl "github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
 
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
@@ -177,12 +178,12 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 	account := creds.Account()
 	if strings.TrimSpace(host) == "" {
 		return nil, &AuthError{Host: host, Account: account, Step: StepConnect, Kind: ErrUnreachable,
-			Diagnosis: Diagnosis{DiagNameNotResolved, "No computer name or address was given.", "Pick a computer with a name or an address."},
+			Diagnosis: diag.Diagnosis{Code: diag.NameNotResolved, Summary: "No computer name or address was given.", Fix: "Pick a computer with a name or an address."},
 			Err:       fmt.Errorf("%w: empty host", ErrBadCredentials)}
 	}
 	if creds.User == "" || !creds.HasSecret() {
 		return nil, &AuthError{Host: host, Account: account, Step: StepLogon, Kind: ErrNoCredentials, Retryable: true,
-			Diagnosis: Diagnosis{DiagNoCredentials, "No user name and password were given.", "Enter an administrator account for this computer."},
+			Diagnosis: diag.Diagnosis{Code: diag.NoCredentials, Summary: "No user name and password were given.", Fix: "Enter an administrator account for this computer."},
 			Err:       ErrNoCredentials}
 	}
 	auth := smbconn.Auth{User: creds.User, Domain: creds.Domain, NTHash: creds.NTHash()}
@@ -242,7 +243,7 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 	// Check 1: ADMIN$ is writable.
 	t0 := time.Now()
 	if ae := a.checkAdminShare(ctx, g); ae != nil {
-		g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckAdminShareWrite, Passed: false, Took: time.Since(t0), Detail: ae.Diagnosis.Code})
+		g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckAdminShareWrite, Passed: false, Took: time.Since(t0), Detail: string(ae.Diagnosis.Code)})
 		return fail(ae)
 	}
 	g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckAdminShareWrite, Passed: true, Took: time.Since(t0)})
@@ -278,7 +279,7 @@ func isLocalAccount(creds Credentials, info smbconn.Info) bool {
 
 func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthError {
 	account := g.Credentials.Account()
-	ae := func(kind error, d Diagnosis, err error) *AuthError {
+	ae := func(kind error, d diag.Diagnosis, err error) *AuthError {
 		return &AuthError{Host: g.Addr, Account: account, Step: StepAdminShare, Kind: kind, Diagnosis: d, Err: err,
 			Retryable: kind == ErrNotAdmin}
 	}
@@ -304,7 +305,7 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 	f, err := sh.OpenFile(probe, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
-			return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can open ADMIN$ but not write to it, so it is not an administrator.", diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
+			return ae(ErrNotAdmin, diag.Diagnosis{Code: diag.AdminShareWriteDenied, Summary: account + " can open ADMIN$ but not write to it, so it is not an administrator.", Fix: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
 		}
 		return connErr(g.Addr, account, StepAdminShare, err)
 	}
@@ -317,12 +318,12 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 	}
 	if err := errors.Join(werr, cerr); err != nil {
 		if errors.Is(err, os.ErrPermission) {
-			return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can create files in ADMIN$ but not write them.", diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
+			return ae(ErrNotAdmin, diag.Diagnosis{Code: diag.AdminShareWriteDenied, Summary: account + " can create files in ADMIN$ but not write them.", Fix: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
 		}
 		return connErr(g.Addr, account, StepAdminShare, err)
 	}
 	if rerr != nil && errors.Is(rerr, os.ErrPermission) {
-		return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can create but not delete files in ADMIN$.", diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, rerr)
+		return ae(ErrNotAdmin, diag.Diagnosis{Code: diag.AdminShareWriteDenied, Summary: account + " can create but not delete files in ADMIN$.", Fix: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, rerr)
 	}
 	return nil
 }
@@ -374,19 +375,19 @@ func connErr(host, account, step string, err error) *AuthError {
 	ae := &AuthError{Host: host, Account: account, Step: step, Err: err}
 	switch {
 	case errors.Is(err, context.Canceled):
-		ae.Kind = ErrCancelled
-		ae.Diagnosis = Diagnosis{DiagCancelled, "The authentication was cancelled.", ""}
+		ae.Kind = ErrCanceled
+		ae.Diagnosis = diag.Diagnosis{Code: diag.Canceled, Summary: "The authentication was canceled."}
 	case errors.Is(err, context.DeadlineExceeded):
-		ae.Kind = ErrCancelled
-		ae.Diagnosis = Diagnosis{DiagTimeout, host + " did not answer in time during the " + step + " check.",
-			"Try again, and check the computer's load and the network."}
+		ae.Kind = ErrCanceled
+		ae.Diagnosis = diag.Diagnosis{Code: diag.Timeout, Summary: host + " did not answer in time during the " + step + " check.",
+			Fix: "Try again, and check the computer's load and the network."}
 	case errors.Is(err, smbconn.ErrConnLost), errors.Is(err, smbconn.ErrClosed):
 		ae.Kind, ae.Diagnosis = ErrSMBProtocol, diagConnLost()
 	case errors.Is(err, smbconn.ErrSigning):
 		ae.Kind, ae.Diagnosis = ErrSigning, diagSigning()
 	default:
 		ae.Kind = ErrSMBProtocol
-		ae.Diagnosis = Diagnosis{DiagOther, "The admin check failed unexpectedly during " + step + ".", "See the error details."}
+		ae.Diagnosis = diag.Diagnosis{Code: diag.Other, Summary: "The admin check failed unexpectedly during " + step + ".", Fix: "See the error details."}
 	}
 	return ae
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -73,7 +74,7 @@ func TestLockoutGuardSequential(t *testing.T) {
 	}
 	_, err2 := a.Authenticate(ctx, "h2", bad)
 	var ae *AuthError
-	if !errors.As(err2, &ae) || ae.Kind != ErrCredentialsRefused || ae.Diagnosis.Code != DiagCredentialsRefused || !ShouldPrompt(err2) || inner.calls.Load() != 1 {
+	if !errors.As(err2, &ae) || ae.Kind != ErrCredentialsRefused || ae.Diagnosis.Code != diag.CredentialsRefused || !ShouldPrompt(err2) || inner.calls.Load() != 1 {
 		t.Fatalf("second: %v (calls %d)", err2, inner.calls.Load())
 	}
 	if fmt.Sprint(err2) == "" || containsSecret(err2.Error()) {
@@ -119,19 +120,19 @@ func TestLockoutGuardSequential(t *testing.T) {
 	if asked.Load() != 3 {
 		t.Fatalf("asked %d times", asked.Load())
 	}
-	// A cancelled prompt is asked again by the next refusal.
+	// A canceled prompt is asked again by the next refusal.
 	var g2 LockoutGuard
 	a2 := g2.Wrap(&fixedAuth{})
 	_, r := a2.Authenticate(ctx, "h1", bad)
 	var n atomic.Int32
 	p2 := g2.Prompt(func(context.Context, PromptRequest) (Credentials, error) {
 		n.Add(1)
-		return Credentials{}, ErrPromptCancelled
+		return Credentials{}, ErrPromptCanceled
 	})
 	_, _ = p2(ctx, PromptRequest{Reason: r})
 	_, _ = p2(ctx, PromptRequest{Reason: r})
 	if n.Load() != 2 {
-		t.Fatalf("cancelled prompt asked %d times", n.Load())
+		t.Fatalf("canceled prompt asked %d times", n.Load())
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/lanconnect/lanconnect/diag"
 )
 
 // PromptRequest is what a console's prompt is told when the SDK needs
@@ -20,11 +22,11 @@ type PromptRequest struct {
 	// attempt, or ErrNoCredentials when there were none to try.
 	Reason error
 	// Diagnosis is Reason's diagnosis, for the dialog.
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 }
 
 // PromptFunc asks the technician for credentials. It returns
-// ErrPromptCancelled (or any error) to give up; the error ends the
+// ErrPromptCanceled (or any error) to give up; the error ends the
 // authentication. It must honour ctx.
 type PromptFunc func(ctx context.Context, req PromptRequest) (Credentials, error)
 
@@ -51,7 +53,7 @@ type CredentialSource struct {
 
 // Authenticate runs a against host with the credentials of src, as
 // described on CredentialSource. It returns the first Grant, or the last
-// error: an *AuthError (with Step StepPrompt and Kind ErrPromptCancelled
+// error: an *AuthError (with Step StepPrompt and Kind ErrPromptCanceled
 // or ErrNoCredentials when the prompt ended it; its Err then wraps the
 // prompt's error and the last authentication error, if any).
 func (src CredentialSource) Authenticate(ctx context.Context, a Authenticator, host string) (*Grant, error) {
@@ -80,16 +82,16 @@ func (src CredentialSource) Authenticate(ctx context.Context, a Authenticator, h
 				return nil, lastErr
 			}
 			return nil, &AuthError{Host: host, Step: StepPrompt, Kind: ErrNoCredentials,
-				Diagnosis: Diagnosis{DiagNoCredentials, "No credentials are available for " + host + ".", "Enter an administrator account for this computer."},
+				Diagnosis: diag.Diagnosis{Code: diag.NoCredentials, Summary: "No credentials are available for " + host + ".", Fix: "Enter an administrator account for this computer."},
 				Err:       ErrNoCredentials}
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, &AuthError{Host: host, Step: StepPrompt, Kind: ErrCancelled, Diagnosis: Diagnosis{DiagCancelled, "The authentication was cancelled.", ""}, Err: err}
+			return nil, &AuthError{Host: host, Step: StepPrompt, Kind: ErrCanceled, Diagnosis: diag.Diagnosis{Code: diag.Canceled, Summary: "The authentication was canceled."}, Err: err}
 		}
 		req := PromptRequest{Host: host, Attempt: attempt, Account: account, Reason: lastErr}
 		if lastErr == nil {
 			req.Reason = ErrNoCredentials
-			req.Diagnosis = Diagnosis{DiagNoCredentials, "No credentials are available for " + host + ".", "Enter an administrator account for this computer."}
+			req.Diagnosis = diag.Diagnosis{Code: diag.NoCredentials, Summary: "No credentials are available for " + host + ".", Fix: "Enter an administrator account for this computer."}
 		} else {
 			var ae *AuthError
 			if errors.As(lastErr, &ae) {
@@ -98,16 +100,16 @@ func (src CredentialSource) Authenticate(ctx context.Context, a Authenticator, h
 		}
 		creds, err := src.Prompt(ctx, req)
 		if err != nil {
-			kind := ErrPromptCancelled
+			kind := ErrPromptCanceled
 			if ctx.Err() != nil {
-				kind = ErrCancelled
+				kind = ErrCanceled
 			}
 			cause := err
 			if lastErr != nil {
 				cause = fmt.Errorf("%w (after: %w)", err, lastErr)
 			}
 			return nil, &AuthError{Host: host, Account: account, Step: StepPrompt, Kind: kind,
-				Diagnosis: Diagnosis{DiagPromptCancelled, "The credential prompt was cancelled.", ""}, Err: cause}
+				Diagnosis: diag.Diagnosis{Code: diag.PromptCanceled, Summary: "The credential prompt was canceled."}, Err: cause}
 		}
 		g, err := a.Authenticate(ctx, host, creds)
 		if err == nil {

@@ -18,6 +18,7 @@ import (
 	smb2 "github.com/oiweiwei/go-smb2.fork"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/grantsess"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
@@ -136,7 +137,7 @@ type CopyError struct {
 	// Diagnosis explains the failure to a technician when Copy knows more
 	// than the cause says (a folder that already exists, a folder that is
 	// not admin-only); it is zero otherwise.
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 }
 
 func (e *CopyError) Error() string {
@@ -149,6 +150,10 @@ func (e *CopyError) Error() string {
 
 // Unwrap returns the cause.
 func (e *CopyError) Unwrap() error { return e.Err }
+
+// Diagnose returns the diagnosis (diag.Diagnoser); it is zero when Copy
+// knows no more than the cause says.
+func (e *CopyError) Diagnose() diag.Diagnosis { return e.Diagnosis }
 
 func cleanDir(d string) (string, error) {
 	d = strings.Trim(strings.ReplaceAll(d, "/", `\`), `\`)
@@ -174,9 +179,9 @@ func cleanDir(d string) (string, error) {
 // into place. A folder that already exists is refused (ErrFolderExists),
 // and a folder that is not admin-only (ErrUnsafeFolder) is refused before
 // anything is sent. Every directory and file is journaled before it is
-// created; when a create call fails without a definite answer (cancelled,
+// created; when a create call fails without a definite answer (canceled,
 // connection lost), Copy removes the object by name. A copy that fails or
-// is cancelled never leaves a partial file under the final name: the
+// is canceled never leaves a partial file under the final name: the
 // temporary file is removed, or stays journaled and is named in the
 // *CopyError.
 //

@@ -13,6 +13,7 @@ import (
 	smb2 "github.com/oiweiwei/go-smb2.fork"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/grantsess"
 )
 
@@ -59,18 +60,12 @@ var usersWritable = []string{
 	`syswow64\fxstmp`,
 }
 
-// Diagnosis codes of folder failures.
-const (
-	DiagFolderExists = "applet-folder-exists"
-	DiagUnsafeFolder = "applet-folder-unsafe"
-)
-
-var diagUnsafeFolder = Diagnosis{Code: DiagUnsafeFolder,
+var diagUnsafeFolder = diag.Diagnosis{Code: diag.AppletFolderUnsafe,
 	Summary: "The configured applet folder is not admin-only: ordinary users of the target could replace the applet before it starts as LocalSystem.",
 	Fix:     `Leave the folder option empty (a new folder directly under ADMIN$), or name a folder under ADMIN$ that is not Temp.`}
 
-func diagFolderExists(share, p string) Diagnosis {
-	return Diagnosis{Code: DiagFolderExists,
+func diagFolderExists(share, p string) diag.Diagnosis {
+	return diag.Diagnosis{Code: diag.AppletFolderExists,
 		Summary: `The applet's folder ` + share + `\` + p + ` already existed on the target. Its name is new for every session, so someone created it in advance, which is how an applet is swapped or a DLL is planted; nothing was copied and the folder was left as it is.`,
 		Fix:     "Ask the target's administrator to check who created the folder and remove it, then connect again."}
 }
@@ -151,7 +146,7 @@ func checkFolderName(name string) error {
 }
 
 // interrupted is a directory whose create call failed without a definite
-// answer (cancelled, connection lost): it may exist on the target now.
+// answer (canceled, connection lost): it may exist on the target now.
 // Its journal entry stays until it has been removed by name.
 type interrupted struct {
 	path string

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
-	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/diag"
 )
 
 // Sentinel errors for launch failures. A *LaunchError matches exactly one
@@ -50,11 +51,6 @@ var (
 	ErrBadSpec = errors.New("deploy: invalid launch spec")
 )
 
-// Diagnosis explains a failure to a technician: a stable Code, a Summary
-// of what happened and a Fix. It is adauth's type, so that authentication
-// and launch failures read the same way.
-type Diagnosis = adauth.Diagnosis
-
 // LaunchError is the error of a failed launch step. Kind is one of the
 // sentinels above (errors.Is matches it); Err is the underlying cause
 // (errors.Is and errors.As reach it too).
@@ -68,36 +64,72 @@ type LaunchError struct {
 	// none of them.
 	Kind error
 	// Diagnosis explains the failure to a person.
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	// Err is the underlying error.
 	Err error
 }
 
-// Error returns "launcher: step: kind: cause", with the diagnosis summary
-// when there is one.
-func (e *LaunchError) Error() string {
+// Error returns "launcher: step: kind: cause (summary)", where each
+// layer says its context once: the launcher and the step are left out
+// when the cause already begins with them, the kind when the cause
+// already matches it (a nested LaunchError), the kind's "deploy: "
+// package prefix always, and the diagnosis summary when the cause already
+// carries it. %+v prints every part and the cause's raw text (see the
+// launchers' endpoint errors), which connect -v and NDJSON show.
+func (e *LaunchError) Error() string { return e.text(false) }
+
+// Format prints Error for %v and %s (quoted for %q), and the raw chain
+// for %+v.
+func (e *LaunchError) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", e.text(false))
+		return
+	}
+	io.WriteString(f, e.text(verb == 'v' && f.Flag('+')))
+}
+
+// Diagnose returns the diagnosis (diag.Diagnoser).
+func (e *LaunchError) Diagnose() diag.Diagnosis { return e.Diagnosis }
+
+func (e *LaunchError) text(raw bool) string {
+	cause := ""
+	if e.Err != nil {
+		if raw {
+			cause = fmt.Sprintf("%+v", e.Err)
+		} else {
+			cause = e.Err.Error()
+		}
+	}
 	var b strings.Builder
-	if e.Launcher != "" {
-		b.WriteString(e.Launcher)
+	rest := cause
+	for _, p := range []string{e.Launcher, e.Step} {
+		if p == "" {
+			continue
+		}
+		if !raw && strings.HasPrefix(rest, p+": ") {
+			rest = rest[len(p)+2:]
+			continue
+		}
+		b.WriteString(p)
 		b.WriteString(": ")
 	}
-	if e.Step != "" {
-		b.WriteString(e.Step)
-		b.WriteString(": ")
+	kind := ""
+	if e.Kind != nil && (e.Err == nil || !errors.Is(e.Err, e.Kind)) {
+		kind = strings.TrimPrefix(e.Kind.Error(), "deploy: ")
 	}
 	switch {
-	case e.Kind != nil && e.Err != nil:
-		fmt.Fprintf(&b, "%v: %v", e.Kind, e.Err)
-	case e.Kind != nil:
-		b.WriteString(e.Kind.Error())
-	case e.Err != nil:
-		b.WriteString(e.Err.Error())
+	case kind != "" && cause != "":
+		b.WriteString(kind + ": " + cause)
+	case kind != "":
+		b.WriteString(kind)
+	case cause != "":
+		b.WriteString(cause)
 	default:
 		b.WriteString("launch failed")
 	}
-	if e.Diagnosis.Summary != "" {
+	if sum := e.Diagnosis.Summary; sum != "" && !strings.Contains(cause, sum) {
 		b.WriteString(" (")
-		b.WriteString(e.Diagnosis.Summary)
+		b.WriteString(sum)
 		b.WriteString(")")
 	}
 	return b.String()

@@ -12,8 +12,10 @@ import (
 	dcerrors "github.com/oiweiwei/go-msrpc/dcerpc/errors"
 
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
+	"github.com/lanconnect/lanconnect/internal/testutil"
 )
 
 func TestFailureClassification(t *testing.T) {
@@ -22,7 +24,7 @@ func TestFailureClassification(t *testing.T) {
 		name string
 		err  error
 		kind error
-		code string
+		code diag.Code
 	}{
 		{"access denied", fmt.Errorf("create: %w", ErrorAccessDenied), deploy.ErrAccessDenied, "access-denied"},
 		{"service exists", ErrorServiceExists, deploy.ErrServiceExists, "service-exists"},
@@ -98,14 +100,38 @@ func TestFailureClassification(t *testing.T) {
 }
 
 func TestWin32ErrorString(t *testing.T) {
-	if got := ErrorServiceRequestTimeout.Error(); got != "ERROR_SERVICE_REQUEST_TIMEOUT (1053)" {
-		t.Fatal(got)
+	if got := ErrorServiceRequestTimeout.Error(); got != "ERROR_SERVICE_REQUEST_TIMEOUT (1053): the program started but never reported to the Service Control Manager that it runs, so Windows stopped it: it is not written as a service" {
+		t.Errorf("got %q", got)
+	}
+	if got := Win32Error(8).Error(); got != "ERROR_NOT_ENOUGH_MEMORY (8): the computer ran out of memory (or of a server resource such as RPC buffers) for this call" {
+		t.Errorf("got %q", got)
 	}
 	if got := Win32Error(4242).Error(); got != "win32 error 4242" {
-		t.Fatal(got)
+		t.Errorf("got %q", got)
 	}
 	if !errors.Is(fmt.Errorf("x: %w", Win32Error(5)), ErrorAccessDenied) {
-		t.Fatal("errors.Is by value")
+		t.Error("errors.Is by value")
+	}
+}
+
+// TestEveryWin32ErrorExplained parses this package's Win32Error constants
+// and checks that diag names and explains each, and so does every code
+// the issue saw reach a technician.
+func TestEveryWin32ErrorExplained(t *testing.T) {
+	consts := testutil.Consts(t, "Win32Error", "errors.go")
+	n := len(consts)
+	for _, c := range consts {
+		if sym, meaning := diag.Win32(uint32(c.Num)); meaning == "" || !strings.HasPrefix(sym, "ERROR_") {
+			t.Errorf("%s (%d): diag.Win32 gives %q, %q", c.Name, c.Num, sym, meaning)
+		}
+	}
+	if n < 15 {
+		t.Fatalf("found only %d Win32Error constants", n)
+	}
+	for _, code := range []uint32{5, 8, 53, 193, 1053, 1060} {
+		if strings.HasPrefix(Win32Error(code).Error(), "win32 error") {
+			t.Errorf("%d is not named", code)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/grantsess"
 )
 
@@ -89,8 +90,8 @@ func refineAccessDenied(err error, local bool) {
 		return
 	}
 	if local {
-		le.Diagnosis = adauth.Diagnosis{
-			Code: adauth.DiagUACRemote,
+		le.Diagnosis = diag.Diagnosis{
+			Code: diag.UACRemote,
 			Summary: "The computer refused " + le.Step + " for a local administrator account: " +
 				"UAC remote restrictions remove administrator rights from local accounts over the network.",
 			Fix: "Use a domain administrator or the built-in Administrator account, or set " +
@@ -98,8 +99,8 @@ func refineAccessDenied(err error, local bool) {
 		}
 		return
 	}
-	le.Diagnosis = adauth.Diagnosis{
-		Code:    adauth.DiagNotAdmin,
+	le.Diagnosis = diag.Diagnosis{
+		Code:    diag.NotAdmin,
 		Summary: "The computer refused " + le.Step + ": the account is not an administrator there.",
 		Fix:     "Use an account in the computer's Administrators group (for example a domain administrator).",
 	}

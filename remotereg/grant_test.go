@@ -6,8 +6,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 )
 
 func TestChangeArtifactRoundTrip(t *testing.T) {
@@ -92,16 +92,16 @@ func TestRefineAccessDenied(t *testing.T) {
 	refineAccessDenied(err, true)
 	var le *deploy.LaunchError
 	errors.As(err, &le)
-	if le.Diagnosis.Code != adauth.DiagUACRemote {
+	if le.Diagnosis.Code != diag.UACRemote {
 		t.Fatalf("local: %+v", le.Diagnosis)
 	}
 	err = mk()
 	refineAccessDenied(err, false)
 	errors.As(err, &le)
-	if le.Diagnosis.Code != adauth.DiagNotAdmin {
+	if le.Diagnosis.Code != diag.NotAdmin {
 		t.Fatalf("domain: %+v", le.Diagnosis)
 	}
-	other := &deploy.LaunchError{Kind: deploy.ErrTimeout, Diagnosis: deploy.Diagnosis{Code: "endpoint-timeout"}}
+	other := &deploy.LaunchError{Kind: deploy.ErrTimeout, Diagnosis: diag.Diagnosis{Code: diag.EndpointTimeout}}
 	refineAccessDenied(other, true)
 	if other.Diagnosis.Code != "endpoint-timeout" {
 		t.Fatal("changed a non-access-denied diagnosis")

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -202,7 +203,22 @@ type endpointError struct {
 	err      error
 }
 
-func (e *endpointError) Error() string { return e.endpoint + ": " + e.err.Error() }
+// Error names the endpoint and the root of the cause (rpcauth.Cause);
+// %+v prints the cause's full text instead.
+func (e *endpointError) Error() string { return e.endpoint + ": " + rpcauth.Cause(e.err) }
+
+// Format prints Error for %v and %s (quoted for %q), and the raw chain
+// for %+v.
+func (e *endpointError) Format(f fmt.State, verb rune) {
+	switch {
+	case verb == 'v' && f.Flag('+'):
+		fmt.Fprintf(f, "%s: %+v", e.endpoint, e.err)
+	case verb == 'q':
+		fmt.Fprintf(f, "%q", e.Error())
+	default:
+		io.WriteString(f, e.Error())
+	}
+}
 func (e *endpointError) Unwrap() error { return e.err }
 
 // endpointOf returns the endpoint an error names, or fallback.

@@ -25,6 +25,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/internal/winemu"
@@ -336,7 +337,7 @@ func TestLaunchStartErrors(t *testing.T) {
 	for _, c := range []struct {
 		path string
 		kind error
-		code string
+		code diag.Code
 	}{
 		{`C:\Windows\Temp\plain.exe`, deploy.ErrNotServiceAware, "applet-not-service-aware"},
 		{`C:\Windows\Temp\arm64.exe`, deploy.ErrNotExecutable, "applet-wrong-architecture"},

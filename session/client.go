@@ -16,12 +16,12 @@ import (
 
 // Default settings used for zero Config fields.
 const (
-	DefaultConcurrency     = 8
-	DefaultPreflightTimout = 30 * time.Second
-	DefaultDeployTimeout   = 5 * time.Minute
-	DefaultLaunchTimeout   = 90 * time.Second
-	DefaultCheckinTimeout  = 60 * time.Second
-	DefaultCleanupTimeout  = 60 * time.Second
+	DefaultConcurrency      = 8
+	DefaultPreflightTimeout = 30 * time.Second
+	DefaultDeployTimeout    = 5 * time.Minute
+	DefaultLaunchTimeout    = 90 * time.Second
+	DefaultCheckinTimeout   = 60 * time.Second
+	DefaultCleanupTimeout   = 60 * time.Second
 )
 
 // Timeouts bound the steps of a session. Zero fields take the defaults
@@ -279,7 +279,7 @@ func (c *Client) timeouts() Timeouts {
 			*d = v
 		}
 	}
-	def(&t.Preflight, DefaultPreflightTimout)
+	def(&t.Preflight, DefaultPreflightTimeout)
 	def(&t.Deploy, DefaultDeployTimeout)
 	def(&t.Launch, DefaultLaunchTimeout)
 	def(&t.Checkin, DefaultCheckinTimeout)

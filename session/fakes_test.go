@@ -13,6 +13,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session"
 	"github.com/lanconnect/lanconnect/session/checkin"
@@ -96,7 +97,7 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Cred
 	a.mu.Unlock()
 	if want := adauth.ExpectedName(ctx); a.identity != "" && want != "" && !strings.EqualFold(want, a.identity) {
 		return nil, &adauth.AuthError{Host: host, Step: adauth.StepLogon, Kind: adauth.ErrIdentityMismatch,
-			Diagnosis: adauth.Diagnosis{Code: adauth.DiagIdentityMismatch, Summary: "answered as " + a.identity, Fix: "check the name"}}
+			Diagnosis: diag.Diagnosis{Code: diag.IdentityMismatch, Summary: "answered as " + a.identity, Fix: "check the name"}}
 	}
 	a.record("start", cr)
 	defer a.record("end", cr)
@@ -109,8 +110,8 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Cred
 		}
 	}
 	if err := a.g.wait(ctx, "authenticate"); err != nil {
-		return nil, &adauth.AuthError{Host: host, Step: adauth.StepLogon, Kind: adauth.ErrCancelled, Err: err,
-			Diagnosis: adauth.Diagnosis{Code: adauth.DiagCancelled, Summary: "cancelled"}}
+		return nil, &adauth.AuthError{Host: host, Step: adauth.StepLogon, Kind: adauth.ErrCanceled, Err: err,
+			Diagnosis: diag.Diagnosis{Code: diag.Canceled, Summary: "canceled"}}
 	}
 	pw, _ := cr.Password()
 	adminPW := a.adminPW
@@ -122,13 +123,13 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Cred
 		return &adauth.Grant{Addr: host, Credentials: cr, Facts: adauth.Facts{LocalAccount: a.local}}, nil
 	case cr.User == "user" && pw == "good":
 		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepAdminShare, Kind: adauth.ErrNotAdmin, Retryable: true,
-			Diagnosis: adauth.Diagnosis{Code: adauth.DiagNotAdmin, Summary: "not an administrator", Fix: "use an admin"}}
+			Diagnosis: diag.Diagnosis{Code: diag.NotAdmin, Summary: "not an administrator", Fix: "use an admin"}}
 	case cr.User == "guest":
 		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepLogon, Kind: adauth.ErrGuest,
-			Diagnosis: adauth.Diagnosis{Code: adauth.DiagGuestOnly, Summary: "guest only", Fix: "classic model"}}
+			Diagnosis: diag.Diagnosis{Code: diag.GuestOnly, Summary: "guest only", Fix: "classic model"}}
 	default:
 		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepLogon, Kind: adauth.ErrLogonFailure, Retryable: true,
-			Diagnosis: adauth.Diagnosis{Code: adauth.DiagLogonFailure, Summary: "logon failure", Fix: "check the password"}}
+			Diagnosis: diag.Diagnosis{Code: diag.LogonFailure, Summary: "logon failure", Fix: "check the password"}}
 	}
 }
 
@@ -372,7 +373,7 @@ func (l *fakeLauncher) readTicket(spec deploy.LaunchSpec) (checkin.Ticket, error
 
 func launchErr(name string, kind error) error {
 	return &deploy.LaunchError{Launcher: name, Step: "create service", Kind: kind, Err: errors.New("boom"),
-		Diagnosis: deploy.Diagnosis{Code: name + "-diag", Summary: name + " cannot", Fix: "fix " + name}}
+		Diagnosis: diag.Diagnosis{Code: diag.Code(name + "-diag"), Summary: name + " cannot", Fix: "fix " + name}}
 }
 
 type harness struct {

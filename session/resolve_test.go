@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session"
 )
@@ -41,7 +42,7 @@ func TestNameConflictSendsNothing(t *testing.T) {
 	res := &fixedResolver{addrs: []netip.Addr{ip("10.0.0.10"), ip("10.0.0.11"), ip("10.0.0.10")}}
 	h := newHarness(t, func(h *harness) { h.cfg.Resolver = res })
 	r := failed(t, h.c.Connect(context.Background(), discovery.Host{Name: "LCREAL"}))
-	if r.Diagnosis.Code != session.DiagNameConflict || !strings.Contains(r.Diagnosis.Summary, "10.0.0.10, 10.0.0.11") {
+	if r.Diagnosis.Code != diag.NameConflict || !strings.Contains(r.Diagnosis.Summary, "10.0.0.10, 10.0.0.11") {
 		t.Fatalf("diagnosis %+v", r.Diagnosis)
 	}
 	var ce *session.NameConflictError
@@ -72,7 +73,7 @@ func TestNameNotResolved(t *testing.T) {
 	res := &fixedResolver{}
 	h := newHarness(t, func(h *harness) { h.cfg.Resolver = res })
 	r := failed(t, h.c.Connect(context.Background(), discovery.Host{Name: "NOBODY"}))
-	if r.Diagnosis.Code != session.DiagNameNotResolved || !errors.Is(r.Err, session.ErrNoAddress) || h.auth.calls.Load() != 0 {
+	if r.Diagnosis.Code != diag.NameNotResolved || !errors.Is(r.Err, session.ErrNoAddress) || h.auth.calls.Load() != 0 {
 		t.Fatalf("diagnosis %+v err %v calls %d", r.Diagnosis, r.Err, h.auth.calls.Load())
 	}
 }
@@ -82,7 +83,7 @@ func TestFlaggedHostRefused(t *testing.T) {
 	h := newHarness(t, func(h *harness) { h.cfg.Resolver = res })
 	r := failed(t, h.c.Connect(context.Background(), discovery.Host{Name: "LCREAL", Addrs: []netip.Addr{ip("10.0.0.66")},
 		Conflict: "claims the name LCREAL, which DNS or the directory places at 10.0.0.10"}))
-	if r.Diagnosis.Code != session.DiagNameConflict || !strings.Contains(r.Diagnosis.Summary, "10.0.0.66") || !errors.Is(r.Err, session.ErrNameConflict) {
+	if r.Diagnosis.Code != diag.NameConflict || !strings.Contains(r.Diagnosis.Summary, "10.0.0.66") || !errors.Is(r.Err, session.ErrNameConflict) {
 		t.Fatalf("diagnosis %+v err %v", r.Diagnosis, r.Err)
 	}
 	if h.auth.calls.Load() != 0 || res.calls.Load() != 0 {
@@ -119,11 +120,11 @@ func TestIdentityMismatchFailsWithoutPrompt(t *testing.T) {
 		h.auth.identity = "LCROGUE"
 		h.cfg.Prompt = func(context.Context, adauth.PromptRequest) (adauth.Credentials, error) {
 			prompts.Add(1)
-			return adauth.Credentials{}, adauth.ErrPromptCancelled
+			return adauth.Credentials{}, adauth.ErrPromptCanceled
 		}
 	})
 	r := failed(t, h.c.Connect(context.Background(), host(1)))
-	if r.Diagnosis.Code != session.DiagIdentityMismatch || !errors.Is(r.Err, session.ErrIdentityMismatch) || r.Step != session.StepAuthenticate {
+	if r.Diagnosis.Code != diag.IdentityMismatch || !errors.Is(r.Err, session.ErrIdentityMismatch) || r.Step != session.StepAuthenticate {
 		t.Fatalf("result %+v", r)
 	}
 	if prompts.Load() != 0 || h.auth.calls.Load() != 1 {

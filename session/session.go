@@ -14,6 +14,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session/checkin"
 )
@@ -221,7 +222,7 @@ func (s *Session) closing() bool {
 func (s *Session) snapshot() Result {
 	r := s.res
 	r.Host = discovery.Clone(r.Host)
-	r.Notes = append([]Diagnosis(nil), r.Notes...)
+	r.Notes = append([]diag.Diagnosis(nil), r.Notes...)
 	r.Attempts = append([]Attempt(nil), r.Attempts...)
 	if r.Preflight != nil {
 		p := *r.Preflight
@@ -283,7 +284,7 @@ func (s *Session) attemptFailed(a Attempt) {
 	s.out.push(e, false)
 }
 
-func (s *Session) note(d Diagnosis) {
+func (s *Session) note(d diag.Diagnosis) {
 	s.mu.Lock()
 	s.res.Notes = append(s.res.Notes, d)
 	s.mu.Unlock()
@@ -325,8 +326,8 @@ func (s *Session) run(parent, work context.Context) {
 		if cause == nil {
 			cause = checkin.ErrClosed
 		}
-		s.end(parent, &Error{Host: s.name, Step: StepCheckin, Kind: ErrAppletLost, Err: cause, Diagnosis: Diagnosis{
-			Code: "applet-lost", Summary: "The applet stopped or lost its connection to the console.",
+		s.end(parent, &Error{Host: s.name, Step: StepCheckin, Kind: ErrAppletLost, Err: cause, Diagnosis: diag.Diagnosis{
+			Code: diag.AppletLost, Summary: "The applet stopped or lost its connection to the console.",
 			Fix: "Check the applet's log on the target; reconnect to start it again."}})
 	}
 }
@@ -349,8 +350,8 @@ func (s *Session) panicErr(r any) error {
 	step := s.step
 	s.mu.Unlock()
 	s.log.Error("step panicked", "step", step, "panic", fmt.Sprint(r))
-	return &Error{Host: s.name, Step: step, Kind: ErrPanic, Err: fmt.Errorf("%v", r), Diagnosis: Diagnosis{
-		Code: "panic", Summary: "The connection to " + s.name + " failed on an answer that a protocol library could not handle (the computer may be hostile or broken).",
+	return &Error{Host: s.name, Step: step, Kind: ErrPanic, Err: fmt.Errorf("%v", r), Diagnosis: diag.Diagnosis{
+		Code: diag.Panic, Summary: "The connection to " + s.name + " failed on an answer that a protocol library could not handle (the computer may be hostile or broken).",
 		Fix: "Check the computer; other sessions are not affected."}}
 }
 
@@ -375,7 +376,7 @@ func (s *Session) end(parent context.Context, err error) {
 		s.launchCancel()
 	}
 
-	var d Diagnosis
+	var d diag.Diagnosis
 	if !closed {
 		d = s.diagnose(failStep, err)
 	}
@@ -413,7 +414,7 @@ func (s *Session) end(parent context.Context, err error) {
 	close(s.done)
 }
 
-func wrapStep(host string, step Step, err error, d Diagnosis) error {
+func wrapStep(host string, step Step, err error, d diag.Diagnosis) error {
 	var se *Error
 	if errors.As(err, &se) {
 		if se.Diagnosis.IsZero() {
@@ -522,15 +523,15 @@ func (s *Session) connect(ctx context.Context) error {
 	cfg := &s.c.cfg
 	if cfg.Authorize != nil {
 		if err := cfg.Authorize(ctx, Technician(ctx), discovery.Clone(s.host)); err != nil {
-			return &Error{Host: s.name, Step: StepAuthorize, Kind: ErrUnauthorized, Err: err, Diagnosis: Diagnosis{
-				Code: "not-authorised", Summary: "The console does not allow this technician to connect to " + s.name + ".",
+			return &Error{Host: s.name, Step: StepAuthorize, Kind: ErrUnauthorized, Err: err, Diagnosis: diag.Diagnosis{
+				Code: diag.NotAuthorised, Summary: "The console does not allow this technician to connect to " + s.name + ".",
 				Fix: "Ask an administrator of the console for the Connect On LAN permission."}}
 		}
 		s.setStep(StepAuthenticate, "")
 	}
 	if s.addr == "" {
-		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Diagnosis: Diagnosis{
-			Code: "no-address", Summary: "The host has no address or name to connect to.", Fix: "Wait until discovery has found its address."}}
+		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Diagnosis: diag.Diagnosis{
+			Code: diag.NoAddress, Summary: "The host has no address or name to connect to.", Fix: "Wait until discovery has found its address."}}
 	}
 	if cfg.Authenticator == nil || cfg.Deployer == nil {
 		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrBadConfig, Err: errors.New("Config.Authenticator and Config.Deployer are required")}
@@ -577,8 +578,8 @@ func (s *Session) connect(ctx context.Context) error {
 	{
 		j, path, err := s.c.newJournal(s.id)
 		if err != nil {
-			return &Error{Host: s.name, Step: StepAuthenticate, Err: fmt.Errorf("journal: %w", err), Diagnosis: Diagnosis{
-				Code: "journal", Summary: "The session's cleanup journal could not be created.", Fix: "Check the journal directory of the console."}}
+			return &Error{Host: s.name, Step: StepAuthenticate, Err: fmt.Errorf("journal: %w", err), Diagnosis: diag.Diagnosis{
+				Code: diag.Journal, Summary: "The session's cleanup journal could not be created.", Fix: "Check the journal directory of the console."}}
 		}
 		s.target.Journal, s.journalPath = j, path
 	}
@@ -602,7 +603,7 @@ func (s *Session) connect(ctx context.Context) error {
 		}
 		if err != nil {
 			s.log.Info("preflight failed", "err", err)
-			s.note(Diagnosis{Code: "preflight-failed", Summary: "The target's settings could not be read through Remote Registry: " + err.Error(),
+			s.note(diag.Diagnosis{Code: diag.PreflightFailed, Summary: "The target's settings could not be read through Remote Registry: " + err.Error(),
 				Fix: "Start the Remote Registry service on the target, or ignore this if the launch works."})
 		}
 	}
@@ -625,8 +626,8 @@ func (s *Session) launch(ctx context.Context) error {
 	cfg := &s.c.cfg
 	if len(cfg.Launchers) == 0 {
 		s.setStep(StepLaunch, "")
-		return &Error{Host: s.name, Step: StepLaunch, Kind: ErrNoLauncher, Diagnosis: Diagnosis{
-			Code: "no-launcher", Summary: "No launch method is available in this console.", Fix: "Configure a launcher (SCM or WMI)."}}
+		return &Error{Host: s.name, Step: StepLaunch, Kind: ErrNoLauncher, Diagnosis: diag.Diagnosis{
+			Code: diag.NoLauncher, Summary: "No launch method is available in this console.", Fix: "Configure a launcher (SCM or WMI)."}}
 	}
 	var writeTicket func(context.Context) error
 	spec := deploy.LaunchSpec{
@@ -680,8 +681,8 @@ func (s *Session) launch(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				return &Error{Host: s.name, Step: StepLaunch, Err: fmt.Errorf("writing the check-in ticket file: %w", err), Diagnosis: Diagnosis{
-					Code: "ticket-file", Summary: "The check-in ticket could not be written next to the applet on " + s.name + ".",
+				return &Error{Host: s.name, Step: StepLaunch, Err: fmt.Errorf("writing the check-in ticket file: %w", err), Diagnosis: diag.Diagnosis{
+					Code: diag.TicketFile, Summary: "The check-in ticket could not be written next to the applet on " + s.name + ".",
 					Fix: "Check that the applet's folder on the target's ADMIN$ share is writable by this account."}}
 			}
 		}
@@ -749,13 +750,13 @@ func (s *Session) launch(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if peer := s.wrongPeer.Load(); peer != nil {
-			return &Error{Host: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err, Diagnosis: Diagnosis{
-				Code:    "checkin-wrong-address",
+			return &Error{Host: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err, Diagnosis: diag.Diagnosis{
+				Code:    diag.CheckinWrongAddress,
 				Summary: fmt.Sprintf("A check-in with this session's ticket came from %s, not from the target's own address, and was refused.", *peer),
 				Fix:     "If the target reaches the console through NAT, accept check-ins from any address (Config.CheckinFromAnyAddr); otherwise someone else holds the ticket: check the target."}}
 		}
-		return &Error{Host: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err, Diagnosis: Diagnosis{
-			Code: "checkin-timeout",
+		return &Error{Host: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err, Diagnosis: diag.Diagnosis{
+			Code: diag.CheckinTimeout,
 			Summary: fmt.Sprintf("The applet was started by %s but did not check in with the console at %s within %v.",
 				s.res.Method, ticket.Addr, s.tmo.Checkin),
 			Fix: "Make sure the target can reach the console at " + ticket.Addr + " (firewall, -console address), and that the applet runs on this platform."}}

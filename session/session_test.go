@@ -15,6 +15,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session"
 )
@@ -117,7 +118,7 @@ func TestPromptThenSuccess(t *testing.T) {
 	if got := states(evs); len(got) < len(want) || !slices.Equal(got[:len(want)], want) || got[len(got)-1] != "Running/checkin[scm]" {
 		t.Fatalf("events %v", got)
 	}
-	if len(reqs) != 2 || reqs[0].Diagnosis.Code != adauth.DiagNotAdmin || reqs[1].Diagnosis.Code != adauth.DiagLogonFailure || reqs[0].Host != "192.0.2.2" {
+	if len(reqs) != 2 || reqs[0].Diagnosis.Code != diag.NotAdmin || reqs[1].Diagnosis.Code != diag.LogonFailure || reqs[0].Host != "192.0.2.2" {
 		t.Fatalf("prompt requests %+v", reqs)
 	}
 	if cr := h.c.Credentials(); cr.User != "admin" {
@@ -136,16 +137,16 @@ func TestPromptRefused(t *testing.T) {
 	h := newHarness(t, func(h *harness) {
 		h.cfg.Credentials, _ = adauth.Parse("user", "good")
 		h.cfg.Prompt = func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
-			return adauth.Credentials{}, adauth.ErrPromptCancelled
+			return adauth.Credentials{}, adauth.ErrPromptCanceled
 		}
 	})
 	s := h.c.Connect(context.Background(), host(1))
 	evs := collect(t, s)
 	last := evs[len(evs)-1]
-	if last.State != session.Failed || last.Step != session.StepCredentials || last.Diagnosis.Code != adauth.DiagPromptCancelled {
+	if last.State != session.Failed || last.Step != session.StepCredentials || last.Diagnosis.Code != diag.PromptCanceled {
 		t.Fatalf("last event %v %+v", brief(evs), last.Diagnosis)
 	}
-	if !errors.Is(last.Err, adauth.ErrPromptCancelled) || !errors.Is(last.Result.Err, adauth.ErrPromptCancelled) {
+	if !errors.Is(last.Err, adauth.ErrPromptCanceled) || !errors.Is(last.Result.Err, adauth.ErrPromptCanceled) {
 		t.Fatalf("err %v", last.Err)
 	}
 	if strings.Contains(last.Err.Error(), "good") {
@@ -162,11 +163,11 @@ func TestNoPromptForGuestOnly(t *testing.T) {
 		h.cfg.Credentials, _ = adauth.Parse("guest", "x")
 		h.cfg.Prompt = func(context.Context, adauth.PromptRequest) (adauth.Credentials, error) {
 			prompted = true
-			return adauth.Credentials{}, adauth.ErrPromptCancelled
+			return adauth.Credentials{}, adauth.ErrPromptCanceled
 		}
 	})
 	r, _ := h.c.Connect(context.Background(), host(1)).Wait(context.Background())
-	if r.State != session.Failed || r.Step != session.StepAuthenticate || r.Diagnosis.Code != adauth.DiagGuestOnly || prompted {
+	if r.State != session.Failed || r.Step != session.StepAuthenticate || r.Diagnosis.Code != diag.GuestOnly || prompted {
 		t.Fatalf("result %v %v %+v prompted=%v", r.State, r.Step, r.Diagnosis, prompted)
 	}
 	if !errors.Is(r.Err, adauth.ErrGuest) {
@@ -264,7 +265,7 @@ func TestLaunchTimeoutFallsBack(t *testing.T) {
 	s := h.c.Connect(context.Background(), host(1))
 	r, _ := s.Wait(context.Background())
 	defer s.Close(context.Background())
-	if r.State != session.Running || r.Method != "wmi" || len(r.Attempts) != 1 || !errors.Is(r.Attempts[0].Err, deploy.ErrTimeout) || r.Attempts[0].Diagnosis.Code != session.DiagTimeout {
+	if r.State != session.Running || r.Method != "wmi" || len(r.Attempts) != 1 || !errors.Is(r.Attempts[0].Err, deploy.ErrTimeout) || r.Attempts[0].Diagnosis.Code != diag.Timeout {
 		t.Fatalf("%v %v %+v", r.State, r.Method, r.Attempts)
 	}
 }
@@ -291,7 +292,7 @@ func TestEveryLauncherFails(t *testing.T) {
 				t.Fatalf("err %v", r.Err)
 			}
 			for i, name := range []string{"scm", "wmi"} {
-				if a := r.Attempts[i]; a.Launcher != name || !errors.Is(a.Err, kinds[i]) || a.Diagnosis.Code != name+"-diag" {
+				if a := r.Attempts[i]; a.Launcher != name || !errors.Is(a.Err, kinds[i]) || a.Diagnosis.Code != diag.Code(name+"-diag") {
 					t.Fatalf("attempt %d: %+v", i, a)
 				}
 			}
@@ -319,7 +320,7 @@ func TestAccessDeniedDoesNotFallBack(t *testing.T) {
 			h.ls[0].err = launchErr("scm", deploy.ErrAccessDenied)
 		})
 		r, _ := h.c.Connect(context.Background(), host(1)).Wait(context.Background())
-		if r.State != session.Failed || r.Diagnosis.Code != session.DiagUACRemote || !strings.Contains(r.Diagnosis.Fix, "LocalAccountTokenFilterPolicy") {
+		if r.State != session.Failed || r.Diagnosis.Code != diag.UACRemote || !strings.Contains(r.Diagnosis.Fix, "LocalAccountTokenFilterPolicy") {
 			t.Fatalf("%v %+v", r.State, r.Diagnosis)
 		}
 	})
@@ -331,7 +332,7 @@ func TestAccessDeniedDoesNotFallBack(t *testing.T) {
 			h.ls[0].err = launchErr("scm", deploy.ErrAccessDenied)
 		})
 		r, _ := h.c.Connect(context.Background(), host(1)).Wait(context.Background())
-		if r.Diagnosis.Code != session.DiagGuestOnly || len(r.Notes) != 1 || r.Notes[0].Code != session.DiagGuestOnly {
+		if r.Diagnosis.Code != diag.GuestOnly || len(r.Notes) != 1 || r.Notes[0].Code != diag.GuestOnly {
 			t.Fatalf("%+v notes %+v", r.Diagnosis, r.Notes)
 		}
 	})
@@ -346,11 +347,11 @@ func TestPreflightFailureIsANote(t *testing.T) {
 	s := h.c.Connect(context.Background(), host(1))
 	r, _ := s.Wait(context.Background())
 	defer s.Close(context.Background())
-	var codes []string
+	var codes []diag.Code
 	for _, n := range r.Notes {
 		codes = append(codes, n.Code)
 	}
-	if r.State != session.Running || !slices.Equal(codes, []string{session.DiagRemoteRegistryOff, session.DiagNTLMLevelLow, "preflight-failed"}) {
+	if r.State != session.Running || !slices.Equal(codes, []diag.Code{diag.RemoteRegistryOff, diag.NTLMLevelLow, diag.PreflightFailed}) {
 		t.Fatalf("%v notes %v", r.State, codes)
 	}
 }
@@ -358,7 +359,7 @@ func TestPreflightFailureIsANote(t *testing.T) {
 func TestDeployFailure(t *testing.T) {
 	h := newHarness(t, func(h *harness) { h.dep.err = errors.New("disk full") })
 	r, _ := h.c.Connect(context.Background(), host(1)).Wait(context.Background())
-	if r.State != session.Failed || r.Step != session.StepDeploy || r.Diagnosis.Code != session.DiagOther || !strings.Contains(r.Diagnosis.Summary, "disk full") {
+	if r.State != session.Failed || r.Step != session.StepDeploy || r.Diagnosis.Code != diag.Other || !strings.Contains(r.Diagnosis.Summary, "disk full") {
 		t.Fatalf("%v %v %+v", r.State, r.Step, r.Diagnosis)
 	}
 }

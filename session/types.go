@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session/checkin"
 )
@@ -91,7 +93,7 @@ type Event struct {
 	// contains a secret.
 	Err error
 	// Diagnosis explains Err to a technician.
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	// Done and Total are the bytes copied and to copy (EventProgress).
 	Done, Total int64
 	// Peer is the address (ip:port) a refused check-in came from
@@ -102,35 +104,11 @@ type Event struct {
 	Result *Result
 }
 
-// Diagnosis says what went wrong in terms a technician can act on. It has
-// the shape of adauth.Diagnosis and deploy.Diagnosis, which convert to it.
-type Diagnosis struct {
-	Code    string `json:"code"`
-	Summary string `json:"summary"`
-	Fix     string `json:"fix,omitempty"`
-}
-
-// IsZero reports whether d is empty.
-func (d Diagnosis) IsZero() bool { return d == Diagnosis{} }
-
-// String returns the summary, then " Fix: " and the fix when there is
-// one. This is the form connect prints and writes in its NDJSON
-// "diagnosis" field.
-func (d Diagnosis) String() string {
-	if d.Fix == "" {
-		return d.Summary
-	}
-	if d.Summary == "" {
-		return "Fix: " + d.Fix
-	}
-	return d.Summary + " Fix: " + d.Fix
-}
-
 // Attempt is one launcher's failed try.
 type Attempt struct {
 	Launcher  string
 	Err       error
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	Took      time.Duration
 }
 
@@ -168,10 +146,10 @@ type Result struct {
 	// Err is why the session failed or was closed early; nil otherwise.
 	Err error
 	// Diagnosis explains Err.
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	// Notes are warnings from the way (for example a preflight that could
 	// not read the registry).
-	Notes []Diagnosis
+	Notes []diag.Diagnosis
 	// Account is the account that was proved (no secret).
 	Account string
 	// Method is the launcher that started the applet.
@@ -225,18 +203,40 @@ type Error struct {
 	// Kind is one of this package's sentinel errors, or nil when the
 	// cause (an *adauth.AuthError, a *deploy.LaunchError, ...) says it.
 	Kind      error
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	Err       error
 }
 
-func (e *Error) Error() string {
+// Error returns "session HOST: step: kind: cause", the kind without its
+// "session: " package prefix. %+v prints the cause's raw chain (connect
+// -v and its NDJSON "error").
+func (e *Error) Error() string { return e.text(false) }
+
+// Format prints Error for %v and %s (quoted for %q), and the raw chain
+// for %+v.
+func (e *Error) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", e.text(false))
+		return
+	}
+	io.WriteString(f, e.text(verb == 'v' && f.Flag('+')))
+}
+
+// Diagnose returns the diagnosis (diag.Diagnoser).
+func (e *Error) Diagnose() diag.Diagnosis { return e.Diagnosis }
+
+func (e *Error) text(raw bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "session %s: %s", e.Host, e.Step)
 	if e.Kind != nil {
-		fmt.Fprintf(&b, ": %v", e.Kind)
+		fmt.Fprintf(&b, ": %s", strings.TrimPrefix(e.Kind.Error(), "session: "))
 	}
 	if e.Err != nil && !errors.Is(e.Kind, e.Err) {
-		fmt.Fprintf(&b, ": %v", e.Err)
+		if raw {
+			fmt.Fprintf(&b, ": %+v", e.Err)
+		} else {
+			fmt.Fprintf(&b, ": %v", e.Err)
+		}
 	}
 	return b.String()
 }

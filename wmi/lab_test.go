@@ -17,6 +17,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/testlab"
 	"github.com/lanconnect/lanconnect/session/checkin"
 )
@@ -215,9 +216,10 @@ func TestLabFaults(t *testing.T) {
 		t.Skip("lab test")
 	}
 	for _, c := range []struct {
-		fault, step, code string
-		kind              error
-		dynamic           bool
+		fault, step string
+		code        diag.Code
+		kind        error
+		dynamic     bool
 	}{
 		{"filter-dynamic", StepConnectDynamic, "wmi-dynamic-port-filtered", deploy.ErrUnreachable, true},
 		{"blackhole", StepConnectDynamic, "wmi-dynamic-port-filtered", deploy.ErrTimeout, true},

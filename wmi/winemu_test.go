@@ -21,6 +21,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/internal/winemu"
@@ -238,7 +239,7 @@ func TestFaults(t *testing.T) {
 		setup   func(e *emu, l *Launcher) target
 		step    string
 		kind    error
-		code    string
+		code    diag.Code
 		is      []error
 		port    string // "135", "dynamic" or "" (not checked)
 		maxTime time.Duration
@@ -322,7 +323,7 @@ func TestFaults(t *testing.T) {
 	}
 	for rv, want := range map[ReturnValue]struct {
 		kind error
-		code string
+		code diag.Code
 	}{
 		ReturnAccessDenied:          {deploy.ErrAccessDenied, "wmi-create-access-denied"},
 		ReturnInsufficientPrivilege: {deploy.ErrAccessDenied, "wmi-create-access-denied"},
@@ -376,11 +377,11 @@ func TestFaults(t *testing.T) {
 			var ee *EndpointError
 			switch c.port {
 			case "135":
-				if !errors.As(err, &ee) || ee.Port != 135 || ee.Dynamic || !strings.Contains(err.Error(), "port 135") {
+				if !errors.As(err, &ee) || ee.Port != 135 || ee.Dynamic || !(strings.Contains(err.Error(), ":135: ") || strings.Contains(err.Error(), "port 135 on ")) {
 					t.Errorf("error does not name port 135: %v", err)
 				}
 			case "epm":
-				if !errors.As(err, &ee) || ee.Dynamic || !ee.Dial || !strings.Contains(err.Error(), "port "+strconv.Itoa(ee.Port)) {
+				if !errors.As(err, &ee) || ee.Dynamic || !ee.Dial || !strings.Contains(err.Error(), ":"+strconv.Itoa(ee.Port)+": ") {
 					t.Errorf("error does not name the endpoint mapper's port: %v", err)
 				}
 			case "dynamic":

@@ -242,6 +242,7 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 
 	out := newPrinter(e.stdout, o.jsonOut, e.progress)
+	out.raw = o.verbose
 	var promptMu sync.Mutex
 	var client *session.Client
 	cfg := session.Config{

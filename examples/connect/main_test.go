@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/session"
 )
 
@@ -58,7 +59,7 @@ func TestHelp(t *testing.T) {
 func TestJSONEvent(t *testing.T) {
 	ev := session.Event{Kind: session.EventState, Host: "PC1", State: session.Failed, Step: session.StepLaunch,
 		Time: time.Date(2026, 11, 26, 12, 0, 0, 5, time.UTC), Method: "scm", Err: errors.New("access denied"),
-		Diagnosis: session.Diagnosis{Code: "x", Summary: "It failed.", Fix: "Do this."},
+		Diagnosis: diag.Diagnosis{Code: "x", Summary: "It failed.", Fix: "Do this."},
 		Result:    &session.Result{Attempts: []session.Attempt{{Launcher: "scm", Err: errors.New("denied")}}, Cleanup: &session.Cleanup{Undone: []string{"file"}}}}
 	var out bytes.Buffer
 	newPrinter(&out, true, false).event(ev)
@@ -105,7 +106,7 @@ func TestTextProgressBar(t *testing.T) {
 func TestTextFailed(t *testing.T) {
 	var out bytes.Buffer
 	ev := session.Event{Kind: session.EventState, Host: "PC1", State: session.Failed, Step: session.StepLaunch, Time: time.Now(),
-		Err: errors.New("every launcher failed"), Diagnosis: session.Diagnosis{Summary: "It failed.", Fix: "Do this."},
+		Err: errors.New("every launcher failed"), Diagnosis: diag.Diagnosis{Summary: "It failed.", Fix: "Do this."},
 		Result: &session.Result{Attempts: []session.Attempt{{Launcher: "scm", Err: errors.New("not supported")}, {Launcher: "wmi", Err: errors.New("port 135 refused")}},
 			Cleanup: &session.Cleanup{Undone: []string{"file"}, Left: []session.Leftover{{What: "dir", Err: errors.New("not empty")}}}}}
 	newPrinter(&out, false, false).event(ev)
@@ -123,7 +124,7 @@ func TestTextFailed(t *testing.T) {
 func TestHostileTextOnTheTerminal(t *testing.T) {
 	evil := "PC1\x1b[2K\r12:00:00.000  PC1 Running\nX"
 	ev := session.Event{Kind: session.EventState, Host: evil, State: session.Failed, Step: session.StepAuthenticate, Time: time.Now(),
-		Err: errors.New("logon to " + evil + " failed"), Diagnosis: session.Diagnosis{Summary: evil + " refused."},
+		Err: errors.New("logon to " + evil + " failed"), Diagnosis: diag.Diagnosis{Summary: evil + " refused."},
 		Result: &session.Result{Attempts: []session.Attempt{{Launcher: "scm", Err: errors.New(evil)}}}}
 	var out bytes.Buffer
 	p := newPrinter(&out, false, false)

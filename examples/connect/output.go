@@ -21,6 +21,10 @@ type printer struct {
 	redraw  bool           // stdout is a terminal: redraw the bar in place
 	lastPct map[string]int // per session, last printed progress step
 	inBar   bool
+	// raw prints errors with their raw chain (%+v: go-msrpc's and the
+	// OS's own texts), as -v asks; otherwise errors read as the SDK
+	// summarises them. NDJSON always carries the raw chain.
+	raw bool
 }
 
 func newPrinter(w io.Writer, jsonOut, redraw bool) *printer {
@@ -65,10 +69,10 @@ type jsonCleanup struct {
 func toJSON(ev session.Event) jsonEvent {
 	j := jsonEvent{
 		Host: ev.Host, State: ev.State, Step: ev.Step, Time: ev.Time.UTC().Format(time.RFC3339Nano),
-		Method: ev.Method, Diagnosis: ev.Diagnosis.String(), Code: ev.Diagnosis.Code, Event: string(ev.Kind), Addr: ev.Addr, Session: ev.Session,
+		Method: ev.Method, Diagnosis: ev.Diagnosis.String(), Code: string(ev.Diagnosis.Code), Event: string(ev.Kind), Addr: ev.Addr, Session: ev.Session,
 	}
 	if ev.Err != nil {
-		j.Error = ev.Err.Error()
+		j.Error = rawText(ev.Err)
 	}
 	if ev.Kind == session.EventProgress {
 		d, t := ev.Done, ev.Total
@@ -83,7 +87,7 @@ func toJSON(ev session.Event) jsonEvent {
 			for _, a := range r.Attempts {
 				ja := jsonAttempt{Method: a.Launcher, Diagnosis: a.Diagnosis.String()}
 				if a.Err != nil {
-					ja.Error = a.Err.Error()
+					ja.Error = rawText(a.Err)
 				}
 				j.Attempts = append(j.Attempts, ja)
 			}
@@ -100,6 +104,22 @@ func toJSON(ev session.Event) jsonEvent {
 		}
 	}
 	return j
+}
+
+// rawText is an error's raw chain: the SDK's error types print their
+// causes' full texts for %+v (and read as Error for any other error).
+func rawText(err error) string { return fmt.Sprintf("%+v", err) }
+
+// errText is err as the technician reads it: summarised, or its raw
+// chain with -v.
+func (p *printer) errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	if p.raw {
+		return rawText(err)
+	}
+	return err.Error()
 }
 
 func errText(err error) string {
@@ -138,7 +158,7 @@ func (p *printer) event(ev session.Event) {
 		fmt.Fprintf(p.w, "%s  %-16s %v\n", ts, ev.Host, ev.Err)
 		return
 	case session.EventAttempt:
-		fmt.Fprintf(p.w, "%s  %-16s launch via %s failed: %s\n", ts, host, safe(ev.Method), safe(ev.Err))
+		fmt.Fprintf(p.w, "%s  %-16s launch via %s failed: %s\n", ts, host, safe(ev.Method), safe(p.errText(ev.Err)))
 		if !ev.Diagnosis.IsZero() {
 			fmt.Fprintf(p.w, "%s  %-16s   diagnosis: %s\n", ts, host, safe(ev.Diagnosis))
 		}
@@ -155,13 +175,19 @@ func (p *printer) event(ev session.Event) {
 			line += fmt.Sprintf("  applet pid %d on %s checked in", r.Applet.PID, safe(r.Applet.Host))
 		}
 	case session.Failed:
-		line += "\n    error: " + safe(ev.Err)
+		line += "\n    error: " + safe(p.errText(ev.Err))
 		if !ev.Diagnosis.IsZero() {
 			line += "\n    diagnosis: " + safe(ev.Diagnosis)
 		}
 		if r != nil {
 			for _, a := range r.Attempts {
-				line += fmt.Sprintf("\n    tried %s: %s", safe(a.Launcher), safe(a.Err))
+				// The error names its launcher already when the
+				// launcher's name is the method's: say it once.
+				text := p.errText(a.Err)
+				if !strings.HasPrefix(text, a.Launcher+": ") {
+					text = a.Launcher + ": " + text
+				}
+				line += "\n    tried " + safe(text)
 			}
 		}
 	}

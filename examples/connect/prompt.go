@@ -39,13 +39,13 @@ func promptTerminal(ctx context.Context, e env, out *printer, req adauth.PromptR
 		line, err := bufio.NewReader(e.stdin).ReadString('\n')
 		user := strings.TrimSpace(line)
 		if err != nil && user == "" || user == "" {
-			ch <- answer{err: adauth.ErrPromptCancelled}
+			ch <- answer{err: adauth.ErrPromptCanceled}
 			return
 		}
 		pw, err := readPassword(e, w, "Password: ")
 		fmt.Fprintln(w)
 		if err != nil {
-			ch <- answer{err: fmt.Errorf("%w: %v", adauth.ErrPromptCancelled, err)}
+			ch <- answer{err: fmt.Errorf("%w: %v", adauth.ErrPromptCanceled, err)}
 			return
 		}
 		c, err := adauth.Parse(user, string(pw))

@@ -653,7 +653,7 @@ func (s *server) pump(e *sessionEntry) {
 				v.Error = ev.Err.Error()
 			}
 			if !ev.Diagnosis.IsZero() {
-				v.Diagnosis = &diagJSON{ev.Diagnosis.Code, ev.Diagnosis.Summary, ev.Diagnosis.Fix}
+				v.Diagnosis = &diagJSON{string(ev.Diagnosis.Code), ev.Diagnosis.Summary, ev.Diagnosis.Fix}
 			}
 			v.Closing = false
 		}
@@ -718,7 +718,7 @@ func (s *server) handleClose(w http.ResponseWriter, r *http.Request) {
 func (s *server) promptHook(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
 	tag, _ := ctx.Value(connectTagKey{}).(*connectTag)
 	if tag == nil {
-		return adauth.Credentials{}, adauth.ErrPromptCancelled
+		return adauth.Credentials{}, adauth.ErrPromptCanceled
 	}
 	// The session may ask before Connect has returned its ID.
 	select {
@@ -730,12 +730,12 @@ func (s *server) promptHook(ctx context.Context, req adauth.PromptRequest) (adau
 	pr := &prompt{id: randomID(12), page: p, answer: make(chan promptAnswer, 1)}
 	msg := promptJSON{ID: pr.id, Host: req.Host, Account: req.Account, Attempt: req.Attempt}
 	if d := req.Diagnosis; !d.IsZero() {
-		msg.Diagnosis = &diagJSON{d.Code, d.Summary, d.Fix}
+		msg.Diagnosis = &diagJSON{string(d.Code), d.Summary, d.Fix}
 	}
 	s.mu.Lock()
 	if _, alive := s.pages[p.id]; !alive {
 		s.mu.Unlock()
-		return adauth.Credentials{}, adauth.ErrPromptCancelled
+		return adauth.Credentials{}, adauth.ErrPromptCanceled
 	}
 	msg.Session = tag.session
 	if e := s.sessions[tag.session]; e != nil {
@@ -753,12 +753,12 @@ func (s *server) promptHook(ctx context.Context, req adauth.PromptRequest) (adau
 	select {
 	case a := <-pr.answer:
 		if a.cancel {
-			return adauth.Credentials{}, adauth.ErrPromptCancelled
+			return adauth.Credentials{}, adauth.ErrPromptCanceled
 		}
 		return a.creds, nil
 	case <-p.ctx.Done():
 		// The page went away: nobody will answer.
-		return adauth.Credentials{}, adauth.ErrPromptCancelled
+		return adauth.Credentials{}, adauth.ErrPromptCanceled
 	case <-ctx.Done():
 		p.send(sseMessage{"prompt-done", map[string]string{"id": pr.id}})
 		return adauth.Credentials{}, ctx.Err()

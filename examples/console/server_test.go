@@ -20,6 +20,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/session"
@@ -49,7 +50,7 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, c adauth.Crede
 		return &adauth.Grant{Addr: host, Credentials: c}, nil
 	}
 	return nil, &adauth.AuthError{Host: host, Account: c.Account(), Step: adauth.StepAdminShare, Kind: adauth.ErrNotAdmin, Retryable: true,
-		Diagnosis: adauth.Diagnosis{Code: "not-admin", Summary: c.Account() + " is not administrator on HERON-SRV.", Fix: "Use an administrator account."}}
+		Diagnosis: diag.Diagnosis{Code: "not-admin", Summary: c.Account() + " is not administrator on HERON-SRV.", Fix: "Use an administrator account."}}
 }
 
 type fakeDeployer struct{}
@@ -652,7 +653,7 @@ func TestClosedPageCancelsItsPrompts(t *testing.T) {
 	ss := tc.srv.sessions[sid].s
 	tc.srv.mu.Unlock()
 	res, err := ss.Wait(context.Background())
-	if err != nil || !errors.Is(res.Err, adauth.ErrPromptCancelled) {
+	if err != nil || !errors.Is(res.Err, adauth.ErrPromptCanceled) {
 		t.Fatalf("result %v %v (event %s)", res.Err, err, f.raw)
 	}
 	tc.srv.mu.Lock()
