@@ -328,7 +328,7 @@ func (l *fakeLauncher) Launch(ctx context.Context, t *session.Target, spec deplo
 	go func() {
 		defer close(h.exited)
 		defer l.running.Add(-1)
-		ac, err := checkin.Dial(actx, tk, checkin.Hello{Host: "FAKE", PID: 4242, Applet: "fake"})
+		ac, err := checkin.Dial(actx, tk, checkin.Hello{Name: "FAKE", PID: 4242, Applet: "fake"})
 		if err != nil {
 			return
 		}

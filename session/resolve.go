@@ -121,7 +121,7 @@ func expectedName(h discovery.Host) string {
 func (s *Session) resolve(ctx context.Context) error {
 	h := s.host
 	if h.Conflict != "" {
-		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrNameConflict,
+		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNameConflict,
 			Err: &NameConflictError{Name: s.name, Addrs: slices.Clone(h.Addrs), Reason: h.Conflict},
 			Diagnosis: Diagnosis{Code: DiagNameConflict,
 				Summary: fmt.Sprintf("The host at %s %s, so it may be impersonating that computer. Nothing was sent to it.", joinAddrs(h.Addrs), h.Conflict),
@@ -144,9 +144,9 @@ func (s *Session) resolve(ctx context.Context) error {
 		if err == nil {
 			err = fmt.Errorf("%s: no address", name)
 		}
-		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Err: err, Diagnosis: d}
+		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Err: err, Diagnosis: d}
 	case len(addrs) > 1:
-		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrNameConflict,
+		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNameConflict,
 			Err: &NameConflictError{Name: name, Addrs: addrs, Source: res.Source},
 			Diagnosis: Diagnosis{Code: DiagNameConflict,
 				Summary: fmt.Sprintf("More than one computer answers for the name %s (%s): %s. Another host may be impersonating it, so nothing was sent to any of them.", name, res.Source, joinAddrs(addrs)),

@@ -238,7 +238,7 @@ func (s *Session) snapshot() Result {
 }
 
 func (s *Session) event(k EventKind) Event {
-	return Event{Kind: k, Session: s.id, Host: s.name, Addr: s.addr, State: s.state, Step: s.step, Time: time.Now(), Method: s.method}
+	return Event{Kind: k, Session: s.id, Name: s.name, Addr: s.addr, State: s.state, Step: s.step, Time: time.Now(), Method: s.method}
 }
 
 // emitState queues the current state and step; s.mu must not be held.
@@ -321,7 +321,7 @@ func (s *Session) run(parent, work context.Context) {
 		if cause == nil {
 			cause = checkin.ErrClosed
 		}
-		s.end(parent, &Error{Host: s.name, Step: StepCheckin, Kind: ErrAppletLost, Err: cause, Diagnosis: Diagnosis{
+		s.end(parent, &Error{Name: s.name, Step: StepCheckin, Kind: ErrAppletLost, Err: cause, Diagnosis: Diagnosis{
 			Code: "applet-lost", Summary: "The applet stopped or lost its connection to the console.",
 			Fix: "Check the applet's log on the target; reconnect to start it again."}})
 	}
@@ -345,7 +345,7 @@ func (s *Session) panicErr(r any) error {
 	step := s.step
 	s.mu.Unlock()
 	s.log.Error("step panicked", "step", step, "panic", fmt.Sprint(r))
-	return &Error{Host: s.name, Step: step, Kind: ErrPanic, Err: fmt.Errorf("%v", r), Diagnosis: Diagnosis{
+	return &Error{Name: s.name, Step: step, Kind: ErrPanic, Err: fmt.Errorf("%v", r), Diagnosis: Diagnosis{
 		Code: "panic", Summary: "The connection to " + s.name + " failed on an answer that a protocol library could not handle (the computer may be hostile or broken).",
 		Fix: "Check the computer; other sessions are not affected."}}
 }
@@ -360,7 +360,7 @@ func (s *Session) end(parent context.Context, err error) {
 	s.mu.Unlock()
 	closed := s.closing() || (wasRunning && parent.Err() != nil)
 	if closed && !wasRunning {
-		err = &Error{Host: s.name, Step: failStep, Kind: ErrClosed, Err: err}
+		err = &Error{Name: s.name, Step: failStep, Kind: ErrClosed, Err: err}
 	}
 	keep = keep && s.closing()
 	s.setStep(StepCleanup, "")
@@ -409,7 +409,7 @@ func (s *Session) end(parent context.Context, err error) {
 	close(s.done)
 }
 
-func wrapStep(host string, step Step, err error, d Diagnosis) error {
+func wrapStep(name string, step Step, err error, d Diagnosis) error {
 	var se *Error
 	if errors.As(err, &se) {
 		if se.Diagnosis.IsZero() {
@@ -417,7 +417,7 @@ func wrapStep(host string, step Step, err error, d Diagnosis) error {
 		}
 		return se
 	}
-	return &Error{Host: host, Step: step, Err: err, Diagnosis: d}
+	return &Error{Name: name, Step: step, Err: err, Diagnosis: d}
 }
 
 // cleanup stops the applet and undoes the journal, unless keep.
@@ -518,18 +518,18 @@ func (s *Session) connect(ctx context.Context) error {
 	cfg := &s.c.cfg
 	if cfg.Authorize != nil {
 		if err := cfg.Authorize(ctx, Technician(ctx), discovery.Clone(s.host)); err != nil {
-			return &Error{Host: s.name, Step: StepAuthorize, Kind: ErrUnauthorized, Err: err, Diagnosis: Diagnosis{
+			return &Error{Name: s.name, Step: StepAuthorize, Kind: ErrUnauthorized, Err: err, Diagnosis: Diagnosis{
 				Code: "not-authorised", Summary: "The console does not allow this technician to connect to " + s.name + ".",
 				Fix: "Ask an administrator of the console for the Connect On LAN permission."}}
 		}
 		s.setStep(StepAuthenticate, "")
 	}
 	if s.addr == "" {
-		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Diagnosis: Diagnosis{
+		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Diagnosis: Diagnosis{
 			Code: "no-address", Summary: "The host has no address or name to connect to.", Fix: "Wait until discovery has found its address."}}
 	}
 	if cfg.Authenticator == nil || cfg.Deployer == nil {
-		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrBadConfig, Err: errors.New("Config.Authenticator and Config.Deployer are required")}
+		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrBadConfig, Err: errors.New("Config.Authenticator and Config.Deployer are required")}
 	}
 	if err := s.resolve(ctx); err != nil {
 		return err
@@ -573,7 +573,7 @@ func (s *Session) connect(ctx context.Context) error {
 	if cfg.NewJournal != nil {
 		j, err := cfg.NewJournal(ctx, &s.target)
 		if err != nil {
-			return &Error{Host: s.name, Step: StepAuthenticate, Err: fmt.Errorf("journal: %w", err), Diagnosis: Diagnosis{
+			return &Error{Name: s.name, Step: StepAuthenticate, Err: fmt.Errorf("journal: %w", err), Diagnosis: Diagnosis{
 				Code: "journal", Summary: "The session's cleanup journal could not be created.", Fix: "Check the journal directory of the console."}}
 		}
 		s.target.Journal = j
@@ -621,7 +621,7 @@ func (s *Session) launch(ctx context.Context) error {
 	cfg := &s.c.cfg
 	if len(cfg.Launchers) == 0 {
 		s.setStep(StepLaunch, "")
-		return &Error{Host: s.name, Step: StepLaunch, Kind: ErrNoLauncher, Diagnosis: Diagnosis{
+		return &Error{Name: s.name, Step: StepLaunch, Kind: ErrNoLauncher, Diagnosis: Diagnosis{
 			Code: "no-launcher", Summary: "No launch method is available in this console.", Fix: "Configure a launcher (SCM or WMI)."}}
 	}
 	var writeTicket func(context.Context) error
@@ -634,22 +634,22 @@ func (s *Session) launch(ctx context.Context) error {
 	var ticketFile []byte
 	if cfg.Readiness == nil {
 		if s.c.checkin == nil {
-			return &Error{Host: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: errors.New("no check-in server and no Readiness")}
+			return &Error{Name: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: errors.New("no check-in server and no Readiness")}
 		}
 		fd, ok := cfg.Deployer.(FileDeployer)
 		if !ok {
-			return &Error{Host: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: errors.New("the Deployer cannot write the check-in ticket file (it is not a session.FileDeployer), and the ticket must not go on the command line")}
+			return &Error{Name: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: errors.New("the Deployer cannot write the check-in ticket file (it is not a session.FileDeployer), and the ticket must not go on the command line")}
 		}
 		opts := checkin.ExpectOptions{Refused: s.refused}
 		if !cfg.CheckinFromAnyAddr {
 			opts.Peers = s.targetAddrs()
 			if len(opts.Peers) == 0 {
-				return &Error{Host: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: fmt.Errorf("the address of %s is not known, so its check-in cannot be restricted to it; set Config.CheckinFromAnyAddr to accept any address", s.addr)}
+				return &Error{Name: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: fmt.Errorf("the address of %s is not known, so its check-in cannot be restricted to it; set Config.CheckinFromAnyAddr to accept any address", s.addr)}
 			}
 		}
 		p, err := s.c.checkin.ExpectWith(s.id, s.c.dialAddr(), opts)
 		if err != nil {
-			return &Error{Host: s.name, Step: StepLaunch, Err: fmt.Errorf("check-in ticket: %w", err)}
+			return &Error{Name: s.name, Step: StepLaunch, Err: fmt.Errorf("check-in ticket: %w", err)}
 		}
 		s.pending = p
 		ticket = p.Ticket()
@@ -676,7 +676,7 @@ func (s *Session) launch(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				return &Error{Host: s.name, Step: StepLaunch, Err: fmt.Errorf("writing the check-in ticket file: %w", err), Diagnosis: Diagnosis{
+				return &Error{Name: s.name, Step: StepLaunch, Err: fmt.Errorf("writing the check-in ticket file: %w", err), Diagnosis: Diagnosis{
 					Code: "ticket-file", Summary: "The check-in ticket could not be written next to the applet on " + s.name + ".",
 					Fix: "Check that the applet's folder on the target's ADMIN$ share is writable by this account."}}
 			}
@@ -722,7 +722,7 @@ func (s *Session) launch(ctx context.Context) error {
 		}
 	}
 	if h == nil {
-		return &Error{Host: s.name, Step: StepLaunch, Kind: ErrLaunchFailed, Err: last}
+		return &Error{Name: s.name, Step: StepLaunch, Kind: ErrLaunchFailed, Err: last}
 	}
 	s.handle = h
 
@@ -735,7 +735,7 @@ func (s *Session) launch(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return &Error{Host: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err}
+			return &Error{Name: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err}
 		}
 		return nil
 	}
@@ -745,12 +745,12 @@ func (s *Session) launch(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if peer := s.wrongPeer.Load(); peer != nil {
-			return &Error{Host: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err, Diagnosis: Diagnosis{
+			return &Error{Name: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err, Diagnosis: Diagnosis{
 				Code:    "checkin-wrong-address",
 				Summary: fmt.Sprintf("A check-in with this session's ticket came from %s, not from the target's own address, and was refused.", *peer),
 				Fix:     "If the target reaches the console through NAT, accept check-ins from any address (Config.CheckinFromAnyAddr); otherwise someone else holds the ticket: check the target."}}
 		}
-		return &Error{Host: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err, Diagnosis: Diagnosis{
+		return &Error{Name: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err, Diagnosis: Diagnosis{
 			Code: "checkin-timeout",
 			Summary: fmt.Sprintf("The applet was started by %s but did not check in with the console at %s within %v.",
 				s.res.Method, ticket.Addr, s.tmo.Checkin),
@@ -831,10 +831,10 @@ func newID() string {
 	return "s" + hex.EncodeToString(b)
 }
 
-// hostAddr is where a session connects: see adauth.HostAddress (a
+// hostAddr is where a session connects: see adauth.AddrOf (a
 // trusted address first, then the first address, then the DNS name, then
 // the NetBIOS name). A name is resolved later, with Config.Resolver.
-func hostAddr(h discovery.Host) string { return adauth.HostAddress(h) }
+func hostAddr(h discovery.Host) string { return adauth.AddrOf(h) }
 
 func hostName(h discovery.Host) string {
 	switch {

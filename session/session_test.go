@@ -117,7 +117,7 @@ func TestPromptThenSuccess(t *testing.T) {
 	if got := states(evs); len(got) < len(want) || !slices.Equal(got[:len(want)], want) || got[len(got)-1] != "Running/checkin[scm]" {
 		t.Fatalf("events %v", got)
 	}
-	if len(reqs) != 2 || reqs[0].Diagnosis.Code != adauth.DiagNotAdmin || reqs[1].Diagnosis.Code != adauth.DiagLogonFailure || reqs[0].Host != "192.0.2.2" {
+	if len(reqs) != 2 || reqs[0].Diagnosis.Code != adauth.DiagNotAdmin || reqs[1].Diagnosis.Code != adauth.DiagLogonFailure || reqs[0].Addr != "192.0.2.2" {
 		t.Fatalf("prompt requests %+v", reqs)
 	}
 	if cr := h.c.Credentials(); cr.User != "admin" {

@@ -81,7 +81,7 @@ const (
 type Event struct {
 	Kind    EventKind
 	Session string // the session's ID
-	Host    string // the host as the console named it
+	Name    string // the computer's name as the console shows it
 	Addr    string // the address connected to
 	State   State
 	Step    Step
@@ -238,7 +238,8 @@ var (
 
 // Error is a failed step of a session.
 type Error struct {
-	Host string
+	// Name is the computer's name as the console shows it.
+	Name string
 	Step Step
 	// Kind is one of this package's sentinel errors, or nil when the
 	// cause (an *adauth.AuthError, a *deploy.LaunchError, ...) says it.
@@ -249,7 +250,7 @@ type Error struct {
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "session %s: %s", e.Host, e.Step)
+	fmt.Fprintf(&b, "session %s: %s", e.Name, e.Step)
 	if e.Kind != nil {
 		fmt.Fprintf(&b, ": %v", e.Kind)
 	}

@@ -728,7 +728,7 @@ func (s *server) promptHook(ctx context.Context, req adauth.PromptRequest) (adau
 	}
 	p := tag.page
 	pr := &prompt{id: randomID(12), page: p, answer: make(chan promptAnswer, 1)}
-	msg := promptJSON{ID: pr.id, Host: req.Host, Account: req.Account, Attempt: req.Attempt}
+	msg := promptJSON{ID: pr.id, Host: req.Addr, Account: req.Account, Attempt: req.Attempt}
 	if d := req.Diagnosis; !d.IsZero() {
 		msg.Diagnosis = &diagJSON{d.Code, d.Summary, d.Fix}
 	}
