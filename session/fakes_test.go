@@ -388,7 +388,9 @@ func newHarness(t *testing.T, mod func(h *harness)) *harness {
 		},
 		Timeouts: session.Timeouts{Checkin: 10 * time.Second, Cleanup: 10 * time.Second},
 		// The fake applets check in from 127.0.0.1, the fake hosts are
-		// 192.0.2.x: the tests of the address rule clear this.
+		// 127.0.2.x: the tests of the address rule clear this. (The
+		// hosts are loopback addresses so that the loopback check-in
+		// address may be given to them; nothing is sent to them.)
 		CheckinFromAnyAddr: true,
 	}
 	if mod != nil {
@@ -408,7 +410,7 @@ func newHarness(t *testing.T, mod func(h *harness)) *harness {
 }
 
 func host(i int) discovery.Host {
-	return discovery.Host{Name: fmt.Sprintf("PC%02d", i), Addrs: []netip.Addr{netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})}}
+	return discovery.Host{Name: fmt.Sprintf("PC%02d", i), Addrs: []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 2, byte(i + 1)})}}
 }
 
 // collect reads every event of s until the channel is closed.

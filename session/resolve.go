@@ -153,10 +153,8 @@ func (s *Session) resolve(ctx context.Context) error {
 				Fix:     "Find out which address belongs to the computer (DNS, the directory, its console), remove the rogue or stale one, or connect by that IP address."}}
 	}
 	s.log.Debug("resolved", "name", name, "addr", addrs[0], "source", res.Source)
-	s.mu.Lock()
-	s.addr = addrs[0].String()
-	s.res.Addr, s.target.Addr = s.addr, s.addr
-	s.mu.Unlock()
+	s.setAddr(addrs[0].String())
+	s.addrs = []string{addrs[0].String()}
 	return nil
 }
 

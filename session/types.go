@@ -341,17 +341,3 @@ type Journal interface {
 // ready: it returns nil once it is, or an error. A vendor with its own
 // back channel sets Config.Readiness to it.
 type Readiness func(ctx context.Context, t *Target, h deploy.Handle) error
-
-type technicianKey struct{}
-
-// WithTechnician returns a context that names the technician on whose
-// behalf Connect is called; Config.Authorize receives the name.
-func WithTechnician(ctx context.Context, who string) context.Context {
-	return context.WithValue(ctx, technicianKey{}, who)
-}
-
-// Technician returns the name WithTechnician put in ctx, or "".
-func Technician(ctx context.Context) string {
-	s, _ := ctx.Value(technicianKey{}).(string)
-	return s
-}
