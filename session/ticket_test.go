@@ -1,11 +1,11 @@
 package session_test
 
 import (
-	"strings"
 	"context"
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
