@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -400,7 +401,8 @@ func (c *Client) checkinAddrFor(target netip.Addr) (string, error) {
 		}
 		ip, h = local, local.String()
 	}
-	if ip.IsValid() && ip.IsLoopback() && target.IsValid() && !target.Unmap().IsLoopback() {
+	loopback := ip.IsValid() && ip.IsLoopback() || strings.EqualFold(h, "localhost")
+	if loopback && target.IsValid() && !target.Unmap().IsLoopback() {
 		return "", fmt.Errorf("the check-in address %s is loopback, which %s cannot reach", addr, target)
 	}
 	return net.JoinHostPort(h, p), nil

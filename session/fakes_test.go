@@ -61,6 +61,8 @@ type fakeAuth struct {
 	// an expected name (adauth.WithExpectedName) that differs fails as
 	// adauth.SMBAuthenticator does, before credentials are checked.
 	identity string
+	// unreachable addresses fail as adauth's dial errors do.
+	unreachable map[string]bool
 
 	mu    sync.Mutex
 	seen  []string // the host of each call
@@ -97,6 +99,10 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Cred
 	if want := adauth.ExpectedName(ctx); a.identity != "" && want != "" && !strings.EqualFold(want, a.identity) {
 		return nil, &adauth.AuthError{Host: host, Step: adauth.StepLogon, Kind: adauth.ErrIdentityMismatch,
 			Diagnosis: adauth.Diagnosis{Code: adauth.DiagIdentityMismatch, Summary: "answered as " + a.identity, Fix: "check the name"}}
+	}
+	if a.unreachable[host] {
+		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepConnect, Kind: adauth.ErrUnreachable,
+			Diagnosis: adauth.Diagnosis{Code: adauth.DiagFirewallRefused, Summary: "refused", Fix: "open port 445"}, Err: errors.New("connection refused")}
 	}
 	a.record("start", cr)
 	defer a.record("end", cr)
@@ -250,6 +256,7 @@ type fakeLauncher struct {
 	running   atomic.Int32 // applets running now
 	stops     atomic.Int32
 	goodbyes  atomic.Int32 // AppletExited calls
+	tickets   []string     // the console address of each ticket read; under mu
 }
 
 type fakeHandle struct {
@@ -349,7 +356,13 @@ func (l *fakeLauncher) readTicket(spec deploy.LaunchSpec) (checkin.Ticket, error
 	if !ok {
 		return checkin.Ticket{}, fmt.Errorf("no ticket file %s", p)
 	}
-	return checkin.ParseTicketFile(b)
+	tk, err := checkin.ParseTicketFile(b)
+	if err == nil {
+		l.mu.Lock()
+		l.tickets = append(l.tickets, tk.Addr)
+		l.mu.Unlock()
+	}
+	return tk, err
 }
 
 func launchErr(name string, kind error) error {

@@ -490,8 +490,8 @@ func (s *Session) end(parent context.Context, err error) {
 	default:
 		close(s.ready)
 	}
-	close(s.done)
 	s.c.forget(s)
+	close(s.done)
 }
 
 func wrapStep(name string, step Step, err error, d Diagnosis) error {
