@@ -135,16 +135,7 @@ func TestEventGoroutineEndsUnread(t *testing.T) {
 		<-s.Done()
 	}
 	waitLive(t, h.c, 0)
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			t.Fatalf("goroutines: %d before, %d after the sessions ended unread\n%s", before, runtime.NumGoroutine(), buf[:n])
-		}
-		runtime.Gosched()
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitGoroutines(t, before)
 	for _, s := range ss {
 		got := states(collect(t, s))
 		if got[0] != "Connecting/authenticate" || got[len(got)-1] != "Closed/cleanup[scm]" || !slices.Contains(got, "Running/checkin[scm]") {

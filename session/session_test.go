@@ -727,15 +727,22 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 		h.c.Close()
 	}()
+	waitGoroutines(t, before)
+}
+
+// waitGoroutines polls until no more goroutines run than before, and
+// fails with every goroutine's stack after a deadline.
+func waitGoroutines(t *testing.T, before int) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > before {
 		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
+			buf := make([]byte, 1<<20)
 			n := runtime.Stack(buf, true)
 			t.Fatalf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:n])
 		}
 		runtime.Gosched()
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
