@@ -265,7 +265,7 @@ func run(ctx context.Context, args []string, e env) int {
 	secret := newSecret()
 
 	cfg := session.Config{
-		Credentials: creds,
+		Credentials:        creds,
 		CheckinListen:      checkinAddr,
 		ConsoleAddr:        checkinAddr,
 		CheckinFromAnyAddr: o.anyAddr,

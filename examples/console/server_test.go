@@ -154,10 +154,10 @@ func newTestConsole(t *testing.T) *testConsole {
 	client, err := session.New(session.Config{
 		Authenticator: tc.auth,
 		Credentials:   cr,
-		Deployer:  fakeDeployer{},
-		Launchers: []session.Launcher{fakeLauncher{tc.handle}},
-		Readiness: func(context.Context, *session.Target, deploy.Handle) error { return nil },
-		Logger:    log,
+		Deployer:      fakeDeployer{},
+		Launchers:     []session.Launcher{fakeLauncher{tc.handle}},
+		Readiness:     func(context.Context, *session.Target, deploy.Handle) error { return nil },
+		Logger:        log,
 	})
 	if err != nil {
 		t.Fatal(err)
