@@ -45,8 +45,9 @@ type Timeouts struct {
 // Discoverers for Hosts. New checks it (ErrBadConfig, naming the field):
 // a Config that sets any of Authenticator, Deployer or Launchers must set
 // Authenticator and Deployer; a Deployer used with the check-in (no
-// Readiness) must be a FileDeployer; AppletParams need Vendor and
-// AppletName; no timeout or count may be negative.
+// Readiness) must be a FileDeployer; a Checkin server must be listening;
+// AppletParams need Vendor and AppletName; no timeout or count may be
+// negative.
 type Config struct {
 	// Discoverers feed Hosts (netbios, the AD directory, ...).
 	Discoverers []discovery.Discoverer
@@ -248,6 +249,9 @@ func (cfg *Config) check() error {
 		if _, ok := cfg.Deployer.(FileDeployer); !ok && cfg.Readiness == nil {
 			return bad("Config.Deployer must be a FileDeployer when the check-in is used (Config.Readiness is nil): the ticket goes in a file, never on the command line")
 		}
+	}
+	if cfg.Checkin != nil && cfg.Checkin.ListenAddr() == nil {
+		return bad("Config.Checkin is not listening: call its Listen before New")
 	}
 	if len(cfg.AppletParams) > 0 && (cfg.Vendor == "" || cfg.AppletName == "") {
 		return bad("Config.AppletParams need Config.Vendor and Config.AppletName")

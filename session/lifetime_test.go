@@ -14,6 +14,7 @@ import (
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session"
+	"github.com/lanconnect/lanconnect/session/checkin"
 )
 
 // waitLive polls the Client's count of live sessions until it is n.
@@ -180,6 +181,7 @@ func TestNewValidates(t *testing.T) {
 		{"Config.Concurrency", func(c *session.Config) { c.Concurrency = -1 }},
 		{"Config.AppletParams", func(c *session.Config) { c.AppletParams = map[string]string{"k": "v"} }},
 		{"Config.ConsoleAddr", func(c *session.Config) { c.ConsoleAddr = "10.0.0.5" }},
+		{"Config.Checkin", func(c *session.Config) { c.Checkin = &checkin.Server{} }},
 	} {
 		cfg := h.cfg
 		cfg.Launchers = slices.Clone(cfg.Launchers)
