@@ -15,8 +15,8 @@ type PromptRequest struct {
 	// credentials are for.
 	Addr string
 	// Session is the ID of the session that asks, and Host the computer
-	// it connects to. Package session sets them; CredentialSource leaves
-	// them as its caller's prompt wrapper sets them (empty otherwise).
+	// it connects to. Package session sets them for its sessions;
+	// CredentialSource alone leaves them empty.
 	Session string
 	Host    discovery.Host
 	// Attempt counts prompts for this authentication, from 1.

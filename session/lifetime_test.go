@@ -102,7 +102,7 @@ func TestShutdownWaitsForCleanup(t *testing.T) {
 		t.Fatal("a finished session is still tracked")
 	}
 
-	h2 := newHarness(t, nil)
+	h2 := newHarness(t, func(h *harness) { h.cfg.Timeouts.Cleanup = 2 * time.Second })
 	s2 := h2.c.Connect(context.Background(), host(1))
 	if r, _ := s2.Wait(context.Background()); r.State != session.Running {
 		t.Fatal(r.Err)
@@ -115,6 +115,15 @@ func TestShutdownWaitsForCleanup(t *testing.T) {
 	defer cancel()
 	if err := h2.c.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown with a hung undo: %v", err)
+	}
+	// The cleanup goes on in the background, bounded by its timeout.
+	select {
+	case <-s2.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the cleanup was not bounded by Timeouts.Cleanup")
+	}
+	if r := s2.Result(); r.State != session.Closed || r.Cleanup == nil || r.Cleanup.Clean() {
+		t.Fatalf("%v %+v", r.State, r.Cleanup)
 	}
 }
 
