@@ -15,7 +15,6 @@ import (
 	svcctl "github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
 
 	"github.com/lanconnect/lanconnect/diag"
-	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -123,23 +122,6 @@ func WithExpectedName(ctx context.Context, name string) context.Context {
 func ExpectedName(ctx context.Context) string {
 	s, _ := ctx.Value(expectedNameKey{}).(string)
 	return s
-}
-
-// HostAddress returns the address to connect to for h: its first address
-// that a source trusted for addresses reported (h.TrustedAddrs: DNS, the
-// directory), else its first address, else its DNS name, else its NetBIOS
-// name. It returns "" when h has none. It does not resolve anything and
-// does not refuse a host flagged with a Conflict.
-func HostAddress(h discovery.Host) string {
-	switch {
-	case len(h.TrustedAddrs) > 0 && h.TrustedAddrs[0].IsValid():
-		return h.TrustedAddrs[0].String()
-	case len(h.Addrs) > 0 && h.Addrs[0].IsValid():
-		return h.Addrs[0].String()
-	case h.DNSName != "":
-		return h.DNSName
-	}
-	return h.Name
 }
 
 func (a *SMBAuthenticator) logger() *slog.Logger {

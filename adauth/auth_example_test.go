@@ -17,7 +17,7 @@ func ExampleCredentialSource() {
 		Current: current,
 		Prompt: func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
 			// Show req.Diagnosis.Summary and req.Diagnosis.Fix in the dialog.
-			fmt.Printf("%s: %s\n", req.Host, req.Diagnosis.Summary)
+			fmt.Printf("%s: %s\n", req.Addr, req.Diagnosis.Summary)
 			return adauth.Credentials{}, adauth.ErrPromptCanceled // the technician clicked Cancel
 		},
 	}

@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/lanconnect/lanconnect/diag"
-	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -257,24 +255,6 @@ func TestDiagNotAdminVariants(t *testing.T) {
 	}
 	if domain.Code != diag.NotAdmin || strings.Contains(domain.Fix, "LocalAccountTokenFilterPolicy") {
 		t.Fatalf("domain: %+v", domain)
-	}
-}
-
-func TestHostAddressPrefersTrusted(t *testing.T) {
-	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
-	for _, c := range []struct {
-		h    discovery.Host
-		want string
-	}{
-		{discovery.Host{Name: "HERON", Addrs: []netip.Addr{a("10.0.0.66"), a("10.0.0.5")}, TrustedAddrs: []netip.Addr{a("10.0.0.5")}}, "10.0.0.5"},
-		{discovery.Host{Name: "HERON", Addrs: []netip.Addr{a("10.0.0.66")}}, "10.0.0.66"},
-		{discovery.Host{Name: "HERON", DNSName: "heron.lab.example"}, "heron.lab.example"},
-		{discovery.Host{Name: "HERON"}, "HERON"},
-		{discovery.Host{}, ""},
-	} {
-		if got := HostAddress(c.h); got != c.want {
-			t.Errorf("HostAddress(%+v) = %q, want %q", c.h, got, c.want)
-		}
 	}
 }
 

@@ -105,7 +105,7 @@ func TestLockoutGuardSequential(t *testing.T) {
 		return good, nil
 	})
 	for i := range 3 {
-		c, err := p(ctx, PromptRequest{Host: fmt.Sprint("h", i), Reason: err2})
+		c, err := p(ctx, PromptRequest{Addr: fmt.Sprint("h", i), Reason: err2})
 		if err != nil || c.Account() != good.Account() {
 			t.Fatalf("prompt %d: %v", i, err)
 		}

@@ -6,13 +6,20 @@ import (
 	"fmt"
 
 	"github.com/lanconnect/lanconnect/diag"
+	"github.com/lanconnect/lanconnect/discovery"
 )
 
 // PromptRequest is what a console's prompt is told when the SDK needs
 // credentials for a computer.
 type PromptRequest struct {
-	// Host is the computer the credentials are for.
-	Host string
+	// Addr is the address (or name, as dialled) of the computer the
+	// credentials are for.
+	Addr string
+	// Session is the ID of the session that asks, and Host the computer
+	// it connects to. Package session sets them for its sessions;
+	// CredentialSource alone leaves them empty.
+	Session string
+	Host    discovery.Host
 	// Attempt counts prompts for this authentication, from 1.
 	Attempt int
 	// Account is the account that was tried last (DOMAIN\user, no secret),
@@ -51,12 +58,13 @@ type CredentialSource struct {
 	MaxPrompts int
 }
 
-// Authenticate runs a against host with the credentials of src, as
+// Authenticate runs a against addr with the credentials of src, as
 // described on CredentialSource. It returns the first Grant, or the last
 // error: an *AuthError (with Step StepPrompt and Kind ErrPromptCanceled
 // or ErrNoCredentials when the prompt ended it; its Err then wraps the
 // prompt's error and the last authentication error, if any).
-func (src CredentialSource) Authenticate(ctx context.Context, a Authenticator, host string) (*Grant, error) {
+func (src CredentialSource) Authenticate(ctx context.Context, a Authenticator, addr string) (*Grant, error) {
+	host := addr
 	if a == nil {
 		a = &SMBAuthenticator{}
 	}
@@ -88,7 +96,7 @@ func (src CredentialSource) Authenticate(ctx context.Context, a Authenticator, h
 		if err := ctx.Err(); err != nil {
 			return nil, &AuthError{Host: host, Step: StepPrompt, Kind: ErrCanceled, Diagnosis: diag.Diagnosis{Code: diag.Canceled, Summary: "The authentication was canceled."}, Err: err}
 		}
-		req := PromptRequest{Host: host, Attempt: attempt, Account: account, Reason: lastErr}
+		req := PromptRequest{Addr: addr, Attempt: attempt, Account: account, Reason: lastErr}
 		if lastErr == nil {
 			req.Reason = ErrNoCredentials
 			req.Diagnosis = diag.Diagnosis{Code: diag.NoCredentials, Summary: "No credentials are available for " + host + ".", Fix: "Enter an administrator account for this computer."}

@@ -55,6 +55,8 @@ const (
 	TicketFile          Code = "ticket-file"           // the check-in ticket could not be written
 	CheckinTimeout      Code = "checkin-timeout"       // the applet started but never checked in
 	CheckinWrongAddress Code = "checkin-wrong-address" // the ticket came back from another address
+	CheckinAddress      Code = "checkin-address"       // the check-in address cannot be reached from the target (loopback)
+	ClientClosed        Code = "client-closed"         // the Client was closed before the session started
 	AppletLost          Code = "applet-lost"           // the running applet stopped or lost its connection
 	Panic               Code = "panic"                 // a protocol library panicked on an answer
 	AccessDenied        Code = "access-denied"         // the target refused an operation for this account

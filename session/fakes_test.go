@@ -62,6 +62,8 @@ type fakeAuth struct {
 	// an expected name (adauth.WithExpectedName) that differs fails as
 	// adauth.SMBAuthenticator does, before credentials are checked.
 	identity string
+	// unreachable addresses fail as adauth's dial errors do.
+	unreachable map[string]bool
 
 	mu    sync.Mutex
 	seen  []string // the host of each call
@@ -98,6 +100,10 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Cred
 	if want := adauth.ExpectedName(ctx); a.identity != "" && want != "" && !strings.EqualFold(want, a.identity) {
 		return nil, &adauth.AuthError{Host: host, Step: adauth.StepLogon, Kind: adauth.ErrIdentityMismatch,
 			Diagnosis: diag.Diagnosis{Code: diag.IdentityMismatch, Summary: "answered as " + a.identity, Fix: "check the name"}}
+	}
+	if a.unreachable[host] {
+		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepConnect, Kind: adauth.ErrUnreachable,
+			Diagnosis: diag.Diagnosis{Code: diag.FirewallRefused, Summary: "refused", Fix: "open port 445"}, Err: errors.New("connection refused")}
 	}
 	a.record("start", cr)
 	defer a.record("end", cr)
@@ -269,6 +275,7 @@ type fakeLauncher struct {
 	running   atomic.Int32 // applets running now
 	stops     atomic.Int32
 	goodbyes  atomic.Int32 // AppletExited calls
+	tickets   []string     // the console address of each ticket read; under mu
 }
 
 type fakeHandle struct {
@@ -347,7 +354,7 @@ func (l *fakeLauncher) Launch(ctx context.Context, t *deploy.Target, spec deploy
 	go func() {
 		defer close(h.exited)
 		defer l.running.Add(-1)
-		ac, err := checkin.Dial(actx, tk, checkin.Hello{Host: "FAKE", PID: 4242, Applet: "fake"})
+		ac, err := checkin.Dial(actx, tk, checkin.Hello{Name: "FAKE", PID: 4242, Applet: "fake"})
 		if err != nil {
 			return
 		}
@@ -368,7 +375,13 @@ func (l *fakeLauncher) readTicket(spec deploy.LaunchSpec) (checkin.Ticket, error
 	if !ok {
 		return checkin.Ticket{}, fmt.Errorf("no ticket file %s", p)
 	}
-	return checkin.ParseTicketFile(b)
+	tk, err := checkin.ParseTicketFile(b)
+	if err == nil {
+		l.mu.Lock()
+		l.tickets = append(l.tickets, tk.Addr)
+		l.mu.Unlock()
+	}
+	return tk, err
 }
 
 func launchErr(name string, kind error) error {
@@ -407,7 +420,9 @@ func newHarness(t *testing.T, mod func(h *harness)) *harness {
 		Undoers:  []deploy.Undoer{h.undo},
 		Timeouts: session.Timeouts{Checkin: 10 * time.Second, Cleanup: 10 * time.Second},
 		// The fake applets check in from 127.0.0.1, the fake hosts are
-		// 192.0.2.x: the tests of the address rule clear this.
+		// 127.0.2.x: the tests of the address rule clear this. (The
+		// hosts are loopback addresses so that the loopback check-in
+		// address may be given to them; nothing is sent to them.)
 		CheckinFromAnyAddr: true,
 	}
 	if mod != nil {
@@ -427,7 +442,7 @@ func newHarness(t *testing.T, mod func(h *harness)) *harness {
 }
 
 func host(i int) discovery.Host {
-	return discovery.Host{Name: fmt.Sprintf("PC%02d", i), Addrs: []netip.Addr{netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})}}
+	return discovery.Host{Name: fmt.Sprintf("PC%02d", i), Addrs: []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 2, byte(i + 1)})}}
 }
 
 // collect reads every event of s until the channel is closed.

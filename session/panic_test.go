@@ -12,6 +12,10 @@ import (
 
 type panicDeployer struct{}
 
+func (panicDeployer) DeployFile(context.Context, *deploy.Target, string, []byte) (string, error) {
+	return "", nil
+}
+
 func (panicDeployer) Deploy(context.Context, *deploy.Target, func(done, total int64)) (string, error) {
 	var b []byte
 	_ = b[5] // what a decoder does with a hostile length

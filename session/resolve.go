@@ -107,7 +107,7 @@ func expectedName(h discovery.Host) string {
 func (s *Session) resolve(ctx context.Context) error {
 	h := s.host
 	if h.Conflict != "" {
-		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrNameConflict,
+		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNameConflict,
 			Err: &NameConflictError{Name: s.name, Addrs: slices.Clone(h.Addrs), Reason: h.Conflict},
 			Diagnosis: diag.Diagnosis{Code: diag.NameConflict,
 				Summary: fmt.Sprintf("The host at %s %s, so it may be impersonating that computer. Nothing was sent to it.", joinAddrs(h.Addrs), h.Conflict),
@@ -130,19 +130,17 @@ func (s *Session) resolve(ctx context.Context) error {
 		if err == nil {
 			err = fmt.Errorf("%s: no address", name)
 		}
-		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Err: err, Diagnosis: d}
+		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Err: err, Diagnosis: d}
 	case len(addrs) > 1:
-		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrNameConflict,
+		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNameConflict,
 			Err: &NameConflictError{Name: name, Addrs: addrs, Source: res.Source},
 			Diagnosis: diag.Diagnosis{Code: diag.NameConflict,
 				Summary: fmt.Sprintf("More than one computer answers for the name %s (%s): %s. Another host may be impersonating it, so nothing was sent to any of them.", name, res.Source, joinAddrs(addrs)),
 				Fix:     "Find out which address belongs to the computer (DNS, the directory, its console), remove the rogue or stale one, or connect by that IP address."}}
 	}
 	s.log.Debug("resolved", "name", name, "addr", addrs[0], "source", res.Source)
-	s.mu.Lock()
-	s.addr = addrs[0].String()
-	s.res.Addr, s.target.Addr = s.addr, s.addr
-	s.mu.Unlock()
+	s.setAddr(addrs[0].String())
+	s.addrs = []string{addrs[0].String()}
 	return nil
 }
 

@@ -35,8 +35,8 @@ func TestSuccessThenClose(t *testing.T) {
 	if last.Result == nil || last.Result.Method != "scm" || last.Result.Applet == nil || last.Result.Applet.PID != 4242 || last.Result.Account != "admin" {
 		t.Fatalf("running result %+v", last.Result)
 	}
-	if s.Conn() == nil {
-		t.Fatal("no check-in connection while Running")
+	if c, err := s.Conn(context.Background()); c == nil || err != nil {
+		t.Fatalf("no check-in connection while Running: %v", err)
 	}
 	if h.ls[0].running.Load() != 1 || h.ls[1].calls.Load() != 0 {
 		t.Fatalf("applets running %d, wmi calls %d", h.ls[0].running.Load(), h.ls[1].calls.Load())
@@ -118,7 +118,7 @@ func TestPromptThenSuccess(t *testing.T) {
 	if got := states(evs); len(got) < len(want) || !slices.Equal(got[:len(want)], want) || got[len(got)-1] != "Running/checkin[scm]" {
 		t.Fatalf("events %v", got)
 	}
-	if len(reqs) != 2 || reqs[0].Diagnosis.Code != diag.NotAdmin || reqs[1].Diagnosis.Code != diag.LogonFailure || reqs[0].Host != "192.0.2.2" {
+	if len(reqs) != 2 || reqs[0].Diagnosis.Code != diag.NotAdmin || reqs[1].Diagnosis.Code != diag.LogonFailure || reqs[0].Addr != "127.0.2.2" {
 		t.Fatalf("prompt requests %+v", reqs)
 	}
 	if cr := h.c.Credentials(); cr.User != "admin" {
@@ -375,7 +375,7 @@ func TestAuthorize(t *testing.T) {
 			return nil
 		}
 	})
-	s := h.c.Connect(session.WithTechnician(context.Background(), "alice"), host(0))
+	s := h.c.ConnectWith(context.Background(), host(0), session.ConnectOptions{Technician: "alice"})
 	evs := collect(t, s)
 	last := evs[len(evs)-1]
 	if got := states(evs); !slices.Equal(got, []string{"Connecting/authorize", "Connecting/cleanup", "Failed/authorize"}) {
@@ -384,7 +384,7 @@ func TestAuthorize(t *testing.T) {
 	if who != "alice" || !errors.Is(last.Err, session.ErrUnauthorized) || last.Diagnosis.Code != "not-authorised" || h.auth.calls.Load() != 0 {
 		t.Fatalf("who %q err %v diag %+v auth calls %d", who, last.Err, last.Diagnosis, h.auth.calls.Load())
 	}
-	s2 := h.c.Connect(session.WithTechnician(context.Background(), "alice"), host(2))
+	s2 := h.c.ConnectWith(context.Background(), host(2), session.ConnectOptions{Technician: "alice"})
 	if r, _ := s2.Wait(context.Background()); r.State != session.Running {
 		t.Fatalf("authorised host: %v %v", r.State, r.Err)
 	}
@@ -412,7 +412,11 @@ func TestAppletLost(t *testing.T) {
 	if r, _ := s.Wait(context.Background()); r.State != session.Running {
 		t.Fatal(r.Err)
 	}
-	s.Conn().Close() // as if the applet's connection dropped
+	conn, err := s.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close() // as if the applet's connection dropped
 	<-s.Done()
 	r := s.Result()
 	if r.State != session.Failed || r.Step != session.StepCheckin || !errors.Is(r.Err, session.ErrAppletLost) || r.Cleanup == nil {
@@ -481,21 +485,42 @@ func TestCancelInEveryStep(t *testing.T) {
 			checkCleaned(t, h, last.Result)
 		})
 	}
-	t.Run("running", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		h := newHarness(t, nil)
-		s := h.c.Connect(ctx, host(1))
-		until(t, s, func(e session.Event) bool { return e.State == session.Running })
-		cancel()
-		evs := collect(t, s)
-		if got := states(evs); !slices.Equal(got, []string{"Running/cleanup[scm]", "Closed/cleanup[scm]"}) {
-			t.Fatalf("events %v", got)
-		}
-		checkCleaned(t, h, evs[len(evs)-1].Result)
-		if h.ls[0].running.Load() != 0 {
-			t.Fatal("applet still running")
-		}
-	})
+}
+
+// Connect's context bounds Connecting only: once Running, its end (a
+// request's context, say) does not close the session; Close does.
+func TestContextBoundsConnectingOnly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := newHarness(t, nil)
+	s := h.c.Connect(ctx, host(1))
+	until(t, s, func(e session.Event) bool { return e.State == session.Running })
+	cancel()
+	// The session's goroutine would close it at once if it still
+	// watched ctx: an absence can only be checked by giving it time.
+	select {
+	case <-s.Done():
+		t.Fatalf("session ended after its Connect context: %v", s.Result().Err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if st, _ := s.State(); st != session.Running || h.ls[0].running.Load() != 1 {
+		t.Fatalf("state %v, applets running %d", st, h.ls[0].running.Load())
+	}
+	if c, err := s.Conn(ctx); c == nil || err != nil {
+		t.Fatalf("Conn with the ended context while Running: %v", err)
+	}
+	cl, err := s.Close(context.Background())
+	if err != nil || s.Result().State != session.Closed {
+		t.Fatalf("close: %v %v", err, s.Result().State)
+	}
+	evs := collect(t, s)
+	if got := states(evs); !slices.Equal(got[len(got)-2:], []string{"Running/cleanup[scm]", "Closed/cleanup[scm]"}) {
+		t.Fatalf("events %v", got)
+	}
+	r := s.Result()
+	checkCleaned(t, h, &r)
+	if h.ls[0].running.Load() != 0 || !cl.AppletStopped {
+		t.Fatal("applet still running")
+	}
 }
 
 func TestCloseInEveryStep(t *testing.T) {
@@ -577,9 +602,9 @@ func TestCloseKeep(t *testing.T) {
 	if h.ls[0].running.Load() != 1 || len(h.journals[0].open()) != 3 {
 		t.Fatalf("applet running %d, journal %v", h.ls[0].running.Load(), h.journals[0].open())
 	}
-	conn := s.Conn()
-	if conn == nil {
-		t.Fatal("kept connection not handed over")
+	conn, err := s.Conn(context.Background())
+	if conn == nil || err != nil {
+		t.Fatalf("kept connection not handed over: %v", err)
 	}
 	conn.Stop(context.Background())
 	conn.Close()
@@ -697,15 +722,22 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 		h.c.Close()
 	}()
+	waitGoroutines(t, before)
+}
+
+// waitGoroutines polls until no more goroutines run than before, and
+// fails with every goroutine's stack after a deadline.
+func waitGoroutines(t *testing.T, before int) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > before {
 		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
+			buf := make([]byte, 1<<20)
 			n := runtime.Stack(buf, true)
 			t.Fatalf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:n])
 		}
 		runtime.Gosched()
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

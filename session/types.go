@@ -82,7 +82,7 @@ const (
 type Event struct {
 	Kind    EventKind
 	Session string // the session's ID
-	Host    string // the host as the console named it
+	Name    string // the computer's name as the console shows it
 	Addr    string // the address connected to
 	State   State
 	Step    Step
@@ -198,7 +198,8 @@ var (
 
 // Error is a failed step of a session.
 type Error struct {
-	Host string
+	// Name is the computer's name as the console shows it.
+	Name string
 	Step Step
 	// Kind is one of this package's sentinel errors, or nil when the
 	// cause (an *adauth.AuthError, a *deploy.LaunchError, ...) says it.
@@ -227,7 +228,7 @@ func (e *Error) Diagnose() diag.Diagnosis { return e.Diagnosis }
 
 func (e *Error) text(raw bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "session %s: %s", e.Host, e.Step)
+	fmt.Fprintf(&b, "session %s: %s", e.Name, e.Step)
 	if e.Kind != nil {
 		fmt.Fprintf(&b, ": %s", strings.TrimPrefix(e.Kind.Error(), "session: "))
 	}
@@ -257,17 +258,3 @@ func (e *Error) Unwrap() []error {
 // ready: it returns nil once it is, or an error. A vendor with its own
 // back channel sets Config.Readiness to it.
 type Readiness func(ctx context.Context, t *deploy.Target, h deploy.Handle) error
-
-type technicianKey struct{}
-
-// WithTechnician returns a context that names the technician on whose
-// behalf Connect is called; Config.Authorize receives the name.
-func WithTechnician(ctx context.Context, who string) context.Context {
-	return context.WithValue(ctx, technicianKey{}, who)
-}
-
-// Technician returns the name WithTechnician put in ctx, or "".
-func Technician(ctx context.Context) string {
-	s, _ := ctx.Value(technicianKey{}).(string)
-	return s
-}

@@ -153,7 +153,7 @@ func (a *attack) run(kind, cmdline string) {
 	defer cancel()
 	for c := range cands {
 		a.tried++
-		ac, err := checkin.Dial(ctx, checkin.Ticket{Addr: a.console, Fingerprint: a.fp, Token: c}, checkin.Hello{Host: "MALLORY"})
+		ac, err := checkin.Dial(ctx, checkin.Ticket{Addr: a.console, Fingerprint: a.fp, Token: c}, checkin.Hello{Name: "MALLORY"})
 		if err == nil {
 			a.accepted = append(a.accepted, c)
 			ac.Close()
@@ -282,7 +282,7 @@ func TestTicketNotOnCommandLine(t *testing.T) {
 					t.Fatalf("refused event peer %q err %v", e.Peer, e.Err)
 				}
 			}
-			if r.Applet == nil || r.Applet.Host == "MALLORY" || r.Method != method {
+			if r.Applet == nil || r.Applet.Name == "MALLORY" || r.Method != method {
 				t.Fatalf("running with %+v via %s", r.Applet, r.Method)
 			}
 			if _, err := os.Stat(filepath.Join(root, "Temp", s.ID()+".ticket")); !os.IsNotExist(err) {

@@ -89,7 +89,7 @@ func TestChainSaysEachContextOnce(t *testing.T) {
 	msrpc := fmt.Errorf("bind: could not bind the selected transport: ncacn_ip_tcp: custom dialer: %w", &dialError{err: oe})
 	ee := &EndpointError{Step: StepConnect, Host: "10.0.0.5", Port: 135, Dial: true, Err: msrpc}
 	le := (&Launcher{}).failure(StepConnect, ee)
-	se := &lcsession.Error{Host: "10.0.0.5", Step: lcsession.StepLaunch, Kind: lcsession.ErrLaunchFailed, Err: le}
+	se := &lcsession.Error{Name: "10.0.0.5", Step: lcsession.StepLaunch, Kind: lcsession.ErrLaunchFailed, Err: le}
 
 	const root = "dial tcp 10.0.0.5:135: connection refused"
 	const launch = "wmi: connect: launch endpoint unreachable: " + root +

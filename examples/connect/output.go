@@ -68,7 +68,7 @@ type jsonCleanup struct {
 
 func toJSON(ev session.Event) jsonEvent {
 	j := jsonEvent{
-		Host: ev.Host, State: ev.State, Step: ev.Step, Time: ev.Time.UTC().Format(time.RFC3339Nano),
+		Host: ev.Name, State: ev.State, Step: ev.Step, Time: ev.Time.UTC().Format(time.RFC3339Nano),
 		Method: ev.Method, Diagnosis: ev.Diagnosis.String(), Code: string(ev.Diagnosis.Code), Event: string(ev.Kind), Addr: ev.Addr, Session: ev.Session,
 	}
 	if ev.Err != nil {
@@ -152,10 +152,10 @@ func (p *printer) event(ev session.Event) {
 	// network chose: every such value goes through safe before it is
 	// printed, so that no control character (an ANSI escape, a CR or LF
 	// forging a line) reaches the terminal.
-	host := cliutil.Safe(ev.Host)
+	host := cliutil.Safe(ev.Name)
 	switch ev.Kind {
 	case session.EventRefused:
-		fmt.Fprintf(p.w, "%s  %-16s %v\n", ts, ev.Host, ev.Err)
+		fmt.Fprintf(p.w, "%s  %-16s %v\n", ts, ev.Name, ev.Err)
 		return
 	case session.EventAttempt:
 		fmt.Fprintf(p.w, "%s  %-16s launch via %s failed: %s\n", ts, host, safe(ev.Method), safe(p.errText(ev.Err)))
@@ -172,7 +172,7 @@ func (p *printer) event(ev session.Event) {
 	switch ev.State {
 	case session.Running:
 		if r != nil && r.Applet != nil {
-			line += fmt.Sprintf("  applet pid %d on %s checked in", r.Applet.PID, safe(r.Applet.Host))
+			line += fmt.Sprintf("  applet pid %d on %s checked in", r.Applet.PID, safe(r.Applet.Name))
 		}
 	case session.Failed:
 		line += "\n    error: " + safe(p.errText(ev.Err))
@@ -226,7 +226,7 @@ func (p *printer) bar(ev session.Event) {
 	pct := int(ev.Done * 100 / ev.Total)
 	const width = 30
 	fill := pct * width / 100
-	s := fmt.Sprintf("%-16s copy [%s%s] %3d%% %s / %s", cliutil.Safe(ev.Host), strings.Repeat("#", fill), strings.Repeat("-", width-fill), pct, size(ev.Done), size(ev.Total))
+	s := fmt.Sprintf("%-16s copy [%s%s] %3d%% %s / %s", cliutil.Safe(ev.Name), strings.Repeat("#", fill), strings.Repeat("-", width-fill), pct, size(ev.Done), size(ev.Total))
 	if p.redraw {
 		fmt.Fprintf(p.w, "\r%s", s)
 		p.inBar = true

@@ -25,9 +25,9 @@ func promptTerminal(ctx context.Context, e env, out *printer, req adauth.PromptR
 	}
 	w := e.stderr
 	if req.Account != "" {
-		fmt.Fprintf(w, "\n%s refused %s: %s\n", cliutil.Safe(req.Host), cliutil.Safe(req.Account), cliutil.Safe(req.Diagnosis.String()))
+		fmt.Fprintf(w, "\n%s refused %s: %s\n", cliutil.Safe(req.Addr), cliutil.Safe(req.Account), cliutil.Safe(req.Diagnosis.String()))
 	} else {
-		fmt.Fprintf(w, "\n%s needs administrator credentials.\n", cliutil.Safe(req.Host))
+		fmt.Fprintf(w, "\n%s needs administrator credentials.\n", cliutil.Safe(req.Addr))
 	}
 	type answer struct {
 		c   adauth.Credentials

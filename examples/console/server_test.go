@@ -152,24 +152,20 @@ func newTestConsole(t *testing.T) *testConsole {
 		t.Fatal(err)
 	}
 	tc.ts = httptest.NewUnstartedServer(nil)
-	var srv *server
 	client, err := session.New(session.Config{
 		Authenticator: tc.auth,
 		Credentials:   cr,
-		Prompt: func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
-			return srv.promptHook(ctx, req)
-		},
-		Deployer:  fakeDeployer{},
-		Launchers: []deploy.Launcher{fakeLauncher{tc.handle}},
-		Readiness: func(context.Context, *deploy.Target, deploy.Handle) error { return nil },
-		Logger:    log,
+		Deployer:      fakeDeployer{},
+		Launchers:     []deploy.Launcher{fakeLauncher{tc.handle}},
+		Readiness:     func(context.Context, *deploy.Target, deploy.Handle) error { return nil },
+		Logger:        log,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tc.secret = newSecret()
 	origin := "http://" + tc.ts.Listener.Addr().String()
-	srv, err = newServer(serverConfig{Client: client, Logger: log, Origin: origin, Secret: tc.secret, Discoverers: []discovery.Discoverer{scan}})
+	srv, err := newServer(serverConfig{Client: client, Logger: log, Origin: origin, Secret: tc.secret, Discoverers: []discovery.Discoverer{scan}})
 	if err != nil {
 		t.Fatal(err)
 	}
