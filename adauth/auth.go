@@ -144,7 +144,7 @@ func (a *SMBAuthenticator) logger() *slog.Logger {
 func (a *SMBAuthenticator) Authenticate(ctx context.Context, host string, creds Credentials) (g *Grant, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			g, err = nil, &AuthError{Host: host, Account: creds.Account(), Step: StepConnect, Kind: ErrSMBProtocol,
+			g, err = nil, &AuthError{Addr: host, Account: creds.Account(), Step: StepConnect, Kind: ErrSMBProtocol,
 				Diagnosis: diagProtocolPanic(host), Err: fmt.Errorf("%w: %v", smbconn.ErrProtocol, r)}
 		}
 	}()
@@ -159,12 +159,12 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 	log := a.logger()
 	account := creds.Account()
 	if strings.TrimSpace(host) == "" {
-		return nil, &AuthError{Host: host, Account: account, Step: StepConnect, Kind: ErrUnreachable,
+		return nil, &AuthError{Addr: host, Account: account, Step: StepConnect, Kind: ErrUnreachable,
 			Diagnosis: diag.Diagnosis{Code: diag.NameNotResolved, Summary: "No computer name or address was given.", Fix: "Pick a computer with a name or an address."},
 			Err:       fmt.Errorf("%w: empty host", ErrBadCredentials)}
 	}
 	if creds.User == "" || !creds.HasSecret() {
-		return nil, &AuthError{Host: host, Account: account, Step: StepLogon, Kind: ErrNoCredentials, Retryable: true,
+		return nil, &AuthError{Addr: host, Account: account, Step: StepLogon, Kind: ErrNoCredentials, Retryable: true,
 			Diagnosis: diag.Diagnosis{Code: diag.NoCredentials, Summary: "No user name and password were given.", Fix: "Enter an administrator account for this computer."},
 			Err:       ErrNoCredentials}
 	}
@@ -262,7 +262,7 @@ func isLocalAccount(creds Credentials, info smbconn.Info) bool {
 func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthError {
 	account := g.Credentials.Account()
 	ae := func(kind error, d diag.Diagnosis, err error) *AuthError {
-		return &AuthError{Host: g.Addr, Account: account, Step: StepAdminShare, Kind: kind, Diagnosis: d, Err: err,
+		return &AuthError{Addr: g.Addr, Account: account, Step: StepAdminShare, Kind: kind, Diagnosis: d, Err: err,
 			Retryable: kind == ErrNotAdmin}
 	}
 	share, err := g.session.Mount(ctx, "ADMIN$")
@@ -335,7 +335,7 @@ func (a *SMBAuthenticator) checkSCM(ctx context.Context, g *Grant) *AuthError {
 	if err != nil {
 		if resp != nil && resp.Return == errorAccessDenied {
 			g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckSCMCreate, Passed: false, Detail: "access denied"})
-			return &AuthError{Host: g.Addr, Account: account, Step: StepSCM, Kind: ErrNotAdmin, Retryable: true,
+			return &AuthError{Addr: g.Addr, Account: account, Step: StepSCM, Kind: ErrNotAdmin, Retryable: true,
 				Diagnosis: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator), Err: fmt.Errorf("OpenSCManager(SC_MANAGER_CREATE_SERVICE): access denied: %w", err)}
 		}
 		return scmErr(g.Addr, account, err)
@@ -348,13 +348,13 @@ func scmErr(host, account string, err error) *AuthError {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, smbconn.ErrConnLost) {
 		return connErr(host, account, StepSCM, err)
 	}
-	return &AuthError{Host: host, Account: account, Step: StepSCM, Kind: ErrSCM, Diagnosis: diagSCMUnavailable(), Err: err}
+	return &AuthError{Addr: host, Account: account, Step: StepSCM, Kind: ErrSCM, Diagnosis: diagSCMUnavailable(), Err: err}
 }
 
 // connErr classifies a failure after logon: cancellation, a lost
 // connection, or something unexpected.
 func connErr(host, account, step string, err error) *AuthError {
-	ae := &AuthError{Host: host, Account: account, Step: step, Err: err}
+	ae := &AuthError{Addr: host, Account: account, Step: step, Err: err}
 	switch {
 	case errors.Is(err, context.Canceled):
 		ae.Kind = ErrCanceled

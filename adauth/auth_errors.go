@@ -76,7 +76,7 @@ const (
 // Err is the underlying cause. It never contains a password or hash: the
 // account appears by name only.
 type AuthError struct {
-	Host      string
+	Addr      string // the address or name connected to
 	Account   string // DOMAIN\user, never the secret
 	Step      string // StepConnect, StepLogon, StepAdminShare, StepSCM, StepPrompt
 	Kind      error  // ErrUnreachable, ErrLogonFailure, ...
@@ -88,7 +88,7 @@ type AuthError struct {
 }
 
 func (e *AuthError) Error() string {
-	s := fmt.Sprintf("adauth: %s on %s", e.Step, e.Host)
+	s := fmt.Sprintf("adauth: %s on %s", e.Step, e.Addr)
 	if e.Account != "" {
 		s += " as " + e.Account
 	}
@@ -110,7 +110,7 @@ func (e *AuthError) Is(target error) bool { return target != nil && target == e.
 
 // classifySetup turns a failed smbconn.Dial into an *AuthError.
 func classifySetup(host, account string, local bool, err error) *AuthError {
-	ae := &AuthError{Host: host, Account: account, Step: StepLogon, Err: err}
+	ae := &AuthError{Addr: host, Account: account, Step: StepLogon, Err: err}
 	var se *smbconn.Error
 	var info smbconn.Info
 	if errors.As(err, &se) {

@@ -196,7 +196,7 @@ func (ga *guarded) Authenticate(ctx context.Context, host string, creds Credenti
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, &AuthError{Host: host, Account: creds.Account(), Step: StepLogon, Kind: ErrCanceled, Err: ctx.Err(),
+			return nil, &AuthError{Addr: host, Account: creds.Account(), Step: StepLogon, Kind: ErrCanceled, Err: ctx.Err(),
 				Diagnosis: diag.Diagnosis{Code: diag.Canceled, Summary: "The authentication was canceled while another computer was trying the same credentials first."}}
 		}
 		g.mu.Lock()
@@ -231,13 +231,13 @@ func (ga *guarded) pilot(ctx context.Context, k credKey, host string, creds Cred
 func refusedHere(host, account string, cause error) *AuthError {
 	other := "another computer"
 	var ae *AuthError
-	if errors.As(cause, &ae) && ae.Host != "" {
-		other = ae.Host
+	if errors.As(cause, &ae) && ae.Addr != "" {
+		other = ae.Addr
 		if ae.Kind == ErrCredentialsRefused {
 			// Name the computer that really refused them.
 			var inner *AuthError
-			if errors.As(ae.Err, &inner) && inner.Host != "" {
-				other = inner.Host
+			if errors.As(ae.Err, &inner) && inner.Addr != "" {
+				other = inner.Addr
 			}
 		}
 	}
@@ -245,7 +245,7 @@ func refusedHere(host, account string, cause error) *AuthError {
 	if account != "" {
 		who = "the credentials of " + account
 	}
-	return &AuthError{Host: host, Account: account, Step: StepLogon, Kind: ErrCredentialsRefused, Retryable: true, Err: cause,
+	return &AuthError{Addr: host, Account: account, Step: StepLogon, Kind: ErrCredentialsRefused, Retryable: true, Err: cause,
 		Diagnosis: diag.Diagnosis{Code: diag.CredentialsRefused,
 			Summary: "Not tried on " + host + ": " + other + " refused " + who + " in this run, and every further failed logon counts towards locking the account out.",
 			Fix:     "Enter the right password (or another administrator account); check on a domain controller that the account is not locked out, disabled or expired."}}

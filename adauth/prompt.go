@@ -89,12 +89,12 @@ func (src CredentialSource) Authenticate(ctx context.Context, a Authenticator, a
 			if lastErr != nil {
 				return nil, lastErr
 			}
-			return nil, &AuthError{Host: host, Step: StepPrompt, Kind: ErrNoCredentials,
+			return nil, &AuthError{Addr: host, Step: StepPrompt, Kind: ErrNoCredentials,
 				Diagnosis: diag.Diagnosis{Code: diag.NoCredentials, Summary: "No credentials are available for " + host + ".", Fix: "Enter an administrator account for this computer."},
 				Err:       ErrNoCredentials}
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, &AuthError{Host: host, Step: StepPrompt, Kind: ErrCanceled, Diagnosis: diag.Diagnosis{Code: diag.Canceled, Summary: "The authentication was canceled."}, Err: err}
+			return nil, &AuthError{Addr: host, Step: StepPrompt, Kind: ErrCanceled, Diagnosis: diag.Diagnosis{Code: diag.Canceled, Summary: "The authentication was canceled."}, Err: err}
 		}
 		req := PromptRequest{Addr: addr, Attempt: attempt, Account: account, Reason: lastErr}
 		if lastErr == nil {
@@ -116,7 +116,7 @@ func (src CredentialSource) Authenticate(ctx context.Context, a Authenticator, a
 			if lastErr != nil {
 				cause = fmt.Errorf("%w (after: %w)", err, lastErr)
 			}
-			return nil, &AuthError{Host: host, Account: account, Step: StepPrompt, Kind: kind,
+			return nil, &AuthError{Addr: host, Account: account, Step: StepPrompt, Kind: kind,
 				Diagnosis: diag.Diagnosis{Code: diag.PromptCanceled, Summary: "The credential prompt was canceled."}, Err: cause}
 		}
 		g, err := a.Authenticate(ctx, host, creds)

@@ -131,7 +131,7 @@ type CopyResult struct {
 // Journal was given). It wraps the cause, which may be a context error,
 // ErrHashMismatch, ErrSizeMismatch, os.ErrPermission or an SMB error.
 type CopyError struct {
-	Host, Op string
+	Addr, Op string
 	Leftover string
 	Err      error
 	// Diagnosis explains the failure to a technician when Copy knows more
@@ -141,7 +141,7 @@ type CopyError struct {
 }
 
 func (e *CopyError) Error() string {
-	s := fmt.Sprintf("deploy: copy to %s: %s: %v", e.Host, e.Op, e.Err)
+	s := fmt.Sprintf("deploy: copy to %s: %s: %v", e.Addr, e.Op, e.Err)
 	if e.Leftover != "" {
 		s += " (temporary file left: " + e.Leftover + ")"
 	}
@@ -194,7 +194,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	}
 	host := g.Addr
 	fail := func(op string, err error) (*CopyResult, error) {
-		return nil, &CopyError{Host: host, Op: op, Err: smbconn.MapError(err)}
+		return nil, &CopyError{Addr: host, Op: op, Err: smbconn.MapError(err)}
 	}
 	if err := applet.Validate(); err != nil {
 		return fail("validate", err)
@@ -205,7 +205,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	}
 	share, parent, err := CheckFolder(opts.Share, orDefault(opts.Dir, DefaultDir))
 	if err != nil {
-		ce := &CopyError{Host: host, Op: "validate", Err: err}
+		ce := &CopyError{Addr: host, Op: "validate", Err: err}
 		if errors.Is(err, ErrUnsafeFolder) {
 			ce.Diagnosis = diagUnsafeFolder
 		}
@@ -272,7 +272,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 		}
 	}
 	if err := mk(dir, "applet folder", true); err != nil {
-		ce := &CopyError{Host: host, Op: "create folder", Err: smbconn.MapError(err)}
+		ce := &CopyError{Addr: host, Op: "create folder", Err: smbconn.MapError(err)}
 		if errors.Is(err, ErrFolderExists) {
 			ce.Diagnosis = diagFolderExists(share, dir)
 		}
@@ -298,7 +298,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	// From here on, a failure removes the temporary file (or leaves it
 	// journaled and says so).
 	cleanup := func(op string, cause error) (*CopyResult, error) {
-		ce := &CopyError{Host: host, Op: op, Err: smbconn.MapError(cause)}
+		ce := &CopyError{Addr: host, Op: op, Err: smbconn.MapError(cause)}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := sh.WithContext(cctx).Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -30,7 +30,7 @@ func PutFile(ctx context.Context, g *adauth.Grant, share, path string, content [
 		return ErrNoGrant
 	}
 	fail := func(op string, err error) error {
-		return &CopyError{Host: g.Addr, Op: op, Err: smbconn.MapError(err)}
+		return &CopyError{Addr: g.Addr, Op: op, Err: smbconn.MapError(err)}
 	}
 	if share == "" {
 		share = DefaultShare

@@ -98,11 +98,11 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Cred
 	a.names = append(a.names, adauth.ExpectedName(ctx))
 	a.mu.Unlock()
 	if want := adauth.ExpectedName(ctx); a.identity != "" && want != "" && !strings.EqualFold(want, a.identity) {
-		return nil, &adauth.AuthError{Host: host, Step: adauth.StepLogon, Kind: adauth.ErrIdentityMismatch,
+		return nil, &adauth.AuthError{Addr: host, Step: adauth.StepLogon, Kind: adauth.ErrIdentityMismatch,
 			Diagnosis: diag.Diagnosis{Code: diag.IdentityMismatch, Summary: "answered as " + a.identity, Fix: "check the name"}}
 	}
 	if a.unreachable[host] {
-		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepConnect, Kind: adauth.ErrUnreachable,
+		return nil, &adauth.AuthError{Addr: host, Account: cr.Account(), Step: adauth.StepConnect, Kind: adauth.ErrUnreachable,
 			Diagnosis: diag.Diagnosis{Code: diag.FirewallRefused, Summary: "refused", Fix: "open port 445"}, Err: errors.New("connection refused")}
 	}
 	a.record("start", cr)
@@ -116,7 +116,7 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Cred
 		}
 	}
 	if err := a.g.wait(ctx, "authenticate"); err != nil {
-		return nil, &adauth.AuthError{Host: host, Step: adauth.StepLogon, Kind: adauth.ErrCanceled, Err: err,
+		return nil, &adauth.AuthError{Addr: host, Step: adauth.StepLogon, Kind: adauth.ErrCanceled, Err: err,
 			Diagnosis: diag.Diagnosis{Code: diag.Canceled, Summary: "canceled"}}
 	}
 	pw, _ := cr.Password()
@@ -128,13 +128,13 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Cred
 	case cr.User == "admin" && pw == adminPW:
 		return &adauth.Grant{Addr: host, Credentials: cr, Facts: adauth.Facts{LocalAccount: a.local}}, nil
 	case cr.User == "user" && pw == "good":
-		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepAdminShare, Kind: adauth.ErrNotAdmin, Retryable: true,
+		return nil, &adauth.AuthError{Addr: host, Account: cr.Account(), Step: adauth.StepAdminShare, Kind: adauth.ErrNotAdmin, Retryable: true,
 			Diagnosis: diag.Diagnosis{Code: diag.NotAdmin, Summary: "not an administrator", Fix: "use an admin"}}
 	case cr.User == "guest":
-		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepLogon, Kind: adauth.ErrGuest,
+		return nil, &adauth.AuthError{Addr: host, Account: cr.Account(), Step: adauth.StepLogon, Kind: adauth.ErrGuest,
 			Diagnosis: diag.Diagnosis{Code: diag.GuestOnly, Summary: "guest only", Fix: "classic model"}}
 	default:
-		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepLogon, Kind: adauth.ErrLogonFailure, Retryable: true,
+		return nil, &adauth.AuthError{Addr: host, Account: cr.Account(), Step: adauth.StepLogon, Kind: adauth.ErrLogonFailure, Retryable: true,
 			Diagnosis: diag.Diagnosis{Code: diag.LogonFailure, Summary: "logon failure", Fix: "check the password"}}
 	}
 }

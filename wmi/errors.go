@@ -49,8 +49,8 @@ var ErrProcessNotFound = errors.New("wmi: the created process is not running")
 type EndpointError struct {
 	// Step is the step that failed (StepConnect, StepConnectDynamic...).
 	Step string
-	// Host and Port are the endpoint.
-	Host string
+	// Addr and Port are the endpoint.
+	Addr string
 	Port int
 	// Dynamic is true for the port named by the OXID bindings.
 	Dynamic bool
@@ -86,14 +86,14 @@ func (e *EndpointError) text(raw bool) string {
 		kind = "dynamic port"
 	}
 	if raw {
-		return fmt.Sprintf("wmi: %s: %s %d on %s: %+v", e.Step, kind, e.Port, e.Host, e.Err)
+		return fmt.Sprintf("wmi: %s: %s %d on %s: %+v", e.Step, kind, e.Port, e.Addr, e.Err)
 	}
 	var oe *net.OpError
 	if e.Dial && errors.As(e.Err, &oe) {
 		return rpcauth.Cause(e.Err)
 	}
 	// The *deploy.LaunchError around this error says "wmi" already.
-	return fmt.Sprintf("%s %d on %s: %s", kind, e.Port, e.Host, strings.TrimPrefix(rpcauth.Cause(e.Err), "wmi: "))
+	return fmt.Sprintf("%s %d on %s: %s", kind, e.Port, e.Addr, strings.TrimPrefix(rpcauth.Cause(e.Err), "wmi: "))
 }
 
 // Unwrap returns the cause.
@@ -219,9 +219,9 @@ func endpointName(err error) (string, *EndpointError) {
 	var ee *EndpointError
 	if errors.As(err, &ee) {
 		if ee.Dynamic {
-			return "dynamic port " + strconv.Itoa(ee.Port) + " on " + ee.Host, ee
+			return "dynamic port " + strconv.Itoa(ee.Port) + " on " + ee.Addr, ee
 		}
-		return "port " + strconv.Itoa(ee.Port) + " on " + ee.Host, ee
+		return "port " + strconv.Itoa(ee.Port) + " on " + ee.Addr, ee
 	}
 	return "the computer", nil
 }
@@ -266,39 +266,39 @@ func classify(step string, err error) (diag.Diagnosis, error) {
 		if ee.Dynamic {
 			return diag.Diagnosis{
 				Code:    diag.WMIDynamicPortRefused,
-				Summary: fmt.Sprintf("Port 135 answered, but the dynamic port %d that WMI named on %s refused the connection.", ee.Port, ee.Host),
+				Summary: fmt.Sprintf("Port 135 answered, but the dynamic port %d that WMI named on %s refused the connection.", ee.Port, ee.Addr),
 				Fix:     fixDCOMFirewall,
 			}, deploy.ErrUnreachable
 		}
 		return diag.Diagnosis{
 			Code:    diag.WMIRPCRefused,
-			Summary: fmt.Sprintf("Port %d on %s refused the connection: the RPC endpoint mapper is not reachable.", ee.Port, ee.Host),
+			Summary: fmt.Sprintf("Port %d on %s refused the connection: the RPC endpoint mapper is not reachable.", ee.Port, ee.Addr),
 			Fix:     fixDCOMFirewall,
 		}, deploy.ErrUnreachable
 	case ee != nil && !ee.Dynamic && isRefused(err):
 		return diag.Diagnosis{
 			Code:    diag.WMIRPCRefused,
-			Summary: fmt.Sprintf("Port %d on %s reset the connection: the RPC endpoint mapper is not reachable.", ee.Port, ee.Host),
+			Summary: fmt.Sprintf("Port %d on %s reset the connection: the RPC endpoint mapper is not reachable.", ee.Port, ee.Addr),
 			Fix:     fixDCOMFirewall,
 		}, deploy.ErrUnreachable
 	case ee != nil && ee.Dial && isTimeout(err):
 		if ee.Dynamic {
 			return diag.Diagnosis{
 				Code:    diag.WMIDynamicPortFiltered,
-				Summary: fmt.Sprintf("Port 135 answered, but the dynamic port %d that WMI named on %s did not accept a connection before the deadline: it is filtered.", ee.Port, ee.Host),
+				Summary: fmt.Sprintf("Port 135 answered, but the dynamic port %d that WMI named on %s did not accept a connection before the deadline: it is filtered.", ee.Port, ee.Addr),
 				Fix:     fixDCOMFirewall,
 			}, deploy.ErrUnreachable
 		}
 		return diag.Diagnosis{
 			Code:    diag.WMIRPCFiltered,
-			Summary: fmt.Sprintf("Port %d on %s did not accept a connection before the deadline: it is filtered, or the computer is off.", ee.Port, ee.Host),
+			Summary: fmt.Sprintf("Port %d on %s did not accept a connection before the deadline: it is filtered, or the computer is off.", ee.Port, ee.Addr),
 			Fix:     fixDCOMFirewall,
 		}, deploy.ErrUnreachable
 	case ee != nil && ee.Dynamic && isTimeout(err):
 		return diag.Diagnosis{
 			Code: diag.WMIDynamicPortFiltered,
 			Summary: fmt.Sprintf("Port 135 answered, but nothing answered on the dynamic port %d that WMI named on %s before the deadline "+
-				"(the connection was accepted, then silence): a firewall or a wedged WMI service.", ee.Port, ee.Host),
+				"(the connection was accepted, then silence): a firewall or a wedged WMI service.", ee.Port, ee.Addr),
 			Fix: fixDCOMFirewall,
 		}, deploy.ErrTimeout
 	case isTimeout(err):

@@ -25,7 +25,7 @@ func TestClassify(t *testing.T) {
 		if dynamic {
 			port = 49731
 		}
-		return &EndpointError{Step: "x", Host: "10.0.0.5", Port: port, Dynamic: dynamic, Dial: dial, Err: err}
+		return &EndpointError{Step: "x", Addr: "10.0.0.5", Port: port, Dynamic: dynamic, Dial: dial, Err: err}
 	}
 	for _, c := range []struct {
 		err  error
@@ -73,7 +73,7 @@ func TestErrorStrings(t *testing.T) {
 	if s := ReturnPathNotFound.Error(); s != "ReturnValue 9 (path not found): the program or its working folder does not exist on the computer" {
 		t.Errorf("%q", s)
 	}
-	err := fmt.Errorf("wrapped: %w", &EndpointError{Step: StepConnectDynamic, Host: "h", Port: 50000, Dynamic: true, Err: ReturnPathNotFound})
+	err := fmt.Errorf("wrapped: %w", &EndpointError{Step: StepConnectDynamic, Addr: "h", Port: 50000, Dynamic: true, Err: ReturnPathNotFound})
 	if !errors.Is(err, ReturnPathNotFound) || !strings.Contains(err.Error(), "dynamic port 50000 on h") {
 		t.Errorf("%v", err)
 	}
@@ -87,7 +87,7 @@ func TestChainSaysEachContextOnce(t *testing.T) {
 	oe := &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 5), Port: 135},
 		Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 	msrpc := fmt.Errorf("bind: could not bind the selected transport: ncacn_ip_tcp: custom dialer: %w", &dialError{err: oe})
-	ee := &EndpointError{Step: StepConnect, Host: "10.0.0.5", Port: 135, Dial: true, Err: msrpc}
+	ee := &EndpointError{Step: StepConnect, Addr: "10.0.0.5", Port: 135, Dial: true, Err: msrpc}
 	le := (&Launcher{}).failure(StepConnect, ee)
 	se := &lcsession.Error{Name: "10.0.0.5", Step: lcsession.StepLaunch, Kind: lcsession.ErrLaunchFailed, Err: le}
 

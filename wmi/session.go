@@ -160,7 +160,7 @@ func (s *session) step(ctx context.Context, name string, port int, dynamic bool,
 		err = fmt.Errorf("%w (%s): %w: %w", ErrNoAnswer, s.l.timeouts().of(name), context.DeadlineExceeded, err)
 	}
 	var de *dialError
-	return &EndpointError{Step: name, Host: s.t.Addr, Port: port, Dynamic: dynamic, Dial: errors.As(err, &de), Err: err}
+	return &EndpointError{Step: name, Addr: s.t.Addr, Port: port, Dynamic: dynamic, Dial: errors.As(err, &de), Err: err}
 }
 
 // ErrMalformed is matched when a response could not be decoded: the

@@ -49,7 +49,7 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, c adauth.Crede
 	if pw, _ := c.Password(); c.Account() == adminAccount && pw == adminPassword {
 		return &adauth.Grant{Addr: host, Credentials: c}, nil
 	}
-	return nil, &adauth.AuthError{Host: host, Account: c.Account(), Step: adauth.StepAdminShare, Kind: adauth.ErrNotAdmin, Retryable: true,
+	return nil, &adauth.AuthError{Addr: host, Account: c.Account(), Step: adauth.StepAdminShare, Kind: adauth.ErrNotAdmin, Retryable: true,
 		Diagnosis: diag.Diagnosis{Code: "not-admin", Summary: c.Account() + " is not administrator on HERON-SRV.", Fix: "Use an administrator account."}}
 }
 
