@@ -1,0 +1,45 @@
+package apicheck
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The vendor programs of examples/vendor are written as a vendor would
+// write them: their code (tests aside) imports no internal package of
+// this module, so whatever they do, a program outside the module can do
+// too. Importing one here fails the test.
+func TestVendorProgramsUsePublicPackagesOnly(t *testing.T) {
+	root := filepath.Join("..", "..", "examples", "vendor")
+	programs := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		if f.Name.Name == "main" {
+			programs[filepath.Dir(path)] = true
+		}
+		for _, im := range f.Imports {
+			p, _ := strconv.Unquote(im.Path.Value)
+			if strings.HasPrefix(p, "github.com/lanconnect/lanconnect/") && (strings.Contains(p, "/internal/") || strings.HasSuffix(p, "/internal")) {
+				t.Errorf("%s imports %s: a vendor program must use the public packages only", path, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(programs) != 3 {
+		t.Fatalf("found programs %v; want the three of issue 21 (console, direct, plugin)", programs)
+	}
+}
