@@ -28,7 +28,7 @@ import (
 // the expired, absent and refused diagnoses from the real directory, and
 // checks that no password reaches an error or a log.
 func TestLAPS(t *testing.T) {
-	lab := testlab.New(t, testlab.Options{DC: &testlab.DCSpec{LAPS: true}})
+	lab := testlab.New(t, testlab.Options{DC: &testlab.DCSpec{LAPS: true}, Targets: []testlab.TargetSpec{{}}})
 	dc := lab.DC
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -159,6 +159,38 @@ func TestLAPS(t *testing.T) {
 		expect(denied, name, laps.ErrNotReadable, &nr)
 	}
 	expect(denied, "LAPSNONE", laps.ErrNoAttribute, nil)
+
+	// A lab target whose only administrator password is the one on its
+	// computer object: read it as the reader and log on with it as the
+	// local account the JSON names (what `connect -laps` will do).
+	tg := lab.Targets[0]
+	if _, err := dc.SetLAPS(ctx, tg.NetBIOSName, map[string][]byte{
+		laps.AttrPassword:   laps.EncodeWindowsJSON(tg.Admin.User, tg.Admin.Password, now),
+		laps.AttrExpiration: []byte(future),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := allowed.ReadComputer(ctx, tg.NetBIOSName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := adauth.Parse(`.\`+p.Account, p.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a adauth.SMBAuthenticator
+	g, err := a.Authenticate(ctx, tg.Addr.String(), local)
+	if err != nil {
+		t.Fatalf("logon to %s with its LAPS password: %v", tg.NetBIOSName, err)
+	}
+	if !g.Facts.LocalAccount {
+		t.Errorf("facts %+v: not a local account", g.Facts)
+	}
+	g.Close()
+	if _, err := denied.ReadComputer(ctx, tg.NetBIOSName); !errors.Is(err, laps.ErrNotReadable) {
+		t.Fatalf("%s as %s: %v", tg.NetBIOSName, dc.LAPS.Denied.User, err)
+	}
+	secrets["target"] = tg.Admin.Password
 
 	errs = append(errs, logs.String(), srvLogs.String())
 	for _, s := range errs {
