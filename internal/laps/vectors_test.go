@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,13 +90,30 @@ func TestPublicVectors(t *testing.T) {
 			}
 			// A DC may answer with a later group key than the blob's: the
 			// client derives down to the blob's L1/L2.
-			if k.L1 < 31 {
-				later, err := rk.Envelope(sd, k.L0, k.L1+1, 5)
+			// Each shape of MS-GKDI 2.2.4: a later L2 of the same L1, a
+			// later L1 with L2 below 31 (L1Key is then L1-1's) and with
+			// L2 = 31 (L1Key is L1's own).
+			var later [][2]int32
+			if k.L2 < 31 {
+				later = append(later, [2]int32{k.L1, k.L2 + 1})
+			}
+			if k.L1 < 30 {
+				later = append(later, [2]int32{k.L1 + 1, 5}, [2]int32{k.L1 + 2, 31})
+			}
+			for _, l := range later {
+				env, err := rk.Envelope(sd, k.L0, l[0], l[1])
 				if err != nil {
 					t.Fatal(err)
 				}
-				if pt, err := blob.Decrypt(later); err != nil || !bytes.Equal(pt, []byte{0}) {
-					t.Fatalf("decrypt with the envelope of L1 %d: %x, %v", k.L1+1, pt, err)
+				if pt, err := blob.Decrypt(env); err != nil || !bytes.Equal(pt, []byte{0}) {
+					t.Fatalf("decrypt with the envelope of L1 %d L2 %d: %x, %v", l[0], l[1], pt, err)
+				}
+			}
+			// An envelope older than the blob's key cannot derive it.
+			if k.L2 > 0 {
+				env, _ := rk.Envelope(sd, k.L0, k.L1, k.L2-1)
+				if _, err := blob.Decrypt(env); !errors.Is(err, ErrMalformed) {
+					t.Fatalf("older envelope: %v", err)
 				}
 			}
 			// Another SID's security descriptor gives other keys.
