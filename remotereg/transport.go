@@ -2,7 +2,6 @@ package remotereg
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -375,31 +374,8 @@ var errNotRegistered = errors.New("interface not registered with the endpoint ma
 func zeroUUID() *dtyp.GUID { return &dtyp.GUID{Data4: make([]byte, 8)} }
 
 // requestTower builds the ept_map request tower for syntax over
-// ncacn_ip_tcp, NDR 2.0, with port 0 and address 0.0.0.0 (MS-RPCE
-// 2.2.1.2.1 / C706 appendix L).
-func requestTower(syntax *dcerpc.SyntaxID) *dcetypes.Tower {
-	minor := make([]byte, 2)
-	binary.LittleEndian.PutUint16(minor, syntax.IfVersionMinor)
-	return dcetypes.FloorsToTower([]*dcetypes.Floor{
-		{Protocol: uint8(dcetypes.ProtocolUUID), UUID: syntax.IfUUID, VersionMajor: syntax.IfVersionMajor, Data: minor},
-		{Protocol: uint8(dcetypes.ProtocolUUID), UUID: dcerpc.TransferNDR, VersionMajor: 2, Data: []byte{0, 0}},
-		{Protocol: uint8(dcetypes.ProtocolRPC_CO), Data: []byte{0, 0}},
-		{Protocol: uint8(dcetypes.ProtocolTCP), Data: []byte{0, 0}},
-		{Protocol: uint8(dcetypes.ProtocolIP), Data: []byte{0, 0, 0, 0}},
-	})
-}
+// ncacn_ip_tcp (see rpcauth.RequestTower).
+func requestTower(syntax *dcerpc.SyntaxID) *dcetypes.Tower { return rpcauth.RequestTower(syntax) }
 
 // tcpPort returns the TCP port floor of a tower.
-func tcpPort(tw *dcetypes.Tower) (int, bool) {
-	if tw == nil {
-		return 0, false
-	}
-	for _, f := range tw.Floors() {
-		if f != nil && f.Protocol == uint8(dcetypes.ProtocolTCP) && len(f.Data) == 2 {
-			if p := int(binary.BigEndian.Uint16(f.Data)); p != 0 {
-				return p, true
-			}
-		}
-	}
-	return 0, false
-}
+func tcpPort(tw *dcetypes.Tower) (int, bool) { return rpcauth.TowerTCPPort(tw) }

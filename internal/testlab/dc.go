@@ -138,7 +138,32 @@ func dcTemplate(ctx context.Context, n *Netns, realm, domain string) (string, ti
 func computersTemplate(ctx context.Context, base string, d *DC, n int) (string, time.Duration, error) {
 	var ldif strings.Builder
 	d.writeComputers(&ldif, n)
-	final := fmt.Sprintf("%s-c%d", base, n)
+	return derivedTemplate(ctx, base, fmt.Sprintf("-c%d", n), d, func(ctx context.Context, t, tmp, conf string) error {
+		ldifPath := filepath.Join(tmp, "computers.ldif")
+		if err := os.WriteFile(ldifPath, []byte(ldif.String()), 0o600); err != nil {
+			return fmt.Errorf("testlab: %w", err)
+		}
+		return ldbModify(ctx, t, conf, ldifPath)
+	})
+}
+
+// ldbModify applies an LDIF file to the template t's sam.ldb offline,
+// with the extra smb.conf options given ("name=value").
+func ldbModify(ctx context.Context, t, conf, ldifPath string, options ...string) error {
+	args := []string{"ldbmodify", "--nosync", "-H", filepath.Join(t, "private", "sam.ldb")}
+	for _, o := range options {
+		args = append(args, "--option="+o)
+	}
+	_, err := run(ctx, nil, []string{"SMB_CONF_PATH=" + conf}, append(args, ldifPath)...)
+	return err
+}
+
+// derivedTemplate returns the template base+suffix: a copy of base that
+// apply changed offline (t is the copy, tmp a scratch directory, conf
+// the copy's smb.conf), creating and caching it if needed under an
+// flock. It reports how long creating took (zero when cached).
+func derivedTemplate(ctx context.Context, base, suffix string, d *DC, apply func(ctx context.Context, t, tmp, conf string) error) (string, time.Duration, error) {
+	final := base + suffix
 	if useTemplate(final) {
 		return final, 0, nil
 	}
@@ -166,11 +191,7 @@ func computersTemplate(ctx context.Context, base string, d *DC, n int) (string, 
 	if err := os.WriteFile(conf, []byte(d.config(t, nil)), 0o644); err != nil {
 		return "", 0, fmt.Errorf("testlab: %w", err)
 	}
-	ldifPath := filepath.Join(tmp, "computers.ldif")
-	if err := os.WriteFile(ldifPath, []byte(ldif.String()), 0o600); err != nil {
-		return "", 0, fmt.Errorf("testlab: %w", err)
-	}
-	if _, err := run(ctx, nil, []string{"SMB_CONF_PATH=" + conf}, "ldbmodify", "--nosync", "-H", filepath.Join(t, "private", "sam.ldb"), ldifPath); err != nil {
+	if err := apply(ctx, t, tmp, conf); err != nil {
 		return "", 0, err
 	}
 	if err := os.WriteFile(filepath.Join(t, "ready"), []byte(filepath.Base(final)+"\n"), 0o644); err != nil {
@@ -305,8 +326,21 @@ func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
 	} else {
 		d.Computers = []Computer{}
 	}
+	if spec.LAPS {
+		var dur time.Duration
+		tmpl, dur, err = lapsTemplate(ctx, tmpl, d)
+		if err != nil {
+			return err
+		}
+		l.timings.LAPS = dur
+	}
 	if _, err := run(ctx, nil, nil, "cp", "-a", tmpl, d.dir); err != nil {
 		return err
+	}
+	if spec.LAPS {
+		if err := d.loadLAPS(); err != nil {
+			return err
+		}
 	}
 	pass, err := os.ReadFile(filepath.Join(d.dir, "adminpass"))
 	if err != nil {

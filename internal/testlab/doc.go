@@ -62,6 +62,26 @@
 // DNS to the client namespace, whose resolv.conf then searches the realm
 // as a domain member's does; DC.AddHostRecord adds an A record.
 //
+// # LAPS
+//
+// DCSpec.LAPS (opt-in) loads both LAPS schemas into a derived template,
+// offline with ldbmodify and dsdb:schema update allowed: ms-Mcs-AdmPwd and
+// ms-Mcs-AdmPwdExpirationTime, msLAPS-Password, msLAPS-EncryptedPassword
+// and msLAPS-PasswordExpirationTime, with Microsoft's OIDs, syntaxes and
+// search flags (the passwords are confidential, 904; the expiration
+// times are not) and lab-chosen schemaIDGUIDs, added to the computer
+// class. The same template holds OU=LAPS Lab, the "LAPS Readers" group
+// with the technician lapsreader, the technician lapsdenied, and
+// inheritable ACEs on the OU that grant the group read-property and
+// control-access on the confidential attributes (what Windows LAPS's
+// Set-LapsADReadPasswordPermission grants). DC.LAPS names them;
+// DC.SetLAPS creates a computer in the OU and sets its attributes as the
+// Administrator, and DC.DialLDAP binds as any lab account over LDAPS.
+// Samba 4.17 has no GKDI server: tests serve GetKey with
+// laps.KeyService (a synthetic root key) on winemu. Building the
+// template takes about 8 s once; a lab start with it cached is as fast
+// as without.
+//
 // # State and cleanup
 //
 // Each lab records its owner PID, namespaces, links, users, groups, PIDs

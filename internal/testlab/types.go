@@ -114,6 +114,10 @@ type DCSpec struct {
 	// Computers is the number of computer objects bulk-loaded with ldbadd,
 	// spread over several OUs below DC.ComputersOU; about 5% are disabled.
 	Computers int
+	// LAPS extends the schema with legacy and Windows LAPS and adds the
+	// LAPS OU, a readers group and two technicians (see DC.LAPS and
+	// DC.SetLAPS). It is cached in a derived template (about 5 s once).
+	LAPS bool
 }
 
 // The DC defaults. They are fixed so that the provisioned template can be
@@ -153,6 +157,7 @@ type Timings struct {
 	DC        time.Duration // copying (or provisioning) the DC and starting it until LDAPS answered
 	Provision time.Duration // part of DC: provisioning a template, zero when cached
 	Computers time.Duration // part of DC: bulk-loading computers with ldbadd
+	LAPS      time.Duration // part of DC: the LAPS schema and accounts, zero when cached
 	Start     time.Duration // all of Start
 	Close     time.Duration // all of Close; zero until Close ran
 }
@@ -169,6 +174,9 @@ func (t Timings) String() string {
 		}
 		if t.Computers > 0 {
 			fmt.Fprintf(&b, " incl. computers %v", t.Computers.Round(time.Millisecond))
+		}
+		if t.LAPS > 0 {
+			fmt.Fprintf(&b, " incl. LAPS schema %v", t.LAPS.Round(time.Millisecond))
 		}
 	}
 	b.WriteString(")")
@@ -225,6 +233,9 @@ type DC struct {
 	// Computers lists what was bulk-loaded.
 	Computers []Computer
 	SMBConf   string // path of its smb.conf
+	// LAPS is set when DCSpec.LAPS asked for the LAPS schemas and
+	// accounts.
+	LAPS *LAPSLab
 
 	dir  string
 	proc *Process
