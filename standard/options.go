@@ -74,7 +74,9 @@ type Options struct {
 	// Applet is what Deployer copies: make it with deploy.AppletFromFile
 	// or deploy.AppletFromBytes. Its Name gives the file name on the
 	// target, made unique per session: "acme.exe" is copied as
-	// "acme-<session ID>.exe".
+	// "acme-<session ID>.exe". Every session sends from the Applet's one
+	// read-only copy in memory (see deploy.Applet): a bulk connect to N
+	// hosts holds the applet once, not N times.
 	Applet deploy.Applet
 	// Method selects the launchers; the zero value means MethodAuto.
 	Method Method
