@@ -61,7 +61,49 @@ const (
 	DefaultSystemRoot = `C:\Windows`
 	DefaultParallel   = 4
 	DefaultChunkSize  = 1 << 20 // go-smb2 never sends more in one WRITE
+	// DefaultWriteLimit is the number of WRITE requests that
+	// standard.Apply lets the sessions of one Config have in flight
+	// together (see WriteLimit).
+	DefaultWriteLimit = 16
 )
+
+// WriteLimit bounds the WRITE requests in flight across every Copy that
+// shares it (CopyOptions.WriteLimit), whatever their Parallel. go-smb2
+// builds (and, on an encrypted session, encrypts) a packet of its own for
+// every WRITE and holds it until the server answers, so each Copy keeps
+// Parallel × ChunkSize bytes alive while it runs: 4 MiB by default, 256
+// MiB for 64 concurrent copies. A limit of n shared by the sessions of a
+// bulk connect bounds that to n × ChunkSize in all; the wire is shared
+// anyway. Build it with NewWriteLimit. A nil or zero WriteLimit does not
+// limit. It is safe for concurrent use.
+type WriteLimit struct {
+	tokens chan struct{}
+}
+
+// NewWriteLimit returns a limit of n WRITE requests in flight (at least
+// one).
+func NewWriteLimit(n int) *WriteLimit {
+	return &WriteLimit{tokens: make(chan struct{}, max(n, 1))}
+}
+
+// acquire waits for a WRITE's turn, or for ctx.
+func (l *WriteLimit) acquire(ctx context.Context) error {
+	if l == nil || l.tokens == nil {
+		return nil
+	}
+	select {
+	case l.tokens <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *WriteLimit) release() {
+	if l != nil && l.tokens != nil {
+		<-l.tokens
+	}
+}
 
 // CopyOptions tune Copy. The zero value copies into a new folder
 // ADMIN$\lanconnect-<random> (C:\Windows\lanconnect-<random>) with four
@@ -91,6 +133,10 @@ type CopyOptions struct {
 	Verify VerifyMode
 	// Parallel is the number of WRITE requests in flight; 0 means 4.
 	Parallel int
+	// WriteLimit, when set, is shared with other Copies (the sessions of
+	// one console) and bounds their WRITE requests in flight together;
+	// see WriteLimit. Nil leaves each Copy its Parallel.
+	WriteLimit *WriteLimit
 	// ChunkSize is the size of one WRITE; 0 means 1 MiB (go-smb2's limit).
 	ChunkSize int
 	// Progress, when set, is called with the bytes acknowledged so far and
@@ -313,7 +359,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 		return nil, ce
 	}
 
-	sum, err := writeFile(ctx, sh, tmp, src, chunk, parallel, progress)
+	sum, err := writeFile(ctx, sh, tmp, src, chunk, parallel, opts.WriteLimit, progress)
 	if err != nil {
 		return cleanup("write", err)
 	}
@@ -402,7 +448,7 @@ func (p *progress) add(n int64) {
 // included. So the file gets a context of its own: when ctx ends, no new
 // WRITE starts, the ones in flight get 2 s to finish, and the handle is
 // then closed normally, which lets the caller delete the temporary file.
-func writeFile(ctx context.Context, sh *smb2.Share, name string, src source, chunk, parallel int, prog *progress) (string, error) {
+func writeFile(ctx context.Context, sh *smb2.Share, name string, src source, chunk, parallel int, lim *WriteLimit, prog *progress) (string, error) {
 	pctx, pcancel := context.WithCancel(ctx)
 	defer pcancel()
 	fctx, fcancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -426,7 +472,7 @@ func writeFile(ctx context.Context, sh *smb2.Share, name string, src source, chu
 	if err != nil {
 		return "", err
 	}
-	sum, werr := pipeline(pctx, pcancel, f, src, chunk, parallel, prog)
+	sum, werr := pipeline(pctx, pcancel, f, src, chunk, parallel, lim, prog)
 	closeErr := f.Close()
 	if werr != nil {
 		if ctx.Err() != nil {
@@ -465,8 +511,8 @@ func writeAtSafely(f writerAt, b []byte, off int64) (n int, err error) {
 // returns its SHA-256. Shared content (src.mem) is sent as slices of
 // itself, with no buffer and no hashing (src.sum is its hash); other
 // content is read into parallel+1 buffers of chunk bytes, recycled, and
-// hashed in order as it is read.
-func pipeline(ctx context.Context, cancel context.CancelFunc, f writerAt, src source, chunk, parallel int, prog *progress) (string, error) {
+// hashed in order as it is read. Each WRITE waits for its turn under lim.
+func pipeline(ctx context.Context, cancel context.CancelFunc, f writerAt, src source, chunk, parallel int, lim *WriteLimit, prog *progress) (string, error) {
 	size := src.size
 	var free chan []byte
 	var h hash.Hash
@@ -489,7 +535,15 @@ func pipeline(ctx context.Context, cancel context.CancelFunc, f writerAt, src so
 	for range parallel {
 		wg.Go(func() {
 			for j := range jobs {
+				if err := lim.acquire(ctx); err != nil {
+					setErr(err)
+					if free != nil {
+						free <- j.buf[:cap(j.buf)]
+					}
+					continue
+				}
 				n, err := writeAtSafely(f, j.buf, j.off)
+				lim.release()
 				if err != nil {
 					setErr(err)
 				} else if n != len(j.buf) {

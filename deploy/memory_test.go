@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // checkingWriter is a fake SMB file: it checks every WRITE against the
@@ -68,6 +70,25 @@ func sendConcurrently(t testing.TB, a Applet, content []byte, sessions int) uint
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
+	copyConcurrently(t, a, sessions, func() (writerAt, int, *WriteLimit, func(string) error) {
+		w := &checkingWriter{want: content}
+		return w, DefaultChunkSize, nil, func(sum string) error {
+			if sum != a.SHA256 || w.n != int64(len(content)) {
+				return fmt.Errorf("sent %d bytes hashing to %s, want %d and %s", w.n, sum, len(content), a.SHA256)
+			}
+			return nil
+		}
+	})
+	runtime.ReadMemStats(&after)
+	return (after.TotalAlloc - before.TotalAlloc) / uint64(sessions)
+}
+
+// copyConcurrently runs sessions concurrent copies of a on Copy's data
+// path (open, then pipeline with DefaultParallel writes); each session
+// asks session() for its writer, chunk size, limit and a check of the
+// result.
+func copyConcurrently(t testing.TB, a Applet, sessions int, session func() (writerAt, int, *WriteLimit, func(sum string) error)) {
+	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, sessions)
 	for range sessions {
@@ -80,10 +101,10 @@ func sendConcurrently(t testing.TB, a Applet, content []byte, sessions int) uint
 			defer closeSrc()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			w := &checkingWriter{want: content}
-			sum, err := pipeline(ctx, cancel, w, src, DefaultChunkSize, DefaultParallel, newProgress(nil, src.size))
-			if err == nil && (sum != a.SHA256 || w.n != int64(len(content))) {
-				err = fmt.Errorf("sent %d bytes hashing to %s, want %d and %s", w.n, sum, len(content), a.SHA256)
+			w, chunk, lim, check := session()
+			sum, err := pipeline(ctx, cancel, w, src, chunk, DefaultParallel, lim, newProgress(nil, src.size))
+			if err == nil {
+				err = check(sum)
 			}
 			if err != nil {
 				errs <- err
@@ -91,22 +112,20 @@ func sendConcurrently(t testing.TB, a Applet, content []byte, sessions int) uint
 		})
 	}
 	wg.Wait()
-	runtime.ReadMemStats(&after)
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
-	return (after.TotalAlloc - before.TotalAlloc) / uint64(sessions)
 }
 
-// TestAppletOneCopyForAllSessions: sixteen concurrent copies of an 8 MiB
+// TestAppletOneCopyForAllSessions: eight concurrent copies of an 8 MiB
 // applet made with AppletFromFile or AppletFromBytes allocate no buffer
 // for the applet's bytes (under 64 KiB per session: goroutines and
 // channels), where a file read by every copy, or a vendor's own ReaderAt,
 // costs each session its Parallel+1 chunk buffers (5 MiB). The figures
 // are logged (go test -v -run TestAppletOneCopy ./deploy/).
 func TestAppletOneCopyForAllSessions(t *testing.T) {
-	const size, sessions = 8 << 20, 16
+	const size, sessions = 8 << 20, 8
 	content := make([]byte, size)
 	_, _ = rand.Read(content)
 	variants := appletVariants(t, content)
@@ -138,7 +157,7 @@ func BenchmarkAppletPerSession(b *testing.B) {
 					b.Fatal(err)
 				}
 				ctx, cancel := context.WithCancel(context.Background())
-				if _, err := pipeline(ctx, cancel, &checkingWriter{want: content}, src, DefaultChunkSize, DefaultParallel, newProgress(nil, src.size)); err != nil {
+				if _, err := pipeline(ctx, cancel, &checkingWriter{want: content}, src, DefaultChunkSize, DefaultParallel, nil, newProgress(nil, src.size)); err != nil {
 					b.Fatal(err)
 				}
 				cancel()
@@ -181,5 +200,71 @@ func TestAppletFromFileHoldsWhatItHashed(t *testing.T) {
 	bad.Size++
 	if _, _, err := bad.open(); !errors.Is(err, ErrSizeMismatch) {
 		t.Fatalf("open with a wrong Size: %v", err)
+	}
+}
+
+// packetWriter imitates go-smb2's WRITE: it builds a packet of its own
+// (a copy of the data), holds it until the "server" answers (a short
+// wait), and counts the packets alive at once across every copy.
+type packetWriter struct {
+	live, peak *atomic.Int64 // packet bytes alive, shared
+}
+
+func (w packetWriter) WriteAt(b []byte, off int64) (int, error) {
+	pkt := make([]byte, len(b)+64)
+	copy(pkt[64:], b)
+	n := w.live.Add(int64(len(pkt)))
+	for {
+		p := w.peak.Load()
+		if n <= p || w.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	time.Sleep(time.Millisecond) // the round trip
+	w.live.Add(-int64(len(pkt)))
+	runtime.KeepAlive(pkt)
+	return len(b), nil
+}
+
+// peakPackets runs sessions concurrent copies of a through packetWriters,
+// in WRITEs of chunk bytes, under lim and returns the peak bytes of
+// packets alive at once.
+func peakPackets(t *testing.T, a Applet, sessions, chunk int, lim *WriteLimit) int64 {
+	var live, peak atomic.Int64
+	copyConcurrently(t, a, sessions, func() (writerAt, int, *WriteLimit, func(string) error) {
+		return packetWriter{&live, &peak}, chunk, lim, func(string) error { return nil }
+	})
+	return peak.Load()
+}
+
+// TestWriteLimitBoundsPacketsInFlight: 64 concurrent copies keep at most
+// DefaultWriteLimit WRITE packets alive together under a shared
+// WriteLimit, where without one each copy keeps its Parallel packets (up
+// to 256 of them). The figures are logged. (The chunks are 64 KiB to keep
+// the test fast; with go-smb2's 1 MiB WRITEs a packet is 1 MiB.)
+func TestWriteLimitBoundsPacketsInFlight(t *testing.T) {
+	const sessions, chunk = 64, 64 << 10
+	content := make([]byte, 1<<20)
+	_, _ = rand.Read(content)
+	a := AppletFromBytes("applet.exe", "1", content)
+	lim := NewWriteLimit(DefaultWriteLimit)
+	limited := peakPackets(t, a, sessions, chunk, lim)
+	unlimited := peakPackets(t, a, sessions, chunk, nil)
+	t.Logf("%d concurrent copies: peak WRITE packets alive %d with a shared WriteLimit(%d), %d without",
+		sessions, limited/(chunk+64), DefaultWriteLimit, unlimited/(chunk+64))
+	if max := int64(DefaultWriteLimit) * (chunk + 64); limited > max {
+		t.Fatalf("peak %d bytes of packets alive under the limit, want at most %d", limited, max)
+	}
+	if len(lim.tokens) != 0 {
+		t.Fatalf("%d tokens still held after every copy ended", len(lim.tokens))
+	}
+	// A cancelled copy waiting for its turn returns at once.
+	full := NewWriteLimit(1)
+	full.tokens <- struct{}{}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	src, _, _ := a.open()
+	if _, err := pipeline(ctx, cancel, packetWriter{new(atomic.Int64), new(atomic.Int64)}, src, DefaultChunkSize, DefaultParallel, full, newProgress(nil, src.size)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled copy under a full limit: %v", err)
 	}
 }
