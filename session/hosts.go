@@ -65,8 +65,8 @@ func (c *Client) startScanLocked(prev *scan) *scan {
 // returned, one discovery.Complete event; it then stays open for filter
 // changes. Its events channel is closed when ctx is done, when Rescan
 // replaces the discovery (call Hosts again for a view of the new one), or
-// when the Client is closed. After Close, Hosts returns a view that
-// completes at once with no host.
+// when the Client is closed. After Close, Hosts returns a view whose
+// events channel is closed at once, with no event.
 //
 // The discovery does not run under ctx: a view's context ending does not
 // stop it, and it goes on to its end for the next view. It ends when its
@@ -77,9 +77,11 @@ func (c *Client) Hosts(ctx context.Context, f discovery.Filter) *discovery.View 
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		in := make(chan discovery.Update)
-		close(in)
-		return discovery.NewLiveView(ctx, in, f)
+		// A view that has already ended: its events channel is closed
+		// with no event.
+		done, cancel := context.WithCancel(ctx)
+		cancel()
+		return discovery.NewLiveView(done, nil, f)
 	}
 	if c.scan == nil {
 		c.scan = c.startScanLocked(nil)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -234,10 +235,12 @@ func TestHostsRescanStartsDiscovery(t *testing.T) {
 
 // TestHostsCloseStopsDiscovery: Close cancels the discoverers and closes
 // the views; Shutdown returns only once the discoverers have returned;
-// after either, Hosts completes at once with nothing and Rescan fails.
+// after either, Hosts returns an ended view and Rescan fails; no
+// goroutine of the discovery or its views is left.
 func TestHostsCloseStopsDiscovery(t *testing.T) {
 	for _, how := range []string{"Close", "Shutdown"} {
 		t.Run(how, func(t *testing.T) {
+			base := runtime.NumGoroutine()
 			src := &countingSource{name: "nb", n: 1, endless: true, stalled: 50 * time.Millisecond}
 			c, err := session.New(session.Config{Discoverers: []discovery.Discoverer{src}})
 			if err != nil {
@@ -267,12 +270,24 @@ func TestHostsCloseStopsDiscovery(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 			late := newViewList(c.Hosts(ctx, discovery.Filter{}))
-			late.until(t, "a closed client's view", completeWith())
+			late.until(t, "a closed client's view to end", func(l *viewList) bool { return l.closed })
+			if l := late.names(); len(l) != 0 || late.complete {
+				t.Fatalf("a closed client's view showed %v (complete %v)", l, late.complete)
+			}
 			if err := c.Rescan(); err != session.ErrClientClosed {
 				t.Fatalf("Rescan after %s: %v", how, err)
 			}
 			if src.runs.Load() != 1 {
 				t.Fatalf("%d runs", src.runs.Load())
+			}
+			// Nothing of the discovery or its views is left running.
+			deadline = time.Now().Add(15 * time.Second)
+			for runtime.NumGoroutine() > base {
+				if time.Now().After(deadline) {
+					buf := make([]byte, 1<<20)
+					t.Fatalf("%d goroutines, %d before the Client:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
 		})
 	}

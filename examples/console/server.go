@@ -135,6 +135,7 @@ type page struct {
 	dirty     map[string]bool                     // sessions with news for it
 	out       []sseMessage                        // prompt messages for it
 	wake      chan struct{}                       // capacity 1
+	rescan    chan struct{}                       // capacity 1: start a new list
 }
 
 type sseMessage struct {
@@ -400,7 +401,7 @@ func (s *server) newPage() (*page, error) {
 		return nil, errors.New("too many open pages")
 	}
 	p := &page{id: randomID(12), token: randomID(32), created: time.Now(), filter: s.filter,
-		hosts: map[discovery.HostID]discovery.Host{}, dirty: map[string]bool{}, wake: make(chan struct{}, 1)}
+		hosts: map[discovery.HostID]discovery.Host{}, dirty: map[string]bool{}, wake: make(chan struct{}, 1), rescan: make(chan struct{}, 1)}
 	p.ctx, p.cancel = context.WithCancel(s.ctx)
 	s.pages[p.id] = p
 	return p, nil
@@ -436,7 +437,12 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.streaming = true
-	// The Client's one discovery: every page shares it.
+	// The Client's one discovery: every page shares it. A rescan asked
+	// before the stream opened is in this view already.
+	select {
+	case <-p.rescan:
+	default:
+	}
 	p.view = s.client.Hosts(p.ctx, p.filter)
 	events := p.view.Events()
 	p.mu.Unlock()
@@ -479,21 +485,25 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	for {
 		var msgs []sseMessage
 		select {
+		case <-p.rescan:
+			// A rescan replaced the discovery: the page starts a new
+			// list on a view of the new one.
+			p.mu.Lock()
+			p.view = s.client.Hosts(p.ctx, p.filter)
+			events = p.view.Events()
+			clear(p.hosts)
+			p.mu.Unlock()
+			base = maxID
+			finished, scanErrs = 0, nil
+			msgs = append(msgs, sseMessage{"reset", map[string]any{}}, scan())
 		case ev, ok := <-events:
 			if !ok {
-				if p.ctx.Err() != nil || r.Context().Err() != nil {
-					return
-				}
-				// A rescan replaced the discovery: the page starts a new
-				// list on a view of the new one.
-				p.mu.Lock()
-				p.view = s.client.Hosts(p.ctx, p.filter)
-				events = p.view.Events()
-				clear(p.hosts)
-				p.mu.Unlock()
-				base = maxID
-				finished, scanErrs = 0, nil
-				msgs = append(msgs, sseMessage{"reset", map[string]any{}}, scan())
+				// The view ended: the page is gone (handled below), a
+				// rescan replaced it (p.rescan comes), or the Client
+				// was closed.
+				events = nil
+				finished = s.sources
+				msgs = append(msgs, scan())
 				break
 			}
 			switch ev.Kind {
@@ -600,6 +610,15 @@ func (s *server) handleRescan(w http.ResponseWriter, r *http.Request) {
 	if err := s.client.Rescan(); err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
+	}
+	s.mu.Lock()
+	pages := s.livePagesLocked()
+	s.mu.Unlock()
+	for _, pg := range pages {
+		select {
+		case pg.rescan <- struct{}{}:
+		default: // one is already pending
+		}
 	}
 	s.log.Info("rescan", "page", p.id)
 	writeJSON(w, http.StatusAccepted, map[string]bool{"rescan": true})
