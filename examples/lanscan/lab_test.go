@@ -55,4 +55,33 @@ func TestLabDefaultTargets(t *testing.T) {
 			t.Errorf("target %s listed as %+v", tg.NetBIOSName, h)
 		}
 	}
+
+	// The table, piped: each computer once, with the facts of both
+	// sources (NetBIOS names, SMB's) merged into its one row.
+	cmd = l.Client.Command(ctx, bin)
+	stdout.Reset()
+	stderr.Reset()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("lanscan (table): %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 1+len(l.Targets) || !strings.HasPrefix(lines[0], "ADDRESS") {
+		t.Fatalf("table: want a header and %d rows:\n%s", len(l.Targets), stdout.String())
+	}
+	for _, tg := range l.Targets {
+		rows := rowsNaming(lines, strings.ToUpper(tg.NetBIOSName))
+		if len(rows) != 1 {
+			t.Errorf("target %s: %d rows, want 1:\n%s", tg.NetBIOSName, len(rows), stdout.String())
+			continue
+		}
+		f := strings.Fields(rows[0])
+		want := "netbios,smb"
+		if tg.NoSMB {
+			want = "netbios"
+		}
+		if f[0] != tg.Addr.String() || f[4] != want || !strings.Contains(rows[0], "workstation") {
+			t.Errorf("target %s: row %q, want its address, sources %s and its roles", tg.NetBIOSName, rows[0], want)
+		}
+	}
 }
