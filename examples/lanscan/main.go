@@ -78,7 +78,7 @@ func runTerm(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs.SetOutput(io.Discard)
 	var (
 		filterExpr = fs.String("filter", "", "show only hosts matching `EXPR` (name or domain substring or glob, IP, CIDR, range, domain:, os:, source:; space = AND, comma = OR)")
-		timeout    = fs.Duration("timeout", netbios.DefaultTimeout, "how long a host gets to `answer`, retries included")
+		timeout    = fs.Duration("timeout", netbios.DefaultTimeout, "the longest a host gets to `answer`, retries included (less once hosts answered: at least a quarter of it)")
 		rate       = fs.Int("rate", netbios.DefaultRate, "packets per `second`")
 		retries    = fs.Int("retries", netbios.DefaultRetries, "repeats to a host that does not `answer`")
 		jsonOut    = fs.Bool("json", false, "write NDJSON: one object per host update")
