@@ -73,6 +73,16 @@ type scanRun struct {
 	first   time.Duration
 }
 
+// addrs returns the addresses that answered, sorted.
+func (r scanRun) addrs() []netip.Addr {
+	var got []netip.Addr
+	for _, res := range r.results {
+		got = append(got, res.Addr)
+	}
+	slices.SortFunc(got, netip.Addr.Compare)
+	return got
+}
+
 func runScan(ctx context.Context, s *netbios.Scanner, targets netbios.Targets) scanRun {
 	out := make(chan netbios.Result)
 	errc := make(chan error, 1)
@@ -177,11 +187,7 @@ func TestScanRetriesAndMatching(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	var got []netip.Addr
-	for _, res := range r.results {
-		got = append(got, res.Addr)
-	}
-	slices.SortFunc(got, netip.Addr.Compare)
+	got := r.addrs()
 	want := []netip.Addr{fn.Hosts[0].Addr, fn.Hosts[2].Addr}
 	if !slices.Equal(got, want) {
 		t.Fatalf("found %v, want %v (retry and garbage-then-good)", got, want)
@@ -510,11 +516,7 @@ func TestScanAdaptiveWait(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	var got []netip.Addr
-	for _, res := range r.results {
-		got = append(got, res.Addr)
-	}
-	slices.SortFunc(got, netip.Addr.Compare)
+	got := r.addrs()
 	if want := []netip.Addr{at(n, 10), at(n, 100)}; !slices.Equal(got, want) {
 		t.Fatalf("found %v, want %v", got, want)
 	}
