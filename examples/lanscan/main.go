@@ -13,7 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -245,7 +244,7 @@ func screenLines(s string, size func() (int, int)) int {
 	if size != nil {
 		w, _ = size()
 	}
-	n := utf8.RuneCountInString(s)
+	n := columns(s)
 	if w <= 0 || n <= w {
 		return 1
 	}

@@ -275,11 +275,34 @@ func (t *liveTable) lines(n int)             { t.line += n }
 func (t *liveTable) untracked()              { clear(t.at) }
 func (t *liveTable) flush() error            { return nil }
 
-// cut shortens s to at most n runes.
+// cut shortens s to at most n terminal columns. It counts two columns
+// for every non-ASCII character (East Asian characters take two; names
+// from the network may hold them): a row may end a little early, but it
+// never wraps, which would shift the rows above it and make a redraw land
+// on another host's line.
 func cut(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
+	w := 0
+	for i, r := range s {
+		w += runeColumns(r)
+		if w > n {
+			return s[:i]
+		}
 	}
-	r := []rune(s)
-	return string(r[:n])
+	return s
+}
+
+// columns is the most terminal columns s can take (see cut).
+func columns(s string) int {
+	w := 0
+	for _, r := range s {
+		w += runeColumns(r)
+	}
+	return w
+}
+
+func runeColumns(r rune) int {
+	if r < utf8.RuneSelf {
+		return 1
+	}
+	return 2
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/lanconnect/lanconnect/discovery"
 )
@@ -82,19 +83,32 @@ func (f *fakeTerm) Write(p []byte) (int, error) {
 		case c < 0x20 || c == 0x7f:
 			f.t.Fatalf("control character %q written to the terminal", c)
 		default:
-			// Text is ASCII here (the rows are cut by runes; the test
-			// hosts have ASCII names).
-			if f.col >= f.width {
+			// A character; non-ASCII ones take two columns here, as East
+			// Asian characters do (the second holds a 0 filler).
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && !utf8.FullRune(b[i:]) {
+				f.pending = append([]byte(nil), b[i:]...)
+				return len(p), nil
+			}
+			cols := 1
+			if r >= utf8.RuneSelf {
+				cols = 2
+			}
+			if f.col+cols > f.width {
 				f.col = 0
 				f.down(1, true) // wraps, as a terminal does
 			}
 			line := f.screen[f.row]
-			for len(line) <= f.col {
+			for len(line) < f.col+cols {
 				line = append(line, ' ')
 			}
-			line[f.col] = rune(c)
+			line[f.col] = r
+			if cols == 2 {
+				line[f.col+1] = 0
+			}
 			f.screen[f.row] = line
-			f.col++
+			f.col += cols
+			i += size - 1
 		}
 	}
 	return len(p), nil
@@ -122,10 +136,10 @@ func (f *fakeTerm) down(n int, scroll bool) {
 func (f *fakeTerm) lines() []string {
 	var out []string
 	for _, l := range f.scrollback {
-		out = append(out, strings.TrimRight(l, " "))
+		out = append(out, strings.TrimRight(strings.ReplaceAll(l, "\x00", ""), " "))
 	}
 	for _, l := range f.screen {
-		out = append(out, strings.TrimRight(string(l), " "))
+		out = append(out, strings.TrimRight(strings.ReplaceAll(string(l), "\x00", ""), " "))
 	}
 	for len(out) > 0 && out[len(out)-1] == "" {
 		out = out[:len(out)-1]
@@ -219,13 +233,19 @@ func TestLiveTableScrolledAndNarrow(t *testing.T) {
 	if err := lt.print(discovery.ViewEvent{Kind: discovery.Show, ID: 8, Host: h}); err != nil {
 		t.Fatal(err)
 	}
+	// A host on the LAN with a long name of wide characters: its row is
+	// cut short enough not to wrap even if each takes two columns.
+	wide := labHost(99, strings.Repeat("鷺", 60), discovery.SourceSMB)
+	if err := lt.print(discovery.ViewEvent{Kind: discovery.Show, ID: 9, Host: wide}); err != nil {
+		t.Fatal(err)
+	}
 	got := ft.lines()
 	for _, l := range got {
-		if len(l) >= 90 {
+		if columns(l) >= 90 {
 			t.Errorf("line of %d columns in a 90-column window: %q", len(l), l)
 		}
 	}
-	if len(got) != 1+8+1+1+1 {
+	if len(got) != 1+8+1+1+1+1 {
 		t.Fatalf("%d lines:\n%s", len(got), strings.Join(got, "\n"))
 	}
 	if r := rowsNaming(got, "PC06"); len(r) != 1 || !strings.Contains(r[0], "netbios,smb") {
