@@ -69,10 +69,39 @@ func TestLabDefaultTargets(t *testing.T) {
 	if len(lines) != 1+len(l.Targets) || !strings.HasPrefix(lines[0], "ADDRESS") {
 		t.Fatalf("table: want a header and %d rows:\n%s", len(l.Targets), stdout.String())
 	}
+	checkRows(t, lines, l)
+
+	// On a terminal (a pseudo-terminal of 200x50 from script(1)): each
+	// computer has one row on the screen, redrawn in place as SMB facts
+	// arrive. The fake terminal replays what lanscan wrote to it.
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script(1) not installed")
+	}
+	cmd = l.Client.Command(ctx, "script", "-qfec", "stty cols 200 rows 50; exec "+bin, "/dev/null")
+	stdout.Reset()
+	stderr.Reset()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("lanscan on a terminal: %v\n%s", err, stderr.String())
+	}
+	ft := newFakeTerm(t, 200, 50)
+	ft.Write(stdout.Bytes())
+	screen := ft.lines()
+	t.Logf("%d bytes written to the terminal, screen:\n%s", stdout.Len(), strings.Join(screen, "\n"))
+	if len(screen) != 1+len(l.Targets) || !strings.HasPrefix(screen[0], "ADDRESS") {
+		t.Fatalf("screen: want a header and %d rows", len(l.Targets))
+	}
+	checkRows(t, screen, l)
+}
+
+// checkRows checks that lines show each of the lab's targets on exactly
+// one row, with its address, its roles and the sources that answer it.
+func checkRows(t *testing.T, lines []string, l *testlab.Lab) {
+	t.Helper()
 	for _, tg := range l.Targets {
 		rows := rowsNaming(lines, strings.ToUpper(tg.NetBIOSName))
 		if len(rows) != 1 {
-			t.Errorf("target %s: %d rows, want 1:\n%s", tg.NetBIOSName, len(rows), stdout.String())
+			t.Errorf("target %s: %d rows, want 1:\n%s", tg.NetBIOSName, len(rows), strings.Join(lines, "\n"))
 			continue
 		}
 		f := strings.Fields(rows[0])
