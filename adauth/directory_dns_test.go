@@ -126,11 +126,7 @@ func TestResolveBreaker(t *testing.T) {
 	r := &silentResolver{}
 	d := &Directory{Resolver: r}
 	const names = 400
-	jobs := make(chan discovery.Host, names)
-	for i := range names {
-		jobs <- discovery.Host{Name: fmt.Sprintf("WS%d", i), DNSName: fmt.Sprintf("ws%d.corp.example", i)}
-	}
-	close(jobs)
+	jobs := nameJobs(names)
 	out := make(chan discovery.Host, names)
 	var rs resolveState
 	done := make(chan struct{})
@@ -150,6 +146,16 @@ func TestResolveBreaker(t *testing.T) {
 	if !rs.open.Load() || r.lookups.Load() > 2*resolveBreaker || rs.unresolved() != names || len(out) != 0 {
 		t.Fatalf("breaker open %v, %d lookups, %d unresolved of %d, %d sent", rs.open.Load(), r.lookups.Load(), rs.unresolved(), names, len(out))
 	}
+}
+
+// nameJobs returns a closed queue of n hosts with DNS names to look up.
+func nameJobs(n int) chan discovery.Host {
+	jobs := make(chan discovery.Host, n)
+	for i := range n {
+		jobs <- discovery.Host{Name: fmt.Sprintf("WS%d", i), DNSName: fmt.Sprintf("ws%d.corp.example", i)}
+	}
+	close(jobs)
+	return jobs
 }
 
 // nxResolver answers every address lookup at once: with an address for
@@ -179,11 +185,7 @@ func TestResolveMissBreaker(t *testing.T) {
 	const names = 2000
 	run := func(r *nxResolver) (*resolveState, int) {
 		d := &Directory{Resolver: r}
-		jobs := make(chan discovery.Host, names)
-		for i := range names {
-			jobs <- discovery.Host{Name: fmt.Sprintf("WS%d", i), DNSName: fmt.Sprintf("ws%d.corp.example", i)}
-		}
-		close(jobs)
+		jobs := nameJobs(names)
 		out := make(chan discovery.Host, names)
 		var rs resolveState
 		var wg sync.WaitGroup
