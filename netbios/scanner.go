@@ -34,7 +34,12 @@ import (
 // otherwise), and the addresses in flight at any moment number at most
 // about Rate × Timeout: memory does not grow with the size of the range
 // (a /16 is never expanded up front). Broadcast queries always get
-// Timeout: answers to them come from nodes not yet measured.
+// Timeout: answers to them come from nodes not yet measured. On Linux, a
+// retry to an address that ARP has not resolved (its neighbour entry is
+// INCOMPLETE or FAILED) is counted but not sent: the first request waits
+// in the kernel until ARP resolves the address, and a retry would only
+// wait beside it. So absent addresses on the local link cost one packet,
+// and a sweep of them about N/Rate + Timeout/4.
 //
 // Matching. A node status answer counts when it comes from the address
 // asked (from any port: Windows answers from 137, Samba from 137 too) with
@@ -163,6 +168,7 @@ type scan struct {
 	qfifo    []*probe              // broadcast queries in send order
 	rttMax   time.Duration         // slowest answer to a first request
 	measured bool                  // rttMax holds a measure
+	neigh    neighbours            // which addresses ARP has not resolved
 	byAddr   map[netip.Addr]*probe // node status requests in flight
 	byID     map[uint16]*probe     // broadcast queries in flight
 	answered map[netip.Addr]bool   // grows with the hosts found, not the range
@@ -438,6 +444,18 @@ func (sc *scan) takeDue(now time.Time, canSend bool) (p *probe, wait time.Durati
 		if h.sent > sc.retries {
 			sc.retire(h)
 			sc.pop()
+			continue
+		}
+		if sc.neigh.unresolved(h.addr, now) {
+			// ARP has not resolved the address (absent, or slow to
+			// answer): the first request still waits in the kernel
+			// and goes out if ARP resolves it; a retry would wait
+			// beside it. Count the retry as made, without a packet,
+			// so that the tokens go to the sweep.
+			sc.pop()
+			h.sent++
+			h.lastSent = now
+			sc.fifo = append(sc.fifo, h)
 			continue
 		}
 		if canSend {
