@@ -23,8 +23,9 @@ import (
 
 const usage = `usage: lanscan [flags] [TARGET...]
 
-Streams the computers found on the LAN, as a table that grows as hosts are
-found, or as NDJSON with -json. A TARGET is an IPv4 address (10.0.0.5), a
+Streams the computers found on the LAN, as a table that shows each computer
+once (redrawn in place on a terminal, printed once its sources answered when
+piped), or as NDJSON with -json. A TARGET is an IPv4 address (10.0.0.5), a
 CIDR (10.0.0.0/24) or a range (10.0.0.5-10.0.0.40). With no TARGET, lanscan
 sweeps the IPv4 subnets of the local interfaces (each capped at a /22) and
 sends broadcast name queries on them.
