@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	neturl "net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -38,7 +39,7 @@ func ldapSource() *source {
 			fs.StringVar(&base, "ldap-base", "", "search below `DN` only (default: the whole domain)")
 			fs.StringVar(&caFile, "ldap-ca", "", "verify the DC's certificate against the CAs in PEM `FILE` (default: the system pool)")
 			fs.StringVar(&serverName, "ldap-server-name", "", "the `NAME` the DC's certificate must be valid for (default: the host of -ldap)")
-			fs.StringVar(&dns, "ldap-dns", "", "resolve the DC and the computers through the DNS server at `ADDR` (default: the system resolver)")
+			fs.StringVar(&dns, "ldap-dns", "", "resolve the DC and the computers through the DNS server at `ADDR` (host or host:port), or \"dc\" for the DC of -ldap URL (default: the system resolver)")
 			fs.StringVar(&bind, "ldap-bind", "auto", "bind `METHOD`: simple (needs -ldap URL), ntlm, or auto (simple with -ldap URL and a password, NTLM with -ldap-domain or an NT hash)")
 			fs.BoolVar(&includeDisabled, "ldap-include-disabled", false, "also list disabled computer accounts")
 			fs.StringVar(&user, "user", "", "bind to the directory as `DOMAIN\\user` (or user@domain); the password comes from $"+passwordEnv+" or -password-stdin")
@@ -72,6 +73,17 @@ func ldapSource() *source {
 			if d.Bind == adauth.BindSimple && url == "" && user != "" {
 				// A spoofed SRV answer would get the clear password.
 				return nil, fmt.Errorf("-ldap-bind simple needs the DC's -ldap URL (a DC found through -ldap-domain gets NTLM): %w", adauth.ErrSimpleBindLocated)
+			}
+			if strings.EqualFold(dns, "dc") {
+				// An Active Directory DC serves its domain's DNS.
+				if url == "" {
+					return nil, errors.New("-ldap-dns dc needs the DC's -ldap URL (a DC found through -ldap-domain is found through DNS)")
+				}
+				u, err := neturl.Parse(url)
+				if err != nil || u.Hostname() == "" {
+					return nil, fmt.Errorf("-ldap-dns dc: -ldap %q names no host", url)
+				}
+				dns = u.Hostname()
 			}
 			if dns != "" {
 				r, err := dnsResolver(dns)
