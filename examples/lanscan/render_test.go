@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -316,5 +317,30 @@ func TestTablePrinterOnce(t *testing.T) {
 	step("flush", p.flush)
 	if r := rowsNaming(strings.Split(out.String(), "\n"), "LATE"); len(r) != 1 {
 		t.Fatalf("flush printed %q", out.String())
+	}
+}
+
+// TestRunOnTerminal: lanscan with stdout and stderr on one terminal: the
+// progress line and the table share it, and at the end the screen holds
+// the header and one row per host, the progress line cleared.
+func TestRunOnTerminal(t *testing.T) {
+	_, cidr := startFakes(t, 3)
+	ft := newFakeTerm(t, 160, 40)
+	tty := terminal{stdout: true, stderr: true, size: ft.size}
+	code := runTerm(context.Background(), []string{"-rate", "500", "-timeout", "300ms", cidr}, strings.NewReader(""), ft, ft, tty)
+	if code != 0 {
+		t.Fatalf("exit %d; screen:\n%s", code, strings.Join(ft.lines(), "\n"))
+	}
+	got := ft.lines()
+	if len(got) != 4 || !strings.HasPrefix(got[0], "ADDRESS") {
+		t.Fatalf("screen:\n%s", strings.Join(got, "\n"))
+	}
+	for i := range 3 {
+		if r := rowsNaming(got, fmt.Sprintf("PC%02d", i)); len(r) != 1 {
+			t.Errorf("PC%02d rows %q", i, r)
+		}
+	}
+	if ft.col != 0 || ft.row != 4 {
+		t.Errorf("cursor at %d,%d, want the start of line 4", ft.row, ft.col)
 	}
 }
