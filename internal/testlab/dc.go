@@ -266,6 +266,7 @@ func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
 	d.Hostname = strings.ToLower(DCNetBIOSName) + "." + strings.ToLower(d.Realm)
 	d.ComputersOU = "OU=LanConnect Lab," + d.BaseDN
 	d.dir = filepath.Join(l.Dir, "dc")
+	d.NoNTLM, d.ClockSkew = spec.NoNTLM, spec.ClockSkew
 
 	// resolv.conf for everything run in the namespace: the DC itself.
 	etc := filepath.Join("/etc/netns", d.Name)
@@ -352,7 +353,12 @@ func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
 	}
 	// A private /run/samba (smbd finds winbindd only there) in the mount
 	// namespace that `ip netns exec` creates for the command.
-	p, err := d.startPrivateRun(ctx, filepath.Join(d.dir, "run"), "samba", "-F", "--no-process-group", "-M", "single", "-s", d.SMBConf)
+	argv := []string{"samba", "-F", "--no-process-group", "-M", "single", "-s", d.SMBConf}
+	if d.ClockSkew != 0 {
+		// libfaketime's relative offset, in whole seconds.
+		argv = append([]string{"faketime", "-f", fmt.Sprintf("%+d", int64(d.ClockSkew/time.Second))}, argv...)
+	}
+	p, err := d.startPrivateRun(ctx, filepath.Join(d.dir, "run"), argv...)
 	if err != nil {
 		return err
 	}
@@ -374,6 +380,11 @@ func (d *DC) AddHostRecord(ctx context.Context, host string, addr netip.Addr) er
 		return fmt.Errorf("%w: DNS record %q -> %v", ErrBadOptions, host, addr)
 	}
 	args := []string{"dns", "add", d.Addr.String(), strings.ToLower(d.Realm), strings.ToLower(host), "A", addr.String(), "-U", d.Admin.User, "-s", d.SMBConf}
+	if d.NoNTLM {
+		// Kerberos needs the server's name for its SPN.
+		args[2] = d.Hostname
+		args = append(args, "--use-kerberos=required")
+	}
 	cmd := d.Command(ctx, "samba-tool", args...)
 	cmd.Env = append(os.Environ(), "PASSWD="+d.Admin.Password)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -388,6 +399,9 @@ func (d *DC) config(dir string, ca *labCA) string {
 	tlsLines := "\ttls enabled = no\n"
 	if ca != nil {
 		tlsLines = fmt.Sprintf("\ttls enabled = yes\n\ttls keyfile = %s\n\ttls certfile = %s\n\ttls cafile = %s\n", ca.KeyFile, ca.CertFile, ca.CAFile)
+	}
+	if d.NoNTLM {
+		tlsLines += "\tntlm auth = disabled\n"
 	}
 	return fmt.Sprintf(`# lanconnect lab DC %[1]s, generated
 [global]

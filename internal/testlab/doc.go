@@ -62,6 +62,27 @@
 // DNS to the client namespace, whose resolv.conf then searches the realm
 // as a domain member's does; DC.AddHostRecord adds an A record.
 //
+// # Kerberos lab
+//
+// Three options, off by default so that labs which do not need them start
+// as fast as before, build a domain where NTLM is retired:
+//
+//   - DCSpec.NoNTLM sets `ntlm auth = disabled` on the DC; the lab then
+//     administers it with Kerberos (samba-tool and net use
+//     --use-kerberos=required).
+//   - TargetSpec.DomainMember joins a target to the domain after the DC
+//     is up: `security = ads`, an A record NAME.<realm> in the DC's DNS,
+//     `net ads join` with that dnshostname (which also writes the HOST/
+//     SPNs), then winbindd, which must reach the DC (wbinfo --ping-dc)
+//     before smbd starts. Target.FQDN is its DNS name; cifs/FQDN tickets
+//     from the DC are accepted by its smbd, and the domain Administrator
+//     administers its ADMIN$ and C$. With Variant NTLMDisabled the member
+//     refuses NTLM logons (STATUS_NTLM_BLOCKED). Joining takes about 9 s
+//     on an idle machine (Timings.Members).
+//   - DCSpec.ClockSkew runs samba under faketime (libfaketime), its clock
+//     that far from the machine's, for clock-skew diagnoses; MIT kinit
+//     with kdc_timesync = 0 then fails with "Clock skew too great".
+//
 // # State and cleanup
 //
 // Each lab records its owner PID, namespaces, links, users, groups, PIDs

@@ -55,6 +55,9 @@ func (o *Options) validate() error {
 		if t.NoSMB && t.NoNmbd && !t.Bare {
 			return fmt.Errorf("%w: target %d: NoSMB and NoNmbd leave nothing to run (Bare says so on purpose)", ErrBadOptions, i)
 		}
+		if t.DomainMember && (o.DC == nil || t.Bare || t.NoSMB || t.Variant == GuestOnly) {
+			return fmt.Errorf("%w: target %d: a domain member needs Options.DC and smbd, and cannot be guest-only", ErrBadOptions, i)
+		}
 		if t.Name != "" {
 			if !nameRE.MatchString(t.Name) {
 				return fmt.Errorf("%w: target %d: NetBIOS name %q (1-15 letters, digits, hyphens)", ErrBadOptions, i, t.Name)
@@ -69,6 +72,11 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: workgroup %q (1-15 letters, digits, hyphens)", ErrBadOptions, o.Workgroup)
 	}
 	if o.DC != nil {
+		if o.DC.ClockSkew != 0 {
+			if _, err := exec.LookPath("faketime"); err != nil {
+				return fmt.Errorf("%w: DC clock skew needs faketime (run scripts/setup.sh as root)", ErrUnavailable)
+			}
+		}
 		if o.DC.Computers < 0 || o.DC.Computers > 100000 {
 			return fmt.Errorf("%w: %d computers", ErrBadOptions, o.DC.Computers)
 		}
@@ -234,6 +242,13 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 			return nil, err
 		}
 		l.timings.DC = time.Since(t2)
+		t3 := time.Now()
+		if n, err := l.startMembers(ctx); err != nil {
+			_ = l.Close()
+			return nil, err
+		} else if n > 0 {
+			l.timings.Members = time.Since(t3)
+		}
 	}
 	l.timings.Start = time.Since(t0)
 	l.mu.Lock()
@@ -343,6 +358,7 @@ func (l *Lab) setupNetwork(ctx context.Context, opts Options) error {
 			Variant:     spec.Variant,
 			NoSMB:       spec.NoSMB || spec.Bare,
 			NoNmbd:      spec.NoNmbd || spec.Bare,
+			Member:      spec.DomainMember,
 			Admin:       Account{User: l.ID + "-admin", Password: randomPassword()},
 			User:        Account{User: l.ID + "-user", Password: randomPassword()},
 			dir:         filepath.Join(l.Dir, fmt.Sprintf("t%d", i)),
@@ -447,6 +463,9 @@ func (l *Lab) summary() string {
 			what = "nmbd only"
 		case t.NoNmbd:
 			what = "smbd only"
+		}
+		if t.Member {
+			what += ", member " + t.FQDN
 		}
 		fmt.Fprintf(&b, "  target %-15s %-15s workgroup %s, %s, %s, admin %s, user %s, netns %s\n",
 			t.NetBIOSName, t.Addr, t.Workgroup, t.Variant, what, t.Admin.User, t.User.User, t.Name)

@@ -20,6 +20,9 @@ func (l *Lab) startTargets(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(l.Targets))
 	for i, t := range l.Targets {
+		if t.Member {
+			continue // after the DC: startMembers
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -54,6 +57,11 @@ func (t *Target) setup(ctx context.Context) error {
 			if _, err := run(ctx, in, nil, "smbpasswd", "-c", t.SMBConf, "-s", "-a", a.User); err != nil {
 				return err
 			}
+		}
+	}
+	if t.Member {
+		if err := t.joinDomain(ctx); err != nil {
+			return err
 		}
 	}
 	if !t.NoSMB {
@@ -109,6 +117,9 @@ func (t *Target) config() string {
 	unix password sync = no
 	panic action =
 `, t.NetBIOSName, t.Addr, t.Workgroup, t.Addr, d)
+	if t.Member {
+		b.WriteString(t.memberGlobals())
+	}
 	switch t.Variant {
 	case GuestOnly:
 		b.WriteString("\tmap to guest = Bad Password\n\tguest account = nobody\n")
@@ -135,10 +146,10 @@ func (t *Target) config() string {
 	path = %s
 	read only = no
 	browseable = no
-	valid users = @%s
-	admin users = @%s
+	valid users = @%s%s
+	admin users = @%s%s
 	force create mode = 0755
-`, s.name, s.comment, s.path, t.adminGrp, t.adminGrp)
+`, s.name, s.comment, s.path, t.adminGrp, t.domainAdmins(), t.adminGrp, t.domainAdmins())
 	}
 	return b.String()
 }

@@ -99,6 +99,16 @@ type TargetSpec struct {
 	// with Target.Start (a rogue host answering for another's name, for
 	// instance). Its accounts exist but serve nothing.
 	Bare bool
+	// DomainMember joins the target to the lab DC's domain (it needs
+	// Options.DC): `security = ads`, joined with `net ads join`, winbindd
+	// running, and an A record NAME.<realm> in the DC's DNS, so it accepts
+	// Kerberos on SMB for cifs/Target.FQDN. It starts after the DC, which
+	// adds a few seconds (Timings.Members); labs without members do not
+	// pay for it. Combine it with Variant NTLMDisabled for a member that
+	// refuses every NTLM logon. The domain Administrator (DC.Admin) is an
+	// administrator of its ADMIN$ and C$; its local accounts stay as on
+	// any target.
+	DomainMember bool
 }
 
 // DCSpec describes the lab's Samba AD domain controller. The zero value is
@@ -114,6 +124,16 @@ type DCSpec struct {
 	// Computers is the number of computer objects bulk-loaded with ldbadd,
 	// spread over several OUs below DC.ComputersOU; about 5% are disabled.
 	Computers int
+	// NoNTLM sets `ntlm auth = disabled` on the DC: it refuses NTLM
+	// logons of domain accounts (on its own services and when a member
+	// passes one through), as a domain that has retired NTLM does.
+	// Kerberos is unaffected.
+	NoNTLM bool
+	// ClockSkew runs the DC under libfaketime with its clock this far
+	// ahead (negative: behind) of the machine's, so that Kerberos
+	// clients see KRB_AP_ERR_SKEW. Zero runs it on the real clock. It
+	// needs the faketime package (scripts/setup.sh installs it).
+	ClockSkew time.Duration
 }
 
 // The DC defaults. They are fixed so that the provisioned template can be
@@ -153,6 +173,7 @@ type Timings struct {
 	DC        time.Duration // copying (or provisioning) the DC and starting it until LDAPS answered
 	Provision time.Duration // part of DC: provisioning a template, zero when cached
 	Computers time.Duration // part of DC: bulk-loading computers with ldbadd
+	Members   time.Duration // joining and starting domain-member targets (after the DC)
 	Start     time.Duration // all of Start
 	Close     time.Duration // all of Close; zero until Close ran
 }
@@ -170,6 +191,9 @@ func (t Timings) String() string {
 		if t.Computers > 0 {
 			fmt.Fprintf(&b, " incl. computers %v", t.Computers.Round(time.Millisecond))
 		}
+	}
+	if t.Members > 0 {
+		fmt.Fprintf(&b, ", members %v", t.Members.Round(time.Millisecond))
 	}
 	b.WriteString(")")
 	if t.Close > 0 {
@@ -197,10 +221,17 @@ type Target struct {
 	SMBConf  string // path of its smb.conf
 	NoSMB    bool   // smbd is not run
 	NoNmbd   bool   // nmbd is not run
+	// Member reports a domain member (TargetSpec.DomainMember). FQDN is
+	// then its DNS name in the realm (lower case), resolvable through
+	// the DC's DNS, and Realm the DC's realm; both are empty otherwise.
+	Member bool
+	FQDN   string
+	Realm  string
 
 	dir      string
 	smbd     *Process
 	nmbd     *Process
+	winbindd *Process
 	adminGrp string
 }
 
@@ -225,6 +256,9 @@ type DC struct {
 	// Computers lists what was bulk-loaded.
 	Computers []Computer
 	SMBConf   string // path of its smb.conf
+	// NoNTLM and ClockSkew are as in DCSpec.
+	NoNTLM    bool
+	ClockSkew time.Duration
 
 	dir  string
 	proc *Process
