@@ -140,3 +140,30 @@ func (t *Target) waitWinbind(ctx context.Context, p *Process) error {
 		delay = min(delay*2, 250*time.Millisecond)
 	}
 }
+
+// SambaTool runs samba-tool with args in the DC's namespace on the DC's
+// own database (its smb.conf), for example to disable a user or change
+// the password policy, and returns its output. args must not contain
+// secrets; use AddUser to create an account.
+func (d *DC) SambaTool(ctx context.Context, args ...string) (string, error) {
+	argv := append(append([]string{"samba-tool"}, args...), "-s", d.SMBConf)
+	return run(ctx, nil, nil, append([]string{"ip", "netns", "exec", d.Name}, argv...)...)
+}
+
+// AddUser creates the domain user name with password (samba-tool user
+// create, which takes the password only on its command line: use a
+// random, lab-only password). Errors redact the password.
+func (d *DC) AddUser(ctx context.Context, name, password string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("%w: user name %q", ErrBadOptions, name)
+	}
+	_, err := d.SambaTool(ctx, "user", "create", name, password)
+	if err != nil {
+		var ce *CommandError
+		if errors.As(err, &ce) {
+			ce.Output = strings.ReplaceAll(ce.Output, password, "[REDACTED]")
+			ce.Args = []string{"samba-tool", "user", "create", name, "[REDACTED]"}
+		}
+	}
+	return err
+}

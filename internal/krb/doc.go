@@ -1,0 +1,63 @@
+// Package krb is the SDK's Kerberos core: credentials, one TGT per
+// credential shared by every host and transport, service tickets cached
+// per SPN, KDC location, a security context for SMB session setup, and
+// typed diagnoses of what a KDC or a target refused.
+//
+// It is built on go-msrpc v1.5.2's Kerberos mechanism (ssp/krb5, ssp/spnego)
+// and the gokrb5 fork it uses (github.com/oiweiwei/gokrb5.fork/v9), which
+// do the protocol work. This package decides who owns what:
+//
+//   - A Cache, made by the caller and closed by it (no global state), holds
+//     per Credential one TGT and per SPN one service ticket. Every
+//     Initiator it returns gets an in-memory credentials cache with those
+//     two tickets, so go-msrpc's mechanism, which would otherwise log on
+//     again for every security context (an AS exchange per bind), makes no
+//     AS or TGS exchange of its own. Each Initiator has its own security
+//     context and credential; go-msrpc's global credential and mechanism
+//     stores are never used, and KRB5CCNAME, KRB5_CONFIG and
+//     /etc/krb5.conf are never read implicitly.
+//   - Credentials: a password (AS exchange with pre-authentication), an NT
+//     hash (RC4-HMAC key), an AES key, a keytab, or a ccache (a TGT made
+//     elsewhere, for example by kinit; no AS exchange). A failed AS
+//     exchange is remembered: the same wrong password is not sent again
+//     through the same Cache, since each try counts towards the account's
+//     lockout.
+//   - SPNs (SPN): cifs/FQDN for SMB and the pipes that ride it, host/FQDN
+//     for svcctl and winreg over TCP, RPCSS/FQDN for DCOM activation,
+//     ldap/FQDN for the directory. An IP address or a short name fails
+//     with ErrNeedsDNSName.
+//   - KDC location (Cache.Locate): an explicit Config.KDC wins; otherwise
+//     the realm's kdc lines of Config.KRB5Conf, then DNS SRV
+//     _kerberos._tcp.REALM through Config.Resolver, then Config.DC. The
+//     Kerberos library gets IP addresses only and always uses TCP.
+//   - Counting (Cache.Stats): AS exchanges, AS-REQ and TGS-REQ messages
+//     and KDC connections, as seen on the wire by the package's KDC
+//     dialer.
+//   - Diagnoses (*Error, matched with errors.Is): ErrKDCUnreachable,
+//     ErrClockSkew (Error.Skew from the KRB-ERROR's server time),
+//     ErrPrincipalUnknown, ErrSPNUnknown, ErrWrongPassword,
+//     ErrAccountLocked, ErrAccountDisabled, ErrAccountExpired (all three
+//     match ErrAccount; the reason comes from the NT status in the
+//     KRB-ERROR's e-data), ErrNoCommonEtype, and ErrNTLMBlocked for a
+//     target that refuses NTLM (DiagnoseNTLM). The library keeps only the
+//     text of a KRB-ERROR, so the package's KDC dialer reads the replies
+//     itself.
+//
+// # SMB
+//
+// Cache.Initiator returns a go-smb2 Initiator for internal/smbconn
+// (Options.Initiator): SPNEGO with Kerberos only, mutual authentication
+// required, DCE style (the three legs go-smb2's session setup expects,
+// which Windows and Samba accept). The server must answer with an AP-REP,
+// which only the holder of the service's key can make: a host that
+// answers for a name it does not own cannot complete the logon
+// (ErrMutualAuth), and without the session key it could not sign or
+// decrypt either.
+//
+// # What it does not do
+//
+// It does not renew tickets in the background (an expired ticket is
+// replaced at its next use), does not follow cross-realm referrals on
+// purpose (the library may), does not choose between Kerberos and NTLM
+// (the policy is the caller's), and does not bind LDAP or DCE/RPC yet.
+package krb
