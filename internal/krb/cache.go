@@ -373,6 +373,7 @@ func (c *Cache) diagnose(ctx context.Context, e *entry, op, spn string, err erro
 		return out
 	}
 	out.Code = ke.ErrorCode
+	c.log.Debug("krb KRB-ERROR", "op", op, "principal", e.cred.principal(), "spn", spn, "code", ke.ErrorCode, "etext", ke.EText, "edata", fmt.Sprintf("%x", ke.EData))
 	out.Err = fmt.Errorf("%s", strings.TrimSpace(errorcode.Lookup(ke.ErrorCode)+" "+ke.EText))
 	switch ke.ErrorCode {
 	case errorcode.KRB_AP_ERR_SKEW:

@@ -120,6 +120,8 @@ func (e *Error) summary() string {
 		return "the account is disabled"
 	case ErrAccountExpired:
 		return "the account or its password has expired"
+	case ErrAccount:
+		return "the KDC revoked the account without saying why: locked out, disabled or expired (a Samba DC says nothing for a lockout); check the account in Active Directory"
 	case ErrNTLMBlocked:
 		return "the computer refuses NTLM logons (STATUS_NTLM_BLOCKED); use Kerberos (-auth kerberos) with the computer's DNS name and a domain account"
 	case ErrNoCommonEtype:
@@ -131,7 +133,11 @@ func (e *Error) summary() string {
 			s = s[5:]
 		}
 		if e.Code != 0 {
-			s += fmt.Sprintf(" (KRB-ERROR %d)", e.Code)
+			s += fmt.Sprintf(" (KRB-ERROR %d", e.Code)
+			if e.Status != 0 {
+				s += fmt.Sprintf(", NT status 0x%08X", e.Status)
+			}
+			s += ")"
 		}
 		return s
 	}
