@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/oiweiwei/go-msrpc/dcerpc"
 	msrpcsmb2 "github.com/oiweiwei/go-msrpc/smb2"
 	"github.com/oiweiwei/go-msrpc/ssp"
 	"github.com/oiweiwei/go-msrpc/ssp/credential"
@@ -141,4 +142,51 @@ func (m *mutualInitiator) Failure() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.err
+}
+
+// RPCOptions returns go-msrpc client options that authenticate one
+// DCE/RPC bind as cred to spn (host/FQDN for svcctl and winreg over TCP,
+// RPCSS/FQDN for DCOM activation) with Kerberos (auth type 16, DCE
+// style, mutual authentication), sealed (PKT_PRIVACY) or, with seal
+// false, signed (PKT_INTEGRITY). Pass them to the generated client
+// constructor. The tickets come from the cache; the options hold their
+// own credential and security context and never touch go-msrpc's global
+// stores.
+//
+// Unlike its NTLM mechanism, go-msrpc's Kerberos mechanism checks the
+// integrity of sealed responses (UnwrapEx fails on a bad checksum), so no
+// wrapper like internal/rpcauth's VerifyingNTLM is needed; no tampering
+// test proves it yet.
+func (c *Cache) RPCOptions(ctx context.Context, cred Credential, spn string, seal bool) ([]dcerpc.Option, error) {
+	e, t, err := c.serviceTicket(ctx, cred, spn)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	cc, err := ticketCCache(e, spn, t)
+	conf := e.conf
+	e.mu.Unlock()
+	if err != nil {
+		return nil, &Error{Op: "security context", Principal: cred.principal(), SPN: spn, Kind: ErrBadInput, Err: err}
+	}
+	var discard exchangeLog
+	kconf := &krb5.Config{
+		KRB5Config:      conf,
+		DCEStyle:        true,
+		DisablePAFXFAST: true,
+		Flags:           []int{int(gssapi.MutualAuthn)},
+		KDCDialer:       c.dialer(&discard, context.Background),
+	}
+	r := e.cred
+	level := dcerpc.WithSign()
+	if seal {
+		level = dcerpc.WithSeal()
+	}
+	return []dcerpc.Option{
+		dcerpc.WithMechanism(ssp.KRB5, kconf),
+		dcerpc.WithSecurityConfig(kconf),
+		dcerpc.WithCredentials(credential.NewFromCCache(r.User, cc, credential.Domain(r.Realm))),
+		dcerpc.WithTargetName(spn),
+		level,
+	}, nil
 }

@@ -14,8 +14,11 @@ import (
 	"time"
 
 	"github.com/lanconnect/lanconnect/internal/krb"
+	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 	"github.com/lanconnect/lanconnect/internal/testlab"
+	"github.com/oiweiwei/go-msrpc/dcerpc"
+	"github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
 )
 
 // labResolver resolves through the lab DC's DNS server only: the DC
@@ -98,6 +101,18 @@ func TestLabKerberosSMB(t *testing.T) {
 			t.Fatalf("read back %q (%v), want %q", got, err, content)
 		}
 		_ = sh.Umount()
+		if i == 0 {
+			// An RPC pipe rides the Kerberos session: svcctl bound on
+			// \pipe\svcctl without RPC-level auth (the session signs it).
+			openSCM(ctx, t, s, nil)
+			// And with RPC-level Kerberos, sealed, for host/FQDN, as
+			// svcctl and winreg over TCP bind.
+			ro, err := cache.RPCOptions(ctx, cred, mustSPN(t, krb.Host, m.FQDN), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			openSCM(ctx, t, s, ro)
+		}
 		tr := s.Traffic()
 		if tr.Unsigned != 0 || (enc == smbconn.EncryptRequired && tr.Encrypted == 0) {
 			t.Errorf("session %d traffic: %+v", i, tr)
@@ -109,17 +124,31 @@ func TestLabKerberosSMB(t *testing.T) {
 		t.Fatalf("file on the member: %q, %v", onDisk, err)
 	}
 	st := cache.Stats()
-	if st.ASExchanges != 1 || st.TGSReqs != 1 {
-		t.Errorf("two sessions to one host: %+v, want 1 AS exchange and 1 TGS-REQ", st)
+	if st.ASExchanges != 1 || st.TGSReqs != 2 {
+		t.Errorf("two sessions and an RPC bind to one host: %+v, want 1 AS exchange and 2 TGS-REQs (cifs/, host/)", st)
 	}
 	// Another SPN of the same host: one more TGS exchange, no AS.
 	if _, err := cache.ServiceTicket(ctx, cred, mustSPN(t, krb.Host, m.FQDN)); err != nil {
 		t.Fatal(err)
 	}
 	if st = cache.Stats(); st.ASExchanges != 1 || st.TGSReqs != 2 {
-		t.Errorf("after host/ ticket: %+v, want 1 AS exchange and 2 TGS-REQs", st)
+		t.Errorf("after host/ ticket (already used by the RPC bind): %+v, want 1 AS exchange and 2 TGS-REQs", st)
 	}
 	t.Logf("KDC traffic: %+v", st)
+
+	// A host that answers for the member's name but is another computer
+	// (here the DC, a Kerberos server with other keys) cannot read the
+	// cifs/member ticket, so it cannot complete the logon.
+	in, err := cache.Initiator(ctx, cred, spn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := smbconn.Dial(ctx, dc.Addr.String(), smbconn.Auth{User: dc.Admin.User}, smbconn.Options{Initiator: in}); err == nil {
+		s.Close()
+		t.Fatal("another computer accepted the member's ticket")
+	} else {
+		t.Logf("the member's ticket sent to the DC: %v", err)
+	}
 
 	// NTLM with the domain account: the member refuses it; the diagnosis
 	// says to use Kerberos.
@@ -132,6 +161,42 @@ func TestLabKerberosSMB(t *testing.T) {
 		t.Fatal("the diagnosis shows the password")
 	}
 	t.Logf("NTLM diagnosis: %v", d)
+}
+
+// openSCM binds svcctl over \pipe\svcctl on s and opens the SCM with
+// SC_MANAGER_CONNECT.
+func openSCM(ctx context.Context, t *testing.T, s *smbconn.Session, opts []dcerpc.Option) {
+	t.Helper()
+	open := func(ctx context.Context, pipe string) (net.Conn, error) { return s.OpenPipe(ctx, pipe) }
+	cc, err := rpcauth.DialPipe(ctx, open, "svcctl", rpcauth.Backoff{}, nil)
+	if err != nil {
+		t.Fatalf("svcctl pipe: %v", err)
+	}
+	defer cc.Close(ctx)
+	if opts == nil {
+		var err error
+		if opts, err = rpcauth.Options(nil, rpcauth.None); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli, err := svcctl.NewSvcctlClient(ctx, cc, opts...)
+	if err != nil {
+		t.Fatalf("svcctl bind over the Kerberos SMB session: %v", err)
+	}
+	resp, err := cli.OpenSCMW(ctx, &svcctl.OpenSCMWRequest{DesiredAccess: 0x0001 /* SC_MANAGER_CONNECT */})
+	if err != nil || resp.Return != 0 {
+		t.Fatalf("OpenSCManagerW over the Kerberos SMB session: %v (return %d)", err, respReturn(resp))
+	}
+	if _, err := cli.CloseService(ctx, &svcctl.CloseServiceRequest{ServiceObject: resp.SCM}); err != nil {
+		t.Errorf("CloseServiceHandle: %v", err)
+	}
+}
+
+func respReturn(r *svcctl.OpenSCMWResponse) uint32 {
+	if r == nil {
+		return 0
+	}
+	return r.Return
 }
 
 func mustSPN(t *testing.T, class, fqdn string) string {

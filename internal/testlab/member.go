@@ -85,11 +85,12 @@ func (t *Target) joinDomain(ctx context.Context) error {
 	if err := os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte(resolv), 0o644); err != nil {
 		return fmt.Errorf("testlab: %w", err)
 	}
-	// The A record first: net ads join writes dNSHostName and the HOST/
-	// SPNs from it, and clients find the member by it.
-	if err := dc.AddHostRecord(ctx, strings.ToLower(t.NetBIOSName), t.Addr); err != nil {
-		return err
-	}
+	// The A record (which clients find the member by) is added while the
+	// join runs: the join takes the DNS name from dnshostname, not from
+	// DNS, and each step costs seconds of samba-tool and net start-up.
+	t0 := time.Now()
+	dnsErr := make(chan error, 1)
+	go func() { dnsErr <- dc.AddHostRecord(ctx, strings.ToLower(t.NetBIOSName), t.Addr) }()
 	jctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	args := []string{"net", "ads", "join", "-s", t.SMBConf, "-U", dc.Admin.User, "-S", dc.Hostname,
@@ -98,14 +99,20 @@ func (t *Target) joinDomain(ctx context.Context) error {
 		args = append(args, "--use-kerberos=required")
 	}
 	env := []string{"PASSWD=" + dc.Admin.Password}
-	if _, err := run(jctx, nil, env, t.privateRun(args...)...); err != nil {
+	_, joinErr := run(jctx, nil, env, t.privateRun(args...)...)
+	if joinErr != nil {
 		var ce *CommandError
-		if errors.As(err, &ce) {
+		if errors.As(joinErr, &ce) {
 			ce.Output = strings.ReplaceAll(ce.Output, dc.Admin.Password, "[REDACTED]")
 			ce.Args = args
 		}
-		return fmt.Errorf("testlab: join %s to %s: %w", t.NetBIOSName, dc.Realm, err)
+		joinErr = fmt.Errorf("testlab: join %s to %s: %w", t.NetBIOSName, dc.Realm, joinErr)
 	}
+	tJoin := time.Since(t0)
+	if err := errors.Join(joinErr, <-dnsErr); err != nil {
+		return err
+	}
+	tDNS := time.Since(t0)
 	p, err := t.startPrivateRun(ctx, filepath.Join(t.dir, "run"), "winbindd", "-F", "--no-process-group", "-s", t.SMBConf)
 	if err != nil {
 		return err
@@ -113,7 +120,11 @@ func (t *Target) joinDomain(ctx context.Context) error {
 	t.lab.mu.Lock()
 	t.winbindd = p
 	t.lab.mu.Unlock()
-	return t.waitWinbind(ctx, p)
+	if err := t.waitWinbind(ctx, p); err != nil {
+		return err
+	}
+	t.lab.log.Info("member joined", "target", t.NetBIOSName, "fqdn", t.FQDN, "join", tJoin.Round(time.Millisecond), "join+dns", tDNS.Round(time.Millisecond), "winbind ready", time.Since(t0).Round(time.Millisecond))
+	return nil
 }
 
 // waitWinbind waits until winbindd answers and has reached the DC
