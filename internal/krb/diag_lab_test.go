@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,6 +67,35 @@ func TestLabDiagnoses(t *testing.T) {
 		}
 		t.Logf("%s: %v", name, err)
 		return ke
+	}
+
+	// Sixteen concurrent users of one credential (a bulk run) share one
+	// TGT and one ticket per SPN.
+	bulk := newCache()
+	cifsDC := mustSPN(t, krb.CIFS, dc.Hostname)
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := bulk.ServiceTicket(ctx, admin, dcSPN); err != nil {
+				errs <- err
+			}
+			if _, err := bulk.Initiator(ctx, admin, cifsDC); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := bulk.Stats(); st.ASExchanges != 1 || st.TGSReqs != 2 {
+		t.Errorf("16 concurrent users: %+v, want 1 AS exchange and 2 TGS-REQs", st)
+	} else {
+		t.Logf("16 concurrent users: %+v", st)
 	}
 
 	// Unknown user; wrong password; unknown SPN.
