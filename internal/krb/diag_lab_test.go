@@ -2,6 +2,7 @@ package krb_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
 	"github.com/lanconnect/lanconnect/internal/krb"
 	"github.com/lanconnect/lanconnect/internal/testlab"
 	"github.com/oiweiwei/gokrb5.fork/v9/crypto"
@@ -158,6 +160,39 @@ func TestLabDiagnoses(t *testing.T) {
 			t.Errorf("%s: %+v", name, st)
 		}
 	}
+	// LDAP: a SASL GSSAPI bind over LDAPS with the cached ldap/ ticket.
+	lc := newCache()
+	gc, err := lc.LDAPClient(ctx, admin, dcSPN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := ldap.DialURL("ldaps://"+netip.AddrPortFrom(dc.Addr, 636).String(), ldap.DialWithTLSConfig(&tls.Config{RootCAs: dc.CAPool, ServerName: dc.Hostname}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.GSSAPIBind(gc, dcSPN, ""); err != nil {
+		t.Fatalf("GSSAPI bind over LDAPS: %v", err)
+	}
+	// Samba refuses searches without a bind (and has no WhoAmI): a
+	// subtree search answered proves the bind.
+	sr, err := conn.Search(ldap.NewSearchRequest(dc.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 10, false,
+		"(sAMAccountName="+dc.Admin.User+")", []string{"sAMAccountName"}, nil))
+	if err != nil || len(sr.Entries) != 1 {
+		t.Fatalf("search after the Kerberos bind: %v, %v", sr, err)
+	}
+	t.Logf("LDAP GSSAPI bind over LDAPS: found %s; %+v", sr.Entries[0].DN, lc.Stats())
+	// Without a bind the same search is refused (the check can fail).
+	anon, err := ldap.DialURL("ldaps://"+netip.AddrPortFrom(dc.Addr, 636).String(), ldap.DialWithTLSConfig(&tls.Config{RootCAs: dc.CAPool, ServerName: dc.Hostname}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	if sr, err := anon.Search(ldap.NewSearchRequest(dc.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 10, false,
+		"(sAMAccountName="+dc.Admin.User+")", []string{"sAMAccountName"}, nil)); err == nil && len(sr.Entries) > 0 {
+		t.Fatalf("an anonymous search found %d entries: the bind proves nothing", len(sr.Entries))
+	}
+
 	// ccache from MIT kinit (the TGT was made elsewhere: no AS exchange).
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "krb5.conf")

@@ -54,10 +54,22 @@
 // (ErrMutualAuth), and without the session key it could not sign or
 // decrypt either.
 //
+// # DCE/RPC and LDAP
+//
+// Cache.RPCOptions gives a go-msrpc bind its own Kerberos security
+// context (auth type 16, DCE style, mutual authentication, sealed or
+// signed) for host/FQDN or RPCSS/FQDN. Cache.LDAPClient is a go-ldap
+// GSSAPIClient for a SASL GSSAPI bind to ldap/FQDN: it checks the DC's
+// AP-REP against its authenticator and the checksum of the DC's
+// security-layer offer, and chooses no security layer (RFC 4752), so it
+// belongs on LDAPS or StartTLS only.
+//
 // # What it does not do
 //
 // It does not renew tickets in the background (an expired ticket is
 // replaced at its next use), does not follow cross-realm referrals on
 // purpose (the library may), does not choose between Kerberos and NTLM
-// (the policy is the caller's), and does not bind LDAP or DCE/RPC yet.
+// (the policy is the caller's), and does not wire itself into the public
+// packages (adauth, session, the example commands): that follows the API
+// sweep.
 package krb
