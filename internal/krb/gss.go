@@ -19,10 +19,10 @@ import (
 	"github.com/oiweiwei/gokrb5.fork/v9/types"
 )
 
-// ticketCCache returns an in-memory credentials cache holding the TGT and
-// the service ticket t for spn, so that go-msrpc's Kerberos mechanism
+// ticketCCache returns an in-memory credentials cache holding e's TGT and
+// the service ticket t, so that go-msrpc's Kerberos mechanism
 // finds the ticket and makes no AS or TGS exchange of its own.
-func ticketCCache(e *entry, spn string, t *ticket) (*credentials.CCache, error) {
+func ticketCCache(e *entry, t *ticket) (*credentials.CCache, error) {
 	client := credentials.Principal{Realm: e.cred.Realm, PrincipalName: types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, e.cred.User)}
 	mk := func(t *ticket, server types.PrincipalName, realm string) (*credentials.Credential, error) {
 		b, err := t.tkt.Marshal()
@@ -49,7 +49,6 @@ func ticketCCache(e *entry, spn string, t *ticket) (*credentials.CCache, error) 
 	if err != nil {
 		return nil, err
 	}
-	_ = spn
 	return &credentials.CCache{Version: 4, DefaultPrincipal: client, Credentials: []*credentials.Credential{tgt, svc}}, nil
 }
 
@@ -73,7 +72,7 @@ func (c *Cache) Initiator(ctx context.Context, cred Credential, spn string) (smb
 		return nil, err
 	}
 	e.mu.Lock()
-	cc, err := ticketCCache(e, spn, t)
+	cc, err := ticketCCache(e, t)
 	conf := e.conf
 	e.mu.Unlock()
 	if err != nil {
@@ -163,7 +162,7 @@ func (c *Cache) RPCOptions(ctx context.Context, cred Credential, spn string, sea
 		return nil, err
 	}
 	e.mu.Lock()
-	cc, err := ticketCCache(e, spn, t)
+	cc, err := ticketCCache(e, t)
 	conf := e.conf
 	e.mu.Unlock()
 	if err != nil {

@@ -45,3 +45,16 @@ func TestMutualInitiatorRequiresAPREP(t *testing.T) {
 		t.Errorf("with a token: %v, inner %d", err, inner.accepted)
 	}
 }
+
+func TestUnrotate(t *testing.T) {
+	hdr := []byte{0x05, 0x04, 0x01, 0xff, 0, 12, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1}
+	data := []byte("payload+checksum")
+	rot := append(append([]byte{}, data[len(data)-3:]...), data[:len(data)-3]...) // rotated right by 3
+	got, err := unrotate(append(append([]byte{}, hdr...), rot...))
+	if err != nil || string(got[16:]) != string(data) || got[6] != 0 || got[7] != 0 {
+		t.Fatalf("unrotate: %q %v", got, err)
+	}
+	if _, err := unrotate(hdr[:10]); err == nil {
+		t.Fatal("short token accepted")
+	}
+}

@@ -89,10 +89,10 @@ func (t *Target) joinDomain(ctx context.Context) error {
 	// join runs: the join takes the DNS name from dnshostname, not from
 	// DNS, and each step costs seconds of samba-tool and net start-up.
 	t0 := time.Now()
-	dnsErr := make(chan error, 1)
-	go func() { dnsErr <- dc.AddHostRecord(ctx, strings.ToLower(t.NetBIOSName), t.Addr) }()
 	jctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
+	dnsErr := make(chan error, 1)
+	go func() { dnsErr <- dc.AddHostRecord(jctx, strings.ToLower(t.NetBIOSName), t.Addr) }()
 	args := []string{"net", "ads", "join", "-s", t.SMBConf, "-U", dc.Admin.User, "-S", dc.Hostname,
 		"--no-dns-updates", "dnshostname=" + t.FQDN}
 	if dc.NoNTLM {
