@@ -77,8 +77,15 @@
 //     before smbd starts. Target.FQDN is its DNS name; cifs/FQDN tickets
 //     from the DC are accepted by its smbd, and the domain Administrator
 //     administers its ADMIN$ and C$. With Variant NTLMDisabled the member
-//     refuses NTLM logons (STATUS_NTLM_BLOCKED). Joining takes about 9 s
-//     on an idle machine (Timings.Members).
+//     refuses NTLM logons (STATUS_NTLM_BLOCKED). Members without a Name
+//     are LCMEMBER0, LCMEMBER1, ... in every lab, so that the joined
+//     state is cached: the first lab joins for real (about 9 s idle),
+//     stops its DC for a moment and saves the DC's database and the
+//     members' secrets.tdb as a member template next to the DC template;
+//     later labs copy it, move the A records to their addresses and skip
+//     the join (members ready in about 3 s, the whole Kerberos lab in
+//     about 5 s; Timings.Members). Samba's smbclient caches name lookups
+//     host-wide (gencache), across labs: give it -I ADDRESS.
 //   - DCSpec.ClockSkew runs samba under faketime (libfaketime), its clock
 //     that far from the machine's, for clock-skew diagnoses; MIT kinit
 //     with kdc_timesync = 0 then fails with "Clock skew too great".

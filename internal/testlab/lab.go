@@ -33,12 +33,16 @@ type Lab struct {
 	DC        *DC    // nil unless requested
 	Client    *Netns // nil unless requested
 
-	log     *slog.Logger
-	mu      sync.Mutex
-	state   State
-	procs   []*Process
-	closed  bool
-	timings Timings
+	log *slog.Logger
+	// dcTmpl is the DC template the lab started from, memberTmpl the
+	// member template it used (nil: members are joined for real).
+	dcTmpl     string
+	memberTmpl *memberTemplate
+	mu         sync.Mutex
+	state      State
+	procs      []*Process
+	closed     bool
+	timings    Timings
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,14}$`)
@@ -342,12 +346,21 @@ func (l *Lab) setupNetwork(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
+	members := 0
 	for i, spec := range opts.Targets {
 		n, err := addNs(fmt.Sprintf("t%d", i), byte(10+i))
 		if err != nil {
 			return err
 		}
 		name := strings.ToUpper(spec.Name)
+		if name == "" && spec.DomainMember {
+			// Fixed, so that the joined state can be cached (labs are
+			// isolated from each other, as their DCs' names are).
+			name = fmt.Sprintf("LCMEMBER%d", members)
+		}
+		if spec.DomainMember {
+			members++
+		}
 		if name == "" {
 			name = fmt.Sprintf("LCT%s%02d", strings.ToUpper(l.ID[2:6]), i)
 		}

@@ -51,7 +51,9 @@ func TestDomainMember(t *testing.T) {
 		t.Fatalf("client resolves %s to %q (%v), want %s", m.FQDN, out, err, m.Addr)
 	}
 	env := kinit(ctx, t, lab)
-	cmd := lab.Client.Command(ctx, "smbclient", "//"+m.FQDN+"/ADMIN$", "--use-kerberos=required", "-c", "ls")
+	// -I: smbclient caches name lookups in the host's gencache, across
+	// labs, and member names are the same in every lab.
+	cmd := lab.Client.Command(ctx, "smbclient", "//"+m.FQDN+"/ADMIN$", "-I", m.Addr.String(), "--use-kerberos=required", "-c", "ls")
 	cmd.Env = env
 	out, err = cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Temp") {

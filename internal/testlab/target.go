@@ -34,6 +34,15 @@ func (l *Lab) startTargets(ctx context.Context) error {
 }
 
 func (t *Target) setup(ctx context.Context) error {
+	if err := t.prepare(ctx); err != nil {
+		return err
+	}
+	return t.startDaemons(ctx)
+}
+
+// prepare writes the target's directories, smb.conf and password
+// database; it starts nothing.
+func (t *Target) prepare(ctx context.Context) error {
 	for _, d := range []string{"private", "state", "lock", "cache", "pid", "ncalrpc", "log", "run", "C/Windows/Temp", "C/Windows/System32", "C/Users/Public"} {
 		if err := os.MkdirAll(filepath.Join(t.dir, d), 0o755); err != nil {
 			return fmt.Errorf("testlab: %w", err)
@@ -59,11 +68,12 @@ func (t *Target) setup(ctx context.Context) error {
 			}
 		}
 	}
-	if t.Member {
-		if err := t.joinDomain(ctx); err != nil {
-			return err
-		}
-	}
+	return nil
+}
+
+// startDaemons starts smbd and nmbd (unless NoSMB or NoNmbd) and waits
+// until they answer.
+func (t *Target) startDaemons(ctx context.Context) error {
 	if !t.NoSMB {
 		if err := t.startSMB(ctx); err != nil {
 			return err
