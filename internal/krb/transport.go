@@ -79,6 +79,9 @@ type kdcDialer struct {
 func (d *kdcDialer) Dial(network, addr string) (net.Conn, error) {
 	d.n.dials.Add(1)
 	ctx := d.ctx()
+	if ctx == nil {
+		ctx = context.Background() // a dial outside an exchange (the library's own renewal)
+	}
 	dctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	dial := d.dial
