@@ -30,6 +30,9 @@
 //     the realm's kdc lines of Config.KRB5Conf, then DNS SRV
 //     _kerberos._tcp.REALM through Config.Resolver, then Config.DC. The
 //     Kerberos library gets IP addresses only and always uses TCP.
+//     Cache.RealmOf finds the realm of a computer from its DNS name (the
+//     longest parent domain with _kerberos._tcp records), for a user
+//     typed as DOMAIN\user with a NetBIOS domain.
 //   - Counting (Cache.Stats): AS exchanges, AS-REQ and TGS-REQ messages
 //     and KDC connections, as seen on the wire by the package's KDC
 //     dialer.

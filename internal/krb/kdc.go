@@ -178,3 +178,32 @@ func (c *Cache) clientConfig(k KDCs) (*config.Config, error) {
 	conf.DomainRealm = config.DomainRealm{"." + strings.ToLower(k.Realm): k.Realm, strings.ToLower(k.Realm): k.Realm}
 	return conf, nil
 }
+
+// RealmOf returns the Kerberos realm of the computer fqdn: the longest
+// parent DNS domain of fqdn that has _kerberos._tcp SRV records (through
+// Config.Resolver), upper-cased, as a domain member finds its realm. The
+// console needs it when the user typed DOMAIN\user with a NetBIOS domain.
+// It fails with ErrNeedsDNSName for an IP address or a short name, and
+// with ErrNoKDC when no parent domain has the records. It does not check
+// that the NetBIOS domain belongs to that realm.
+func (c *Cache) RealmOf(ctx context.Context, fqdn string) (string, error) {
+	if _, err := SPN(Host, fqdn); err != nil {
+		return "", err
+	}
+	labels := strings.Split(strings.ToLower(strings.TrimSuffix(fqdn, ".")), ".")
+	var tried []string
+	// Parent domains of two labels or more, longest first: a realm is
+	// never a top-level domain.
+	for i := 1; i <= len(labels)-2; i++ {
+		cand := strings.Join(labels[i:], ".")
+		_, srvs, err := c.resolver().LookupSRV(ctx, "kerberos", "tcp", cand)
+		if err == nil && len(srvs) > 0 {
+			return strings.ToUpper(cand), nil
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		tried = append(tried, cand)
+	}
+	return "", &Error{Op: "find realm", Principal: fqdn, Kind: ErrNoKDC, Err: fmt.Errorf("no _kerberos._tcp SRV records in %s", strings.Join(tried, ", "))}
+}

@@ -56,7 +56,16 @@ func TestLabKerberosSMB(t *testing.T) {
 	if k.Source != krb.FromDNSSRV || len(k.Addrs) == 0 || k.Addrs[0] != netip.AddrPortFrom(dc.Addr, 88).String() {
 		t.Fatalf("Locate: %+v, want %v:88 from DNS SRV", k, dc.Addr)
 	}
-	cred := krb.Credential{User: dc.Admin.User, Realm: dc.Realm, Password: dc.Admin.Password}
+	// DOMAIN\user names a NetBIOS domain: the realm comes from the
+	// target's DNS name.
+	realm, err := cache.RealmOf(ctx, m.FQDN)
+	if err != nil || realm != dc.Realm {
+		t.Fatalf("RealmOf(%s) = %q, %v; want %s", m.FQDN, realm, err, dc.Realm)
+	}
+	if _, err := cache.RealmOf(ctx, "host.nosuchdomain.test"); !errors.Is(err, krb.ErrNoKDC) {
+		t.Errorf("RealmOf outside the realm: %v, want ErrNoKDC", err)
+	}
+	cred := krb.Credential{User: dc.Admin.User, Realm: realm, Password: dc.Admin.Password}
 	spn, err := krb.SPN(krb.CIFS, m.FQDN)
 	if err != nil {
 		t.Fatal(err)
