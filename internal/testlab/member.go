@@ -357,3 +357,22 @@ func (d *DC) AddUser(ctx context.Context, name, password string) error {
 	}
 	return err
 }
+
+// ExportKeytab writes the keys of a domain member's machine account to
+// path under the service principal spn (for example host/FQDN), with
+// samba-tool domain exportkeytab on the DC, so that a service running on
+// the member's behalf (winemu) can accept Kerberos tickets for it. It
+// fails with ErrBadOptions on a target that is not a member.
+func (t *Target) ExportKeytab(ctx context.Context, spn, path string) error {
+	if !t.Member {
+		return fmt.Errorf("%w: %s is not a domain member", ErrBadOptions, t.NetBIOSName)
+	}
+	out, err := t.lab.DC.SambaTool(ctx, "domain", "exportkeytab", path, "--principal="+spn)
+	if err != nil {
+		return err
+	}
+	if fi, serr := os.Stat(path); serr != nil || fi.Size() == 0 {
+		return fmt.Errorf("testlab: exportkeytab %s wrote nothing: %s", spn, strings.TrimSpace(out))
+	}
+	return nil
+}

@@ -65,6 +65,17 @@ func TestDomainMember(t *testing.T) {
 	if !strings.Contains(strings.ToLower(string(out)), "cifs/"+m.FQDN) {
 		t.Errorf("klist has no cifs/%s ticket:\n%s", m.FQDN, out)
 	}
+	// The member's keytab, as winemu will use it, accepts the host/
+	// ticket (MIT kvno -k checks the ticket with the keytab).
+	kt := filepath.Join(t.TempDir(), "member.keytab")
+	if err := m.ExportKeytab(ctx, "host/"+m.FQDN, kt); err != nil {
+		t.Fatal(err)
+	}
+	kvno := exec.CommandContext(ctx, "kvno", "-k", kt, "host/"+m.FQDN)
+	kvno.Env = env
+	if out, err := kvno.CombinedOutput(); err != nil || !(strings.Contains(string(out), "keytab entry valid") || strings.Contains(string(out), "keytab validation ok")) {
+		t.Errorf("kvno -k with the exported keytab: %v\n%s", err, out)
+	}
 	// NTLM with the domain account: refused by the member.
 	pw := filepath.Join(t.TempDir(), "auth")
 	if err := os.WriteFile(pw, []byte("username = "+lab.DC.Admin.User+"\npassword = "+lab.DC.Admin.Password+"\ndomain = "+lab.DC.Domain+"\n"), 0o600); err != nil {
