@@ -86,6 +86,8 @@
 //     the join (members ready in about 3 s, the whole Kerberos lab in
 //     about 5 s; Timings.Members). Samba's smbclient caches name lookups
 //     host-wide (gencache), across labs: give it -I ADDRESS.
+//     Target.ExportKeytab writes a member's keys for one of its SPNs, for
+//     a service that accepts Kerberos on its behalf.
 //   - DCSpec.ClockSkew runs samba under faketime (libfaketime), its clock
 //     that far from the machine's, for clock-skew diagnoses; MIT kinit
 //     with kdc_timesync = 0 then fails with "Clock skew too great".
