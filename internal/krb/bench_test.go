@@ -21,7 +21,7 @@ func BenchmarkLabSMBLogon(b *testing.B) {
 	ctx := context.Background()
 	res := labResolver(dc)
 	dialer := &net.Dialer{Resolver: res, Timeout: 5 * time.Second}
-	cache := krb.NewCache(krb.Config{Resolver: res})
+	cache := krb.NewCache(krb.Config{Timeout: labKDCTimeout, Resolver: res})
 	defer cache.Close()
 	cred := krb.Credential{User: dc.Admin.User, Realm: dc.Realm, Password: dc.Admin.Password}
 	spn, err := krb.SPN(krb.CIFS, m.FQDN)

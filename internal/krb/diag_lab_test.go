@@ -33,7 +33,7 @@ func TestLabDiagnoses(t *testing.T) {
 	defer cancel()
 	kdc := netip.AddrPortFrom(dc.Addr, 88).String()
 	newCache := func() *krb.Cache {
-		c := krb.NewCache(krb.Config{KDC: dc.Addr.String()})
+		c := krb.NewCache(krb.Config{Timeout: labKDCTimeout, KDC: dc.Addr.String()})
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
@@ -126,7 +126,7 @@ func TestLabDiagnoses(t *testing.T) {
 	}
 
 	// No common encryption type: offer DES only, which the KDC refuses.
-	etc := krb.NewCache(krb.Config{KDC: dc.Addr.String(), Etypes: []int32{etypeID.DES_CBC_MD5}})
+	etc := krb.NewCache(krb.Config{Timeout: labKDCTimeout, KDC: dc.Addr.String(), Etypes: []int32{etypeID.DES_CBC_MD5}})
 	defer etc.Close()
 	check("no common etype", etc.TGT(ctx, admin), krb.ErrNoCommonEtype)
 
@@ -211,7 +211,7 @@ func TestLabDiagnoses(t *testing.T) {
 		t.Fatal(err)
 	}
 	// krb5.conf given: the KDC comes from it.
-	ccCache := krb.NewCache(krb.Config{KRB5Conf: conf})
+	ccCache := krb.NewCache(krb.Config{Timeout: labKDCTimeout, KRB5Conf: conf})
 	defer ccCache.Close()
 	if _, err := ccCache.ServiceTicket(ctx, krb.Credential{CCache: cc}, dcSPN); err != nil {
 		t.Errorf("ccache: %v", err)
@@ -227,7 +227,7 @@ func TestLabClockSkew(t *testing.T) {
 	dc := lab.DC
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := krb.NewCache(krb.Config{DC: dc.Addr.String(), Resolver: labResolver(dc)})
+	c := krb.NewCache(krb.Config{Timeout: labKDCTimeout, DC: dc.Addr.String(), Resolver: labResolver(dc)})
 	defer c.Close()
 	err := c.TGT(ctx, krb.Credential{User: dc.Admin.User, Realm: dc.Realm, Password: dc.Admin.Password})
 	var ke *krb.Error

@@ -197,6 +197,29 @@ func TestKDCUnreachable(t *testing.T) {
 	if st := c.Stats(); st.ASExchanges != 2 || st.Dials < 2 {
 		t.Errorf("stats %+v: an unreachable KDC is retried at the next use", st)
 	}
+	// A KDC that accepts but never answers: Config.Timeout, not the
+	// library's own 5 s, ends the wait.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	sc := NewCache(Config{KDC: silent.Addr().String(), Timeout: 300 * time.Millisecond})
+	defer sc.Close()
+	t0 := time.Now()
+	err = sc.TGT(context.Background(), cred)
+	if took := time.Since(t0); !errors.Is(err, ErrKDCUnreachable) || took > 4*time.Second {
+		t.Errorf("silent KDC: %v after %v, want ErrKDCUnreachable after about 300ms", err, took)
+	}
 	// A context that ends first stops the exchange at once.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -21,6 +21,10 @@ import (
 	"github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
 )
 
+// labKDCTimeout bounds each KDC connection in lab tests: generous, since
+// the shared machine may be loaded.
+const labKDCTimeout = 30 * time.Second
+
 // labResolver resolves through the lab DC's DNS server only: the DC
 // serves the realm, its SRV records and the members' A records.
 func labResolver(dc *testlab.DC) *net.Resolver {
@@ -46,7 +50,7 @@ func TestLabKerberosSMB(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res := labResolver(dc)
-	cache := krb.NewCache(krb.Config{Resolver: res})
+	cache := krb.NewCache(krb.Config{Timeout: labKDCTimeout, Resolver: res})
 	defer cache.Close()
 
 	k, err := cache.Locate(ctx, dc.Realm)

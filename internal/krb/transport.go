@@ -99,7 +99,7 @@ func (d *kdcDialer) Dial(network, addr string) (net.Conn, error) {
 	_ = c.SetDeadline(time.Now().Add(d.timeout))
 	// The exchange's context ends the connection early.
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
-	return &kdcConn{Conn: c, d: d, addr: addr, stop: stop}, nil
+	return &kdcConn{Conn: c, d: d, ctx: ctx, addr: addr, stop: stop}, nil
 }
 
 // kdcConn counts the request written on it and parses the reply read
@@ -107,11 +107,22 @@ func (d *kdcDialer) Dial(network, addr string) (net.Conn, error) {
 type kdcConn struct {
 	net.Conn
 	d      *kdcDialer
+	ctx    context.Context
 	addr   string
 	stop   func() bool
 	wrote  bool
 	in     bytes.Buffer
 	closed bool
+}
+
+// SetDeadline replaces the library's fixed 5-second deadline with the
+// Cache's Config.Timeout from now; the exchange's context still ends the
+// connection at once.
+func (c *kdcConn) SetDeadline(time.Time) error {
+	if c.ctx.Err() != nil {
+		return c.Conn.SetDeadline(time.Unix(1, 0))
+	}
+	return c.Conn.SetDeadline(time.Now().Add(c.d.timeout))
 }
 
 func (c *kdcConn) Write(b []byte) (int, error) {
