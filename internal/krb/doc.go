@@ -46,6 +46,15 @@
 //     text of a KRB-ERROR, so the package's KDC dialer reads the replies
 //     itself.
 //
+// # Policy
+//
+// Choose applies the -auth policy (auto, kerberos, ntlm) to one target and
+// account: auto takes Kerberos for a domain account when the target's DNS
+// name is known, NTLM only where Kerberos cannot work (an address only, a
+// workgroup computer, a local account) and the target has not refused
+// NTLM; kerberos fails with ErrNeedsDNSName or ErrNotDomainAccount where
+// it cannot work. The caller records the Method used.
+//
 // # SMB
 //
 // Cache.Initiator returns a go-smb2 Initiator for internal/smbconn
@@ -71,8 +80,7 @@
 //
 // It does not renew tickets in the background (an expired ticket is
 // replaced at its next use), does not follow cross-realm referrals on
-// purpose (the library may), does not choose between Kerberos and NTLM
-// (the policy is the caller's), and does not wire itself into the public
+// purpose (the library may), and does not wire itself into the public
 // packages (adauth, session, the example commands): that follows the API
 // sweep.
 package krb
