@@ -14,7 +14,7 @@ import (
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	svcctl "github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
 
-	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -124,23 +124,6 @@ func ExpectedName(ctx context.Context) string {
 	return s
 }
 
-// HostAddress returns the address to connect to for h: its first address
-// that a source trusted for addresses reported (h.TrustedAddrs: DNS, the
-// directory), else its first address, else its DNS name, else its NetBIOS
-// name. It returns "" when h has none. It does not resolve anything and
-// does not refuse a host flagged with a Conflict.
-func HostAddress(h discovery.Host) string {
-	switch {
-	case len(h.TrustedAddrs) > 0 && h.TrustedAddrs[0].IsValid():
-		return h.TrustedAddrs[0].String()
-	case len(h.Addrs) > 0 && h.Addrs[0].IsValid():
-		return h.Addrs[0].String()
-	case h.DNSName != "":
-		return h.DNSName
-	}
-	return h.Name
-}
-
 func (a *SMBAuthenticator) logger() *slog.Logger {
 	if a == nil || a.Logger == nil {
 		return slog.New(slog.DiscardHandler)
@@ -161,7 +144,7 @@ func (a *SMBAuthenticator) logger() *slog.Logger {
 func (a *SMBAuthenticator) Authenticate(ctx context.Context, host string, creds Credentials) (g *Grant, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			g, err = nil, &AuthError{Host: host, Account: creds.Account(), Step: StepConnect, Kind: ErrSMBProtocol,
+			g, err = nil, &AuthError{Addr: host, Account: creds.Account(), Step: StepConnect, Kind: ErrSMBProtocol,
 				Diagnosis: diagProtocolPanic(host), Err: fmt.Errorf("%w: %v", smbconn.ErrProtocol, r)}
 		}
 	}()
@@ -176,13 +159,13 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 	log := a.logger()
 	account := creds.Account()
 	if strings.TrimSpace(host) == "" {
-		return nil, &AuthError{Host: host, Account: account, Step: StepConnect, Kind: ErrUnreachable,
-			Diagnosis: Diagnosis{DiagNameNotResolved, "No computer name or address was given.", "Pick a computer with a name or an address."},
+		return nil, &AuthError{Addr: host, Account: account, Step: StepConnect, Kind: ErrUnreachable,
+			Diagnosis: diag.Diagnosis{Code: diag.NameNotResolved, Summary: "No computer name or address was given.", Fix: "Pick a computer with a name or an address."},
 			Err:       fmt.Errorf("%w: empty host", ErrBadCredentials)}
 	}
 	if creds.User == "" || !creds.HasSecret() {
-		return nil, &AuthError{Host: host, Account: account, Step: StepLogon, Kind: ErrNoCredentials, Retryable: true,
-			Diagnosis: Diagnosis{DiagNoCredentials, "No user name and password were given.", "Enter an administrator account for this computer."},
+		return nil, &AuthError{Addr: host, Account: account, Step: StepLogon, Kind: ErrNoCredentials, Retryable: true,
+			Diagnosis: diag.Diagnosis{Code: diag.NoCredentials, Summary: "No user name and password were given.", Fix: "Enter an administrator account for this computer."},
 			Err:       ErrNoCredentials}
 	}
 	auth := smbconn.Auth{User: creds.User, Domain: creds.Domain, NTHash: creds.NTHash()}
@@ -213,7 +196,7 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 	}
 	info := sess.Info()
 	g := &Grant{
-		Host:        host,
+		Addr:        host,
 		Credentials: creds,
 		session:     sess,
 		Facts:       factsFrom(info, isLocalAccount(creds, info)),
@@ -242,7 +225,7 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 	// Check 1: ADMIN$ is writable.
 	t0 := time.Now()
 	if ae := a.checkAdminShare(ctx, g); ae != nil {
-		g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckAdminShareWrite, Passed: false, Took: time.Since(t0), Detail: ae.Diagnosis.Code})
+		g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckAdminShareWrite, Passed: false, Took: time.Since(t0), Detail: string(ae.Diagnosis.Code)})
 		return fail(ae)
 	}
 	g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckAdminShareWrite, Passed: true, Took: time.Since(t0)})
@@ -278,8 +261,8 @@ func isLocalAccount(creds Credentials, info smbconn.Info) bool {
 
 func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthError {
 	account := g.Credentials.Account()
-	ae := func(kind error, d Diagnosis, err error) *AuthError {
-		return &AuthError{Host: g.Host, Account: account, Step: StepAdminShare, Kind: kind, Diagnosis: d, Err: err,
+	ae := func(kind error, d diag.Diagnosis, err error) *AuthError {
+		return &AuthError{Addr: g.Addr, Account: account, Step: StepAdminShare, Kind: kind, Diagnosis: d, Err: err,
 			Retryable: kind == ErrNotAdmin}
 	}
 	share, err := g.session.Mount(ctx, "ADMIN$")
@@ -290,7 +273,7 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 		case errors.Is(err, smbconn.StatusBadNetworkName), errors.Is(err, os.ErrNotExist):
 			return ae(ErrNoAdminShare, diagAdminShareMissing(), err)
 		}
-		return connErr(g.Host, account, StepAdminShare, err)
+		return connErr(g.Addr, account, StepAdminShare, err)
 	}
 	sh := share.WithContext(ctx)
 	defer func() {
@@ -304,25 +287,25 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 	f, err := sh.OpenFile(probe, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
-			return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can open ADMIN$ but not write to it, so it is not an administrator.", diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
+			return ae(ErrNotAdmin, diag.Diagnosis{Code: diag.AdminShareWriteDenied, Summary: account + " can open ADMIN$ but not write to it, so it is not an administrator.", Fix: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
 		}
-		return connErr(g.Host, account, StepAdminShare, err)
+		return connErr(g.Addr, account, StepAdminShare, err)
 	}
 	_, werr := f.Write([]byte("lanconnect admin probe\r\n"))
 	cerr := f.Close()
 	rerr := sh.Remove(probe)
 	if rerr != nil {
-		a.logger().Warn("admin probe file left on target", "host", g.Host, "file", `ADMIN$\`+probe, "err", rerr)
+		a.logger().Warn("admin probe file left on target", "host", g.Addr, "file", `ADMIN$\`+probe, "err", rerr)
 		g.Facts.ProbeLeftover = `ADMIN$\` + probe
 	}
 	if err := errors.Join(werr, cerr); err != nil {
 		if errors.Is(err, os.ErrPermission) {
-			return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can create files in ADMIN$ but not write them.", diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
+			return ae(ErrNotAdmin, diag.Diagnosis{Code: diag.AdminShareWriteDenied, Summary: account + " can create files in ADMIN$ but not write them.", Fix: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
 		}
-		return connErr(g.Host, account, StepAdminShare, err)
+		return connErr(g.Addr, account, StepAdminShare, err)
 	}
 	if rerr != nil && errors.Is(rerr, os.ErrPermission) {
-		return ae(ErrNotAdmin, Diagnosis{DiagAdminShareReadOnly, account + " can create but not delete files in ADMIN$.", diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, rerr)
+		return ae(ErrNotAdmin, diag.Diagnosis{Code: diag.AdminShareWriteDenied, Summary: account + " can create but not delete files in ADMIN$.", Fix: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, rerr)
 	}
 	return nil
 }
@@ -333,7 +316,7 @@ func (a *SMBAuthenticator) checkSCM(ctx context.Context, g *Grant) *AuthError {
 	// \pipe\svcctl on the grant's session, so RPC runs under its logon.
 	cc, err := dcerpc.Dial(ctx, pipePlaceholder, dcerpc.WithDialer(g.PipeDialer("svcctl")))
 	if err != nil {
-		return scmErr(g.Host, account, err)
+		return scmErr(g.Addr, account, err)
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -342,20 +325,20 @@ func (a *SMBAuthenticator) checkSCM(ctx context.Context, g *Grant) *AuthError {
 	}()
 	cli, err := svcctl.NewSvcctlClient(ctx, cc, dcerpc.WithInsecure())
 	if err != nil {
-		return scmErr(g.Host, account, err)
+		return scmErr(g.Addr, account, err)
 	}
 	resp, err := cli.OpenSCMW(ctx, &svcctl.OpenSCMWRequest{
-		MachineName:   g.Host,
+		MachineName:   g.Addr,
 		DatabaseName:  "ServicesActive",
 		DesiredAccess: scManagerConnect | scManagerCreateService,
 	})
 	if err != nil {
 		if resp != nil && resp.Return == errorAccessDenied {
 			g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckSCMCreate, Passed: false, Detail: "access denied"})
-			return &AuthError{Host: g.Host, Account: account, Step: StepSCM, Kind: ErrNotAdmin, Retryable: true,
+			return &AuthError{Addr: g.Addr, Account: account, Step: StepSCM, Kind: ErrNotAdmin, Retryable: true,
 				Diagnosis: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator), Err: fmt.Errorf("OpenSCManager(SC_MANAGER_CREATE_SERVICE): access denied: %w", err)}
 		}
-		return scmErr(g.Host, account, err)
+		return scmErr(g.Addr, account, err)
 	}
 	_, _ = cli.CloseService(ctx, &svcctl.CloseServiceRequest{ServiceObject: resp.SCM})
 	return nil
@@ -365,28 +348,28 @@ func scmErr(host, account string, err error) *AuthError {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, smbconn.ErrConnLost) {
 		return connErr(host, account, StepSCM, err)
 	}
-	return &AuthError{Host: host, Account: account, Step: StepSCM, Kind: ErrSCM, Diagnosis: diagSCMUnavailable(), Err: err}
+	return &AuthError{Addr: host, Account: account, Step: StepSCM, Kind: ErrSCM, Diagnosis: diagSCMUnavailable(), Err: err}
 }
 
 // connErr classifies a failure after logon: cancellation, a lost
 // connection, or something unexpected.
 func connErr(host, account, step string, err error) *AuthError {
-	ae := &AuthError{Host: host, Account: account, Step: step, Err: err}
+	ae := &AuthError{Addr: host, Account: account, Step: step, Err: err}
 	switch {
 	case errors.Is(err, context.Canceled):
-		ae.Kind = ErrCancelled
-		ae.Diagnosis = Diagnosis{DiagCancelled, "The authentication was cancelled.", ""}
+		ae.Kind = ErrCanceled
+		ae.Diagnosis = diag.Diagnosis{Code: diag.Canceled, Summary: "The authentication was canceled."}
 	case errors.Is(err, context.DeadlineExceeded):
-		ae.Kind = ErrCancelled
-		ae.Diagnosis = Diagnosis{DiagTimeout, host + " did not answer in time during the " + step + " check.",
-			"Try again, and check the computer's load and the network."}
+		ae.Kind = ErrCanceled
+		ae.Diagnosis = diag.Diagnosis{Code: diag.Timeout, Summary: host + " did not answer in time during the " + step + " check.",
+			Fix: "Try again, and check the computer's load and the network."}
 	case errors.Is(err, smbconn.ErrConnLost), errors.Is(err, smbconn.ErrClosed):
 		ae.Kind, ae.Diagnosis = ErrSMBProtocol, diagConnLost()
 	case errors.Is(err, smbconn.ErrSigning):
 		ae.Kind, ae.Diagnosis = ErrSigning, diagSigning()
 	default:
 		ae.Kind = ErrSMBProtocol
-		ae.Diagnosis = Diagnosis{DiagOther, "The admin check failed unexpectedly during " + step + ".", "See the error details."}
+		ae.Diagnosis = diag.Diagnosis{Code: diag.Other, Summary: "The admin check failed unexpectedly during " + step + ".", Fix: "See the error details."}
 	}
 	return ae
 }

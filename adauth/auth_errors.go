@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -46,11 +47,11 @@ var (
 	// ErrSCM: the Service Control Manager could not be reached for a
 	// reason other than access denied.
 	ErrSCM = errors.New("adauth: service control manager unavailable")
-	// ErrCancelled: the caller's context ended; the error also matches
+	// ErrCanceled: the caller's context ended; the error also matches
 	// context.Canceled or context.DeadlineExceeded.
-	ErrCancelled = errors.New("adauth: cancelled")
-	// ErrPromptCancelled: the technician cancelled the credential prompt.
-	ErrPromptCancelled = errors.New("adauth: credential prompt cancelled")
+	ErrCanceled = errors.New("adauth: canceled")
+	// ErrPromptCanceled: the technician canceled the credential prompt.
+	ErrPromptCanceled = errors.New("adauth: credential prompt canceled")
 	// ErrNoCredentials: there were no credentials to try and no prompt.
 	ErrNoCredentials = errors.New("adauth: no credentials")
 	// ErrIdentityMismatch: the computer's NTLM CHALLENGE names another
@@ -75,11 +76,11 @@ const (
 // Err is the underlying cause. It never contains a password or hash: the
 // account appears by name only.
 type AuthError struct {
-	Host      string
+	Addr      string // the address or name connected to
 	Account   string // DOMAIN\user, never the secret
 	Step      string // StepConnect, StepLogon, StepAdminShare, StepSCM, StepPrompt
 	Kind      error  // ErrUnreachable, ErrLogonFailure, ...
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	// Retryable reports whether other credentials might succeed, which
 	// ShouldPrompt returns. See ShouldPrompt for the rule.
 	Retryable bool
@@ -87,7 +88,7 @@ type AuthError struct {
 }
 
 func (e *AuthError) Error() string {
-	s := fmt.Sprintf("adauth: %s on %s", e.Step, e.Host)
+	s := fmt.Sprintf("adauth: %s on %s", e.Step, e.Addr)
 	if e.Account != "" {
 		s += " as " + e.Account
 	}
@@ -101,12 +102,15 @@ func (e *AuthError) Error() string {
 // Unwrap returns the cause.
 func (e *AuthError) Unwrap() error { return e.Err }
 
+// Diagnose returns the diagnosis (diag.Diagnoser).
+func (e *AuthError) Diagnose() diag.Diagnosis { return e.Diagnosis }
+
 // Is matches the Kind sentinel.
 func (e *AuthError) Is(target error) bool { return target != nil && target == e.Kind }
 
 // classifySetup turns a failed smbconn.Dial into an *AuthError.
 func classifySetup(host, account string, local bool, err error) *AuthError {
-	ae := &AuthError{Host: host, Account: account, Step: StepLogon, Err: err}
+	ae := &AuthError{Addr: host, Account: account, Step: StepLogon, Err: err}
 	var se *smbconn.Error
 	var info smbconn.Info
 	if errors.As(err, &se) {
@@ -119,10 +123,10 @@ func classifySetup(host, account string, local bool, err error) *AuthError {
 	var st smbconn.NTStatus
 	switch {
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, smbconn.ErrUnreachable):
-		ae.Kind = ErrCancelled
-		ae.Diagnosis = Diagnosis{DiagCancelled, "The authentication was cancelled or ran out of time.", ""}
+		ae.Kind = ErrCanceled
+		ae.Diagnosis = diag.Diagnosis{Code: diag.Canceled, Summary: "The authentication was canceled or ran out of time."}
 		if errors.Is(err, context.DeadlineExceeded) {
-			ae.Diagnosis = Diagnosis{DiagTimeout, host + " stopped answering during the SMB logon.", "Try again; check the computer's load and the network."}
+			ae.Diagnosis = diag.Diagnosis{Code: diag.Timeout, Summary: host + " stopped answering during the SMB logon.", Fix: "Try again; check the computer's load and the network."}
 		}
 	case errors.Is(err, smbconn.ErrRefused):
 		ae.Kind, ae.Diagnosis = ErrUnreachable, diagFirewallRefused(host)
@@ -159,7 +163,7 @@ func classifySetup(host, account string, local bool, err error) *AuthError {
 		classifyStatus(ae, st, account, info)
 	default:
 		ae.Kind = ErrSMBProtocol
-		ae.Diagnosis = Diagnosis{DiagOther, "The SMB logon failed unexpectedly.", "See the error details."}
+		ae.Diagnosis = diag.Diagnosis{Code: diag.Other, Summary: "The SMB logon failed unexpectedly.", Fix: "See the error details."}
 	}
 	return ae
 }
@@ -171,22 +175,22 @@ func classifyStatus(ae *AuthError, st smbconn.NTStatus, account string, info smb
 		ae.Kind = ErrLogonFailure
 		ae.Diagnosis = diagLogonFailure(account, info.HasChallenge && !info.Challenge.HasTargetInfo)
 	case smbconn.StatusAccountDisabled:
-		ae.Kind, ae.Diagnosis = ErrAccountRestricted, diagAccount(DiagAccountDisabled, account, "the account is disabled")
+		ae.Kind, ae.Diagnosis = ErrAccountRestricted, diagAccount(diag.AccountDisabled, account, "the account is disabled")
 	case smbconn.StatusAccountLockedOut:
-		ae.Kind, ae.Diagnosis = ErrAccountRestricted, diagAccount(DiagAccountLocked, account, "the account is locked out after too many failed logons")
+		ae.Kind, ae.Diagnosis = ErrAccountRestricted, diagAccount(diag.AccountLocked, account, "the account is locked out after too many failed logons")
 	case smbconn.StatusAccountExpired:
-		ae.Kind, ae.Diagnosis = ErrAccountRestricted, diagAccount(DiagAccountExpired, account, "the account has expired")
+		ae.Kind, ae.Diagnosis = ErrAccountRestricted, diagAccount(diag.AccountExpired, account, "the account has expired")
 	case smbconn.StatusPasswordExpired, smbconn.StatusPasswordMustChange:
-		ae.Kind, ae.Diagnosis = ErrAccountRestricted, diagAccount(DiagPasswordExpired, account, "the password has expired or must be changed at next logon")
+		ae.Kind, ae.Diagnosis = ErrAccountRestricted, diagAccount(diag.PasswordExpired, account, "the password has expired or must be changed at next logon")
 	case smbconn.StatusInvalidLogonHours, smbconn.StatusInvalidWorkstation, smbconn.StatusAccountRestriction:
-		ae.Kind, ae.Diagnosis = ErrAccountRestricted, diagAccount(DiagLogonRestricted, account, "an account restriction applies (logon hours, allowed workstations, or a blank password over the network)")
+		ae.Kind, ae.Diagnosis = ErrAccountRestricted, diagAccount(diag.LogonRestricted, account, "an account restriction applies (logon hours, allowed workstations, or a blank password over the network)")
 	case smbconn.StatusLogonTypeNotGranted:
 		ae.Kind, ae.Diagnosis = ErrAccountRestricted, diagNetworkLogonDenied(account)
 	case smbconn.StatusNTLMBlocked:
 		ae.Kind, ae.Diagnosis, ae.Retryable = ErrNTLMBlocked, diagNTLMBlocked(), false
 	default:
 		ae.Kind, ae.Retryable = ErrSMBProtocol, false
-		ae.Diagnosis = Diagnosis{DiagServerStatus, "The computer refused the SMB logon with " + st.String() + ".", "See the error details."}
+		ae.Diagnosis = diag.Diagnosis{Code: diag.ServerStatus, Summary: "The computer refused the SMB logon with " + diag.NTStatusText(uint32(st)) + ".", Fix: "Act on what the status says, or see the error details."}
 	}
 }
 
@@ -202,7 +206,7 @@ func classifyStatus(ae *AuthError, st smbconn.NTStatus, account string, info smb
 //     where every local account becomes Guest;
 //   - no for everything the computer's configuration or the network
 //     causes (unreachable, NTLM blocked, signing, encryption, protocol,
-//     no ADMIN$), and no for a cancelled context or prompt.
+//     no ADMIN$), and no for a canceled context or prompt.
 //
 // It returns false for errors that are not *AuthError.
 func ShouldPrompt(err error) bool {

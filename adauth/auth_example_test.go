@@ -17,8 +17,8 @@ func ExampleCredentialSource() {
 		Current: current,
 		Prompt: func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
 			// Show req.Diagnosis.Summary and req.Diagnosis.Fix in the dialog.
-			fmt.Printf("%s: %s\n", req.Host, req.Diagnosis.Summary)
-			return adauth.Credentials{}, adauth.ErrPromptCancelled // the technician clicked Cancel
+			fmt.Printf("%s: %s\n", req.Addr, req.Diagnosis.Summary)
+			return adauth.Credentials{}, adauth.ErrPromptCanceled // the technician clicked Cancel
 		},
 	}
 	g, err := src.Authenticate(ctx, &adauth.SMBAuthenticator{}, "192.0.2.10")

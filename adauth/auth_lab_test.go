@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 	"github.com/lanconnect/lanconnect/internal/testlab"
 )
@@ -70,9 +71,9 @@ func TestAuthenticateLab(t *testing.T) {
 		for _, b := range []SMBAuthenticator{{MinDialect: 0x0300}, {Encryption: EncryptRequired}} {
 			_, err := b.Authenticate(ctx, old.Addr.String(), labCreds(t, old.Admin, false))
 			var ae *AuthError
-			want, code := ErrDowngrade, DiagDowngrade
+			want, code := ErrDowngrade, diag.SMBDowngrade
 			if b.Encryption == EncryptRequired {
-				want, code = ErrEncryption, DiagEncryptionMissing
+				want, code = ErrEncryption, diag.EncryptionUnsupported
 			}
 			if !errors.As(err, &ae) || !errors.Is(err, want) || ae.Diagnosis.Code != code || ShouldPrompt(err) {
 				t.Fatalf("%+v: %v", b, err)
@@ -143,7 +144,7 @@ func TestAuthenticateLab(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 		// A local account: the diagnosis names UAC remote restrictions.
-		if ae.Diagnosis.Code != DiagUACRemote || !strings.Contains(ae.Diagnosis.Fix, "LocalAccountTokenFilterPolicy") {
+		if ae.Diagnosis.Code != diag.UACRemote || !strings.Contains(ae.Diagnosis.Fix, "LocalAccountTokenFilterPolicy") {
 			t.Fatalf("diagnosis: %+v", ae.Diagnosis)
 		}
 		t.Logf("%v\n  fix: %s", err, ae.Diagnosis.Fix)
@@ -157,7 +158,7 @@ func TestAuthenticateLab(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g := &Grant{Host: std.Addr.String(), Credentials: c, session: s}
+		g := &Grant{Addr: std.Addr.String(), Credentials: c, session: s}
 		defer g.Close()
 		ae := a.checkSCM(ctx, g)
 		if ae == nil || !errors.Is(ae, ErrNotAdmin) || ae.Step != StepSCM {
@@ -169,7 +170,7 @@ func TestAuthenticateLab(t *testing.T) {
 		c := labCreds(t, std.Admin, false).WithPassword(std.Admin.Password + "-wrong")
 		_, err := a.Authenticate(ctx, std.Addr.String(), c)
 		var ae *AuthError
-		if !errors.Is(err, ErrLogonFailure) || !errors.Is(err, smbconn.StatusLogonFailure) || !errors.As(err, &ae) || ae.Diagnosis.Code != DiagLogonFailure || !ShouldPrompt(err) {
+		if !errors.Is(err, ErrLogonFailure) || !errors.Is(err, smbconn.StatusLogonFailure) || !errors.As(err, &ae) || ae.Diagnosis.Code != diag.LogonFailure || !ShouldPrompt(err) {
 			t.Fatalf("err = %v", err)
 		}
 		if strings.Contains(err.Error(), std.Admin.Password) {
@@ -181,7 +182,7 @@ func TestAuthenticateLab(t *testing.T) {
 		tg := labTarget(t, lab, testlab.GuestOnly)
 		_, err := a.Authenticate(ctx, tg.Addr.String(), labCreds(t, tg.Admin, true))
 		var ae *AuthError
-		if !errors.Is(err, ErrGuest) || !errors.As(err, &ae) || ae.Diagnosis.Code != DiagGuestOnly || !strings.Contains(ae.Diagnosis.Fix, "Classic") {
+		if !errors.Is(err, ErrGuest) || !errors.As(err, &ae) || ae.Diagnosis.Code != diag.GuestOnly || !strings.Contains(ae.Diagnosis.Fix, "Classic") {
 			t.Fatalf("err = %v", err)
 		}
 		// A workgroup computer: every local account becomes Guest.
@@ -231,7 +232,7 @@ func TestAuthenticateLab(t *testing.T) {
 		}
 		_, err := a.Authenticate(ctx, tg.Addr.String(), labCreds(t, std.Admin, false))
 		var ae *AuthError
-		if !errors.Is(err, ErrUnreachable) || !errors.As(err, &ae) || ae.Diagnosis.Code != DiagFirewallRefused || ShouldPrompt(err) {
+		if !errors.Is(err, ErrUnreachable) || !errors.As(err, &ae) || ae.Diagnosis.Code != diag.FirewallRefused || ShouldPrompt(err) {
 			t.Fatalf("err = %v", err)
 		}
 		if !strings.Contains(ae.Diagnosis.Fix, "File and Printer Sharing") {
@@ -253,14 +254,14 @@ func TestAuthenticateLab(t *testing.T) {
 		}
 		_, err := (&SMBAuthenticator{DialTimeout: time.Second}).Authenticate(ctx, free.String(), labCreds(t, std.Admin, false))
 		var ae *AuthError
-		if !errors.Is(err, ErrUnreachable) || !errors.As(err, &ae) || (ae.Diagnosis.Code != DiagFirewallFiltered && ae.Diagnosis.Code != DiagNoRoute) {
+		if !errors.Is(err, ErrUnreachable) || !errors.As(err, &ae) || (ae.Diagnosis.Code != diag.FirewallFiltered && ae.Diagnosis.Code != diag.NoRoute) {
 			t.Fatalf("err = %v", err)
 		}
 	})
 
 	t.Run("credential source prompts after a wrong password", func(t *testing.T) {
 		bad := labCreds(t, std.Admin, false).WithPassword("nope")
-		var reasons []string
+		var reasons []diag.Code
 		g, err := CredentialSource{Current: bad, Prompt: func(_ context.Context, r PromptRequest) (Credentials, error) {
 			reasons = append(reasons, r.Diagnosis.Code)
 			return labCreds(t, std.Admin, false), nil
@@ -269,16 +270,16 @@ func TestAuthenticateLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = g.Close()
-		if len(reasons) != 1 || reasons[0] != DiagLogonFailure {
+		if len(reasons) != 1 || reasons[0] != diag.LogonFailure {
 			t.Fatalf("reasons %v", reasons)
 		}
 	})
 
-	t.Run("cancelled", func(t *testing.T) {
+	t.Run("canceled", func(t *testing.T) {
 		cctx, ccancel := context.WithCancel(ctx)
 		ccancel()
 		_, err := a.Authenticate(cctx, std.Addr.String(), labCreds(t, std.Admin, false))
-		if !errors.Is(err, ErrCancelled) || !errors.Is(err, context.Canceled) {
+		if !errors.Is(err, ErrCanceled) || !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v", err)
 		}
 	})

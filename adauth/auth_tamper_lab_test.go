@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 	"github.com/lanconnect/lanconnect/internal/testlab"
 )
@@ -86,7 +87,7 @@ func TestSigningTamperLab(t *testing.T) {
 	start := time.Now()
 	_, err = a.Authenticate(ctx, "127.0.0.1", labCreds(t, tg.Admin, false))
 	var ae *AuthError
-	if !errors.Is(err, ErrSigning) || !errors.Is(err, smbconn.ErrSigning) || !errors.As(err, &ae) || ae.Diagnosis.Code != DiagSigningMismatch || ShouldPrompt(err) {
+	if !errors.Is(err, ErrSigning) || !errors.Is(err, smbconn.ErrSigning) || !errors.As(err, &ae) || ae.Diagnosis.Code != diag.SigningMismatch || ShouldPrompt(err) {
 		t.Fatalf("err = %v", err)
 	}
 	p.mu.Lock()
@@ -119,7 +120,7 @@ func TestEncryptedTamperLab(t *testing.T) {
 	defer cancel()
 	_, err = (&SMBAuthenticator{Port: l.Addr().(*net.TCPAddr).Port}).Authenticate(ctx, "127.0.0.1", labCreds(t, tg.Admin, false))
 	var ae *AuthError
-	if !errors.Is(err, ErrSigning) || !errors.Is(err, smbconn.ErrSigning) || errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ae) || ae.Diagnosis.Code != DiagSigningMismatch || ShouldPrompt(err) {
+	if !errors.Is(err, ErrSigning) || !errors.Is(err, smbconn.ErrSigning) || errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ae) || ae.Diagnosis.Code != diag.SigningMismatch || ShouldPrompt(err) {
 		t.Fatalf("err = %v", err)
 	}
 	p.mu.Lock()

@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 
-	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -27,44 +26,44 @@ func TestClassifySetup(t *testing.T) {
 		err       error
 		local     bool
 		kind      error
-		code      string
+		code      diag.Code
 		step      string
 		retryable bool
 	}{
-		{"refused", setupErr("dial", smbconn.Info{}, &smbconn.DialError{Reason: smbconn.DialRefused, Err: syscall.ECONNREFUSED}), false, ErrUnreachable, DiagFirewallRefused, StepConnect, false},
-		{"filtered", setupErr("dial", smbconn.Info{}, &smbconn.DialError{Reason: smbconn.DialTimeout, Err: os.ErrDeadlineExceeded}), false, ErrUnreachable, DiagFirewallFiltered, StepConnect, false},
-		{"no route", setupErr("dial", smbconn.Info{}, &smbconn.DialError{Reason: smbconn.DialNoRoute, Err: syscall.EHOSTUNREACH}), false, ErrUnreachable, DiagNoRoute, StepConnect, false},
-		{"resolve", setupErr("dial", smbconn.Info{}, &smbconn.DialError{Reason: smbconn.DialResolve, Err: errors.New("nx")}), false, ErrUnreachable, DiagNameNotResolved, StepConnect, false},
-		{"logon", setupErr("session setup", workgroup, smbconn.StatusLogonFailure), true, ErrLogonFailure, DiagLogonFailure, StepLogon, true},
-		{"ntlmv1", setupErr("session setup", v1only, smbconn.StatusLogonFailure), true, ErrLogonFailure, DiagNTLMv1Only, StepLogon, true},
-		{"locked", setupErr("session setup", joined, smbconn.StatusAccountLockedOut), false, ErrAccountRestricted, DiagAccountLocked, StepLogon, true},
-		{"net logon right", setupErr("session setup", joined, smbconn.StatusLogonTypeNotGranted), false, ErrAccountRestricted, DiagNetworkLogonDenied, StepLogon, true},
-		{"ntlm blocked", setupErr("session setup", joined, smbconn.StatusNTLMBlocked), false, ErrNTLMBlocked, DiagNTLMBlocked, StepLogon, false},
-		{"guest local workgroup", setupErr("session setup", workgroup, smbconn.ErrGuest), true, ErrGuest, DiagGuestOnly, StepLogon, false},
-		{"guest local joined", setupErr("session setup", joined, smbconn.ErrGuest), true, ErrGuest, DiagGuestOnly, StepLogon, true},
-		{"guest domain", setupErr("session setup", joined, smbconn.ErrGuest), false, ErrGuest, DiagGuestMapped, StepLogon, true},
-		{"signing", setupErr("session setup", joined, fmt.Errorf("%w: x", smbconn.ErrSigning)), false, ErrSigning, DiagSigningMismatch, StepLogon, false},
-		{"encryption", setupErr("session setup", joined, smbconn.ErrEncryptionUnavailable), false, ErrEncryption, DiagEncryptionMissing, StepLogon, false},
-		{"below min dialect", setupErr("negotiate", smbconn.Info{Dialect: 0x0210}, fmt.Errorf("%w: x", smbconn.ErrDowngrade)), false, ErrDowngrade, DiagDowngrade, StepConnect, false},
-		{"validation failed", setupErr("validate negotiate", joined, fmt.Errorf("%w: x", smbconn.ErrDowngrade)), false, ErrDowngrade, DiagDowngrade, StepConnect, false},
-		{"smb1", setupErr("negotiate", smbconn.Info{}, fmt.Errorf("%w: x", smbconn.ErrConnLost)), false, ErrSMBProtocol, DiagProtocol, StepConnect, false},
-		{"garbage", setupErr("negotiate", smbconn.Info{}, fmt.Errorf("%w: x", smbconn.ErrProtocol)), false, ErrSMBProtocol, DiagProtocol, StepConnect, false},
-		{"cancelled", setupErr("negotiate", smbconn.Info{}, context.Canceled), false, ErrCancelled, DiagCancelled, StepConnect, false},
-		{"timeout", setupErr("session setup", smbconn.Info{}, context.DeadlineExceeded), false, ErrCancelled, DiagTimeout, StepLogon, false},
-		{"odd status", setupErr("session setup", joined, smbconn.NTStatus(0xC0001234)), false, ErrSMBProtocol, DiagServerStatus, StepLogon, false},
-		{"identity", setupErr("session setup", joined, &smbconn.IdentityError{Expected: "LCREAL", NetBIOSComputer: "LCROGUE"}), false, ErrIdentityMismatch, DiagIdentityMismatch, StepLogon, false},
+		{"refused", setupErr("dial", smbconn.Info{}, &smbconn.DialError{Reason: smbconn.DialRefused, Err: syscall.ECONNREFUSED}), false, ErrUnreachable, diag.FirewallRefused, StepConnect, false},
+		{"filtered", setupErr("dial", smbconn.Info{}, &smbconn.DialError{Reason: smbconn.DialTimeout, Err: os.ErrDeadlineExceeded}), false, ErrUnreachable, diag.FirewallFiltered, StepConnect, false},
+		{"no route", setupErr("dial", smbconn.Info{}, &smbconn.DialError{Reason: smbconn.DialNoRoute, Err: syscall.EHOSTUNREACH}), false, ErrUnreachable, diag.NoRoute, StepConnect, false},
+		{"resolve", setupErr("dial", smbconn.Info{}, &smbconn.DialError{Reason: smbconn.DialResolve, Err: errors.New("nx")}), false, ErrUnreachable, diag.NameNotResolved, StepConnect, false},
+		{"logon", setupErr("session setup", workgroup, smbconn.StatusLogonFailure), true, ErrLogonFailure, diag.LogonFailure, StepLogon, true},
+		{"ntlmv1", setupErr("session setup", v1only, smbconn.StatusLogonFailure), true, ErrLogonFailure, diag.NTLMv1Only, StepLogon, true},
+		{"locked", setupErr("session setup", joined, smbconn.StatusAccountLockedOut), false, ErrAccountRestricted, diag.AccountLocked, StepLogon, true},
+		{"net logon right", setupErr("session setup", joined, smbconn.StatusLogonTypeNotGranted), false, ErrAccountRestricted, diag.NetworkLogonDenied, StepLogon, true},
+		{"ntlm blocked", setupErr("session setup", joined, smbconn.StatusNTLMBlocked), false, ErrNTLMBlocked, diag.NTLMBlocked, StepLogon, false},
+		{"guest local workgroup", setupErr("session setup", workgroup, smbconn.ErrGuest), true, ErrGuest, diag.GuestOnly, StepLogon, false},
+		{"guest local joined", setupErr("session setup", joined, smbconn.ErrGuest), true, ErrGuest, diag.GuestOnly, StepLogon, true},
+		{"guest domain", setupErr("session setup", joined, smbconn.ErrGuest), false, ErrGuest, diag.GuestMapped, StepLogon, true},
+		{"signing", setupErr("session setup", joined, fmt.Errorf("%w: x", smbconn.ErrSigning)), false, ErrSigning, diag.SigningMismatch, StepLogon, false},
+		{"encryption", setupErr("session setup", joined, smbconn.ErrEncryptionUnavailable), false, ErrEncryption, diag.EncryptionUnsupported, StepLogon, false},
+		{"below min dialect", setupErr("negotiate", smbconn.Info{Dialect: 0x0210}, fmt.Errorf("%w: x", smbconn.ErrDowngrade)), false, ErrDowngrade, diag.SMBDowngrade, StepConnect, false},
+		{"validation failed", setupErr("validate negotiate", joined, fmt.Errorf("%w: x", smbconn.ErrDowngrade)), false, ErrDowngrade, diag.SMBDowngrade, StepConnect, false},
+		{"smb1", setupErr("negotiate", smbconn.Info{}, fmt.Errorf("%w: x", smbconn.ErrConnLost)), false, ErrSMBProtocol, diag.SMBProtocol, StepConnect, false},
+		{"garbage", setupErr("negotiate", smbconn.Info{}, fmt.Errorf("%w: x", smbconn.ErrProtocol)), false, ErrSMBProtocol, diag.SMBProtocol, StepConnect, false},
+		{"canceled", setupErr("negotiate", smbconn.Info{}, context.Canceled), false, ErrCanceled, diag.Canceled, StepConnect, false},
+		{"timeout", setupErr("session setup", smbconn.Info{}, context.DeadlineExceeded), false, ErrCanceled, diag.Timeout, StepLogon, false},
+		{"odd status", setupErr("session setup", joined, smbconn.NTStatus(0xC0001234)), false, ErrSMBProtocol, diag.ServerStatus, StepLogon, false},
+		{"identity", setupErr("session setup", joined, &smbconn.IdentityError{Expected: "LCREAL", NetBIOSComputer: "LCROGUE"}), false, ErrIdentityMismatch, diag.IdentityMismatch, StepLogon, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ae := classifySetup("10.9.9.9", `CORP\alice`, tc.local, tc.err)
 			if !errors.Is(ae, tc.kind) || ae.Diagnosis.Code != tc.code || ae.Step != tc.step || ShouldPrompt(ae) != tc.retryable {
 				t.Fatalf("got kind %v code %s step %s retry %v", ae.Kind, ae.Diagnosis.Code, ae.Step, ae.Retryable)
 			}
-			if ae.Diagnosis.Summary == "" || (tc.kind != ErrCancelled && ae.Diagnosis.Fix == "") {
+			if ae.Diagnosis.Summary == "" || (tc.kind != ErrCanceled && ae.Diagnosis.Fix == "") {
 				t.Fatalf("diagnosis incomplete: %+v", ae.Diagnosis)
 			}
 			// Exactly one kind matches.
 			n := 0
-			for _, k := range []error{ErrUnreachable, ErrLogonFailure, ErrAccountRestricted, ErrNTLMBlocked, ErrGuest, ErrNotAdmin, ErrSigning, ErrEncryption, ErrSMBProtocol, ErrCancelled, ErrIdentityMismatch, ErrDowngrade, ErrCredentialsRefused} {
+			for _, k := range []error{ErrUnreachable, ErrLogonFailure, ErrAccountRestricted, ErrNTLMBlocked, ErrGuest, ErrNotAdmin, ErrSigning, ErrEncryption, ErrSMBProtocol, ErrCanceled, ErrIdentityMismatch, ErrDowngrade, ErrCredentialsRefused} {
 				if errors.Is(ae, k) {
 					n++
 				}
@@ -135,7 +134,7 @@ type fakeAuth struct {
 func (f *fakeAuth) Authenticate(_ context.Context, host string, c Credentials) (*Grant, error) {
 	f.tries = append(f.tries, c.Account())
 	if p, _ := c.Password(); p == f.good {
-		return &Grant{Host: host, Credentials: c}, nil
+		return &Grant{Addr: host, Credentials: c}, nil
 	}
 	if len(f.errs) == 0 {
 		return nil, classifySetup(host, c.Account(), false, setupErr("session setup", smbconn.Info{}, smbconn.StatusLogonFailure))
@@ -167,7 +166,7 @@ func TestCredentialSource(t *testing.T) {
 		if err != nil || g.Credentials.Account() != `CORP\new` {
 			t.Fatal(err)
 		}
-		if len(reqs) != 1 || reqs[0].Attempt != 1 || reqs[0].Account != `CORP\old` || reqs[0].Diagnosis.Code != DiagLogonFailure || !errors.Is(reqs[0].Reason, ErrLogonFailure) {
+		if len(reqs) != 1 || reqs[0].Attempt != 1 || reqs[0].Account != `CORP\old` || reqs[0].Diagnosis.Code != diag.LogonFailure || !errors.Is(reqs[0].Reason, ErrLogonFailure) {
 			t.Fatalf("%+v", reqs)
 		}
 	})
@@ -194,13 +193,13 @@ func TestCredentialSource(t *testing.T) {
 			t.Fatalf("err %v prompts %d tries %d", err, n, len(f.tries))
 		}
 	})
-	t.Run("cancelled prompt", func(t *testing.T) {
+	t.Run("canceled prompt", func(t *testing.T) {
 		f := &fakeAuth{good: "good"}
 		_, err := CredentialSource{Current: cur, Prompt: func(context.Context, PromptRequest) (Credentials, error) {
-			return Credentials{}, ErrPromptCancelled
+			return Credentials{}, ErrPromptCanceled
 		}}.Authenticate(ctx, f, "h")
 		var ae *AuthError
-		if !errors.Is(err, ErrPromptCancelled) || !errors.As(err, &ae) || ae.Step != StepPrompt || ShouldPrompt(err) {
+		if !errors.Is(err, ErrPromptCanceled) || !errors.As(err, &ae) || ae.Step != StepPrompt || ShouldPrompt(err) {
 			t.Fatalf("err %v", err)
 		}
 	})
@@ -248,32 +247,14 @@ func TestDiagNotAdminVariants(t *testing.T) {
 	builtin := diagNotAdmin(`.\Administrator`, true, true)
 	local := diagNotAdmin(`.\helpdesk`, true, false)
 	domain := diagNotAdmin(`CORP\helpdesk`, false, false)
-	if builtin.Code != DiagUACRemote || !strings.Contains(builtin.Summary, "FilterAdministratorToken") {
+	if builtin.Code != diag.UACRemote || !strings.Contains(builtin.Summary, "FilterAdministratorToken") {
 		t.Fatalf("builtin: %+v", builtin)
 	}
-	if local.Code != DiagUACRemote || !strings.Contains(local.Fix, "LocalAccountTokenFilterPolicy") {
+	if local.Code != diag.UACRemote || !strings.Contains(local.Fix, "LocalAccountTokenFilterPolicy") {
 		t.Fatalf("local: %+v", local)
 	}
-	if domain.Code != DiagNotAdmin || strings.Contains(domain.Fix, "LocalAccountTokenFilterPolicy") {
+	if domain.Code != diag.NotAdmin || strings.Contains(domain.Fix, "LocalAccountTokenFilterPolicy") {
 		t.Fatalf("domain: %+v", domain)
-	}
-}
-
-func TestHostAddressPrefersTrusted(t *testing.T) {
-	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
-	for _, c := range []struct {
-		h    discovery.Host
-		want string
-	}{
-		{discovery.Host{Name: "HERON", Addrs: []netip.Addr{a("10.0.0.66"), a("10.0.0.5")}, TrustedAddrs: []netip.Addr{a("10.0.0.5")}}, "10.0.0.5"},
-		{discovery.Host{Name: "HERON", Addrs: []netip.Addr{a("10.0.0.66")}}, "10.0.0.66"},
-		{discovery.Host{Name: "HERON", DNSName: "heron.lab.example"}, "heron.lab.example"},
-		{discovery.Host{Name: "HERON"}, "HERON"},
-		{discovery.Host{}, ""},
-	} {
-		if got := HostAddress(c.h); got != c.want {
-			t.Errorf("HostAddress(%+v) = %q, want %q", c.h, got, c.want)
-		}
 	}
 }
 

@@ -747,7 +747,7 @@ func (d *Directory) search(ctx context.Context, s *session, base, filter string,
 }
 
 // drain waits for go-ldap's search goroutine to finish (its context is
-// cancelled, so it stops at its next step).
+// canceled, so it stops at its next step).
 func drain(r ldap.Response) {
 	for r.Next() {
 	}

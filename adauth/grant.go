@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -17,8 +18,8 @@ import (
 //
 // A Grant prints without its credentials' secret.
 type Grant struct {
-	// Host is the name or address the grant was made for.
-	Host string
+	// Addr is the name or address the grant was made for, as dialled.
+	Addr string
 	// Credentials are the credentials that were proved.
 	Credentials Credentials
 	// Facts are what the computer negotiated and revealed.
@@ -144,9 +145,17 @@ func (g *Grant) RemoteAddr() netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// Session returns the grant's SMB session, for the packages of this
-// module (deploy, the launchers). It is nil for a zero Grant.
-func (g *Grant) Session() *smbconn.Session { return g.session }
+// The packages of this module (deploy, the launchers) borrow the grant's
+// SMB session through internal/grantsess, which adauth tells how to read
+// it; it is not part of the exported API.
+func init() {
+	grantsess.Register(func(v any) *smbconn.Session {
+		if g, ok := v.(*Grant); ok && g != nil {
+			return g.session
+		}
+		return nil
+	})
+}
 
 // OpenPipe opens the named pipe name (for example "winreg" or "svcctl")
 // on the grant's session and returns it as a net.Conn that carries RPC

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -17,9 +18,6 @@ import (
 // disabled or expired), and every further try would count towards the
 // account's lockout. Its Err is that computer's *AuthError.
 var ErrCredentialsRefused = errors.New("adauth: credentials refused elsewhere in this run, not tried")
-
-// DiagCredentialsRefused is the diagnosis code of ErrCredentialsRefused.
-const DiagCredentialsRefused = "credentials-refused"
 
 // CredentialsRefused reports whether err means that the computer refused
 // the account's credentials in a way that would count towards a domain
@@ -198,8 +196,8 @@ func (ga *guarded) Authenticate(ctx context.Context, host string, creds Credenti
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, &AuthError{Host: host, Account: creds.Account(), Step: StepLogon, Kind: ErrCancelled, Err: ctx.Err(),
-				Diagnosis: Diagnosis{DiagCancelled, "The authentication was cancelled while another computer was trying the same credentials first.", ""}}
+			return nil, &AuthError{Addr: host, Account: creds.Account(), Step: StepLogon, Kind: ErrCanceled, Err: ctx.Err(),
+				Diagnosis: diag.Diagnosis{Code: diag.Canceled, Summary: "The authentication was canceled while another computer was trying the same credentials first."}}
 		}
 		g.mu.Lock()
 	}
@@ -233,13 +231,13 @@ func (ga *guarded) pilot(ctx context.Context, k credKey, host string, creds Cred
 func refusedHere(host, account string, cause error) *AuthError {
 	other := "another computer"
 	var ae *AuthError
-	if errors.As(cause, &ae) && ae.Host != "" {
-		other = ae.Host
+	if errors.As(cause, &ae) && ae.Addr != "" {
+		other = ae.Addr
 		if ae.Kind == ErrCredentialsRefused {
 			// Name the computer that really refused them.
 			var inner *AuthError
-			if errors.As(ae.Err, &inner) && inner.Host != "" {
-				other = inner.Host
+			if errors.As(ae.Err, &inner) && inner.Addr != "" {
+				other = inner.Addr
 			}
 		}
 	}
@@ -247,10 +245,10 @@ func refusedHere(host, account string, cause error) *AuthError {
 	if account != "" {
 		who = "the credentials of " + account
 	}
-	return &AuthError{Host: host, Account: account, Step: StepLogon, Kind: ErrCredentialsRefused, Retryable: true, Err: cause,
-		Diagnosis: Diagnosis{DiagCredentialsRefused,
-			"Not tried on " + host + ": " + other + " refused " + who + " in this run, and every further failed logon counts towards locking the account out.",
-			"Enter the right password (or another administrator account); check on a domain controller that the account is not locked out, disabled or expired."}}
+	return &AuthError{Addr: host, Account: account, Step: StepLogon, Kind: ErrCredentialsRefused, Retryable: true, Err: cause,
+		Diagnosis: diag.Diagnosis{Code: diag.CredentialsRefused,
+			Summary: "Not tried on " + host + ": " + other + " refused " + who + " in this run, and every further failed logon counts towards locking the account out.",
+			Fix:     "Enter the right password (or another administrator account); check on a domain controller that the account is not locked out, disabled or expired."}}
 }
 
 // Prompt returns a PromptFunc that joins prompts caused by the same
@@ -258,7 +256,7 @@ func refusedHere(host, account string, cause error) *AuthError {
 // and returns its answer (or its error). Later prompts for the same
 // refusal get the same answer without asking; when that answer was
 // refused in turn, they join the prompt about the answer. A prompt that
-// failed (cancelled) is asked again by the next refusal. A prompt whose
+// failed (canceled) is asked again by the next refusal. A prompt whose
 // reason is not a refusal is passed to p unchanged. A nil p returns nil.
 //
 // An answer is new credentials for the guard even when the technician
@@ -296,7 +294,7 @@ func (g *LockoutGuard) Prompt(p PromptFunc) PromptFunc {
 				}
 			}
 			if f.err != nil {
-				break // that prompt was cancelled: ask again
+				break // that prompt was canceled: ask again
 			}
 			ak := g.keyOf(f.answer)
 			if g.state(ak).refused == nil {

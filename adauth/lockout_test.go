@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -55,7 +56,7 @@ type fixedAuth struct{ calls atomic.Int32 }
 func (a *fixedAuth) Authenticate(_ context.Context, host string, c Credentials) (*Grant, error) {
 	a.calls.Add(1)
 	if pw, _ := c.Password(); pw == "good" {
-		return &Grant{Host: host, Credentials: c}, nil
+		return &Grant{Addr: host, Credentials: c}, nil
 	}
 	return nil, classifySetup(host, c.Account(), false, setupErr("session setup", smbconn.Info{}, smbconn.StatusLogonFailure))
 }
@@ -73,7 +74,7 @@ func TestLockoutGuardSequential(t *testing.T) {
 	}
 	_, err2 := a.Authenticate(ctx, "h2", bad)
 	var ae *AuthError
-	if !errors.As(err2, &ae) || ae.Kind != ErrCredentialsRefused || ae.Diagnosis.Code != DiagCredentialsRefused || !ShouldPrompt(err2) || inner.calls.Load() != 1 {
+	if !errors.As(err2, &ae) || ae.Kind != ErrCredentialsRefused || ae.Diagnosis.Code != diag.CredentialsRefused || !ShouldPrompt(err2) || inner.calls.Load() != 1 {
 		t.Fatalf("second: %v (calls %d)", err2, inner.calls.Load())
 	}
 	if fmt.Sprint(err2) == "" || containsSecret(err2.Error()) {
@@ -104,7 +105,7 @@ func TestLockoutGuardSequential(t *testing.T) {
 		return good, nil
 	})
 	for i := range 3 {
-		c, err := p(ctx, PromptRequest{Host: fmt.Sprint("h", i), Reason: err2})
+		c, err := p(ctx, PromptRequest{Addr: fmt.Sprint("h", i), Reason: err2})
 		if err != nil || c.Account() != good.Account() {
 			t.Fatalf("prompt %d: %v", i, err)
 		}
@@ -119,19 +120,19 @@ func TestLockoutGuardSequential(t *testing.T) {
 	if asked.Load() != 3 {
 		t.Fatalf("asked %d times", asked.Load())
 	}
-	// A cancelled prompt is asked again by the next refusal.
+	// A canceled prompt is asked again by the next refusal.
 	var g2 LockoutGuard
 	a2 := g2.Wrap(&fixedAuth{})
 	_, r := a2.Authenticate(ctx, "h1", bad)
 	var n atomic.Int32
 	p2 := g2.Prompt(func(context.Context, PromptRequest) (Credentials, error) {
 		n.Add(1)
-		return Credentials{}, ErrPromptCancelled
+		return Credentials{}, ErrPromptCanceled
 	})
 	_, _ = p2(ctx, PromptRequest{Reason: r})
 	_, _ = p2(ctx, PromptRequest{Reason: r})
 	if n.Load() != 2 {
-		t.Fatalf("cancelled prompt asked %d times", n.Load())
+		t.Fatalf("canceled prompt asked %d times", n.Load())
 	}
 }
 
@@ -140,7 +141,7 @@ type flakyAuth struct{ calls atomic.Int32 }
 
 func (a *flakyAuth) Authenticate(_ context.Context, host string, c Credentials) (*Grant, error) {
 	if a.calls.Add(1) == 1 {
-		return &Grant{Host: host, Credentials: c}, nil
+		return &Grant{Addr: host, Credentials: c}, nil
 	}
 	return nil, classifySetup(host, c.Account(), false, setupErr("session setup", smbconn.Info{}, smbconn.StatusLogonFailure))
 }

@@ -4,13 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/lanconnect/lanconnect/diag"
+	"github.com/lanconnect/lanconnect/discovery"
 )
 
 // PromptRequest is what a console's prompt is told when the SDK needs
 // credentials for a computer.
 type PromptRequest struct {
-	// Host is the computer the credentials are for.
-	Host string
+	// Addr is the address (or name, as dialled) of the computer the
+	// credentials are for.
+	Addr string
+	// Session is the ID of the session that asks, and Host the computer
+	// it connects to. Package session sets them for its sessions;
+	// CredentialSource alone leaves them empty.
+	Session string
+	Host    discovery.Host
 	// Attempt counts prompts for this authentication, from 1.
 	Attempt int
 	// Account is the account that was tried last (DOMAIN\user, no secret),
@@ -20,11 +29,11 @@ type PromptRequest struct {
 	// attempt, or ErrNoCredentials when there were none to try.
 	Reason error
 	// Diagnosis is Reason's diagnosis, for the dialog.
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 }
 
 // PromptFunc asks the technician for credentials. It returns
-// ErrPromptCancelled (or any error) to give up; the error ends the
+// ErrPromptCanceled (or any error) to give up; the error ends the
 // authentication. It must honour ctx.
 type PromptFunc func(ctx context.Context, req PromptRequest) (Credentials, error)
 
@@ -49,12 +58,13 @@ type CredentialSource struct {
 	MaxPrompts int
 }
 
-// Authenticate runs a against host with the credentials of src, as
+// Authenticate runs a against addr with the credentials of src, as
 // described on CredentialSource. It returns the first Grant, or the last
-// error: an *AuthError (with Step StepPrompt and Kind ErrPromptCancelled
+// error: an *AuthError (with Step StepPrompt and Kind ErrPromptCanceled
 // or ErrNoCredentials when the prompt ended it; its Err then wraps the
 // prompt's error and the last authentication error, if any).
-func (src CredentialSource) Authenticate(ctx context.Context, a Authenticator, host string) (*Grant, error) {
+func (src CredentialSource) Authenticate(ctx context.Context, a Authenticator, addr string) (*Grant, error) {
+	host := addr
 	if a == nil {
 		a = &SMBAuthenticator{}
 	}
@@ -79,17 +89,17 @@ func (src CredentialSource) Authenticate(ctx context.Context, a Authenticator, h
 			if lastErr != nil {
 				return nil, lastErr
 			}
-			return nil, &AuthError{Host: host, Step: StepPrompt, Kind: ErrNoCredentials,
-				Diagnosis: Diagnosis{DiagNoCredentials, "No credentials are available for " + host + ".", "Enter an administrator account for this computer."},
+			return nil, &AuthError{Addr: host, Step: StepPrompt, Kind: ErrNoCredentials,
+				Diagnosis: diag.Diagnosis{Code: diag.NoCredentials, Summary: "No credentials are available for " + host + ".", Fix: "Enter an administrator account for this computer."},
 				Err:       ErrNoCredentials}
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, &AuthError{Host: host, Step: StepPrompt, Kind: ErrCancelled, Diagnosis: Diagnosis{DiagCancelled, "The authentication was cancelled.", ""}, Err: err}
+			return nil, &AuthError{Addr: host, Step: StepPrompt, Kind: ErrCanceled, Diagnosis: diag.Diagnosis{Code: diag.Canceled, Summary: "The authentication was canceled."}, Err: err}
 		}
-		req := PromptRequest{Host: host, Attempt: attempt, Account: account, Reason: lastErr}
+		req := PromptRequest{Addr: addr, Attempt: attempt, Account: account, Reason: lastErr}
 		if lastErr == nil {
 			req.Reason = ErrNoCredentials
-			req.Diagnosis = Diagnosis{DiagNoCredentials, "No credentials are available for " + host + ".", "Enter an administrator account for this computer."}
+			req.Diagnosis = diag.Diagnosis{Code: diag.NoCredentials, Summary: "No credentials are available for " + host + ".", Fix: "Enter an administrator account for this computer."}
 		} else {
 			var ae *AuthError
 			if errors.As(lastErr, &ae) {
@@ -98,16 +108,16 @@ func (src CredentialSource) Authenticate(ctx context.Context, a Authenticator, h
 		}
 		creds, err := src.Prompt(ctx, req)
 		if err != nil {
-			kind := ErrPromptCancelled
+			kind := ErrPromptCanceled
 			if ctx.Err() != nil {
-				kind = ErrCancelled
+				kind = ErrCanceled
 			}
 			cause := err
 			if lastErr != nil {
 				cause = fmt.Errorf("%w (after: %w)", err, lastErr)
 			}
-			return nil, &AuthError{Host: host, Account: account, Step: StepPrompt, Kind: kind,
-				Diagnosis: Diagnosis{DiagPromptCancelled, "The credential prompt was cancelled.", ""}, Err: cause}
+			return nil, &AuthError{Addr: host, Account: account, Step: StepPrompt, Kind: kind,
+				Diagnosis: diag.Diagnosis{Code: diag.PromptCanceled, Summary: "The credential prompt was canceled."}, Err: cause}
 		}
 		g, err := a.Authenticate(ctx, host, creds)
 		if err == nil {

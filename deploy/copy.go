@@ -18,6 +18,8 @@ import (
 	smb2 "github.com/oiweiwei/go-smb2.fork"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/diag"
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -129,17 +131,17 @@ type CopyResult struct {
 // Journal was given). It wraps the cause, which may be a context error,
 // ErrHashMismatch, ErrSizeMismatch, os.ErrPermission or an SMB error.
 type CopyError struct {
-	Host, Op string
+	Addr, Op string
 	Leftover string
 	Err      error
 	// Diagnosis explains the failure to a technician when Copy knows more
 	// than the cause says (a folder that already exists, a folder that is
 	// not admin-only); it is zero otherwise.
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 }
 
 func (e *CopyError) Error() string {
-	s := fmt.Sprintf("deploy: copy to %s: %s: %v", e.Host, e.Op, e.Err)
+	s := fmt.Sprintf("deploy: copy to %s: %s: %v", e.Addr, e.Op, e.Err)
 	if e.Leftover != "" {
 		s += " (temporary file left: " + e.Leftover + ")"
 	}
@@ -148,6 +150,10 @@ func (e *CopyError) Error() string {
 
 // Unwrap returns the cause.
 func (e *CopyError) Unwrap() error { return e.Err }
+
+// Diagnose returns the diagnosis (diag.Diagnoser); it is zero when Copy
+// knows no more than the cause says.
+func (e *CopyError) Diagnose() diag.Diagnosis { return e.Diagnosis }
 
 func cleanDir(d string) (string, error) {
 	d = strings.Trim(strings.ReplaceAll(d, "/", `\`), `\`)
@@ -173,9 +179,9 @@ func cleanDir(d string) (string, error) {
 // into place. A folder that already exists is refused (ErrFolderExists),
 // and a folder that is not admin-only (ErrUnsafeFolder) is refused before
 // anything is sent. Every directory and file is journaled before it is
-// created; when a create call fails without a definite answer (cancelled,
+// created; when a create call fails without a definite answer (canceled,
 // connection lost), Copy removes the object by name. A copy that fails or
-// is cancelled never leaves a partial file under the final name: the
+// is canceled never leaves a partial file under the final name: the
 // temporary file is removed, or stays journaled and is named in the
 // *CopyError.
 //
@@ -183,12 +189,12 @@ func cleanDir(d string) (string, error) {
 // folder afterwards; undo the journal for that.
 func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions) (*CopyResult, error) {
 	start := time.Now()
-	if g == nil || g.Session() == nil {
+	if g == nil || grantsess.Of(g) == nil {
 		return nil, ErrNoGrant
 	}
-	host := g.Host
+	host := g.Addr
 	fail := func(op string, err error) (*CopyResult, error) {
-		return nil, &CopyError{Host: host, Op: op, Err: smbconn.MapError(err)}
+		return nil, &CopyError{Addr: host, Op: op, Err: smbconn.MapError(err)}
 	}
 	if err := applet.Validate(); err != nil {
 		return fail("validate", err)
@@ -199,7 +205,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	}
 	share, parent, err := CheckFolder(opts.Share, orDefault(opts.Dir, DefaultDir))
 	if err != nil {
-		ce := &CopyError{Host: host, Op: "validate", Err: err}
+		ce := &CopyError{Addr: host, Op: "validate", Err: err}
 		if errors.Is(err, ErrUnsafeFolder) {
 			ce.Diagnosis = diagUnsafeFolder
 		}
@@ -225,7 +231,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	if chunk <= 0 || chunk > DefaultChunkSize {
 		chunk = DefaultChunkSize
 	}
-	if mw := int(g.Session().Info().MaxWriteSize); mw > 0 && chunk > mw {
+	if mw := int(grantsess.Of(g).Info().MaxWriteSize); mw > 0 && chunk > mw {
 		chunk = mw
 	}
 
@@ -266,7 +272,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 		}
 	}
 	if err := mk(dir, "applet folder", true); err != nil {
-		ce := &CopyError{Host: host, Op: "create folder", Err: smbconn.MapError(err)}
+		ce := &CopyError{Addr: host, Op: "create folder", Err: smbconn.MapError(err)}
 		if errors.Is(err, ErrFolderExists) {
 			ce.Diagnosis = diagFolderExists(share, dir)
 		}
@@ -285,14 +291,14 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	tmp := joinPath(dir, "."+applet.Name+"."+hex.EncodeToString(rnd[:])+".lcpart")
 	var tmpRec Artifact
 	if opts.Journal != nil {
-		if tmpRec, err = opts.Journal.Record(ctx, Artifact{Kind: KindFile, Host: host, Share: share, Path: tmp, Note: "temporary copy of " + applet.Name}); err != nil {
+		if tmpRec, err = opts.Journal.Record(ctx, Artifact{Kind: KindFile, Addr: host, Share: share, Path: tmp, Note: "temporary copy of " + applet.Name}); err != nil {
 			return fail("journal", err)
 		}
 	}
 	// From here on, a failure removes the temporary file (or leaves it
 	// journaled and says so).
 	cleanup := func(op string, cause error) (*CopyResult, error) {
-		ce := &CopyError{Host: host, Op: op, Err: smbconn.MapError(cause)}
+		ce := &CopyError{Addr: host, Op: op, Err: smbconn.MapError(cause)}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := sh.WithContext(cctx).Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -335,7 +341,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 	// between the two steps leaves both names journaled. The folder is
 	// new, so nothing is in the way.
 	if opts.Journal != nil {
-		if _, err := opts.Journal.Record(ctx, Artifact{Kind: KindFile, Host: host, Share: share, Path: final, Note: "applet " + applet.Name + " " + applet.Version}); err != nil {
+		if _, err := opts.Journal.Record(ctx, Artifact{Kind: KindFile, Addr: host, Share: share, Path: final, Note: "applet " + applet.Name + " " + applet.Version}); err != nil {
 			return cleanup("journal", err)
 		}
 	}

@@ -16,7 +16,7 @@ func ExampleCopy() {
 	creds, _ := adauth.Parse(`.\Administrator`, os.Getenv("PASSWORD"))
 	g, err := (&adauth.SMBAuthenticator{}).Authenticate(ctx, "192.0.2.10", creds)
 	if err != nil {
-		fmt.Println(err) // an *adauth.AuthError with a Diagnosis
+		fmt.Println(err) // an *adauth.AuthError with a diag.Diagnosis
 		return
 	}
 	defer g.Close()

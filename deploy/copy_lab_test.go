@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 	"github.com/lanconnect/lanconnect/internal/testlab"
 )
@@ -117,7 +118,7 @@ func TestCopyLab(t *testing.T) {
 		// The same folder again is refused and left alone.
 		_, err = Copy(ctx, g, applet, CopyOptions{Folder: res.Folder, Journal: &j})
 		var ce *CopyError
-		if !errors.Is(err, ErrFolderExists) || !errors.As(err, &ce) || ce.Diagnosis.Code != DiagFolderExists {
+		if !errors.Is(err, ErrFolderExists) || !errors.As(err, &ce) || ce.Diagnosis.Code != diag.AppletFolderExists {
 			t.Fatalf("second copy into the folder: %v", err)
 		}
 		if len(j.Artifacts()) != len(kinds) {
@@ -184,7 +185,7 @@ func TestCopyLab(t *testing.T) {
 			o.Journal = &j
 			_, err := Copy(ctx, g, AppletFromBytes("a.exe", "1", []byte("applet")), o)
 			var ce *CopyError
-			if !errors.Is(err, ErrUnsafeFolder) || !errors.Is(err, ErrBadOptions) || !errors.As(err, &ce) || ce.Diagnosis.Code != DiagUnsafeFolder {
+			if !errors.Is(err, ErrUnsafeFolder) || !errors.Is(err, ErrBadOptions) || !errors.As(err, &ce) || ce.Diagnosis.Code != diag.AppletFolderUnsafe {
 				t.Errorf("share %q dir %q: %v", o.Share, o.Dir, err)
 			}
 			if j.Len() != 0 {

@@ -15,6 +15,27 @@
 // lanconnect makes: Journal.UndoWithin refuses a journal that names
 // anything else.
 //
+// # Plugin model
+//
+// deploy holds the one target-side model that package session drives and
+// that launchers, preflighters and deployers implement, lanconnect's own
+// (remotereg, wmi, standard.Deployer) and a vendor's alike:
+//
+//   - Target: the session ID, the discovery.Host, the address dialled, the
+//     adauth.Grant, the session's *Journal and, once copied, the applet's
+//     path;
+//   - Launcher (Name, Launch on a *Target), Preflighter with its Preflight
+//     findings, Deployer and FileDeployer;
+//   - Undoer: a step that records artifacts of its own kinds in
+//     Target.Journal returns their undo functions from Undoers(grant). The
+//     session undoes its journal with FileUndoers and the Undoers of every
+//     configured step that implements Undoer; a console recovering a
+//     persisted journal after a crash does the same with a new grant.
+//
+// A journal file is trusted input: undoing it deletes what it names, so a
+// journal directory must be writable by the console only, and a recovery
+// should restrict it with a Scope (Journal.UndoWithin).
+//
 // It does not authenticate (it takes a grant from package adauth) and it
 // contains no launcher: those are in packages remotereg and wmi.
 package deploy

@@ -19,10 +19,10 @@ func ExampleJournal() {
 	created := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC) // Record stamps the time when it is zero
 	var j deploy.Journal                                    // the zero value is an in-memory journal
 	for _, a := range []deploy.Artifact{
-		{Kind: deploy.KindDir, Host: "192.0.2.10", Share: "ADMIN$", Path: `lanconnect-s1.k3x9`, Note: "applet folder"},
-		{Kind: deploy.KindFile, Host: "192.0.2.10", Share: "ADMIN$", Path: `lanconnect-s1.k3x9\acme-applet.exe`, Note: "applet"},
-		{Kind: "remotereg.service", Host: "192.0.2.10", Name: "lanconnect-s1"},
-		{Kind: "acme.firewall-rule", Host: "192.0.2.10", Name: "acme applet inbound"},
+		{Kind: deploy.KindDir, Addr: "192.0.2.10", Share: "ADMIN$", Path: `lanconnect-s1.k3x9`, Note: "applet folder"},
+		{Kind: deploy.KindFile, Addr: "192.0.2.10", Share: "ADMIN$", Path: `lanconnect-s1.k3x9\acme-applet.exe`, Note: "applet"},
+		{Kind: "remotereg.service", Addr: "192.0.2.10", Name: "lanconnect-s1"},
+		{Kind: "acme.firewall-rule", Addr: "192.0.2.10", Name: "acme applet inbound"},
 	} {
 		a.Created = created
 		if _, err := j.Record(ctx, a); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -25,11 +26,11 @@ import (
 // reading it back; use Copy for the applet itself. Errors are *CopyError
 // values.
 func PutFile(ctx context.Context, g *adauth.Grant, share, path string, content []byte, j *Journal) error {
-	if g == nil || g.Session() == nil {
+	if g == nil || grantsess.Of(g) == nil {
 		return ErrNoGrant
 	}
 	fail := func(op string, err error) error {
-		return &CopyError{Host: g.Host, Op: op, Err: smbconn.MapError(err)}
+		return &CopyError{Addr: g.Addr, Op: op, Err: smbconn.MapError(err)}
 	}
 	if share == "" {
 		share = DefaultShare
@@ -56,7 +57,7 @@ func PutFile(ctx context.Context, g *adauth.Grant, share, path string, content [
 		}
 	}
 	if j != nil {
-		if _, err := j.Record(ctx, Artifact{Kind: KindFile, Host: g.Host, Share: share, Path: p, Note: "file"}); err != nil {
+		if _, err := j.Record(ctx, Artifact{Kind: KindFile, Addr: g.Addr, Share: share, Path: p, Note: "file"}); err != nil {
 			return fail("journal", err)
 		}
 	}

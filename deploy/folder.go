@@ -13,6 +13,8 @@ import (
 	smb2 "github.com/oiweiwei/go-smb2.fork"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/diag"
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 )
 
 // DefaultFolderPrefix starts the name of every applet folder that Copy
@@ -58,18 +60,12 @@ var usersWritable = []string{
 	`syswow64\fxstmp`,
 }
 
-// Diagnosis codes of folder failures.
-const (
-	DiagFolderExists = "applet-folder-exists"
-	DiagUnsafeFolder = "applet-folder-unsafe"
-)
-
-var diagUnsafeFolder = Diagnosis{Code: DiagUnsafeFolder,
+var diagUnsafeFolder = diag.Diagnosis{Code: diag.AppletFolderUnsafe,
 	Summary: "The configured applet folder is not admin-only: ordinary users of the target could replace the applet before it starts as LocalSystem.",
 	Fix:     `Leave the folder option empty (a new folder directly under ADMIN$), or name a folder under ADMIN$ that is not Temp.`}
 
-func diagFolderExists(share, p string) Diagnosis {
-	return Diagnosis{Code: DiagFolderExists,
+func diagFolderExists(share, p string) diag.Diagnosis {
+	return diag.Diagnosis{Code: diag.AppletFolderExists,
 		Summary: `The applet's folder ` + share + `\` + p + ` already existed on the target. Its name is new for every session, so someone created it in advance, which is how an applet is swapped or a DLL is planted; nothing was copied and the folder was left as it is.`,
 		Fix:     "Ask the target's administrator to check who created the folder and remove it, then connect again."}
 }
@@ -150,7 +146,7 @@ func checkFolderName(name string) error {
 }
 
 // interrupted is a directory whose create call failed without a definite
-// answer (cancelled, connection lost): it may exist on the target now.
+// answer (canceled, connection lost): it may exist on the target now.
 // Its journal entry stays until it has been removed by name.
 type interrupted struct {
 	path string
@@ -180,7 +176,7 @@ func createDir(ctx context.Context, fs *smb2.Share, host, share, p, note string,
 	}
 	in := &interrupted{path: p}
 	if j != nil {
-		rec, err := j.Record(ctx, Artifact{Kind: KindDir, Host: host, Share: share, Path: p, Note: note})
+		rec, err := j.Record(ctx, Artifact{Kind: KindDir, Addr: host, Share: share, Path: p, Note: note})
 		if err != nil {
 			_ = j.Resolve(ctx, rec.ID) // nothing was created; do not leave the intent in memory
 			return nil, err
@@ -251,7 +247,7 @@ func removeInterrupted(ctx context.Context, g *adauth.Grant, share string, ins [
 // mount connects to share on g's session; umount disconnects the tree,
 // also after ctx ended, within two seconds.
 func mount(ctx context.Context, g *adauth.Grant, share string) (sh *smb2.Share, umount func(), err error) {
-	sh, err = g.Session().Mount(ctx, share)
+	sh, err = grantsess.Of(g).Mount(ctx, share)
 	if err != nil {
 		return nil, nil, err
 	}

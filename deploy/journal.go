@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 )
 
 // Artifact kinds that package deploy records itself. Launchers record
@@ -34,8 +35,9 @@ type Artifact struct {
 	ID uint64 `json:"id"`
 	// Kind is KindFile, KindDir, or a launcher's namespaced kind.
 	Kind string `json:"kind"`
-	// Host is the target (as in adauth.Grant.Host).
-	Host string `json:"host"`
+	// Addr is the target's address or name, as in adauth.Grant.Addr. Its
+	// JSON name is "host", as in journals written before it was renamed.
+	Addr string `json:"host"`
 	// Share and Path locate a file or directory: Path is relative to the
 	// share, with backslashes (for example ADMIN$ and Temp\acme\a.exe).
 	Share string `json:"share,omitempty"`
@@ -54,10 +56,24 @@ type Artifact struct {
 func (a Artifact) String() string {
 	switch {
 	case a.Path != "":
-		return fmt.Sprintf("%s %s on %s: %s\\%s", a.Kind, a.Note, a.Host, a.Share, a.Path)
+		return fmt.Sprintf("%s %s on %s: %s\\%s", a.Kind, a.Note, a.Addr, a.Share, a.Path)
 	default:
-		return fmt.Sprintf("%s on %s: %s", a.Kind, a.Host, a.Name)
+		return fmt.Sprintf("%s on %s: %s", a.Kind, a.Addr, a.Name)
 	}
+}
+
+// Label is the short description of the artifact that session cleanups
+// and recovery tools report: its kind and its share and path
+// ("file ADMIN$\lanconnect-s1.0a1b2c3d\applet-s1.exe"), else its kind and
+// name ("remotereg.service lanconnect-1a2b3c4d"), else its kind.
+func (a Artifact) Label() string {
+	switch {
+	case a.Path != "":
+		return a.Kind + " " + a.Share + `\` + a.Path
+	case a.Name != "":
+		return a.Kind + " " + a.Name
+	}
+	return a.Kind
 }
 
 // Journal records the artifacts created on targets, in order, so that they
@@ -322,10 +338,10 @@ func (j *Journal) Undo(ctx context.Context, u Undoers) UndoReport {
 // place and reported as failed.
 func FileUndoers(g *adauth.Grant) Undoers {
 	undo := func(ctx context.Context, a Artifact) error {
-		if g == nil || g.Session() == nil {
+		if g == nil || grantsess.Of(g) == nil {
 			return ErrNoGrant
 		}
-		if !strings.EqualFold(a.Host, g.Host) {
+		if !strings.EqualFold(a.Addr, g.Addr) {
 			return ErrNotMine
 		}
 		sh, umount, err := mount(ctx, g, a.Share)

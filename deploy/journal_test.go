@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,11 +15,11 @@ func TestJournalUndoReverseBestEffort(t *testing.T) {
 	ctx := context.Background()
 	var j Journal // zero value: in memory
 	for _, a := range []Artifact{
-		{Kind: KindDir, Host: "h", Share: "ADMIN$", Path: `Temp\x`},
-		{Kind: KindFile, Host: "h", Share: "ADMIN$", Path: `Temp\x\a.exe`},
-		{Kind: "remotereg.service", Host: "h", Name: "lc-svc"},
-		{Kind: "wmi.process", Host: "h", Name: "pid 4"},
-		{Kind: KindFile, Host: "other", Share: "ADMIN$", Path: `b.exe`},
+		{Kind: KindDir, Addr: "h", Share: "ADMIN$", Path: `Temp\x`},
+		{Kind: KindFile, Addr: "h", Share: "ADMIN$", Path: `Temp\x\a.exe`},
+		{Kind: "remotereg.service", Addr: "h", Name: "lc-svc"},
+		{Kind: "wmi.process", Addr: "h", Name: "pid 4"},
+		{Kind: KindFile, Addr: "other", Share: "ADMIN$", Path: `b.exe`},
 	} {
 		if _, err := j.Record(ctx, a); err != nil {
 			t.Fatal(err)
@@ -28,7 +29,7 @@ func TestJournalUndoReverseBestEffort(t *testing.T) {
 	boom := errors.New("boom")
 	u := Undoers{
 		KindFile: func(_ context.Context, a Artifact) error {
-			if a.Host != "h" {
+			if a.Addr != "h" {
 				return ErrNotMine
 			}
 			order = append(order, a.Path)
@@ -62,7 +63,7 @@ func TestJournalUndoReverseBestEffort(t *testing.T) {
 
 func TestJournalUndoCancelled(t *testing.T) {
 	var j Journal
-	_, _ = j.Record(context.Background(), Artifact{Kind: KindFile, Host: "h", Path: "a"})
+	_, _ = j.Record(context.Background(), Artifact{Kind: KindFile, Addr: "h", Path: "a"})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	rep := j.Undo(ctx, Undoers{KindFile: func(context.Context, Artifact) error { t.Fatal("called"); return nil }})
@@ -78,9 +79,9 @@ func TestJournalPersistsAndReloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a1, _ := j.Record(ctx, Artifact{Kind: KindDir, Host: "h", Share: "ADMIN$", Path: `Temp\x`})
-	a2, _ := j.Record(ctx, Artifact{Kind: "remotereg.service", Host: "h", Name: "svc", Data: []byte(`{"start_type":3}`)})
-	a3, _ := j.Record(ctx, Artifact{Kind: KindFile, Host: "h", Share: "ADMIN$", Path: `Temp\x\.a.lcpart`})
+	a1, _ := j.Record(ctx, Artifact{Kind: KindDir, Addr: "h", Share: "ADMIN$", Path: `Temp\x`})
+	a2, _ := j.Record(ctx, Artifact{Kind: "remotereg.service", Addr: "h", Name: "svc", Data: []byte(`{"start_type":3}`)})
+	a3, _ := j.Record(ctx, Artifact{Kind: KindFile, Addr: "h", Share: "ADMIN$", Path: `Temp\x\.a.lcpart`})
 	if err := j.Resolve(ctx, a3.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestJournalPersistsAndReloads(t *testing.T) {
 	if len(got) != 2 || got[0].ID != a1.ID || got[1].ID != a2.ID || string(got[1].Data) != `{"start_type":3}` || got[0].Created.IsZero() {
 		t.Fatalf("reloaded %+v", got)
 	}
-	a4, _ := k.Record(ctx, Artifact{Kind: KindFile, Host: "h", Path: "b"})
+	a4, _ := k.Record(ctx, Artifact{Kind: KindFile, Addr: "h", Path: "b"})
 	if a4.ID <= a3.ID {
 		t.Fatalf("id reused: %d", a4.ID)
 	}
@@ -159,5 +160,33 @@ func TestCleanDir(t *testing.T) {
 		if _, err := cleanDir(bad); !errors.Is(err, ErrBadOptions) {
 			t.Errorf("%q: %v", bad, err)
 		}
+	}
+}
+
+// Artifact.Addr keeps the JSON name "host" it had as Artifact.Host, so
+// journal files written before the rename still load, and new ones read
+// the same (issue 21 §11).
+func TestArtifactAddrJSONCompat(t *testing.T) {
+	old := `{"version":1,"next_id":2,"artifacts":[` +
+		`{"id":1,"kind":"file","host":"10.1.2.3","share":"ADMIN$","path":"lanconnect-s1.k3x9\\a.exe","created":"2026-11-01T10:00:00Z"},` +
+		`{"id":2,"kind":"remotereg.service","host":"pc1.corp.example","name":"lanconnect-0a1b2c3d","data":{"transport":"pipe"},"created":"2026-11-01T10:00:01Z"}]}` + "\n"
+	var j Journal
+	if err := j.Load(strings.NewReader(old)); err != nil {
+		t.Fatal(err)
+	}
+	arts := j.Artifacts()
+	if len(arts) != 2 || arts[0].Addr != "10.1.2.3" || arts[1].Addr != "pc1.corp.example" {
+		t.Fatalf("loaded %+v", arts)
+	}
+	var buf bytes.Buffer
+	if err := j.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if buf.String() != old {
+		t.Fatalf("saved\n%s\nwant\n%s", buf.String(), old)
+	}
+	b, err := json.Marshal(Artifact{Kind: KindDir, Addr: "h"})
+	if err != nil || !strings.Contains(string(b), `"host":"h"`) || strings.Contains(string(b), `"addr"`) {
+		t.Fatalf("marshal %s, %v", b, err)
 	}
 }

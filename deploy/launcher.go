@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
-	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/diag"
 )
 
 // Sentinel errors for launch failures. A *LaunchError matches exactly one
@@ -50,11 +51,6 @@ var (
 	ErrBadSpec = errors.New("deploy: invalid launch spec")
 )
 
-// Diagnosis explains a failure to a technician: a stable Code, a Summary
-// of what happened and a Fix. It is adauth's type, so that authentication
-// and launch failures read the same way.
-type Diagnosis = adauth.Diagnosis
-
 // LaunchError is the error of a failed launch step. Kind is one of the
 // sentinels above (errors.Is matches it); Err is the underlying cause
 // (errors.Is and errors.As reach it too).
@@ -68,36 +64,72 @@ type LaunchError struct {
 	// none of them.
 	Kind error
 	// Diagnosis explains the failure to a person.
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	// Err is the underlying error.
 	Err error
 }
 
-// Error returns "launcher: step: kind: cause", with the diagnosis summary
-// when there is one.
-func (e *LaunchError) Error() string {
+// Error returns "launcher: step: kind: cause (summary)", where each
+// layer says its context once: the launcher and the step are left out
+// when the cause already begins with them, the kind when the cause
+// already matches it (a nested LaunchError), the kind's "deploy: "
+// package prefix always, and the diagnosis summary when the cause already
+// carries it. %+v prints every part and the cause's raw text (see the
+// launchers' endpoint errors), which connect -v and NDJSON show.
+func (e *LaunchError) Error() string { return e.text(false) }
+
+// Format prints Error for %v and %s (quoted for %q), and the raw chain
+// for %+v.
+func (e *LaunchError) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", e.text(false))
+		return
+	}
+	io.WriteString(f, e.text(verb == 'v' && f.Flag('+')))
+}
+
+// Diagnose returns the diagnosis (diag.Diagnoser).
+func (e *LaunchError) Diagnose() diag.Diagnosis { return e.Diagnosis }
+
+func (e *LaunchError) text(raw bool) string {
+	cause := ""
+	if e.Err != nil {
+		if raw {
+			cause = fmt.Sprintf("%+v", e.Err)
+		} else {
+			cause = e.Err.Error()
+		}
+	}
 	var b strings.Builder
-	if e.Launcher != "" {
-		b.WriteString(e.Launcher)
+	rest := cause
+	for _, p := range []string{e.Launcher, e.Step} {
+		if p == "" {
+			continue
+		}
+		if !raw && strings.HasPrefix(rest, p+": ") {
+			rest = rest[len(p)+2:]
+			continue
+		}
+		b.WriteString(p)
 		b.WriteString(": ")
 	}
-	if e.Step != "" {
-		b.WriteString(e.Step)
-		b.WriteString(": ")
+	kind := ""
+	if e.Kind != nil && (e.Err == nil || !errors.Is(e.Err, e.Kind)) {
+		kind = strings.TrimPrefix(e.Kind.Error(), "deploy: ")
 	}
 	switch {
-	case e.Kind != nil && e.Err != nil:
-		fmt.Fprintf(&b, "%v: %v", e.Kind, e.Err)
-	case e.Kind != nil:
-		b.WriteString(e.Kind.Error())
-	case e.Err != nil:
-		b.WriteString(e.Err.Error())
+	case kind != "" && cause != "":
+		b.WriteString(kind + ": " + cause)
+	case kind != "":
+		b.WriteString(kind)
+	case cause != "":
+		b.WriteString(cause)
 	default:
 		b.WriteString("launch failed")
 	}
-	if e.Diagnosis.Summary != "" {
+	if sum := e.Diagnosis.Summary; sum != "" && !strings.Contains(cause, sum) {
 		b.WriteString(" (")
-		b.WriteString(e.Diagnosis.Summary)
+		b.WriteString(sum)
 		b.WriteString(")")
 	}
 	return b.String()
@@ -253,26 +285,34 @@ func QuoteArg(a string) string {
 	return b.String()
 }
 
-// Launcher starts the applet on a target, on the session that a grant
-// holds. Implementations are in packages remotereg (a Windows service
-// through the Service Control Manager) and wmi (Win32_Process.Create);
-// package session tries them in order and falls back on
-// ErrLaunchUnsupported and ErrUnreachable.
+// Launcher starts the applet on a target. Implementations are in
+// packages remotereg (a Windows service through the Service Control
+// Manager, Name "scm") and wmi (Win32_Process.Create, Name "wmi"); a
+// vendor may write its own against this package alone. Package session
+// tries the configured launchers in order and falls back on
+// ErrLaunchUnsupported, ErrUnreachable, ErrTimeout and ErrNotServiceAware.
 //
-// A Launcher records in j everything it creates or changes on the target
-// (services, registry keys, service-state changes) before it relies on
-// it, so that a later Journal.Undo with the launcher's undo functions can
-// clean up even after a crash; j may be nil when the caller does not
-// keep a journal. A failed Launch has already undone what it did.
-// Failures are *LaunchError values. Launch does not copy the applet (see
-// Copy).
+// A Launcher records in t.Journal everything it creates or changes on the
+// target (services, registry keys, service-state changes) before it
+// relies on it, under artifact kinds of its own ("<prefix>.<what>"), so
+// that the session's cleanup, or a later recovery from a persisted
+// journal, can undo it even after a crash; it then also implements
+// Undoer. t.Journal may be nil: record nothing then. A failed Launch has
+// already undone what it did (what it could not undo stays journaled and
+// the error matches ErrAttemptLeftBehind). Failures are *LaunchError
+// values whose Kind decides the fallback. Launch does not copy the
+// applet (see Copy and Deployer).
+//
+// The context given to Launch may end when the attempt times out; after
+// a successful Launch, the session keeps it valid until it has been
+// cleaned up, so a launcher may tie the handle's connections to it.
 type Launcher interface {
-	// Name identifies the launcher in errors and logs ("remotereg",
-	// "wmi").
+	// Name is the short method name technicians see in session events
+	// and in errors ("scm", "wmi").
 	Name() string
-	// Launch starts spec on the grant's target and returns a Handle once
-	// the launcher can tell that the applet runs.
-	Launch(ctx context.Context, g *adauth.Grant, spec LaunchSpec, j *Journal) (Handle, error)
+	// Launch starts spec on t's computer (through t.Grant) and returns a
+	// Handle once the launcher can tell that the applet runs.
+	Launch(ctx context.Context, t *Target, spec LaunchSpec) (Handle, error)
 }
 
 // Handle is a launched applet.

@@ -8,13 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/winemu"
 )
 
 func TestLaunchErrorMatchesKindAndCause(t *testing.T) {
 	cause := &fs.PathError{Op: "open", Path: "x", Err: fs.ErrNotExist}
 	err := error(&LaunchError{Launcher: "remotereg", Step: "create service", Kind: ErrServiceExists,
-		Diagnosis: Diagnosis{Code: "service-exists", Summary: "A service with this name exists."}, Err: cause})
+		Diagnosis: diag.Diagnosis{Code: diag.ServiceExists, Summary: "A service with this name exists."}, Err: cause})
 	if !errors.Is(err, ErrServiceExists) || !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("errors.Is fails on %v", err)
 	}
@@ -37,10 +38,10 @@ func TestLaunchErrorMatchesKindAndCause(t *testing.T) {
 }
 
 func TestDiagnosisString(t *testing.T) {
-	if !(Diagnosis{}).IsZero() || (Diagnosis{Code: "x"}).IsZero() {
+	if !(diag.Diagnosis{}).IsZero() || (diag.Diagnosis{Code: "x"}).IsZero() {
 		t.Error("IsZero")
 	}
-	if got := (Diagnosis{Summary: "S.", Fix: "R."}).String(); got != "S. Fix: R." {
+	if got := (diag.Diagnosis{Summary: "S.", Fix: "R."}).String(); got != "S. Fix: R." {
 		t.Errorf("String = %q", got)
 	}
 }

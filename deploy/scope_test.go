@@ -67,9 +67,9 @@ func TestFileScope(t *testing.T) {
 func TestUndoWithinRefusesWholeJournal(t *testing.T) {
 	ctx := context.Background()
 	var j Journal
-	j.Record(ctx, Artifact{Kind: KindDir, Host: "h", Share: "ADMIN$", Path: `lanconnect-s1-00000000`})
-	j.Record(ctx, Artifact{Kind: KindFile, Host: "h", Share: "ADMIN$", Path: `lanconnect-s1-00000000\a.exe`})
-	j.Record(ctx, Artifact{Kind: KindFile, Host: "h", Share: "ADMIN$", Path: `System32\config\SAM`})
+	j.Record(ctx, Artifact{Kind: KindDir, Addr: "h", Share: "ADMIN$", Path: `lanconnect-s1-00000000`})
+	j.Record(ctx, Artifact{Kind: KindFile, Addr: "h", Share: "ADMIN$", Path: `lanconnect-s1-00000000\a.exe`})
+	j.Record(ctx, Artifact{Kind: KindFile, Addr: "h", Share: "ADMIN$", Path: `System32\config\SAM`})
 	called := 0
 	undo := func(context.Context, Artifact) error { called++; return nil }
 	s, _ := FileScope("")
@@ -82,7 +82,7 @@ func TestUndoWithinRefusesWholeJournal(t *testing.T) {
 	}
 	// Within scope, it undoes.
 	var ok Journal
-	ok.Record(ctx, Artifact{Kind: KindDir, Host: "h", Share: "ADMIN$", Path: `lanconnect-s1-00000000`})
+	ok.Record(ctx, Artifact{Kind: KindDir, Addr: "h", Share: "ADMIN$", Path: `lanconnect-s1-00000000`})
 	if rep, err := ok.UndoWithin(ctx, Undoers{KindFile: undo, KindDir: undo}, s); err != nil || !rep.OK() || ok.Len() != 0 {
 		t.Fatalf("%+v %v", rep, err)
 	}

@@ -267,7 +267,7 @@ func TestBenchNetBIOS(t *testing.T) {
 	// A /16 of loopback addresses with a listener on every 4096th, for
 	// peak memory: the scanner must not grow with the range.
 	b := byte(100 + time.Now().UnixNano()%100)
-	var hosts []*nbnstest.Host
+	var hosts []*nbnstest.Node
 	for i := range 16 {
 		a := netip.AddrFrom4([4]byte{127, b, byte(i * 16), 7})
 		hosts = append(hosts, nbnstest.Workstation(a, fmt.Sprintf("LOOP%02d", i), "LOOPWG"))

@@ -44,7 +44,7 @@ func at(n [3]byte, last byte) netip.Addr { return netip.AddrFrom4([4]byte{n[0], 
 // wg, and closes them at the end of the test.
 func startHosts(t *testing.T, n [3]byte, k int, wg string, bcast bool, masters ...int) *nbnstest.Net {
 	t.Helper()
-	var hosts []*nbnstest.Host
+	var hosts []*nbnstest.Node
 	for i := range k {
 		h := nbnstest.Workstation(at(n, byte(10+2*i)), fmt.Sprintf("HOST%02d", i), wg)
 		h.MAC = [6]byte{0x52, 0x54, 0, 0, 0, byte(i)}
@@ -166,10 +166,10 @@ func TestScanRetriesAndMatching(t *testing.T) {
 	checkLeaks(t)
 	n := loopNet()
 	fn := startHosts(t, n, 4, "WG", false)
-	fn.Hosts[0].DropFirst.Store(1) // answers the retry only
-	fn.Hosts[1].WrongID.Store(true)
-	fn.Hosts[2].Garbage.Store(true) // malformed packet first, then a good one
-	fn.Hosts[3].Silent.Store(true)
+	fn.Nodes[0].DropFirst.Store(1) // answers the retry only
+	fn.Nodes[1].WrongID.Store(true)
+	fn.Nodes[2].Garbage.Store(true) // malformed packet first, then a good one
+	fn.Nodes[3].Silent.Store(true)
 	targets, _ := netbios.ParseTargets(fmt.Sprintf("%d.%d.%d.10-%d.%d.%d.16", n[0], n[1], n[2], n[0], n[1], n[2]))
 	s := &netbios.Scanner{Port: fn.Port, Rate: 1000, Retries: 2, Timeout: 300 * time.Millisecond}
 	r := runScan(context.Background(), s, targets)
@@ -181,23 +181,23 @@ func TestScanRetriesAndMatching(t *testing.T) {
 		got = append(got, res.Addr)
 	}
 	slices.SortFunc(got, netip.Addr.Compare)
-	want := []netip.Addr{fn.Hosts[0].Addr, fn.Hosts[2].Addr}
+	want := []netip.Addr{fn.Nodes[0].Addr, fn.Nodes[2].Addr}
 	if !slices.Equal(got, want) {
 		t.Fatalf("found %v, want %v (retry and garbage-then-good)", got, want)
 	}
-	if q := fn.Hosts[3].Requests.Load(); q != 3 {
+	if q := fn.Nodes[3].Requests.Load(); q != 3 {
 		t.Fatalf("silent host asked %d times, want 1 + 2 retries", q)
 	}
-	if q := fn.Hosts[2].Requests.Load(); q != 1 {
+	if q := fn.Nodes[2].Requests.Load(); q != 1 {
 		t.Fatalf("answering host asked %d times", q)
 	}
 
 	// Without retries the first host is missed.
-	fn.Hosts[0].DropFirst.Store(1)
+	fn.Nodes[0].DropFirst.Store(1)
 	s.Retries = -1
 	r = runScan(context.Background(), s, targets)
 	for _, res := range r.results {
-		if res.Addr == fn.Hosts[0].Addr {
+		if res.Addr == fn.Nodes[0].Addr {
 			t.Fatal("found a host that dropped the only request")
 		}
 	}
@@ -207,7 +207,7 @@ func TestScanHostStopsMidScan(t *testing.T) {
 	checkLeaks(t)
 	n := loopNet()
 	fn := startHosts(t, n, 3, "WG", false)
-	fn.Hosts[2].Stop() // gone before it is asked: not fatal
+	fn.Nodes[2].Stop() // gone before it is asked: not fatal
 	targets, _ := netbios.ParseTargets(fmt.Sprintf("%d.%d.%d.10-%d.%d.%d.14", n[0], n[1], n[2], n[0], n[1], n[2]))
 	r := runScan(context.Background(), &netbios.Scanner{Port: fn.Port, Timeout: 200 * time.Millisecond}, targets)
 	if r.err != nil || len(r.results) != 2 {
@@ -260,7 +260,7 @@ func TestScanBroadcast(t *testing.T) {
 			t.Fatalf("result %+v", res)
 		}
 	}
-	if r.results[0].Addr != fn.Hosts[3].Addr || !slices.Contains(r.results[0].Roles, discovery.RoleMasterBrowser) {
+	if r.results[0].Addr != fn.Nodes[3].Addr || !slices.Contains(r.results[0].Roles, discovery.RoleMasterBrowser) {
 		t.Fatalf("the master browser should come first: %+v", r.results[0])
 	}
 	// Broadcast and a sweep of the same addresses: each host once.
@@ -278,15 +278,15 @@ func TestClient(t *testing.T) {
 	fn := startHosts(t, n, 2, "LABGROUP", true)
 	c := &netbios.Client{Port: fn.Port, Timeout: 300 * time.Millisecond}
 	ctx := context.Background()
-	body, err := c.NodeStatus(ctx, fn.Hosts[1].Addr)
+	body, err := c.NodeStatus(ctx, fn.Nodes[1].Addr)
 	if err != nil || netbios.Identify(body.Names).Name != "HOST01" {
 		t.Fatalf("NodeStatus: %v %+v", err, body)
 	}
-	es, err := c.Query(ctx, netbios.MustName("host00", 0x20), fn.Hosts[0].Addr)
-	if err != nil || len(es) != 1 || es[0].Addr != fn.Hosts[0].Addr {
+	es, err := c.Query(ctx, netbios.MustName("host00", 0x20), fn.Nodes[0].Addr)
+	if err != nil || len(es) != 1 || es[0].Addr != fn.Nodes[0].Addr {
 		t.Fatalf("Query: %v %+v", err, es)
 	}
-	_, err = c.Query(ctx, netbios.MustName("nobody", 0), fn.Hosts[0].Addr)
+	_, err = c.Query(ctx, netbios.MustName("nobody", 0), fn.Nodes[0].Addr)
 	if !errors.Is(err, netbios.ErrNameNotFound) {
 		t.Fatalf("negative Query: %v", err)
 	}
@@ -294,13 +294,13 @@ func TestClient(t *testing.T) {
 	if err != nil || len(as) != 2 {
 		t.Fatalf("BroadcastQuery: %v %+v", err, as)
 	}
-	fn.Hosts[1].WrongID.Store(true)
-	if _, err := c.NodeStatus(ctx, fn.Hosts[1].Addr); !errors.Is(err, netbios.ErrTimeout) {
+	fn.Nodes[1].WrongID.Store(true)
+	if _, err := c.NodeStatus(ctx, fn.Nodes[1].Addr); !errors.Is(err, netbios.ErrTimeout) {
 		t.Fatalf("answer with the wrong transaction ID accepted: %v", err)
 	}
-	fn.Hosts[0].Silent.Store(true)
+	fn.Nodes[0].Silent.Store(true)
 	start := time.Now()
-	if _, err := c.NodeStatus(ctx, fn.Hosts[0].Addr); !errors.Is(err, netbios.ErrTimeout) {
+	if _, err := c.NodeStatus(ctx, fn.Nodes[0].Addr); !errors.Is(err, netbios.ErrTimeout) {
 		t.Fatalf("silent host: %v", err)
 	}
 	if d := time.Since(start); d < 250*time.Millisecond || d > time.Second {
@@ -308,7 +308,7 @@ func TestClient(t *testing.T) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	if _, err := (&netbios.Client{Port: fn.Port, Timeout: 5 * time.Second}).NodeStatus(cctx, fn.Hosts[0].Addr); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := (&netbios.Client{Port: fn.Port, Timeout: 5 * time.Second}).NodeStatus(cctx, fn.Nodes[0].Addr); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }
@@ -373,7 +373,7 @@ func TestScanRetriesAfterSweepWithoutTokens(t *testing.T) {
 	checkLeaks(t)
 	n := loopNet()
 	fn := startHosts(t, n, 8, "WG", false)
-	for _, h := range fn.Hosts {
+	for _, h := range fn.Nodes {
 		h.Silent.Store(true)
 	}
 	// The sweep ends with the bucket empty while retries are due: the
@@ -385,7 +385,7 @@ func TestScanRetriesAfterSweepWithoutTokens(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("scan: %v after %v", r.err, r.elapsed)
 	}
-	for _, h := range fn.Hosts {
+	for _, h := range fn.Nodes {
 		if q := h.Requests.Load(); q != 4 {
 			t.Fatalf("%v asked %d times, want 4", h.Addr, q)
 		}
@@ -432,7 +432,7 @@ func TestScanBroadcastScope(t *testing.T) {
 	other := [3]byte{n[0], n[1], n[2] + 1}
 	inside := nbnstest.Workstation(at(n, 10), "INSIDE", "LABGROUP")
 	outside := nbnstest.Workstation(at(other, 10), "OUTSIDE", "LABGROUP")
-	fn, err := nbnstest.Start([]*nbnstest.Host{inside, outside}, at(n, 255))
+	fn, err := nbnstest.Start([]*nbnstest.Node{inside, outside}, at(n, 255))
 	if err != nil {
 		t.Skipf("cannot bind loopback listeners: %v", err)
 	}

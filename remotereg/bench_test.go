@@ -24,14 +24,14 @@ import (
 //	go test -run '^$' -bench 'BenchmarkLaunch' -benchtime=20x ./remotereg/
 
 // benchTarget is labTarget for benchmarks.
-func benchTarget(ctx context.Context, b *testing.B, tgt *testlab.Target) Target {
+func benchTarget(ctx context.Context, b *testing.B, tgt *testlab.Target) target {
 	b.Helper()
 	s, err := smbconn.Dial(ctx, tgt.Addr.String(), smbconn.Auth{User: tgt.Admin.User, Password: tgt.Admin.Password}, smbconn.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	return Target{Host: tgt.Addr.String(), Credentials: labCreds{tgt.Admin},
+	return target{Addr: tgt.Addr.String(), Credentials: labCreds{tgt.Admin},
 		OpenPipe: func(ctx context.Context, name string) (net.Conn, error) { return s.OpenPipe(ctx, name) }}
 }
 
@@ -55,7 +55,7 @@ func BenchmarkLaunchPipeSamba(b *testing.B) {
 	tg := benchTarget(ctx, b, tgt)
 	spec := deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}
 	// Warm up: the first call spawns samba-dcerpcd (about 1 s).
-	if _, err := fastLauncher(TransportPipe).LaunchTarget(ctx, tg, spec, nil); !errors.Is(err, deploy.ErrLaunchUnsupported) {
+	if _, err := fastLauncher(TransportPipe).launchTarget(ctx, tg, spec, nil); !errors.Is(err, deploy.ErrLaunchUnsupported) {
 		b.Fatalf("warm-up: %v", err)
 	}
 	for _, lvl := range []rpcauth.Level{rpcauth.Privacy, rpcauth.Integrity, rpcauth.None} {
@@ -65,7 +65,7 @@ func BenchmarkLaunchPipeSamba(b *testing.B) {
 			var d []time.Duration
 			for range b.N {
 				start := time.Now()
-				_, err := l.LaunchTarget(ctx, tg, spec, nil)
+				_, err := l.launchTarget(ctx, tg, spec, nil)
 				d = append(d, time.Since(start))
 				if !errors.Is(err, deploy.ErrLaunchUnsupported) {
 					b.Fatalf("err = %v", err)
@@ -114,7 +114,7 @@ func BenchmarkLaunchTCPWinemu(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		h, err := l.LaunchTarget(ctx, tg, spec, nil)
+		h, err := l.launchTarget(ctx, tg, spec, nil)
 		d = append(d, time.Since(start))
 		if err != nil {
 			b.Fatal(err)

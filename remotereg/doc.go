@@ -5,8 +5,13 @@
 //
 // # Launch
 //
-// Launcher.Launch (deploy.Launcher, on an *adauth.Grant) and
-// Launcher.LaunchTarget (on a Target, for tools and tests):
+// Launcher implements the plugin interfaces of package deploy:
+// deploy.Launcher (Name "scm"), deploy.Preflighter and deploy.Undoer.
+// Launch works on a *deploy.Target: its Grant's SMB session for the named
+// pipes (a Grant without one, built from an address and credentials,
+// leaves TransportTCP only), and its Journal, in which every change is
+// recorded as an artifact of kind "remotereg.service",
+// "remotereg.registry-key" or "remotereg.service-state". Launch:
 //
 //  1. validates the deploy.LaunchSpec;
 //  2. when the spec has parameters, writes them as REG_SZ values under
@@ -44,15 +49,18 @@
 // Every RPC connection gets its own NTLM security context from
 // internal/rpcauth, sealed (PKT_PRIVACY) by default, with the response
 // signature check that go-msrpc v1.5.2 skips at that level restored; a
-// tampered response fails with rpcauth.ErrIntegrity. Over the pipe, the
+// tampered response fails with an error matching adauth.ErrIntegrity. The
+// level is Launcher.Level (adauth.RPCLevel); the polling pace is
+// Launcher.Backoff. Over the pipe, the
 // SMB session's signing protects integrity as well.
 //
 // # Cleanup
 //
-// Every change is a Change (plain data) handed to a Journal before the call
-// that makes it, and Launcher.Undo reverts one (an object that does not
-// exist counts as undone), so a later process can clean up from a stored
-// journal even after a crash during the call. When a create call fails
+// Every change is a Change (plain data) recorded in the target's
+// deploy.Journal before the call that makes it, and undone by the function
+// that Launcher.Undoers returns (an object that does not exist counts as
+// undone), so a later process can clean up from a stored journal even
+// after a crash during the call. When a create call fails
 // without the server's answer that nothing was made (a fault, a lost
 // connection, a cancel), the launcher removes the object by name at once;
 // after a cancel the entry also stays journaled, since the server may
@@ -60,13 +68,18 @@
 // removal. Handle.Stop stops and deletes the service,
 // removes the parameter keys and restores the Remote Registry service.
 //
-// Launcher.Undoers gives deploy.Journal.Undo the undo functions for
-// remotereg's artifacts; service changes remember the transport they were
-// made over, so that undo reaches the same Service Control Manager.
+// Launcher.Undoers (deploy.Undoer) gives deploy.Journal.Undo the undo
+// functions for remotereg's artifacts; service changes remember the
+// transport they were made over, so that undo reaches the same Service
+// Control Manager. Launcher.Scope restricts what a journal may name.
+// ChangeFromArtifact reads an artifact back as a Change, for a recovery
+// tool that shows what a journal holds.
 //
-// Preflight (on TargetFromGrant(g)) reads the OS product, version, build, architecture and
-// SystemRoot, and the Lsa and UAC settings that the session's diagnoses
-// need; missing keys are reported as unknown, not as errors.
+// Preflight (deploy.Preflighter) reads the OS product, version, build,
+// architecture and SystemRoot, and the Lsa and UAC settings that the
+// session's diagnoses need, into a deploy.Preflight; missing keys are
+// reported in Unknown, not as errors. It sets RemoteRegistryOff when
+// Remote Registry cannot be reached.
 //
 // It does not copy files and does not decide between launchers: package
 // session does.

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
@@ -42,34 +43,20 @@ const (
 	ErrorCallNotImplemented     Win32Error = 120
 )
 
-var win32Names = map[Win32Error]string{
-	ErrorFileNotFound:           "ERROR_FILE_NOT_FOUND",
-	ErrorAccessDenied:           "ERROR_ACCESS_DENIED",
-	ErrorInvalidHandle:          "ERROR_INVALID_HANDLE",
-	ErrorInvalidParameter:       "ERROR_INVALID_PARAMETER",
-	ErrorInvalidName:            "ERROR_INVALID_NAME",
-	ErrorMoreData:               "ERROR_MORE_DATA",
-	ErrorNoMoreItems:            "ERROR_NO_MORE_ITEMS",
-	ErrorBadExeFormat:           "ERROR_BAD_EXE_FORMAT",
-	ErrorServiceRequestTimeout:  "ERROR_SERVICE_REQUEST_TIMEOUT",
-	ErrorServiceAlreadyRunning:  "ERROR_SERVICE_ALREADY_RUNNING",
-	ErrorServiceDisabled:        "ERROR_SERVICE_DISABLED",
-	ErrorServiceDoesNotExist:    "ERROR_SERVICE_DOES_NOT_EXIST",
-	ErrorServiceCannotAcceptCtl: "ERROR_SERVICE_CANNOT_ACCEPT_CTRL",
-	ErrorServiceNotActive:       "ERROR_SERVICE_NOT_ACTIVE",
-	ErrorServiceMarkedForDelete: "ERROR_SERVICE_MARKED_FOR_DELETE",
-	ErrorServiceExists:          "ERROR_SERVICE_EXISTS",
-	ErrorDuplicateServiceName:   "ERROR_DUPLICATE_SERVICE_NAME",
-	ErrorNotSupported:           "ERROR_NOT_SUPPORTED",
-	ErrorCallNotImplemented:     "ERROR_CALL_NOT_IMPLEMENTED",
-}
+// Error returns the symbolic name, the number and what the code means
+// for a technician (diag.Win32Text), for example
+// "ERROR_NOT_ENOUGH_MEMORY (8): the computer ran out of memory ...".
+// A code diag does not know reads "win32 error N".
+func (e Win32Error) Error() string { return diag.Win32Text(uint32(e)) }
 
-// Error returns the symbolic name and the number.
-func (e Win32Error) Error() string {
-	if n, ok := win32Names[e]; ok {
-		return fmt.Sprintf("%s (%d)", n, uint32(e))
+// short is the name and the number without the explanation, for a
+// diagnosis that explains the code itself.
+func (e Win32Error) short() string {
+	name, _ := diag.Win32(uint32(e))
+	if strings.HasPrefix(name, "win32 error") {
+		return name
 	}
-	return fmt.Sprintf("win32 error %d", uint32(e))
+	return fmt.Sprintf("%s (%d)", name, uint32(e))
 }
 
 // RPC fault and reject codes (MS-RPCE 2.2.2.11 / 3.1.1.5.5) that mean the
@@ -99,32 +86,32 @@ func (l *Launcher) failure(step, endpoint string, err error) error {
 }
 
 // classify maps an error to a launch error kind and a diagnosis.
-func classify(step, endpoint string, err error) (deploy.Diagnosis, error) {
+func classify(step, endpoint string, err error) (diag.Diagnosis, error) {
 	var w Win32Error
 	switch {
 	case errors.Is(err, rpcauth.ErrIntegrity):
-		return deploy.Diagnosis{
-			Code:    "rpc-integrity",
+		return diag.Diagnosis{
+			Code:    diag.RPCIntegrity,
 			Summary: "A sealed response from " + endpoint + " failed its signature check: it was altered on the way, or the peer is not the computer that authenticated us.",
 			Fix:     "Do not trust this network path; check for a man-in-the-middle.",
 		}, nil
 	case errors.Is(err, errMarkedNoReopen):
-		return deploy.Diagnosis{
-			Code: "service-marked-for-deletion",
+		return diag.Diagnosis{
+			Code: diag.ServiceMarkedForDeletion,
 			Summary: "The connection to the Service Control Manager at " + endpoint + " was lost, and the applet's service, already marked for deletion, " +
 				"cannot be reopened: it disappears when the applet exits.",
 			Fix: "Stop the applet through its console connection, or set Launcher.KeepService to keep control through the SCM.",
 		}, nil
 	case errors.Is(err, context.Canceled):
-		return deploy.Diagnosis{Code: "canceled", Summary: "The launch was cancelled."}, nil
+		return diag.Diagnosis{Code: diag.Canceled, Summary: "The launch was canceled."}, nil
 	case errors.As(err, &w):
 		return classifyWin32(step, endpoint, w)
 	}
 	if st, ok := rpcauth.FaultStatus(err); ok {
 		switch st {
 		case ncaOpRngError, ncaUnkIf, rpcSUnknownIf, rpcSProcnumOOR, rpcSCannotSupp, uint32(ErrorNotSupported), uint32(ErrorCallNotImplemented):
-			return deploy.Diagnosis{
-				Code:    "scm-not-supported",
+			return diag.Diagnosis{
+				Code:    diag.SCMNotSupported,
 				Summary: fmt.Sprintf("The server at %s does not implement %s (RPC status 0x%08X).", endpoint, step, st),
 				Fix:     "Another launch method is needed for this computer.",
 			}, deploy.ErrLaunchUnsupported
@@ -134,8 +121,8 @@ func classify(step, endpoint string, err error) (deploy.Diagnosis, error) {
 	}
 	switch {
 	case errors.Is(err, smbconn.StatusPipeNotAvailable), errors.Is(err, smbconn.StatusObjectNameNotFound):
-		return deploy.Diagnosis{
-			Code:    "pipe-not-available",
+		return diag.Diagnosis{
+			Code:    diag.PipeNotAvailable,
 			Summary: "The named pipe " + endpoint + " is not available: the service behind it is not running or not installed.",
 			Fix:     "Start the service on the computer, or use another launch method.",
 		}, deploy.ErrUnreachable
@@ -143,27 +130,27 @@ func classify(step, endpoint string, err error) (deploy.Diagnosis, error) {
 		return accessDenied(endpoint), deploy.ErrAccessDenied
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EHOSTUNREACH),
 		errors.Is(err, syscall.ENETUNREACH):
-		return deploy.Diagnosis{
-			Code:    "endpoint-unreachable",
+		return diag.Diagnosis{
+			Code:    diag.EndpointUnreachable,
 			Summary: "Nothing accepted the connection at " + endpoint + ".",
 			Fix:     "Check that the computer's firewall allows it and the service is running.",
 		}, deploy.ErrUnreachable
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), isTimeout(err):
 		if step == "start service" {
-			return deploy.Diagnosis{
-				Code: "start-timeout",
+			return diag.Diagnosis{
+				Code: diag.StartTimeout,
 				Summary: "StartService at " + endpoint + " did not return before the deadline: Windows waits up to 30 s for a service " +
 					"to report SERVICE_RUNNING, so the applet is probably not service-aware.",
 				Fix: "Allow more time, build the applet as a Windows service, or use another launch method.",
 			}, deploy.ErrTimeout
 		}
-		return deploy.Diagnosis{
-			Code:    "endpoint-timeout",
+		return diag.Diagnosis{
+			Code:    diag.EndpointTimeout,
 			Summary: "No answer from " + endpoint + " during " + step + " before the deadline.",
 			Fix:     "A firewall may drop the traffic, or the service hangs.",
 		}, deploy.ErrTimeout
 	}
-	return deploy.Diagnosis{}, nil
+	return diag.Diagnosis{}, nil
 }
 
 func isTimeout(err error) bool {
@@ -171,46 +158,46 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func classifyWin32(step, endpoint string, w Win32Error) (deploy.Diagnosis, error) {
+func classifyWin32(step, endpoint string, w Win32Error) (diag.Diagnosis, error) {
 	switch w {
 	case ErrorAccessDenied:
 		return accessDenied(endpoint), deploy.ErrAccessDenied
 	case ErrorServiceExists, ErrorDuplicateServiceName, ErrorServiceMarkedForDelete:
-		return deploy.Diagnosis{
-			Code:    "service-exists",
-			Summary: "A service with the chosen name already exists on the computer (" + w.Error() + ").",
+		return diag.Diagnosis{
+			Code:    diag.ServiceExists,
+			Summary: "A service with the chosen name already exists on the computer (" + w.short() + ").",
 			Fix:     "Pick another service name prefix, or remove the leftover service.",
 		}, deploy.ErrServiceExists
 	case ErrorServiceRequestTimeout:
-		return deploy.Diagnosis{
-			Code:    "applet-not-service-aware",
+		return diag.Diagnosis{
+			Code:    diag.AppletNotServiceAware,
 			Summary: "The applet is not a service: it started but never told the Service Control Manager it was running, so Windows stopped it (error 1053).",
 			Fix:     "Use a service-aware applet (on Windows, built with golang.org/x/sys/windows/svc), or launch it with WMI.",
 		}, deploy.ErrNotServiceAware
 	case ErrorBadExeFormat:
-		return deploy.Diagnosis{
-			Code:    "applet-wrong-architecture",
+		return diag.Diagnosis{
+			Code:    diag.AppletWrongArchitecture,
 			Summary: "The applet is not a Windows program for this computer's architecture (error 193, ERROR_BAD_EXE_FORMAT), or its file is damaged.",
 			Fix:     "Deploy the applet built for this computer's processor (x64, x86 or ARM64), or copy it again.",
 		}, deploy.ErrNotExecutable
 	case ErrorNotSupported, ErrorCallNotImplemented:
-		return deploy.Diagnosis{
-			Code:    "scm-not-supported",
+		return diag.Diagnosis{
+			Code:    diag.SCMNotSupported,
 			Summary: "The server at " + endpoint + " does not support " + step + ".",
 			Fix:     "Another launch method is needed for this computer.",
 		}, deploy.ErrLaunchUnsupported
 	case ErrorServiceDisabled:
-		return deploy.Diagnosis{
-			Code:    "service-disabled",
+		return diag.Diagnosis{
+			Code:    diag.ServiceDisabled,
 			Summary: "The service is disabled.",
 		}, nil
 	}
-	return deploy.Diagnosis{}, nil
+	return diag.Diagnosis{}, nil
 }
 
-func accessDenied(endpoint string) deploy.Diagnosis {
-	return deploy.Diagnosis{
-		Code: "access-denied",
+func accessDenied(endpoint string) diag.Diagnosis {
+	return diag.Diagnosis{
+		Code: diag.AccessDenied,
 		Summary: "The computer refused the operation at " + endpoint + " (access denied): the account is not an administrator there, " +
 			"or it is a local administrator whose token UAC remote restrictions filter.",
 		Fix: "Use a domain administrator or the built-in Administrator, or set " +

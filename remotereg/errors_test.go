@@ -12,8 +12,10 @@ import (
 	dcerrors "github.com/oiweiwei/go-msrpc/dcerpc/errors"
 
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
+	"github.com/lanconnect/lanconnect/internal/testutil"
 )
 
 func TestFailureClassification(t *testing.T) {
@@ -22,7 +24,7 @@ func TestFailureClassification(t *testing.T) {
 		name string
 		err  error
 		kind error
-		code string
+		code diag.Code
 	}{
 		{"access denied", fmt.Errorf("create: %w", ErrorAccessDenied), deploy.ErrAccessDenied, "access-denied"},
 		{"service exists", ErrorServiceExists, deploy.ErrServiceExists, "service-exists"},
@@ -54,7 +56,7 @@ func TestFailureClassification(t *testing.T) {
 			if !errors.Is(err, tc.err) {
 				t.Fatal("cause lost")
 			}
-			if le.Launcher != "remotereg" || le.Step != "create service" {
+			if le.Launcher != "scm" || le.Step != "create service" {
 				t.Fatalf("%+v", le)
 			}
 			if tc.code != "" && tc.code != "canceled" && !strings.Contains(le.Diagnosis.Summary, "host:1234") && tc.kind != deploy.ErrServiceExists && tc.kind != deploy.ErrNotServiceAware && tc.kind != deploy.ErrNotExecutable {
@@ -88,7 +90,7 @@ func TestFailureClassification(t *testing.T) {
 		t.Fatalf("start timeout: %v", err)
 	}
 	// An existing LaunchError passes through unchanged.
-	inner := &deploy.LaunchError{Launcher: "remotereg", Step: "x", Kind: deploy.ErrTimeout}
+	inner := &deploy.LaunchError{Launcher: "scm", Step: "x", Kind: deploy.ErrTimeout}
 	if got := l.failure("y", "z", inner); got != error(inner) {
 		t.Fatalf("re-wrapped: %v", got)
 	}
@@ -98,14 +100,38 @@ func TestFailureClassification(t *testing.T) {
 }
 
 func TestWin32ErrorString(t *testing.T) {
-	if got := ErrorServiceRequestTimeout.Error(); got != "ERROR_SERVICE_REQUEST_TIMEOUT (1053)" {
-		t.Fatal(got)
+	if got := ErrorServiceRequestTimeout.Error(); got != "ERROR_SERVICE_REQUEST_TIMEOUT (1053): the program started but never reported to the Service Control Manager that it runs, so Windows stopped it: it is not written as a service" {
+		t.Errorf("got %q", got)
+	}
+	if got := Win32Error(8).Error(); got != "ERROR_NOT_ENOUGH_MEMORY (8): the computer ran out of memory (or of a server resource such as RPC buffers) for this call" {
+		t.Errorf("got %q", got)
 	}
 	if got := Win32Error(4242).Error(); got != "win32 error 4242" {
-		t.Fatal(got)
+		t.Errorf("got %q", got)
 	}
 	if !errors.Is(fmt.Errorf("x: %w", Win32Error(5)), ErrorAccessDenied) {
-		t.Fatal("errors.Is by value")
+		t.Error("errors.Is by value")
+	}
+}
+
+// TestEveryWin32ErrorExplained parses this package's Win32Error constants
+// and checks that diag names and explains each, and so does every code
+// the issue saw reach a technician.
+func TestEveryWin32ErrorExplained(t *testing.T) {
+	consts := testutil.Consts(t, "Win32Error", "errors.go")
+	n := len(consts)
+	for _, c := range consts {
+		if sym, meaning := diag.Win32(uint32(c.Num)); meaning == "" || !strings.HasPrefix(sym, "ERROR_") {
+			t.Errorf("%s (%d): diag.Win32 gives %q, %q", c.Name, c.Num, sym, meaning)
+		}
+	}
+	if n < 15 {
+		t.Fatalf("found only %d Win32Error constants", n)
+	}
+	for _, code := range []uint32{5, 8, 53, 193, 1053, 1060} {
+		if strings.HasPrefix(Win32Error(code).Error(), "win32 error") {
+			t.Errorf("%d is not named", code)
+		}
 	}
 }
 
@@ -128,7 +154,7 @@ func TestServiceName(t *testing.T) {
 }
 
 func TestLaunchRejectsBadSpec(t *testing.T) {
-	_, err := (&Launcher{}).LaunchTarget(context.Background(), Target{Host: "127.0.0.1"}, deploy.LaunchSpec{Path: "relative.exe"}, nil)
+	_, err := (&Launcher{}).launchTarget(context.Background(), target{Addr: "127.0.0.1"}, deploy.LaunchSpec{Path: "relative.exe"}, nil)
 	if !errors.Is(err, deploy.ErrBadSpec) {
 		t.Fatalf("err = %v", err)
 	}

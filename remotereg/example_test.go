@@ -42,12 +42,13 @@ func ExampleLauncher_Launch() {
 	}
 
 	l := &remotereg.Launcher{ServicePrefix: "acme-"}
-	h, err := l.Launch(ctx, g, deploy.LaunchSpec{
+	t := &deploy.Target{Session: "s-42", Addr: "10.1.2.3", Grant: g, Journal: j}
+	h, err := l.Launch(ctx, t, deploy.LaunchSpec{
 		Path:      cp.LocalPath,
 		Args:      []string{"-console", "10.1.2.1:8443", "-token", "one-time-token"},
 		Params:    map[string]string{"Console": "10.1.2.1:8443"},
 		SessionID: "s-42", Vendor: "Acme", Applet: "Helper",
-	}, j)
+	})
 	if err != nil {
 		log.Fatal(err) // a *deploy.LaunchError; ErrLaunchUnsupported means: try wmi
 	}

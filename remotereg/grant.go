@@ -10,43 +10,77 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 )
 
 var _ deploy.Launcher = (*Launcher)(nil)
 
-// TargetFromGrant returns the Target of a grant: its host, its
+// targetFromGrant returns the target of a grant: its address, its
 // credentials, its session's named pipes, and the computer's identity
-// from the grant's logon (Target.ExpectName).
-func TargetFromGrant(g *adauth.Grant) Target {
+// from the grant's logon (target.ExpectName).
+func targetFromGrant(g *adauth.Grant) target {
 	if g == nil {
-		return Target{}
+		return target{}
 	}
-	t := Target{Host: g.Host, Credentials: g.Credentials, ExpectName: g.Identity()}
-	if g.Session() != nil {
+	t := target{Addr: g.Addr, Credentials: g.Credentials, ExpectName: g.Identity()}
+	if grantsess.Of(g) != nil {
 		t.OpenPipe = g.OpenPipe
 	}
 	return t
 }
 
-// Launch implements deploy.Launcher: LaunchTarget on the grant's target,
-// recording changes in j (which may be nil). An access-denied failure is
-// diagnosed as UAC remote restrictions when the grant's account is local
-// to the computer, and as a missing administrator right otherwise.
-func (l *Launcher) Launch(ctx context.Context, g *adauth.Grant, spec deploy.LaunchSpec, j *deploy.Journal) (deploy.Handle, error) {
-	if g == nil || g.Session() == nil {
+// journalOf returns the remotereg journal that records into t.Journal,
+// or nil when t has none.
+func journalOf(t *deploy.Target) journal {
+	if t == nil || t.Journal == nil {
+		return nil
+	}
+	return newJournal(t.Journal)
+}
+
+// Launch implements deploy.Launcher: it launches spec on t.Grant's
+// computer and records every change in t.Journal (nothing when it is
+// nil) as artifacts of kinds "remotereg.*", which Undoers undoes. An
+// access-denied failure is diagnosed as UAC remote restrictions when the
+// grant's account is local to the computer, and as a missing
+// administrator right otherwise. A grant without an SMB session (one a
+// caller built from an address and credentials) has no pipe transport:
+// only TransportTCP can work then.
+func (l *Launcher) Launch(ctx context.Context, t *deploy.Target, spec deploy.LaunchSpec) (deploy.Handle, error) {
+	if t == nil || t.Grant == nil {
 		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: "validate", Err: deploy.ErrNoGrant}
 	}
-	var rec Journal
-	if j != nil {
-		rec = NewJournal(j)
-	}
-	h, err := l.LaunchTarget(ctx, TargetFromGrant(g), spec, rec)
+	h, err := l.launchTarget(ctx, targetFromGrant(t.Grant), spec, journalOf(t))
 	if err != nil {
-		refineAccessDenied(err, g.Facts.LocalAccount)
+		refineAccessDenied(err, t.Grant.Facts.LocalAccount)
 		return nil, err
 	}
 	return h, nil
 }
+
+// Preflight implements deploy.Preflighter: it reads t's OS and security
+// settings through Remote Registry , starting
+// that service through the SCM if needed and recording the change in
+// t.Journal. When Remote Registry cannot be reached it returns the error
+// with RemoteRegistryOff set, for the session's diagnosis. It changes
+// nothing else.
+func (l *Launcher) Preflight(ctx context.Context, t *deploy.Target) (*deploy.Preflight, error) {
+	if t == nil || t.Grant == nil {
+		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: "preflight", Err: deploy.ErrNoGrant}
+	}
+	p, err := l.preflight(ctx, targetFromGrant(t.Grant), journalOf(t))
+	if err != nil {
+		off := errors.Is(err, deploy.ErrUnreachable) || errors.Is(err, deploy.ErrLaunchUnsupported)
+		return &deploy.Preflight{RemoteRegistryOff: off}, err
+	}
+	return p, nil
+}
+
+var (
+	_ deploy.Preflighter = (*Launcher)(nil)
+	_ deploy.Undoer      = (*Launcher)(nil)
+)
 
 // refineAccessDenied picks between the two access-denied diagnoses with
 // what the grant knows about the account.
@@ -56,8 +90,8 @@ func refineAccessDenied(err error, local bool) {
 		return
 	}
 	if local {
-		le.Diagnosis = adauth.Diagnosis{
-			Code: adauth.DiagUACRemote,
+		le.Diagnosis = diag.Diagnosis{
+			Code: diag.UACRemote,
 			Summary: "The computer refused " + le.Step + " for a local administrator account: " +
 				"UAC remote restrictions remove administrator rights from local accounts over the network.",
 			Fix: "Use a domain administrator or the built-in Administrator account, or set " +
@@ -65,18 +99,18 @@ func refineAccessDenied(err error, local bool) {
 		}
 		return
 	}
-	le.Diagnosis = adauth.Diagnosis{
-		Code:    adauth.DiagNotAdmin,
+	le.Diagnosis = diag.Diagnosis{
+		Code:    diag.NotAdmin,
 		Summary: "The computer refused " + le.Step + ": the account is not an administrator there.",
 		Fix:     "Use an account in the computer's Administrators group (for example a domain administrator).",
 	}
 }
 
-// NewJournal adapts a deploy.Journal to the Journal remotereg records
+// newJournal adapts a deploy.Journal to the journal remotereg records
 // in: each Change becomes an Artifact of the same kind ("remotereg.*"),
 // with the service state in Data. The adapter remembers the artifact IDs
 // of the changes it recorded, so Resolve finds them.
-func NewJournal(j *deploy.Journal) Journal {
+func newJournal(j *deploy.Journal) journal {
 	return &deployJournal{j: j, ids: map[Change]uint64{}}
 }
 
@@ -95,7 +129,7 @@ type serviceData struct {
 
 // ToArtifact converts a Change to the deploy.Artifact that records it.
 func (c Change) ToArtifact() deploy.Artifact {
-	a := deploy.Artifact{Kind: string(c.Kind), Host: c.Host, Name: c.Name}
+	a := deploy.Artifact{Kind: string(c.Kind), Addr: c.Addr, Name: c.Name}
 	switch c.Kind {
 	case ChangeService:
 		a.Note = "applet service"
@@ -113,7 +147,7 @@ func (c Change) ToArtifact() deploy.Artifact {
 // ChangeFromArtifact converts a recorded artifact back to a Change. It
 // fails for kinds that remotereg does not record.
 func ChangeFromArtifact(a deploy.Artifact) (Change, error) {
-	c := Change{Kind: ChangeKind(a.Kind), Host: a.Host, Name: a.Name}
+	c := Change{Kind: ChangeKind(a.Kind), Addr: a.Addr, Name: a.Name}
 	switch c.Kind {
 	case ChangeRegistryKey:
 	case ChangeService, ChangeServiceState:
@@ -156,27 +190,27 @@ func (d *deployJournal) Resolve(ctx context.Context, c Change) error {
 	return d.j.Resolve(ctx, id)
 }
 
-// Undoers returns deploy.Journal undo functions for remotereg's
-// artifacts, acting on g's target. Artifacts of other hosts are skipped
-// (deploy.ErrNotMine).
+// Undoers implements deploy.Undoer: it returns the undo functions for
+// remotereg's artifacts ("remotereg." kinds), acting on g's computer.
+// Artifacts of other computers are skipped (deploy.ErrNotMine).
 func (l *Launcher) Undoers(g *adauth.Grant) deploy.Undoers {
 	return deploy.Undoers{"remotereg.": func(ctx context.Context, a deploy.Artifact) error {
-		if g == nil || g.Session() == nil {
+		if g == nil || grantsess.Of(g) == nil {
 			return deploy.ErrNoGrant
 		}
-		if !strings.EqualFold(a.Host, g.Host) {
+		if !strings.EqualFold(a.Addr, g.Addr) {
 			return deploy.ErrNotMine
 		}
 		c, err := ChangeFromArtifact(a)
 		if err != nil {
 			return err
 		}
-		return l.Undo(ctx, TargetFromGrant(g), c)
+		return l.undo(ctx, targetFromGrant(g), c)
 	}}
 }
 
 // Scope returns the checks of remotereg's artifacts for deploy's
-// Journal.UndoWithin: services named servicePrefix (empty means
+// journal.UndoWithin: services named servicePrefix (empty means
 // l.ServicePrefix, else DefaultServicePrefix) followed by the 8 hex digits
 // remotereg adds; the parameter key's levels SOFTWARE\<vendor>,
 // SOFTWARE\<vendor>\<applet> and one session key below it (none when

@@ -6,17 +6,17 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 )
 
 func TestChangeArtifactRoundTrip(t *testing.T) {
 	for _, c := range []Change{
-		{Kind: ChangeService, Host: "h", Name: "lc-1", Transport: TransportTCP},
-		{Kind: ChangeService, Host: "h", Name: "lc-2"},
-		{Kind: ChangeRegistryKey, Host: "h", Name: `SOFTWARE\V\A\S`},
-		{Kind: ChangeServiceState, Host: "h", Name: "RemoteRegistry", StartType: StartDisabled, Transport: TransportTCP},
-		{Kind: ChangeServiceState, Host: "h", Name: "RemoteRegistry", StartType: StartDemand, WasRunning: false},
+		{Kind: ChangeService, Addr: "h", Name: "lc-1", Transport: TransportTCP},
+		{Kind: ChangeService, Addr: "h", Name: "lc-2"},
+		{Kind: ChangeRegistryKey, Addr: "h", Name: `SOFTWARE\V\A\S`},
+		{Kind: ChangeServiceState, Addr: "h", Name: "RemoteRegistry", StartType: StartDisabled, Transport: TransportTCP},
+		{Kind: ChangeServiceState, Addr: "h", Name: "RemoteRegistry", StartType: StartDemand, WasRunning: false},
 	} {
 		a := c.ToArtifact()
 		// Through JSON, as a journal file stores it.
@@ -35,9 +35,9 @@ func TestChangeArtifactRoundTrip(t *testing.T) {
 	}
 	bad := []deploy.Artifact{
 		{Kind: deploy.KindFile, Name: "x"},
-		{Kind: string(ChangeService), Host: "h"},
-		{Kind: string(ChangeServiceState), Host: "h", Name: "RemoteRegistry", Data: json.RawMessage(`{"transport":"tcp"}`)},
-		{Kind: string(ChangeService), Host: "h", Name: "x", Data: json.RawMessage(`{"transport":"carrier-pigeon"}`)},
+		{Kind: string(ChangeService), Addr: "h"},
+		{Kind: string(ChangeServiceState), Addr: "h", Name: "RemoteRegistry", Data: json.RawMessage(`{"transport":"tcp"}`)},
+		{Kind: string(ChangeService), Addr: "h", Name: "x", Data: json.RawMessage(`{"transport":"carrier-pigeon"}`)},
 	}
 	for _, a := range bad {
 		if _, err := ChangeFromArtifact(a); err == nil {
@@ -49,9 +49,9 @@ func TestChangeArtifactRoundTrip(t *testing.T) {
 func TestDeployJournalAdapter(t *testing.T) {
 	ctx := context.Background()
 	j := &deploy.Journal{}
-	rec := NewJournal(j)
-	c1 := Change{Kind: ChangeRegistryKey, Host: "h", Name: `SOFTWARE\V`}
-	c2 := Change{Kind: ChangeService, Host: "h", Name: "lc-1", Transport: TransportTCP}
+	rec := newJournal(j)
+	c1 := Change{Kind: ChangeRegistryKey, Addr: "h", Name: `SOFTWARE\V`}
+	c2 := Change{Kind: ChangeService, Addr: "h", Name: "lc-1", Transport: TransportTCP}
 	if err := rec.Record(ctx, c1); err != nil {
 		t.Fatal(err)
 	}
@@ -71,37 +71,37 @@ func TestDeployJournalAdapter(t *testing.T) {
 
 func TestUndoersSkipOtherHostsAndNeedAGrant(t *testing.T) {
 	l := &Launcher{}
-	a := Change{Kind: ChangeService, Host: "other", Name: "x"}.ToArtifact()
+	a := Change{Kind: ChangeService, Addr: "other", Name: "x"}.ToArtifact()
 	undo := l.Undoers(nil)["remotereg."]
 	if err := undo(context.Background(), a); !errors.Is(err, deploy.ErrNoGrant) {
 		t.Fatalf("nil grant: %v", err)
 	}
-	if _, err := l.Launch(context.Background(), nil, deploy.LaunchSpec{Path: `C:\a.exe`}, nil); !errors.Is(err, deploy.ErrNoGrant) {
+	if _, err := l.Launch(context.Background(), &deploy.Target{}, deploy.LaunchSpec{Path: `C:\a.exe`}); !errors.Is(err, deploy.ErrNoGrant) {
 		t.Fatalf("Launch with nil grant: %v", err)
 	}
-	if tg := TargetFromGrant(nil); tg.Host != "" || tg.Credentials != nil || tg.OpenPipe != nil {
-		t.Fatal("TargetFromGrant(nil)")
+	if tg := targetFromGrant(nil); tg.Addr != "" || tg.Credentials != nil || tg.OpenPipe != nil {
+		t.Fatal("targetFromGrant(nil)")
 	}
 }
 
 func TestRefineAccessDenied(t *testing.T) {
 	mk := func() error {
-		return &deploy.LaunchError{Launcher: "remotereg", Step: "open scm", Kind: deploy.ErrAccessDenied, Diagnosis: accessDenied("x")}
+		return &deploy.LaunchError{Launcher: "scm", Step: "open scm", Kind: deploy.ErrAccessDenied, Diagnosis: accessDenied("x")}
 	}
 	err := mk()
 	refineAccessDenied(err, true)
 	var le *deploy.LaunchError
 	errors.As(err, &le)
-	if le.Diagnosis.Code != adauth.DiagUACRemote {
+	if le.Diagnosis.Code != diag.UACRemote {
 		t.Fatalf("local: %+v", le.Diagnosis)
 	}
 	err = mk()
 	refineAccessDenied(err, false)
 	errors.As(err, &le)
-	if le.Diagnosis.Code != adauth.DiagNotAdmin {
+	if le.Diagnosis.Code != diag.NotAdmin {
 		t.Fatalf("domain: %+v", le.Diagnosis)
 	}
-	other := &deploy.LaunchError{Kind: deploy.ErrTimeout, Diagnosis: deploy.Diagnosis{Code: "endpoint-timeout"}}
+	other := &deploy.LaunchError{Kind: deploy.ErrTimeout, Diagnosis: diag.Diagnosis{Code: diag.EndpointTimeout}}
 	refineAccessDenied(other, true)
 	if other.Diagnosis.Code != "endpoint-timeout" {
 		t.Fatal("changed a non-access-denied diagnosis")

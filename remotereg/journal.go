@@ -27,8 +27,8 @@ const (
 // Launcher.Undo, even by another process.
 type Change struct {
 	Kind ChangeKind `json:"kind"`
-	// Host is the target, as in Target.Host.
-	Host string `json:"host"`
+	// Host is the target, as in target.Addr.
+	Addr string `json:"host"`
 	// Name is the service name, or the key path under HKLM.
 	Name string `json:"name"`
 	// StartType and WasRunning are the original state of a service whose
@@ -44,32 +44,32 @@ type Change struct {
 func (c Change) String() string {
 	switch c.Kind {
 	case ChangeServiceState:
-		return fmt.Sprintf("%s on %s: %s (was %v, running=%v)", c.Kind, c.Host, c.Name, c.StartType, c.WasRunning)
+		return fmt.Sprintf("%s on %s: %s (was %v, running=%v)", c.Kind, c.Addr, c.Name, c.StartType, c.WasRunning)
 	}
-	return fmt.Sprintf("%s on %s: %s", c.Kind, c.Host, c.Name)
+	return fmt.Sprintf("%s on %s: %s", c.Kind, c.Addr, c.Name)
 }
 
-// Journal receives the changes remotereg makes on a target so that they
+// journal receives the changes remotereg makes on a target so that they
 // can be undone even if this process dies. Record is called before the
 // call that makes a change (and must persist it before it returns),
 // Resolve after it has been undone or turned out not to have been made.
 // deploy.Journal is adapted to it by the caller.
 //
-// A nil Journal is allowed: changes are then only undone by Handle.Stop
+// A nil journal is allowed: changes are then only undone by Handle.Stop
 // and by the launcher's own cleanup after a failure.
-type Journal interface {
+type journal interface {
 	Record(ctx context.Context, c Change) error
 	Resolve(ctx context.Context, c Change) error
 }
 
-func record(ctx context.Context, j Journal, c Change) error {
+func record(ctx context.Context, j journal, c Change) error {
 	if j == nil {
 		return nil
 	}
 	return j.Record(ctx, c)
 }
 
-func resolve(ctx context.Context, j Journal, c Change) error {
+func resolve(ctx context.Context, j journal, c Change) error {
 	if j == nil {
 		return nil
 	}
@@ -82,7 +82,7 @@ func resolve(ctx context.Context, j Journal, c Change) error {
 // undone (the service or key is gone) is not an error.
 //
 // Undo does not talk to the journal; the caller resolves the entry.
-func (l *Launcher) Undo(ctx context.Context, t Target, c Change) error {
+func (l *Launcher) undo(ctx context.Context, t target, c Change) error {
 	switch c.Kind {
 	case ChangeService, ChangeServiceState:
 		cli, conn, err := l.dialSCM(ctx, t, c.Transport)
@@ -132,7 +132,7 @@ func (l *Launcher) remove(ctx context.Context, m *scm, h *svcctl.Handle, marked 
 		errs = append(errs, fmt.Errorf("stop: %w", err))
 	} else if err == nil {
 		wctx, cancel := context.WithTimeout(ctx, l.stopWait())
-		_, werr := m.waitState(wctx, h, StateStopped, l.Backoff)
+		_, werr := m.waitState(wctx, h, StateStopped, l.backoff())
 		cancel()
 		if werr != nil && !errors.Is(werr, ErrorServiceDoesNotExist) && !errors.Is(werr, ErrorInvalidHandle) {
 			errs = append(errs, fmt.Errorf("wait stopped: %w", werr))
@@ -161,7 +161,7 @@ func (l *Launcher) restoreState(ctx context.Context, m *scm, c Change) error {
 	if !c.WasRunning {
 		if err := m.stop(ctx, h); err == nil {
 			wctx, cancel := context.WithTimeout(ctx, l.stopWait())
-			if _, err := m.waitState(wctx, h, StateStopped, l.Backoff); err != nil {
+			if _, err := m.waitState(wctx, h, StateStopped, l.backoff()); err != nil {
 				errs = append(errs, fmt.Errorf("wait stopped: %w", err))
 			}
 			cancel()

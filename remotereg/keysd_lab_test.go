@@ -53,7 +53,7 @@ func TestLabParamKeyAdminsOnly(t *testing.T) {
 		}
 	})
 
-	open := func(tg Target, key string) error { return tryOpenKey(ctx, t, l, tg, key) }
+	open := func(tg target, key string) error { return tryOpenKey(ctx, t, l, tg, key) }
 	if err := open(admin, path); err != nil {
 		t.Fatalf("administrator cannot open the key: %v", err)
 	}

@@ -33,18 +33,18 @@ func (c labCreds) Password() (string, bool) { return c.a.Password, c.a.Password 
 func (c labCreds) NTHash() []byte           { return nil }
 func (c labCreds) String() string           { return c.a.User }
 
-// labTarget logs on to tgt over SMB as acct and returns the Target that
+// labTarget logs on to tgt over SMB as acct and returns the target that
 // the grant would give the launcher: the session's pipes and the
 // account's credentials.
-func labTarget(ctx context.Context, t *testing.T, tgt *testlab.Target, acct testlab.Account) Target {
+func labTarget(ctx context.Context, t *testing.T, tgt *testlab.Target, acct testlab.Account) target {
 	t.Helper()
 	s, err := smbconn.Dial(ctx, tgt.Addr.String(), smbconn.Auth{User: acct.User, Password: acct.Password}, smbconn.Options{})
 	if err != nil {
 		t.Fatalf("smb logon: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return Target{
-		Host:        tgt.Addr.String(),
+	return target{
+		Addr:        tgt.Addr.String(),
 		Credentials: labCreds{acct},
 		OpenPipe: func(ctx context.Context, name string) (net.Conn, error) {
 			return s.OpenPipe(ctx, name)
@@ -53,12 +53,12 @@ func labTarget(ctx context.Context, t *testing.T, tgt *testlab.Target, acct test
 }
 
 func fastLauncher(tr ...Transport) *Launcher {
-	return &Launcher{Transports: tr, Backoff: rpcauth.Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond},
+	return &Launcher{Transports: tr, Backoff: Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond},
 		StartTimeout: 20 * time.Second}
 }
 
 // keyExists reports whether HKLM\path exists on the target.
-func keyExists(ctx context.Context, t *testing.T, l *Launcher, tg Target, path string) bool {
+func keyExists(ctx context.Context, t *testing.T, l *Launcher, tg target, path string) bool {
 	t.Helper()
 	err := tryOpenKey(ctx, t, l, tg, path)
 	if errors.Is(err, ErrorFileNotFound) {
@@ -72,7 +72,7 @@ func keyExists(ctx context.Context, t *testing.T, l *Launcher, tg Target, path s
 
 // tryOpenKey opens HKLM\path for reading as tg's account and closes it,
 // and returns the open's error.
-func tryOpenKey(ctx context.Context, t *testing.T, l *Launcher, tg Target, path string) error {
+func tryOpenKey(ctx context.Context, t *testing.T, l *Launcher, tg target, path string) error {
 	t.Helper()
 	cli, conn, err := l.winregOverPipe(ctx, tg)
 	if err != nil {
@@ -115,7 +115,7 @@ func TestLabSamba(t *testing.T) {
 	l := fastLauncher(TransportPipe)
 
 	t.Run("preflight", func(t *testing.T) {
-		p, err := l.Preflight(ctx, admin, nil)
+		p, err := l.preflight(ctx, admin, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +138,7 @@ func TestLabSamba(t *testing.T) {
 		for _, lvl := range []rpcauth.Level{rpcauth.Privacy, rpcauth.Integrity, rpcauth.None} {
 			l := fastLauncher(TransportPipe)
 			l.Level = lvl
-			p, err := l.Preflight(ctx, admin, nil)
+			p, err := l.preflight(ctx, admin, nil)
 			if err != nil || p.SystemRoot == "" {
 				t.Fatalf("%v: %+v, %v", lvl, p, err)
 			}
@@ -180,7 +180,7 @@ func TestLabSamba(t *testing.T) {
 		}
 		// Undo from the journal, newest first, as a later process would.
 		for i := len(open) - 1; i >= 0; i-- {
-			if err := l.Undo(ctx, admin, open[i]); err != nil {
+			if err := l.undo(ctx, admin, open[i]); err != nil {
 				t.Fatalf("undo %v: %v", open[i], err)
 			}
 			_ = j.Resolve(ctx, open[i])
@@ -241,7 +241,7 @@ func TestLabSamba(t *testing.T) {
 	t.Run("CreateService is not supported over the pipe; parameters cleaned up", func(t *testing.T) {
 		spec := paramSpec(`C:\Windows\Temp\x.exe`)
 		j := &memJournal{}
-		_, err := l.LaunchTarget(ctx, admin, spec, j)
+		_, err := l.launchTarget(ctx, admin, spec, j)
 		le := expectLaunchError(t, err, deploy.ErrLaunchUnsupported)
 		if le.Step != "create service" || le.Diagnosis.Code != "scm-not-supported" {
 			t.Fatalf("%+v", le)
@@ -262,7 +262,7 @@ func TestLabSamba(t *testing.T) {
 		c2, cancel2 := context.WithCancel(ctx)
 		defer cancel2()
 		j := &cancelOnRecord{cancel: cancel2, on: ChangeRegistryKey}
-		_, err := l.LaunchTarget(c2, admin, spec, j)
+		_, err := l.launchTarget(c2, admin, spec, j)
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
@@ -286,7 +286,7 @@ func TestLabSamba(t *testing.T) {
 		c2, cancel2 := context.WithCancel(ctx)
 		defer cancel2()
 		j := &freezeOnRecord{tgt: tgt, cancel: cancel2, done: make(chan error, 1)}
-		_, err := l.LaunchTarget(c2, admin, spec, j)
+		_, err := l.launchTarget(c2, admin, spec, j)
 		if ferr := <-j.done; ferr != nil {
 			t.Fatalf("freeze: %v", ferr)
 		}
@@ -308,7 +308,7 @@ func TestLabSamba(t *testing.T) {
 		l := fastLauncher() // pipe, then TCP
 		c2, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		_, err := l.LaunchTarget(c2, admin, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
+		_, err := l.launchTarget(c2, admin, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
 		le := expectLaunchError(t, err, deploy.ErrUnreachable)
 		if errors.Is(err, deploy.ErrLaunchUnsupported) {
 			t.Fatal("the error matches two kinds")
@@ -483,7 +483,7 @@ func TestLabWinemuEndToEnd(t *testing.T) {
 		spec.Args = pend.Ticket().Args()
 		j := &memJournal{}
 		l := fastLauncher()
-		h, err := l.LaunchTarget(ctx, admin, spec, j)
+		h, err := l.launchTarget(ctx, admin, spec, j)
 		if err != nil {
 			t.Fatalf("launch: %v", err)
 		}
@@ -549,21 +549,21 @@ func TestLabWinemuEndToEnd(t *testing.T) {
 		// reports running to the SCM, as a service must for StartService to
 		// succeed, and then fails its check-in.
 		ticket := checkin.Ticket{Addr: "127.0.0.1:1", Fingerprint: strings.Repeat("ab", 32), Token: "dG9rZW4"}
-		h, err := first.LaunchTarget(ctx, admin, deploy.LaunchSpec{Path: appletPath, Args: ticket.Args(), ServicePrefix: "lc-dup-"}, nil)
+		h, err := first.launchTarget(ctx, admin, deploy.LaunchSpec{Path: appletPath, Args: ticket.Args(), ServicePrefix: "lc-dup-"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer h.Stop(ctx)
 		second := fastLauncher(TransportTCP)
 		second.Rand = strings.NewReader("\x01\x02\x03\x04")
-		_, err = second.LaunchTarget(ctx, admin, deploy.LaunchSpec{Path: appletPath, ServicePrefix: "lc-dup-"}, nil)
+		_, err = second.launchTarget(ctx, admin, deploy.LaunchSpec{Path: appletPath, ServicePrefix: "lc-dup-"}, nil)
 		expectLaunchError(t, err, deploy.ErrServiceExists)
 	})
 }
 
 // scmGone reports whether service name no longer exists on the SCM over
 // TCP.
-func scmGone(ctx context.Context, t *testing.T, l *Launcher, tg Target, name string) bool {
+func scmGone(ctx context.Context, t *testing.T, l *Launcher, tg target, name string) bool {
 	t.Helper()
 	cli, conn, err := l.svcctlOver(ctx, tg, TransportTCP)
 	if err != nil {
@@ -599,7 +599,7 @@ func TestLabWinemuFailures(t *testing.T) {
 		tg := labTarget(ctx, t, tgt, tgt.Admin)
 		path := copyApplet(ctx, t, tgt)
 		j := &memJournal{}
-		_, err := fastLauncher(TransportTCP).LaunchTarget(ctx, tg, deploy.LaunchSpec{Path: path}, j)
+		_, err := fastLauncher(TransportTCP).launchTarget(ctx, tg, deploy.LaunchSpec{Path: path}, j)
 		le := expectLaunchError(t, err, deploy.ErrNotServiceAware)
 		if le.Diagnosis.Code != "applet-not-service-aware" {
 			t.Fatalf("%+v", le)
@@ -613,7 +613,7 @@ func TestLabWinemuFailures(t *testing.T) {
 		tgt := lab.Targets[3]
 		labWinemu(ctx, t, tgt, true, "-fault", "tamper=15:6:3:1:sealed")
 		tg := labTarget(ctx, t, tgt, tgt.Admin)
-		_, err := fastLauncher(TransportTCP).LaunchTarget(ctx, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
+		_, err := fastLauncher(TransportTCP).launchTarget(ctx, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
 		if !errors.Is(err, rpcauth.ErrIntegrity) {
 			t.Fatalf("err = %v, want rpcauth.ErrIntegrity", err)
 		}
@@ -624,7 +624,7 @@ func TestLabWinemuFailures(t *testing.T) {
 		tgt := lab.Targets[0]
 		labWinemu(ctx, t, tgt, false)
 		tg := labTarget(ctx, t, tgt, tgt.Admin)
-		_, err := fastLauncher(TransportTCP).LaunchTarget(ctx, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
+		_, err := fastLauncher(TransportTCP).launchTarget(ctx, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
 		le := expectLaunchError(t, err, deploy.ErrAccessDenied)
 		if le.Diagnosis.Code != "access-denied" {
 			t.Fatalf("%+v", le)
@@ -648,7 +648,7 @@ func TestLabWinemuFailures(t *testing.T) {
 		c2, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		start := time.Now()
-		_, err := fastLauncher(TransportTCP).LaunchTarget(c2, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
+		_, err := fastLauncher(TransportTCP).launchTarget(c2, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
 		took := time.Since(start)
 		le := expectLaunchError(t, err, deploy.ErrTimeout)
 		if took > 5*time.Second {
@@ -664,7 +664,7 @@ func TestLabWinemuFailures(t *testing.T) {
 		c2, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() {
-			_, err := fastLauncher(TransportTCP).LaunchTarget(c2, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
+			_, err := fastLauncher(TransportTCP).launchTarget(c2, tg, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`}, nil)
 			done <- err
 		}()
 		// Cancel once the black hole holds the launcher's connection.
@@ -755,7 +755,7 @@ func TestLabGrantEndToEnd(t *testing.T) {
 		spec := paramSpec(cp.LocalPath)
 		spec.Args = pend.Ticket().Args()
 		before := j.Len()
-		h, err := launcher.Launch(ctx, g, spec, j)
+		h, err := launcher.Launch(ctx, &deploy.Target{Session: "grant-session", Addr: g.Addr, Grant: g, Journal: j}, spec)
 		if err != nil {
 			t.Fatalf("launch: %v", err)
 		}
@@ -789,7 +789,7 @@ func TestLabGrantEndToEnd(t *testing.T) {
 		if len(appletPIDs(pend.Ticket().Token)) != 0 {
 			t.Fatal("applet still running after Stop")
 		}
-		if !scmGone(ctx, t, l, TargetFromGrant(g), name) {
+		if !scmGone(ctx, t, l, targetFromGrant(g), name) {
 			t.Fatalf("service %s still exists after Stop", name)
 		}
 	})
@@ -799,7 +799,7 @@ func TestLabGrantEndToEnd(t *testing.T) {
 		l2.KeepService = true
 		spec := paramSpec(cp.LocalPath)
 		spec.Args = []string{"-console", "127.0.0.1:1", "-console-fingerprint", strings.Repeat("0", 64), "-token", "x"}
-		h, err := l2.Launch(ctx, g, spec, j)
+		h, err := l2.Launch(ctx, &deploy.Target{Addr: g.Addr, Grant: g, Journal: j}, spec)
 		if err != nil {
 			t.Fatalf("launch: %v", err)
 		}
@@ -828,10 +828,10 @@ func TestLabGrantEndToEnd(t *testing.T) {
 		if j2.Len() != 0 {
 			t.Fatalf("left: %v", j2.Artifacts())
 		}
-		if !scmGone(ctx, t, l, TargetFromGrant(g), name) {
+		if !scmGone(ctx, t, l, targetFromGrant(g), name) {
 			t.Fatalf("service %s survived the journal undo", name)
 		}
-		if keyExists(ctx, t, l, TargetFromGrant(g), `SOFTWARE\`+spec.Vendor) {
+		if keyExists(ctx, t, l, targetFromGrant(g), `SOFTWARE\`+spec.Vendor) {
 			t.Fatal("parameter keys survived the journal undo")
 		}
 		if _, err := os.Stat(filepath.Join(tgt.AdminDir, "Temp", "lanconnect", applet.Name)); !errors.Is(err, os.ErrNotExist) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
 
+	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 )
@@ -41,8 +42,9 @@ type Launcher struct {
 	// ErrLaunchUnsupported and ErrUnreachable move on to the next one.
 	Transports []Transport
 	// Level is the RPC protection of every connection; the zero value is
-	// rpcauth.Privacy (sealed, responses verified).
-	Level rpcauth.Level
+	// adauth.RPCPrivacy (sealed, responses verified: a tampered response
+	// fails with an error matching adauth.ErrIntegrity).
+	Level adauth.RPCLevel
 	// ServicePrefix is used when the spec has none; empty means
 	// DefaultServicePrefix.
 	ServicePrefix string
@@ -56,7 +58,7 @@ type Launcher struct {
 	// 10 s.
 	StopTimeout time.Duration
 	// Backoff paces polling and retries.
-	Backoff rpcauth.Backoff
+	Backoff Backoff
 	// EPMPort is the endpoint mapper's TCP port; 0 means 135.
 	EPMPort int
 	// Logger receives progress; nil discards. Credentials are never
@@ -71,8 +73,22 @@ type Launcher struct {
 	QueryPID bool
 }
 
-// Name returns "remotereg".
-func (l *Launcher) Name() string { return "remotereg" }
+// Backoff is an exponential schedule for polling (a service's state) and
+// retries (a busy named pipe), bounded by the caller's context. The zero
+// value waits 10 ms, then doubles up to 500 ms.
+type Backoff struct {
+	// Initial is the first wait; 0 means 10 ms.
+	Initial time.Duration
+	// Max caps each wait; 0 means 500 ms.
+	Max time.Duration
+}
+
+// backoff returns l.Backoff as rpcauth schedules it.
+func (l *Launcher) backoff() rpcauth.Backoff { return rpcauth.Backoff(l.Backoff) }
+
+// Name returns "scm", the method name technicians see in session events
+// and errors.
+func (l *Launcher) Name() string { return "scm" }
 
 func (l *Launcher) log() *slog.Logger {
 	if l.Logger == nil {
@@ -131,7 +147,7 @@ func (l *Launcher) serviceName(spec deploy.LaunchSpec) (string, error) {
 
 // dialSCM binds svcctl over the first transport that connects: those in
 // prefer first, then the launcher's.
-func (l *Launcher) dialSCM(ctx context.Context, t Target, prefer ...Transport) (svcctl.SvcctlClient, *rpcConn, error) {
+func (l *Launcher) dialSCM(ctx context.Context, t target, prefer ...Transport) (svcctl.SvcctlClient, *rpcConn, error) {
 	var last error
 	order := append(append([]Transport(nil), prefer...), l.transports()...)
 	for i, tr := range order {
@@ -151,7 +167,7 @@ func (l *Launcher) dialSCM(ctx context.Context, t Target, prefer ...Transport) (
 }
 
 // svcctlOver binds svcctl over one transport; errors are *LaunchError.
-func (l *Launcher) svcctlOver(ctx context.Context, t Target, tr Transport) (svcctl.SvcctlClient, *rpcConn, error) {
+func (l *Launcher) svcctlOver(ctx context.Context, t target, tr Transport) (svcctl.SvcctlClient, *rpcConn, error) {
 	var (
 		cli  svcctl.SvcctlClient
 		conn *rpcConn
@@ -163,7 +179,7 @@ func (l *Launcher) svcctlOver(ctx context.Context, t Target, tr Transport) (svcc
 		ep = pipeEndpoint(t, "svcctl")
 		cli, conn, err = l.svcctlOverPipe(ctx, t)
 	case TransportTCP:
-		ep = "svcctl over TCP on " + t.Host
+		ep = "svcctl over TCP on " + t.Addr
 		cli, conn, err = l.svcctlOverTCP(ctx, t)
 	default:
 		return nil, nil, fmt.Errorf("remotereg: unknown transport %v", tr)
@@ -181,12 +197,12 @@ func fallsBack(err error) bool {
 	return errors.Is(err, deploy.ErrLaunchUnsupported) || errors.Is(err, deploy.ErrUnreachable)
 }
 
-// LaunchTarget validates spec, writes its parameters (if any) through Remote
+// launchTarget validates spec, writes its parameters (if any) through Remote
 // Registry, then creates, starts and waits for the applet's service on
 // the first transport that can, journaling every change in j before it is
 // relied on. On failure it undoes what it did (even when ctx was
 // cancelled) and returns a *deploy.LaunchError.
-func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.LaunchSpec, j Journal) (*Handle, error) {
+func (l *Launcher) launchTarget(ctx context.Context, t target, spec deploy.LaunchSpec, j journal) (*Handle, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: "validate", Kind: deploy.ErrBadSpec, Err: err}
 	}
@@ -217,7 +233,7 @@ func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.Launc
 			earlier = append(earlier, attemptSummary(last))
 		}
 		last = err
-		l.log().Info("remotereg launch attempt failed", "host", t.Host, "transport", tr.String(), "err", err)
+		l.log().Info("remotereg launch attempt failed", "host", t.Addr, "transport", tr.String(), "err", err)
 		if !fallsBack(err) || ctx.Err() != nil {
 			break
 		}
@@ -244,7 +260,7 @@ func attemptSummary(err error) string {
 
 // launchOn runs create, start and wait on one transport. On failure after
 // the service exists, it removes the service.
-func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec deploy.LaunchSpec, j Journal, h *Handle) (err error) {
+func (l *Launcher) launchOn(ctx context.Context, t target, tr Transport, spec deploy.LaunchSpec, j journal, h *Handle) (err error) {
 	cli, conn, err := l.svcctlOver(ctx, t, tr)
 	if err != nil {
 		return err
@@ -263,7 +279,7 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 	}
 	// The name is chosen and journaled (persisted) before CreateService,
 	// so that a crash or a cancel during the call leaves a record of it.
-	change := Change{Kind: ChangeService, Host: t.Host, Name: name, Transport: tr}
+	change := Change{Kind: ChangeService, Addr: t.Addr, Name: name, Transport: tr}
 	if err := record(ctx, j, change); err != nil {
 		_ = resolve(context.WithoutCancel(ctx), j, change) // nothing was created
 		m.close(context.WithoutCancel(ctx))
@@ -277,7 +293,7 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 		l.afterFailedCreate(ctx, t, j, change, err)
 		return l.failure("create service", ep, err)
 	}
-	l.log().Info("service created", "host", t.Host, "transport", tr.String(), "service", name)
+	l.log().Info("service created", "host", t.Addr, "transport", tr.String(), "service", name)
 	defer func() {
 		if err == nil {
 			return
@@ -300,7 +316,7 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 		defer cancel()
 		if rerr != nil {
 			l.log().Info("removing the service over a fresh connection", "service", name, "reason", rerr)
-			rerr = l.Undo(cctx, t, change)
+			rerr = l.undo(cctx, t, change)
 		}
 		if rerr != nil {
 			// The service, and perhaps a process it started, may still be
@@ -318,7 +334,7 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 	}
 	wctx, cancel := context.WithTimeout(ctx, l.startWait())
 	defer cancel()
-	if _, err := m.waitState(wctx, svc, StateRunning, l.Backoff); err != nil {
+	if _, err := m.waitState(wctx, svc, StateRunning, l.backoff()); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("%w: %w", err, ErrorServiceRequestTimeout)
 		}
@@ -338,7 +354,7 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 	if l.QueryPID {
 		h.pid = l.queryPID(ctx, t, tr, name)
 	}
-	l.log().Info("applet running", "host", t.Host, "transport", tr.String(), "service", name, "pid", h.pid, "marked_for_deletion", h.marked)
+	l.log().Info("applet running", "host", t.Addr, "transport", tr.String(), "service", name, "pid", h.pid, "marked_for_deletion", h.marked)
 	return nil
 }
 
@@ -352,7 +368,7 @@ func (l *Launcher) launchOn(ctx context.Context, t Target, tr Transport, spec de
 // succeeded, because the server may still carry out the abandoned call
 // afterwards; undoing the journal later removes it then, and an object
 // that is gone by then counts as undone.
-func (l *Launcher) afterFailedCreate(ctx context.Context, t Target, j Journal, c Change, err error) {
+func (l *Launcher) afterFailedCreate(ctx context.Context, t target, j journal, c Change, err error) {
 	cctx, cancel := l.cleanupContext(ctx)
 	defer cancel()
 	var w Win32Error
@@ -360,7 +376,7 @@ func (l *Launcher) afterFailedCreate(ctx context.Context, t Target, j Journal, c
 		_ = resolve(cctx, j, c)
 		return
 	}
-	if uerr := l.Undo(cctx, t, c); uerr != nil {
+	if uerr := l.undo(cctx, t, c); uerr != nil {
 		l.log().Warn("removing after a failed create", "change", c.String(), "err", uerr)
 		return
 	}
@@ -373,7 +389,7 @@ func (l *Launcher) afterFailedCreate(ctx context.Context, t Target, j Journal, c
 // a server that does not implement QueryServiceStatusEx answers with a
 // fault, and go-msrpc closes the connection on a fault, which must not
 // take the handle's connection with it. It returns 0 when it cannot tell.
-func (l *Launcher) queryPID(ctx context.Context, t Target, tr Transport, name string) uint32 {
+func (l *Launcher) queryPID(ctx context.Context, t target, tr Transport, name string) uint32 {
 	cli, conn, err := l.svcctlOver(ctx, t, tr)
 	if err != nil {
 		return 0
@@ -396,8 +412,8 @@ func (l *Launcher) queryPID(ctx context.Context, t Target, tr Transport, name st
 // deploy.Handle. It keeps its SCM connection open until Stop.
 type Handle struct {
 	l *Launcher
-	t Target
-	j Journal
+	t target
+	j journal
 
 	mu        sync.Mutex
 	transport Transport
@@ -459,7 +475,7 @@ func (h *Handle) endpoint() string {
 	if h.conn != nil {
 		return h.conn.endpoint
 	}
-	return h.t.Host
+	return h.t.Addr
 }
 
 // withSCM runs op on the handle's connection; when that fails below the
@@ -480,7 +496,7 @@ func (h *Handle) withSCM(ctx context.Context, op func(*scm, *svcctl.Handle) (*sv
 		if ctx.Err() != nil {
 			return st, err
 		}
-		h.l.log().Info("SCM connection lost; reconnecting", "host", h.t.Host, "service", h.service, "err", err)
+		h.l.log().Info("SCM connection lost; reconnecting", "host", h.t.Addr, "service", h.service, "err", err)
 	}
 	h.dropConn(ctx)
 	cli, conn, err := h.l.svcctlOver(ctx, h.t, h.transport)
@@ -570,7 +586,7 @@ func (h *Handle) undoChanges(ctx context.Context) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.undoChangesLocked(ctx); err != nil {
-		h.l.log().Warn("cleanup after failed launch", "host", h.t.Host, "err", err)
+		h.l.log().Warn("cleanup after failed launch", "host", h.t.Addr, "err", err)
 	}
 }
 
@@ -592,7 +608,7 @@ func (h *Handle) undoChangesLocked(ctx context.Context) error {
 			left = append(left, c)
 			continue
 		}
-		if err := h.l.Undo(cctx, h.t, c); err != nil {
+		if err := h.l.undo(cctx, h.t, c); err != nil {
 			errs = append(errs, err)
 			left = append(left, c)
 			continue

@@ -31,36 +31,6 @@ const (
 	regCreatedNewKey = 1
 )
 
-// Preflight is what the target's registry says about it, read through
-// Remote Registry. A field the registry does not have is empty (strings)
-// or nil (numbers): unknown, not an error. Unknown lists the value paths
-// that were missing.
-type Preflight struct {
-	// Product is ProductName, for example "Windows 11 Pro".
-	Product string `json:"product,omitempty"`
-	// Version is DisplayVersion (for example "24H2"), else ReleaseId,
-	// else CurrentVersion (for example "6.3").
-	Version string `json:"version,omitempty"`
-	// Build is CurrentBuildNumber (else CurrentBuild), with ".UBR" when
-	// the update build revision is known.
-	Build string `json:"build,omitempty"`
-	// Arch is PROCESSOR_ARCHITECTURE from the system environment, for
-	// example "AMD64" or "ARM64".
-	Arch string `json:"arch,omitempty"`
-	// SystemRoot is the Windows directory, for example `C:\Windows`.
-	SystemRoot string `json:"system_root,omitempty"`
-	// ForceGuest is Control\Lsa\forceguest: 1 means the guest-only
-	// sharing model (every network logon becomes Guest).
-	ForceGuest *uint32 `json:"force_guest,omitempty"`
-	// LmCompatibilityLevel is Control\Lsa\LmCompatibilityLevel (0-5).
-	LmCompatibilityLevel *uint32 `json:"lm_compatibility_level,omitempty"`
-	// LocalAccountTokenFilterPolicy is Policies\System's value: 1 lets
-	// local administrators keep their admin token over the network.
-	LocalAccountTokenFilterPolicy *uint32 `json:"local_account_token_filter_policy,omitempty"`
-	// Unknown lists the `key\value` paths that were missing.
-	Unknown []string `json:"unknown,omitempty"`
-}
-
 const (
 	keyCurrentVersion = `SOFTWARE\Microsoft\Windows NT\CurrentVersion`
 	keyEnvironment    = `SYSTEM\CurrentControlSet\Control\Session Manager\Environment`
@@ -214,7 +184,7 @@ func encodeUTF16Z(s string) []byte {
 }
 
 // readPreflight reads the Preflight values over cli.
-func readPreflight(ctx context.Context, cli winreg.WinregClient) (*Preflight, error) {
+func readPreflight(ctx context.Context, cli winreg.WinregClient) (*deploy.Preflight, error) {
 	hklm, err := openHKLM(ctx, cli, maximumAllowed)
 	if err != nil {
 		return nil, fmt.Errorf("open HKLM: %w", err)
@@ -227,7 +197,7 @@ func readPreflight(ctx context.Context, cli winreg.WinregClient) (*Preflight, er
 		}
 		closeKey(cctx, cli, hklm)
 	}()
-	p := &Preflight{}
+	p := &deploy.Preflight{}
 	var errs []error
 	s := func(dst *string, key, name string) {
 		v, err := r.str(ctx, key, name)
@@ -291,7 +261,7 @@ func paramKeyPath(spec deploy.LaunchSpec) string {
 // (unless ctx ended, which leaves that connection unusable) and returns,
 // with the error, the keys it could not remove; a key whose create call
 // was interrupted is among them (see Handle.interrupted).
-func (l *Launcher) writeParams(ctx context.Context, cli winreg.WinregClient, t Target, spec deploy.LaunchSpec, j Journal) ([]Change, error) {
+func (l *Launcher) writeParams(ctx context.Context, cli winreg.WinregClient, t target, spec deploy.LaunchSpec, j journal) ([]Change, error) {
 	hklm, err := openHKLM(ctx, cli, maximumAllowed)
 	if err != nil {
 		return nil, fmt.Errorf("open HKLM: %w", err)
@@ -328,7 +298,7 @@ func (l *Launcher) writeParams(ctx context.Context, cli winreg.WinregClient, t T
 		if err == nil {
 			closeKey(ctx, cli, ek)
 		} else {
-			c = Change{Kind: ChangeRegistryKey, Host: t.Host, Name: path}
+			c = Change{Kind: ChangeRegistryKey, Addr: t.Addr, Name: path}
 			if err := record(ctx, j, c); err != nil {
 				_ = resolve(context.WithoutCancel(ctx), j, c) // nothing was created
 				return undo(), fmt.Errorf("journal: %w", err)
@@ -370,7 +340,7 @@ func (l *Launcher) writeParams(ctx context.Context, cli winreg.WinregClient, t T
 	// documentation says must not be secrets (lanconnect's own secret,
 	// the check-in ticket, is never stored in the registry).
 	if err := protectKey(ctx, cli, k); err != nil {
-		l.log().Warn("the parameter key is readable by more than administrators", "host", t.Host, "key", `HKLM\`+paramKeyPath(spec), "err", err)
+		l.log().Warn("the parameter key is readable by more than administrators", "host", t.Addr, "key", `HKLM\`+paramKeyPath(spec), "err", err)
 	}
 	names := make([]string, 0, len(spec.Params))
 	for n := range spec.Params {
@@ -424,7 +394,7 @@ const remoteRegistryService = "RemoteRegistry"
 // the Remote Registry service through the SCM (setting it to manual start
 // first when it is disabled), journals the original state, and tries
 // again until the pipe appears or ctx ends.
-func (l *Launcher) winreg(ctx context.Context, t Target, j Journal) (winreg.WinregClient, *rpcConn, []Change, error) {
+func (l *Launcher) winreg(ctx context.Context, t target, j journal) (winreg.WinregClient, *rpcConn, []Change, error) {
 	cli, conn, err := l.winregOverPipe(ctx, t)
 	if err == nil {
 		return cli, conn, nil, nil
@@ -432,14 +402,14 @@ func (l *Launcher) winreg(ctx context.Context, t Target, j Journal) (winreg.Winr
 	if !winregUnavailable(err) {
 		return nil, nil, nil, l.failure("connect winreg", endpointOf(err, pipeEndpoint(t, "winreg")), err)
 	}
-	l.log().Info("winreg pipe not available; starting Remote Registry", "host", t.Host)
+	l.log().Info("winreg pipe not available; starting Remote Registry", "host", t.Addr)
 	changes, serr := l.startRemoteRegistry(ctx, t, j)
 	if serr != nil {
 		return nil, nil, changes, serr
 	}
 	// The pipe appears shortly after the service reports running.
 	var lastErr error
-	rerr := l.Backoff.Retry(ctx, func(ctx context.Context) error {
+	rerr := l.backoff().Retry(ctx, func(ctx context.Context) error {
 		cli, conn, lastErr = l.winregOverPipe(ctx, t)
 		return lastErr
 	}, winregUnavailable)
@@ -451,7 +421,7 @@ func (l *Launcher) winreg(ctx context.Context, t Target, j Journal) (winreg.Winr
 
 // startRemoteRegistry makes the Remote Registry service run, recording
 // its original state first.
-func (l *Launcher) startRemoteRegistry(ctx context.Context, t Target, j Journal) ([]Change, error) {
+func (l *Launcher) startRemoteRegistry(ctx context.Context, t target, j journal) ([]Change, error) {
 	cli, conn, err := l.dialSCM(ctx, t)
 	if err != nil {
 		return nil, err
@@ -462,7 +432,7 @@ func (l *Launcher) startRemoteRegistry(ctx context.Context, t Target, j Journal)
 		return nil, l.failure("open scm", conn.endpoint, err)
 	}
 	defer m.close(ctx)
-	c, err := l.ensureRunning(ctx, m, t.Host, remoteRegistryService, conn.transport, j)
+	c, err := l.ensureRunning(ctx, m, t.Addr, remoteRegistryService, conn.transport, j)
 	if err != nil {
 		return c, l.failure("start Remote Registry", conn.endpoint, err)
 	}
@@ -472,7 +442,7 @@ func (l *Launcher) startRemoteRegistry(ctx context.Context, t Target, j Journal)
 // ensureRunning starts service name if it is not running, setting a
 // disabled service to manual start first. Before changing anything it
 // records a ChangeServiceState with the original start type and state.
-func (l *Launcher) ensureRunning(ctx context.Context, m *scm, host, name string, tr Transport, j Journal) ([]Change, error) {
+func (l *Launcher) ensureRunning(ctx context.Context, m *scm, host, name string, tr Transport, j journal) ([]Change, error) {
 	h, err := m.open(ctx, name, serviceQueryStatus|serviceQueryConfig|serviceChangeConfig|serviceStart|serviceStop)
 	if err != nil {
 		return nil, fmt.Errorf("open service %s: %w", name, err)
@@ -489,7 +459,7 @@ func (l *Launcher) ensureRunning(ctx context.Context, m *scm, host, name string,
 	if err != nil {
 		return nil, fmt.Errorf("query %s config: %w", name, err)
 	}
-	c := Change{Kind: ChangeServiceState, Host: host, Name: name, StartType: StartType(cfg.StartType), WasRunning: false, Transport: tr}
+	c := Change{Kind: ChangeServiceState, Addr: host, Name: name, StartType: StartType(cfg.StartType), WasRunning: false, Transport: tr}
 	if err := record(ctx, j, c); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
@@ -504,17 +474,18 @@ func (l *Launcher) ensureRunning(ctx context.Context, m *scm, host, name string,
 	}
 	wctx, cancel := context.WithTimeout(ctx, l.startWait())
 	defer cancel()
-	if _, err := m.waitState(wctx, h, StateRunning, l.Backoff); err != nil {
+	if _, err := m.waitState(wctx, h, StateRunning, l.backoff()); err != nil {
 		return changes, fmt.Errorf("wait for %s: %w", name, err)
 	}
 	return changes, nil
 }
 
-// Preflight reads the target's OS and security settings through Remote
+// preflight reads the target's OS and security settings through Remote
 // Registry (starting it through the SCM if needed, journaled in j) and
-// returns them. Missing keys are normal on many systems and are reported
-// as unknown in the result, not as errors.
-func (l *Launcher) Preflight(ctx context.Context, t Target, j Journal) (*Preflight, error) {
+// returns them: Product, Version, Build, Arch, SystemRoot and the Lsa and
+// UAC values; RemoteRegistryOff is left false. Missing keys are normal on
+// many systems and are reported in Unknown, not as errors.
+func (l *Launcher) preflight(ctx context.Context, t target, j journal) (*deploy.Preflight, error) {
 	cli, conn, _, err := l.winreg(ctx, t, j)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -31,7 +32,7 @@ const (
 	TransportPipe Transport = iota
 	// TransportTCP is ncacn_ip_tcp on the port that the endpoint mapper
 	// (TCP 135) names for svcctl, sealed with response integrity
-	// verified by rpcauth.
+	// verified (a tampered response fails with adauth.ErrIntegrity).
 	TransportTCP
 )
 
@@ -68,12 +69,12 @@ func (t *Transport) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Target is what the launcher needs from a grant: where the computer is,
+// target is what the launcher needs from a grant: where the computer is,
 // who we are, and the SMB session to open pipes on. Launch builds it from
-// the grant; tests and tools may build it directly.
-type Target struct {
-	// Host is the computer's IP address (or name) for ncacn_ip_tcp.
-	Host string
+// the grant; the package's tests build it directly.
+type target struct {
+	// Addr is the computer's IP address (or name) for ncacn_ip_tcp.
+	Addr string
 	// Credentials authenticate each RPC connection (NTLM). They are never
 	// logged.
 	Credentials rpcauth.Credentials
@@ -176,19 +177,19 @@ func (d *tcpDialer) DialContext(ctx context.Context, network, addr string) (net.
 func pipeRetryable(err error) bool { return errors.Is(err, smbconn.StatusPipeNotAvailable) }
 
 // pipeEndpoint names a pipe on the target for diagnoses.
-func pipeEndpoint(t Target, pipe string) string {
-	return `\\` + t.Host + `\pipe\` + pipe
+func pipeEndpoint(t target, pipe string) string {
+	return `\\` + t.Addr + `\pipe\` + pipe
 }
 
 // dialPipe dials pipe on the grant's session and returns the connection;
 // bind binds the interface's client on it.
-func (l *Launcher) dialPipe(ctx context.Context, t Target, pipe string) (*rpcConn, error) {
+func (l *Launcher) dialPipe(ctx context.Context, t target, pipe string) (*rpcConn, error) {
 	ep := pipeEndpoint(t, pipe)
 	if t.OpenPipe == nil {
 		return nil, &endpointError{ep, errors.New("no SMB session to open the pipe on")}
 	}
 	raw := &rawConns{}
-	cc, err := rpcauth.DialPipe(ctx, raw.opener(t.OpenPipe), pipe, l.Backoff, pipeRetryable, dcerpc.WithTimeout(l.rpcTimeout()))
+	cc, err := rpcauth.DialPipe(ctx, raw.opener(t.OpenPipe), pipe, l.backoff(), pipeRetryable, dcerpc.WithTimeout(l.rpcTimeout()))
 	if err != nil {
 		return nil, &endpointError{ep, err}
 	}
@@ -202,7 +203,22 @@ type endpointError struct {
 	err      error
 }
 
-func (e *endpointError) Error() string { return e.endpoint + ": " + e.err.Error() }
+// Error names the endpoint and the root of the cause (rpcauth.Cause);
+// %+v prints the cause's full text instead.
+func (e *endpointError) Error() string { return e.endpoint + ": " + rpcauth.Cause(e.err) }
+
+// Format prints Error for %v and %s (quoted for %q), and the raw chain
+// for %+v.
+func (e *endpointError) Format(f fmt.State, verb rune) {
+	switch {
+	case verb == 'v' && f.Flag('+'):
+		fmt.Fprintf(f, "%s: %+v", e.endpoint, e.err)
+	case verb == 'q':
+		fmt.Fprintf(f, "%q", e.Error())
+	default:
+		io.WriteString(f, e.Error())
+	}
+}
 func (e *endpointError) Unwrap() error { return e.err }
 
 // endpointOf returns the endpoint an error names, or fallback.
@@ -215,12 +231,12 @@ func endpointOf(err error, fallback string) string {
 }
 
 // securityOptions returns the per-connection security for a bind.
-func (l *Launcher) securityOptions(t Target) ([]dcerpc.Option, error) {
+func (l *Launcher) securityOptions(t target) ([]dcerpc.Option, error) {
 	return rpcauth.OptionsFor(t.Credentials, l.Level, t.ExpectName)
 }
 
 // svcctlOverPipe binds svcctl on \pipe\svcctl.
-func (l *Launcher) svcctlOverPipe(ctx context.Context, t Target) (svcctl.SvcctlClient, *rpcConn, error) {
+func (l *Launcher) svcctlOverPipe(ctx context.Context, t target) (svcctl.SvcctlClient, *rpcConn, error) {
 	c, err := l.dialPipe(ctx, t, "svcctl")
 	if err != nil {
 		return nil, nil, err
@@ -241,7 +257,7 @@ func (l *Launcher) svcctlOverPipe(ctx context.Context, t Target) (svcctl.SvcctlC
 }
 
 // winregOverPipe binds winreg on \pipe\winreg.
-func (l *Launcher) winregOverPipe(ctx context.Context, t Target) (winreg.WinregClient, *rpcConn, error) {
+func (l *Launcher) winregOverPipe(ctx context.Context, t target) (winreg.WinregClient, *rpcConn, error) {
 	c, err := l.dialPipe(ctx, t, "winreg")
 	if err != nil {
 		return nil, nil, err
@@ -279,18 +295,18 @@ func (l *Launcher) epmPort() int {
 
 // svcctlOverTCP asks the endpoint mapper for svcctl's TCP port and binds
 // svcctl there, sealed and verified.
-func (l *Launcher) svcctlOverTCP(ctx context.Context, t Target) (svcctl.SvcctlClient, *rpcConn, error) {
+func (l *Launcher) svcctlOverTCP(ctx context.Context, t target) (svcctl.SvcctlClient, *rpcConn, error) {
 	opts, err := l.securityOptions(t)
 	if err != nil {
 		return nil, nil, err
 	}
-	port, err := l.mapTCP(ctx, t.Host, svcctl.SvcctlSyntaxV2_0)
+	port, err := l.mapTCP(ctx, t.Addr, svcctl.SvcctlSyntaxV2_0)
 	if err != nil {
 		return nil, nil, err
 	}
-	ep := net.JoinHostPort(t.Host, strconv.Itoa(port))
+	ep := net.JoinHostPort(t.Addr, strconv.Itoa(port))
 	raw := &rawConns{}
-	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+bindingHost(t.Host)+"["+strconv.Itoa(port)+"]",
+	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+bindingHost(t.Addr)+"["+strconv.Itoa(port)+"]",
 		dcerpc.WithDialer(&tcpDialer{r: raw}), dcerpc.WithNewTransport(), dcerpc.WithTimeout(l.rpcTimeout()))
 	if err != nil {
 		return nil, nil, &endpointError{ep, err}

@@ -23,8 +23,9 @@ import (
 	"github.com/oiweiwei/go-msrpc/ssp"
 	"github.com/oiweiwei/go-msrpc/ssp/credential"
 
+	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
-	"github.com/lanconnect/lanconnect/internal/rpcauth"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/internal/winemu"
@@ -98,10 +99,10 @@ func startEmu(t *testing.T, configure ...func(*winemu.Server)) *emu {
 	return e
 }
 
-func (e *emu) target(c testCreds) Target { return Target{Host: e.host, Credentials: c} }
+func (e *emu) target(c testCreds) target { return target{Addr: e.host, Credentials: c} }
 
 func tcpLauncher() *Launcher {
-	return &Launcher{Transports: []Transport{TransportTCP}, Backoff: rpcauth.Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond}}
+	return &Launcher{Transports: []Transport{TransportTCP}, Backoff: Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond}}
 }
 
 func (e *emu) spec() deploy.LaunchSpec {
@@ -164,7 +165,7 @@ func TestLaunchOverTCPEndToEnd(t *testing.T) {
 	defer cancel()
 	j := &memJournal{}
 	l := tcpLauncher()
-	h, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
+	h, err := l.launchTarget(ctx, e.target(e.admin), e.spec(), j)
 	if err != nil {
 		t.Fatalf("launch: %v", err)
 	}
@@ -217,7 +218,7 @@ func TestLaunchKeepServiceDeletesOnStop(t *testing.T) {
 	defer cancel()
 	l := tcpLauncher()
 	l.KeepService = true
-	h, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
+	h, err := l.launchTarget(ctx, e.target(e.admin), e.spec(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +242,7 @@ func expectLaunchError(t *testing.T, err error, kind error) *deploy.LaunchError 
 	if kind != nil && !errors.Is(err, kind) {
 		t.Fatalf("err = %v, want kind %v", err, kind)
 	}
-	if le.Launcher != "remotereg" || le.Step == "" {
+	if le.Launcher != "scm" || le.Step == "" {
 		t.Fatalf("launch error lacks launcher or step: %+v", le)
 	}
 	return le
@@ -252,7 +253,7 @@ func TestLaunchAccessDenied(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	t.Run("not admin", func(t *testing.T) {
-		_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.user), e.spec(), nil)
+		_, err := tcpLauncher().launchTarget(ctx, e.target(e.user), e.spec(), nil)
 		le := expectLaunchError(t, err, deploy.ErrAccessDenied)
 		if le.Diagnosis.Code != "access-denied" || !strings.Contains(le.Diagnosis.Fix, "LocalAccountTokenFilterPolicy") {
 			t.Fatalf("diagnosis: %+v", le.Diagnosis)
@@ -264,7 +265,7 @@ func TestLaunchAccessDenied(t *testing.T) {
 	t.Run("deny mode", func(t *testing.T) {
 		e.srv.Faults.SetDeny(true)
 		defer e.srv.Faults.SetDeny(false)
-		_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
+		_, err := tcpLauncher().launchTarget(ctx, e.target(e.admin), e.spec(), nil)
 		expectLaunchError(t, err, deploy.ErrAccessDenied)
 	})
 	if svcs := e.srv.SCM().Services(); len(svcs) != 0 {
@@ -279,7 +280,7 @@ func TestLaunchServiceExists(t *testing.T) {
 	first := tcpLauncher()
 	first.KeepService = true
 	first.Rand = bytes.NewReader(make([]byte, 4))
-	h, err := first.LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
+	h, err := first.launchTarget(ctx, e.target(e.admin), e.spec(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +288,7 @@ func TestLaunchServiceExists(t *testing.T) {
 	second := tcpLauncher()
 	second.Rand = bytes.NewReader(make([]byte, 4)) // the same suffix
 	j := &memJournal{}
-	_, err = second.LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
+	_, err = second.launchTarget(ctx, e.target(e.admin), e.spec(), j)
 	le := expectLaunchError(t, err, deploy.ErrServiceExists)
 	if le.Step != "create service" || le.Diagnosis.Code != "service-exists" {
 		t.Fatalf("%+v", le)
@@ -307,7 +308,7 @@ func TestLaunchNotServiceAware(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	j := &memJournal{}
-	_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
+	_, err := tcpLauncher().launchTarget(ctx, e.target(e.admin), e.spec(), j)
 	le := expectLaunchError(t, err, deploy.ErrNotServiceAware)
 	if le.Step != "start service" || le.Diagnosis.Code != "applet-not-service-aware" {
 		t.Fatalf("%+v", le)
@@ -336,14 +337,14 @@ func TestLaunchStartErrors(t *testing.T) {
 	for _, c := range []struct {
 		path string
 		kind error
-		code string
+		code diag.Code
 	}{
 		{`C:\Windows\Temp\plain.exe`, deploy.ErrNotServiceAware, "applet-not-service-aware"},
 		{`C:\Windows\Temp\arm64.exe`, deploy.ErrNotExecutable, "applet-wrong-architecture"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		j := &memJournal{}
-		_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), deploy.LaunchSpec{Path: c.path, ServicePrefix: "lc-test-"}, j)
+		_, err := tcpLauncher().launchTarget(ctx, e.target(e.admin), deploy.LaunchSpec{Path: c.path, ServicePrefix: "lc-test-"}, j)
 		cancel()
 		le := expectLaunchError(t, err, c.kind)
 		if le.Step != "start service" || le.Diagnosis.Code != c.code {
@@ -364,7 +365,7 @@ func TestLaunchHungEndpointFailsWithinDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
+	_, err := tcpLauncher().launchTarget(ctx, e.target(e.admin), e.spec(), nil)
 	took := time.Since(start)
 	le := expectLaunchError(t, err, deploy.ErrTimeout)
 	if took > 4*time.Second {
@@ -389,7 +390,7 @@ func TestLaunchCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
+		_, err := tcpLauncher().launchTarget(ctx, e.target(e.admin), e.spec(), nil)
 		done <- err
 	}()
 	// Cancel once the launcher is inside the SCM call that winemu holds.
@@ -418,7 +419,7 @@ func TestLaunchRefusedEndpoint(t *testing.T) {
 	e.srv.Faults.SetRefuse(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
+	_, err := tcpLauncher().launchTarget(ctx, e.target(e.admin), e.spec(), nil)
 	expectLaunchError(t, err, deploy.ErrUnreachable)
 }
 
@@ -462,9 +463,9 @@ func TestSealedResponseTamperingOverTCP(t *testing.T) {
 
 	t.Run("launcher refuses it", func(t *testing.T) {
 		e.srv.Faults.SetTamper(tamper)
-		_, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
-		if !errors.Is(err, rpcauth.ErrIntegrity) {
-			t.Fatalf("err = %v, want rpcauth.ErrIntegrity", err)
+		_, err := l.launchTarget(ctx, e.target(e.admin), e.spec(), nil)
+		if !errors.Is(err, adauth.ErrIntegrity) {
+			t.Fatalf("err = %v, want adauth.ErrIntegrity", err)
 		}
 		le := expectLaunchError(t, err, nil)
 		if le.Diagnosis.Code != "rpc-integrity" || errors.Is(err, deploy.ErrLaunchUnsupported) {
@@ -477,7 +478,7 @@ func TestSealedResponseTamperingOverTCP(t *testing.T) {
 
 	t.Run("untampered launch still works", func(t *testing.T) {
 		e.srv.Faults.SetTamper(winemu.TamperSpec{})
-		h, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
+		h, err := l.launchTarget(ctx, e.target(e.admin), e.spec(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -550,7 +551,7 @@ func TestStartRemoteRegistryRestoresState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Change{Kind: ChangeServiceState, Host: e.host, Name: remoteRegistryService, StartType: StartDisabled, WasRunning: false, Transport: TransportTCP}
+	want := Change{Kind: ChangeServiceState, Addr: e.host, Name: remoteRegistryService, StartType: StartDisabled, WasRunning: false, Transport: TransportTCP}
 	if len(changes) != 1 || changes[0] != want {
 		t.Fatalf("changes %v, want %v", changes, want)
 	}
@@ -568,14 +569,14 @@ func TestStartRemoteRegistryRestoresState(t *testing.T) {
 	}
 
 	pid := info().PID
-	if err := l.Undo(ctx, tg, want); err != nil {
+	if err := l.undo(ctx, tg, want); err != nil {
 		t.Fatal(err)
 	}
 	if s := info(); s.State != uint32(StateStopped) || s.StartType != uint32(StartDisabled) || processAlive(pid) {
 		t.Fatalf("after undo: %+v", s)
 	}
 	// Undo is idempotent.
-	if err := l.Undo(ctx, tg, want); err != nil {
+	if err := l.undo(ctx, tg, want); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -631,7 +632,7 @@ func TestWinregStartsRemoteRegistryWhenPipeMissing(t *testing.T) {
 	j := &memJournal{}
 	spec := e.spec()
 	spec.Params, spec.SessionID, spec.Vendor, spec.Applet = map[string]string{"k": "v"}, "s1", "V", "A"
-	_, err = l.LaunchTarget(ctx, tg, spec, j)
+	_, err = l.launchTarget(ctx, tg, spec, j)
 	if !errors.Is(err, errPipeBroken) {
 		t.Fatalf("err = %v, want the pipe error after Remote Registry started", err)
 	}
@@ -658,7 +659,7 @@ func TestHandleReconnects(t *testing.T) {
 	j := &memJournal{}
 	l := tcpLauncher()
 	l.KeepService = true // a service marked for deletion cannot be reopened
-	h, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
+	h, err := l.launchTarget(ctx, e.target(e.admin), e.spec(), j)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -694,7 +695,7 @@ func TestHandleStopRetriesAfterFailure(t *testing.T) {
 	j := &memJournal{}
 	l := tcpLauncher()
 	l.KeepService = true
-	h, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
+	h, err := l.launchTarget(ctx, e.target(e.admin), e.spec(), j)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -723,7 +724,7 @@ func TestHandleLostConnectionToMarkedService(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	j := &memJournal{}
-	h, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
+	h, err := tcpLauncher().launchTarget(ctx, e.target(e.admin), e.spec(), j)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -759,11 +760,11 @@ func (c *cancelOnRecord) Record(ctx context.Context, ch Change) error {
 
 // undoPending undoes what is still journaled, as the session's journal
 // undo would, and fails the test when an entry cannot be undone.
-func undoPending(ctx context.Context, t *testing.T, l *Launcher, tg Target, j *memJournal) {
+func undoPending(ctx context.Context, t *testing.T, l *Launcher, tg target, j *memJournal) {
 	t.Helper()
 	p := j.pending()
 	for i := len(p) - 1; i >= 0; i-- {
-		if err := l.Undo(ctx, tg, p[i]); err != nil {
+		if err := l.undo(ctx, tg, p[i]); err != nil {
 			t.Fatalf("undo %v: %v", p[i], err)
 		}
 		if err := j.Resolve(ctx, p[i]); err != nil {
@@ -778,7 +779,7 @@ func TestLaunchCancelledAfterTheServiceIsJournaledLeavesNothing(t *testing.T) {
 	defer cancel()
 	j := &cancelOnRecord{cancel: cancel}
 	l := tcpLauncher()
-	_, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
+	_, err := l.launchTarget(ctx, e.target(e.admin), e.spec(), j)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -831,7 +832,7 @@ func TestLaunchCancelledInsideCreateService(t *testing.T) {
 		}
 	}()
 	l := tcpLauncher()
-	_, err := l.LaunchTarget(lctx, e.target(e.admin), e.spec(), j)
+	_, err := l.launchTarget(lctx, e.target(e.admin), e.spec(), j)
 	if serr := <-seen; serr != nil {
 		t.Fatal(serr)
 	}
@@ -863,7 +864,7 @@ func TestHandleStopCancelledThenRetried(t *testing.T) {
 	j := &memJournal{}
 	l := tcpLauncher()
 	l.KeepService = true
-	h, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), j)
+	h, err := l.launchTarget(ctx, e.target(e.admin), e.spec(), j)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -907,7 +908,7 @@ func TestNoGoroutineLeaks(t *testing.T) {
 	before := runtime.NumGoroutine()
 	l := tcpLauncher()
 	for range 3 {
-		h, err := l.LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
+		h, err := l.launchTarget(ctx, e.target(e.admin), e.spec(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -919,12 +920,12 @@ func TestNoGoroutineLeaks(t *testing.T) {
 		}
 	}
 	// Failures too: denied, and cancelled after create.
-	if _, err := tcpLauncher().LaunchTarget(ctx, e.target(e.user), e.spec(), nil); err == nil {
+	if _, err := tcpLauncher().launchTarget(ctx, e.target(e.user), e.spec(), nil); err == nil {
 		t.Fatal("user launch succeeded")
 	}
 	c2, cancel2 := context.WithCancel(ctx)
 	defer cancel2()
-	if _, err := l.LaunchTarget(c2, e.target(e.admin), e.spec(), &cancelOnRecord{cancel: cancel2}); err == nil {
+	if _, err := l.launchTarget(c2, e.target(e.admin), e.spec(), &cancelOnRecord{cancel: cancel2}); err == nil {
 		t.Fatal("cancelled launch succeeded")
 	}
 	settle(t, before)
@@ -943,7 +944,7 @@ func TestCallsOutliveGoMSRPCDefaultTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err := tcpLauncher().LaunchTarget(ctx, e.target(e.admin), e.spec(), nil)
+	_, err := tcpLauncher().launchTarget(ctx, e.target(e.admin), e.spec(), nil)
 	took := time.Since(start)
 	if !errors.Is(err, deploy.ErrTimeout) {
 		t.Fatalf("err = %v", err)
@@ -960,7 +961,7 @@ func TestCallsOutliveGoMSRPCDefaultTimeout(t *testing.T) {
 func TestHandleOutlivesLaunchContext(t *testing.T) {
 	e := startEmu(t)
 	lctx, lcancel := context.WithTimeout(context.Background(), 30*time.Second)
-	h, err := tcpLauncher().LaunchTarget(lctx, e.target(e.admin), e.spec(), nil)
+	h, err := tcpLauncher().launchTarget(lctx, e.target(e.admin), e.spec(), nil)
 	lcancel() // the launch is over; its context goes
 	if err != nil {
 		t.Fatalf("launch: %v", err)
@@ -985,7 +986,7 @@ func TestHandleOutlivesLaunchContext(t *testing.T) {
 	}
 }
 
-// TestLaunchOverTCPChecksIdentity: a Target that expects another computer
+// TestLaunchOverTCPChecksIdentity: a target that expects another computer
 // than the one answering (winemu calls itself WINEMU) fails at the bind,
 // before credentials are sent, and creates nothing; the right name works.
 func TestLaunchOverTCPChecksIdentity(t *testing.T) {
@@ -994,7 +995,7 @@ func TestLaunchOverTCPChecksIdentity(t *testing.T) {
 	defer cancel()
 	tg := e.target(e.admin)
 	tg.ExpectName = "LCREAL"
-	_, err := tcpLauncher().LaunchTarget(ctx, tg, e.spec(), nil)
+	_, err := tcpLauncher().launchTarget(ctx, tg, e.spec(), nil)
 	if err == nil || !strings.Contains(err.Error(), `expected "LCREAL"`) {
 		t.Fatalf("launch expecting LCREAL: %v, want an identity mismatch", err)
 	}
@@ -1002,7 +1003,7 @@ func TestLaunchOverTCPChecksIdentity(t *testing.T) {
 		t.Fatalf("services created: %+v", svcs)
 	}
 	tg.ExpectName = "winemu"
-	h, err := tcpLauncher().LaunchTarget(ctx, tg, e.spec(), nil)
+	h, err := tcpLauncher().launchTarget(ctx, tg, e.spec(), nil)
 	if err != nil {
 		t.Fatalf("launch expecting winemu: %v", err)
 	}

@@ -16,6 +16,8 @@ type BulkOptions struct {
 	// created, before it leaves Connecting (to read its events, for
 	// instance). It must not block.
 	OnStart func(*Session)
+	// Connect are the options of every session (ConnectWith).
+	Connect ConnectOptions
 }
 
 // BulkResult is the outcome of one host of ConnectAll.
@@ -34,9 +36,10 @@ type BulkResult struct {
 // Connecting at once, and sends one BulkResult per host as each leaves
 // Connecting, in that order. The channel has room for every result, so a
 // reader that stops early blocks nothing; it is closed after the last
-// result. Sessions that reach Running stay Running: close them (or cancel
-// ctx, which bounds them as in Connect). Hosts not yet started when ctx
-// ends get a Failed result without a session's work.
+// result. ctx bounds Connecting only, as in ConnectWith: sessions that
+// reach Running stay Running until closed (Session.Close, Client.Close or
+// Client.Shutdown). Hosts not yet started when ctx ends get a Failed
+// result without a session's work.
 //
 // Shared credentials are proved on one host before the others use them,
 // and credentials that one host refuses are tried on no other host (see
@@ -62,7 +65,7 @@ func (c *Client) ConnectAll(ctx context.Context, hosts []discovery.Host, o BulkO
 				acquired = true
 			case <-ctx.Done():
 			}
-			s := c.Connect(ctx, h)
+			s := c.ConnectWith(ctx, h, o.Connect)
 			if o.OnStart != nil {
 				o.OnStart(s)
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session"
 	"github.com/lanconnect/lanconnect/session/checkin"
@@ -61,6 +62,8 @@ type fakeAuth struct {
 	// an expected name (adauth.WithExpectedName) that differs fails as
 	// adauth.SMBAuthenticator does, before credentials are checked.
 	identity string
+	// unreachable addresses fail as adauth's dial errors do.
+	unreachable map[string]bool
 
 	mu    sync.Mutex
 	seen  []string // the host of each call
@@ -95,8 +98,12 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Cred
 	a.names = append(a.names, adauth.ExpectedName(ctx))
 	a.mu.Unlock()
 	if want := adauth.ExpectedName(ctx); a.identity != "" && want != "" && !strings.EqualFold(want, a.identity) {
-		return nil, &adauth.AuthError{Host: host, Step: adauth.StepLogon, Kind: adauth.ErrIdentityMismatch,
-			Diagnosis: adauth.Diagnosis{Code: adauth.DiagIdentityMismatch, Summary: "answered as " + a.identity, Fix: "check the name"}}
+		return nil, &adauth.AuthError{Addr: host, Step: adauth.StepLogon, Kind: adauth.ErrIdentityMismatch,
+			Diagnosis: diag.Diagnosis{Code: diag.IdentityMismatch, Summary: "answered as " + a.identity, Fix: "check the name"}}
+	}
+	if a.unreachable[host] {
+		return nil, &adauth.AuthError{Addr: host, Account: cr.Account(), Step: adauth.StepConnect, Kind: adauth.ErrUnreachable,
+			Diagnosis: diag.Diagnosis{Code: diag.FirewallRefused, Summary: "refused", Fix: "open port 445"}, Err: errors.New("connection refused")}
 	}
 	a.record("start", cr)
 	defer a.record("end", cr)
@@ -109,8 +116,8 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Cred
 		}
 	}
 	if err := a.g.wait(ctx, "authenticate"); err != nil {
-		return nil, &adauth.AuthError{Host: host, Step: adauth.StepLogon, Kind: adauth.ErrCancelled, Err: err,
-			Diagnosis: adauth.Diagnosis{Code: adauth.DiagCancelled, Summary: "cancelled"}}
+		return nil, &adauth.AuthError{Addr: host, Step: adauth.StepLogon, Kind: adauth.ErrCanceled, Err: err,
+			Diagnosis: diag.Diagnosis{Code: diag.Canceled, Summary: "canceled"}}
 	}
 	pw, _ := cr.Password()
 	adminPW := a.adminPW
@@ -119,65 +126,80 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, cr adauth.Cred
 	}
 	switch {
 	case cr.User == "admin" && pw == adminPW:
-		return &adauth.Grant{Host: host, Credentials: cr, Facts: adauth.Facts{LocalAccount: a.local}}, nil
+		return &adauth.Grant{Addr: host, Credentials: cr, Facts: adauth.Facts{LocalAccount: a.local}}, nil
 	case cr.User == "user" && pw == "good":
-		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepAdminShare, Kind: adauth.ErrNotAdmin, Retryable: true,
-			Diagnosis: adauth.Diagnosis{Code: adauth.DiagNotAdmin, Summary: "not an administrator", Fix: "use an admin"}}
+		return nil, &adauth.AuthError{Addr: host, Account: cr.Account(), Step: adauth.StepAdminShare, Kind: adauth.ErrNotAdmin, Retryable: true,
+			Diagnosis: diag.Diagnosis{Code: diag.NotAdmin, Summary: "not an administrator", Fix: "use an admin"}}
 	case cr.User == "guest":
-		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepLogon, Kind: adauth.ErrGuest,
-			Diagnosis: adauth.Diagnosis{Code: adauth.DiagGuestOnly, Summary: "guest only", Fix: "classic model"}}
+		return nil, &adauth.AuthError{Addr: host, Account: cr.Account(), Step: adauth.StepLogon, Kind: adauth.ErrGuest,
+			Diagnosis: diag.Diagnosis{Code: diag.GuestOnly, Summary: "guest only", Fix: "classic model"}}
 	default:
-		return nil, &adauth.AuthError{Host: host, Account: cr.Account(), Step: adauth.StepLogon, Kind: adauth.ErrLogonFailure, Retryable: true,
-			Diagnosis: adauth.Diagnosis{Code: adauth.DiagLogonFailure, Summary: "logon failure", Fix: "check the password"}}
+		return nil, &adauth.AuthError{Addr: host, Account: cr.Account(), Step: adauth.StepLogon, Kind: adauth.ErrLogonFailure, Retryable: true,
+			Diagnosis: diag.Diagnosis{Code: diag.LogonFailure, Summary: "logon failure", Fix: "check the password"}}
 	}
 }
 
-// journal records what the fakes did and undoes it.
-type journal struct {
-	mu     sync.Mutex
-	open   []string
-	undone []string
+// record journals what a fake did in the session's deploy.Journal, as an
+// artifact whose Label is what ("file applet.exe": kind "file", name
+// "applet.exe"), for fakeUndoer to undo.
+func record(t *deploy.Target, what string) {
+	kind, name, _ := strings.Cut(what, " ")
+	if _, err := t.Journal.Record(context.Background(), deploy.Artifact{Kind: kind, Addr: t.Addr, Name: name}); err != nil {
+		panic(err)
+	}
+}
+
+// journal is one session's deploy.Journal, as the fakes saw it.
+type journal struct{ j *deploy.Journal }
+
+// open returns the labels of what is still recorded.
+func (j journal) open() []string {
+	var out []string
+	for _, a := range j.j.Artifacts() {
+		out = append(out, a.Label())
+	}
+	return out
+}
+
+// fakeUndoer undoes the fakes' artifacts (kinds "file" and "service",
+// replacing deploy.FileUndoers: the fake grants have no SMB session). It
+// blocks at the gate's "undo" when set, and fails on failOn.
+type fakeUndoer struct {
+	g      *gate
 	failOn string
-	g      *gate // blocks Undo at "undo" when set
+	mu     sync.Mutex
+	undone []string
 }
 
-func (j *journal) record(what string) {
-	j.mu.Lock()
-	j.open = append(j.open, what)
-	j.mu.Unlock()
-}
-
-func (j *journal) Undo(ctx context.Context) session.Cleanup {
-	if j.g != nil {
-		j.g.wait(ctx, "undo")
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	var c session.Cleanup
-	for i := len(j.open) - 1; i >= 0; i-- {
-		w := j.open[i]
-		if w == j.failOn {
-			c.Left = append(c.Left, session.Leftover{What: w, Err: errors.New("cannot delete")})
-			continue
+func (u *fakeUndoer) Undoers(*adauth.Grant) deploy.Undoers {
+	f := func(ctx context.Context, a deploy.Artifact) error {
+		if err := u.g.wait(ctx, "undo"); err != nil {
+			return err
 		}
-		c.Undone = append(c.Undone, w)
-		j.undone = append(j.undone, w)
+		if a.Label() == u.failOn {
+			return errors.New("cannot delete")
+		}
+		u.mu.Lock()
+		u.undone = append(u.undone, a.Label())
+		u.mu.Unlock()
+		return nil
 	}
-	j.open = nil
-	return c
+	return deploy.Undoers{"file": f, "service": f}
 }
 
 type fakeDeployer struct {
-	g       *gate
-	err     error
-	fileErr error
-	steps   int
-	mu      sync.Mutex
-	files   map[string][]byte // DeployFile's files by local path
+	g *gate
+	// onJournal is told each session's journal at Deploy.
+	onJournal func(*deploy.Journal)
+	err       error
+	fileErr   error
+	steps     int
+	mu        sync.Mutex
+	files     map[string][]byte // DeployFile's files by local path
 }
 
 // DeployFile keeps the file in memory, next to the applet's path.
-func (d *fakeDeployer) DeployFile(ctx context.Context, t *session.Target, name string, content []byte) (string, error) {
+func (d *fakeDeployer) DeployFile(ctx context.Context, t *deploy.Target, name string, content []byte) (string, error) {
 	if d.fileErr != nil {
 		return "", d.fileErr
 	}
@@ -188,7 +210,7 @@ func (d *fakeDeployer) DeployFile(ctx context.Context, t *session.Target, name s
 		d.files = make(map[string][]byte)
 	}
 	d.files[p] = append([]byte(nil), content...)
-	t.Journal.(*journal).record("file " + name)
+	record(t, "file "+name)
 	return p, nil
 }
 
@@ -201,7 +223,7 @@ func (d *fakeDeployer) take(path string) ([]byte, bool) {
 	return b, ok
 }
 
-func (d *fakeDeployer) Deploy(ctx context.Context, t *session.Target, progress func(done, total int64)) (string, error) {
+func (d *fakeDeployer) Deploy(ctx context.Context, t *deploy.Target, progress func(done, total int64)) (string, error) {
 	if err := d.g.wait(ctx, "deploy"); err != nil {
 		return "", err
 	}
@@ -215,17 +237,20 @@ func (d *fakeDeployer) Deploy(ctx context.Context, t *session.Target, progress f
 	for i := 1; i <= n; i++ {
 		progress(int64(i*1000), int64(n*1000))
 	}
-	t.Journal.(*journal).record("file applet.exe")
+	if d.onJournal != nil {
+		d.onJournal(t.Journal)
+	}
+	record(t, "file applet.exe")
 	return `C:\Windows\Temp\applet-` + t.Session + `.exe`, nil
 }
 
 type fakePreflight struct {
 	g   *gate
-	p   *session.Preflight
+	p   *deploy.Preflight
 	err error
 }
 
-func (f *fakePreflight) Preflight(ctx context.Context, t *session.Target) (*session.Preflight, error) {
+func (f *fakePreflight) Preflight(ctx context.Context, t *deploy.Target) (*deploy.Preflight, error) {
 	if err := f.g.wait(ctx, "preflight"); err != nil {
 		return nil, err
 	}
@@ -250,6 +275,7 @@ type fakeLauncher struct {
 	running   atomic.Int32 // applets running now
 	stops     atomic.Int32
 	goodbyes  atomic.Int32 // AppletExited calls
+	tickets   []string     // the console address of each ticket read; under mu
 }
 
 type fakeHandle struct {
@@ -296,7 +322,7 @@ func (l *fakeLauncher) ctx() context.Context {
 	return l.launchCtx
 }
 
-func (l *fakeLauncher) Launch(ctx context.Context, t *session.Target, spec deploy.LaunchSpec) (deploy.Handle, error) {
+func (l *fakeLauncher) Launch(ctx context.Context, t *deploy.Target, spec deploy.LaunchSpec) (deploy.Handle, error) {
 	l.calls.Add(1)
 	l.mu.Lock()
 	l.launchCtx = ctx
@@ -312,7 +338,7 @@ func (l *fakeLauncher) Launch(ctx context.Context, t *session.Target, spec deplo
 	if l.err != nil {
 		return nil, l.err
 	}
-	t.Journal.(*journal).record("service of " + l.name)
+	record(t, "service of "+l.name)
 	actx, cancel := context.WithCancel(context.Background())
 	h := &fakeHandle{l: l, cancel: cancel, exited: make(chan struct{})}
 	if l.noApplet {
@@ -328,7 +354,7 @@ func (l *fakeLauncher) Launch(ctx context.Context, t *session.Target, spec deplo
 	go func() {
 		defer close(h.exited)
 		defer l.running.Add(-1)
-		ac, err := checkin.Dial(actx, tk, checkin.Hello{Host: "FAKE", PID: 4242, Applet: "fake"})
+		ac, err := checkin.Dial(actx, tk, checkin.Hello{Name: "FAKE", PID: 4242, Applet: "fake"})
 		if err != nil {
 			return
 		}
@@ -349,12 +375,18 @@ func (l *fakeLauncher) readTicket(spec deploy.LaunchSpec) (checkin.Ticket, error
 	if !ok {
 		return checkin.Ticket{}, fmt.Errorf("no ticket file %s", p)
 	}
-	return checkin.ParseTicketFile(b)
+	tk, err := checkin.ParseTicketFile(b)
+	if err == nil {
+		l.mu.Lock()
+		l.tickets = append(l.tickets, tk.Addr)
+		l.mu.Unlock()
+	}
+	return tk, err
 }
 
 func launchErr(name string, kind error) error {
 	return &deploy.LaunchError{Launcher: name, Step: "create service", Kind: kind, Err: errors.New("boom"),
-		Diagnosis: deploy.Diagnosis{Code: name + "-diag", Summary: name + " cannot", Fix: "fix " + name}}
+		Diagnosis: diag.Diagnosis{Code: diag.Code(name + "-diag"), Summary: name + " cannot", Fix: "fix " + name}}
 }
 
 type harness struct {
@@ -364,8 +396,9 @@ type harness struct {
 	dep      *fakeDeployer
 	pre      *fakePreflight
 	ls       []*fakeLauncher
-	journals []*journal
+	journals []journal
 	jmu      sync.Mutex
+	undo     *fakeUndoer
 	cfg      session.Config
 	c        *session.Client
 }
@@ -373,22 +406,23 @@ type harness struct {
 func newHarness(t *testing.T, mod func(h *harness)) *harness {
 	t.Helper()
 	g := &gate{}
-	h := &harness{t: t, g: g, auth: &fakeAuth{g: g}, dep: &fakeDeployer{g: g}, pre: &fakePreflight{g: g, p: &session.Preflight{Product: "Windows"}},
-		ls: []*fakeLauncher{{name: "scm", g: g}, {name: "wmi", g: g}}}
+	h := &harness{t: t, g: g, auth: &fakeAuth{g: g}, dep: &fakeDeployer{g: g}, pre: &fakePreflight{g: g, p: &deploy.Preflight{Product: "Windows"}},
+		ls: []*fakeLauncher{{name: "scm", g: g}, {name: "wmi", g: g}}, undo: &fakeUndoer{g: g}}
+	h.dep.onJournal = func(j *deploy.Journal) {
+		h.jmu.Lock()
+		h.journals = append(h.journals, journal{j})
+		h.jmu.Unlock()
+	}
 
 	admin, _ := adauth.Parse("admin", "good")
 	h.cfg = session.Config{
 		Authenticator: h.auth, Credentials: admin, Deployer: h.dep, Preflight: h.pre,
-		NewJournal: func(context.Context, *session.Target) (session.Journal, error) {
-			j := &journal{g: h.g}
-			h.jmu.Lock()
-			h.journals = append(h.journals, j)
-			h.jmu.Unlock()
-			return j, nil
-		},
+		Undoers:  []deploy.Undoer{h.undo},
 		Timeouts: session.Timeouts{Checkin: 10 * time.Second, Cleanup: 10 * time.Second},
 		// The fake applets check in from 127.0.0.1, the fake hosts are
-		// 192.0.2.x: the tests of the address rule clear this.
+		// 127.0.2.x: the tests of the address rule clear this. (The
+		// hosts are loopback addresses so that the loopback check-in
+		// address may be given to them; nothing is sent to them.)
 		CheckinFromAnyAddr: true,
 	}
 	if mod != nil {
@@ -408,7 +442,7 @@ func newHarness(t *testing.T, mod func(h *harness)) *harness {
 }
 
 func host(i int) discovery.Host {
-	return discovery.Host{Name: fmt.Sprintf("PC%02d", i), Addrs: []netip.Addr{netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})}}
+	return discovery.Host{Name: fmt.Sprintf("PC%02d", i), Addrs: []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 2, byte(i + 1)})}}
 }
 
 // collect reads every event of s until the channel is closed.

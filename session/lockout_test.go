@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session"
 )
@@ -40,13 +41,13 @@ func TestBulkWrongPasswordOneLogon(t *testing.T) {
 		h.cfg.Concurrency = 8
 	})
 	const n = 20
-	codes := map[string]int{}
+	codes := map[diag.Code]int{}
 	for r := range h.c.ConnectAll(context.Background(), hostsN(n), session.BulkOptions{}) {
 		if r.Result.State != session.Failed {
 			t.Fatalf("%s: %v", r.Host.Name, r.Result.State)
 		}
 		codes[r.Result.Diagnosis.Code]++
-		if r.Result.Diagnosis.Code == adauth.DiagCredentialsRefused {
+		if r.Result.Diagnosis.Code == diag.CredentialsRefused {
 			if !errors.Is(r.Result.Err, adauth.ErrCredentialsRefused) {
 				t.Fatalf("%s: err %v", r.Host.Name, r.Result.Err)
 			}
@@ -58,12 +59,12 @@ func TestBulkWrongPasswordOneLogon(t *testing.T) {
 	if got := h.auth.calls.Load(); got != 1 {
 		t.Fatalf("%d logons with the wrong password, want 1: %v", got, h.auth.events())
 	}
-	if codes[adauth.DiagLogonFailure] != 1 || codes[adauth.DiagCredentialsRefused] != n-1 {
+	if codes[diag.LogonFailure] != 1 || codes[diag.CredentialsRefused] != n-1 {
 		t.Fatalf("diagnoses %v", codes)
 	}
 	// The refusal lasts for the Client: a later Connect does not try.
 	r, _ := h.c.Connect(context.Background(), host(n)).Wait(context.Background())
-	if r.Diagnosis.Code != adauth.DiagCredentialsRefused || h.auth.calls.Load() != 1 {
+	if r.Diagnosis.Code != diag.CredentialsRefused || h.auth.calls.Load() != 1 {
 		t.Fatalf("later connect: %+v, %d logons", r.Diagnosis, h.auth.calls.Load())
 	}
 }
@@ -175,7 +176,7 @@ func TestBulkNotAdminDoesNotPoison(t *testing.T) {
 	})
 	const n = 6
 	for r := range h.c.ConnectAll(context.Background(), hostsN(n), session.BulkOptions{}) {
-		if r.Result.State != session.Failed || r.Result.Diagnosis.Code != adauth.DiagNotAdmin {
+		if r.Result.State != session.Failed || r.Result.Diagnosis.Code != diag.NotAdmin {
 			t.Fatalf("%s: %v %+v", r.Host.Name, r.Result.State, r.Result.Diagnosis)
 		}
 	}

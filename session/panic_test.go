@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"github.com/lanconnect/lanconnect/deploy"
 	"testing"
 
 	"github.com/lanconnect/lanconnect/adauth"
@@ -11,7 +12,11 @@ import (
 
 type panicDeployer struct{}
 
-func (panicDeployer) Deploy(context.Context, *session.Target, func(done, total int64)) (string, error) {
+func (panicDeployer) DeployFile(context.Context, *deploy.Target, string, []byte) (string, error) {
+	return "", nil
+}
+
+func (panicDeployer) Deploy(context.Context, *deploy.Target, func(done, total int64)) (string, error) {
 	var b []byte
 	_ = b[5] // what a decoder does with a hostile length
 	return "", nil
@@ -41,8 +46,8 @@ func TestPanicFailsOnlyItsSession(t *testing.T) {
 				t.Fatalf("result %v %v %v %+v", r.State, r.Step, r.Err, r.Diagnosis)
 			}
 			for _, j := range h.journals {
-				if len(j.open) != 0 {
-					t.Fatalf("journal not undone: %v", j.open)
+				if len(j.open()) != 0 {
+					t.Fatalf("journal not undone: %v", j.open())
 				}
 			}
 		})

@@ -9,22 +9,8 @@ import (
 	"strings"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
-)
-
-// Diagnosis codes of name resolution and identity.
-const (
-	// DiagNameConflict: more than one address answered for the host's
-	// name, or discovery flagged the host as claiming another's name;
-	// nothing was sent to any of them.
-	DiagNameConflict = "name-conflict"
-	// DiagIdentityMismatch: the computer at the address answered under
-	// another name in its NTLM challenge; no credentials were sent. It is
-	// adauth.DiagIdentityMismatch.
-	DiagIdentityMismatch = adauth.DiagIdentityMismatch
-	// DiagNameNotResolved: no address answered for the host's name. It
-	// is adauth.DiagNameNotResolved.
-	DiagNameNotResolved = adauth.DiagNameNotResolved
 )
 
 var (
@@ -121,9 +107,9 @@ func expectedName(h discovery.Host) string {
 func (s *Session) resolve(ctx context.Context) error {
 	h := s.host
 	if h.Conflict != "" {
-		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrNameConflict,
+		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNameConflict,
 			Err: &NameConflictError{Name: s.name, Addrs: slices.Clone(h.Addrs), Reason: h.Conflict},
-			Diagnosis: Diagnosis{Code: DiagNameConflict,
+			Diagnosis: diag.Diagnosis{Code: diag.NameConflict,
 				Summary: fmt.Sprintf("The host at %s %s, so it may be impersonating that computer. Nothing was sent to it.", joinAddrs(h.Addrs), h.Conflict),
 				Fix:     "Connect to the computer the directory or DNS names, or, after checking who this host is, connect by its IP address."}}
 	}
@@ -139,24 +125,22 @@ func (s *Session) resolve(ctx context.Context) error {
 	addrs := uniqueAddrs(res.Addrs)
 	switch {
 	case len(addrs) == 0:
-		d := Diagnosis{Code: DiagNameNotResolved, Summary: "No computer answered for the name " + name + " (DNS, then NetBIOS).",
+		d := diag.Diagnosis{Code: diag.NameNotResolved, Summary: "No computer answered for the name " + name + " (DNS, then NetBIOS).",
 			Fix: "Check the name, or use the computer's IP address."}
 		if err == nil {
 			err = fmt.Errorf("%s: no address", name)
 		}
-		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Err: err, Diagnosis: d}
+		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Err: err, Diagnosis: d}
 	case len(addrs) > 1:
-		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrNameConflict,
+		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNameConflict,
 			Err: &NameConflictError{Name: name, Addrs: addrs, Source: res.Source},
-			Diagnosis: Diagnosis{Code: DiagNameConflict,
+			Diagnosis: diag.Diagnosis{Code: diag.NameConflict,
 				Summary: fmt.Sprintf("More than one computer answers for the name %s (%s): %s. Another host may be impersonating it, so nothing was sent to any of them.", name, res.Source, joinAddrs(addrs)),
 				Fix:     "Find out which address belongs to the computer (DNS, the directory, its console), remove the rogue or stale one, or connect by that IP address."}}
 	}
 	s.log.Debug("resolved", "name", name, "addr", addrs[0], "source", res.Source)
-	s.mu.Lock()
-	s.addr = addrs[0].String()
-	s.res.Addr, s.target.Addr = s.addr, s.addr
-	s.mu.Unlock()
+	s.setAddr(addrs[0].String())
+	s.addrs = []string{addrs[0].String()}
 	return nil
 }
 

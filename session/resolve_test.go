@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session"
 )
@@ -38,14 +39,14 @@ func failed(t *testing.T, s *session.Session) session.Result {
 }
 
 func TestNameConflictSendsNothing(t *testing.T) {
-	res := &fixedResolver{addrs: []netip.Addr{ip("10.0.0.10"), ip("10.0.0.11"), ip("10.0.0.10")}}
+	res := &fixedResolver{addrs: []netip.Addr{ip("127.0.3.10"), ip("127.0.3.11"), ip("127.0.3.10")}}
 	h := newHarness(t, func(h *harness) { h.cfg.Resolver = res })
 	r := failed(t, h.c.Connect(context.Background(), discovery.Host{Name: "LCREAL"}))
-	if r.Diagnosis.Code != session.DiagNameConflict || !strings.Contains(r.Diagnosis.Summary, "10.0.0.10, 10.0.0.11") {
+	if r.Diagnosis.Code != diag.NameConflict || !strings.Contains(r.Diagnosis.Summary, "127.0.3.10, 127.0.3.11") {
 		t.Fatalf("diagnosis %+v", r.Diagnosis)
 	}
 	var ce *session.NameConflictError
-	if !errors.Is(r.Err, session.ErrNameConflict) || !errors.As(r.Err, &ce) || !slices.Equal(ce.Addrs, []netip.Addr{ip("10.0.0.10"), ip("10.0.0.11")}) {
+	if !errors.Is(r.Err, session.ErrNameConflict) || !errors.As(r.Err, &ce) || !slices.Equal(ce.Addrs, []netip.Addr{ip("127.0.3.10"), ip("127.0.3.11")}) {
 		t.Fatalf("err %v", r.Err)
 	}
 	if n := h.auth.calls.Load(); n != 0 || res.calls.Load() != 1 {
@@ -54,15 +55,15 @@ func TestNameConflictSendsNothing(t *testing.T) {
 }
 
 func TestResolvedNameIsExpected(t *testing.T) {
-	res := &fixedResolver{addrs: []netip.Addr{ip("10.0.0.10")}}
+	res := &fixedResolver{addrs: []netip.Addr{ip("127.0.3.10")}}
 	h := newHarness(t, func(h *harness) { h.cfg.Resolver = res })
 	s := h.c.Connect(context.Background(), discovery.Host{Name: "LCREAL"})
 	evs := until(t, s, func(e session.Event) bool { return e.State != session.Connecting })
-	if last := evs[len(evs)-1]; last.State != session.Running || last.Addr != "10.0.0.10" || last.Result.Addr != "10.0.0.10" {
+	if last := evs[len(evs)-1]; last.State != session.Running || last.Addr != "127.0.3.10" || last.Result.Addr != "127.0.3.10" {
 		t.Fatalf("last event %+v", last)
 	}
 	hosts, names := h.auth.calledWith()
-	if !slices.Equal(hosts, []string{"10.0.0.10"}) || !slices.Equal(names, []string{"LCREAL"}) {
+	if !slices.Equal(hosts, []string{"127.0.3.10"}) || !slices.Equal(names, []string{"LCREAL"}) {
 		t.Fatalf("authenticated %v expecting %v", hosts, names)
 	}
 	s.Close(context.Background())
@@ -72,17 +73,17 @@ func TestNameNotResolved(t *testing.T) {
 	res := &fixedResolver{}
 	h := newHarness(t, func(h *harness) { h.cfg.Resolver = res })
 	r := failed(t, h.c.Connect(context.Background(), discovery.Host{Name: "NOBODY"}))
-	if r.Diagnosis.Code != session.DiagNameNotResolved || !errors.Is(r.Err, session.ErrNoAddress) || h.auth.calls.Load() != 0 {
+	if r.Diagnosis.Code != diag.NameNotResolved || !errors.Is(r.Err, session.ErrNoAddress) || h.auth.calls.Load() != 0 {
 		t.Fatalf("diagnosis %+v err %v calls %d", r.Diagnosis, r.Err, h.auth.calls.Load())
 	}
 }
 
 func TestFlaggedHostRefused(t *testing.T) {
-	res := &fixedResolver{addrs: []netip.Addr{ip("10.0.0.10")}}
+	res := &fixedResolver{addrs: []netip.Addr{ip("127.0.3.10")}}
 	h := newHarness(t, func(h *harness) { h.cfg.Resolver = res })
-	r := failed(t, h.c.Connect(context.Background(), discovery.Host{Name: "LCREAL", Addrs: []netip.Addr{ip("10.0.0.66")},
-		Conflict: "claims the name LCREAL, which DNS or the directory places at 10.0.0.10"}))
-	if r.Diagnosis.Code != session.DiagNameConflict || !strings.Contains(r.Diagnosis.Summary, "10.0.0.66") || !errors.Is(r.Err, session.ErrNameConflict) {
+	r := failed(t, h.c.Connect(context.Background(), discovery.Host{Name: "LCREAL", Addrs: []netip.Addr{ip("127.0.3.66")},
+		Conflict: "claims the name LCREAL, which DNS or the directory places at 127.0.3.10"}))
+	if r.Diagnosis.Code != diag.NameConflict || !strings.Contains(r.Diagnosis.Summary, "127.0.3.66") || !errors.Is(r.Err, session.ErrNameConflict) {
 		t.Fatalf("diagnosis %+v err %v", r.Diagnosis, r.Err)
 	}
 	if h.auth.calls.Load() != 0 || res.calls.Load() != 0 {
@@ -94,10 +95,10 @@ func TestTrustedAddressFirst(t *testing.T) {
 	h := newHarness(t, nil)
 	// The claimant's address arrived first; DNS (the directory) says .10.
 	s := h.c.Connect(context.Background(), discovery.Host{Name: "LCREAL", DNSName: "lcreal.lab.example",
-		Addrs: []netip.Addr{ip("10.0.0.66"), ip("10.0.0.10")}, TrustedAddrs: []netip.Addr{ip("10.0.0.10")}})
+		Addrs: []netip.Addr{ip("127.0.3.66"), ip("127.0.3.10")}, TrustedAddrs: []netip.Addr{ip("127.0.3.10")}})
 	until(t, s, func(e session.Event) bool { return e.State != session.Connecting })
 	hosts, names := h.auth.calledWith()
-	if !slices.Equal(hosts, []string{"10.0.0.10"}) || !slices.Equal(names, []string{"lcreal.lab.example"}) {
+	if !slices.Equal(hosts, []string{"127.0.3.10"}) || !slices.Equal(names, []string{"lcreal.lab.example"}) {
 		t.Fatalf("authenticated %v expecting %v", hosts, names)
 	}
 	s.Close(context.Background())
@@ -105,7 +106,7 @@ func TestTrustedAddressFirst(t *testing.T) {
 
 func TestAddressLiteralExpectsNoName(t *testing.T) {
 	h := newHarness(t, nil)
-	s := h.c.Connect(context.Background(), discovery.Host{Name: "10.0.0.10", Addrs: []netip.Addr{ip("10.0.0.10")}})
+	s := h.c.Connect(context.Background(), discovery.Host{Name: "127.0.3.10", Addrs: []netip.Addr{ip("127.0.3.10")}})
 	until(t, s, func(e session.Event) bool { return e.State != session.Connecting })
 	if _, names := h.auth.calledWith(); !slices.Equal(names, []string{""}) {
 		t.Fatalf("expected names %q, want none", names)
@@ -119,11 +120,11 @@ func TestIdentityMismatchFailsWithoutPrompt(t *testing.T) {
 		h.auth.identity = "LCROGUE"
 		h.cfg.Prompt = func(context.Context, adauth.PromptRequest) (adauth.Credentials, error) {
 			prompts.Add(1)
-			return adauth.Credentials{}, adauth.ErrPromptCancelled
+			return adauth.Credentials{}, adauth.ErrPromptCanceled
 		}
 	})
 	r := failed(t, h.c.Connect(context.Background(), host(1)))
-	if r.Diagnosis.Code != session.DiagIdentityMismatch || !errors.Is(r.Err, session.ErrIdentityMismatch) || r.Step != session.StepAuthenticate {
+	if r.Diagnosis.Code != diag.IdentityMismatch || !errors.Is(r.Err, session.ErrIdentityMismatch) || r.Step != session.StepAuthenticate {
 		t.Fatalf("result %+v", r)
 	}
 	if prompts.Load() != 0 || h.auth.calls.Load() != 1 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session/checkin"
 )
@@ -23,18 +24,23 @@ import (
 // use.
 type Session struct {
 	c     *Client
+	opts  ConnectOptions
 	id    string
 	host  discovery.Host
 	name  string
-	addr  string
+	addr  string   // the address in use; s.mu guards it once run starts
+	addrs []string // the addresses to try, in order (adauth.AddrsOf)
 	log   *slog.Logger
 	out   *outbox
 	tmo   Timeouts
 	begun time.Time
 
 	// set by the run goroutine only
-	target Target
-	handle deploy.Handle
+	target deploy.Target
+	// journalPath is the file the session's journal is persisted to, or
+	// "" when it is in memory.
+	journalPath string
+	handle      deploy.Handle
 	// launchCancel ends the context the handle was launched with; end
 	// calls it after cleanup.
 	launchCancel context.CancelFunc
@@ -50,6 +56,8 @@ type Session struct {
 	ready     chan struct{} // closed on Running, Failed or Closed
 	done      chan struct{} // closed on Failed or Closed
 	workStop  context.CancelFunc
+	// clientClosed: Connect was called after Client.Close.
+	clientClosed bool
 
 	mu     sync.Mutex
 	state  State
@@ -67,29 +75,57 @@ type CloseOptions struct {
 	Keep bool
 }
 
-// Connect starts a session to host and returns it at once, in Connecting.
-// Its goroutine authorizes, authenticates (prompting through
-// Config.Prompt while the step is StepCredentials), runs the preflight,
-// deploys the applet, tries the launchers in order and waits for the
-// applet to check in, then the session is Running. A failure at any step
-// cleans up and ends the session in Failed.
-//
-// ctx bounds the whole session, not only its start: when it ends during
-// Connecting the session fails, and when it ends while Running the session
-// is closed and cleaned up. Pass a context that lives as long as the
-// session should.
+// ConnectOptions are the settings of one session (ConnectWith).
+type ConnectOptions struct {
+	// Prompt, when set, asks for this session's credentials instead of
+	// Config.Prompt. It is still joined with the other sessions' prompts
+	// under the Client's lockout guard (see Config.Prompt): when it is
+	// the first to be needed for a refusal, its answer also goes to the
+	// other sessions waiting on that refusal; when another session's
+	// prompt for the same refusal is already open, this one is not asked
+	// and the session gets that prompt's answer.
+	Prompt adauth.PromptFunc
+	// Technician names who connects, for Config.Authorize and the log.
+	Technician string
+}
+
+// Connect is ConnectWith with no options.
 func (c *Client) Connect(ctx context.Context, host discovery.Host) *Session {
+	return c.ConnectWith(ctx, host, ConnectOptions{})
+}
+
+// ConnectWith starts a session to host and returns it at once, in
+// Connecting. Its goroutine authorizes, authenticates (prompting through
+// o.Prompt or Config.Prompt while the step is StepCredentials), runs the
+// preflight, deploys the applet, tries the launchers in order and waits
+// for the applet to check in, then the session is Running. A failure at
+// any step cleans up and ends the session in Failed.
+//
+// ctx bounds Connecting only, as a request's context bounds a dial: when
+// it ends during Connecting the session fails (after its cleanup), and
+// once the session is Running ctx no longer matters: a request's context
+// may be passed. The session then lives until Session.Close, Client.Close
+// or Client.Shutdown, or until its applet's connection ends. Values of
+// ctx (a trace ID, for instance) reach the steps and the cleanup.
+//
+// After Client.Close, the session fails at once with ErrClientClosed.
+func (c *Client) ConnectWith(ctx context.Context, host discovery.Host, o ConnectOptions) *Session {
 	s := &Session{
-		c: c, host: discovery.Clone(host), log: c.log, out: newOutbox(c.stop), tmo: c.timeouts(),
+		c: c, opts: o, host: discovery.Clone(host), log: c.log, tmo: c.timeouts(),
 		begun: time.Now(), closeReq: make(chan struct{}), ready: make(chan struct{}), done: make(chan struct{}),
 		state: Connecting,
 	}
+	s.out = newOutbox(c.eventBound())
 	s.id = newID()
+	s.addrs = adauth.AddrsOf(host)
 	s.addr = hostAddr(host)
 	s.name = hostName(host)
 	s.log = c.log.With("session", s.id, "host", s.name)
+	if o.Technician != "" {
+		s.log = s.log.With("technician", o.Technician)
+	}
 	s.res = Result{Session: s.id, Host: s.host, Addr: s.addr, State: Connecting, Started: s.begun}
-	s.target = Target{Session: s.id, Host: s.host, Addr: s.addr}
+	s.target = deploy.Target{Session: s.id, Host: s.host, Addr: s.addr}
 	first := StepAuthenticate
 	if c.cfg.Authorize != nil {
 		first = StepAuthorize
@@ -98,8 +134,25 @@ func (c *Client) Connect(ctx context.Context, host discovery.Host) *Session {
 	s.emitState()
 	work, stop := context.WithCancel(ctx)
 	s.workStop = stop
+	s.clientClosed = !c.track(s)
 	go s.run(ctx, work)
 	return s
+}
+
+// eventBound is the most events a session of c can send that are not
+// progress events: every state and step change (a step per prompt and
+// per launcher), an attempt per launcher and at most
+// checkin.MaxRefusals refused check-ins.
+func (c *Client) eventBound() int {
+	prompts := c.cfg.MaxPrompts
+	if prompts == 0 {
+		prompts = adauth.DefaultMaxPrompts
+	}
+	prompts = max(prompts, 0)
+	// Connecting, authenticate after authorize, preflight, deploy,
+	// launch with no launcher, checkin, Running, cleanup, the final
+	// state: 9, and a margin.
+	return 12 + 2*prompts + 2*len(c.cfg.Launchers) + checkin.MaxRefusals
 }
 
 // ID returns the session's identifier, unique per Client.
@@ -122,15 +175,36 @@ func (s *Session) Result() Result {
 	return s.snapshot()
 }
 
-// Conn returns the applet's check-in connection once Running, or nil.
-func (s *Session) Conn() *checkin.Conn {
-	<-s.ready
+// ErrNoConn: Session.Conn found no check-in connection: the session is
+// not Running (and was not closed with CloseOptions.Keep), or it uses
+// Config.Readiness instead of the check-in.
+var ErrNoConn = errors.New("session: no check-in connection")
+
+// Conn returns the applet's check-in connection once the session is
+// Running (or was closed with CloseOptions.Keep, when the caller owns
+// it). It waits while the session is Connecting, until ctx ends (then it
+// returns ctx.Err()); pass a done context to ask without waiting. It
+// returns ErrNoConn, with the session's error when it failed, otherwise.
+// The connection belongs to the session unless kept: do not close it.
+func (s *Session) Conn(ctx context.Context) (*checkin.Conn, error) {
+	select {
+	case <-s.ready:
+	default:
+		select {
+		case <-s.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.state == Running || s.closeOpts.Keep {
-		return s.conn
+	if (s.state == Running || s.closeOpts.Keep) && s.conn != nil {
+		return s.conn, nil
 	}
-	return nil
+	if s.res.Err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoConn, s.res.Err)
+	}
+	return nil, ErrNoConn
 }
 
 // Events returns the channel of the session's events.
@@ -145,9 +219,12 @@ func (s *Session) Conn() *checkin.Conn {
 //     session: events wait in a per-session queue in memory (a session has
 //     few of them).
 //   - Delivery starts at the first call; a session whose events are never
-//     asked for starts no goroutine for them. A reader that stops reading
-//     before the channel is closed leaves one goroutine waiting until the
-//     Client is closed, which then closes the channel.
+//     asked for starts no goroutine for them. The channel's buffer has
+//     room for every event but progress events, so the delivery
+//     goroutine ends when the session does, whether anyone reads or not:
+//     it puts the events still queued in the buffer and closes the
+//     channel. A reader may stop reading at any time; what it did not
+//     read is garbage once the Session is.
 //
 // Every call returns the same channel: share it, or give it to one reader.
 func (s *Session) Events() <-chan Event { return s.out.ch() }
@@ -185,13 +262,7 @@ func (s *Session) Close(ctx context.Context) (Cleanup, error) {
 
 // CloseWith is Close with options.
 func (s *Session) CloseWith(ctx context.Context, o CloseOptions) (Cleanup, error) {
-	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closeOpts = o
-		s.mu.Unlock()
-		close(s.closeReq)
-		s.workStop()
-	})
+	s.requestClose(o)
 	select {
 	case <-s.done:
 	case <-ctx.Done():
@@ -203,6 +274,17 @@ func (s *Session) CloseWith(ctx context.Context, o CloseOptions) (Cleanup, error
 		return Cleanup{}, nil
 	}
 	return *s.res.Cleanup, nil
+}
+
+// requestClose starts closing the session, once.
+func (s *Session) requestClose(o CloseOptions) {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closeOpts = o
+		s.mu.Unlock()
+		close(s.closeReq)
+		s.workStop()
+	})
 }
 
 func (s *Session) closing() bool {
@@ -218,10 +300,11 @@ func (s *Session) closing() bool {
 func (s *Session) snapshot() Result {
 	r := s.res
 	r.Host = discovery.Clone(r.Host)
-	r.Notes = append([]Diagnosis(nil), r.Notes...)
+	r.Notes = append([]diag.Diagnosis(nil), r.Notes...)
 	r.Attempts = append([]Attempt(nil), r.Attempts...)
 	if r.Preflight != nil {
 		p := *r.Preflight
+		p.Unknown = append([]string(nil), p.Unknown...)
 		r.Preflight = &p
 	}
 	if r.Applet != nil {
@@ -238,7 +321,7 @@ func (s *Session) snapshot() Result {
 }
 
 func (s *Session) event(k EventKind) Event {
-	return Event{Kind: k, Session: s.id, Host: s.name, Addr: s.addr, State: s.state, Step: s.step, Time: time.Now(), Method: s.method}
+	return Event{Kind: k, Session: s.id, Name: s.name, Addr: s.addr, State: s.state, Step: s.step, Time: time.Now(), Method: s.method}
 }
 
 // emitState queues the current state and step; s.mu must not be held.
@@ -264,6 +347,12 @@ func (s *Session) setStep(step Step, method string) {
 
 func (s *Session) progress(done, total int64) {
 	s.mu.Lock()
+	if s.step != StepDeploy {
+		// A Deployer that reports after Deploy returned: dropped, so
+		// that progress events stay in one run (see outbox).
+		s.mu.Unlock()
+		return
+	}
 	e := s.event(EventProgress)
 	s.mu.Unlock()
 	e.Done, e.Total = done, total
@@ -279,7 +368,7 @@ func (s *Session) attemptFailed(a Attempt) {
 	s.out.push(e, false)
 }
 
-func (s *Session) note(d Diagnosis) {
+func (s *Session) note(d diag.Diagnosis) {
 	s.mu.Lock()
 	s.res.Notes = append(s.res.Notes, d)
 	s.mu.Unlock()
@@ -307,11 +396,11 @@ func (s *Session) run(parent, work context.Context) {
 	if s.conn != nil {
 		lost = s.conn.Done()
 	}
+	// parent bounded Connecting only: from here on, only Close (the
+	// session's or the Client's) or the applet's end stop the session.
 	select {
 	case <-s.closeReq:
 		s.end(parent, nil)
-	case <-parent.Done():
-		s.end(parent, context.Cause(parent))
 	case <-lost:
 		if s.closing() {
 			s.end(parent, nil)
@@ -321,8 +410,8 @@ func (s *Session) run(parent, work context.Context) {
 		if cause == nil {
 			cause = checkin.ErrClosed
 		}
-		s.end(parent, &Error{Host: s.name, Step: StepCheckin, Kind: ErrAppletLost, Err: cause, Diagnosis: Diagnosis{
-			Code: "applet-lost", Summary: "The applet stopped or lost its connection to the console.",
+		s.end(parent, &Error{Name: s.name, Step: StepCheckin, Kind: ErrAppletLost, Err: cause, Diagnosis: diag.Diagnosis{
+			Code: diag.AppletLost, Summary: "The applet stopped or lost its connection to the console.",
 			Fix: "Check the applet's log on the target; reconnect to start it again."}})
 	}
 }
@@ -345,8 +434,8 @@ func (s *Session) panicErr(r any) error {
 	step := s.step
 	s.mu.Unlock()
 	s.log.Error("step panicked", "step", step, "panic", fmt.Sprint(r))
-	return &Error{Host: s.name, Step: step, Kind: ErrPanic, Err: fmt.Errorf("%v", r), Diagnosis: Diagnosis{
-		Code: "panic", Summary: "The connection to " + s.name + " failed on an answer that a protocol library could not handle (the computer may be hostile or broken).",
+	return &Error{Name: s.name, Step: step, Kind: ErrPanic, Err: fmt.Errorf("%v", r), Diagnosis: diag.Diagnosis{
+		Code: diag.Panic, Summary: "The connection to " + s.name + " failed on an answer that a protocol library could not handle (the computer may be hostile or broken).",
 		Fix: "Check the computer; other sessions are not affected."}}
 }
 
@@ -358,9 +447,9 @@ func (s *Session) end(parent context.Context, err error) {
 	keep := s.closeOpts.Keep
 	wasRunning := s.state == Running
 	s.mu.Unlock()
-	closed := s.closing() || (wasRunning && parent.Err() != nil)
+	closed := s.closing()
 	if closed && !wasRunning {
-		err = &Error{Host: s.name, Step: failStep, Kind: ErrClosed, Err: err}
+		err = &Error{Name: s.name, Step: failStep, Kind: ErrClosed, Err: err}
 	}
 	keep = keep && s.closing()
 	s.setStep(StepCleanup, "")
@@ -371,7 +460,7 @@ func (s *Session) end(parent context.Context, err error) {
 		s.launchCancel()
 	}
 
-	var d Diagnosis
+	var d diag.Diagnosis
 	if !closed {
 		d = s.diagnose(failStep, err)
 	}
@@ -406,10 +495,11 @@ func (s *Session) end(parent context.Context, err error) {
 	default:
 		close(s.ready)
 	}
+	s.c.forget(s)
 	close(s.done)
 }
 
-func wrapStep(host string, step Step, err error, d Diagnosis) error {
+func wrapStep(name string, step Step, err error, d diag.Diagnosis) error {
 	var se *Error
 	if errors.As(err, &se) {
 		if se.Diagnosis.IsZero() {
@@ -417,7 +507,7 @@ func wrapStep(host string, step Step, err error, d Diagnosis) error {
 		}
 		return se
 	}
-	return &Error{Host: host, Step: step, Err: err, Diagnosis: d}
+	return &Error{Name: name, Step: step, Err: err, Diagnosis: d}
 }
 
 // cleanup stops the applet and undoes the journal, unless keep.
@@ -474,7 +564,7 @@ func (s *Session) cleanup(ctx context.Context, keep bool) Cleanup {
 	if s.target.Journal != nil {
 		ch := make(chan Cleanup, 1)
 		err := within(ctx, func(ctx context.Context) error {
-			ch <- s.target.Journal.Undo(ctx)
+			ch <- s.c.undoJournal(ctx, s.target.Journal, s.journalPath, s.target.Grant)
 			return nil
 		})
 		var u Cleanup
@@ -516,23 +606,36 @@ func within(ctx context.Context, f func(context.Context) error) error {
 // connect runs the steps up to the applet's readiness.
 func (s *Session) connect(ctx context.Context) error {
 	cfg := &s.c.cfg
+	if s.clientClosed {
+		return &Error{Name: s.name, Step: s.step, Kind: ErrClientClosed, Diagnosis: diag.Diagnosis{
+			Code: diag.ClientClosed, Summary: "The console's connection service was closed before this session started.",
+			Fix: "Connect again once the console is running."}}
+	}
 	if cfg.Authorize != nil {
-		if err := cfg.Authorize(ctx, Technician(ctx), discovery.Clone(s.host)); err != nil {
-			return &Error{Host: s.name, Step: StepAuthorize, Kind: ErrUnauthorized, Err: err, Diagnosis: Diagnosis{
-				Code: "not-authorised", Summary: "The console does not allow this technician to connect to " + s.name + ".",
+		if err := cfg.Authorize(ctx, s.opts.Technician, discovery.Clone(s.host)); err != nil {
+			return &Error{Name: s.name, Step: StepAuthorize, Kind: ErrUnauthorized, Err: err, Diagnosis: diag.Diagnosis{
+				Code: diag.NotAuthorised, Summary: "The console does not allow this technician to connect to " + s.name + ".",
 				Fix: "Ask an administrator of the console for the Connect On LAN permission."}}
 		}
 		s.setStep(StepAuthenticate, "")
 	}
 	if s.addr == "" {
-		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Diagnosis: Diagnosis{
-			Code: "no-address", Summary: "The host has no address or name to connect to.", Fix: "Wait until discovery has found its address."}}
+		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Diagnosis: diag.Diagnosis{
+			Code: diag.NoAddress, Summary: "The host has no address or name to connect to.", Fix: "Wait until discovery has found its address."}}
 	}
 	if cfg.Authenticator == nil || cfg.Deployer == nil {
-		return &Error{Host: s.name, Step: StepAuthenticate, Kind: ErrBadConfig, Err: errors.New("Config.Authenticator and Config.Deployer are required")}
+		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrBadConfig, Err: errors.New("Config.Authenticator and Config.Deployer are required")}
 	}
 	if err := s.resolve(ctx); err != nil {
 		return err
+	}
+	// The applet must be able to dial the console back: a loopback
+	// check-in address for a remote target fails here, before anything
+	// is sent to it. (A name is checked once authenticated.)
+	if a, err := netip.ParseAddr(s.currentAddr()); err == nil {
+		if _, err := s.checkinAddr(a, StepAuthenticate); err != nil {
+			return err
+		}
 	}
 	// The computer must answer under the name the technician chose before
 	// any credentials go to it (checked by the authenticator on the NTLM
@@ -546,10 +649,15 @@ func (s *Session) connect(ctx context.Context) error {
 	// refused ones to no other host (adauth.LockoutGuard).
 	current := s.c.Credentials()
 	src := adauth.CredentialSource{Current: current, MaxPrompts: cfg.MaxPrompts}
-	if cfg.Prompt != nil {
-		prompt := s.c.guard.Prompt(cfg.Prompt)
+	ask := cfg.Prompt
+	if s.opts.Prompt != nil {
+		ask = s.opts.Prompt
+	}
+	if ask != nil {
+		prompt := s.c.guard.Prompt(ask)
 		src.Prompt = func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
 			s.setStep(StepCredentials, "")
+			req.Session, req.Host = s.id, discovery.Clone(s.host)
 			cr, err := prompt(ctx, req)
 			if err == nil {
 				s.setStep(StepAuthenticate, "")
@@ -558,25 +666,33 @@ func (s *Session) connect(ctx context.Context) error {
 		}
 	}
 	actx, cancel := withTimeout(ctx, s.tmo.Authenticate)
-	grant, err := src.Authenticate(actx, s.c.guard.Wrap(cfg.Authenticator), s.addr)
+	// The lockout guard wraps the trial of every trusted address, so
+	// that it counts as one logon attempt of these credentials.
+	grant, err := src.Authenticate(actx, s.c.guard.Wrap(&addrAuth{s: s, a: cfg.Authenticator}), s.currentAddr())
 	cancel()
 	if err != nil {
 		return err
 	}
 	s.target.Grant = grant
+	if a := grant.RemoteAddr(); a.IsValid() {
+		// A name's address is known now; nothing was created yet.
+		if _, err := s.checkinAddr(a, StepAuthenticate); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	s.res.Account = grant.Credentials.Account()
 	s.mu.Unlock()
 	if cfg.RememberCredentials && !sameCredentials(grant.Credentials, current) {
 		s.c.SetCredentials(grant.Credentials)
 	}
-	if cfg.NewJournal != nil {
-		j, err := cfg.NewJournal(ctx, &s.target)
+	{
+		j, path, err := s.c.newJournal(s.id)
 		if err != nil {
-			return &Error{Host: s.name, Step: StepAuthenticate, Err: fmt.Errorf("journal: %w", err), Diagnosis: Diagnosis{
-				Code: "journal", Summary: "The session's cleanup journal could not be created.", Fix: "Check the journal directory of the console."}}
+			return &Error{Name: s.name, Step: StepAuthenticate, Err: fmt.Errorf("journal: %w", err), Diagnosis: diag.Diagnosis{
+				Code: diag.Journal, Summary: "The session's cleanup journal could not be created.", Fix: "Check the journal directory of the console."}}
 		}
-		s.target.Journal = j
+		s.target.Journal, s.journalPath = j, path
 	}
 
 	// 2. preflight: findings and failures are notes.
@@ -598,7 +714,7 @@ func (s *Session) connect(ctx context.Context) error {
 		}
 		if err != nil {
 			s.log.Info("preflight failed", "err", err)
-			s.note(Diagnosis{Code: "preflight-failed", Summary: "The target's settings could not be read through Remote Registry: " + err.Error(),
+			s.note(diag.Diagnosis{Code: diag.PreflightFailed, Summary: "The target's settings could not be read through Remote Registry: " + err.Error(),
 				Fix: "Start the Remote Registry service on the target, or ignore this if the launch works."})
 		}
 	}
@@ -621,8 +737,8 @@ func (s *Session) launch(ctx context.Context) error {
 	cfg := &s.c.cfg
 	if len(cfg.Launchers) == 0 {
 		s.setStep(StepLaunch, "")
-		return &Error{Host: s.name, Step: StepLaunch, Kind: ErrNoLauncher, Diagnosis: Diagnosis{
-			Code: "no-launcher", Summary: "No launch method is available in this console.", Fix: "Configure a launcher (SCM or WMI)."}}
+		return &Error{Name: s.name, Step: StepLaunch, Kind: ErrNoLauncher, Diagnosis: diag.Diagnosis{
+			Code: diag.NoLauncher, Summary: "No launch method is available in this console.", Fix: "Configure a launcher (SCM or WMI)."}}
 	}
 	var writeTicket func(context.Context) error
 	spec := deploy.LaunchSpec{
@@ -634,22 +750,30 @@ func (s *Session) launch(ctx context.Context) error {
 	var ticketFile []byte
 	if cfg.Readiness == nil {
 		if s.c.checkin == nil {
-			return &Error{Host: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: errors.New("no check-in server and no Readiness")}
+			return &Error{Name: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: errors.New("no check-in server and no Readiness")}
 		}
-		fd, ok := cfg.Deployer.(FileDeployer)
+		fd, ok := cfg.Deployer.(deploy.FileDeployer)
 		if !ok {
-			return &Error{Host: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: errors.New("the Deployer cannot write the check-in ticket file (it is not a session.FileDeployer), and the ticket must not go on the command line")}
+			return &Error{Name: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: errors.New("the Deployer cannot write the check-in ticket file (it is not a deploy.FileDeployer), and the ticket must not go on the command line")}
 		}
 		opts := checkin.ExpectOptions{Refused: s.refused}
 		if !cfg.CheckinFromAnyAddr {
 			opts.Peers = s.targetAddrs()
 			if len(opts.Peers) == 0 {
-				return &Error{Host: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: fmt.Errorf("the address of %s is not known, so its check-in cannot be restricted to it; set Config.CheckinFromAnyAddr to accept any address", s.addr)}
+				return &Error{Name: s.name, Step: StepLaunch, Kind: ErrBadConfig, Err: fmt.Errorf("the address of %s is not known, so its check-in cannot be restricted to it; set Config.CheckinFromAnyAddr to accept any address", s.addr)}
 			}
 		}
-		p, err := s.c.checkin.ExpectWith(s.id, s.c.dialAddr(), opts)
+		var target netip.Addr
+		if as := s.targetAddrs(); len(as) > 0 {
+			target = as[0]
+		}
+		dial, err := s.checkinAddr(target, StepLaunch)
 		if err != nil {
-			return &Error{Host: s.name, Step: StepLaunch, Err: fmt.Errorf("check-in ticket: %w", err)}
+			return err
+		}
+		p, err := s.c.checkin.ExpectWith(s.id, dial, opts)
+		if err != nil {
+			return &Error{Name: s.name, Step: StepLaunch, Err: fmt.Errorf("check-in ticket: %w", err)}
 		}
 		s.pending = p
 		ticket = p.Ticket()
@@ -676,8 +800,8 @@ func (s *Session) launch(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				return &Error{Host: s.name, Step: StepLaunch, Err: fmt.Errorf("writing the check-in ticket file: %w", err), Diagnosis: Diagnosis{
-					Code: "ticket-file", Summary: "The check-in ticket could not be written next to the applet on " + s.name + ".",
+				return &Error{Name: s.name, Step: StepLaunch, Err: fmt.Errorf("writing the check-in ticket file: %w", err), Diagnosis: diag.Diagnosis{
+					Code: diag.TicketFile, Summary: "The check-in ticket could not be written next to the applet on " + s.name + ".",
 					Fix: "Check that the applet's folder on the target's ADMIN$ share is writable by this account."}}
 			}
 		}
@@ -717,12 +841,16 @@ func (s *Session) launch(ctx context.Context) error {
 		s.log.Info("launcher failed", "launcher", l.Name(), "err", err)
 		s.attemptFailed(a)
 		last = err
-		if !fallback(err) {
+		next, ferr := s.fallback(ctx, a)
+		if ferr != nil {
+			return &Error{Name: s.name, Step: StepLaunch, Err: ferr}
+		}
+		if !next {
 			return err
 		}
 	}
 	if h == nil {
-		return &Error{Host: s.name, Step: StepLaunch, Kind: ErrLaunchFailed, Err: last}
+		return &Error{Name: s.name, Step: StepLaunch, Kind: ErrLaunchFailed, Err: last}
 	}
 	s.handle = h
 
@@ -735,7 +863,7 @@ func (s *Session) launch(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return &Error{Host: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err}
+			return &Error{Name: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err}
 		}
 		return nil
 	}
@@ -745,13 +873,13 @@ func (s *Session) launch(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if peer := s.wrongPeer.Load(); peer != nil {
-			return &Error{Host: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err, Diagnosis: Diagnosis{
-				Code:    "checkin-wrong-address",
+			return &Error{Name: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err, Diagnosis: diag.Diagnosis{
+				Code:    diag.CheckinWrongAddress,
 				Summary: fmt.Sprintf("A check-in with this session's ticket came from %s, not from the target's own address, and was refused.", *peer),
 				Fix:     "If the target reaches the console through NAT, accept check-ins from any address (Config.CheckinFromAnyAddr); otherwise someone else holds the ticket: check the target."}}
 		}
-		return &Error{Host: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err, Diagnosis: Diagnosis{
-			Code: "checkin-timeout",
+		return &Error{Name: s.name, Step: StepCheckin, Kind: ErrCheckin, Err: err, Diagnosis: diag.Diagnosis{
+			Code: diag.CheckinTimeout,
 			Summary: fmt.Sprintf("The applet was started by %s but did not check in with the console at %s within %v.",
 				s.res.Method, ticket.Addr, s.tmo.Checkin),
 			Fix: "Make sure the target can reach the console at " + ticket.Addr + " (firewall, -console address), and that the applet runs on this platform."}}
@@ -764,6 +892,73 @@ func (s *Session) launch(ctx context.Context) error {
 	return nil
 }
 
+// currentAddr returns the address the session uses now.
+func (s *Session) currentAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// setAddr makes addr the session's address.
+func (s *Session) setAddr(addr string) {
+	s.mu.Lock()
+	s.addr = addr
+	s.res.Addr, s.target.Addr = addr, addr
+	s.mu.Unlock()
+}
+
+// addrAuth tries the session's addresses in order (the host's trusted
+// addresses, see adauth.AddrsOf): when the computer is unreachable at
+// one (adauth.ErrUnreachable: refused, filtered, no route, timeout), the
+// same credentials go to the next. The address that answered is kept for
+// later tries (a prompt's answer) and becomes the session's. Before an
+// address is tried, the check-in address is checked against it.
+type addrAuth struct {
+	s *Session
+	a adauth.Authenticator
+	i int
+}
+
+func (x *addrAuth) Authenticate(ctx context.Context, addr string, cr adauth.Credentials) (*adauth.Grant, error) {
+	s := x.s
+	addrs := s.addrs
+	if len(addrs) == 0 {
+		addrs = []string{addr}
+	}
+	for {
+		a := addrs[x.i]
+		if ip, err := netip.ParseAddr(a); err == nil {
+			if _, err := s.checkinAddr(ip, StepAuthenticate); err != nil {
+				return nil, err
+			}
+		}
+		s.setAddr(a)
+		g, err := x.a.Authenticate(ctx, a, cr)
+		if err == nil || !errors.Is(err, adauth.ErrUnreachable) || x.i == len(addrs)-1 || ctx.Err() != nil {
+			return g, err
+		}
+		s.log.Info("unreachable at this address, trying the host's next trusted address", "addr", a, "next", addrs[x.i+1], "err", err)
+		x.i++
+	}
+}
+
+// checkinAddr returns the check-in address to give the applet on target
+// (Client.checkinAddrFor), or "" when the check-in is not used. Its
+// failure is the session's, at step.
+func (s *Session) checkinAddr(target netip.Addr, step Step) (string, error) {
+	if s.c.cfg.Readiness != nil || s.c.checkin == nil {
+		return "", nil
+	}
+	a, err := s.c.checkinAddrFor(target)
+	if err != nil {
+		return "", &Error{Name: s.name, Step: step, Kind: ErrBadConfig, Err: err, Diagnosis: diag.Diagnosis{
+			Code:    diag.CheckinAddress,
+			Summary: "The applet on " + s.name + " could not reach the console's check-in address (" + err.Error() + "). Nothing was started on it.",
+			Fix:     "Set the console's address as the targets reach it (Config.ConsoleAddr, connect -console HOST:PORT), or listen on an address they can reach (Config.CheckinListen)."}}
+	}
+	return a, nil
+}
+
 // targetAddrs returns the target's own addresses, from which its applet
 // checks in: the address the grant's SMB session is connected to, or
 // else the session's address when it is an IP.
@@ -771,7 +966,7 @@ func (s *Session) targetAddrs() []netip.Addr {
 	if a := s.target.Grant.RemoteAddr(); a.IsValid() {
 		return []netip.Addr{a}
 	}
-	if a, err := netip.ParseAddr(s.addr); err == nil {
+	if a, err := netip.ParseAddr(s.currentAddr()); err == nil {
 		return []netip.Addr{a.Unmap()}
 	}
 	return nil
@@ -793,20 +988,39 @@ func (s *Session) refused(r checkin.Refusal) {
 	s.out.push(e, false)
 }
 
-// fallback reports whether a launcher's failure means "this method cannot
-// work here", so that the next launcher is worth trying.
-func fallback(err error) bool {
-	if errors.Is(err, deploy.ErrAttemptLeftBehind) {
-		// The failed attempt may have left its applet running; a second
-		// launcher would start another beside it.
-		return false
+// DefaultFallback is the Fallback used when Config.Fallback is nil. It
+// tries the next launcher only when the attempt's error means that the
+// method cannot work on this target: deploy.ErrLaunchUnsupported,
+// deploy.ErrUnreachable, deploy.ErrTimeout, deploy.ErrNotServiceAware
+// (or ErrNoLauncher). Any other failure ends the session:
+// deploy.ErrAccessDenied above all (even when it matches one of those
+// too), a credential problem, and deploy.ErrAttemptLeftBehind. It never
+// returns an error.
+func DefaultFallback(_ context.Context, a Attempt) (bool, error) {
+	err := a.Err
+	if errors.Is(err, deploy.ErrAttemptLeftBehind) || errors.Is(err, deploy.ErrAccessDenied) {
+		return false, nil
 	}
 	for _, k := range []error{deploy.ErrLaunchUnsupported, deploy.ErrUnreachable, deploy.ErrTimeout, deploy.ErrNotServiceAware, ErrNoLauncher} {
 		if errors.Is(err, k) {
-			return !errors.Is(err, deploy.ErrAccessDenied)
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
+}
+
+// fallback asks Config.Fallback whether the next launcher is tried, except
+// after an attempt that may have left its applet running: a second
+// launcher would start another beside it, whatever the hook says.
+func (s *Session) fallback(ctx context.Context, a Attempt) (bool, error) {
+	if errors.Is(a.Err, deploy.ErrAttemptLeftBehind) {
+		return false, nil
+	}
+	f := s.c.cfg.Fallback
+	if f == nil {
+		f = DefaultFallback
+	}
+	return f(ctx, a)
 }
 
 func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
@@ -831,10 +1045,10 @@ func newID() string {
 	return "s" + hex.EncodeToString(b)
 }
 
-// hostAddr is where a session connects: see adauth.HostAddress (a
+// hostAddr is where a session connects: see adauth.AddrOf (a
 // trusted address first, then the first address, then the DNS name, then
 // the NetBIOS name). A name is resolved later, with Config.Resolver.
-func hostAddr(h discovery.Host) string { return adauth.HostAddress(h) }
+func hostAddr(h discovery.Host) string { return adauth.AddrOf(h) }
 
 func hostName(h discovery.Host) string {
 	switch {

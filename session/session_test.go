@@ -15,6 +15,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session"
 )
@@ -34,8 +35,8 @@ func TestSuccessThenClose(t *testing.T) {
 	if last.Result == nil || last.Result.Method != "scm" || last.Result.Applet == nil || last.Result.Applet.PID != 4242 || last.Result.Account != "admin" {
 		t.Fatalf("running result %+v", last.Result)
 	}
-	if s.Conn() == nil {
-		t.Fatal("no check-in connection while Running")
+	if c, err := s.Conn(context.Background()); c == nil || err != nil {
+		t.Fatalf("no check-in connection while Running: %v", err)
 	}
 	if h.ls[0].running.Load() != 1 || h.ls[1].calls.Load() != 0 {
 		t.Fatalf("applets running %d, wmi calls %d", h.ls[0].running.Load(), h.ls[1].calls.Load())
@@ -117,7 +118,7 @@ func TestPromptThenSuccess(t *testing.T) {
 	if got := states(evs); len(got) < len(want) || !slices.Equal(got[:len(want)], want) || got[len(got)-1] != "Running/checkin[scm]" {
 		t.Fatalf("events %v", got)
 	}
-	if len(reqs) != 2 || reqs[0].Diagnosis.Code != adauth.DiagNotAdmin || reqs[1].Diagnosis.Code != adauth.DiagLogonFailure || reqs[0].Host != "192.0.2.2" {
+	if len(reqs) != 2 || reqs[0].Diagnosis.Code != diag.NotAdmin || reqs[1].Diagnosis.Code != diag.LogonFailure || reqs[0].Addr != "127.0.2.2" {
 		t.Fatalf("prompt requests %+v", reqs)
 	}
 	if cr := h.c.Credentials(); cr.User != "admin" {
@@ -136,16 +137,16 @@ func TestPromptRefused(t *testing.T) {
 	h := newHarness(t, func(h *harness) {
 		h.cfg.Credentials, _ = adauth.Parse("user", "good")
 		h.cfg.Prompt = func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
-			return adauth.Credentials{}, adauth.ErrPromptCancelled
+			return adauth.Credentials{}, adauth.ErrPromptCanceled
 		}
 	})
 	s := h.c.Connect(context.Background(), host(1))
 	evs := collect(t, s)
 	last := evs[len(evs)-1]
-	if last.State != session.Failed || last.Step != session.StepCredentials || last.Diagnosis.Code != adauth.DiagPromptCancelled {
+	if last.State != session.Failed || last.Step != session.StepCredentials || last.Diagnosis.Code != diag.PromptCanceled {
 		t.Fatalf("last event %v %+v", brief(evs), last.Diagnosis)
 	}
-	if !errors.Is(last.Err, adauth.ErrPromptCancelled) || !errors.Is(last.Result.Err, adauth.ErrPromptCancelled) {
+	if !errors.Is(last.Err, adauth.ErrPromptCanceled) || !errors.Is(last.Result.Err, adauth.ErrPromptCanceled) {
 		t.Fatalf("err %v", last.Err)
 	}
 	if strings.Contains(last.Err.Error(), "good") {
@@ -162,11 +163,11 @@ func TestNoPromptForGuestOnly(t *testing.T) {
 		h.cfg.Credentials, _ = adauth.Parse("guest", "x")
 		h.cfg.Prompt = func(context.Context, adauth.PromptRequest) (adauth.Credentials, error) {
 			prompted = true
-			return adauth.Credentials{}, adauth.ErrPromptCancelled
+			return adauth.Credentials{}, adauth.ErrPromptCanceled
 		}
 	})
 	r, _ := h.c.Connect(context.Background(), host(1)).Wait(context.Background())
-	if r.State != session.Failed || r.Step != session.StepAuthenticate || r.Diagnosis.Code != adauth.DiagGuestOnly || prompted {
+	if r.State != session.Failed || r.Step != session.StepAuthenticate || r.Diagnosis.Code != diag.GuestOnly || prompted {
 		t.Fatalf("result %v %v %+v prompted=%v", r.State, r.Step, r.Diagnosis, prompted)
 	}
 	if !errors.Is(r.Err, adauth.ErrGuest) {
@@ -264,7 +265,7 @@ func TestLaunchTimeoutFallsBack(t *testing.T) {
 	s := h.c.Connect(context.Background(), host(1))
 	r, _ := s.Wait(context.Background())
 	defer s.Close(context.Background())
-	if r.State != session.Running || r.Method != "wmi" || len(r.Attempts) != 1 || !errors.Is(r.Attempts[0].Err, deploy.ErrTimeout) || r.Attempts[0].Diagnosis.Code != session.DiagTimeout {
+	if r.State != session.Running || r.Method != "wmi" || len(r.Attempts) != 1 || !errors.Is(r.Attempts[0].Err, deploy.ErrTimeout) || r.Attempts[0].Diagnosis.Code != diag.Timeout {
 		t.Fatalf("%v %v %+v", r.State, r.Method, r.Attempts)
 	}
 }
@@ -291,7 +292,7 @@ func TestEveryLauncherFails(t *testing.T) {
 				t.Fatalf("err %v", r.Err)
 			}
 			for i, name := range []string{"scm", "wmi"} {
-				if a := r.Attempts[i]; a.Launcher != name || !errors.Is(a.Err, kinds[i]) || a.Diagnosis.Code != name+"-diag" {
+				if a := r.Attempts[i]; a.Launcher != name || !errors.Is(a.Err, kinds[i]) || a.Diagnosis.Code != diag.Code(name+"-diag") {
 					t.Fatalf("attempt %d: %+v", i, a)
 				}
 			}
@@ -319,7 +320,7 @@ func TestAccessDeniedDoesNotFallBack(t *testing.T) {
 			h.ls[0].err = launchErr("scm", deploy.ErrAccessDenied)
 		})
 		r, _ := h.c.Connect(context.Background(), host(1)).Wait(context.Background())
-		if r.State != session.Failed || r.Diagnosis.Code != session.DiagUACRemote || !strings.Contains(r.Diagnosis.Fix, "LocalAccountTokenFilterPolicy") {
+		if r.State != session.Failed || r.Diagnosis.Code != diag.UACRemote || !strings.Contains(r.Diagnosis.Fix, "LocalAccountTokenFilterPolicy") {
 			t.Fatalf("%v %+v", r.State, r.Diagnosis)
 		}
 	})
@@ -327,11 +328,11 @@ func TestAccessDeniedDoesNotFallBack(t *testing.T) {
 		one := uint32(1)
 		h := newHarness(t, func(h *harness) {
 			h.auth.local = true
-			h.pre.p = &session.Preflight{ForceGuest: &one}
+			h.pre.p = &deploy.Preflight{ForceGuest: &one}
 			h.ls[0].err = launchErr("scm", deploy.ErrAccessDenied)
 		})
 		r, _ := h.c.Connect(context.Background(), host(1)).Wait(context.Background())
-		if r.Diagnosis.Code != session.DiagGuestOnly || len(r.Notes) != 1 || r.Notes[0].Code != session.DiagGuestOnly {
+		if r.Diagnosis.Code != diag.GuestOnly || len(r.Notes) != 1 || r.Notes[0].Code != diag.GuestOnly {
 			t.Fatalf("%+v notes %+v", r.Diagnosis, r.Notes)
 		}
 	})
@@ -340,17 +341,17 @@ func TestAccessDeniedDoesNotFallBack(t *testing.T) {
 func TestPreflightFailureIsANote(t *testing.T) {
 	zero := uint32(1)
 	h := newHarness(t, func(h *harness) {
-		h.pre.p = &session.Preflight{RemoteRegistryOff: true, LmCompatibilityLevel: &zero}
+		h.pre.p = &deploy.Preflight{RemoteRegistryOff: true, LmCompatibilityLevel: &zero}
 		h.pre.err = errors.New("winreg pipe not available")
 	})
 	s := h.c.Connect(context.Background(), host(1))
 	r, _ := s.Wait(context.Background())
 	defer s.Close(context.Background())
-	var codes []string
+	var codes []diag.Code
 	for _, n := range r.Notes {
 		codes = append(codes, n.Code)
 	}
-	if r.State != session.Running || !slices.Equal(codes, []string{session.DiagRemoteRegistryOff, session.DiagNTLMLevelLow, "preflight-failed"}) {
+	if r.State != session.Running || !slices.Equal(codes, []diag.Code{diag.RemoteRegistryOff, diag.NTLMLevelLow, diag.PreflightFailed}) {
 		t.Fatalf("%v notes %v", r.State, codes)
 	}
 }
@@ -358,7 +359,7 @@ func TestPreflightFailureIsANote(t *testing.T) {
 func TestDeployFailure(t *testing.T) {
 	h := newHarness(t, func(h *harness) { h.dep.err = errors.New("disk full") })
 	r, _ := h.c.Connect(context.Background(), host(1)).Wait(context.Background())
-	if r.State != session.Failed || r.Step != session.StepDeploy || r.Diagnosis.Code != session.DiagOther || !strings.Contains(r.Diagnosis.Summary, "disk full") {
+	if r.State != session.Failed || r.Step != session.StepDeploy || r.Diagnosis.Code != diag.Other || !strings.Contains(r.Diagnosis.Summary, "disk full") {
 		t.Fatalf("%v %v %+v", r.State, r.Step, r.Diagnosis)
 	}
 }
@@ -374,7 +375,7 @@ func TestAuthorize(t *testing.T) {
 			return nil
 		}
 	})
-	s := h.c.Connect(session.WithTechnician(context.Background(), "alice"), host(0))
+	s := h.c.ConnectWith(context.Background(), host(0), session.ConnectOptions{Technician: "alice"})
 	evs := collect(t, s)
 	last := evs[len(evs)-1]
 	if got := states(evs); !slices.Equal(got, []string{"Connecting/authorize", "Connecting/cleanup", "Failed/authorize"}) {
@@ -383,7 +384,7 @@ func TestAuthorize(t *testing.T) {
 	if who != "alice" || !errors.Is(last.Err, session.ErrUnauthorized) || last.Diagnosis.Code != "not-authorised" || h.auth.calls.Load() != 0 {
 		t.Fatalf("who %q err %v diag %+v auth calls %d", who, last.Err, last.Diagnosis, h.auth.calls.Load())
 	}
-	s2 := h.c.Connect(session.WithTechnician(context.Background(), "alice"), host(2))
+	s2 := h.c.ConnectWith(context.Background(), host(2), session.ConnectOptions{Technician: "alice"})
 	if r, _ := s2.Wait(context.Background()); r.State != session.Running {
 		t.Fatalf("authorised host: %v %v", r.State, r.Err)
 	}
@@ -411,7 +412,11 @@ func TestAppletLost(t *testing.T) {
 	if r, _ := s.Wait(context.Background()); r.State != session.Running {
 		t.Fatal(r.Err)
 	}
-	s.Conn().Close() // as if the applet's connection dropped
+	conn, err := s.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close() // as if the applet's connection dropped
 	<-s.Done()
 	r := s.Result()
 	if r.State != session.Failed || r.Step != session.StepCheckin || !errors.Is(r.Err, session.ErrAppletLost) || r.Cleanup == nil {
@@ -423,7 +428,7 @@ func TestReadinessHook(t *testing.T) {
 	called := false
 	h := newHarness(t, func(h *harness) {
 		h.ls[0].noApplet = true
-		h.cfg.Readiness = func(ctx context.Context, tg *session.Target, hd deploy.Handle) error {
+		h.cfg.Readiness = func(ctx context.Context, tg *deploy.Target, hd deploy.Handle) error {
 			called = tg.AppletPath != "" && hd.PID() == 4242
 			return nil
 		}
@@ -480,21 +485,42 @@ func TestCancelInEveryStep(t *testing.T) {
 			checkCleaned(t, h, last.Result)
 		})
 	}
-	t.Run("running", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		h := newHarness(t, nil)
-		s := h.c.Connect(ctx, host(1))
-		until(t, s, func(e session.Event) bool { return e.State == session.Running })
-		cancel()
-		evs := collect(t, s)
-		if got := states(evs); !slices.Equal(got, []string{"Running/cleanup[scm]", "Closed/cleanup[scm]"}) {
-			t.Fatalf("events %v", got)
-		}
-		checkCleaned(t, h, evs[len(evs)-1].Result)
-		if h.ls[0].running.Load() != 0 {
-			t.Fatal("applet still running")
-		}
-	})
+}
+
+// Connect's context bounds Connecting only: once Running, its end (a
+// request's context, say) does not close the session; Close does.
+func TestContextBoundsConnectingOnly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := newHarness(t, nil)
+	s := h.c.Connect(ctx, host(1))
+	until(t, s, func(e session.Event) bool { return e.State == session.Running })
+	cancel()
+	// The session's goroutine would close it at once if it still
+	// watched ctx: an absence can only be checked by giving it time.
+	select {
+	case <-s.Done():
+		t.Fatalf("session ended after its Connect context: %v", s.Result().Err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if st, _ := s.State(); st != session.Running || h.ls[0].running.Load() != 1 {
+		t.Fatalf("state %v, applets running %d", st, h.ls[0].running.Load())
+	}
+	if c, err := s.Conn(ctx); c == nil || err != nil {
+		t.Fatalf("Conn with the ended context while Running: %v", err)
+	}
+	cl, err := s.Close(context.Background())
+	if err != nil || s.Result().State != session.Closed {
+		t.Fatalf("close: %v %v", err, s.Result().State)
+	}
+	evs := collect(t, s)
+	if got := states(evs); !slices.Equal(got[len(got)-2:], []string{"Running/cleanup[scm]", "Closed/cleanup[scm]"}) {
+		t.Fatalf("events %v", got)
+	}
+	r := s.Result()
+	checkCleaned(t, h, &r)
+	if h.ls[0].running.Load() != 0 || !cl.AppletStopped {
+		t.Fatal("applet still running")
+	}
 }
 
 func TestCloseInEveryStep(t *testing.T) {
@@ -554,8 +580,8 @@ func checkCleaned(t *testing.T, h *harness, r *session.Result) {
 	h.jmu.Lock()
 	defer h.jmu.Unlock()
 	for _, j := range h.journals {
-		if len(j.open) != 0 {
-			t.Fatalf("journal left open: %v", j.open)
+		if len(j.open()) != 0 {
+			t.Fatalf("journal left open: %v", j.open())
 		}
 	}
 	for _, l := range h.ls {
@@ -573,12 +599,12 @@ func TestCloseKeep(t *testing.T) {
 	if err != nil || !cl.Kept || cl.Clean() || len(cl.Undone) != 0 {
 		t.Fatalf("%+v %v", cl, err)
 	}
-	if h.ls[0].running.Load() != 1 || len(h.journals[0].open) != 3 {
-		t.Fatalf("applet running %d, journal %v", h.ls[0].running.Load(), h.journals[0].open)
+	if h.ls[0].running.Load() != 1 || len(h.journals[0].open()) != 3 {
+		t.Fatalf("applet running %d, journal %v", h.ls[0].running.Load(), h.journals[0].open())
 	}
-	conn := s.Conn()
-	if conn == nil {
-		t.Fatal("kept connection not handed over")
+	conn, err := s.Conn(context.Background())
+	if conn == nil || err != nil {
+		t.Fatalf("kept connection not handed over: %v", err)
 	}
 	conn.Stop(context.Background())
 	conn.Close()
@@ -586,13 +612,7 @@ func TestCloseKeep(t *testing.T) {
 
 func TestCleanupLeftovers(t *testing.T) {
 	h := newHarness(t, func(h *harness) {
-		h.cfg.NewJournal = func(context.Context, *session.Target) (session.Journal, error) {
-			j := &journal{failOn: "file applet.exe"}
-			h.jmu.Lock()
-			h.journals = append(h.journals, j)
-			h.jmu.Unlock()
-			return j, nil
-		}
+		h.undo.failOn = "file applet.exe"
 	})
 	s := h.c.Connect(context.Background(), host(1))
 	s.Wait(context.Background())
@@ -702,15 +722,22 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 		h.c.Close()
 	}()
+	waitGoroutines(t, before)
+}
+
+// waitGoroutines polls until no more goroutines run than before, and
+// fails with every goroutine's stack after a deadline.
+func waitGoroutines(t *testing.T, before int) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > before {
 		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
+			buf := make([]byte, 1<<20)
 			n := runtime.Stack(buf, true)
 			t.Fatalf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:n])
 		}
 		runtime.Gosched()
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session"
 )
@@ -43,7 +45,7 @@ func TestTicketFileAndTargetAddress(t *testing.T) {
 }
 
 // A check-in with the right ticket from another address (here: the fake
-// applet on 127.0.0.1 for a target at 192.0.2.2) is refused by default,
+// applet on 127.0.0.1 for a target at 127.0.2.2) is refused by default,
 // reported as an EventRefused with the peer's address, and the session
 // fails with a diagnosis that names NAT. CheckinFromAnyAddr accepts it.
 func TestCheckinFromAnotherAddressRefused(t *testing.T) {
@@ -62,7 +64,7 @@ func TestCheckinFromAnotherAddressRefused(t *testing.T) {
 	if len(refused) != 1 || !errors.Is(refused[0].Err, session.ErrCheckinRefused) {
 		t.Fatalf("refused events %+v", refused)
 	}
-	if ap, err := netip.ParseAddrPort(refused[0].Peer); err != nil || ap.Addr().String() != "127.0.0.1" || refused[0].Addr != "192.0.2.2" || refused[0].Session != s.ID() {
+	if ap, err := netip.ParseAddrPort(refused[0].Peer); err != nil || ap.Addr().String() != "127.0.0.1" || refused[0].Addr != "127.0.2.2" || refused[0].Session != s.ID() {
 		t.Fatalf("refusal peer %q addr %q: %v", refused[0].Peer, refused[0].Addr, err)
 	}
 	r := s.Result()
@@ -79,11 +81,22 @@ func TestCheckinFromAnotherAddressRefused(t *testing.T) {
 // A Deployer that cannot write the ticket file is a configuration error:
 // the ticket never falls back to the command line.
 func TestDeployerWithoutFiles(t *testing.T) {
-	h := newHarness(t, func(h *harness) { h.cfg.Deployer = plainDeployer{h.dep} })
-	r, _ := h.c.Connect(context.Background(), host(1)).Wait(context.Background())
-	if r.State != session.Failed || !errors.Is(r.Err, session.ErrBadConfig) || h.ls[0].calls.Load() != 0 {
-		t.Fatalf("%v %v, %d launches", r.State, r.Err, h.ls[0].calls.Load())
+	h := newHarness(t, nil)
+	cfg := h.cfg
+	cfg.Deployer = plainDeployer{h.dep}
+	if c, err := session.New(cfg); !errors.Is(err, session.ErrBadConfig) || !strings.Contains(err.Error(), "FileDeployer") {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("New: %v, want ErrBadConfig naming FileDeployer", err)
 	}
+	// With Readiness, no ticket is written: a plain Deployer will do.
+	cfg.Readiness = func(context.Context, *deploy.Target, deploy.Handle) error { return nil }
+	c, err := session.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 }
 
 // A ticket file that cannot be written fails the launch before any
@@ -99,6 +112,6 @@ func TestTicketFileWriteFails(t *testing.T) {
 // plainDeployer hides DeployFile.
 type plainDeployer struct{ d *fakeDeployer }
 
-func (p plainDeployer) Deploy(ctx context.Context, t *session.Target, progress func(done, total int64)) (string, error) {
+func (p plainDeployer) Deploy(ctx context.Context, t *deploy.Target, progress func(done, total int64)) (string, error) {
 	return p.d.Deploy(ctx, t, progress)
 }

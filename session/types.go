@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
-	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session/checkin"
 )
@@ -81,7 +82,7 @@ const (
 type Event struct {
 	Kind    EventKind
 	Session string // the session's ID
-	Host    string // the host as the console named it
+	Name    string // the computer's name as the console shows it
 	Addr    string // the address connected to
 	State   State
 	Step    Step
@@ -92,7 +93,7 @@ type Event struct {
 	// contains a secret.
 	Err error
 	// Diagnosis explains Err to a technician.
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	// Done and Total are the bytes copied and to copy (EventProgress).
 	Done, Total int64
 	// Peer is the address (ip:port) a refused check-in came from
@@ -103,53 +104,12 @@ type Event struct {
 	Result *Result
 }
 
-// Diagnosis says what went wrong in terms a technician can act on. It has
-// the shape of adauth.Diagnosis and deploy.Diagnosis, which convert to it.
-type Diagnosis struct {
-	Code    string `json:"code"`
-	Summary string `json:"summary"`
-	Fix     string `json:"fix,omitempty"`
-}
-
-// IsZero reports whether d is empty.
-func (d Diagnosis) IsZero() bool { return d == Diagnosis{} }
-
-// String returns the summary, then " Fix: " and the fix when there is
-// one. This is the form connect prints and writes in its NDJSON
-// "diagnosis" field.
-func (d Diagnosis) String() string {
-	if d.Fix == "" {
-		return d.Summary
-	}
-	if d.Summary == "" {
-		return "Fix: " + d.Fix
-	}
-	return d.Summary + " Fix: " + d.Fix
-}
-
 // Attempt is one launcher's failed try.
 type Attempt struct {
 	Launcher  string
 	Err       error
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	Took      time.Duration
-}
-
-// Preflight is what the preflight step learned about the target's
-// settings. Nil pointers are unknown (the value is missing, as on many
-// systems).
-type Preflight struct {
-	Product, Version, Build, Arch string
-	// ForceGuest 1 is the guest-only sharing model.
-	ForceGuest *uint32
-	// LmCompatibilityLevel is the NTLM level (0-5).
-	LmCompatibilityLevel *uint32
-	// LocalAccountTokenFilterPolicy 1 lets local administrators keep
-	// their rights over the network (no UAC remote restrictions).
-	LocalAccountTokenFilterPolicy *uint32
-	// RemoteRegistryOff reports that Remote Registry was stopped and could
-	// not be used.
-	RemoteRegistryOff bool
 }
 
 // Leftover is something cleanup could not undo.
@@ -186,10 +146,10 @@ type Result struct {
 	// Err is why the session failed or was closed early; nil otherwise.
 	Err error
 	// Diagnosis explains Err.
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	// Notes are warnings from the way (for example a preflight that could
 	// not read the registry).
-	Notes []Diagnosis
+	Notes []diag.Diagnosis
 	// Account is the account that was proved (no secret).
 	Account string
 	// Method is the launcher that started the applet.
@@ -197,7 +157,7 @@ type Result struct {
 	// Attempts lists the launchers that failed, in order.
 	Attempts []Attempt
 	// Preflight holds the preflight's findings, when it ran.
-	Preflight *Preflight
+	Preflight *deploy.Preflight
 	// Applet is what the applet said at check-in.
 	Applet *checkin.Hello
 	// Started, Ready and Ended are when Connect was called, when the
@@ -238,23 +198,46 @@ var (
 
 // Error is a failed step of a session.
 type Error struct {
-	Host string
+	// Name is the computer's name as the console shows it.
+	Name string
 	Step Step
 	// Kind is one of this package's sentinel errors, or nil when the
 	// cause (an *adauth.AuthError, a *deploy.LaunchError, ...) says it.
 	Kind      error
-	Diagnosis Diagnosis
+	Diagnosis diag.Diagnosis
 	Err       error
 }
 
-func (e *Error) Error() string {
+// Error returns "session HOST: step: kind: cause", the kind without its
+// "session: " package prefix. %+v prints the cause's raw chain (connect
+// -v and its NDJSON "error").
+func (e *Error) Error() string { return e.text(false) }
+
+// Format prints Error for %v and %s (quoted for %q), and the raw chain
+// for %+v.
+func (e *Error) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", e.text(false))
+		return
+	}
+	io.WriteString(f, e.text(verb == 'v' && f.Flag('+')))
+}
+
+// Diagnose returns the diagnosis (diag.Diagnoser).
+func (e *Error) Diagnose() diag.Diagnosis { return e.Diagnosis }
+
+func (e *Error) text(raw bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "session %s: %s", e.Host, e.Step)
+	fmt.Fprintf(&b, "session %s: %s", e.Name, e.Step)
 	if e.Kind != nil {
-		fmt.Fprintf(&b, ": %v", e.Kind)
+		fmt.Fprintf(&b, ": %s", strings.TrimPrefix(e.Kind.Error(), "session: "))
 	}
 	if e.Err != nil && !errors.Is(e.Kind, e.Err) {
-		fmt.Fprintf(&b, ": %v", e.Err)
+		if raw {
+			fmt.Fprintf(&b, ": %+v", e.Err)
+		} else {
+			fmt.Fprintf(&b, ": %v", e.Err)
+		}
 	}
 	return b.String()
 }
@@ -271,86 +254,7 @@ func (e *Error) Unwrap() []error {
 	return out
 }
 
-// Target is what the session hands to its steps: the host, the grant
-// that authentication returned, and the session's journal.
-type Target struct {
-	Session string
-	Host    discovery.Host
-	// Addr is the address (or name) connected to.
-	Addr string
-	// Grant is the proved administrator session on the host.
-	Grant *adauth.Grant
-	// Journal is the session's journal, as Config.NewJournal made it;
-	// steps record their changes in it.
-	Journal Journal
-	// AppletPath is the applet's local path on the target, once
-	// deployed.
-	AppletPath string
-}
-
-// Preflighter reads a target's settings before anything is changed. A
-// failure is a note, not the end of the session: the launchers may still
-// work.
-type Preflighter interface {
-	Preflight(ctx context.Context, t *Target) (*Preflight, error)
-}
-
-// Deployer copies the applet to the target and returns its local path
-// there (for example `C:\Windows\lanconnect-s1-0a1b2c3d\applet.exe`). It records what it
-// created in t.Journal and reports progress (bytes) as it copies.
-type Deployer interface {
-	Deploy(ctx context.Context, t *Target, progress func(done, total int64)) (path string, err error)
-}
-
-// FileDeployer is a Deployer that can also put a small file next to the
-// applet. The session uses it for the check-in ticket, which must not
-// travel on the applet's command line (local users of the target can read
-// command lines and service ImagePaths). A session that uses the check-in
-// (no Config.Readiness) needs a Deployer that implements it.
-type FileDeployer interface {
-	Deployer
-	// DeployFile writes content as the file name in the directory of
-	// t.AppletPath over the grant's session, records it in t.Journal so
-	// that cleanup removes it, and returns its local path. The content
-	// is secret: it is never logged. It replaces a file of that name.
-	DeployFile(ctx context.Context, t *Target, name string, content []byte) (path string, err error)
-}
-
-// Launcher starts the applet on a target. Name is the short method name
-// shown to technicians ("scm", "wmi"). Launch returns a *deploy.LaunchError
-// on failure; its Kind decides the fallback (see Config.Launchers).
-//
-// The context given to Launch ends when the attempt times out
-// (Timeouts.Launch) or the session is cancelled while it runs. After a
-// successful Launch it stays valid until the session has been cleaned up,
-// so a launcher may tie the handle's connections to it.
-type Launcher interface {
-	Name() string
-	Launch(ctx context.Context, t *Target, spec deploy.LaunchSpec) (deploy.Handle, error)
-}
-
-// Journal is a session's record of the changes made on its target. Undo
-// reverts every change still open, newest first, and reports each; it must
-// not stop on the first failure.
-type Journal interface {
-	Undo(ctx context.Context) Cleanup
-}
-
 // Readiness decides, instead of the check-in, that a launched applet is
 // ready: it returns nil once it is, or an error. A vendor with its own
 // back channel sets Config.Readiness to it.
-type Readiness func(ctx context.Context, t *Target, h deploy.Handle) error
-
-type technicianKey struct{}
-
-// WithTechnician returns a context that names the technician on whose
-// behalf Connect is called; Config.Authorize receives the name.
-func WithTechnician(ctx context.Context, who string) context.Context {
-	return context.WithValue(ctx, technicianKey{}, who)
-}
-
-// Technician returns the name WithTechnician put in ctx, or "".
-func Technician(ctx context.Context) string {
-	s, _ := ctx.Value(technicianKey{}).(string)
-	return s
-}
+type Readiness func(ctx context.Context, t *deploy.Target, h deploy.Handle) error

@@ -21,7 +21,6 @@ import (
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/discovery"
-	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/internal/winemu"
 	"github.com/lanconnect/lanconnect/remotereg"
@@ -48,7 +47,7 @@ type localDeployer struct {
 	root, applet string
 }
 
-func (d localDeployer) Deploy(_ context.Context, t *session.Target, _ func(done, total int64)) (string, error) {
+func (d localDeployer) Deploy(_ context.Context, t *deploy.Target, _ func(done, total int64)) (string, error) {
 	b, err := os.ReadFile(d.applet)
 	if err != nil {
 		return "", err
@@ -60,14 +59,14 @@ func (d localDeployer) Deploy(_ context.Context, t *session.Target, _ func(done,
 	return `C:\Windows\Temp\` + name, nil
 }
 
-func (d localDeployer) DeployFile(_ context.Context, t *session.Target, name string, content []byte) (string, error) {
+func (d localDeployer) DeployFile(_ context.Context, t *deploy.Target, name string, content []byte) (string, error) {
 	return `C:\Windows\Temp\` + name, os.WriteFile(filepath.Join(d.root, "Temp", name), content, 0o600)
 }
 
 type grantAuth struct{}
 
 func (grantAuth) Authenticate(_ context.Context, host string, cr adauth.Credentials) (*adauth.Grant, error) {
-	return &adauth.Grant{Host: host, Credentials: cr}, nil
+	return &adauth.Grant{Addr: host, Credentials: cr}, nil
 }
 
 // scmLauncher and wmiLauncher adapt the real launchers (over TCP, with no
@@ -78,13 +77,9 @@ type scmLauncher struct {
 }
 
 func (scmLauncher) Name() string { return "scm" }
-func (l scmLauncher) Launch(ctx context.Context, t *session.Target, spec deploy.LaunchSpec) (deploy.Handle, error) {
-	rl := &remotereg.Launcher{Transports: []remotereg.Transport{remotereg.TransportTCP}, Backoff: rpcauth.Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond}}
-	h, err := rl.LaunchTarget(ctx, remotereg.Target{Host: l.emu, Credentials: l.creds}, spec, nil)
-	if err != nil {
-		return nil, err
-	}
-	return h, nil
+func (l scmLauncher) Launch(ctx context.Context, t *deploy.Target, spec deploy.LaunchSpec) (deploy.Handle, error) {
+	rl := &remotereg.Launcher{Transports: []remotereg.Transport{remotereg.TransportTCP}, Backoff: remotereg.Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond}}
+	return rl.Launch(ctx, &deploy.Target{Session: t.Session, Addr: l.emu, Grant: &adauth.Grant{Addr: l.emu, Credentials: l.creds}, Journal: t.Journal}, spec)
 }
 
 type wmiLauncher struct {
@@ -93,12 +88,8 @@ type wmiLauncher struct {
 }
 
 func (wmiLauncher) Name() string { return "wmi" }
-func (l wmiLauncher) Launch(ctx context.Context, t *session.Target, spec deploy.LaunchSpec) (deploy.Handle, error) {
-	h, err := (&wmi.Launcher{}).LaunchTarget(ctx, wmi.Target{Host: l.emu, Credentials: l.creds}, spec)
-	if err != nil {
-		return nil, err
-	}
-	return h, nil
+func (l wmiLauncher) Launch(ctx context.Context, t *deploy.Target, spec deploy.LaunchSpec) (deploy.Handle, error) {
+	return (&wmi.Launcher{}).Launch(ctx, &deploy.Target{Session: t.Session, Addr: l.emu, Grant: &adauth.Grant{Addr: l.emu, Credentials: l.creds}}, spec)
 }
 
 var (
@@ -162,7 +153,7 @@ func (a *attack) run(kind, cmdline string) {
 	defer cancel()
 	for c := range cands {
 		a.tried++
-		ac, err := checkin.Dial(ctx, checkin.Ticket{Addr: a.console, Fingerprint: a.fp, Token: c}, checkin.Hello{Host: "MALLORY"})
+		ac, err := checkin.Dial(ctx, checkin.Ticket{Addr: a.console, Fingerprint: a.fp, Token: c}, checkin.Hello{Name: "MALLORY"})
 		if err == nil {
 			a.accepted = append(a.accepted, c)
 			ac.Close()
@@ -236,14 +227,14 @@ func TestTicketNotOnCommandLine(t *testing.T) {
 					t.Logf("winemu log:\n%s", logs.String())
 				}
 			})
-			var l session.Launcher = scmLauncher{creds, ip}
+			var l deploy.Launcher = scmLauncher{creds, ip}
 			if method == "wmi" {
 				l = wmiLauncher{creds, ip}
 			}
 			c, err := session.New(session.Config{
 				Authenticator: grantAuth{}, Credentials: creds,
 				Deployer:      localDeployer{root: root, applet: applet},
-				Launchers:     []session.Launcher{l},
+				Launchers:     []deploy.Launcher{l},
 				CheckinListen: net.JoinHostPort(ip, "0"),
 				AppletArgs:    []string{"-heartbeat", "1s"},
 				Timeouts:      session.Timeouts{Checkin: 30 * time.Second, Cleanup: 30 * time.Second},
@@ -291,7 +282,7 @@ func TestTicketNotOnCommandLine(t *testing.T) {
 					t.Fatalf("refused event peer %q err %v", e.Peer, e.Err)
 				}
 			}
-			if r.Applet == nil || r.Applet.Host == "MALLORY" || r.Method != method {
+			if r.Applet == nil || r.Applet.Name == "MALLORY" || r.Method != method {
 				t.Fatalf("running with %+v via %s", r.Applet, r.Method)
 			}
 			if _, err := os.Stat(filepath.Join(root, "Temp", s.ID()+".ticket")); !os.IsNotExist(err) {

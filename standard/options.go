@@ -66,9 +66,10 @@ func ParseMethod(s string) (Method, error) {
 // Options say how Apply wires the standard pieces. Only Applet is required;
 // every other zero field takes the pieces' own defaults.
 //
-// The SCM, WMI and Authenticator overrides are used as they are: Apply does
-// not change them (their Logger and ServicePrefix included), so set their
-// fields before Apply and do not change them afterwards.
+// The SCM, WMI, Authenticator and Launchers overrides are used as they
+// are: Apply does not change them (their Logger and ServicePrefix
+// included), so set their fields before Apply and do not change them
+// afterwards.
 type Options struct {
 	// Applet is what Deployer copies: make it with deploy.AppletFromFile
 	// or deploy.AppletFromBytes. Its Name gives the file name on the
@@ -105,9 +106,21 @@ type Options struct {
 	// WMI, when set, is the WMI launcher; nil means a wmi.Launcher with
 	// Logger.
 	WMI *wmi.Launcher
+	// Launchers are extra launchers (a vendor's own deploy.Launcher),
+	// tried after the ones Method selects, in this order. Those that
+	// implement deploy.Undoer undo their own artifacts in each session's
+	// cleanup and in Undoers. They do not replace the method's launchers.
+	Launchers []deploy.Launcher
+	// ExtraScope holds the checks (deploy.Scope) of the artifact kinds
+	// that Launchers record. Scope, and so each session's cleanup, refuses
+	// a journal with an artifact of a kind it has no check for: a
+	// launcher in Launchers that journals anything needs its kinds here.
+	ExtraScope deploy.Scope
 	// Authenticator, when set, replaces the default
-	// adauth.SMBAuthenticator with Logger.
-	Authenticator *adauth.SMBAuthenticator
+	// adauth.SMBAuthenticator with Logger. Any adauth.Authenticator will
+	// do; its grants must carry an SMB session for Deployer and the SCM
+	// launcher (adauth.SMBAuthenticator's do).
+	Authenticator adauth.Authenticator
 	// Resolver, when set, replaces the default name resolver (a Resolver
 	// with Logger: DNS first, then a NetBIOS broadcast).
 	Resolver session.Resolver
@@ -180,36 +193,45 @@ func (o Options) pieces(log *slog.Logger) pieces {
 	return p
 }
 
-// launchers returns the session launchers of method m, in order.
-func (p pieces) launchers(m Method) []session.Launcher {
-	scm := Launcher{Method: MethodSCM, Launcher: p.scm}
-	wmi := Launcher{Method: MethodWMI, Launcher: p.wmi}
+// launchers returns the launchers of method m, in order, then extra.
+func (p pieces) launchers(m Method, extra []deploy.Launcher) []deploy.Launcher {
+	var ls []deploy.Launcher
 	switch m {
 	case MethodSCM:
-		return []session.Launcher{scm}
+		ls = []deploy.Launcher{p.scm}
 	case MethodWMI:
-		return []session.Launcher{wmi}
+		ls = []deploy.Launcher{p.wmi}
 	default:
-		return []session.Launcher{scm, wmi}
+		ls = []deploy.Launcher{p.scm, p.wmi}
 	}
+	return append(ls, extra...)
 }
 
-// all returns every launcher, whatever the method: a journal is undone
-// with the undo functions of all of them.
-func (p pieces) all() []deploy.Launcher { return []deploy.Launcher{p.scm, p.wmi} }
-
-// Apply validates opts and fills cfg with the standard pieces:
+// Apply validates opts and fills cfg with the standard pieces. Two rules,
+// field by field:
+//
+// The pieces are always overwritten, whatever cfg held:
 //
 //   - Authenticator: opts.Authenticator, else an adauth.SMBAuthenticator;
-//   - Preflight: a Preflighter over the SCM launcher (remotereg reads the
-//     registry, whatever the method);
-//   - Deployer: a Deployer of opts.Applet;
-//   - Launchers: "scm" then "wmi", or the one that opts.Method names;
-//   - NewJournal: a Journals over opts.JournalDir;
 //   - Resolver: opts.Resolver, else a Resolver (DNS first, then NetBIOS);
-//   - ServicePrefix, Vendor, AppletName: from opts when not empty.
+//   - Preflight: the SCM launcher (remotereg reads the registry, whatever
+//     the method);
+//   - Deployer: a Deployer of opts.Applet;
+//   - Launchers: "scm" then "wmi", or the one that opts.Method names,
+//     followed by opts.Launchers;
+//   - Undoers: the SCM launcher, so that its artifacts are undone even
+//     when cfg.Preflight is changed afterwards (the launchers' own
+//     Undoers are used through Launchers);
+//   - UndoScope: opts.Scope (with the Config's final names below).
 //
-// It overwrites those fields and no others. On error (an *OptionError) cfg
+// The plain values are taken from opts when opts has one, and otherwise
+// left as cfg has them:
+//
+//   - JournalDir: opts.JournalDir (made absolute);
+//   - ServicePrefix, Vendor, AppletName.
+//
+// Every other Config field is left alone. To change a piece, set the
+// Options field, or change cfg after Apply. On error (an *OptionError) cfg
 // is unchanged. Apply sends nothing and starts nothing; session.New does
 // the rest.
 func Apply(cfg *session.Config, opts Options) error {
@@ -234,9 +256,10 @@ func Apply(cfg *session.Config, opts Options) error {
 	} else {
 		cfg.Authenticator = &adauth.SMBAuthenticator{Logger: log}
 	}
-	cfg.Preflight = Preflighter{Launcher: p.scm}
+	cfg.Preflight = p.scm
 	cfg.Deployer = Deployer{Applet: opts.Applet, Copy: opts.Copy, Logger: log}
-	cfg.Launchers = p.launchers(opts.Method)
+	cfg.Launchers = p.launchers(opts.Method, opts.Launchers)
+	cfg.Undoers = []deploy.Undoer{p.scm}
 	if opts.Resolver != nil {
 		cfg.Resolver = opts.Resolver
 	} else {
@@ -259,7 +282,10 @@ func Apply(cfg *session.Config, opts Options) error {
 	if err != nil {
 		return &OptionError{Field: "Copy", Err: err}
 	}
-	cfg.NewJournal = Journals{Dir: dir, Launchers: p.all(), Scope: scope}.New
+	if dir != "" {
+		cfg.JournalDir = dir
+	}
+	cfg.UndoScope = scope
 	return nil
 }
 
@@ -268,9 +294,10 @@ func Apply(cfg *session.Config, opts Options) error {
 // under ADMIN$ with o.Copy.Dir (deploy.FileScope), services named with
 // o.ServicePrefix (or the SCM launcher's prefix, or
 // remotereg.DefaultServicePrefix), the parameter keys under
-// HKLM\SOFTWARE\<o.Vendor>\<o.AppletName>, and the Remote Registry
-// service's start state. It fails when o.Copy.Dir is not admin-only. It
-// does not touch any target.
+// HKLM\SOFTWARE\<o.Vendor>\<o.AppletName>, the Remote Registry
+// service's start state, and whatever o.ExtraScope accepts (for the kinds
+// of o.Launchers). It fails when o.Copy.Dir is not admin-only. It does
+// not touch any target.
 func (o Options) Scope() (deploy.Scope, error) {
 	files, err := deploy.FileScope(o.Copy.Dir)
 	if err != nil {
@@ -278,15 +305,27 @@ func (o Options) Scope() (deploy.Scope, error) {
 	}
 	s := o.pieces(o.Logger).scm.Scope(o.ServicePrefix, o.Vendor, o.AppletName)
 	maps.Copy(s, files)
+	maps.Copy(s, o.ExtraScope)
 	return s, nil
 }
 
 // Undoers returns the undo functions for every kind of artifact that the
 // pieces o selects record, acting through g's session: files and
-// directories (deploy.Copy) and remotereg's services, registry keys and
-// service-state changes. They do not depend on Method, so a journal of any
-// session, reloaded with deploy.OpenJournal, can be undone with them. o is
-// not validated: the applet and JournalDir play no part.
+// directories (deploy.Copy), remotereg's services, registry keys and
+// service-state changes, and the kinds of every launcher in o.Launchers
+// that implements deploy.Undoer. They do not depend on Method, so a
+// journal of any session, reloaded with deploy.OpenJournal (for example
+// from session.Config.JournalDir after a crash), can be undone with them;
+// restrict it with Scope first (deploy.Journal.UndoWithin), since the file
+// is only as trustworthy as the directory it was read from. o is not
+// validated: the applet and JournalDir play no part.
 func (o Options) Undoers(g *adauth.Grant) deploy.Undoers {
-	return undoers(g, o.pieces(o.Logger).all())
+	u := deploy.FileUndoers(g)
+	maps.Copy(u, o.pieces(o.Logger).scm.Undoers(g))
+	for _, l := range o.Launchers {
+		if p, ok := l.(deploy.Undoer); ok {
+			maps.Copy(u, p.Undoers(g))
+		}
+	}
+	return u
 }

@@ -92,7 +92,7 @@ func (d *fakeDNS) serve(c net.Conn) {
 // broadcast relay at 127.0.0.1, and returns a Resolver's NetBIOS part.
 func nbnsNet(t *testing.T, names ...string) (*nbnstest.Net, standard.Resolver) {
 	t.Helper()
-	var hosts []*nbnstest.Host
+	var hosts []*nbnstest.Node
 	for i, n := range names {
 		hosts = append(hosts, nbnstest.Workstation(netip.AddrFrom4([4]byte{127, 0, 0, byte(2 + i)}), n, "LAB"))
 	}

@@ -23,22 +23,12 @@ import (
 
 var applet = deploy.AppletFromBytes("lcapplet.exe", "test", []byte("MZ applet"))
 
-func names(ls []session.Launcher) []string {
+func names(ls []deploy.Launcher) []string {
 	var n []string
 	for _, l := range ls {
 		n = append(n, l.Name())
 	}
 	return n
-}
-
-// inner returns the deploy.Launcher behind a session launcher.
-func inner(t *testing.T, l session.Launcher) deploy.Launcher {
-	t.Helper()
-	sl, ok := l.(standard.Launcher)
-	if !ok {
-		t.Fatalf("launcher %T is not a standard.Launcher", l)
-	}
-	return sl.Launcher
 }
 
 func TestParseMethod(t *testing.T) {
@@ -78,7 +68,7 @@ func TestMethodSelection(t *testing.T) {
 			t.Errorf("%q: launchers %v, want %v", tc.method, got, tc.want)
 		}
 		for _, l := range cfg.Launchers {
-			switch d := inner(t, l).(type) {
+			switch d := l.(type) {
 			case *remotereg.Launcher:
 				if l.Name() != "scm" {
 					t.Errorf("%q: %s is a remotereg launcher", tc.method, l.Name())
@@ -92,10 +82,15 @@ func TestMethodSelection(t *testing.T) {
 			}
 		}
 		// The preflight reads the registry whatever the method.
-		if p, ok := cfg.Preflight.(standard.Preflighter); !ok || p.Launcher == nil {
+		p, ok := cfg.Preflight.(*remotereg.Launcher)
+		if !ok || p == nil {
 			t.Errorf("%q: preflight %#v", tc.method, cfg.Preflight)
 		}
-		if cfg.Authenticator == nil || cfg.Deployer == nil || cfg.NewJournal == nil {
+		// remotereg's artifacts are undone whatever the method.
+		if len(cfg.Undoers) != 1 || cfg.Undoers[0] != deploy.Undoer(p) {
+			t.Errorf("%q: undoers %#v", tc.method, cfg.Undoers)
+		}
+		if cfg.Authenticator == nil || cfg.Deployer == nil || cfg.UndoScope == nil {
 			t.Errorf("%q: config not filled: %+v", tc.method, cfg)
 		}
 	}
@@ -109,10 +104,10 @@ func TestOverridesUsedAsGiven(t *testing.T) {
 	if err := standard.Apply(&cfg, standard.Options{Applet: applet, SCM: scm, WMI: w, Authenticator: auth, ServicePrefix: "other-", Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		t.Fatal(err)
 	}
-	if inner(t, cfg.Launchers[0]) != scm || inner(t, cfg.Launchers[1]) != w || cfg.Authenticator != auth {
+	if cfg.Launchers[0] != scm || cfg.Launchers[1] != w || cfg.Authenticator != auth {
 		t.Fatalf("overrides not used: %#v, %#v", cfg.Launchers, cfg.Authenticator)
 	}
-	if cfg.Preflight.(standard.Preflighter).Launcher != scm {
+	if cfg.Preflight != scm {
 		t.Fatal("the preflight does not use the SCM override")
 	}
 	// The overrides are not modified; the prefix goes to the Config (and
@@ -135,8 +130,8 @@ func TestDefaultsTakeLoggerAndPrefix(t *testing.T) {
 		if err := standard.Apply(&cfg, standard.Options{Applet: applet, ServicePrefix: "acme_", Logger: tc.opt}); err != nil {
 			t.Fatal(err)
 		}
-		scm := inner(t, cfg.Launchers[0]).(*remotereg.Launcher)
-		w := inner(t, cfg.Launchers[1]).(*wmi.Launcher)
+		scm := cfg.Launchers[0].(*remotereg.Launcher)
+		w := cfg.Launchers[1].(*wmi.Launcher)
 		auth := cfg.Authenticator.(*adauth.SMBAuthenticator)
 		if scm.Logger != tc.want || w.Logger != tc.want || auth.Logger != tc.want || cfg.Deployer.(standard.Deployer).Logger != tc.want {
 			t.Errorf("Options.Logger %p: the pieces do not log to %p", tc.opt, tc.want)
@@ -184,7 +179,7 @@ func TestApplyLeavesCallerFields(t *testing.T) {
 	if _, ok := after.Resolver.(*standard.Resolver); !ok {
 		t.Fatalf("Resolver %T, want the standard one", after.Resolver)
 	}
-	after.Authenticator, after.Preflight, after.Deployer, after.Launchers, after.NewJournal, after.Resolver = nil, nil, nil, nil, nil, nil
+	after.Authenticator, after.Preflight, after.Deployer, after.Launchers, after.UndoScope, after.Undoers, after.Resolver = nil, nil, nil, nil, nil, nil, nil
 	after.Prompt, before.Prompt = nil, nil
 	if !reflect.DeepEqual(after, before) {
 		t.Fatalf("Apply changed the caller's fields:\n%+v\nwant\n%+v", after, before)
@@ -256,131 +251,48 @@ func TestValidation(t *testing.T) {
 	}
 }
 
-// newJournal applies Options with JournalDir dir and returns the NewJournal.
-func newJournal(t *testing.T, dir string) func(context.Context, *session.Target) (session.Journal, error) {
-	t.Helper()
-	var cfg session.Config
-	if err := standard.Apply(&cfg, standard.Options{Applet: applet, JournalDir: dir}); err != nil {
-		t.Fatal(err)
-	}
-	return cfg.NewJournal
-}
-
-func TestJournalInMemory(t *testing.T) {
-	ctx := context.Background()
-	tgt := &session.Target{Session: "s1"}
-	j, err := newJournal(t, "")(ctx, tgt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sj := j.(*standard.Journal)
-	if sj.Path() != "" || sj.Deploy() == nil {
-		t.Fatalf("path %q, journal %v", sj.Path(), sj.Deploy())
-	}
-	tgt.Journal = j
-	if standard.JournalOf(tgt) != sj.Deploy() {
-		t.Fatal("JournalOf does not find the session's journal")
-	}
-	if c := j.Undo(ctx); !c.Clean() || len(c.Undone) != 0 {
-		t.Fatalf("empty journal's cleanup %+v", c)
-	}
-	// Another session.Journal has no deploy.Journal behind it.
-	if standard.JournalOf(&session.Target{Journal: otherJournal{}}) != nil || standard.JournalOf(&session.Target{}) != nil {
-		t.Fatal("JournalOf of a foreign journal")
-	}
-}
-
-type otherJournal struct{}
-
-func (otherJournal) Undo(context.Context) session.Cleanup { return session.Cleanup{} }
-
-func TestJournalDir(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	nj := newJournal(t, dir)
-
-	// A clean session: the file exists from the start and goes at the end.
-	j, err := nj(ctx, &session.Target{Session: "s1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "s1.json")
-	if j.(*standard.Journal).Path() != path {
-		t.Fatalf("path %q, want %q", j.(*standard.Journal).Path(), path)
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("journal not persisted at once: %v", err)
-	}
-	if c := j.Undo(ctx); !c.Clean() {
-		t.Fatalf("cleanup %+v", c)
-	}
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Fatalf("clean journal's file still there: %v", err)
-	}
-
-	// A session that leaves something: the file stays, with the artifact,
-	// for a later cleanup.
-	tgt := &session.Target{Session: "s2"}
-	j, err = nj(ctx, tgt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tgt.Journal = j
-	dj := standard.JournalOf(tgt)
-	dj.Record(ctx, deploy.Artifact{Kind: deploy.KindFile, Host: "10.1.2.3", Share: "ADMIN$", Path: `lanconnect-s2-0a1b2c3d\lcapplet-s2.exe`})
-	c := j.Undo(ctx) // no grant: the file cannot be removed
-	if c.Clean() || len(c.Left) != 1 || c.Left[0].What != `file ADMIN$\lanconnect-s2-0a1b2c3d\lcapplet-s2.exe` || !errors.Is(c.Left[0].Err, deploy.ErrNoGrant) {
-		t.Fatalf("cleanup %+v", c)
-	}
-	// A kind that Apply's pieces do not record is outside the scope: the
-	// whole journal is refused, and each entry reported as left.
-	dj.Record(ctx, deploy.Artifact{Kind: "acme.thing", Host: "10.1.2.3", Name: "widget"})
-	c = j.Undo(ctx)
-	if c.Clean() || len(c.Left) != 2 {
-		t.Fatalf("cleanup %+v", c)
-	}
-	if c.Left[1].What != "acme.thing widget" || !errors.Is(c.Left[1].Err, deploy.ErrOutOfScope) || !errors.Is(c.Left[0].Err, deploy.ErrOutOfScope) {
-		t.Errorf("left %+v", c.Left)
-	}
-	path = filepath.Join(dir, "s2.json")
-	reloaded, err := deploy.OpenJournal(path)
-	if err != nil || reloaded.Len() != 2 {
-		t.Fatalf("kept journal: %v, %v", reloaded, err)
-	}
-
-	// A new Journals over the same directory reopens the session's file.
-	j, err = newJournal(t, dir)(ctx, &session.Target{Session: "s2"})
-	if err != nil || j.(*standard.Journal).Deploy().Len() != 2 {
-		t.Fatalf("reopened: %v", err)
-	}
-
-	// Session IDs that are not plain file names are refused.
-	for _, id := range []string{"", "..", "../s3", "a/b"} {
-		if _, err := nj(ctx, &session.Target{Session: id}); err == nil {
-			t.Errorf("session ID %q accepted as a journal file name", id)
-		}
-	}
-	if files, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), "*.json")); len(files) != 0 {
-		t.Errorf("journal written outside its directory: %v", files)
-	}
-}
-
 // A relative JournalDir is resolved when Apply runs, so a later change of
-// working directory does not move the journals.
+// working directory does not move the journals; an empty one leaves the
+// Config's.
 func TestJournalDirRelative(t *testing.T) {
 	base := t.TempDir()
 	if err := os.Mkdir(filepath.Join(base, "journals"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	t.Chdir(base)
-	nj := newJournal(t, "journals")
-	t.Chdir(t.TempDir())
-	j, err := nj(context.Background(), &session.Target{Session: "s1"})
-	if err != nil {
+	var cfg session.Config
+	if err := standard.Apply(&cfg, standard.Options{Applet: applet, JournalDir: "journals"}); err != nil {
 		t.Fatal(err)
 	}
-	if want := filepath.Join(base, "journals", "s1.json"); j.(*standard.Journal).Path() != want {
-		t.Fatalf("path %q, want %q", j.(*standard.Journal).Path(), want)
+	if want := filepath.Join(base, "journals"); cfg.JournalDir != want {
+		t.Fatalf("JournalDir %q, want %q", cfg.JournalDir, want)
+	}
+	cfg = session.Config{JournalDir: "/var/lib/console"}
+	if err := standard.Apply(&cfg, standard.Options{Applet: applet}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.JournalDir != "/var/lib/console" {
+		t.Fatalf("JournalDir %q: Apply replaced the Config's with an empty one", cfg.JournalDir)
+	}
+}
+
+// The scope Apply sets refuses a kind that its pieces do not record,
+// unless ExtraScope accepts it.
+func TestApplyUndoScope(t *testing.T) {
+	thing := deploy.Artifact{Kind: "acme.thing", Addr: "10.1.2.3", Name: "widget"}
+	var cfg session.Config
+	if err := standard.Apply(&cfg, standard.Options{Applet: applet}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.UndoScope.Check([]deploy.Artifact{thing}); !errors.Is(err, deploy.ErrOutOfScope) {
+		t.Fatalf("acme.thing in the default scope: %v", err)
+	}
+	extra := deploy.Scope{"acme.": func(deploy.Artifact) error { return nil }}
+	if err := standard.Apply(&cfg, standard.Options{Applet: applet, ExtraScope: extra}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.UndoScope.Check([]deploy.Artifact{thing}); err != nil {
+		t.Fatalf("ExtraScope not used: %v", err)
 	}
 }
 
@@ -405,61 +317,6 @@ func TestAppletFileName(t *testing.T) {
 		if got := standard.AppletFileName(tc[0], tc[1]); got != tc[2] {
 			t.Errorf("AppletFileName(%q, %q) = %q, want %q", tc[0], tc[1], got, tc[2])
 		}
-	}
-}
-
-func TestCleanupReport(t *testing.T) {
-	boom := errors.New("boom")
-	c := standard.CleanupReport(deploy.UndoReport{
-		Undone:  []deploy.Artifact{{Kind: "file", Share: "ADMIN$", Path: `Temp\a.exe`}, {Kind: "remotereg.service", Name: "lanconnect-1a2b"}},
-		Failed:  []deploy.UndoFailure{{Artifact: deploy.Artifact{Kind: "dir", Share: "ADMIN$", Path: `Temp\lanconnect`}, Err: boom}},
-		Skipped: []deploy.Artifact{{Kind: "acme.x"}},
-	})
-	if want := []string{`file ADMIN$\Temp\a.exe`, "remotereg.service lanconnect-1a2b"}; !reflect.DeepEqual(c.Undone, want) {
-		t.Errorf("undone %q", c.Undone)
-	}
-	if len(c.Left) != 2 || c.Left[0].What != `dir ADMIN$\Temp\lanconnect` || c.Left[0].Err != boom || c.Left[1].What != "acme.x" {
-		t.Errorf("left %+v", c.Left)
-	}
-}
-
-// fakeLauncher is a deploy.Launcher that records what it was given.
-type fakeLauncher struct {
-	g   *adauth.Grant
-	j   *deploy.Journal
-	err error
-}
-
-func (f *fakeLauncher) Name() string { return "fake" }
-
-func (f *fakeLauncher) Launch(_ context.Context, g *adauth.Grant, _ deploy.LaunchSpec, j *deploy.Journal) (deploy.Handle, error) {
-	f.g, f.j = g, j
-	var h *nilHandle // a typed nil, as a careless launcher might return
-	return h, f.err
-}
-
-type nilHandle struct{}
-
-func (*nilHandle) Running(context.Context) (bool, error) { return false, nil }
-func (*nilHandle) Stop(context.Context) error            { return nil }
-func (*nilHandle) PID() uint32                           { return 0 }
-
-func TestLauncherAdapter(t *testing.T) {
-	ctx := context.Background()
-	tgt := &session.Target{Session: "s1", Grant: &adauth.Grant{Host: "10.1.2.3"}}
-	j, _ := newJournal(t, "")(ctx, tgt)
-	tgt.Journal = j
-	f := &fakeLauncher{err: &deploy.LaunchError{Kind: deploy.ErrLaunchUnsupported}}
-	l := standard.Launcher{Method: standard.MethodSCM, Launcher: f}
-	h, err := l.Launch(ctx, tgt, deploy.LaunchSpec{})
-	if h != nil || !errors.Is(err, deploy.ErrLaunchUnsupported) {
-		t.Fatalf("Launch = %#v, %v; want an untyped nil handle and the launcher's error", h, err)
-	}
-	if f.g != tgt.Grant || f.j != standard.JournalOf(tgt) || f.j == nil {
-		t.Fatalf("the launcher got grant %v, journal %v", f.g, f.j)
-	}
-	if l.Name() != "scm" {
-		t.Fatalf("name %q", l.Name())
 	}
 }
 
@@ -508,13 +365,13 @@ func TestDeployFileRefusals(t *testing.T) {
 		{`C:\Windows\Temp\applet.exe`, `..\s1.ticket`},
 		{`C:\Windows\Temp\applet.exe`, ""},
 	} {
-		_, err := standard.Deployer{}.DeployFile(context.Background(), &session.Target{AppletPath: c.path}, c.name, []byte("secret"))
+		_, err := standard.Deployer{}.DeployFile(context.Background(), &deploy.Target{AppletPath: c.path}, c.name, []byte("secret"))
 		if !errors.Is(err, deploy.ErrBadOptions) {
 			t.Errorf("%s + %q: %v, want ErrBadOptions", c.path, c.name, err)
 		}
 	}
 	// Inside SystemRoot it gets as far as the (missing) grant.
-	_, err := standard.Deployer{}.DeployFile(context.Background(), &session.Target{AppletPath: `c:\windows\lc-s1\applet.exe`}, "s1.ticket", []byte("secret"))
+	_, err := standard.Deployer{}.DeployFile(context.Background(), &deploy.Target{AppletPath: `c:\windows\lc-s1\applet.exe`}, "s1.ticket", []byte("secret"))
 	if !errors.Is(err, deploy.ErrNoGrant) {
 		t.Fatalf("inside SystemRoot: %v, want ErrNoGrant", err)
 	}

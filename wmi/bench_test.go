@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
-	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/remotereg"
 )
 
@@ -29,12 +29,12 @@ func BenchmarkWMILaunch(b *testing.B) {
 // the SCM over TCP, alternating, stopping each applet before the next
 // launch, and returns the two median launch latencies. The timing runs
 // inside b.Loop, so run it with -benchtime=1x.
-func measureLaunches(ctx context.Context, b *testing.B, host string, creds rpcauth.Credentials, spec deploy.LaunchSpec, n int) (wmiMed, scmMed time.Duration) {
+func measureLaunches(ctx context.Context, b *testing.B, host string, creds adauth.Credentials, spec deploy.LaunchSpec, n int) (wmiMed, scmMed time.Duration) {
 	b.Helper()
 	wl := &Launcher{}
 	sl := &remotereg.Launcher{Transports: []remotereg.Transport{remotereg.TransportTCP}}
-	wt := Target{Host: host, Credentials: creds}
-	st := remotereg.Target{Host: host, Credentials: creds}
+	wt := target{Addr: host, Credentials: creds}
+	st := &deploy.Target{Addr: host, Grant: &adauth.Grant{Addr: host, Credentials: creds}}
 	median := func(d []time.Duration) time.Duration {
 		slices.Sort(d)
 		if len(d)%2 == 1 {
@@ -46,7 +46,7 @@ func measureLaunches(ctx context.Context, b *testing.B, host string, creds rpcau
 		var wmiT, scmT []time.Duration
 		for range n {
 			start := time.Now()
-			h, err := wl.LaunchTarget(ctx, wt, spec)
+			h, err := wl.launchTarget(ctx, wt, spec)
 			wmiT = append(wmiT, time.Since(start))
 			if err != nil {
 				b.Fatalf("wmi launch: %v", err)
@@ -55,7 +55,7 @@ func measureLaunches(ctx context.Context, b *testing.B, host string, creds rpcau
 				b.Fatalf("wmi stop: %v", err)
 			}
 			start = time.Now()
-			sh, err := sl.LaunchTarget(ctx, st, spec, nil)
+			sh, err := sl.Launch(ctx, st, spec)
 			scmT = append(scmT, time.Since(start))
 			if err != nil {
 				b.Fatalf("scm launch: %v", err)

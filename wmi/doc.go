@@ -2,15 +2,17 @@
 // (TCP 135, then a dynamic port), and reads the OS facts of a target through
 // a Win32_OperatingSystem query.
 //
-// It implements deploy.Launcher (Launch, on a grant; LaunchTarget takes
-// a host and credentials) as the fallback for targets where the Service
+// Launcher implements deploy.Launcher (Name "wmi"; Launch on a
+// *deploy.Target, with its Grant's address and credentials: WMI does not
+// use the grant's SMB session, so a Grant built from an address and
+// credentials works too) as the fallback for targets where the Service
 // Control Manager path is unavailable. It is slower than that path, needs
 // no service, and leaves no service behind. It does not copy files, and it
 // writes nothing to the journal: the only thing it creates is the process,
 // which Handle.Stop terminates (Win32_Process.Terminate). Handle.Running
-// asks WMI whether the ProcessId still exists. Launcher.Preflight reads
-// Caption, Version, BuildNumber and OSArchitecture from
-// Win32_OperatingSystem into remotereg's preflight shape.
+// asks WMI whether the ProcessId still exists. Launcher.Preflight
+// (deploy.Preflighter) reads Caption, Version, BuildNumber and
+// OSArchitecture from Win32_OperatingSystem into a deploy.Preflight.
 //
 // # Sequence
 //
@@ -22,7 +24,7 @@
 // from the class's method signature (CommandLine, CurrentDirectory), then
 // an ExecQuery that confirms a Win32_Process with the returned ProcessId
 // exists. Every remote object is released (IRemUnknown2.RemRelease) and
-// every connection closed before LaunchTarget returns. go-msrpc's generated
+// every connection closed before Launch returns. go-msrpc's generated
 // DCOM/WMI clients do the wire work.
 //
 // # Security
@@ -32,8 +34,9 @@
 // go-msrpc's global store) by the connection's first bind and shared by
 // the interfaces bound after it; a connection that go-msrpc replaced after
 // a failure gets a new one. It runs at PKT_PRIVACY by default with the
-// signature of every sealed response verified; PKT_INTEGRITY can be
-// chosen, no authentication cannot (KB5004442 DCOM hardening).
+// signature of every sealed response verified (a tampered one fails with an
+// error matching adauth.ErrIntegrity); Launcher.Level = adauth.RPCIntegrity
+// can be chosen, adauth.RPCNone cannot (KB5004442 DCOM hardening).
 //
 // # Failures
 //

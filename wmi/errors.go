@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
 
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 )
 
@@ -46,8 +49,8 @@ var ErrProcessNotFound = errors.New("wmi: the created process is not running")
 type EndpointError struct {
 	// Step is the step that failed (StepConnect, StepConnectDynamic...).
 	Step string
-	// Host and Port are the endpoint.
-	Host string
+	// Addr and Port are the endpoint.
+	Addr string
 	Port int
 	// Dynamic is true for the port named by the OXID bindings.
 	Dynamic bool
@@ -58,13 +61,39 @@ type EndpointError struct {
 	Err error
 }
 
-// Error names the step and the endpoint, never credentials.
-func (e *EndpointError) Error() string {
+// Error names the endpoint and the cause's root, never credentials: "port
+// 135 on 10.0.0.5: ...", or for a failed TCP connect the dial alone
+// ("dial tcp 10.0.0.5:135: connection refused"), which names the
+// endpoint itself. It leaves the package and the step to the
+// *deploy.LaunchError that carries it, so that the chain says each once;
+// the %+v verb prints them and the cause's full, unsummarised text (what
+// connect -v shows).
+func (e *EndpointError) Error() string { return e.text(false) }
+
+// Format prints Error for %v and %s (quoted for %q), and the raw chain
+// for %+v.
+func (e *EndpointError) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", e.text(false))
+		return
+	}
+	io.WriteString(f, e.text(verb == 'v' && f.Flag('+')))
+}
+
+func (e *EndpointError) text(raw bool) string {
 	kind := "port"
 	if e.Dynamic {
 		kind = "dynamic port"
 	}
-	return fmt.Sprintf("wmi: %s: %s %d on %s: %v", e.Step, kind, e.Port, e.Host, e.Err)
+	if raw {
+		return fmt.Sprintf("wmi: %s: %s %d on %s: %+v", e.Step, kind, e.Port, e.Addr, e.Err)
+	}
+	var oe *net.OpError
+	if e.Dial && errors.As(e.Err, &oe) {
+		return rpcauth.Cause(e.Err)
+	}
+	// The *deploy.LaunchError around this error says "wmi" already.
+	return fmt.Sprintf("%s %d on %s: %s", kind, e.Port, e.Addr, strings.TrimPrefix(rpcauth.Cause(e.Err), "wmi: "))
 }
 
 // Unwrap returns the cause.
@@ -89,26 +118,20 @@ const (
 	WBEMSFalse         HResult = 0x00000001 // WBEM_S_FALSE
 )
 
-var hresultNames = map[HResult]string{
-	EAccessDenied:      "E_ACCESSDENIED",
-	ENoInterface:       "E_NOINTERFACE",
-	RegdbEClassNotReg:  "REGDB_E_CLASSNOTREG",
-	WBEMEAccessDenied:  "WBEM_E_ACCESS_DENIED",
-	WBEMENotFound:      "WBEM_E_NOT_FOUND",
-	WBEMEInvalidNS:     "WBEM_E_INVALID_NAMESPACE",
-	WBEMEInvalidClass:  "WBEM_E_INVALID_CLASS",
-	WBEMEInvalidQuery:  "WBEM_E_INVALID_QUERY",
-	WBEMEInvalidMethod: "WBEM_E_INVALID_METHOD",
-	WBEMEInvalidParam:  "WBEM_E_INVALID_PARAMETER",
-	WBEMSFalse:         "WBEM_S_FALSE",
-}
+// Error returns the symbolic name, the code and what it means for a
+// technician (diag.HResultText), for example "WBEM_E_ACCESS_DENIED
+// (0x80041003): the account lacks ...". A code diag does not know reads
+// "HRESULT 0x...".
+func (h HResult) Error() string { return diag.HResultText(uint32(h)) }
 
-// Error returns the symbolic name and the code.
-func (h HResult) Error() string {
-	if n, ok := hresultNames[h]; ok {
-		return fmt.Sprintf("%s (0x%08X)", n, uint32(h))
+// short is the name and the code without the explanation, for a
+// diagnosis that explains the code itself.
+func (h HResult) short() string {
+	name, _ := diag.HResult(uint32(h))
+	if strings.HasPrefix(name, "HRESULT 0x") {
+		return name
 	}
-	return fmt.Sprintf("HRESULT 0x%08X", uint32(h))
+	return fmt.Sprintf("%s (0x%08X)", name, uint32(h))
 }
 
 // ReturnValue is a non-zero ReturnValue of Win32_Process.Create or
@@ -124,18 +147,30 @@ const (
 	ReturnInvalidParameter      ReturnValue = 21
 )
 
-var returnNames = map[ReturnValue]string{
-	ReturnAccessDenied:          "access denied",
-	ReturnInsufficientPrivilege: "insufficient privilege",
-	ReturnUnknownFailure:        "unknown failure",
-	ReturnPathNotFound:          "path not found",
-	ReturnInvalidParameter:      "invalid parameter",
+// returnNames holds each documented return value's name as
+// Win32_Process.Create documents it, and what it means for a technician.
+var returnNames = map[ReturnValue]struct{ name, meaning string }{
+	ReturnAccessDenied:          {"access denied", "the account may not start processes on the computer"},
+	ReturnInsufficientPrivilege: {"insufficient privilege", "the account lacks a privilege that starting the process needs"},
+	ReturnUnknownFailure:        {"unknown failure", "Windows could not start the program, often because it is not a valid program for this computer"},
+	ReturnPathNotFound:          {"path not found", "the program or its working folder does not exist on the computer"},
+	ReturnInvalidParameter:      {"invalid parameter", "Windows rejected the command line or a start-up setting"},
 }
 
-// Error returns the value and its documented meaning.
+// Error returns the value, its documented name and what it means, for
+// example "ReturnValue 9 (path not found): the program or its working
+// folder does not exist on the computer".
 func (r ReturnValue) Error() string {
 	if n, ok := returnNames[r]; ok {
-		return fmt.Sprintf("ReturnValue %d (%s)", uint32(r), n)
+		return fmt.Sprintf("ReturnValue %d (%s): %s", uint32(r), n.name, n.meaning)
+	}
+	return fmt.Sprintf("ReturnValue %d", uint32(r))
+}
+
+// short is the value and its documented name without the explanation.
+func (r ReturnValue) short() string {
+	if n, ok := returnNames[r]; ok {
+		return fmt.Sprintf("ReturnValue %d (%s)", uint32(r), n.name)
 	}
 	return fmt.Sprintf("ReturnValue %d", uint32(r))
 }
@@ -184,9 +219,9 @@ func endpointName(err error) (string, *EndpointError) {
 	var ee *EndpointError
 	if errors.As(err, &ee) {
 		if ee.Dynamic {
-			return "dynamic port " + strconv.Itoa(ee.Port) + " on " + ee.Host, ee
+			return "dynamic port " + strconv.Itoa(ee.Port) + " on " + ee.Addr, ee
 		}
-		return "port " + strconv.Itoa(ee.Port) + " on " + ee.Host, ee
+		return "port " + strconv.Itoa(ee.Port) + " on " + ee.Addr, ee
 	}
 	return "the computer", nil
 }
@@ -196,19 +231,19 @@ const fixDCOMFirewall = "Allow TCP 135 and the dynamic RPC range (49152-65535) f
 
 // classify maps an error at a step to a launch error kind and a
 // diagnosis.
-func classify(step string, err error) (deploy.Diagnosis, error) {
+func classify(step string, err error) (diag.Diagnosis, error) {
 	where, ee := endpointName(err)
 	var hr HResult
 	var rv ReturnValue
 	switch {
 	case errors.Is(err, rpcauth.ErrIntegrity), badSignature(err):
-		return deploy.Diagnosis{
-			Code:    "rpc-integrity",
+		return diag.Diagnosis{
+			Code:    diag.RPCIntegrity,
 			Summary: "A sealed response from " + where + " failed its signature check: it was altered on the way, or the peer is not the computer that authenticated us.",
 			Fix:     "Do not trust this network path; check for a man-in-the-middle.",
 		}, nil
 	case errors.Is(err, context.Canceled):
-		return deploy.Diagnosis{Code: "canceled", Summary: "The launch was cancelled."}, nil
+		return diag.Diagnosis{Code: diag.Canceled, Summary: "The launch was canceled."}, nil
 	case errors.As(err, &rv):
 		return classifyReturn(rv)
 	case errors.As(err, &hr):
@@ -217,8 +252,8 @@ func classify(step string, err error) (deploy.Diagnosis, error) {
 	if st, ok := rpcauth.FaultStatus(err); ok {
 		switch st {
 		case ncaOpRngError, ncaUnkIf, rpcSUnknownIf, rpcSProcnumOOR:
-			return deploy.Diagnosis{
-				Code:    "wmi-not-supported",
+			return diag.Diagnosis{
+				Code:    diag.WMINotSupported,
 				Summary: fmt.Sprintf("The server at %s does not serve DCOM/WMI for %s (RPC status 0x%08X).", where, step, st),
 				Fix:     "Another launch method is needed for this computer.",
 			}, deploy.ErrLaunchUnsupported
@@ -229,115 +264,115 @@ func classify(step string, err error) (deploy.Diagnosis, error) {
 	switch {
 	case ee != nil && ee.Dial && isRefused(err):
 		if ee.Dynamic {
-			return deploy.Diagnosis{
-				Code:    "wmi-dynamic-port-refused",
-				Summary: fmt.Sprintf("Port 135 answered, but the dynamic port %d that WMI named on %s refused the connection.", ee.Port, ee.Host),
+			return diag.Diagnosis{
+				Code:    diag.WMIDynamicPortRefused,
+				Summary: fmt.Sprintf("Port 135 answered, but the dynamic port %d that WMI named on %s refused the connection.", ee.Port, ee.Addr),
 				Fix:     fixDCOMFirewall,
 			}, deploy.ErrUnreachable
 		}
-		return deploy.Diagnosis{
-			Code:    "wmi-rpc-refused",
-			Summary: fmt.Sprintf("Port %d on %s refused the connection: the RPC endpoint mapper is not reachable.", ee.Port, ee.Host),
+		return diag.Diagnosis{
+			Code:    diag.WMIRPCRefused,
+			Summary: fmt.Sprintf("Port %d on %s refused the connection: the RPC endpoint mapper is not reachable.", ee.Port, ee.Addr),
 			Fix:     fixDCOMFirewall,
 		}, deploy.ErrUnreachable
 	case ee != nil && !ee.Dynamic && isRefused(err):
-		return deploy.Diagnosis{
-			Code:    "wmi-rpc-refused",
-			Summary: fmt.Sprintf("Port %d on %s reset the connection: the RPC endpoint mapper is not reachable.", ee.Port, ee.Host),
+		return diag.Diagnosis{
+			Code:    diag.WMIRPCRefused,
+			Summary: fmt.Sprintf("Port %d on %s reset the connection: the RPC endpoint mapper is not reachable.", ee.Port, ee.Addr),
 			Fix:     fixDCOMFirewall,
 		}, deploy.ErrUnreachable
 	case ee != nil && ee.Dial && isTimeout(err):
 		if ee.Dynamic {
-			return deploy.Diagnosis{
-				Code:    "wmi-dynamic-port-filtered",
-				Summary: fmt.Sprintf("Port 135 answered, but the dynamic port %d that WMI named on %s did not accept a connection before the deadline: it is filtered.", ee.Port, ee.Host),
+			return diag.Diagnosis{
+				Code:    diag.WMIDynamicPortFiltered,
+				Summary: fmt.Sprintf("Port 135 answered, but the dynamic port %d that WMI named on %s did not accept a connection before the deadline: it is filtered.", ee.Port, ee.Addr),
 				Fix:     fixDCOMFirewall,
 			}, deploy.ErrUnreachable
 		}
-		return deploy.Diagnosis{
-			Code:    "wmi-rpc-filtered",
-			Summary: fmt.Sprintf("Port %d on %s did not accept a connection before the deadline: it is filtered, or the computer is off.", ee.Port, ee.Host),
+		return diag.Diagnosis{
+			Code:    diag.WMIRPCFiltered,
+			Summary: fmt.Sprintf("Port %d on %s did not accept a connection before the deadline: it is filtered, or the computer is off.", ee.Port, ee.Addr),
 			Fix:     fixDCOMFirewall,
 		}, deploy.ErrUnreachable
 	case ee != nil && ee.Dynamic && isTimeout(err):
-		return deploy.Diagnosis{
-			Code: "wmi-dynamic-port-filtered",
+		return diag.Diagnosis{
+			Code: diag.WMIDynamicPortFiltered,
 			Summary: fmt.Sprintf("Port 135 answered, but nothing answered on the dynamic port %d that WMI named on %s before the deadline "+
-				"(the connection was accepted, then silence): a firewall or a wedged WMI service.", ee.Port, ee.Host),
+				"(the connection was accepted, then silence): a firewall or a wedged WMI service.", ee.Port, ee.Addr),
 			Fix: fixDCOMFirewall,
 		}, deploy.ErrTimeout
 	case isTimeout(err):
-		return deploy.Diagnosis{
-			Code:    "wmi-timeout",
+		return diag.Diagnosis{
+			Code:    diag.WMITimeout,
 			Summary: "No answer from " + where + " during " + step + " before the deadline.",
 			Fix:     "The WMI service may be busy or hung; retry, or use the SCM launcher.",
 		}, deploy.ErrTimeout
 	case ee != nil && isRefused(err):
-		return deploy.Diagnosis{
-			Code:    "wmi-connection-reset",
+		return diag.Diagnosis{
+			Code:    diag.WMIConnectionReset,
 			Summary: "The connection to " + where + " was reset during " + step + ".",
 			Fix:     fixDCOMFirewall,
 		}, deploy.ErrUnreachable
 	}
-	return deploy.Diagnosis{}, nil
+	return diag.Diagnosis{}, nil
 }
 
 const fixUAC = `For a local (non-RID-500) administrator, UAC remote restrictions strip the admin token: use a domain administrator or the built-in Administrator, ` +
 	`or set HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\LocalAccountTokenFilterPolicy=1.`
 
-func accessDenied(where, summary string) deploy.Diagnosis {
-	return deploy.Diagnosis{Code: "wmi-access-denied", Summary: summary + " (at " + where + ")", Fix: fixUAC}
+func accessDenied(where, summary string) diag.Diagnosis {
+	return diag.Diagnosis{Code: diag.WMIAccessDenied, Summary: summary + " (at " + where + ")", Fix: fixUAC}
 }
 
-func classifyHResult(step string, hr HResult) (deploy.Diagnosis, error) {
+func classifyHResult(step string, hr HResult) (diag.Diagnosis, error) {
 	switch hr {
 	case EAccessDenied:
-		return deploy.Diagnosis{
-			Code: "wmi-dcom-access-denied",
+		return diag.Diagnosis{
+			Code: diag.WMIDCOMAccessDenied,
 			Summary: "DCOM refused to activate WMI for this account (E_ACCESSDENIED): it lacks Remote Launch/Remote Activation " +
 				"permission, or the call's authentication level is below packet integrity (KB5004442).",
 			Fix: "Grant the account Remote Launch and Remote Activation in dcomcnfg (My Computer > COM Security), or add it to Administrators. " + fixUAC,
 		}, deploy.ErrAccessDenied
 	case WBEMEAccessDenied:
-		return deploy.Diagnosis{
-			Code:    "wmi-access-denied",
+		return diag.Diagnosis{
+			Code:    diag.WMIAccessDenied,
 			Summary: "WMI refused the login to root\\cimv2 (WBEM_E_ACCESS_DENIED): the account lacks Remote Enable on the namespace or is not an administrator there.",
 			Fix:     "Grant Enable Account and Remote Enable on root\\cimv2 (wmimgmt.msc > WMI Control > Security), and check DCOM permissions. " + fixUAC,
 		}, deploy.ErrAccessDenied
 	case RegdbEClassNotReg, ENoInterface, WBEMEInvalidNS, WBEMEInvalidClass, WBEMEInvalidMethod:
-		return deploy.Diagnosis{
-			Code:    "wmi-not-supported",
-			Summary: "The computer does not provide what " + step + " needs (" + hr.Error() + ").",
+		return diag.Diagnosis{
+			Code:    diag.WMINotSupported,
+			Summary: "The computer does not provide what " + step + " needs (" + hr.short() + ").",
 			Fix:     "Another launch method is needed for this computer.",
 		}, deploy.ErrLaunchUnsupported
 	}
-	return deploy.Diagnosis{Code: "wmi-error", Summary: "WMI failed during " + step + " with " + hr.Error() + "."}, nil
+	return diag.Diagnosis{Code: diag.WMIError, Summary: "WMI failed during " + step + " with " + hr.Error() + "."}, nil
 }
 
-func classifyReturn(rv ReturnValue) (deploy.Diagnosis, error) {
+func classifyReturn(rv ReturnValue) (diag.Diagnosis, error) {
 	switch rv {
 	case ReturnAccessDenied, ReturnInsufficientPrivilege:
-		return deploy.Diagnosis{
-			Code:    "wmi-create-access-denied",
-			Summary: "Win32_Process.Create refused to start the applet (" + rv.Error() + ").",
+		return diag.Diagnosis{
+			Code:    diag.WMICreateAccessDenied,
+			Summary: "Win32_Process.Create refused to start the applet (" + rv.short() + ").",
 			Fix:     fixUAC,
 		}, deploy.ErrAccessDenied
 	case ReturnPathNotFound:
-		return deploy.Diagnosis{
-			Code:    "wmi-create-path-not-found",
-			Summary: "Win32_Process.Create did not find the applet or its directory (" + rv.Error() + ").",
+		return diag.Diagnosis{
+			Code:    diag.WMICreatePathNotFound,
+			Summary: "Win32_Process.Create did not find the applet or its directory (" + rv.short() + ").",
 			Fix:     "Copy the applet to the target first (deploy.Copy) and launch the path it was copied to.",
 		}, nil
 	case ReturnInvalidParameter:
-		return deploy.Diagnosis{
-			Code:    "wmi-create-invalid-parameter",
-			Summary: "Win32_Process.Create rejected the command line (" + rv.Error() + ").",
+		return diag.Diagnosis{
+			Code:    diag.WMICreateInvalidParameter,
+			Summary: "Win32_Process.Create rejected the command line (" + rv.short() + ").",
 		}, deploy.ErrBadSpec
 	case ReturnUnknownFailure:
-		return deploy.Diagnosis{
-			Code:    "wmi-create-failed",
-			Summary: "Win32_Process.Create failed (" + rv.Error() + "): the applet may not be a valid executable for this computer.",
+		return diag.Diagnosis{
+			Code:    diag.WMICreateFailed,
+			Summary: "Win32_Process.Create failed (" + rv.short() + "): the applet may not be a valid executable for this computer.",
 		}, nil
 	}
-	return deploy.Diagnosis{Code: "wmi-create-failed", Summary: "Win32_Process.Create failed (" + rv.Error() + ")."}, nil
+	return diag.Diagnosis{Code: diag.WMICreateFailed, Summary: "Win32_Process.Create failed (" + rv.short() + ")."}, nil
 }

@@ -25,7 +25,7 @@ func TestLaunchWorkingDirectoryIsTheAppletFolder(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "applet.exe"), []byte("#!/bin/sh\nsleep 300\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h, err := (&Launcher{}).LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: `C:\Windows\` + folder + `\applet.exe`})
+	h, err := (&Launcher{}).launchTarget(ctx, e.target(), deploy.LaunchSpec{Path: `C:\Windows\` + folder + `\applet.exe`})
 	if err != nil {
 		t.Fatalf("Launch: %v", err)
 	}

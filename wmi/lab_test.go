@@ -17,6 +17,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/testlab"
 	"github.com/lanconnect/lanconnect/session/checkin"
 )
@@ -130,10 +131,10 @@ func TestLabLaunchThroughWMI(t *testing.T) {
 	}
 
 	l := &Launcher{}
-	target := TargetFromGrant(grant)
+	target := targetFromGrant(grant)
 	start := time.Now()
 	var launcher deploy.Launcher = l
-	h, err := launcher.Launch(ctx, grant, deploy.LaunchSpec{Path: res.LocalPath, Args: pend.Ticket().Args()}, nil)
+	h, err := launcher.Launch(ctx, &deploy.Target{Addr: grant.Addr, Grant: grant}, deploy.LaunchSpec{Path: res.LocalPath, Args: pend.Ticket().Args()})
 	if err != nil {
 		t.Fatalf("launch through WMI: %v", err)
 	}
@@ -166,7 +167,7 @@ func TestLabLaunchThroughWMI(t *testing.T) {
 		t.Fatalf("Running = %v, %v", ok, err)
 	}
 
-	pf, err := l.Preflight(ctx, target)
+	pf, err := l.preflight(ctx, target)
 	if err != nil {
 		t.Fatalf("preflight: %v", err)
 	}
@@ -215,9 +216,10 @@ func TestLabFaults(t *testing.T) {
 		t.Skip("lab test")
 	}
 	for _, c := range []struct {
-		fault, step, code string
-		kind              error
-		dynamic           bool
+		fault, step string
+		code        diag.Code
+		kind        error
+		dynamic     bool
 	}{
 		{"filter-dynamic", StepConnectDynamic, "wmi-dynamic-port-filtered", deploy.ErrUnreachable, true},
 		{"blackhole", StepConnectDynamic, "wmi-dynamic-port-filtered", deploy.ErrTimeout, true},
@@ -236,7 +238,7 @@ func TestLabFaults(t *testing.T) {
 			}
 			l := &Launcher{Timeouts: Timeouts{Dynamic: time.Second}}
 			start := time.Now()
-			_, err = l.LaunchTarget(ctx, Target{Host: tgt.Addr.String(), Credentials: creds}, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`})
+			_, err = l.launchTarget(ctx, target{Addr: tgt.Addr.String(), Credentials: creds}, deploy.LaunchSpec{Path: `C:\Windows\Temp\x.exe`})
 			took := time.Since(start)
 			var le *deploy.LaunchError
 			if !errors.As(err, &le) || le.Step != c.step || le.Diagnosis.Code != c.code || (c.kind != nil && !errors.Is(err, c.kind)) {

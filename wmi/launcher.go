@@ -15,21 +15,19 @@ import (
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
-	"github.com/lanconnect/lanconnect/remotereg"
 )
 
 // DefaultNamespace is the WMI namespace Win32_Process lives in.
 const DefaultNamespace = "//./root/cimv2"
 
-// Target is what the launcher needs from a grant: where the computer is
-// and who we are. WMI does not use the grant's SMB session. As in
-// remotereg, LaunchTarget takes a Target and Launch (deploy.Launcher)
-// takes the grant.
-type Target struct {
-	// Host is the computer's IP address (or name) for ncacn_ip_tcp. The
-	// dynamic port is always dialed on Host, whatever address the OXID
+// target is what the launcher needs from a grant: where the computer is
+// and who we are. WMI does not use the grant's SMB session. Launch
+// (deploy.Launcher) builds it from the target's grant.
+type target struct {
+	// Addr is the computer's IP address (or name) for ncacn_ip_tcp. The
+	// dynamic port is always dialed on Addr, whatever address the OXID
 	// bindings name.
-	Host string
+	Addr string
 	// Credentials authenticate each RPC security context (NTLM). They
 	// are never logged.
 	Credentials rpcauth.Credentials
@@ -39,11 +37,11 @@ type Target struct {
 	ExpectName string
 }
 
-// TargetFromGrant returns the target of an authenticated grant: its
+// targetFromGrant returns the target of an authenticated grant: its
 // host, its proved credentials, and the computer's identity from the
-// grant's logon (Target.ExpectName).
-func TargetFromGrant(g *adauth.Grant) Target {
-	return Target{Host: g.Host, Credentials: g.Credentials, ExpectName: g.Identity()}
+// grant's logon (target.ExpectName).
+func targetFromGrant(g *adauth.Grant) target {
+	return target{Addr: g.Addr, Credentials: g.Credentials, ExpectName: g.Identity()}
 }
 
 // Timeouts bounds each step of a WMI session. A zero field takes its
@@ -100,18 +98,18 @@ func (t Timeouts) of(step string) time.Duration {
 // ExecMethod on the dynamic port the OXID bindings name. Each connection
 // has its own NTLM security context with the target's credentials,
 // sealed (PKT_PRIVACY) by default with the signature of every sealed
-// response verified (see internal/rpcauth).
+// response verified (a tampered one fails with adauth.ErrIntegrity).
 //
 // The zero value is ready to use. Set the fields before the first
-// LaunchTarget; a Launcher is safe for concurrent use afterwards. It does not
+// Launch; a Launcher is safe for concurrent use afterwards. It does not
 // copy the applet (see deploy.Copy), creates no service and writes no
 // registry value, so it has nothing to journal; Handle.Stop terminates
 // the process.
 type Launcher struct {
-	// Level is the RPC protection; the zero value is rpcauth.Privacy.
-	// rpcauth.None is refused: DCOM hardening (KB5004442) requires at
+	// Level is the RPC protection; the zero value is adauth.RPCPrivacy.
+	// adauth.RPCNone is refused: DCOM hardening (KB5004442) requires at
 	// least packet integrity.
-	Level rpcauth.Level
+	Level adauth.RPCLevel
 	// Timeouts bounds each step.
 	Timeouts Timeouts
 	// EPMPort is the port of the endpoint mapper and DCOM activation;
@@ -152,26 +150,26 @@ func (l *Launcher) namespace() string {
 	return DefaultNamespace
 }
 
-// errLevel is returned for rpcauth.None.
-var errLevel = errors.New("wmi: DCOM requires packet integrity or privacy (KB5004442); rpcauth.None is not allowed")
+// errLevel is returned for adauth.RPCNone.
+var errLevel = errors.New("wmi: DCOM requires packet integrity or privacy (KB5004442); adauth.RPCNone is not allowed")
 
 // session opens a WMI session, checking the level first.
-func (l *Launcher) session(ctx context.Context, t Target) (*session, error) {
-	if l.Level == rpcauth.None {
+func (l *Launcher) session(ctx context.Context, t target) (*session, error) {
+	if l.Level == adauth.RPCNone {
 		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: StepConnect, Kind: deploy.ErrBadSpec, Err: errLevel}
 	}
 	return l.open(ctx, t)
 }
 
-// LaunchTarget validates spec and starts it with Win32_Process.Create, with the
+// launchTarget validates spec and starts it with Win32_Process.Create, with the
 // applet's directory as the current directory, then confirms that a
 // process with the returned ProcessId exists (unless NoConfirm). It
 // releases every remote object and closes every connection before it
 // returns. A failure is a *deploy.LaunchError whose Step names the step
 // and whose cause (an *EndpointError) names the port; spec.Params are not
-// supported (WMI has no parameter store) and make LaunchTarget fail with
+// supported (WMI has no parameter store) and make launchTarget fail with
 // ErrBadSpec.
-func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.LaunchSpec) (*Handle, error) {
+func (l *Launcher) launchTarget(ctx context.Context, t target, spec deploy.LaunchSpec) (*Handle, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: StepValidate, Kind: deploy.ErrBadSpec, Err: err}
 	}
@@ -226,7 +224,7 @@ func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.Launc
 			terr := h.Stop(cctx)
 			cancel()
 			if terr != nil {
-				l.log().Warn("terminate after a failed confirmation", "host", t.Host, "pid", pid, "err", terr)
+				l.log().Warn("terminate after a failed confirmation", "host", t.Addr, "pid", pid, "err", terr)
 				return nil, fmt.Errorf("%w (process %d may still run: %w: %w)", err, pid, deploy.ErrAttemptLeftBehind, terr)
 			}
 			return nil, err
@@ -235,19 +233,19 @@ func (l *Launcher) LaunchTarget(ctx context.Context, t Target, spec deploy.Launc
 			return nil, l.failure(StepConfirm, fmt.Errorf("%w: ProcessId %d", ErrProcessNotFound, pid))
 		}
 	}
-	l.log().Info("applet started through WMI", "host", t.Host, "pid", pid, "dynamic_port", s.port, "dur", time.Since(start).Round(time.Millisecond).String())
+	l.log().Info("applet started through WMI", "host", t.Addr, "pid", pid, "dynamic_port", s.port, "dur", time.Since(start).Round(time.Millisecond).String())
 	return h, nil
 }
 
-// Launch implements deploy.Launcher: LaunchTarget on the grant's host
-// with the grant's credentials (WMI does not use the grant's SMB
-// session). The journal is not written: WMI creates no service, file or
-// registry value, and Handle.Stop terminates the process.
-func (l *Launcher) Launch(ctx context.Context, g *adauth.Grant, spec deploy.LaunchSpec, j *deploy.Journal) (deploy.Handle, error) {
-	if g == nil {
+// Launch implements deploy.Launcher: it starts spec on t.Grant's computer
+// (its address and proved credentials; WMI does not use the grant's SMB
+// session). It records nothing in t.Journal: WMI creates no service, file
+// or registry value, and Handle.Stop terminates the process.
+func (l *Launcher) Launch(ctx context.Context, t *deploy.Target, spec deploy.LaunchSpec) (deploy.Handle, error) {
+	if t == nil || t.Grant == nil {
 		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: StepValidate, Kind: deploy.ErrBadSpec, Err: errors.New("wmi: no grant")}
 	}
-	h, err := l.LaunchTarget(ctx, TargetFromGrant(g), spec)
+	h, err := l.launchTarget(ctx, targetFromGrant(t.Grant), spec)
 	if err != nil {
 		return nil, err
 	}
@@ -295,19 +293,27 @@ func toUint32(v any) (uint32, bool) {
 	return 0, false
 }
 
-// Preflight is the preflight report, in the same shape as remotereg's.
-// Through WMI: Product is Win32_OperatingSystem.Caption, Version its
-// Version (for example "10.0.26100"), Build its BuildNumber and Arch its
-// OSArchitecture (for example "64-bit"); the registry-only fields stay
-// unknown (nil), and Unknown lists the WMI properties that were missing.
-type Preflight = remotereg.Preflight
-
 // preflightQuery is the query Preflight runs.
 const preflightQuery = "SELECT Caption, Version, BuildNumber, OSArchitecture FROM Win32_OperatingSystem"
 
-// Preflight reads the target's operating system through WMI
-// (Win32_OperatingSystem). It changes nothing on the target.
-func (l *Launcher) Preflight(ctx context.Context, t Target) (*Preflight, error) {
+// Preflight implements deploy.Preflighter: it reads the operating system
+// of t.Grant's computer through WMI (Win32_OperatingSystem): Product is
+// its Caption, Version its Version (for example "10.0.26100"), Build its
+// BuildNumber and Arch its OSArchitecture (for example "64-bit"). The
+// registry-only fields stay unknown (nil), and Unknown lists the WMI
+// properties that were missing. It changes nothing on the target and
+// records nothing in t.Journal.
+func (l *Launcher) Preflight(ctx context.Context, t *deploy.Target) (*deploy.Preflight, error) {
+	if t == nil || t.Grant == nil {
+		return nil, &deploy.LaunchError{Launcher: l.Name(), Step: StepValidate, Kind: deploy.ErrBadSpec, Err: errors.New("wmi: no grant")}
+	}
+	return l.preflight(ctx, targetFromGrant(t.Grant))
+}
+
+var _ deploy.Preflighter = (*Launcher)(nil)
+
+// preflight runs the query of Preflight on t.
+func (l *Launcher) preflight(ctx context.Context, t target) (*deploy.Preflight, error) {
 	s, err := l.session(ctx, t)
 	if err != nil {
 		return nil, err
@@ -317,7 +323,7 @@ func (l *Launcher) Preflight(ctx context.Context, t Target) (*Preflight, error) 
 	if err != nil {
 		return nil, err
 	}
-	p := &Preflight{}
+	p := &deploy.Preflight{}
 	if len(rows) == 0 {
 		p.Unknown = []string{`Win32_OperatingSystem\Caption`, `Win32_OperatingSystem\Version`, `Win32_OperatingSystem\BuildNumber`, `Win32_OperatingSystem\OSArchitecture`}
 		return p, nil
@@ -347,7 +353,7 @@ func (l *Launcher) Preflight(ctx context.Context, t Target) (*Preflight, error) 
 // leaves it alone.
 type Handle struct {
 	l       *Launcher
-	t       Target
+	t       target
 	pid     uint32
 	exe     string // the spec's path, which ExecutablePath must match
 	created string // CreationDate at launch; "" when not confirmed
@@ -415,7 +421,7 @@ func (h *Handle) Stop(ctx context.Context) error {
 	}
 	h.stopped = true
 	if h.exited {
-		h.l.log().Debug("applet said goodbye; not terminating", "host", h.t.Host, "pid", h.pid)
+		h.l.log().Debug("applet said goodbye; not terminating", "host", h.t.Addr, "pid", h.pid)
 		return nil
 	}
 	h.stopErr = h.terminate(ctx)
@@ -436,7 +442,7 @@ func (h *Handle) terminate(ctx context.Context) error {
 		return nil
 	}
 	if !h.ours(p) {
-		h.l.log().Info("process ID now belongs to another process; not terminating", "host", h.t.Host, "pid", h.pid, "exe", p.exe, "created", p.created)
+		h.l.log().Info("process ID now belongs to another process; not terminating", "host", h.t.Addr, "pid", h.pid, "exe", p.exe, "created", p.created)
 		return nil
 	}
 	cls, err := s.getObject(ctx, "Win32_Process")

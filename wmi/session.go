@@ -102,7 +102,7 @@ func (e *dialError) Unwrap() error { return e.err }
 // session is one WMI connection to a target.
 type session struct {
 	l    *Launcher
-	t    Target
+	t    target
 	log  *slog.Logger
 	d    *dialer
 	life context.Context // lifetime of the transports
@@ -135,7 +135,7 @@ func (s *session) step(ctx context.Context, name string, port int, dynamic bool,
 	err := safely(sctx, f)
 	watchdogFired := !stop()
 	s.d.clearStep()
-	s.log.Debug("wmi step", "host", s.t.Host, "step", name, "port", port, "dur", time.Since(began).Round(time.Microsecond).String(), "ok", err == nil && !watchdogFired)
+	s.log.Debug("wmi step", "host", s.t.Addr, "step", name, "port", port, "dur", time.Since(began).Round(time.Microsecond).String(), "ok", err == nil && !watchdogFired)
 	if err == nil && !watchdogFired {
 		return nil
 	}
@@ -160,7 +160,7 @@ func (s *session) step(ctx context.Context, name string, port int, dynamic bool,
 		err = fmt.Errorf("%w (%s): %w: %w", ErrNoAnswer, s.l.timeouts().of(name), context.DeadlineExceeded, err)
 	}
 	var de *dialError
-	return &EndpointError{Step: name, Host: s.t.Host, Port: port, Dynamic: dynamic, Dial: errors.As(err, &de), Err: err}
+	return &EndpointError{Step: name, Addr: s.t.Addr, Port: port, Dynamic: dynamic, Dial: errors.As(err, &de), Err: err}
 }
 
 // ErrMalformed is matched when a response could not be decoded: the
@@ -217,13 +217,13 @@ func (s *session) bindOn(sec context.Context) (context.Context, []dcerpc.Option,
 }
 
 func (s *session) dial(port int) (dcerpc.Conn, error) {
-	return dcerpc.Dial(s.life, "ncacn_ip_tcp:"+bindingHost(s.t.Host)+"["+strconv.Itoa(port)+"]",
+	return dcerpc.Dial(s.life, "ncacn_ip_tcp:"+bindingHost(s.t.Addr)+"["+strconv.Itoa(port)+"]",
 		dcerpc.WithDialer(s.d))
 }
 
 // open runs connect, server alive, activate, connect dynamic and login.
 // On error the session is closed.
-func (l *Launcher) open(ctx context.Context, t Target) (*session, error) {
+func (l *Launcher) open(ctx context.Context, t target) (*session, error) {
 	if t.Credentials == nil {
 		return nil, l.failure(StepConnect, rpcauth.ErrNoCredentials)
 	}
@@ -316,7 +316,7 @@ func (s *session) connect(ctx context.Context) error {
 	if err != nil {
 		return l.failure(StepActivate, err)
 	}
-	s.log.Debug("wmi activated", "host", s.t.Host, "dynamic_port", s.port)
+	s.log.Debug("wmi activated", "host", s.t.Addr, "dynamic_port", s.port)
 
 	var login iwbemlevel1login.Level1LoginClient
 	err = s.step(ctx, StepConnectDynamic, s.port, true, func(ctx context.Context) error {
@@ -535,7 +535,7 @@ func (s *session) close(ctx context.Context) {
 	// collected by the target's OXID resolver when our pings stop.
 	if len(s.refs) > 0 && s.dynUp && !s.broken && s.remUnk != nil && ctx.Err() == nil {
 		if err := s.release(ctx); err != nil {
-			s.log.Info("wmi release failed", "host", s.t.Host, "err", err)
+			s.log.Info("wmi release failed", "host", s.t.Addr, "err", err)
 		}
 	}
 	// Close the sockets first: go-msrpc's Close waits for its receive

@@ -16,7 +16,7 @@ var cimDateTime = regexp.MustCompile(`^\d{14}\.\d{6}[+-]\d{3}$`)
 // launchSleeper starts the test applet (it sleeps) and returns its handle.
 func launchSleeper(ctx context.Context, t *testing.T, e *emu) *Handle {
 	t.Helper()
-	h, err := (&Launcher{}).LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+	h, err := (&Launcher{}).launchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
 	if err != nil {
 		t.Fatalf("Launch: %v", err)
 	}

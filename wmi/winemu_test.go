@@ -21,6 +21,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/internal/winemu"
@@ -98,7 +99,7 @@ func startEmu(t testing.TB) *emu {
 	return e
 }
 
-func (e *emu) target() Target { return Target{Host: e.host, Credentials: e.admin} }
+func (e *emu) target() target { return target{Addr: e.host, Credentials: e.admin} }
 
 // checkLeaks fails the test if goroutines started during it are still
 // running once it and its later cleanups finished.
@@ -130,7 +131,7 @@ func TestLaunchStartsProcess(t *testing.T) {
 	defer cancel()
 	l := &Launcher{}
 	objs := e.wmi.Objects()
-	h, err := l.LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet, Args: []string{"-token", "abc def"}})
+	h, err := l.launchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet, Args: []string{"-token", "abc def"}})
 	if err != nil {
 		t.Fatalf("Launch: %v", err)
 	}
@@ -177,7 +178,7 @@ func TestPreflight(t *testing.T) {
 	e := startEmu(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p, err := (&Launcher{}).Preflight(ctx, e.target())
+	p, err := (&Launcher{}).preflight(ctx, e.target())
 	if err != nil {
 		t.Fatalf("Preflight: %v", err)
 	}
@@ -235,10 +236,10 @@ var fastTimeouts = Timeouts{Connect: 2 * time.Second, Activate: 2 * time.Second,
 func TestFaults(t *testing.T) {
 	type tc struct {
 		name    string
-		setup   func(e *emu, l *Launcher) Target
+		setup   func(e *emu, l *Launcher) target
 		step    string
 		kind    error
-		code    string
+		code    diag.Code
 		is      []error
 		port    string // "135", "dynamic" or "" (not checked)
 		maxTime time.Duration
@@ -247,73 +248,73 @@ func TestFaults(t *testing.T) {
 	cases := []tc{
 		{
 			name: "135 refused",
-			setup: func(e *emu, _ *Launcher) Target {
-				return Target{Host: testutil.LoopbackIP(), Credentials: e.admin} // nothing listens there
+			setup: func(e *emu, _ *Launcher) target {
+				return target{Addr: testutil.LoopbackIP(), Credentials: e.admin} // nothing listens there
 			},
 			step: StepConnect, kind: deploy.ErrUnreachable, code: "wmi-rpc-refused", port: "135", maxTime: 2 * time.Second,
 		},
 		{
 			name:  "135 reset",
-			setup: func(e *emu, _ *Launcher) Target { e.srv.Faults.SetRefuse(true); return e.target() },
+			setup: func(e *emu, _ *Launcher) target { e.srv.Faults.SetRefuse(true); return e.target() },
 			step:  StepConnect, kind: deploy.ErrUnreachable, code: "wmi-rpc-refused", port: "135", maxTime: 2 * time.Second,
 		},
 		{
 			name:  "dynamic port silent",
-			setup: func(e *emu, _ *Launcher) Target { e.wmi.Faults.SetBlackhole(true); return e.target() },
+			setup: func(e *emu, _ *Launcher) target { e.wmi.Faults.SetBlackhole(true); return e.target() },
 			step:  StepConnectDynamic, kind: deploy.ErrTimeout, code: "wmi-dynamic-port-filtered", is: []error{ErrNoAnswer, context.DeadlineExceeded},
 			port: "dynamic", maxTime: 3 * time.Second,
 		},
 		{
 			name: "135 filtered",
-			setup: func(e *emu, l *Launcher) Target {
+			setup: func(e *emu, l *Launcher) target {
 				p, err := winemu.ListenFiltered(netip.MustParseAddr(testutil.LoopbackIP()))
 				if err != nil {
 					panic(err)
 				}
 				e.closers = append(e.closers, p.Close)
 				l.EPMPort = int(p.Addr.Port())
-				return Target{Host: p.Addr.Addr().String(), Credentials: e.admin}
+				return target{Addr: p.Addr.Addr().String(), Credentials: e.admin}
 			},
 			step: StepConnect, kind: deploy.ErrUnreachable, code: "wmi-rpc-filtered", is: []error{ErrNoAnswer, context.DeadlineExceeded},
 			port: "epm", maxTime: 4 * time.Second,
 		},
 		{
 			name:  "dynamic port filtered",
-			setup: func(e *emu, _ *Launcher) Target { e.wmi.Faults.SetFilterDynamic(true); return e.target() },
+			setup: func(e *emu, _ *Launcher) target { e.wmi.Faults.SetFilterDynamic(true); return e.target() },
 			step:  StepConnectDynamic, kind: deploy.ErrUnreachable, code: "wmi-dynamic-port-filtered", is: []error{ErrNoAnswer, context.DeadlineExceeded},
 			port: "dynamic", maxTime: 3 * time.Second,
 		},
 		{
 			name:  "calls hang",
-			setup: func(e *emu, _ *Launcher) Target { e.srv.Faults.SetHang(true); return e.target() },
+			setup: func(e *emu, _ *Launcher) target { e.srv.Faults.SetHang(true); return e.target() },
 			step:  StepServerAlive, kind: deploy.ErrTimeout, code: "wmi-timeout", is: []error{ErrNoAnswer}, port: "135", maxTime: 5 * time.Second,
 		},
 		{
 			name:  "activation denied",
-			setup: func(e *emu, _ *Launcher) Target { e.wmi.Faults.SetDenyActivation(true); return e.target() },
+			setup: func(e *emu, _ *Launcher) target { e.wmi.Faults.SetDenyActivation(true); return e.target() },
 			step:  StepActivate, kind: deploy.ErrAccessDenied, code: "wmi-dcom-access-denied", is: []error{EAccessDenied}, maxTime: 3 * time.Second,
 		},
 		{
 			name:  "not an administrator",
-			setup: func(e *emu, _ *Launcher) Target { return Target{Host: e.host, Credentials: e.user} },
+			setup: func(e *emu, _ *Launcher) target { return target{Addr: e.host, Credentials: e.user} },
 			step:  StepActivate, kind: deploy.ErrAccessDenied, code: "wmi-dcom-access-denied", is: []error{EAccessDenied}, maxTime: 3 * time.Second,
 		},
 		{
 			name:  "login denied",
-			setup: func(e *emu, _ *Launcher) Target { e.wmi.Faults.SetDenyLogin(true); return e.target() },
+			setup: func(e *emu, _ *Launcher) target { e.wmi.Faults.SetDenyLogin(true); return e.target() },
 			step:  StepLogin, kind: deploy.ErrAccessDenied, code: "wmi-access-denied", is: []error{WBEMEAccessDenied}, maxTime: 3 * time.Second,
 		},
 		{
 			name: "wrong password",
-			setup: func(e *emu, _ *Launcher) Target {
+			setup: func(e *emu, _ *Launcher) target {
 				c, _ := adauth.Parse(`.\Administrator`, "not-the-password")
-				return Target{Host: e.host, Credentials: c}
+				return target{Addr: e.host, Credentials: c}
 			},
 			step: StepServerAlive, kind: deploy.ErrAccessDenied, code: "wmi-access-denied", maxTime: 3 * time.Second,
 		},
 		{
 			name: "tampered ExecMethod response",
-			setup: func(e *emu, _ *Launcher) Target {
+			setup: func(e *emu, _ *Launcher) target {
 				e.srv.Faults.SetTamper(winemu.TamperSpec{Count: 1, OpNum: 24, Interface: "IWbemServices", SealedOnly: true, StubOffset: 60, Bit: 3})
 				return e.target()
 			},
@@ -322,7 +323,7 @@ func TestFaults(t *testing.T) {
 	}
 	for rv, want := range map[ReturnValue]struct {
 		kind error
-		code string
+		code diag.Code
 	}{
 		ReturnAccessDenied:          {deploy.ErrAccessDenied, "wmi-create-access-denied"},
 		ReturnInsufficientPrivilege: {deploy.ErrAccessDenied, "wmi-create-access-denied"},
@@ -332,7 +333,7 @@ func TestFaults(t *testing.T) {
 	} {
 		cases = append(cases, tc{
 			name:  "ReturnValue " + strconv.Itoa(int(rv)),
-			setup: func(e *emu, _ *Launcher) Target { e.wmi.Faults.SetCreateReturn(uint32(rv)); return e.target() },
+			setup: func(e *emu, _ *Launcher) target { e.wmi.Faults.SetCreateReturn(uint32(rv)); return e.target() },
 			step:  StepCreate, kind: want.kind, code: want.code, is: []error{rv}, maxTime: 3 * time.Second,
 		})
 	}
@@ -346,7 +347,7 @@ func TestFaults(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			start := time.Now()
-			h, err := l.LaunchTarget(ctx, tgt, deploy.LaunchSpec{Path: e.applet})
+			h, err := l.launchTarget(ctx, tgt, deploy.LaunchSpec{Path: e.applet})
 			took := time.Since(start)
 			if err == nil {
 				t.Fatalf("Launch succeeded (pid %d)", h.PID())
@@ -376,11 +377,11 @@ func TestFaults(t *testing.T) {
 			var ee *EndpointError
 			switch c.port {
 			case "135":
-				if !errors.As(err, &ee) || ee.Port != 135 || ee.Dynamic || !strings.Contains(err.Error(), "port 135") {
+				if !errors.As(err, &ee) || ee.Port != 135 || ee.Dynamic || !(strings.Contains(err.Error(), ":135: ") || strings.Contains(err.Error(), "port 135 on ")) {
 					t.Errorf("error does not name port 135: %v", err)
 				}
 			case "epm":
-				if !errors.As(err, &ee) || ee.Dynamic || !ee.Dial || !strings.Contains(err.Error(), "port "+strconv.Itoa(ee.Port)) {
+				if !errors.As(err, &ee) || ee.Dynamic || !ee.Dial || !strings.Contains(err.Error(), ":"+strconv.Itoa(ee.Port)+": ") {
 					t.Errorf("error does not name the endpoint mapper's port: %v", err)
 				}
 			case "dynamic":
@@ -421,7 +422,7 @@ func TestCancelIsPrompt(t *testing.T) {
 			defer cancel()
 			done := make(chan error, 1)
 			go func() {
-				_, err := l.LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+				_, err := l.launchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
 				done <- err
 			}()
 			// Wait until the emulator holds the launch.
@@ -456,7 +457,7 @@ func TestIntegrityLevel(t *testing.T) {
 	e := startEmu(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	h, err := (&Launcher{Level: rpcauth.Integrity}).LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+	h, err := (&Launcher{Level: rpcauth.Integrity}).launchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
 	if err != nil {
 		t.Fatalf("Launch at PKT_INTEGRITY: %v", err)
 	}
@@ -467,11 +468,11 @@ func TestIntegrityLevel(t *testing.T) {
 	// At PKT_INTEGRITY go-msrpc checks signatures itself: a flipped bit is
 	// caught and diagnosed the same way.
 	e.srv.Faults.SetTamper(winemu.TamperSpec{Count: 1, OpNum: 24, Interface: "IWbemServices", StubOffset: 60, Bit: 3})
-	_, err = (&Launcher{Level: rpcauth.Integrity}).LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+	_, err = (&Launcher{Level: rpcauth.Integrity}).launchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
 	if le := launchErr(t, err); le.Step != StepCreate || le.Diagnosis.Code != "rpc-integrity" || len(e.srv.Faults.Tampered()) != 1 {
 		t.Fatalf("tampered response at PKT_INTEGRITY: %v (%s)", err, le.Diagnosis.Code)
 	}
-	_, err = (&Launcher{Level: rpcauth.None}).LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+	_, err = (&Launcher{Level: rpcauth.None}).launchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
 	if !errors.Is(err, deploy.ErrBadSpec) {
 		t.Fatalf("Launch without authentication: %v", err)
 	}
@@ -486,7 +487,7 @@ func TestConfirmFailureStopsProcess(t *testing.T) {
 	e.srv.Faults.SetTamper(winemu.TamperSpec{Count: 1, OpNum: 20, Interface: "IWbemServices", SealedOnly: true, StubOffset: 30, Bit: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := (&Launcher{Timeouts: fastTimeouts}).LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+	_, err := (&Launcher{Timeouts: fastTimeouts}).launchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
 	if le := launchErr(t, err); le.Step != StepConfirm || !errors.Is(err, rpcauth.ErrIntegrity) {
 		t.Fatalf("error %v", err)
 	}
@@ -500,7 +501,7 @@ func TestMissingApplet(t *testing.T) {
 	e := startEmu(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := (&Launcher{}).LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: `C:\Windows\Temp\missing.exe`})
+	_, err := (&Launcher{}).launchTarget(ctx, e.target(), deploy.LaunchSpec{Path: `C:\Windows\Temp\missing.exe`})
 	if !errors.Is(err, ReturnPathNotFound) || launchErr(t, err).Step != StepCreate {
 		t.Fatalf("error %v", err)
 	}
@@ -545,7 +546,7 @@ func TestConcurrentLaunches(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h, err := l.LaunchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
+			h, err := l.launchTarget(ctx, e.target(), deploy.LaunchSpec{Path: e.applet})
 			if err != nil {
 				errs <- err
 				return

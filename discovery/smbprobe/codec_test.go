@@ -50,8 +50,8 @@ func TestSambaVectors(t *testing.T) {
 		if err := challengeInto(&info, buf); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		if info.Challenge.NetBIOSComputer == "" || info.Challenge.Version == nil {
-			t.Errorf("%s: challenge without name or version: %+v", f, info.Challenge)
+		if info.Server.NetBIOSName == "" || info.Server.OSVersion == "" {
+			t.Errorf("%s: challenge without name or version: %+v", f, info.Server)
 		}
 	}
 }
@@ -170,11 +170,11 @@ func FuzzResponses(f *testing.F) {
 
 func TestHostOfKeepsOnlyQualifiedDNSNames(t *testing.T) {
 	info := Info{Dialect: 0x0311}
-	info.Challenge.NetBIOSComputer, info.Challenge.DNSComputer = "HERON", "heron"
+	info.Server.NetBIOSName, info.Server.DNSName = "HERON", "heron"
 	if h := HostOf(info, time.Now()); h.DNSName != "" || h.Name != "HERON" {
 		t.Fatalf("bare host name kept as DNS name: %+v", h)
 	}
-	info.Challenge.DNSComputer = "heron.corp.example"
+	info.Server.DNSName = "heron.corp.example"
 	if h := HostOf(info, time.Now()); h.DNSName != "heron.corp.example" {
 		t.Fatalf("qualified DNS name dropped: %+v", h)
 	}

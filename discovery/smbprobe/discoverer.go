@@ -2,6 +2,7 @@ package smbprobe
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -93,9 +94,9 @@ func (d *Discoverer) Discover(ctx context.Context, out chan<- discovery.Host) er
 
 // HostOf maps a probe result to a discovery.Host seen at t.
 func HostOf(info Info, t time.Time) discovery.Host {
-	ch := info.Challenge
+	srv := info.Server
 	h := discovery.Host{
-		Name:      ch.NetBIOSComputer,
+		Name:      srv.NetBIOSName,
 		Addrs:     []netip.Addr{info.Addr},
 		Dialect:   smbconn.Dialect(info.Dialect).String(),
 		Sources:   []discovery.Source{discovery.SourceSMB},
@@ -106,17 +107,19 @@ func HostOf(info Info, t time.Time) discovery.Host {
 	// share it. A workgroup computer reports its bare host name here (Samba
 	// reports the machine's host name, shared by every instance on it), so
 	// only a qualified name is kept.
-	if strings.Contains(ch.DNSComputer, ".") {
-		h.DNSName = ch.DNSComputer
+	if strings.Contains(srv.DNSName, ".") {
+		h.DNSName = srv.DNSName
 	}
 	signing := info.SigningRequired
 	h.SigningRequired = &signing
-	if ch.DomainJoined() {
-		h.Domain = ch.NetBIOSDomain
+	if srv.DomainJoined {
+		h.Domain = srv.NetBIOSDomain
 	}
-	if v := ch.Version; v != nil {
-		h.OSVersion = versionString(v.Major, v.Minor, v.Build)
-		h.OS = ProductName(v.Major, v.Minor, v.Build)
+	var major, minor uint8
+	var build uint16
+	if n, _ := fmt.Sscanf(srv.OSVersion, "%d.%d.%d", &major, &minor, &build); n == 3 {
+		h.OSVersion = versionString(major, minor, build)
+		h.OS = ProductName(major, minor, build)
 	}
 	return h
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -23,10 +24,12 @@ type Info struct {
 	Addr            netip.Addr
 	Dialect         uint16 // negotiated dialect revision, e.g. 0x0311
 	SigningRequired bool
-	// Challenge is what the NTLM CHALLENGE disclosed: names, domain, DNS
-	// domain and tree, OS version. Its fields are empty when the server
-	// sent no NTLM challenge (for example a Kerberos-only server).
-	Challenge smbconn.ChallengeInfo
+	// Server is what the NTLM CHALLENGE disclosed, in the terms of
+	// adauth.Facts.Server: NetBIOS and DNS names, domain and forest, OS
+	// version, clock, and whether it looks domain-joined. Its fields are
+	// empty when the server sent no NTLM challenge (for example a
+	// Kerberos-only server). It is the server's claim, unauthenticated.
+	Server adauth.ServerInfo
 	// Elapsed is the time from dial to the parsed challenge.
 	Elapsed time.Duration
 }
@@ -115,7 +118,14 @@ func challengeInto(info *Info, buf []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	info.Challenge = ch
+	info.Server = adauth.ServerInfo{
+		NetBIOSName: ch.NetBIOSComputer, NetBIOSDomain: ch.NetBIOSDomain,
+		DNSName: ch.DNSComputer, DNSDomain: ch.DNSDomain, DNSForest: ch.DNSTree,
+		DomainJoined: ch.DomainJoined(), Time: ch.Timestamp,
+	}
+	if ch.Version != nil {
+		info.Server.OSVersion = ch.Version.String()
+	}
 	return nil
 }
 

@@ -62,7 +62,7 @@ func run(ctx context.Context, cfg config, service bool, log *slog.Logger) error 
 	host, _ := os.Hostname()
 	dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	ac, err := checkin.Dial(dctx, cfg.ticket, checkin.Hello{
-		Host: host, PID: os.Getpid(), Applet: "lanconnect-sample-applet " + version, Service: service,
+		Name: host, PID: os.Getpid(), Applet: "lanconnect-sample-applet " + version, Service: service,
 	})
 	cancel()
 	if err != nil {

@@ -49,7 +49,7 @@ func cleanupJournals(ctx context.Context, files []string, creds adauth.Credentia
 			code = exitFailed
 			continue
 		}
-		host := arts[0].Host
+		host := arts[0].Addr
 		g, err := auth.Authenticate(ctx, host, creds)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "connect: %s: %s: %s\n", f, cliutil.Safe(host), cliutil.Safe(err.Error()))
@@ -63,12 +63,14 @@ func cleanupJournals(ctx context.Context, files []string, creds adauth.Credentia
 			code = exitFailed
 			continue
 		}
-		c := standard.CleanupReport(rep)
-		for _, u := range c.Undone {
-			fmt.Fprintf(e.stdout, "%s: %s: undone %s\n", f, cliutil.Safe(host), cliutil.Safe(u))
+		for _, a := range rep.Undone {
+			fmt.Fprintf(e.stdout, "%s: %s: undone %s\n", f, cliutil.Safe(host), cliutil.Safe(a.Label()))
 		}
-		for _, l := range c.Left {
-			fmt.Fprintf(e.stdout, "%s: %s: LEFT %s: %s\n", f, cliutil.Safe(host), cliutil.Safe(l.What), cliutil.Safe(errText(l.Err)))
+		for _, l := range rep.Failed {
+			fmt.Fprintf(e.stdout, "%s: %s: LEFT %s: %s\n", f, cliutil.Safe(host), cliutil.Safe(l.Artifact.Label()), cliutil.Safe(errText(l.Err)))
+		}
+		for _, a := range rep.Skipped {
+			fmt.Fprintf(e.stdout, "%s: %s: LEFT %s: %s\n", f, cliutil.Safe(host), cliutil.Safe(a.Label()), "no undo function for it")
 		}
 		if j.Len() == 0 {
 			os.Remove(f)

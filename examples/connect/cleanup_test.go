@@ -18,19 +18,19 @@ func TestCleanupRefusesHostileJournal(t *testing.T) {
 	// Loopback, so that even a broken check sends nothing off the machine.
 	const host = "127.0.0.1"
 	mine := []deploy.Artifact{
-		{Kind: deploy.KindDir, Host: host, Share: "ADMIN$", Path: `lanconnect-s1-0a1b2c3d`},
-		{Kind: deploy.KindFile, Host: host, Share: "ADMIN$", Path: `lanconnect-s1-0a1b2c3d\lcapplet-s1.exe`},
-		remotereg.Change{Kind: remotereg.ChangeService, Host: host, Name: "lanconnect-0a1b2c3d", Transport: remotereg.TransportPipe}.ToArtifact(),
-		remotereg.Change{Kind: remotereg.ChangeRegistryKey, Host: host, Name: `SOFTWARE\LanConnect\ExampleApplet\s1`}.ToArtifact(),
+		{Kind: deploy.KindDir, Addr: host, Share: "ADMIN$", Path: `lanconnect-s1-0a1b2c3d`},
+		{Kind: deploy.KindFile, Addr: host, Share: "ADMIN$", Path: `lanconnect-s1-0a1b2c3d\lcapplet-s1.exe`},
+		remotereg.Change{Kind: remotereg.ChangeService, Addr: host, Name: "lanconnect-0a1b2c3d", Transport: remotereg.TransportPipe}.ToArtifact(),
+		remotereg.Change{Kind: remotereg.ChangeRegistryKey, Addr: host, Name: `SOFTWARE\LanConnect\ExampleApplet\s1`}.ToArtifact(),
 	}
 	for _, hostile := range []deploy.Artifact{
-		{Kind: deploy.KindFile, Host: host, Share: "ADMIN$", Path: `System32\drivers\etc\hosts`},
-		{Kind: deploy.KindDir, Host: host, Share: "C$", Path: `Users`},
-		{Kind: deploy.KindFile, Host: host, Share: "ADMIN$", Path: `lanconnect-s1-0a1b2c3d\..\System32\config\SAM`},
-		remotereg.Change{Kind: remotereg.ChangeService, Host: host, Name: "WinDefend", Transport: remotereg.TransportPipe}.ToArtifact(),
-		remotereg.Change{Kind: remotereg.ChangeServiceState, Host: host, Name: "EventLog", StartType: remotereg.StartAuto}.ToArtifact(),
-		remotereg.Change{Kind: remotereg.ChangeRegistryKey, Host: host, Name: `SYSTEM\CurrentControlSet\Services\WinDefend`}.ToArtifact(),
-		{Kind: "shell.command", Host: host, Name: "format c:"},
+		{Kind: deploy.KindFile, Addr: host, Share: "ADMIN$", Path: `System32\drivers\etc\hosts`},
+		{Kind: deploy.KindDir, Addr: host, Share: "C$", Path: `Users`},
+		{Kind: deploy.KindFile, Addr: host, Share: "ADMIN$", Path: `lanconnect-s1-0a1b2c3d\..\System32\config\SAM`},
+		remotereg.Change{Kind: remotereg.ChangeService, Addr: host, Name: "WinDefend", Transport: remotereg.TransportPipe}.ToArtifact(),
+		remotereg.Change{Kind: remotereg.ChangeServiceState, Addr: host, Name: "EventLog", StartType: remotereg.StartAuto}.ToArtifact(),
+		remotereg.Change{Kind: remotereg.ChangeRegistryKey, Addr: host, Name: `SYSTEM\CurrentControlSet\Services\WinDefend`}.ToArtifact(),
+		{Kind: "shell.command", Addr: host, Name: "format c:"},
 	} {
 		f := filepath.Join(t.TempDir(), "s1.json")
 		j, err := deploy.OpenJournal(f)

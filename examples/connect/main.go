@@ -242,6 +242,7 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 
 	out := newPrinter(e.stdout, o.jsonOut, e.progress)
+	out.raw = o.verbose
 	var promptMu sync.Mutex
 	var client *session.Client
 	cfg := session.Config{
@@ -311,6 +312,13 @@ func run(ctx context.Context, args []string, e env) int {
 		}
 		running++
 		if o.keep {
+			// Hand the session over as it is (nothing undone), so that
+			// client.Close, which closes the sessions still open, leaves
+			// it alone; the applet's check-in connection ends when connect
+			// exits.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), session.DefaultCleanupTimeout)
+			_, _ = r.Session.CloseWith(cctx, session.CloseOptions{Keep: true})
+			cancel()
 			continue
 		}
 		closers.Add(1)

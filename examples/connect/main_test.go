@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/session"
 )
 
@@ -56,9 +57,9 @@ func TestHelp(t *testing.T) {
 // The NDJSON contract: the seven fields are always present, the
 // diagnosis is one string "Summary Fix: ...", and no secret leaks.
 func TestJSONEvent(t *testing.T) {
-	ev := session.Event{Kind: session.EventState, Host: "PC1", State: session.Failed, Step: session.StepLaunch,
+	ev := session.Event{Kind: session.EventState, Name: "PC1", State: session.Failed, Step: session.StepLaunch,
 		Time: time.Date(2026, 11, 26, 12, 0, 0, 5, time.UTC), Method: "scm", Err: errors.New("access denied"),
-		Diagnosis: session.Diagnosis{Code: "x", Summary: "It failed.", Fix: "Do this."},
+		Diagnosis: diag.Diagnosis{Code: "x", Summary: "It failed.", Fix: "Do this."},
 		Result:    &session.Result{Attempts: []session.Attempt{{Launcher: "scm", Err: errors.New("denied")}}, Cleanup: &session.Cleanup{Undone: []string{"file"}}}}
 	var out bytes.Buffer
 	newPrinter(&out, true, false).event(ev)
@@ -75,7 +76,7 @@ func TestJSONEvent(t *testing.T) {
 	}
 	// A progress event keeps the seven fields, empty where unknown.
 	out.Reset()
-	newPrinter(&out, true, false).event(session.Event{Kind: session.EventProgress, Host: "PC1", State: session.Connecting, Step: session.StepDeploy, Done: 5, Total: 10})
+	newPrinter(&out, true, false).event(session.Event{Kind: session.EventProgress, Name: "PC1", State: session.Connecting, Step: session.StepDeploy, Done: 5, Total: 10})
 	m = nil
 	json.Unmarshal(out.Bytes(), &m)
 	for _, k := range []string{"host", "state", "step", "time", "method", "error", "diagnosis"} {
@@ -92,7 +93,7 @@ func TestTextProgressBar(t *testing.T) {
 	var out bytes.Buffer
 	p := newPrinter(&out, false, false)
 	for i := int64(0); i <= 100; i++ {
-		p.event(session.Event{Kind: session.EventProgress, Session: "s", Host: "PC1", Done: i, Total: 100})
+		p.event(session.Event{Kind: session.EventProgress, Session: "s", Name: "PC1", Done: i, Total: 100})
 	}
 	if n := strings.Count(out.String(), "copy ["); n != 5 {
 		t.Fatalf("%d bar lines, want one per quarter:\n%s", n, out.String())
@@ -104,8 +105,8 @@ func TestTextProgressBar(t *testing.T) {
 
 func TestTextFailed(t *testing.T) {
 	var out bytes.Buffer
-	ev := session.Event{Kind: session.EventState, Host: "PC1", State: session.Failed, Step: session.StepLaunch, Time: time.Now(),
-		Err: errors.New("every launcher failed"), Diagnosis: session.Diagnosis{Summary: "It failed.", Fix: "Do this."},
+	ev := session.Event{Kind: session.EventState, Name: "PC1", State: session.Failed, Step: session.StepLaunch, Time: time.Now(),
+		Err: errors.New("every launcher failed"), Diagnosis: diag.Diagnosis{Summary: "It failed.", Fix: "Do this."},
 		Result: &session.Result{Attempts: []session.Attempt{{Launcher: "scm", Err: errors.New("not supported")}, {Launcher: "wmi", Err: errors.New("port 135 refused")}},
 			Cleanup: &session.Cleanup{Undone: []string{"file"}, Left: []session.Leftover{{What: "dir", Err: errors.New("not empty")}}}}}
 	newPrinter(&out, false, false).event(ev)
@@ -122,14 +123,14 @@ func TestTextFailed(t *testing.T) {
 // in text mode, and left to JSON's escaping in NDJSON.
 func TestHostileTextOnTheTerminal(t *testing.T) {
 	evil := "PC1\x1b[2K\r12:00:00.000  PC1 Running\nX"
-	ev := session.Event{Kind: session.EventState, Host: evil, State: session.Failed, Step: session.StepAuthenticate, Time: time.Now(),
-		Err: errors.New("logon to " + evil + " failed"), Diagnosis: session.Diagnosis{Summary: evil + " refused."},
+	ev := session.Event{Kind: session.EventState, Name: evil, State: session.Failed, Step: session.StepAuthenticate, Time: time.Now(),
+		Err: errors.New("logon to " + evil + " failed"), Diagnosis: diag.Diagnosis{Summary: evil + " refused."},
 		Result: &session.Result{Attempts: []session.Attempt{{Launcher: "scm", Err: errors.New(evil)}}}}
 	var out bytes.Buffer
 	p := newPrinter(&out, false, false)
 	p.event(ev)
-	p.event(session.Event{Kind: session.EventAttempt, Host: evil, Method: "wmi", Err: errors.New(evil), Time: time.Now()})
-	p.event(session.Event{Kind: session.EventProgress, Session: "s", Host: evil, Done: 1, Total: 1, Time: time.Now()})
+	p.event(session.Event{Kind: session.EventAttempt, Name: evil, Method: "wmi", Err: errors.New(evil), Time: time.Now()})
+	p.event(session.Event{Kind: session.EventProgress, Session: "s", Name: evil, Done: 1, Total: 1, Time: time.Now()})
 	for _, r := range out.String() {
 		if r < 0x20 && r != '\n' || r == 0x7f {
 			t.Fatalf("control character %q reached the terminal:\n%q", r, out.String())

@@ -21,6 +21,10 @@ type printer struct {
 	redraw  bool           // stdout is a terminal: redraw the bar in place
 	lastPct map[string]int // per session, last printed progress step
 	inBar   bool
+	// raw prints errors with their raw chain (%+v: go-msrpc's and the
+	// OS's own texts), as -v asks; otherwise errors read as the SDK
+	// summarises them. NDJSON always carries the raw chain.
+	raw bool
 }
 
 func newPrinter(w io.Writer, jsonOut, redraw bool) *printer {
@@ -64,11 +68,11 @@ type jsonCleanup struct {
 
 func toJSON(ev session.Event) jsonEvent {
 	j := jsonEvent{
-		Host: ev.Host, State: ev.State, Step: ev.Step, Time: ev.Time.UTC().Format(time.RFC3339Nano),
-		Method: ev.Method, Diagnosis: ev.Diagnosis.String(), Code: ev.Diagnosis.Code, Event: string(ev.Kind), Addr: ev.Addr, Session: ev.Session,
+		Host: ev.Name, State: ev.State, Step: ev.Step, Time: ev.Time.UTC().Format(time.RFC3339Nano),
+		Method: ev.Method, Diagnosis: ev.Diagnosis.String(), Code: string(ev.Diagnosis.Code), Event: string(ev.Kind), Addr: ev.Addr, Session: ev.Session,
 	}
 	if ev.Err != nil {
-		j.Error = ev.Err.Error()
+		j.Error = rawText(ev.Err)
 	}
 	if ev.Kind == session.EventProgress {
 		d, t := ev.Done, ev.Total
@@ -83,7 +87,7 @@ func toJSON(ev session.Event) jsonEvent {
 			for _, a := range r.Attempts {
 				ja := jsonAttempt{Method: a.Launcher, Diagnosis: a.Diagnosis.String()}
 				if a.Err != nil {
-					ja.Error = a.Err.Error()
+					ja.Error = rawText(a.Err)
 				}
 				j.Attempts = append(j.Attempts, ja)
 			}
@@ -100,6 +104,22 @@ func toJSON(ev session.Event) jsonEvent {
 		}
 	}
 	return j
+}
+
+// rawText is an error's raw chain: the SDK's error types print their
+// causes' full texts for %+v (and read as Error for any other error).
+func rawText(err error) string { return fmt.Sprintf("%+v", err) }
+
+// errText is err as the technician reads it: summarised, or its raw
+// chain with -v.
+func (p *printer) errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	if p.raw {
+		return rawText(err)
+	}
+	return err.Error()
 }
 
 func errText(err error) string {
@@ -132,13 +152,13 @@ func (p *printer) event(ev session.Event) {
 	// network chose: every such value goes through safe before it is
 	// printed, so that no control character (an ANSI escape, a CR or LF
 	// forging a line) reaches the terminal.
-	host := cliutil.Safe(ev.Host)
+	host := cliutil.Safe(ev.Name)
 	switch ev.Kind {
 	case session.EventRefused:
-		fmt.Fprintf(p.w, "%s  %-16s %v\n", ts, ev.Host, ev.Err)
+		fmt.Fprintf(p.w, "%s  %-16s %v\n", ts, ev.Name, ev.Err)
 		return
 	case session.EventAttempt:
-		fmt.Fprintf(p.w, "%s  %-16s launch via %s failed: %s\n", ts, host, safe(ev.Method), safe(ev.Err))
+		fmt.Fprintf(p.w, "%s  %-16s launch via %s failed: %s\n", ts, host, safe(ev.Method), safe(p.errText(ev.Err)))
 		if !ev.Diagnosis.IsZero() {
 			fmt.Fprintf(p.w, "%s  %-16s   diagnosis: %s\n", ts, host, safe(ev.Diagnosis))
 		}
@@ -152,16 +172,22 @@ func (p *printer) event(ev session.Event) {
 	switch ev.State {
 	case session.Running:
 		if r != nil && r.Applet != nil {
-			line += fmt.Sprintf("  applet pid %d on %s checked in", r.Applet.PID, safe(r.Applet.Host))
+			line += fmt.Sprintf("  applet pid %d on %s checked in", r.Applet.PID, safe(r.Applet.Name))
 		}
 	case session.Failed:
-		line += "\n    error: " + safe(ev.Err)
+		line += "\n    error: " + safe(p.errText(ev.Err))
 		if !ev.Diagnosis.IsZero() {
 			line += "\n    diagnosis: " + safe(ev.Diagnosis)
 		}
 		if r != nil {
 			for _, a := range r.Attempts {
-				line += fmt.Sprintf("\n    tried %s: %s", safe(a.Launcher), safe(a.Err))
+				// The error names its launcher already when the
+				// launcher's name is the method's: say it once.
+				text := p.errText(a.Err)
+				if !strings.HasPrefix(text, a.Launcher+": ") {
+					text = a.Launcher + ": " + text
+				}
+				line += "\n    tried " + safe(text)
 			}
 		}
 	}
@@ -200,7 +226,7 @@ func (p *printer) bar(ev session.Event) {
 	pct := int(ev.Done * 100 / ev.Total)
 	const width = 30
 	fill := pct * width / 100
-	s := fmt.Sprintf("%-16s copy [%s%s] %3d%% %s / %s", cliutil.Safe(ev.Host), strings.Repeat("#", fill), strings.Repeat("-", width-fill), pct, size(ev.Done), size(ev.Total))
+	s := fmt.Sprintf("%-16s copy [%s%s] %3d%% %s / %s", cliutil.Safe(ev.Name), strings.Repeat("#", fill), strings.Repeat("-", width-fill), pct, size(ev.Done), size(ev.Total))
 	if p.redraw {
 		fmt.Fprintf(p.w, "\r%s", s)
 		p.inBar = true

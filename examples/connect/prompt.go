@@ -25,9 +25,9 @@ func promptTerminal(ctx context.Context, e env, out *printer, req adauth.PromptR
 	}
 	w := e.stderr
 	if req.Account != "" {
-		fmt.Fprintf(w, "\n%s refused %s: %s\n", cliutil.Safe(req.Host), cliutil.Safe(req.Account), cliutil.Safe(req.Diagnosis.String()))
+		fmt.Fprintf(w, "\n%s refused %s: %s\n", cliutil.Safe(req.Addr), cliutil.Safe(req.Account), cliutil.Safe(req.Diagnosis.String()))
 	} else {
-		fmt.Fprintf(w, "\n%s needs administrator credentials.\n", cliutil.Safe(req.Host))
+		fmt.Fprintf(w, "\n%s needs administrator credentials.\n", cliutil.Safe(req.Addr))
 	}
 	type answer struct {
 		c   adauth.Credentials
@@ -39,13 +39,13 @@ func promptTerminal(ctx context.Context, e env, out *printer, req adauth.PromptR
 		line, err := bufio.NewReader(e.stdin).ReadString('\n')
 		user := strings.TrimSpace(line)
 		if err != nil && user == "" || user == "" {
-			ch <- answer{err: adauth.ErrPromptCancelled}
+			ch <- answer{err: adauth.ErrPromptCanceled}
 			return
 		}
 		pw, err := readPassword(e, w, "Password: ")
 		fmt.Fprintln(w)
 		if err != nil {
-			ch <- answer{err: fmt.Errorf("%w: %v", adauth.ErrPromptCancelled, err)}
+			ch <- answer{err: fmt.Errorf("%w: %v", adauth.ErrPromptCanceled, err)}
 			return
 		}
 		c, err := adauth.Parse(user, string(pw))

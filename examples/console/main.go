@@ -264,12 +264,8 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 	secret := newSecret()
 
-	var srv *server
 	cfg := session.Config{
-		Credentials: creds,
-		Prompt: func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
-			return srv.promptHook(ctx, req)
-		},
+		Credentials:        creds,
 		CheckinListen:      checkinAddr,
 		ConsoleAddr:        checkinAddr,
 		CheckinFromAnyAddr: o.anyAddr,
@@ -288,7 +284,7 @@ func run(ctx context.Context, args []string, e env) int {
 		return 1
 	}
 	defer client.Close()
-	srv, err = newServer(serverConfig{Client: client, Logger: log, Origin: origin, Secret: secret, Filter: filter, Discoverers: ds})
+	srv, err := newServer(serverConfig{Client: client, Logger: log, Origin: origin, Secret: secret, Filter: filter, Discoverers: ds})
 	if err != nil {
 		return usageErr("-origin: %v", err)
 	}

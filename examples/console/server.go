@@ -182,16 +182,6 @@ type promptAnswer struct {
 	cancel bool
 }
 
-// connectTag rides in a session's context, so that the prompt hook knows
-// which page and session ask.
-type connectTag struct {
-	page    *page
-	session string        // set once Connect returned, then ready is closed
-	ready   chan struct{} // closed when the session is registered
-}
-
-type connectTagKey struct{}
-
 // ---- JSON shapes sent to the page ----
 
 type hostJSON struct {
@@ -597,16 +587,17 @@ func (s *server) handleConnect(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "unknown host: connect to a host of the list")
 		return
 	}
-	tag := &connectTag{page: p, ready: make(chan struct{})}
-	sess := s.client.Connect(context.WithValue(s.sessCtx, connectTagKey{}, tag), h)
+	// The session's own prompt asks this page; sessCtx bounds Connecting
+	// (shutdown cancels it).
+	sess := s.client.ConnectWith(s.sessCtx, h, session.ConnectOptions{Prompt: func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
+		return s.ask(ctx, p, req)
+	}})
 	e := &sessionEntry{s: sess, view: sessionJSON{ID: sess.ID(), Host: hostLabel(h), Addr: sess.Result().Addr, State: string(session.Connecting)}}
 	s.mu.Lock()
-	tag.session = sess.ID()
 	s.sessions[sess.ID()] = e
 	s.order = append(s.order, sess.ID())
 	s.pumps.Add(1)
 	s.mu.Unlock()
-	close(tag.ready)
 	go s.pump(e)
 	s.log.Info("connect", "session", sess.ID(), "host", e.view.Host, "page", p.id)
 	writeJSON(w, http.StatusOK, map[string]string{"session": sess.ID()})
@@ -653,7 +644,7 @@ func (s *server) pump(e *sessionEntry) {
 				v.Error = ev.Err.Error()
 			}
 			if !ev.Diagnosis.IsZero() {
-				v.Diagnosis = &diagJSON{ev.Diagnosis.Code, ev.Diagnosis.Summary, ev.Diagnosis.Fix}
+				v.Diagnosis = &diagJSON{string(ev.Diagnosis.Code), ev.Diagnosis.Summary, ev.Diagnosis.Fix}
 			}
 			v.Closing = false
 		}
@@ -713,33 +704,21 @@ func (s *server) handleClose(w http.ResponseWriter, r *http.Request) {
 
 // ---- prompts ----
 
-// promptHook is the session.Config Prompt function: it asks the page that
-// started the session and waits for its answer.
-func (s *server) promptHook(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
-	tag, _ := ctx.Value(connectTagKey{}).(*connectTag)
-	if tag == nil {
-		return adauth.Credentials{}, adauth.ErrPromptCancelled
-	}
-	// The session may ask before Connect has returned its ID.
-	select {
-	case <-tag.ready:
-	case <-ctx.Done():
-		return adauth.Credentials{}, ctx.Err()
-	}
-	p := tag.page
+// ask is the prompt of the sessions that page p started
+// (session.ConnectOptions.Prompt): it asks p and waits for its answer.
+// The request names the session and its host, so nothing else needs to
+// travel with the session. Under the Client's lockout guard, one answer
+// may serve other sessions waiting on the same refused credentials.
+func (s *server) ask(ctx context.Context, p *page, req adauth.PromptRequest) (adauth.Credentials, error) {
 	pr := &prompt{id: randomID(12), page: p, answer: make(chan promptAnswer, 1)}
-	msg := promptJSON{ID: pr.id, Host: req.Host, Account: req.Account, Attempt: req.Attempt}
+	msg := promptJSON{ID: pr.id, Session: req.Session, Host: hostLabel(req.Host), Account: req.Account, Attempt: req.Attempt}
 	if d := req.Diagnosis; !d.IsZero() {
-		msg.Diagnosis = &diagJSON{d.Code, d.Summary, d.Fix}
+		msg.Diagnosis = &diagJSON{string(d.Code), d.Summary, d.Fix}
 	}
 	s.mu.Lock()
 	if _, alive := s.pages[p.id]; !alive {
 		s.mu.Unlock()
-		return adauth.Credentials{}, adauth.ErrPromptCancelled
-	}
-	msg.Session = tag.session
-	if e := s.sessions[tag.session]; e != nil {
-		msg.Host = e.view.Host
+		return adauth.Credentials{}, adauth.ErrPromptCanceled
 	}
 	s.prompts[pr.id] = pr
 	s.mu.Unlock()
@@ -753,12 +732,12 @@ func (s *server) promptHook(ctx context.Context, req adauth.PromptRequest) (adau
 	select {
 	case a := <-pr.answer:
 		if a.cancel {
-			return adauth.Credentials{}, adauth.ErrPromptCancelled
+			return adauth.Credentials{}, adauth.ErrPromptCanceled
 		}
 		return a.creds, nil
 	case <-p.ctx.Done():
 		// The page went away: nobody will answer.
-		return adauth.Credentials{}, adauth.ErrPromptCancelled
+		return adauth.Credentials{}, adauth.ErrPromptCanceled
 	case <-ctx.Done():
 		p.send(sseMessage{"prompt-done", map[string]string{"id": pr.id}})
 		return adauth.Credentials{}, ctx.Err()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/session"
@@ -46,15 +47,15 @@ func (a *fakeAuth) Authenticate(ctx context.Context, host string, c adauth.Crede
 	a.tried = append(a.tried, c)
 	a.mu.Unlock()
 	if pw, _ := c.Password(); c.Account() == adminAccount && pw == adminPassword {
-		return &adauth.Grant{Host: host, Credentials: c}, nil
+		return &adauth.Grant{Addr: host, Credentials: c}, nil
 	}
-	return nil, &adauth.AuthError{Host: host, Account: c.Account(), Step: adauth.StepAdminShare, Kind: adauth.ErrNotAdmin, Retryable: true,
-		Diagnosis: adauth.Diagnosis{Code: "not-admin", Summary: c.Account() + " is not administrator on HERON-SRV.", Fix: "Use an administrator account."}}
+	return nil, &adauth.AuthError{Addr: host, Account: c.Account(), Step: adauth.StepAdminShare, Kind: adauth.ErrNotAdmin, Retryable: true,
+		Diagnosis: diag.Diagnosis{Code: "not-admin", Summary: c.Account() + " is not administrator on HERON-SRV.", Fix: "Use an administrator account."}}
 }
 
 type fakeDeployer struct{}
 
-func (fakeDeployer) Deploy(ctx context.Context, t *session.Target, progress func(done, total int64)) (string, error) {
+func (fakeDeployer) Deploy(ctx context.Context, t *deploy.Target, progress func(done, total int64)) (string, error) {
 	progress(10, 10)
 	return `C:\Windows\lcapplet.exe`, nil
 }
@@ -75,7 +76,7 @@ func (h *fakeHandle) Stop(context.Context) error {
 type fakeLauncher struct{ h *fakeHandle }
 
 func (l fakeLauncher) Name() string { return "fake" }
-func (l fakeLauncher) Launch(context.Context, *session.Target, deploy.LaunchSpec) (deploy.Handle, error) {
+func (l fakeLauncher) Launch(context.Context, *deploy.Target, deploy.LaunchSpec) (deploy.Handle, error) {
 	return l.h, nil
 }
 
@@ -151,24 +152,20 @@ func newTestConsole(t *testing.T) *testConsole {
 		t.Fatal(err)
 	}
 	tc.ts = httptest.NewUnstartedServer(nil)
-	var srv *server
 	client, err := session.New(session.Config{
 		Authenticator: tc.auth,
 		Credentials:   cr,
-		Prompt: func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
-			return srv.promptHook(ctx, req)
-		},
-		Deployer:  fakeDeployer{},
-		Launchers: []session.Launcher{fakeLauncher{tc.handle}},
-		Readiness: func(context.Context, *session.Target, deploy.Handle) error { return nil },
-		Logger:    log,
+		Deployer:      fakeDeployer{},
+		Launchers:     []deploy.Launcher{fakeLauncher{tc.handle}},
+		Readiness:     func(context.Context, *deploy.Target, deploy.Handle) error { return nil },
+		Logger:        log,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tc.secret = newSecret()
 	origin := "http://" + tc.ts.Listener.Addr().String()
-	srv, err = newServer(serverConfig{Client: client, Logger: log, Origin: origin, Secret: tc.secret, Discoverers: []discovery.Discoverer{scan}})
+	srv, err := newServer(serverConfig{Client: client, Logger: log, Origin: origin, Secret: tc.secret, Discoverers: []discovery.Discoverer{scan}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -652,7 +649,7 @@ func TestClosedPageCancelsItsPrompts(t *testing.T) {
 	ss := tc.srv.sessions[sid].s
 	tc.srv.mu.Unlock()
 	res, err := ss.Wait(context.Background())
-	if err != nil || !errors.Is(res.Err, adauth.ErrPromptCancelled) {
+	if err != nil || !errors.Is(res.Err, adauth.ErrPromptCanceled) {
 		t.Fatalf("result %v %v (event %s)", res.Err, err, f.raw)
 	}
 	tc.srv.mu.Lock()

@@ -23,7 +23,7 @@ import (
 func startFakes(t *testing.T, k int) (*nbnstest.Net, string) {
 	t.Helper()
 	n := [3]byte{127, byte(100 + rand.IntN(100)), byte(rand.IntN(256))}
-	var hosts []*nbnstest.Host
+	var hosts []*nbnstest.Node
 	for i := range k {
 		a := netip.AddrFrom4([4]byte{n[0], n[1], n[2], byte(20 + i)})
 		hosts = append(hosts, nbnstest.Workstation(a, fmt.Sprintf("PC%02d", i), "SCANGROUP"))
@@ -94,7 +94,7 @@ func TestJSONConflict(t *testing.T) {
 
 func TestFilterAndTable(t *testing.T) {
 	fn, cidr := startFakes(t, 4)
-	code, out, errs := runLanscan(t, "-rate", "5000", "-timeout", "300ms", "-filter", "pc01, "+fn.Hosts[3].Addr.String(), cidr)
+	code, out, errs := runLanscan(t, "-rate", "5000", "-timeout", "300ms", "-filter", "pc01, "+fn.Nodes[3].Addr.String(), cidr)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
@@ -151,7 +151,7 @@ func TestProgressLineOnTerminal(t *testing.T) {
 
 func TestInteractiveFilter(t *testing.T) {
 	fn, _ := startFakes(t, 4)
-	first, last := fn.Hosts[0].Addr, fn.Hosts[3].Addr
+	first, last := fn.Nodes[0].Addr, fn.Nodes[3].Addr
 	stdinR, stdinW := io.Pipe()
 	stdoutR, stdoutW := io.Pipe()
 	var errb bytes.Buffer

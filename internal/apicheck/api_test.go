@@ -2,9 +2,14 @@ package apicheck
 
 import (
 	"flag"
+	"go/parser"
+	"go/token"
 	"os"
+	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -113,4 +118,64 @@ func New(a, b int, s ...string) *T { return nil }
 	if !slices.Equal(got, want) {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// TestNoInternalTypes fails when the exported API of a public package
+// names a type of an internal package (issue 21 §2): a vendor cannot
+// write that type's name. The API lines name types by their package's
+// local name, so the test finds, per package, the names under which its
+// files import packages under internal/, and looks for "name." in that
+// package's lines.
+func TestNoInternalTypes(t *testing.T) {
+	root := filepath.Join("..", "..")
+	for _, d := range Public {
+		internal, err := internalImports(filepath.Join(root, filepath.FromSlash(d)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, err := Dump(root, []string{d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range lines {
+			for name, path := range internal {
+				if regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\.`).MatchString(l) {
+					t.Errorf("%s names a type of %s:\n\t%s", d, path, l)
+				}
+			}
+		}
+	}
+}
+
+// internalImports returns the local names of the packages under
+// internal/ that the non-test Go files in dir import, with their paths.
+func internalImports(dir string) (map[string]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	fset := token.NewFileSet()
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || !strings.HasSuffix(n, ".go") || strings.HasSuffix(n, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, filepath.Join(dir, n), nil, parser.ImportsOnly)
+		if err != nil {
+			return nil, err
+		}
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			if !strings.Contains(p, "/internal/") && !strings.HasPrefix(p, "internal/") {
+				continue
+			}
+			name := path.Base(p)
+			if imp.Name != nil {
+				name = imp.Name.Name
+			}
+			out[name] = p
+		}
+	}
+	return out, nil
 }

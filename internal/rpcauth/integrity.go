@@ -14,14 +14,16 @@ import (
 	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
 	"github.com/oiweiwei/go-msrpc/ssp/ntlm"
 
+	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
 // ErrIntegrity is matched (errors.Is) by the error of a call whose sealed
 // response, or any later PDU on the same security context, failed the
 // NTLMSSP signature check: the data was altered on the way, or the peer
-// does not hold the session keys.
-var ErrIntegrity = errors.New("rpcauth: response failed the integrity check")
+// does not hold the session keys. It is adauth.ErrIntegrity, so that
+// callers outside the module can match it.
+var ErrIntegrity = adauth.ErrIntegrity
 
 // NTLM flags from MS-NLMP 2.2.2.5 that the verifier needs.
 const (

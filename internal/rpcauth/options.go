@@ -7,11 +7,14 @@ import (
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	"github.com/oiweiwei/go-msrpc/ssp/credential"
+
+	"github.com/lanconnect/lanconnect/adauth"
 )
 
 // Credentials is the account a connection authenticates as.
-// adauth.Credentials implements it; rpcauth does not import adauth, so
-// that it stays below every package that authenticates.
+// adauth.Credentials implements it. rpcauth imports adauth only for the
+// public names of what it exposes through the launchers (adauth.RPCLevel,
+// adauth.ErrIntegrity); adauth must never import rpcauth.
 type Credentials interface {
 	// Account returns "DOMAIN\user", ".\user" for an account local to
 	// the target, or "user".
@@ -26,35 +29,23 @@ type Credentials interface {
 // credentials carry no user or no secret.
 var ErrNoCredentials = errors.New("rpcauth: credentials have no user or secret")
 
-// Level is the DCE/RPC authentication level of a connection.
-type Level int
+// Level is the DCE/RPC authentication level of a connection: the public
+// adauth.RPCLevel, so that the launchers' Level fields take it as it is.
+type Level = adauth.RPCLevel
 
+// The levels, as adauth names them.
 const (
 	// Privacy seals every PDU (PKT_PRIVACY) and, through VerifyingNTLM,
 	// verifies the signature of every response. It is the zero value and
-	// the default: MS-RRP and MS-SCMR recommend it, and DCOM hardening
-	// (KB5004442) requires at least integrity.
-	Privacy Level = iota
+	// the default.
+	Privacy = adauth.RPCPrivacy
 	// Integrity signs every PDU (PKT_INTEGRITY); go-msrpc verifies
 	// response signatures itself at this level.
-	Integrity
+	Integrity = adauth.RPCIntegrity
 	// None binds without RPC authentication. Use it only on a transport
 	// that is itself protected, such as a signed SMB session.
-	None
+	None = adauth.RPCNone
 )
-
-// String returns the MS-RPCE name of the level.
-func (l Level) String() string {
-	switch l {
-	case Privacy:
-		return "PKT_PRIVACY"
-	case Integrity:
-		return "PKT_INTEGRITY"
-	case None:
-		return "NONE"
-	}
-	return fmt.Sprintf("Level(%d)", int(l))
-}
 
 // Options returns the go-msrpc options that give one client (one
 // NewXxxClient call, one bind) its own NTLM security context with creds

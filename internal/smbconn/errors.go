@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	smb2 "github.com/oiweiwei/go-smb2.fork"
+
+	"github.com/lanconnect/lanconnect/diag"
 )
 
 // NTStatus is an NTSTATUS code sent by an SMB server (MS-ERREF 2.3). It is
@@ -60,57 +62,17 @@ const (
 	StatusNTLMBlocked            NTStatus = 0xC0000418
 )
 
-var statusNames = map[NTStatus]string{
-	StatusSuccess:                "STATUS_SUCCESS",
-	StatusPending:                "STATUS_PENDING",
-	StatusMoreProcessingRequired: "STATUS_MORE_PROCESSING_REQUIRED",
-	StatusInvalidParameter:       "STATUS_INVALID_PARAMETER",
-	StatusEndOfFile:              "STATUS_END_OF_FILE",
-	StatusAccessDenied:           "STATUS_ACCESS_DENIED",
-	StatusObjectNameNotFound:     "STATUS_OBJECT_NAME_NOT_FOUND",
-	StatusObjectNameCollision:    "STATUS_OBJECT_NAME_COLLISION",
-	StatusObjectPathNotFound:     "STATUS_OBJECT_PATH_NOT_FOUND",
-	StatusSharingViolation:       "STATUS_SHARING_VIOLATION",
-	StatusNoLogonServers:         "STATUS_NO_LOGON_SERVERS",
-	StatusNoSuchUser:             "STATUS_NO_SUCH_USER",
-	StatusWrongPassword:          "STATUS_WRONG_PASSWORD",
-	StatusLogonFailure:           "STATUS_LOGON_FAILURE",
-	StatusAccountRestriction:     "STATUS_ACCOUNT_RESTRICTION",
-	StatusInvalidLogonHours:      "STATUS_INVALID_LOGON_HOURS",
-	StatusInvalidWorkstation:     "STATUS_INVALID_WORKSTATION",
-	StatusPasswordExpired:        "STATUS_PASSWORD_EXPIRED",
-	StatusAccountDisabled:        "STATUS_ACCOUNT_DISABLED",
-	StatusDiskFull:               "STATUS_DISK_FULL",
-	StatusPipeNotAvailable:       "STATUS_PIPE_NOT_AVAILABLE",
-	StatusNotSupported:           "STATUS_NOT_SUPPORTED",
-	StatusBadNetworkPath:         "STATUS_BAD_NETWORK_PATH",
-	StatusNetworkNameDeleted:     "STATUS_NETWORK_NAME_DELETED",
-	StatusNetworkAccessDenied:    "STATUS_NETWORK_ACCESS_DENIED",
-	StatusBadNetworkName:         "STATUS_BAD_NETWORK_NAME",
-	StatusCannotDelete:           "STATUS_CANNOT_DELETE",
-	StatusFileClosed:             "STATUS_FILE_CLOSED",
-	StatusPipeBroken:             "STATUS_PIPE_BROKEN",
-	StatusLogonTypeNotGranted:    "STATUS_LOGON_TYPE_NOT_GRANTED",
-	StatusTrustFailure:           "STATUS_TRUSTED_RELATIONSHIP_FAILURE",
-	StatusAccountExpired:         "STATUS_ACCOUNT_EXPIRED",
-	StatusUserSessionDeleted:     "STATUS_USER_SESSION_DELETED",
-	StatusPasswordMustChange:     "STATUS_PASSWORD_MUST_CHANGE",
-	StatusAccountLockedOut:       "STATUS_ACCOUNT_LOCKED_OUT",
-	StatusNetworkSessionExpired:  "STATUS_NETWORK_SESSION_EXPIRED",
-	StatusDowngradeDetected:      "STATUS_DOWNGRADE_DETECTED",
-	StatusNTLMBlocked:            "STATUS_NTLM_BLOCKED",
-}
-
-// String returns the symbolic name, or the hexadecimal code when unknown.
+// String returns the symbolic name (diag.NTStatus), or "NTSTATUS 0x..."
+// when unknown.
 func (s NTStatus) String() string {
-	if n, ok := statusNames[s]; ok {
-		return n
-	}
-	return fmt.Sprintf("NTSTATUS 0x%08X", uint32(s))
+	name, _ := diag.NTStatus(uint32(s))
+	return name
 }
 
-// Error implements error.
-func (s NTStatus) Error() string { return "smb server: " + s.String() }
+// Error returns "smb server: " and the name, code and meaning for a
+// technician (diag.NTStatusText), for example "smb server:
+// STATUS_LOGON_FAILURE (0xC000006D): the user name or password is wrong".
+func (s NTStatus) Error() string { return "smb server: " + diag.NTStatusText(uint32(s)) }
 
 // Errors that Dial and the Session methods return (wrapped; match with
 // errors.Is).

@@ -2,6 +2,9 @@ package testutil
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -35,5 +38,20 @@ func TestLockedBufferConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := len(b.String()); n != 800 {
 		t.Fatalf("%d bytes written, want 800", n)
+	}
+}
+
+func TestConsts(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "x.go")
+	src := "package x\ntype Code string\ntype N uint32\nconst (\n\tA Code = \"a-b\"\n\tB N = 0x1F\n\tC = 3\n\tD, E N = 7, 8\n)\n"
+	if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := Consts(t, "Code", f); len(got) != 1 || got[0] != (Const{Name: "A", Str: "a-b"}) {
+		t.Errorf("Code: %+v", got)
+	}
+	want := []Const{{Name: "B", Num: 31}, {Name: "D", Num: 7}, {Name: "E", Num: 8}}
+	if got := Consts(t, "N", f); !slices.Equal(got, want) {
+		t.Errorf("N: %+v", got)
 	}
 }

@@ -20,8 +20,8 @@ import (
 	"github.com/lanconnect/lanconnect/netbios"
 )
 
-// Host is one fake node.
-type Host struct {
+// Node is one fake NetBIOS node (a computer answering name queries).
+type Node struct {
 	Addr  netip.Addr
 	Names []netbios.NodeName
 	MAC   [6]byte
@@ -43,9 +43,9 @@ type Host struct {
 // Workstation returns a host with the names nmbd registers for a
 // standalone server in workgroup wg: NAME<00>, <03>, <20> and WG<00>,
 // <1e> groups.
-func Workstation(addr netip.Addr, name, wg string) *Host {
+func Workstation(addr netip.Addr, name, wg string) *Node {
 	act, grp := netbios.NameFlagActive, netbios.NameFlagActive|netbios.NameFlagGroup
-	return &Host{Addr: addr, Names: []netbios.NodeName{
+	return &Node{Addr: addr, Names: []netbios.NodeName{
 		{Name: netbios.MustName(name, 0x00), Flags: act},
 		{Name: netbios.MustName(name, 0x03), Flags: act},
 		{Name: netbios.MustName(name, 0x20), Flags: act},
@@ -56,7 +56,7 @@ func Workstation(addr netip.Addr, name, wg string) *Host {
 
 // MakeMasterBrowser adds the master browser names for h's workgroup. Call
 // it before Start.
-func (h *Host) MakeMasterBrowser(wg string) {
+func (h *Node) MakeMasterBrowser(wg string) {
 	act, grp := netbios.NameFlagActive, netbios.NameFlagActive|netbios.NameFlagGroup
 	h.Names = append(h.Names,
 		netbios.NodeName{Name: netbios.MustName(wg, 0x1d), Flags: act},
@@ -66,7 +66,7 @@ func (h *Host) MakeMasterBrowser(wg string) {
 // Net is a set of running fake hosts sharing one port.
 type Net struct {
 	Port  uint16
-	Hosts []*Host
+	Nodes []*Node
 	// Bcast is the address that relays broadcast queries, if started
 	// with one.
 	Bcast netip.Addr
@@ -77,7 +77,7 @@ type Net struct {
 
 // Start binds every host (and bcast, when valid) on one common port and
 // serves them until Close. All addresses must be loopback.
-func Start(hosts []*Host, bcast netip.Addr) (*Net, error) {
+func Start(hosts []*Node, bcast netip.Addr) (*Net, error) {
 	for try := 0; try < 20; try++ {
 		n, err := start(hosts, bcast, uint16(20000+rand.IntN(40000)))
 		if err == nil {
@@ -91,14 +91,14 @@ func Start(hosts []*Host, bcast netip.Addr) (*Net, error) {
 }
 
 // StartPort is Start on a given port (137 to look like the real thing).
-func StartPort(hosts []*Host, bcast netip.Addr, port uint16) (*Net, error) {
+func StartPort(hosts []*Node, bcast netip.Addr, port uint16) (*Net, error) {
 	return start(hosts, bcast, port)
 }
 
 var errInUse = errors.New("port in use")
 
-func start(hosts []*Host, bcast netip.Addr, port uint16) (*Net, error) {
-	n := &Net{Port: port, Hosts: hosts, Bcast: bcast}
+func start(hosts []*Node, bcast netip.Addr, port uint16) (*Net, error) {
+	n := &Net{Port: port, Nodes: hosts, Bcast: bcast}
 	bind := func(a netip.Addr) (*net.UDPConn, error) {
 		if !a.IsLoopback() {
 			return nil, fmt.Errorf("nbnstest: %v is not a loopback address", a)
@@ -136,7 +136,7 @@ func start(hosts []*Host, bcast netip.Addr, port uint16) (*Net, error) {
 
 // Close stops every host and waits for them.
 func (n *Net) Close() {
-	for _, h := range n.Hosts {
+	for _, h := range n.Nodes {
 		if h.conn != nil {
 			h.conn.Close()
 		}
@@ -148,9 +148,9 @@ func (n *Net) Close() {
 }
 
 // Stop stops one host: from now on its address does not answer.
-func (h *Host) Stop() { h.conn.Close() }
+func (h *Node) Stop() { h.conn.Close() }
 
-func (n *Net) serve(h *Host) {
+func (n *Net) serve(h *Node) {
 	defer n.wg.Done()
 	buf := make([]byte, 1500)
 	for {
@@ -207,7 +207,7 @@ func (n *Net) serveBroadcast() {
 		if m.Unpack(buf[:sz]) != nil || m.Response || len(m.Questions) != 1 || m.Questions[0].Type != netbios.TypeNB {
 			continue
 		}
-		for _, h := range n.Hosts {
+		for _, h := range n.Nodes {
 			if h.Silent.Load() {
 				continue
 			}
@@ -220,7 +220,7 @@ func (n *Net) serveBroadcast() {
 	}
 }
 
-func (h *Host) status(id uint16) *netbios.Message {
+func (h *Node) status(id uint16) *netbios.Message {
 	body := &netbios.NodeStatusBody{Names: h.Names, StatsLen: 46}
 	body.Stats.UnitID = h.MAC
 	return &netbios.Message{
@@ -231,7 +231,7 @@ func (h *Host) status(id uint16) *netbios.Message {
 
 // query answers a name query: positive when h owns the name; negative
 // (unicast only, as nodes stay silent on broadcast) otherwise.
-func (h *Host) query(id uint16, name netbios.Name, unicast bool) *netbios.Message {
+func (h *Node) query(id uint16, name netbios.Name, unicast bool) *netbios.Message {
 	for _, n := range h.Names {
 		if n.Name.EqualFold(name) {
 			flags := netbios.NBFlags(0)

@@ -39,7 +39,7 @@ func TestCheckInStopHeartbeat(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ac, err := Dial(ctx, parsed, Hello{Host: "HERON", PID: 42})
+	ac, err := Dial(ctx, parsed, Hello{Name: "HERON", PID: 42})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestCheckInStopHeartbeat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Hello.Host != "HERON" || c.Hello.PID != 42 || c.Hello.Token != "" || c.Session != "sess-1" {
+	if c.Hello.Name != "HERON" || c.Hello.PID != 42 || c.Hello.Token != "" || c.Session != "sess-1" {
 		t.Fatalf("conn = %+v", c.Hello)
 	}
 	runDone := make(chan error, 1)

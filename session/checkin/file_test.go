@@ -129,7 +129,7 @@ func (r *recorder) all() []Refusal {
 }
 
 func dialFrom(ctx context.Context, ip string, tk Ticket) (*AppletConn, error) {
-	return dial(ctx, tk, Hello{Host: "MALLORY"}, &net.TCPAddr{IP: net.ParseIP(ip)})
+	return dial(ctx, tk, Hello{Name: "MALLORY"}, &net.TCPAddr{IP: net.ParseIP(ip)})
 }
 
 // With Peers set, the right token from another address is refused (and
@@ -170,7 +170,7 @@ func TestCheckinOnlyFromTheTarget(t *testing.T) {
 	}
 	defer c.Close()
 	rs := rec.all()
-	if len(rs) != 2 || rs[0].Session != "s1" || rs[0].Peer.Addr().String() != "127.0.0.2" || rs[0].Reason != ReasonWrongPeer || rs[0].Host != "MALLORY" ||
+	if len(rs) != 2 || rs[0].Session != "s1" || rs[0].Peer.Addr().String() != "127.0.0.2" || rs[0].Reason != ReasonWrongPeer || rs[0].Name != "MALLORY" ||
 		rs[1].Peer.Addr().String() != "127.0.0.1" || rs[1].Reason != ReasonWrongToken {
 		t.Fatalf("refusals %+v", rs)
 	}

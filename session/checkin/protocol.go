@@ -144,7 +144,7 @@ func normFingerprint(s string) string {
 type Hello struct {
 	Version int    `json:"v"`
 	Token   string `json:"token"`
-	Host    string `json:"host,omitempty"`    // the applet's computer name
+	Name    string `json:"host,omitempty"`    // the applet's computer name
 	PID     int    `json:"pid,omitempty"`     // the applet's process ID
 	Applet  string `json:"applet,omitempty"`  // applet name and version
 	Service bool   `json:"service,omitempty"` // running under the Service Control Manager

@@ -99,8 +99,8 @@ type Refusal struct {
 	// Reason says why it was refused, for example "wrong token" or
 	// "token presented from an address that is not the target's".
 	Reason string
-	// Host is the computer name the attempt claimed in its hello, if any.
-	Host string
+	// Name is the computer name the attempt claimed in its hello, if any.
+	Name string
 	// Time is when it was refused.
 	Time time.Time
 }
@@ -321,7 +321,7 @@ func (s *Server) refuse(p *Pending, peer netip.AddrPort, reason, host string) {
 	s.mu.Unlock()
 	now := time.Now()
 	for _, q := range calls {
-		q.refused(Refusal{Session: q.session, Peer: peer, Reason: reason, Host: host, Time: now})
+		q.refused(Refusal{Session: q.session, Peer: peer, Reason: reason, Name: host, Time: now})
 	}
 }
 
@@ -383,8 +383,8 @@ func (s *Server) handle(c net.Conn) {
 	p, err := s.claim(h.Token, peer.Addr())
 	h.Token = "" // never kept past this point
 	if err != nil {
-		log.Warn("check-in refused", "reason", err.Error(), "applet_host", h.Host)
-		s.refuse(p, peer, err.Error(), h.Host)
+		log.Warn("check-in refused", "reason", err.Error(), "applet_host", h.Name)
+		s.refuse(p, peer, err.Error(), h.Name)
 		writeJSON(c, reply{Error: "token refused"})
 		c.Close()
 		return
@@ -405,7 +405,7 @@ func (s *Server) handle(c net.Conn) {
 	}
 	s.conns[conn] = struct{}{}
 	s.mu.Unlock()
-	log.Info("check-in accepted", "session", p.session, "applet_host", h.Host, "pid", h.PID)
+	log.Info("check-in accepted", "session", p.session, "applet_host", h.Name, "pid", h.PID)
 	p.ready <- conn
 	p.finish(nil)
 	conn.readLoop()

@@ -27,7 +27,7 @@ func TestWMIFlag(t *testing.T) {
 	}
 	ctx, cancelCtx := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancelCtx()
-	h, err := (&wmi.Launcher{}).LaunchTarget(ctx, wmi.Target{Host: ip, Credentials: creds}, deploy.LaunchSpec{Path: `C:\Windows\Temp\app.exe`})
+	h, err := (&wmi.Launcher{}).Launch(ctx, &deploy.Target{Addr: ip, Grant: &adauth.Grant{Addr: ip, Credentials: creds}}, deploy.LaunchSpec{Path: `C:\Windows\Temp\app.exe`})
 	if err != nil {
 		t.Fatalf("launch through WMI: %v", err)
 	}

@@ -1,0 +1,4 @@
+package session
+
+// LiveSessions returns the number of sessions c tracks (not yet over).
+func LiveSessions(c *Client) int { return c.liveSessions() }
