@@ -70,8 +70,9 @@ func (k *fakeKDC) serve() {
 			k.reqs[body[0]]++
 			k.mu.Unlock()
 			ke := messages.NewKRBError(types.NewPrincipalName(nametype.KRB_NT_SRV_INST, "krbtgt/EXAMPLE.TEST"), "EXAMPLE.TEST", k.code, "fake")
-			ke.STime = time.Now().Add(k.skew).UTC().Truncate(time.Second)
-			ke.Susec = 0
+			now := time.Now().Add(k.skew).UTC()
+			ke.STime = now.Truncate(time.Second)
+			ke.Susec = now.Nanosecond() / 1000
 			ke.EData = k.edata
 			b, err := ke.Marshal()
 			if err != nil {
@@ -144,7 +145,7 @@ func TestFakeKDCDiagnoses(t *testing.T) {
 				if d := ke.Skew - tc.skew; d < -3*time.Second || d > 3*time.Second {
 					t.Errorf("skew %v, want about %v", ke.Skew, tc.skew)
 				}
-				if !strings.Contains(err.Error(), fmt.Sprint(abs(tc.skew))) {
+				if !strings.Contains(err.Error(), fmt.Sprint(abs(ke.Skew))+" ") {
 					t.Errorf("message does not say by how much: %v", err)
 				}
 			}
