@@ -45,7 +45,10 @@ type Lab struct {
 	timings    Timings
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,14}$`)
+var (
+	nameRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,14}$`)
+	memberNameRE = regexp.MustCompile(`(?i)^LCMEMBER[0-9]+$`)
+)
 
 func (o *Options) validate() error {
 	if len(o.Targets) > 200 {
@@ -61,6 +64,9 @@ func (o *Options) validate() error {
 		}
 		if t.DomainMember && (o.DC == nil || t.Bare || t.NoSMB || t.Variant == GuestOnly) {
 			return fmt.Errorf("%w: target %d: a domain member needs Options.DC and smbd, and cannot be guest-only", ErrBadOptions, i)
+		}
+		if t.Name != "" && memberNameRE.MatchString(t.Name) {
+			return fmt.Errorf("%w: target %d: names LCMEMBER<n> are reserved for unnamed domain members", ErrBadOptions, i)
 		}
 		if t.Name != "" {
 			if !nameRE.MatchString(t.Name) {

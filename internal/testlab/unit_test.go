@@ -37,6 +37,7 @@ func TestOptionsValidate(t *testing.T) {
 		{Targets: []TargetSpec{{DomainMember: true}}}, // no DC
 		{Targets: []TargetSpec{{DomainMember: true, Variant: GuestOnly}}, DC: &DCSpec{}},
 		{Targets: []TargetSpec{{DomainMember: true, Bare: true}}, DC: &DCSpec{}},
+		{Targets: []TargetSpec{{Name: "lcmember0"}, {DomainMember: true}}, DC: &DCSpec{}},
 	} {
 		err := o.validate()
 		if !errors.Is(err, ErrBadOptions) {
