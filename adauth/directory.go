@@ -76,6 +76,12 @@ const (
 	// resolveBreaker consecutive lookups that time out mean that DNS does
 	// not answer: the rest of the listing's names are not looked up.
 	resolveBreaker = 8
+	// resolveMissBreaker consecutive names that DNS answers without an
+	// address (NXDOMAIN, no record, a failure) mean that this DNS server
+	// does not serve the domain's names (typically: the system resolver
+	// of a machine whose DNS is not the domain's): the rest of the names
+	// are not looked up. An answer with an address resets the count.
+	resolveMissBreaker = 256
 	// resolveAfterListing bounds how long Discover waits for address
 	// lookups once the directory has been read.
 	resolveAfterListing = 2 * time.Second
@@ -91,6 +97,14 @@ const (
 // arrives; when the computer has a dNSHostName, a second snapshot with its
 // addresses follows once the Resolver answers. Memory use does not grow
 // with the size of the directory.
+//
+// The listing never waits on DNS. Lookups run beside it; after 8 in a row
+// time out (a silent server) or 256 in a row find no address (a server
+// that does not know the domain's names, such as the system resolver of a
+// machine outside the domain: set Resolver to the DC's DNS), the rest of
+// the names are not looked up, and lookups get at most 2 s once the
+// listing is read. Names left without an address are counted in the final
+// log line.
 //
 // TLS is required unless AllowPlaintext is set: ldaps:// URLs use LDAPS,
 // ldap:// URLs and DCs found through DNS use StartTLS, and the server's
@@ -771,10 +785,12 @@ func searchErr(server, base string, err error) error {
 }
 
 // resolveState is shared by a Discover's address lookups: a circuit
-// breaker that opens after resolveBreaker consecutive timeouts, and the
+// breaker that opens after resolveBreaker consecutive timeouts or
+// resolveMissBreaker consecutive answers without an address, and the
 // counts of names left without an address.
 type resolveState struct {
 	timeouts atomic.Int32 // consecutive lookups that timed out
+	misses   atomic.Int32 // consecutive lookups answered without an address
 	open     atomic.Bool  // DNS is taken as silent: no more lookups
 	failed   atomic.Int64 // looked up, no address
 	skipped  atomic.Int64 // not looked up (queue full, breaker open, stopped)
@@ -802,6 +818,15 @@ func (d *Directory) resolveWorker(ctx context.Context, jobs <-chan discovery.Hos
 			}
 		} else {
 			rs.timeouts.Store(0)
+		}
+		if !timedOut && ctx.Err() == nil {
+			if err != nil || len(addrs) == 0 {
+				if rs.misses.Add(1) >= resolveMissBreaker && !rs.open.Swap(true) {
+					log.Warn("ldap: DNS knows none of the last names asked; the remaining names are not looked up (is this the domain's DNS server?)", "consecutive_misses", resolveMissBreaker)
+				}
+			} else {
+				rs.misses.Store(0)
+			}
 		}
 		if err != nil || len(addrs) == 0 {
 			rs.failed.Add(1)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -91,29 +92,38 @@ func TestDirectoryBench(t *testing.T) {
 		SkipResolve: true, // ldapsearch resolves nothing either
 	}
 
-	ours := func() benchResult {
+	// oursWith dumps with d. A host is counted when it is first listed
+	// (without addresses); listed is when the last one came.
+	oursWith := func(d *Directory) benchResult {
 		runtime.GC()
 		stop := sampleHeap()
 		ctx := context.Background()
 		out := make(chan discovery.Host, 64)
 		done := make(chan error, 1)
 		start := time.Now()
-		go func() { done <- dir.Discover(ctx, out) }()
+		go func() { done <- d.Discover(ctx, out) }()
 		var r benchResult
+		take := func(h discovery.Host) {
+			if len(h.Addrs) > 0 {
+				r.resolved++
+				return
+			}
+			if r.count == 0 {
+				r.first = time.Since(start)
+			}
+			r.count++
+			r.listed = time.Since(start)
+		}
 		for {
 			select {
-			case <-out:
-				if r.count == 0 {
-					r.first = time.Since(start)
-				}
-				r.count++
+			case h := <-out:
+				take(h)
 				continue
 			case err := <-done:
 				// Discover has returned, so nothing more is sent; what
 				// is still buffered counts.
 				for len(out) > 0 {
-					<-out
-					r.count++
+					take(<-out)
 				}
 				r.total = time.Since(start)
 				r.peakHeap = stop()
@@ -125,6 +135,7 @@ func TestDirectoryBench(t *testing.T) {
 		}
 		return r
 	}
+	ours := func() benchResult { return oursWith(dir) }
 	theirs := func() benchResult {
 		// ldapsearch writes through stdio: unless stdout is line
 		// buffered, its first entry reaches the pipe only with the first
@@ -194,16 +205,130 @@ func TestDirectoryBench(t *testing.T) {
 	if ratio > 1.2 {
 		t.Errorf("total time %.2fx ldapsearch, target 1.2x", ratio)
 	}
+
+	// Issue 17 §1: the listing never waits on DNS. Two DNS servers on
+	// loopback, one that never answers and one that answers NXDOMAIN to
+	// everything, and the same dump with address lookups on; ldapsearch
+	// again in the same rounds, for the ratio.
+	for _, v := range []struct {
+		name   string
+		answer func(q []byte) []byte
+	}{
+		{"silent DNS", func([]byte) []byte { return nil }},
+		{"NXDOMAIN DNS", nxdomain},
+	} {
+		resolver := fakeDNS(t, v.answer)
+		d := *dir
+		d.SkipResolve = false
+		d.Resolver = resolver
+		var us, them []benchResult
+		for range runs {
+			them = append(them, theirs())
+			us = append(us, oursWith(&d))
+		}
+		for i := range runs {
+			if us[i].count != wantCount || us[i].resolved != 0 {
+				t.Fatalf("%s, run %d: we listed %d computers (%d resolved), want %d, none resolved", v.name, i, us[i].count, us[i].resolved, wantCount)
+			}
+		}
+		slices.SortFunc(us, func(a, b benchResult) int { return int(a.listed - b.listed) })
+		u, th := us[len(us)/2], median(them)
+		ratio := float64(u.listed) / float64(th.total)
+		report := fmt.Sprintf(`LDAP dump with address lookups against a %s (load average %s), median of %d runs
+  ours:        listing %8v   first entry %8v   Discover returned %8v
+  ldapsearch:  total   %8v   first entry %8v
+  ratio ours listing/ldapsearch total: %.2fx (target <= 1.20x); Discover returned %v after the listing (bound 2 s)
+`, v.name, loadAvg(), runs, u.listed.Round(time.Millisecond), u.first.Round(time.Millisecond), u.total.Round(time.Millisecond),
+			th.total.Round(time.Millisecond), th.first.Round(time.Millisecond), ratio, (u.total - u.listed).Round(time.Millisecond))
+		fmt.Print(report)
+		t.Log("\n" + report)
+		if ratio > 1.2 {
+			t.Errorf("%s: listing %.2fx ldapsearch, target 1.2x", v.name, ratio)
+		}
+		if u.total-u.listed > resolveAfterListing+time.Second {
+			t.Errorf("%s: Discover returned %v after the listing", v.name, u.total-u.listed)
+		}
+	}
 	if peak >= 30<<20 {
 		t.Errorf("peak heap %d bytes, target < 30 MB", peak)
 	}
 }
 
 type benchResult struct {
-	count    int
-	first    time.Duration
-	total    time.Duration
+	count    int           // computers listed
+	resolved int           // snapshots with addresses
+	first    time.Duration // first computer
+	listed   time.Duration // last computer listed
+	total    time.Duration // Discover returned (ldapsearch: exited)
 	peakHeap uint64
+}
+
+// loadAvg is the first three fields of /proc/loadavg.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
+}
+
+// fakeDNS serves DNS over UDP on a loopback port until the test ends,
+// answering each query with answer(query) (nothing when it returns nil),
+// and returns a resolver that asks only it.
+func fakeDNS(t *testing.T, answer func(q []byte) []byte) *net.Resolver {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if a := answer(buf[:n]); a != nil {
+				pc.WriteTo(a, from)
+			}
+		}
+	}()
+	t.Cleanup(func() { pc.Close(); <-done })
+	addr := pc.LocalAddr().String()
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "udp4", addr)
+		},
+	}
+}
+
+// nxdomain answers a DNS query with NXDOMAIN: its header and question,
+// with QR, RA and RCODE 3 set and no other record.
+func nxdomain(q []byte) []byte {
+	if len(q) < 12 || q[2]&0x80 != 0 {
+		return nil
+	}
+	// The question: a name (labels up to a zero byte), type and class.
+	i := 12
+	for i < len(q) && q[i] != 0 {
+		if q[i]&0xc0 != 0 {
+			return nil // no compression in a question we send
+		}
+		i += 1 + int(q[i])
+	}
+	if i+5 > len(q) {
+		return nil
+	}
+	a := slices.Clone(q[:i+5])
+	a[2] |= 0x80      // QR
+	a[3] = 0x80 | 3   // RA, NXDOMAIN
+	a[4], a[5] = 0, 1 // QDCOUNT
+	clear(a[6:12])    // AN, NS, AR counts
+	return a
 }
 
 func median(rs []benchResult) benchResult {

@@ -126,11 +126,7 @@ func TestResolveBreaker(t *testing.T) {
 	r := &silentResolver{}
 	d := &Directory{Resolver: r}
 	const names = 400
-	jobs := make(chan discovery.Host, names)
-	for i := range names {
-		jobs <- discovery.Host{Name: fmt.Sprintf("WS%d", i), DNSName: fmt.Sprintf("ws%d.corp.example", i)}
-	}
-	close(jobs)
+	jobs := nameJobs(names)
 	out := make(chan discovery.Host, names)
 	var rs resolveState
 	done := make(chan struct{})
@@ -149,5 +145,66 @@ func TestResolveBreaker(t *testing.T) {
 	}
 	if !rs.open.Load() || r.lookups.Load() > 2*resolveBreaker || rs.unresolved() != names || len(out) != 0 {
 		t.Fatalf("breaker open %v, %d lookups, %d unresolved of %d, %d sent", rs.open.Load(), r.lookups.Load(), rs.unresolved(), names, len(out))
+	}
+}
+
+// nameJobs returns a closed queue of n hosts with DNS names to look up.
+func nameJobs(n int) chan discovery.Host {
+	jobs := make(chan discovery.Host, n)
+	for i := range n {
+		jobs <- discovery.Host{Name: fmt.Sprintf("WS%d", i), DNSName: fmt.Sprintf("ws%d.corp.example", i)}
+	}
+	close(jobs)
+	return jobs
+}
+
+// nxResolver answers every address lookup at once: with an address for
+// every every-th name (when every > 0), NXDOMAIN for the others.
+type nxResolver struct {
+	every   int
+	lookups atomic.Int64
+}
+
+func (r *nxResolver) LookupSRV(ctx context.Context, service, proto, name string) (string, []*net.SRV, error) {
+	return "", nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
+
+func (r *nxResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	n := r.lookups.Add(1)
+	if r.every > 0 && n%int64(r.every) == 0 {
+		return []netip.Addr{netip.MustParseAddr("192.0.2.7")}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// TestResolveMissBreaker: a DNS server that knows none of the names (it
+// answers NXDOMAIN at once) is asked about resolveMissBreaker of them, not
+// about all: each answer costs CPU that the listing needs. One that knows
+// some of them, even few, is asked about every name.
+func TestResolveMissBreaker(t *testing.T) {
+	const names = 2000
+	run := func(r *nxResolver) (*resolveState, int) {
+		d := &Directory{Resolver: r}
+		jobs := nameJobs(names)
+		out := make(chan discovery.Host, names)
+		var rs resolveState
+		var wg sync.WaitGroup
+		for range DefaultResolveConcurrency {
+			wg.Go(func() { d.resolveWorker(context.Background(), jobs, out, &rs) })
+		}
+		wg.Wait()
+		return &rs, len(out)
+	}
+	nx := &nxResolver{}
+	rs, sent := run(nx)
+	if !rs.open.Load() || nx.lookups.Load() > resolveMissBreaker+DefaultResolveConcurrency || rs.unresolved() != names || sent != 0 {
+		t.Fatalf("NXDOMAIN for all: breaker open %v, %d lookups (want about %d), %d unresolved of %d, %d sent",
+			rs.open.Load(), nx.lookups.Load(), resolveMissBreaker, rs.unresolved(), names, sent)
+	}
+	some := &nxResolver{every: 100} // 1% of the names resolve
+	rs, sent = run(some)
+	if rs.open.Load() || some.lookups.Load() != names || sent != names/100 || rs.unresolved() != names-names/100 {
+		t.Fatalf("1%% resolving: breaker open %v, %d lookups of %d, %d resolved, %d unresolved",
+			rs.open.Load(), some.lookups.Load(), names, sent, rs.unresolved())
 	}
 }

@@ -1,6 +1,8 @@
 package adauth
 
 import (
+	"github.com/lanconnect/lanconnect/internal/wintime"
+
 	"errors"
 	"fmt"
 	"strconv"
@@ -52,27 +54,11 @@ func FormatGUID(b []byte) string {
 	return string(out)
 }
 
-// filetimeEpochOffset is the number of 100 ns intervals between 1601-01-01
-// and 1970-01-01 (UTC).
-const filetimeEpochOffset = 116444736000000000
-
 // FiletimeToTime converts a Windows FILETIME (100 ns intervals since
 // 1601-01-01 UTC), as in lastLogonTimestamp, to a UTC time. The values 0
 // and 0x7FFFFFFFFFFFFFFF mean "never" and give the zero time, and so does
 // any negative value.
-func FiletimeToTime(ft int64) time.Time {
-	if ft <= 0 || ft == 0x7FFFFFFFFFFFFFFF {
-		return time.Time{}
-	}
-	d := ft - filetimeEpochOffset // 100 ns units since the Unix epoch
-	sec := d / 10_000_000
-	nsec := (d % 10_000_000) * 100
-	if nsec < 0 {
-		sec--
-		nsec += 1_000_000_000
-	}
-	return time.Unix(sec, nsec).UTC()
-}
+func FiletimeToTime(ft int64) time.Time { return wintime.FromFiletime(ft) }
 
 // parseFiletime parses the decimal text of a FILETIME attribute.
 func parseFiletime(s string) (time.Time, error) {

@@ -9,7 +9,10 @@
 //
 // The client asks one address for its name table, or resolves a name by
 // unicast or broadcast. The scanner sweeps CIDRs, ranges and addresses
-// through one UDP socket at a paced rate and streams answers as they arrive.
+// through one UDP socket at a paced rate and streams answers as they arrive;
+// once nodes have answered, it gives up on silent addresses after a wait
+// adapted to their round trips (at least a quarter of the timeout) rather
+// than the whole timeout.
 // Identify reads a computer's name, workgroup and roles from its name
 // table, and an adapter makes the scanner a discovery.Discoverer.
 // Package nbnstest has a fake responder on loopback addresses for tests.

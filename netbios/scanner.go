@@ -24,10 +24,22 @@ import (
 // Pacing. Every packet (first requests, retries, broadcast queries) draws
 // from one token bucket of Rate packets per second, with bursts of at most
 // 20 ms worth. An address that has not answered is asked again Retries
-// times at even intervals within Timeout, then dropped. So a sweep of N
-// silent addresses takes about N/Rate + Timeout, and the addresses in
-// flight at any moment number about Rate × Timeout: memory does not grow
-// with the size of the range (a /16 is never expanded up front).
+// times at even intervals within its wait, then dropped. The wait is
+// Timeout until a node answers; from then on it adapts to the round trips
+// seen: eight times the slowest first-request answer, but never less than
+// a quarter of Timeout nor more than Timeout. On a LAN, where answers take
+// a millisecond, an absent address is dropped after Timeout/4 (250 ms by
+// default) instead of Timeout. So a sweep of N silent addresses takes
+// about N/Rate + Timeout/4 once one node has answered (N/Rate + Timeout
+// otherwise), and the addresses in flight at any moment number at most
+// about Rate × Timeout: memory does not grow with the size of the range
+// (a /16 is never expanded up front). Broadcast queries always get
+// Timeout: answers to them come from nodes not yet measured. On Linux, a
+// retry to an address that ARP has not resolved (its neighbour entry is
+// INCOMPLETE or FAILED) is counted but not sent: the first request waits
+// in the kernel until ARP resolves the address, and a retry would only
+// wait beside it. So absent addresses on the local link cost one packet,
+// and a sweep of them about N/Rate + Timeout/4.
 //
 // Matching. A node status answer counts when it comes from the address
 // asked (from any port: Windows answers from 137, Samba from 137 too) with
@@ -56,8 +68,9 @@ type Scanner struct {
 	// Retries is the number of repeats to an address that did not answer;
 	// zero means DefaultRetries and a negative value none.
 	Retries int
-	// Timeout is how long an address gets to answer, from the first
-	// request; zero means DefaultTimeout.
+	// Timeout is the longest an address gets to answer, from the first
+	// request; zero means DefaultTimeout. Once nodes have answered, an
+	// address gets less (see Pacing above), but never less than Timeout/4.
 	Timeout time.Duration
 	// Port is the destination port; zero means 137.
 	Port uint16
@@ -132,7 +145,6 @@ type probe struct {
 	query    *Name // nil for node status; the name of a broadcast query
 	sent     int
 	lastSent time.Time
-	next     time.Time
 	done     bool
 	viaBcast bool
 }
@@ -143,15 +155,20 @@ type scan struct {
 	log      *slog.Logger
 	port     uint16
 	retries  int
-	interval time.Duration
+	timeout  time.Duration // the longest wait of an address (Timeout)
+	interval time.Duration // timeout / (retries+1): the broadcast queries' interval
 	bcast    []netip.Addr
 	ranges   []discovery.AddrRange // broadcast answers must come from these
 	scope    []netip.Prefix        // or these (Targets.answerScope)
 	wake     chan struct{}
 
 	mu       sync.Mutex
-	fifo     []*probe // in send order, so next times ascend
+	fifo     []*probe // node status requests in send order, so due times ascend
 	head     int
+	qfifo    []*probe              // broadcast queries in send order
+	rttMax   time.Duration         // slowest answer to a first request
+	measured bool                  // rttMax holds a measure
+	neigh    neighbours            // which addresses ARP has not resolved
 	byAddr   map[netip.Addr]*probe // node status requests in flight
 	byID     map[uint16]*probe     // broadcast queries in flight
 	answered map[netip.Addr]bool   // grows with the hosts found, not the range
@@ -188,6 +205,7 @@ func (s *Scanner) Scan(ctx context.Context, t Targets, out chan<- Result) error 
 		log:      logger(s.Logger),
 		port:     c.port(),
 		retries:  c.retries(),
+		timeout:  c.timeout(),
 		interval: c.timeout() / time.Duration(c.retries()+1),
 		wake:     make(chan struct{}, 1),
 		byAddr:   make(map[netip.Addr]*probe),
@@ -284,32 +302,7 @@ func (sc *scan) send(ctx context.Context, t Targets) error {
 		}
 
 		sc.mu.Lock()
-		var p *probe
-		var wait time.Duration = time.Hour
-		dueRetry := false
-		for sc.head < len(sc.fifo) {
-			h := sc.fifo[sc.head]
-			if h.done {
-				sc.pop()
-				continue
-			}
-			if now.Before(h.next) {
-				wait = h.next.Sub(now)
-				break
-			}
-			if h.sent > sc.retries {
-				sc.retire(h)
-				sc.pop()
-				continue
-			}
-			if tokens >= 1 {
-				sc.pop()
-				p = h
-			} else {
-				dueRetry = true // wait for a token, not for a deadline
-			}
-			break
-		}
+		p, wait, dueRetry := sc.takeDue(now, tokens >= 1)
 		work := dueRetry || p != nil || len(sc.urgent) > 0 || len(sc.queries) > 0 || !sweepDone
 		if p == nil && tokens >= 1 {
 			for p == nil && len(sc.urgent) > 0 {
@@ -349,8 +342,11 @@ func (sc *scan) send(ctx context.Context, t Targets) error {
 			}
 			p.sent++
 			p.lastSent = now
-			p.next = now.Add(sc.interval)
-			sc.fifo = append(sc.fifo, p)
+			if p.query != nil {
+				sc.qfifo = append(sc.qfifo, p)
+			} else {
+				sc.fifo = append(sc.fifo, p)
+			}
 			sc.progress.Sent++
 			var err error
 			if p.query != nil {
@@ -375,7 +371,7 @@ func (sc *scan) send(ctx context.Context, t Targets) error {
 			}
 			continue
 		}
-		finished := sweepDone && len(sc.urgent) == 0 && len(sc.queries) == 0 && sc.head == len(sc.fifo)
+		finished := sweepDone && len(sc.urgent) == 0 && len(sc.queries) == 0 && sc.head == len(sc.fifo) && len(sc.qfifo) == 0
 		if finished {
 			sc.progress.Done = true
 			p := sc.progress
@@ -401,6 +397,95 @@ func (sc *scan) send(ctx context.Context, t Targets) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// takeDue drops the probes whose time is up and returns the first one due
+// for a retry, when canSend says a token is there. Otherwise it returns
+// how long until the next probe is due, and whether one is due now
+// (waiting for a token, not for a deadline). Callers hold mu.
+func (sc *scan) takeDue(now time.Time, canSend bool) (p *probe, wait time.Duration, due bool) {
+	wait = time.Hour
+	// Broadcast queries: a few, each with the full timeout.
+	for len(sc.qfifo) > 0 {
+		h := sc.qfifo[0]
+		if h.done {
+			sc.qfifo = sc.qfifo[1:]
+			continue
+		}
+		if at := h.lastSent.Add(sc.interval); now.Before(at) {
+			wait = at.Sub(now)
+			break
+		}
+		if h.sent > sc.retries {
+			sc.retire(h)
+			sc.qfifo = sc.qfifo[1:]
+			continue
+		}
+		if canSend {
+			sc.qfifo = sc.qfifo[1:]
+			return h, 0, true
+		}
+		due = true
+		break
+	}
+	// Node status requests: one interval for all at any moment, so the
+	// FIFO's due times ascend.
+	iv := sc.statusInterval()
+	for sc.head < len(sc.fifo) {
+		h := sc.fifo[sc.head]
+		if h.done {
+			sc.pop()
+			continue
+		}
+		if at := h.lastSent.Add(iv); now.Before(at) {
+			wait = min(wait, at.Sub(now))
+			break
+		}
+		if h.sent > sc.retries {
+			sc.retire(h)
+			sc.pop()
+			continue
+		}
+		if sc.neigh.unresolved(h.addr, now) {
+			// ARP has not resolved the address (absent, or slow to
+			// answer): the first request still waits in the kernel
+			// and goes out if ARP resolves it; a retry would wait
+			// beside it. Count the retry as made, without a packet,
+			// so that the tokens go to the sweep.
+			sc.pop()
+			h.sent++
+			h.lastSent = now
+			sc.fifo = append(sc.fifo, h)
+			continue
+		}
+		if canSend {
+			sc.pop()
+			return h, 0, true
+		}
+		due = true
+		break
+	}
+	return nil, wait, due
+}
+
+// Adaptive wait: an address gets rttFactor times the slowest round trip
+// seen, within [timeout/minWaitDivisor, timeout].
+const (
+	rttFactor      = 8
+	minWaitDivisor = 4
+)
+
+// statusInterval is the time between a node status request and its
+// retry (or its address's retirement): the address's wait divided by the
+// attempts. The wait is the timeout until a node has answered a first
+// request, then adapts to the slowest such answer (see Scanner). Callers
+// hold mu.
+func (sc *scan) statusInterval() time.Duration {
+	w := sc.timeout
+	if sc.measured {
+		w = min(sc.timeout, max(sc.timeout/minWaitDivisor, rttFactor*sc.rttMax))
+	}
+	return w / time.Duration(sc.retries+1)
 }
 
 func (sc *scan) pop() {
@@ -476,6 +561,15 @@ func (sc *scan) read(ctx context.Context, out chan<- Result) error {
 		sc.answered[src] = true
 		sc.progress.Answered++
 		r := Result{Addr: src, Time: now, RTT: now.Sub(p.lastSent), ViaBroadcast: p.viaBcast}
+		if p.sent == 1 {
+			// Only a first request's answer is a round trip for sure
+			// (Karn): after a retry, it may answer the first.
+			sc.rttMax = max(sc.rttMax, r.RTT)
+			if !sc.measured {
+				sc.measured = true
+				sc.signal() // the waits have just shrunk
+			}
+		}
 		if body != nil {
 			r.Names = body.Names
 			r.Identity = Identify(body.Names)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -70,6 +71,16 @@ type scanRun struct {
 	err     error
 	elapsed time.Duration
 	first   time.Duration
+}
+
+// addrs returns the addresses that answered, sorted.
+func (r scanRun) addrs() []netip.Addr {
+	var got []netip.Addr
+	for _, res := range r.results {
+		got = append(got, res.Addr)
+	}
+	slices.SortFunc(got, netip.Addr.Compare)
+	return got
 }
 
 func runScan(ctx context.Context, s *netbios.Scanner, targets netbios.Targets) scanRun {
@@ -176,11 +187,7 @@ func TestScanRetriesAndMatching(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	var got []netip.Addr
-	for _, res := range r.results {
-		got = append(got, res.Addr)
-	}
-	slices.SortFunc(got, netip.Addr.Compare)
+	got := r.addrs()
 	want := []netip.Addr{fn.Nodes[0].Addr, fn.Nodes[2].Addr}
 	if !slices.Equal(got, want) {
 		t.Fatalf("found %v, want %v (retry and garbage-then-good)", got, want)
@@ -455,4 +462,68 @@ func TestScanBroadcastScope(t *testing.T) {
 	if r.err != nil || len(r.results) != 2 {
 		t.Fatalf("with Subnets covering both: %v, %+v", r.err, r.results)
 	}
+}
+
+// slowHost answers node status requests at addr after delay, by relaying
+// them to a fake host (which answers at once) and sending its answer back
+// from addr.
+func slowHost(t *testing.T, addr netip.Addr, port uint16, relayTo netip.AddrPort, delay time.Duration) {
+	t.Helper()
+	ln, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, port)))
+	if err != nil {
+		t.Skipf("cannot bind %v: %v", addr, err)
+	}
+	up, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0)))
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := ln.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			time.Sleep(delay)
+			up.WriteToUDPAddrPort(buf[:n], relayTo)
+			up.SetReadDeadline(time.Now().Add(time.Second))
+			if n, _, err = up.ReadFromUDPAddrPort(buf); err == nil {
+				ln.WriteToUDPAddrPort(buf[:n], from)
+			}
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); up.Close(); <-done })
+}
+
+// TestScanAdaptiveWait: once a node has answered, an address that does
+// not answer is dropped after the adapted wait (8 round trips, at least a
+// quarter of Timeout), not after Timeout; a node slower than the fast
+// ones but within that quarter is still found.
+func TestScanAdaptiveWait(t *testing.T) {
+	checkLeaks(t)
+	n := loopNet()
+	fn := startHosts(t, n, 2, "WG", false) // .10 and .12
+	// .12 is relayed through .100, 600 ms late; .12 itself is outside
+	// the range.
+	slowHost(t, at(n, 100), fn.Port, netip.AddrPortFrom(fn.Nodes[1].Addr, fn.Port), 600*time.Millisecond)
+	targets, _ := netbios.ParseTargets(at(n, 10).String(), fmt.Sprintf("%v-%v", at(n, 20), at(n, 219)))
+	const timeout = 4 * time.Second
+	s := &netbios.Scanner{Port: fn.Port, Rate: 5000, Timeout: timeout}
+	r := runScan(context.Background(), s, targets)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	got := r.addrs()
+	if want := []netip.Addr{at(n, 10), at(n, 100)}; !slices.Equal(got, want) {
+		t.Fatalf("found %v, want %v", got, want)
+	}
+	// 201 addresses at 5000/s take 40 ms; then the adapted wait of the
+	// last ones: Timeout/4 = 1 s. Without adapting, Timeout: 4 s.
+	if r.elapsed < timeout/4 || r.elapsed > 3*time.Second {
+		t.Fatalf("scan took %v, want the adapted wait (about %v), never less, and well under the %v timeout", r.elapsed, timeout/4, timeout)
+	}
+	t.Logf("scan took %v", r.elapsed)
 }

@@ -10,6 +10,7 @@ STATICCHECK_VERSION=v0.8.2   # staticcheck 2026.2.2, the first with Go 1.26 supp
 # Debian packages of the lab: real Samba peers and the tools we measure against.
 PKGS=(samba samba-ad-dc samba-dsdb-modules samba-vfs-modules winbind smbclient
       ldb-tools krb5-user ldap-utils nbtscan python3-impacket iproute2 procps
+      faketime    # libfaketime: the lab DC with a skewed clock (Kerberos skew diagnosis)
       chromium)   # Debian's Chromium drives the web console's browser test (chromedp)
 
 missing=()

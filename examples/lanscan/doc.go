@@ -1,5 +1,7 @@
 // Command lanscan streams the computers it finds on the LAN, as a table
-// that grows as hosts are found or as NDJSON.
+// that shows each computer once (on a terminal its row is redrawn in place
+// as facts arrive; piped, it is printed once its sources have answered) or
+// as NDJSON, one object per update.
 //
 //	lanscan [-filter EXPR] [-timeout D] [-rate N] [-retries N] [-json] [-interactive] [TARGET...]
 //

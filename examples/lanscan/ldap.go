@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	neturl "net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/term"
@@ -37,7 +39,7 @@ func ldapSource() *source {
 			fs.StringVar(&base, "ldap-base", "", "search below `DN` only (default: the whole domain)")
 			fs.StringVar(&caFile, "ldap-ca", "", "verify the DC's certificate against the CAs in PEM `FILE` (default: the system pool)")
 			fs.StringVar(&serverName, "ldap-server-name", "", "the `NAME` the DC's certificate must be valid for (default: the host of -ldap)")
-			fs.StringVar(&dns, "ldap-dns", "", "resolve the DC and the computers through the DNS server at `ADDR` (default: the system resolver)")
+			fs.StringVar(&dns, "ldap-dns", "", "resolve the DC and the computers through the DNS server at `ADDR` (host or host:port), or \"dc\" for the DC of -ldap URL (default: the system resolver)")
 			fs.StringVar(&bind, "ldap-bind", "auto", "bind `METHOD`: simple (needs -ldap URL), ntlm, or auto (simple with -ldap URL and a password, NTLM with -ldap-domain or an NT hash)")
 			fs.BoolVar(&includeDisabled, "ldap-include-disabled", false, "also list disabled computer accounts")
 			fs.StringVar(&user, "user", "", "bind to the directory as `DOMAIN\\user` (or user@domain); the password comes from $"+passwordEnv+" or -password-stdin")
@@ -72,6 +74,17 @@ func ldapSource() *source {
 				// A spoofed SRV answer would get the clear password.
 				return nil, fmt.Errorf("-ldap-bind simple needs the DC's -ldap URL (a DC found through -ldap-domain gets NTLM): %w", adauth.ErrSimpleBindLocated)
 			}
+			if strings.EqualFold(dns, "dc") {
+				// An Active Directory DC serves its domain's DNS.
+				if url == "" {
+					return nil, errors.New("-ldap-dns dc needs the DC's -ldap URL (a DC found through -ldap-domain is found through DNS)")
+				}
+				u, err := neturl.Parse(url)
+				if err != nil || u.Hostname() == "" {
+					return nil, fmt.Errorf("-ldap-dns dc: -ldap %q names no host", url)
+				}
+				dns = u.Hostname()
+			}
 			if dns != "" {
 				r, err := dnsResolver(dns)
 				if err != nil {
@@ -83,7 +96,7 @@ func ldapSource() *source {
 				if pwStdin {
 					return nil, errors.New("-password-stdin needs -user")
 				}
-				return []discovery.Discoverer{d}, nil
+				return []discovery.Discoverer{cfg.countDirectory(d)}, nil
 			}
 			pw, err := readPassword(pwStdin, cfg)
 			if err != nil {
@@ -94,9 +107,81 @@ func ldapSource() *source {
 				return nil, fmt.Errorf("-user: %w", err)
 			}
 			d.Credentials = c
-			return []discovery.Discoverer{d}, nil
+			return []discovery.Discoverer{cfg.countDirectory(d)}, nil
 		},
 	}
+}
+
+// countedDirectory is an adauth.Directory whose hosts lanscan counts, to
+// say at the end how many DNS names did not resolve. The directory sends
+// each computer first without an address, then again with its addresses
+// once its dNSHostName resolved; it never resolves one twice.
+type countedDirectory struct {
+	*adauth.Directory
+	listed   atomic.Int64 // computers listed
+	named    atomic.Int64 // of which with a DNS name to resolve
+	resolved atomic.Int64 // snapshots with addresses
+	ran      atomic.Bool
+	failed   atomic.Bool
+}
+
+func (cfg *config) countDirectory(d *adauth.Directory) *countedDirectory {
+	c := &countedDirectory{Directory: d}
+	cfg.directories = append(cfg.directories, c)
+	return c
+}
+
+// Discover runs the directory's Discover and counts what passes.
+func (c *countedDirectory) Discover(ctx context.Context, out chan<- discovery.Host) error {
+	c.ran.Store(true)
+	in := make(chan discovery.Host)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- c.Directory.Discover(ctx, in)
+		close(in)
+	}()
+	for h := range in {
+		if len(h.Addrs) > 0 {
+			c.resolved.Add(1)
+		} else {
+			c.listed.Add(1)
+			if h.DNSName != "" {
+				c.named.Add(1)
+			}
+		}
+		if ctx.Err() != nil {
+			continue // Discover returns soon; let it
+		}
+		select {
+		case out <- h:
+		case <-ctx.Done():
+		}
+	}
+	err := <-errc
+	c.failed.Store(err != nil)
+	return err
+}
+
+// summary is the line lanscan prints on stderr once the directory has
+// been read: how many DNS names did not resolve.
+func (c *countedDirectory) summary() string {
+	listed, named, resolved := c.listed.Load(), c.named.Load(), c.resolved.Load()
+	s := fmt.Sprintf("lanscan: ldap: %d computers listed, %d of %d DNS names did not resolve", listed, named-resolved, named)
+	if n := listed - named; n > 0 {
+		s += fmt.Sprintf(", %d without a DNS name", n)
+	}
+	return s
+}
+
+// summaries are the closing lines of the sources that ran.
+func summaries(cfg *config) []string {
+	var out []string
+	for _, d := range cfg.directories {
+		if d.ran.Load() && (!d.failed.Load() || d.listed.Load() > 0) {
+			out = append(out, d.summary())
+		}
+	}
+	return out
 }
 
 // readPassword takes the password from standard input (-password-stdin),

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -112,6 +114,96 @@ func TestLabLDAP(t *testing.T) {
 		}
 		if !slices.Contains(h.Roles, "domain-controller") {
 			t.Errorf("DC roles %v", h.Roles)
+		}
+	})
+
+	// The closing summary with the DC's DNS (-ldap-dns dc: the host of
+	// -ldap): the DC's own name resolves, the bulk-loaded computers have
+	// no DNS records.
+	t.Run("Summary", func(t *testing.T) {
+		_, stderr, err := run(t, dc.Admin.Password+"\n", "-no-netbios", "-ldap-dns", "dc")
+		if err != nil {
+			t.Fatalf("lanscan: %v\n%s", err, stderr)
+		}
+		enabled := 1
+		for _, c := range dc.Computers {
+			if c.Enabled {
+				enabled++
+			}
+		}
+		want := fmt.Sprintf("lanscan: ldap: %d computers listed, %d of %d DNS names did not resolve\n", enabled, enabled-1, enabled)
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr %q, want the line %q", stderr, want)
+		}
+	})
+
+	// A DNS server that never answers: every computer is listed at the
+	// directory's pace, lanscan exits within about 2 s of the last one and
+	// says that no name resolved.
+	t.Run("SilentDNS", func(t *testing.T) {
+		silent, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer silent.Close()
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := silent.ReadFrom(buf); err != nil {
+					return
+				}
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "-json", "-no-netbios",
+			"-ldap", "ldaps://"+dc.Addr.String(), "-ldap-server-name", dc.Hostname, "-ldap-ca", dc.CAFile,
+			"-ldap-dns", silent.LocalAddr().String(),
+			"-user", dc.Domain+`\`+dc.Admin.User, "-password-stdin",
+			"-no-smb", dc.Addr.String()) // a TARGET and -no-smb: nothing sweeps the local subnets
+		cmd.Stdin = strings.NewReader(dc.Admin.Password + "\n")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := 0
+		var last time.Time
+		var addressed []string
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines++
+			last = time.Now()
+			if strings.Contains(sc.Text(), `"addrs":["`) {
+				addressed = append(addressed, sc.Text())
+			}
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("lanscan: %v\n%s", err, stderr.String())
+		}
+		end := time.Now()
+		t.Logf("%d lines in %v, exit %v after the last; stderr %q; with addresses: %q", lines, last.Sub(start), end.Sub(last), stderr.String(), addressed)
+		enabled := 1
+		for _, c := range dc.Computers {
+			if c.Enabled {
+				enabled++
+			}
+		}
+		if lines != enabled {
+			t.Errorf("%d NDJSON lines, want one per enabled computer (%d): no address resolved", lines, enabled)
+		}
+		// 2 s of lookups after the listing, and the process's exit.
+		if d := end.Sub(last); d > 3500*time.Millisecond {
+			t.Errorf("lanscan exited %v after the listing, want about 2 s", d)
+		}
+		want := fmt.Sprintf("lanscan: ldap: %d computers listed, %d of %d DNS names did not resolve\n", enabled, enabled, enabled)
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr %q, want the line %q", stderr.String(), want)
 		}
 	})
 

@@ -10,10 +10,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/internal/cliutil"
@@ -22,8 +23,9 @@ import (
 
 const usage = `usage: lanscan [flags] [TARGET...]
 
-Streams the computers found on the LAN, as a table that grows as hosts are
-found, or as NDJSON with -json. A TARGET is an IPv4 address (10.0.0.5), a
+Streams the computers found on the LAN, as a table that shows each computer
+once (redrawn in place on a terminal, printed once its sources answered when
+piped), or as NDJSON with -json. A TARGET is an IPv4 address (10.0.0.5), a
 CIDR (10.0.0.0/24) or a range (10.0.0.5-10.0.0.40). With no TARGET, lanscan
 sweeps the IPv4 subnets of the local interfaces (each capped at a /22) and
 sends broadcast name queries on them.
@@ -33,7 +35,15 @@ Flags:
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, isTerminal(os.Stderr))
+	tty := terminal{stderr: isTerminal(os.Stderr), stdout: isTerminal(os.Stdout), stdin: isTerminal(os.Stdin),
+		size: func() (int, int) {
+			w, h, err := term.GetSize(int(os.Stdout.Fd()))
+			if err != nil {
+				return 0, 0
+			}
+			return w, h
+		}}
+	code := runTerm(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, tty)
 	stop()
 	os.Exit(code)
 }
@@ -43,15 +53,32 @@ func isTerminal(f *os.File) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// run is lanscan without the process around it. It returns the exit
+// terminal says which of lanscan's streams are terminals.
+type terminal struct {
+	stderr bool // the progress line is drawn
+	stdout bool // the table is redrawn in place (liveTable)
+	stdin  bool // a filter typed with -interactive is echoed
+	// size returns stdout's width and height (zero when unknown).
+	size func() (width, height int)
+}
+
+// run is lanscan without the process around it, with stdout and stdin not
+// terminals and stderr one when terminal is set. It returns the exit
 // status: 0 when the scan completed, 1 when a source failed or the scan was
 // interrupted, 2 for bad flags or targets.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, terminal bool) int {
+	return runTerm(ctx, args, stdin, stdout, stderr, terminalOf(terminal))
+}
+
+func terminalOf(stderr bool) terminal { return terminal{stderr: stderr} }
+
+// runTerm is run with each stream's kind given.
+func runTerm(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, tty terminal) int {
 	fs := flag.NewFlagSet("lanscan", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
 		filterExpr = fs.String("filter", "", "show only hosts matching `EXPR` (name or domain substring or glob, IP, CIDR, range, domain:, os:, source:; space = AND, comma = OR)")
-		timeout    = fs.Duration("timeout", netbios.DefaultTimeout, "how long a host gets to `answer`, retries included")
+		timeout    = fs.Duration("timeout", netbios.DefaultTimeout, "the longest a host gets to `answer`, retries included (less once hosts answered: at least a quarter of it)")
 		rate       = fs.Int("rate", netbios.DefaultRate, "packets per `second`")
 		retries    = fs.Int("retries", netbios.DefaultRetries, "repeats to a host that does not `answer`")
 		jsonOut    = fs.Bool("json", false, "write NDJSON: one object per host update")
@@ -100,7 +127,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if cfg.retries == 0 {
 		cfg.retries = -1 // the netbios package reads 0 as "default"
 	}
-	prog := &progressLine{w: stderr, enabled: terminal && !cfg.json}
+	prog := &progressLine{w: stderr, enabled: tty.stderr && !cfg.json}
 	cfg.progress = prog.set
 	ds, err := buildDiscoverers(srcs, cfg)
 	if err != nil {
@@ -114,18 +141,38 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 	view := discovery.NewView(ctx, discovery.Merge(ctx, ds...), f)
 	var out printer
-	if cfg.json {
+	switch {
+	case cfg.json:
 		out = &jsonPrinter{enc: json.NewEncoder(stdout)}
-	} else {
-		out = newTablePrinter(stdout)
+	case tty.stdout:
+		out = newLiveTable(stdout, tty.size)
+	default:
+		var names []string
+		for _, d := range ds {
+			if n, ok := d.(interface{ Name() string }); ok {
+				names = append(names, n.Name())
+			}
+		}
+		out = newTablePrinter(stdout, names...)
+	}
+	// say writes one line on stderr, below the table. On a terminal that
+	// shows the table too, the table counts the lines it takes.
+	say := func(s string) {
+		prog.clear()
+		fmt.Fprintln(stderr, s)
+		if tty.stderr && tty.stdout {
+			out.lines(screenLines(s, tty.size))
+		}
+		prog.draw()
 	}
 	// Filter changes typed on stdin come back as notes, so that this loop
 	// alone writes to the terminal.
 	notes := make(chan string)
+	typed := make(chan struct{})
 	done := make(chan struct{})
 	defer close(done)
 	if *live {
-		go readFilters(stdin, view, notes, done)
+		go readFilters(stdin, view, typed, notes, done)
 	}
 	failed := false
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -151,21 +198,36 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 				prog.draw()
 			case discovery.SourceFinished:
 				if e.Err != nil {
-					prog.clear()
-					fmt.Fprintf(stderr, "lanscan: %s\n", cliutil.Safe(e.Err.Error()))
+					say("lanscan: " + cliutil.Safe(e.Err.Error()))
 					failed = true
 				}
+				prog.clear()
+				if err := out.sourceDone(e.Source); err != nil {
+					fmt.Fprintf(stderr, "lanscan: %v\n", err)
+					return 1
+				}
+				prog.draw()
+			}
+		case <-typed:
+			// The terminal echoed what was typed, on a line of its own
+			// (or more): rows drawn so far can no longer be found.
+			if tty.stdin {
+				out.untracked()
 			}
 		case n := <-notes:
-			prog.clear()
-			fmt.Fprintln(stderr, n)
-			prog.draw()
+			say(n)
 		case <-tick.C:
 			prog.draw()
 		}
 	}
 	prog.clear()
-	out.flush()
+	if err := out.flush(); err != nil {
+		fmt.Fprintf(stderr, "lanscan: %v\n", err)
+		return 1
+	}
+	for _, s := range summaries(cfg) {
+		fmt.Fprintln(stderr, s)
+	}
 	if ctx.Err() != nil {
 		fmt.Fprintln(stderr, "lanscan: interrupted")
 		return 1
@@ -176,12 +238,31 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return 0
 }
 
+// screenLines is how many terminal lines s takes (one, when the width is
+// unknown).
+func screenLines(s string, size func() (int, int)) int {
+	w := 0
+	if size != nil {
+		w, _ = size()
+	}
+	n := columns(s)
+	if w <= 0 || n <= w {
+		return 1
+	}
+	return (n + w - 1) / w
+}
+
 // readFilters applies each line of r as the view's new filter (the live
 // filter of a console, on the command line). A bad line is reported and
 // the filter stays as it was. It returns at the end of r.
-func readFilters(r io.Reader, v *discovery.View, notes chan<- string, done <-chan struct{}) {
+func readFilters(r io.Reader, v *discovery.View, typed chan<- struct{}, notes chan<- string, done <-chan struct{}) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
+		select {
+		case typed <- struct{}{}:
+		case <-done:
+			return
+		}
 		f, err := discovery.ParseFilter(sc.Text())
 		note := fmt.Sprintf("lanscan: filter now %q", f.String())
 		if err != nil {
@@ -243,11 +324,6 @@ func (l *progressLine) clear() {
 		fmt.Fprint(l.w, "\r\033[K")
 		l.drawn = false
 	}
-}
-
-type printer interface {
-	print(e discovery.ViewEvent) error
-	flush()
 }
 
 // hostJSON is the NDJSON schema documented in docs/lanscan.md.
@@ -322,77 +398,7 @@ func (p *jsonPrinter) print(e discovery.ViewEvent) error {
 	return p.enc.Encode(j)
 }
 
-func (p *jsonPrinter) flush() {}
-
-// tablePrinter prints one row per host as it is found, and the row again
-// when what it shows changes.
-type tablePrinter struct {
-	w      io.Writer
-	rows   map[discovery.HostID]string
-	header bool
-}
-
-func newTablePrinter(w io.Writer) *tablePrinter {
-	return &tablePrinter{w: w, rows: make(map[discovery.HostID]string)}
-}
-
-// Fixed column widths keep a growing table aligned without buffering it.
-const rowFormat = "%-15s  %-15s  %-15s  %-17s  %-12s  %s\n"
-
-func (p *tablePrinter) print(e discovery.ViewEvent) error {
-	h := e.Host
-	if e.Kind == discovery.Hide {
-		// Merged into another host, or filtered out by a new filter.
-		if _, ok := p.rows[e.ID]; !ok {
-			return nil
-		}
-		delete(p.rows, e.ID)
-		_, err := fmt.Fprintf(p.w, "%-15s  %-15s  (removed from the list)\n", addrList(h), orDash(cliutil.Safe(h.Name)))
-		return err
-	}
-	var roles []string
-	for _, r := range h.Roles {
-		roles = append(roles, string(r))
-	}
-	mac := "-"
-	if len(h.MAC) > 0 {
-		mac = h.MAC.String()
-	}
-	var srcs []string
-	for _, s := range h.Sources {
-		srcs = append(srcs, string(s))
-	}
-	// Names, domains, roles and sources may come from the network: no
-	// control character reaches the terminal (cliutil.Safe).
-	row := fmt.Sprintf(rowFormat, addrList(h), orDash(cliutil.Safe(h.Name)), orDash(cliutil.Safe(h.Domain)), mac,
-		orDash(cliutil.Safe(strings.Join(srcs, ","))), orDash(cliutil.Safe(strings.Join(roles, ","))))
-	if p.rows[e.ID] == row {
-		return nil
-	}
-	p.rows[e.ID] = row
-	if !p.header {
-		p.header = true
-		if _, err := fmt.Fprintf(p.w, rowFormat, "ADDRESS", "NAME", "DOMAIN", "MAC", "SOURCES", "ROLES"); err != nil {
-			return err
-		}
-	}
-	_, err := io.WriteString(p.w, row)
-	return err
-}
-
-func (p *tablePrinter) flush() {}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func addrList(h discovery.Host) string {
-	var addrs []string
-	for _, a := range h.Addrs {
-		addrs = append(addrs, a.String())
-	}
-	return orDash(strings.Join(addrs, ","))
-}
+func (p *jsonPrinter) sourceDone(string) error { return nil }
+func (p *jsonPrinter) lines(int)               {}
+func (p *jsonPrinter) untracked()              {}
+func (p *jsonPrinter) flush() error            { return nil }

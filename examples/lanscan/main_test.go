@@ -126,6 +126,7 @@ func TestBadInput(t *testing.T) {
 		{"-filter", "10.1.2", "10.0.0.1"},
 		{"-nosuchflag"},
 		{"-ldap-domain", "corp.example", "-ldap-bind", "simple", "-user", `CORP\alice`, "-no-netbios"},
+		{"-ldap-domain", "corp.example", "-ldap-dns", "dc", "-no-netbios"},
 	} {
 		code, out, errs := runLanscan(t, args...)
 		if code != 2 || out != "" || strings.Count(errs, "\n") != 1 || !strings.HasPrefix(errs, "lanscan: ") {

@@ -24,6 +24,10 @@ type config struct {
 	// progress is where sources report sweep progress, for the terminal
 	// progress line. It may be nil.
 	progress func(netbios.Progress)
+
+	// directories are the directory sources built, for the closing
+	// summary (summaries).
+	directories []*countedDirectory
 }
 
 // source is one kind of discoverer lanscan can run. Adding a source is

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
-
-	"github.com/lanconnect/lanconnect/adauth"
 )
 
 // Entry is one directory object as a Searcher returns it.
@@ -116,7 +114,7 @@ func (r *Reader) ReadComputer(ctx context.Context, name string) (*Password, erro
 	if name == "" || len(name) > 15 || strings.ContainsAny(name, `\/:*?"<>|,=+;@[] `) {
 		return nil, fmt.Errorf("%w: computer name %q", ErrMalformed, name)
 	}
-	filter := "(&(objectCategory=computer)(sAMAccountName=" + adauth.EscapeFilterValue(name+"$") + "))"
+	filter := "(&(objectCategory=computer)(sAMAccountName=" + ldap.EscapeFilter(name+"$") + "))"
 	e, err := r.Directory.SearchOne(ctx, r.BaseDN, filter, Attributes)
 	if err != nil {
 		return nil, err

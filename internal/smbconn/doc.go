@@ -46,6 +46,11 @@
 //     Options.ExpectName, checks the server's identity in it
 //     (CheckIdentity) and abandons the setup before any AUTHENTICATE on a
 //     mismatch (*IdentityError, ErrIdentityMismatch).
+//   - Options.Initiator replaces NTLMv2 with another security context,
+//     such as internal/krb's Kerberos initiator; the session key is still
+//     captured for the frame watcher, and a failure the initiator records
+//     (Failure() error, for example a server that skipped mutual
+//     authentication) is returned as is.
 //   - Dial refuses guest sessions (ErrGuest) unless asked: go-smb2 runs
 //     them unsigned even when signing is required.
 //   - Tree connects use \\host\share, not go-smb2's \\ip:port\share.

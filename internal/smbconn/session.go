@@ -101,6 +101,14 @@ type Options struct {
 	// a mismatch the session setup is abandoned: no AUTHENTICATE is sent,
 	// and Dial fails with an *IdentityError (ErrIdentityMismatch).
 	ExpectName string
+	// Initiator, when set, logs on with it instead of NTLMv2 with Auth:
+	// for example the Kerberos initiator of internal/krb (Cache.Initiator
+	// for cifs/FQDN). Auth.User may then be empty; it only names the
+	// account in errors. ExpectName is not checked against an NTLM
+	// CHALLENGE (there is none): the initiator authenticates the server
+	// itself, as Kerberos mutual authentication does. If the initiator
+	// has a method Failure() error, a failed setup returns that error.
+	Initiator smb2.Initiator
 	// Dialer dials TCP; nil means a net.Dialer.
 	Dialer ContextDialer
 	// Logger receives debug messages; nil discards them.
@@ -197,6 +205,9 @@ type Session struct {
 type captureInitiator struct {
 	smb2.Initiator
 	expect string
+	// passThrough: not NTLM (a Kerberos initiator); only the session key
+	// is captured.
+	passThrough bool
 
 	mu      sync.Mutex
 	info    ChallengeInfo
@@ -211,6 +222,9 @@ func (i *captureInitiator) OID() asn1.ObjectIdentifier { return i.Initiator.OID(
 // returns an error instead of an AUTHENTICATE token: go-smb2 then ends the
 // session setup without sending anything more.
 func (i *captureInitiator) AcceptSecContext(sc []byte) ([]byte, error) {
+	if i.passThrough {
+		return i.Initiator.AcceptSecContext(sc)
+	}
 	ci, perr := ParseChallenge(sc)
 	var refuse error
 	if ExpectsIdentity(i.expect) {
@@ -281,7 +295,7 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 	if host == "" || strings.ContainsAny(host, `\/`) {
 		return fail("dial", fmt.Errorf("%w: host %q", ErrBadInput, host))
 	}
-	if auth.User == "" {
+	if auth.User == "" && opts.Initiator == nil {
 		return fail("dial", fmt.Errorf("%w: no user", ErrBadInput))
 	}
 	port := opts.Port
@@ -334,13 +348,18 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 		ntlm.Password = auth.Password
 	}
 	ci := &captureInitiator{Initiator: ntlm, expect: opts.ExpectName}
+	var initiator smb2.Initiator = ci
+	if opts.Initiator != nil {
+		ci = &captureInitiator{Initiator: opts.Initiator, passThrough: true}
+		initiator = ci
+	}
 	wc.sessionKey = ci.sessionKey
 	dialer := &smb2.Dialer{
 		Negotiator: smb2.Negotiator{
 			RequireMessageSigning: !opts.AllowUnsigned,
 			UseMessageEncryption:  opts.Encryption != EncryptAuto,
 		},
-		Initiator: ci,
+		Initiator: initiator,
 	}
 	sess, err := dialSafely(sctx, dialer, wc)
 	stopped := stop()
@@ -351,6 +370,10 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 		_ = raw.Close()
 		if ctx.Err() != nil {
 			return fail(setupOp(n), ctx.Err())
+		}
+		if f, ok := opts.Initiator.(interface{ Failure() error }); ok && f.Failure() != nil {
+			logger.Debug("smb session setup failed in the initiator", "host", host, "err", f.Failure())
+			return fail("session setup", f.Failure())
 		}
 		if refused := ci.refusal(); refused != nil {
 			logger.Debug("smb session setup abandoned before AUTHENTICATE", "host", host, "err", refused)

@@ -56,3 +56,9 @@ func BenchmarkStartDC(b *testing.B) {
 func BenchmarkStartDC2000Computers(b *testing.B) {
 	benchStart(b, Options{DC: &DCSpec{Computers: 2000}})
 }
+
+// BenchmarkStartKerberosLab is the Kerberos lab: a DC with NTLM disabled
+// and one joined member that refuses NTLM.
+func BenchmarkStartKerberosLab(b *testing.B) {
+	benchStart(b, Options{DC: &DCSpec{NoNTLM: true}, Targets: []TargetSpec{{DomainMember: true, Variant: NTLMDisabled}}})
+}

@@ -287,6 +287,7 @@ func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
 	d.Hostname = strings.ToLower(DCNetBIOSName) + "." + strings.ToLower(d.Realm)
 	d.ComputersOU = "OU=LanConnect Lab," + d.BaseDN
 	d.dir = filepath.Join(l.Dir, "dc")
+	d.NoNTLM, d.ClockSkew = spec.NoNTLM, spec.ClockSkew
 
 	// resolv.conf for everything run in the namespace: the DC itself.
 	etc := filepath.Join("/etc/netns", d.Name)
@@ -334,6 +335,13 @@ func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
 		}
 		l.timings.LAPS = dur
 	}
+	// Domain members joined once into a template of their own (with this
+	// DC template as its base) skip the join.
+	l.dcTmpl = tmpl
+	l.memberTmpl = loadMemberTemplate(tmpl, l.memberNames())
+	if l.memberTmpl != nil {
+		tmpl = filepath.Join(l.memberTmpl.dir, "dc")
+	}
 	if _, err := run(ctx, nil, nil, "cp", "-a", tmpl, d.dir); err != nil {
 		return err
 	}
@@ -363,20 +371,21 @@ func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
 		return fmt.Errorf("testlab: %w", err)
 	}
 	// The DNS records of the template's address move to this lab's.
-	var tr templateRecords
-	b, err := os.ReadFile(filepath.Join(d.dir, "dnsrecords.json"))
-	if err == nil {
-		err = json.Unmarshal(b, &tr)
-	}
+	tr, from, err := readTemplateRecords(d.dir)
 	if err != nil {
-		return fmt.Errorf("testlab: DC template records: %w", err)
-	}
-	from, err := netip.ParseAddr(tr.HostIP)
-	if err != nil {
-		return fmt.Errorf("testlab: DC template records: %w", err)
+		return err
 	}
 	var ldif strings.Builder
 	writeAddressFix(&ldif, tr.Records, from, d.Addr)
+	if mt := l.memberTmpl; mt != nil {
+		for _, t := range l.Targets {
+			if m, ok := mt.Members[t.NetBIOSName]; t.Member && ok {
+				if a, err := netip.ParseAddr(m.Addr); err == nil {
+					writeAddressFix(&ldif, m.Records, a, t.Addr)
+				}
+			}
+		}
+	}
 	ldifPath := filepath.Join(d.dir, "address.ldif")
 	if err := os.WriteFile(ldifPath, []byte(ldif.String()), 0o600); err != nil {
 		return fmt.Errorf("testlab: %w", err)
@@ -384,9 +393,20 @@ func (l *Lab) startDC(ctx context.Context, spec *DCSpec) error {
 	if _, err := run(ctx, nil, []string{"SMB_CONF_PATH=" + d.SMBConf}, "ldbmodify", "--nosync", "-H", filepath.Join(d.dir, "private", "sam.ldb"), ldifPath); err != nil {
 		return err
 	}
+	return d.startSamba(ctx)
+}
+
+// startSamba starts samba in the DC's namespace and waits until LDAPS and
+// SMB answer.
+func (d *DC) startSamba(ctx context.Context) error {
 	// A private /run/samba (smbd finds winbindd only there) in the mount
 	// namespace that `ip netns exec` creates for the command.
-	p, err := d.startPrivateRun(ctx, filepath.Join(d.dir, "run"), "samba", "-F", "--no-process-group", "-M", "single", "-s", d.SMBConf)
+	argv := []string{"samba", "-F", "--no-process-group", "-M", "single", "-s", d.SMBConf}
+	if d.ClockSkew != 0 {
+		// libfaketime's relative offset, in whole seconds.
+		argv = append([]string{"faketime", "-f", fmt.Sprintf("%+d", int64(d.ClockSkew/time.Second))}, argv...)
+	}
+	p, err := d.startPrivateRun(ctx, filepath.Join(d.dir, "run"), argv...)
 	if err != nil {
 		return err
 	}
@@ -408,6 +428,11 @@ func (d *DC) AddHostRecord(ctx context.Context, host string, addr netip.Addr) er
 		return fmt.Errorf("%w: DNS record %q -> %v", ErrBadOptions, host, addr)
 	}
 	args := []string{"dns", "add", d.Addr.String(), strings.ToLower(d.Realm), strings.ToLower(host), "A", addr.String(), "-U", d.Admin.User, "-s", d.SMBConf}
+	if d.NoNTLM {
+		// Kerberos needs the server's name for its SPN.
+		args[2] = d.Hostname
+		args = append(args, "--use-kerberos=required")
+	}
 	cmd := d.Command(ctx, "samba-tool", args...)
 	cmd.Env = append(os.Environ(), "PASSWD="+d.Admin.Password)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -422,6 +447,9 @@ func (d *DC) config(dir string, ca *labCA) string {
 	tlsLines := "\ttls enabled = no\n"
 	if ca != nil {
 		tlsLines = fmt.Sprintf("\ttls enabled = yes\n\ttls keyfile = %s\n\ttls certfile = %s\n\ttls cafile = %s\n", ca.KeyFile, ca.CertFile, ca.CAFile)
+	}
+	if d.NoNTLM {
+		tlsLines += "\tntlm auth = disabled\n"
 	}
 	return fmt.Sprintf(`# lanconnect lab DC %[1]s, generated
 [global]
@@ -573,18 +601,49 @@ func dcAddressRecords(ctx context.Context, samLdb, conf string, addr netip.Addr)
 // writeAddressFix appends LDIF that replaces, in recs, every A record of
 // from with one of to.
 func writeAddressFix(b *strings.Builder, recs []dnsObject, from, to netip.Addr) {
-	for _, o := range recs {
+	for _, o := range moveRecords(recs, from, to) {
 		fmt.Fprintf(b, "dn: %s\nchangetype: modify\nreplace: dnsRecord\n", o.DN)
 		for _, v := range o.Values {
+			fmt.Fprintf(b, "dnsRecord:: %s\n", base64.StdEncoding.EncodeToString(v))
+		}
+		b.WriteString("-\n\n")
+	}
+}
+
+// moveRecords returns a copy of recs in which every A record of from
+// holds to instead.
+func moveRecords(recs []dnsObject, from, to netip.Addr) []dnsObject {
+	out := make([]dnsObject, len(recs))
+	for i, o := range recs {
+		out[i] = dnsObject{DN: o.DN, Values: make([][]byte, len(o.Values))}
+		for j, v := range o.Values {
 			if a, ok := aRecordAddr(v); ok && a == from {
 				v = append([]byte(nil), v...)
 				t := to.As4()
 				copy(v[24:], t[:])
 			}
-			fmt.Fprintf(b, "dnsRecord:: %s\n", base64.StdEncoding.EncodeToString(v))
+			out[i].Values[j] = v
 		}
-		b.WriteString("-\n\n")
 	}
+	return out
+}
+
+// readTemplateRecords reads the dnsrecords.json of a DC directory: the
+// DNS nodes that hold the DC's address, and that address.
+func readTemplateRecords(dir string) (templateRecords, netip.Addr, error) {
+	var tr templateRecords
+	b, err := os.ReadFile(filepath.Join(dir, "dnsrecords.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &tr)
+	}
+	if err != nil {
+		return tr, netip.Addr{}, fmt.Errorf("testlab: DC template records: %w", err)
+	}
+	a, err := netip.ParseAddr(tr.HostIP)
+	if err != nil {
+		return tr, netip.Addr{}, fmt.Errorf("testlab: DC template records: %w", err)
+	}
+	return tr, a, nil
 }
 
 // waitLDAPS waits until the DC completes a TLS handshake on 636 that

@@ -81,6 +81,35 @@
 // laps.KeyService (a synthetic root key) on winemu. Building the
 // template takes about 8 s once; a lab start with it cached is as fast
 // as without.
+// # Kerberos lab
+//
+// Three options, off by default so that labs which do not need them start
+// as fast as before, build a domain where NTLM is retired:
+//
+//   - DCSpec.NoNTLM sets `ntlm auth = disabled` on the DC; the lab then
+//     administers it with Kerberos (samba-tool and net use
+//     --use-kerberos=required).
+//   - TargetSpec.DomainMember joins a target to the domain after the DC
+//     is up: `security = ads`, an A record NAME.<realm> in the DC's DNS,
+//     `net ads join` with that dnshostname (which also writes the HOST/
+//     SPNs), then winbindd, which must reach the DC (wbinfo --ping-dc)
+//     before smbd starts. Target.FQDN is its DNS name; cifs/FQDN tickets
+//     from the DC are accepted by its smbd, and the domain Administrator
+//     administers its ADMIN$ and C$. With Variant NTLMDisabled the member
+//     refuses NTLM logons (STATUS_NTLM_BLOCKED). Members without a Name
+//     are LCMEMBER0, LCMEMBER1, ... in every lab, so that the joined
+//     state is cached: the first lab joins for real (about 9 s idle),
+//     stops its DC for a moment and saves the DC's database and the
+//     members' secrets.tdb as a member template next to the DC template;
+//     later labs copy it, move the A records to their addresses and skip
+//     the join (members ready in about 3 s, the whole Kerberos lab in
+//     about 5 s; Timings.Members). Samba's smbclient caches name lookups
+//     host-wide (gencache), across labs: give it -I ADDRESS.
+//     Target.ExportKeytab writes a member's keys for one of its SPNs, for
+//     a service that accepts Kerberos on its behalf.
+//   - DCSpec.ClockSkew runs samba under faketime (libfaketime), its clock
+//     that far from the machine's, for clock-skew diagnoses; MIT kinit
+//     with kdc_timesync = 0 then fails with "Clock skew too great".
 //
 // # State and cleanup
 //

@@ -33,15 +33,22 @@ type Lab struct {
 	DC        *DC    // nil unless requested
 	Client    *Netns // nil unless requested
 
-	log     *slog.Logger
-	mu      sync.Mutex
-	state   State
-	procs   []*Process
-	closed  bool
-	timings Timings
+	log *slog.Logger
+	// dcTmpl is the DC template the lab started from, memberTmpl the
+	// member template it used (nil: members are joined for real).
+	dcTmpl     string
+	memberTmpl *memberTemplate
+	mu         sync.Mutex
+	state      State
+	procs      []*Process
+	closed     bool
+	timings    Timings
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,14}$`)
+var (
+	nameRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,14}$`)
+	memberNameRE = regexp.MustCompile(`(?i)^LCMEMBER[0-9]+$`)
+)
 
 func (o *Options) validate() error {
 	if len(o.Targets) > 200 {
@@ -54,6 +61,12 @@ func (o *Options) validate() error {
 		}
 		if t.NoSMB && t.NoNmbd && !t.Bare {
 			return fmt.Errorf("%w: target %d: NoSMB and NoNmbd leave nothing to run (Bare says so on purpose)", ErrBadOptions, i)
+		}
+		if t.DomainMember && (o.DC == nil || t.Bare || t.NoSMB || t.Variant == GuestOnly) {
+			return fmt.Errorf("%w: target %d: a domain member needs Options.DC and smbd, and cannot be guest-only", ErrBadOptions, i)
+		}
+		if t.Name != "" && memberNameRE.MatchString(t.Name) {
+			return fmt.Errorf("%w: target %d: names LCMEMBER<n> are reserved for unnamed domain members", ErrBadOptions, i)
 		}
 		if t.Name != "" {
 			if !nameRE.MatchString(t.Name) {
@@ -69,6 +82,11 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: workgroup %q (1-15 letters, digits, hyphens)", ErrBadOptions, o.Workgroup)
 	}
 	if o.DC != nil {
+		if o.DC.ClockSkew != 0 {
+			if _, err := exec.LookPath("faketime"); err != nil {
+				return fmt.Errorf("%w: DC clock skew needs faketime (run scripts/setup.sh as root)", ErrUnavailable)
+			}
+		}
 		if o.DC.Computers < 0 || o.DC.Computers > 100000 {
 			return fmt.Errorf("%w: %d computers", ErrBadOptions, o.DC.Computers)
 		}
@@ -234,6 +252,13 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 			return nil, err
 		}
 		l.timings.DC = time.Since(t2)
+		t3 := time.Now()
+		if n, err := l.startMembers(ctx); err != nil {
+			_ = l.Close()
+			return nil, err
+		} else if n > 0 {
+			l.timings.Members = time.Since(t3)
+		}
 	}
 	l.timings.Start = time.Since(t0)
 	l.mu.Lock()
@@ -327,12 +352,21 @@ func (l *Lab) setupNetwork(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
+	members := 0
 	for i, spec := range opts.Targets {
 		n, err := addNs(fmt.Sprintf("t%d", i), byte(10+i))
 		if err != nil {
 			return err
 		}
 		name := strings.ToUpper(spec.Name)
+		if name == "" && spec.DomainMember {
+			// Fixed, so that the joined state can be cached (labs are
+			// isolated from each other, as their DCs' names are).
+			name = fmt.Sprintf("LCMEMBER%d", members)
+		}
+		if spec.DomainMember {
+			members++
+		}
 		if name == "" {
 			name = fmt.Sprintf("LCT%s%02d", strings.ToUpper(l.ID[2:6]), i)
 		}
@@ -343,6 +377,7 @@ func (l *Lab) setupNetwork(ctx context.Context, opts Options) error {
 			Variant:     spec.Variant,
 			NoSMB:       spec.NoSMB || spec.Bare,
 			NoNmbd:      spec.NoNmbd || spec.Bare,
+			Member:      spec.DomainMember,
 			Admin:       Account{User: l.ID + "-admin", Password: randomPassword()},
 			User:        Account{User: l.ID + "-user", Password: randomPassword()},
 			dir:         filepath.Join(l.Dir, fmt.Sprintf("t%d", i)),
@@ -447,6 +482,9 @@ func (l *Lab) summary() string {
 			what = "nmbd only"
 		case t.NoNmbd:
 			what = "smbd only"
+		}
+		if t.Member {
+			what += ", member " + t.FQDN
 		}
 		fmt.Fprintf(&b, "  target %-15s %-15s workgroup %s, %s, %s, admin %s, user %s, netns %s\n",
 			t.NetBIOSName, t.Addr, t.Workgroup, t.Variant, what, t.Admin.User, t.User.User, t.Name)

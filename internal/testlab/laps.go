@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -13,10 +15,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
-
-	"github.com/lanconnect/lanconnect/internal/laps"
 )
 
 // LAPSLab is what DCSpec.LAPS adds to the DC: both LAPS schemas, an OU for
@@ -55,11 +56,21 @@ var lapsAttrs = []lapsAttr{
 
 // guidBytes encodes an 8-4-4-4-12 GUID in its wire form.
 func guidBytes(s string) []byte {
-	g, err := laps.ParseGUID(s)
-	if err != nil {
-		panic(err) // the table above is constant
+	h, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
+	if err != nil || len(h) != 16 {
+		panic("testlab: bad GUID " + s) // the table above is constant
 	}
-	return g[:]
+	// The first three groups are little-endian on the wire.
+	return []byte{h[3], h[2], h[1], h[0], h[5], h[4], h[7], h[6], h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]}
+}
+
+// utf16LE encodes s as UTF-16LE (unicodePwd's encoding).
+func utf16LE(s string) []byte {
+	var b []byte
+	for _, u := range utf16.Encode([]rune(s)) {
+		b = binary.LittleEndian.AppendUint16(b, u)
+	}
+	return b
 }
 
 // lapsInfo is what the LAPS template records for the labs that use it.
@@ -95,7 +106,7 @@ func lapsTemplate(ctx context.Context, base string, d *DC) (string, time.Duratio
 		fmt.Fprintf(&accounts, "dn: %s\nchangetype: add\nobjectClass: group\nsAMAccountName: LAPS Readers\ngroupType: -2147483646\n\n", group)
 		for _, u := range []struct{ name, pass string }{{"lapsreader", readerPass}, {"lapsdenied", deniedPass}} {
 			fmt.Fprintf(&accounts, "dn: CN=%s,%s\nchangetype: add\nobjectClass: user\nsAMAccountName: %s\nuserAccountControl: 66048\nunicodePwd:: %s\n\n",
-				u.name, ou, u.name, base64.StdEncoding.EncodeToString(laps.EncodeUTF16(`"`+u.pass+`"`)))
+				u.name, ou, u.name, base64.StdEncoding.EncodeToString(utf16LE(`"`+u.pass+`"`)))
 		}
 		fmt.Fprintf(&accounts, "dn: %s\nchangetype: modify\nadd: member\nmember: CN=lapsreader,%s\n\n", group, ou)
 		for i, l := range []string{attrs.String(), classMod.String(), accounts.String()} {

@@ -20,6 +20,9 @@ func (l *Lab) startTargets(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(l.Targets))
 	for i, t := range l.Targets {
+		if t.Member {
+			continue // after the DC: startMembers
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -31,6 +34,15 @@ func (l *Lab) startTargets(ctx context.Context) error {
 }
 
 func (t *Target) setup(ctx context.Context) error {
+	if err := t.prepare(ctx); err != nil {
+		return err
+	}
+	return t.startDaemons(ctx)
+}
+
+// prepare writes the target's directories, smb.conf and password
+// database; it starts nothing.
+func (t *Target) prepare(ctx context.Context) error {
 	for _, d := range []string{"private", "state", "lock", "cache", "pid", "ncalrpc", "log", "run", "C/Windows/Temp", "C/Windows/System32", "C/Users/Public"} {
 		if err := os.MkdirAll(filepath.Join(t.dir, d), 0o755); err != nil {
 			return fmt.Errorf("testlab: %w", err)
@@ -56,6 +68,12 @@ func (t *Target) setup(ctx context.Context) error {
 			}
 		}
 	}
+	return nil
+}
+
+// startDaemons starts smbd and nmbd (unless NoSMB or NoNmbd) and waits
+// until they answer.
+func (t *Target) startDaemons(ctx context.Context) error {
 	if !t.NoSMB {
 		if err := t.startSMB(ctx); err != nil {
 			return err
@@ -109,6 +127,9 @@ func (t *Target) config() string {
 	unix password sync = no
 	panic action =
 `, t.NetBIOSName, t.Addr, t.Workgroup, t.Addr, d)
+	if t.Member {
+		b.WriteString(t.memberGlobals())
+	}
 	switch t.Variant {
 	case GuestOnly:
 		b.WriteString("\tmap to guest = Bad Password\n\tguest account = nobody\n")
@@ -135,10 +156,10 @@ func (t *Target) config() string {
 	path = %s
 	read only = no
 	browseable = no
-	valid users = @%s
-	admin users = @%s
+	valid users = @%s%s
+	admin users = @%s%s
 	force create mode = 0755
-`, s.name, s.comment, s.path, t.adminGrp, t.adminGrp)
+`, s.name, s.comment, s.path, t.adminGrp, t.domainAdmins(), t.adminGrp, t.domainAdmins())
 	}
 	return b.String()
 }

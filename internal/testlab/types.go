@@ -99,6 +99,16 @@ type TargetSpec struct {
 	// with Target.Start (a rogue host answering for another's name, for
 	// instance). Its accounts exist but serve nothing.
 	Bare bool
+	// DomainMember joins the target to the lab DC's domain (it needs
+	// Options.DC): `security = ads`, joined with `net ads join`, winbindd
+	// running, and an A record NAME.<realm> in the DC's DNS, so it accepts
+	// Kerberos on SMB for cifs/Target.FQDN. It starts after the DC, which
+	// adds a few seconds (Timings.Members); labs without members do not
+	// pay for it. Combine it with Variant NTLMDisabled for a member that
+	// refuses every NTLM logon. The domain Administrator (DC.Admin) is an
+	// administrator of its ADMIN$ and C$; its local accounts stay as on
+	// any target.
+	DomainMember bool
 }
 
 // DCSpec describes the lab's Samba AD domain controller. The zero value is
@@ -118,6 +128,16 @@ type DCSpec struct {
 	// LAPS OU, a readers group and two technicians (see DC.LAPS and
 	// DC.SetLAPS). It is cached in a derived template (about 5 s once).
 	LAPS bool
+	// NoNTLM sets `ntlm auth = disabled` on the DC: it refuses NTLM
+	// logons of domain accounts (on its own services and when a member
+	// passes one through), as a domain that has retired NTLM does.
+	// Kerberos is unaffected.
+	NoNTLM bool
+	// ClockSkew runs the DC under libfaketime with its clock this far
+	// ahead (negative: behind) of the machine's, so that Kerberos
+	// clients see KRB_AP_ERR_SKEW. Zero runs it on the real clock. It
+	// needs the faketime package (scripts/setup.sh installs it).
+	ClockSkew time.Duration
 }
 
 // The DC defaults. They are fixed so that the provisioned template can be
@@ -158,6 +178,7 @@ type Timings struct {
 	Provision time.Duration // part of DC: provisioning a template, zero when cached
 	Computers time.Duration // part of DC: bulk-loading computers with ldbadd
 	LAPS      time.Duration // part of DC: the LAPS schema and accounts, zero when cached
+	Members   time.Duration // joining and starting domain-member targets (after the DC)
 	Start     time.Duration // all of Start
 	Close     time.Duration // all of Close; zero until Close ran
 }
@@ -178,6 +199,9 @@ func (t Timings) String() string {
 		if t.LAPS > 0 {
 			fmt.Fprintf(&b, " incl. LAPS schema %v", t.LAPS.Round(time.Millisecond))
 		}
+	}
+	if t.Members > 0 {
+		fmt.Fprintf(&b, ", members %v", t.Members.Round(time.Millisecond))
 	}
 	b.WriteString(")")
 	if t.Close > 0 {
@@ -205,10 +229,17 @@ type Target struct {
 	SMBConf  string // path of its smb.conf
 	NoSMB    bool   // smbd is not run
 	NoNmbd   bool   // nmbd is not run
+	// Member reports a domain member (TargetSpec.DomainMember). FQDN is
+	// then its DNS name in the realm (lower case), resolvable through
+	// the DC's DNS, and Realm the DC's realm; both are empty otherwise.
+	Member bool
+	FQDN   string
+	Realm  string
 
 	dir      string
 	smbd     *Process
 	nmbd     *Process
+	winbindd *Process
 	adminGrp string
 }
 
@@ -236,6 +267,9 @@ type DC struct {
 	// LAPS is set when DCSpec.LAPS asked for the LAPS schemas and
 	// accounts.
 	LAPS *LAPSLab
+	// NoNTLM and ClockSkew are as in DCSpec.
+	NoNTLM    bool
+	ClockSkew time.Duration
 
 	dir  string
 	proc *Process

@@ -34,13 +34,17 @@ func TestOptionsValidate(t *testing.T) {
 		{Workgroup: "WG WG"},
 		{DC: &DCSpec{Computers: -1}},
 		{DC: &DCSpec{Realm: "norealm"}},
+		{Targets: []TargetSpec{{DomainMember: true}}}, // no DC
+		{Targets: []TargetSpec{{DomainMember: true, Variant: GuestOnly}}, DC: &DCSpec{}},
+		{Targets: []TargetSpec{{DomainMember: true, Bare: true}}, DC: &DCSpec{}},
+		{Targets: []TargetSpec{{Name: "lcmember0"}, {DomainMember: true}}, DC: &DCSpec{}},
 	} {
 		err := o.validate()
 		if !errors.Is(err, ErrBadOptions) {
 			t.Errorf("%+v: want ErrBadOptions, got %v", o, err)
 		}
 	}
-	ok := Options{Targets: []TargetSpec{{}, {Name: "PC-1", Variant: GuestOnly}, {NoSMB: true}, {Bare: true}, {NoSMB: true, NoNmbd: true, Bare: true}}, Workgroup: "WG", DC: &DCSpec{Realm: "AD.EXAMPLE.TEST", Computers: 5}}
+	ok := Options{Targets: []TargetSpec{{}, {Name: "PC-1", Variant: GuestOnly}, {NoSMB: true}, {Bare: true}, {NoSMB: true, NoNmbd: true, Bare: true}, {DomainMember: true, Variant: NTLMDisabled}}, Workgroup: "WG", DC: &DCSpec{Realm: "AD.EXAMPLE.TEST", Computers: 5, NoNTLM: true}}
 	if err := ok.validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -119,8 +119,10 @@ func closeLab(l *testlab.Lab) error {
 func cmdUp(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("up", flag.ExitOnError)
 	n := fs.Int("targets", 3, "number of targets")
-	variants := fs.String("variants", "", "comma-separated variants of the first targets: guest-only, signing-mandatory, encrypt-required, ntlm-disabled, nosmb, nonmbd, standard")
+	variants := fs.String("variants", "", "comma-separated variants of the first targets: guest-only, signing-mandatory, encrypt-required, ntlm-disabled, nosmb, nonmbd, standard, member (joined to the DC's domain; needs -dc), member-nontlm (a member that refuses NTLM)")
 	dc := fs.Bool("dc", false, "start a Samba AD DC")
+	noNTLM := fs.Bool("no-ntlm", false, "the DC refuses NTLM (ntlm auth = disabled); with -dc")
+	skew := fs.Duration("skew", 0, "run the DC with its clock this far ahead (libfaketime); with -dc")
 	computers := fs.Int("computers", 100, "computer objects to load into the DC")
 	client := fs.Bool("client", false, "create a client namespace")
 	verbose := fs.Bool("v", false, "log progress")
@@ -132,7 +134,7 @@ func cmdUp(ctx context.Context, args []string) error {
 	}
 	opts.Targets = specs
 	if *dc {
-		opts.DC = &testlab.DCSpec{Computers: *computers}
+		opts.DC = &testlab.DCSpec{Computers: *computers, NoNTLM: *noNTLM, ClockSkew: *skew}
 	}
 	l, err := startLab(ctx, opts)
 	if err != nil {
@@ -171,6 +173,10 @@ func targetSpecs(n int, variants string) ([]testlab.TargetSpec, error) {
 				specs = append(specs, testlab.TargetSpec{NoNmbd: true})
 			case "standard":
 				specs = append(specs, testlab.TargetSpec{})
+			case "member":
+				specs = append(specs, testlab.TargetSpec{DomainMember: true})
+			case "member-nontlm":
+				specs = append(specs, testlab.TargetSpec{DomainMember: true, Variant: testlab.NTLMDisabled})
 			default:
 				if !testlab.Variant(v).Valid() {
 					return nil, fmt.Errorf("unknown variant %q", v)
@@ -191,6 +197,7 @@ func writeSecrets(l *testlab.Lab) (string, error) {
 	type acct struct{ User, Password string }
 	type tgt struct {
 		Name, Addr, Workgroup, Variant string
+		FQDN                           string `json:",omitempty"` // domain members
 		Admin, User                    acct
 	}
 	out := struct {
@@ -201,7 +208,7 @@ func writeSecrets(l *testlab.Lab) (string, error) {
 		} `json:",omitempty"`
 	}{}
 	for _, t := range l.Targets {
-		out.Targets = append(out.Targets, tgt{t.NetBIOSName, t.Addr.String(), t.Workgroup, t.Variant.String(),
+		out.Targets = append(out.Targets, tgt{t.NetBIOSName, t.Addr.String(), t.Workgroup, t.Variant.String(), t.FQDN,
 			acct{t.Admin.User, t.Admin.Password}, acct{t.User.User, t.User.Password}})
 	}
 	if d := l.DC; d != nil {
