@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -35,7 +34,14 @@ var (
 //
 // SHA256 is the expected hash in hexadecimal. When set, Copy refuses to
 // install content that does not match it; when empty, Copy computes it and
-// reports it. An Applet is a description: it holds no open file.
+// reports it. An Applet holds no open file.
+//
+// The Content of an Applet made with AppletFromFile or AppletFromBytes is
+// one read-only copy of the bytes in memory, shared by every copy of the
+// Applet value and so by every session that deploys it: Copy sends slices
+// of it, with no buffer of its own, and uses the SHA-256 computed when it
+// was made. Any other Content (or Path) is read into buffers of each
+// Copy's own (CopyOptions.Parallel+1 chunks) and hashed as it is sent.
 type Applet struct {
 	// Name is the file name on the target, for example "acme-applet.exe".
 	Name string
@@ -49,25 +55,53 @@ type Applet struct {
 	SHA256 string
 }
 
-// AppletFromFile describes the local file at path, hashing it.
+// AppletFromFile reads the local file at path once into memory and
+// describes it, hashing it: its Content is one read-only copy shared by
+// every session that deploys it (see Applet), and Path names the file for
+// information. A change to the file afterwards does not change the Applet
+// (what was hashed is what is sent). The whole file is held in memory for
+// as long as the Applet is; for a file too large for that, describe it
+// with Path, Size and SHA256 instead, and each Copy reads it.
 func AppletFromFile(name, version, path string) (Applet, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Applet{}, fmt.Errorf("%w: %v", ErrBadApplet, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return Applet{}, fmt.Errorf("%w: reading %s: %v", ErrBadApplet, path, err)
 	}
-	return Applet{Name: name, Version: version, Path: path, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	a := AppletFromBytes(name, version, b)
+	a.Path = path
+	return a, nil
 }
 
-// AppletFromBytes describes content held in memory, hashing it.
+// AppletFromBytes describes content held in memory, hashing it. The
+// content is not copied: it becomes the Applet's one read-only copy,
+// shared by every session that deploys it (see Applet), so it must not be
+// modified afterwards.
 func AppletFromBytes(name, version string, content []byte) Applet {
 	sum := sha256.Sum256(content)
-	return Applet{Name: name, Version: version, Content: bytes.NewReader(content), Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:])}
+	c := &sharedContent{b: content, sum: hex.EncodeToString(sum[:])}
+	return Applet{Name: name, Version: version, Content: c, Size: int64(len(content)), SHA256: c.sum}
+}
+
+// sharedContent is an applet's bytes in memory, never written after it is
+// made, with their SHA-256. It is safe for concurrent use.
+type sharedContent struct {
+	b   []byte
+	sum string
+}
+
+// ReadAt implements io.ReaderAt.
+func (c *sharedContent) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("deploy: negative offset")
+	}
+	if off >= int64(len(c.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, c.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 // Validate checks that a is complete: a plain file name, content, and a
@@ -90,23 +124,40 @@ func (a Applet) Validate() error {
 	return nil
 }
 
-// open returns the content as a ReaderAt with its size, and a closer.
-func (a Applet) open() (io.ReaderAt, int64, func() error, error) {
+// source is an applet's content as Copy reads it.
+type source struct {
+	r    io.ReaderAt
+	size int64
+	// mem and sum are set for shared content (sharedContent): its bytes,
+	// which Copy sends without copying them, and their SHA-256.
+	mem []byte
+	sum string
+}
+
+// open returns the content with its size, and a closer.
+func (a Applet) open() (source, func() error, error) {
+	nop := func() error { return nil }
+	if c, ok := a.Content.(*sharedContent); ok {
+		if a.Size != 0 && a.Size != int64(len(c.b)) {
+			return source{}, nil, fmt.Errorf("%w: the content is %d bytes, applet says %d", ErrSizeMismatch, len(c.b), a.Size)
+		}
+		return source{r: c, size: int64(len(c.b)), mem: c.b, sum: c.sum}, nop, nil
+	}
 	if a.Content != nil {
-		return a.Content, a.Size, func() error { return nil }, nil
+		return source{r: a.Content, size: a.Size}, nop, nil
 	}
 	f, err := os.Open(a.Path)
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("%w: %v", ErrBadApplet, err)
+		return source{}, nil, fmt.Errorf("%w: %v", ErrBadApplet, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, nil, fmt.Errorf("%w: %v", ErrBadApplet, err)
+		return source{}, nil, fmt.Errorf("%w: %v", ErrBadApplet, err)
 	}
 	if a.Size > 0 && st.Size() != a.Size {
 		f.Close()
-		return nil, 0, nil, fmt.Errorf("%w: %s is %d bytes, applet says %d", ErrSizeMismatch, a.Path, st.Size(), a.Size)
+		return source{}, nil, fmt.Errorf("%w: %s is %d bytes, applet says %d", ErrSizeMismatch, a.Path, st.Size(), a.Size)
 	}
-	return f, st.Size(), f.Close, nil
+	return source{r: f, size: st.Size()}, f.Close, nil
 }

@@ -61,7 +61,49 @@ const (
 	DefaultSystemRoot = `C:\Windows`
 	DefaultParallel   = 4
 	DefaultChunkSize  = 1 << 20 // go-smb2 never sends more in one WRITE
+	// DefaultWriteLimit is the number of WRITE requests that
+	// standard.Apply lets the sessions of one Config have in flight
+	// together (see WriteLimit).
+	DefaultWriteLimit = 16
 )
+
+// WriteLimit bounds the WRITE requests in flight across every Copy that
+// shares it (CopyOptions.WriteLimit), whatever their Parallel. go-smb2
+// builds (and, on an encrypted session, encrypts) a packet of its own for
+// every WRITE and holds it until the server answers, so each Copy keeps
+// Parallel × ChunkSize bytes alive while it runs: 4 MiB by default, 256
+// MiB for 64 concurrent copies. A limit of n shared by the sessions of a
+// bulk connect bounds that to n × ChunkSize in all; the wire is shared
+// anyway. Build it with NewWriteLimit. A nil or zero WriteLimit does not
+// limit. It is safe for concurrent use.
+type WriteLimit struct {
+	tokens chan struct{}
+}
+
+// NewWriteLimit returns a limit of n WRITE requests in flight (at least
+// one).
+func NewWriteLimit(n int) *WriteLimit {
+	return &WriteLimit{tokens: make(chan struct{}, max(n, 1))}
+}
+
+// acquire waits for a WRITE's turn, or for ctx.
+func (l *WriteLimit) acquire(ctx context.Context) error {
+	if l == nil || l.tokens == nil {
+		return nil
+	}
+	select {
+	case l.tokens <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *WriteLimit) release() {
+	if l != nil && l.tokens != nil {
+		<-l.tokens
+	}
+}
 
 // CopyOptions tune Copy. The zero value copies into a new folder
 // ADMIN$\lanconnect-<random> (C:\Windows\lanconnect-<random>) with four
@@ -91,6 +133,10 @@ type CopyOptions struct {
 	Verify VerifyMode
 	// Parallel is the number of WRITE requests in flight; 0 means 4.
 	Parallel int
+	// WriteLimit, when set, is shared with other Copies (the sessions of
+	// one console) and bounds their WRITE requests in flight together;
+	// see WriteLimit. Nil leaves each Copy its Parallel.
+	WriteLimit *WriteLimit
 	// ChunkSize is the size of one WRITE; 0 means 1 MiB (go-smb2's limit).
 	ChunkSize int
 	// Progress, when set, is called with the bytes acknowledged so far and
@@ -235,11 +281,12 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 		chunk = mw
 	}
 
-	src, size, closeSrc, err := applet.open()
+	src, closeSrc, err := applet.open()
 	if err != nil {
 		return fail("open applet", err)
 	}
 	defer closeSrc()
+	size := src.size
 
 	sh, umount, err := mount(ctx, g, share)
 	if err != nil {
@@ -312,7 +359,7 @@ func Copy(ctx context.Context, g *adauth.Grant, applet Applet, opts CopyOptions)
 		return nil, ce
 	}
 
-	sum, err := writeFile(ctx, sh, tmp, src, size, chunk, parallel, progress)
+	sum, err := writeFile(ctx, sh, tmp, src, chunk, parallel, opts.WriteLimit, progress)
 	if err != nil {
 		return cleanup("write", err)
 	}
@@ -394,13 +441,14 @@ func (p *progress) add(n int64) {
 
 // writeFile creates name exclusively and writes src to it with up to
 // parallel WRITE requests in flight, hashing the content in order as it
-// is read. It returns the SHA-256 in hexadecimal.
+// is read (shared content is not hashed again: its SHA-256 is known). It
+// returns the SHA-256 in hexadecimal.
 //
 // go-smb2 binds a File to one context for all its requests, the CLOSE
 // included. So the file gets a context of its own: when ctx ends, no new
 // WRITE starts, the ones in flight get 2 s to finish, and the handle is
 // then closed normally, which lets the caller delete the temporary file.
-func writeFile(ctx context.Context, sh *smb2.Share, name string, src io.ReaderAt, size int64, chunk, parallel int, prog *progress) (string, error) {
+func writeFile(ctx context.Context, sh *smb2.Share, name string, src source, chunk, parallel int, lim *WriteLimit, prog *progress) (string, error) {
 	pctx, pcancel := context.WithCancel(ctx)
 	defer pcancel()
 	fctx, fcancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -424,8 +472,7 @@ func writeFile(ctx context.Context, sh *smb2.Share, name string, src io.ReaderAt
 	if err != nil {
 		return "", err
 	}
-	h := sha256.New()
-	werr := pipeline(pctx, pcancel, f, src, size, chunk, parallel, h, prog)
+	sum, werr := pipeline(pctx, pcancel, f, src, chunk, parallel, lim, prog)
 	closeErr := f.Close()
 	if werr != nil {
 		if ctx.Err() != nil {
@@ -436,7 +483,7 @@ func writeFile(ctx context.Context, sh *smb2.Share, name string, src io.ReaderAt
 	if closeErr != nil {
 		return "", closeErr
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return sum, nil
 }
 
 type chunkJob struct {
@@ -444,9 +491,14 @@ type chunkJob struct {
 	buf []byte
 }
 
+// writerAt is where pipeline writes: an *smb2.File, or a test's fake.
+type writerAt interface {
+	WriteAt(b []byte, off int64) (int, error)
+}
+
 // writeAtSafely is f.WriteAt in a goroutine of ours: a panic of go-smb2
 // on a hostile WRITE answer fails the copy, not the process.
-func writeAtSafely(f *smb2.File, b []byte, off int64) (n int, err error) {
+func writeAtSafely(f writerAt, b []byte, off int64) (n int, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			n, err = 0, fmt.Errorf("deploy: SMB write panicked: %v", r)
@@ -455,10 +507,21 @@ func writeAtSafely(f *smb2.File, b []byte, off int64) (n int, err error) {
 	return f.WriteAt(b, off)
 }
 
-func pipeline(ctx context.Context, cancel context.CancelFunc, f *smb2.File, src io.ReaderAt, size int64, chunk, parallel int, h hash.Hash, prog *progress) error {
-	free := make(chan []byte, parallel+1)
-	for range parallel + 1 {
-		free <- make([]byte, chunk)
+// pipeline sends src to f in chunks, with parallel writes in flight, and
+// returns its SHA-256. Shared content (src.mem) is sent as slices of
+// itself, with no buffer and no hashing (src.sum is its hash); other
+// content is read into parallel+1 buffers of chunk bytes, recycled, and
+// hashed in order as it is read. Each WRITE waits for its turn under lim.
+func pipeline(ctx context.Context, cancel context.CancelFunc, f writerAt, src source, chunk, parallel int, lim *WriteLimit, prog *progress) (string, error) {
+	size := src.size
+	var free chan []byte
+	var h hash.Hash
+	if src.mem == nil {
+		free = make(chan []byte, parallel+1)
+		for range parallel + 1 {
+			free <- make([]byte, chunk)
+		}
+		h = sha256.New()
 	}
 	jobs := make(chan chunkJob)
 	var (
@@ -472,7 +535,15 @@ func pipeline(ctx context.Context, cancel context.CancelFunc, f *smb2.File, src 
 	for range parallel {
 		wg.Go(func() {
 			for j := range jobs {
+				if err := lim.acquire(ctx); err != nil {
+					setErr(err)
+					if free != nil {
+						free <- j.buf[:cap(j.buf)]
+					}
+					continue
+				}
 				n, err := writeAtSafely(f, j.buf, j.off)
+				lim.release()
 				if err != nil {
 					setErr(err)
 				} else if n != len(j.buf) {
@@ -480,7 +551,9 @@ func pipeline(ctx context.Context, cancel context.CancelFunc, f *smb2.File, src 
 				} else {
 					prog.add(int64(n))
 				}
-				free <- j.buf[:cap(j.buf)]
+				if free != nil {
+					free <- j.buf[:cap(j.buf)]
+				}
 			}
 		})
 	}
@@ -488,22 +561,31 @@ func pipeline(ctx context.Context, cancel context.CancelFunc, f *smb2.File, src 
 produce:
 	for off := int64(0); off < size; {
 		var buf []byte
-		select {
-		case buf = <-free:
-		case <-ctx.Done():
-			break produce
+		if src.mem != nil {
+			if ctx.Err() != nil {
+				break produce
+			}
+			buf = src.mem[off:min(off+int64(chunk), size):min(off+int64(chunk), size)]
+		} else {
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				break produce
+			}
 		}
 		n := int(min(int64(len(buf)), size-off))
-		m, err := src.ReadAt(buf[:n], off)
-		if m < n {
-			if err == nil || errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
+		if src.mem == nil {
+			m, err := src.r.ReadAt(buf[:n], off)
+			if m < n {
+				if err == nil || errors.Is(err, io.EOF) {
+					err = io.ErrUnexpectedEOF
+				}
+				rerr = fmt.Errorf("%w: reading applet at %d: %v", ErrBadApplet, off, err)
+				cancel()
+				break
 			}
-			rerr = fmt.Errorf("%w: reading applet at %d: %v", ErrBadApplet, off, err)
-			cancel()
-			break
+			h.Write(buf[:n])
 		}
-		h.Write(buf[:n])
 		select {
 		case jobs <- chunkJob{off, buf[:n]}:
 		case <-ctx.Done():
@@ -514,12 +596,18 @@ produce:
 	close(jobs)
 	wg.Wait()
 	if rerr != nil {
-		return rerr
+		return "", rerr
 	}
 	if firstErr != nil {
-		return firstErr
+		return "", firstErr
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if h == nil {
+		return src.sum, nil
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // hashRemote reads name back and hashes it, checking its length. It keeps

@@ -32,6 +32,16 @@
 //     configured step that implements Undoer; a console recovering a
 //     persisted journal after a crash does the same with a new grant.
 //
+// # Memory
+//
+// An Applet made with AppletFromFile or AppletFromBytes holds its bytes
+// once, read-only, and every session that deploys it sends slices of that
+// one copy (no per-copy buffer, no second hash); the bytes sent are the
+// bytes hashed. What a Copy still allocates while it runs is go-smb2's
+// packet per WRITE in flight (Parallel × ChunkSize); a WriteLimit shared
+// by the Copies of a console (standard.Apply shares one) bounds those for
+// all of them together.
+//
 // A journal file is trusted input: undoing it deletes what it names, so a
 // journal directory must be writable by the console only, and a recovery
 // should restrict it with a Scope (Journal.UndoWithin).

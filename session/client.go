@@ -50,7 +50,9 @@ type Timeouts struct {
 // AppletParams need Vendor and AppletName; no timeout or count may be
 // negative.
 type Config struct {
-	// Discoverers feed Hosts (netbios, the AD directory, ...).
+	// Discoverers feed Hosts (netbios, the AD directory, ...). The
+	// Client runs them once for all its views (see Hosts), again only on
+	// Rescan, never two runs at once.
 	Discoverers []discovery.Discoverer
 
 	// Authenticator proves the credentials are administrator on a host.
@@ -213,6 +215,10 @@ type Client struct {
 	closed   bool
 	// guard keeps refused credentials away from the other hosts.
 	guard adauth.LockoutGuard
+	// scan is the current discovery (nil until Hosts or Rescan starts
+	// one); scans counts the discoveries started.
+	scan  *scan
+	scans int
 }
 
 // New checks cfg and returns a Client. When cfg needs a check-in server
@@ -295,11 +301,14 @@ var ErrClientClosed = errors.New("session: client closed")
 // over (as Session.Close does, without waiting for their cleanup) and
 // closes the check-in server that New started, at once; applets lose
 // their check-in connection and their sessions stop them through their
-// launchers' handles. Later Connects return a session that fails at once
-// with ErrClientClosed. Close does not wait for anything; Shutdown waits
-// for the sessions' cleanup. It is safe to call more than once.
+// launchers' handles. It also stops the discovery (see Hosts): its
+// discoverers are cancelled and its views closed. Later Connects return a
+// session that fails at once with ErrClientClosed. Close does not wait for
+// anything; Shutdown waits for the sessions' cleanup and the discoverers'
+// return. It is safe to call more than once.
 func (c *Client) Close() error {
 	c.closeSessions()
+	c.stopScan()
 	if c.ownCheck {
 		return c.checkin.Close()
 	}
@@ -307,14 +316,22 @@ func (c *Client) Close() error {
 }
 
 // Shutdown closes the Client as Close does, but waits for every session's
-// cleanup (or for ctx) before it closes the check-in server, so that each
-// applet is first asked to stop over its check-in connection. It returns
+// cleanup and for the discovery's discoverers to return (or for ctx)
+// before it closes the check-in server, so that each applet is first
+// asked to stop over its check-in connection. It returns
 // ctx.Err() when ctx ended first; the sessions' cleanup then goes on in
 // the background, bounded by Timeouts.Cleanup, and the check-in server is
 // closed all the same.
 func (c *Client) Shutdown(ctx context.Context) error {
 	open := c.closeSessions()
 	var err error
+	if ended := c.stopScan(); ended != nil {
+		select {
+		case <-ended:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
 	for _, s := range open {
 		select {
 		case <-s.Done():
@@ -463,17 +480,6 @@ func (c *Client) Credentials() adauth.Credentials {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.creds
-}
-
-// Hosts runs the discoverers and returns a live view of the merged hosts
-// that match f (discovery.NewLiveView). The view's SetFilter changes the
-// filter at any time, during the scan and after it: when every discoverer
-// has returned, the view sends one discovery.Complete event and stays
-// open until ctx is done, which is when its events channel is closed.
-// Connect may be called for any host at any time, discovery running or
-// not.
-func (c *Client) Hosts(ctx context.Context, f discovery.Filter) *discovery.View {
-	return discovery.NewLiveView(ctx, discovery.Merge(ctx, c.cfg.Discoverers...), f)
 }
 
 func (c *Client) timeouts() Timeouts {

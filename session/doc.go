@@ -3,7 +3,9 @@
 //
 // A console builds a Client from a Config. Client.Hosts gives a live,
 // filtered stream of merged hosts (a discovery.View whose filter may change
-// at any time). Client.Connect (or ConnectWith, with a prompt and a
+// at any time); every view of a Client shares one discovery, so that a
+// console with many pages sweeps the network and binds to the directory
+// once, and Client.Rescan starts it again. Client.Connect (or ConnectWith, with a prompt and a
 // technician of the session's own) returns at once a Session in
 // Connecting and drives it through its steps: authorize (the console's
 // own permission hook), authenticate (prompting for other credentials
@@ -67,6 +69,17 @@
 //     the server (like http.Server.Shutdown). A Connect after either fails
 //     at once with ErrClientClosed. The Client forgets a session as soon
 //     as it is Failed or Closed.
+//   - The Client owns its discovery: one discovery.Merge of
+//     Config.Discoverers fanned out to every view by a
+//     discovery.Broadcaster. The first Client.Hosts call starts it (or
+//     Client.Rescan, before any view); a view's context does not bound
+//     it. It ends when its discoverers have returned, and the hosts it
+//     found stay in memory so that a later view starts with all of
+//     them; or it is stopped (discoverers cancelled, views closed) by
+//     Rescan, which starts the next one once the stopped discoverers have
+//     returned, by Close, or by Shutdown, which waits for the discoverers
+//     to return. A view's goroutine ends with its context or with its
+//     discovery, whichever comes first.
 //   - The context given to Connect bounds Connecting only, as a dial's
 //     context does: when it ends before Running the session fails (and is
 //     cleaned up); once Running it no longer matters, so a request's

@@ -20,7 +20,9 @@ import (
 // deploy.FileUndoers). It does not launch anything.
 type Deployer struct {
 	// Applet is what is copied; its Name is the pattern of the file name
-	// (see AppletFileName).
+	// (see AppletFileName). Deploy copies the Applet value, not its
+	// content: every session sends from the same read-only bytes when it
+	// was made with deploy.AppletFromFile or deploy.AppletFromBytes.
 	Applet deploy.Applet
 	// Copy tunes deploy.Copy; its Folder, Journal, Progress and Logger are
 	// set per call. Its Dir, when set, is the parent of the session's

@@ -74,7 +74,9 @@ type Options struct {
 	// Applet is what Deployer copies: make it with deploy.AppletFromFile
 	// or deploy.AppletFromBytes. Its Name gives the file name on the
 	// target, made unique per session: "acme.exe" is copied as
-	// "acme-<session ID>.exe".
+	// "acme-<session ID>.exe". Every session sends from the Applet's one
+	// read-only copy in memory (see deploy.Applet): a bulk connect to N
+	// hosts holds the applet once, not N times.
 	Applet deploy.Applet
 	// Method selects the launchers; the zero value means MethodAuto.
 	Method Method
@@ -97,7 +99,9 @@ type Options struct {
 	// Copy tunes deploy.Copy (verification, writes in flight, and the
 	// optional parent Dir of the session folders, which must be under
 	// ADMIN$ and not Temp: see deploy.CheckFolder). Its Folder, Journal,
-	// Progress and Logger are set per session.
+	// Progress and Logger are set per session. A nil WriteLimit becomes
+	// one of deploy.DefaultWriteLimit shared by every session of the
+	// Config, which bounds the memory of a bulk connect's copies.
 	Copy deploy.CopyOptions
 	// SCM, when set, is the Service Control Manager launcher, also used
 	// for the preflight and to undo its own artifacts; nil means a
@@ -216,7 +220,9 @@ func (p pieces) launchers(m Method, extra []deploy.Launcher) []deploy.Launcher {
 //   - Resolver: opts.Resolver, else a Resolver (DNS first, then NetBIOS);
 //   - Preflight: the SCM launcher (remotereg reads the registry, whatever
 //     the method);
-//   - Deployer: a Deployer of opts.Applet;
+//   - Deployer: a Deployer of opts.Applet, whose copies share
+//     opts.Copy.WriteLimit (a new deploy.NewWriteLimit of
+//     deploy.DefaultWriteLimit when nil);
 //   - Launchers: "scm" then "wmi", or the one that opts.Method names,
 //     followed by opts.Launchers;
 //   - Undoers: the SCM launcher, so that its artifacts are undone even
@@ -257,7 +263,11 @@ func Apply(cfg *session.Config, opts Options) error {
 		cfg.Authenticator = &adauth.SMBAuthenticator{Logger: log}
 	}
 	cfg.Preflight = p.scm
-	cfg.Deployer = Deployer{Applet: opts.Applet, Copy: opts.Copy, Logger: log}
+	cp := opts.Copy
+	if cp.WriteLimit == nil {
+		cp.WriteLimit = deploy.NewWriteLimit(deploy.DefaultWriteLimit)
+	}
+	cfg.Deployer = Deployer{Applet: opts.Applet, Copy: cp, Logger: log}
 	cfg.Launchers = p.launchers(opts.Method, opts.Launchers)
 	cfg.Undoers = []deploy.Undoer{p.scm}
 	if opts.Resolver != nil {

@@ -96,6 +96,30 @@ func TestMethodSelection(t *testing.T) {
 	}
 }
 
+// TestApplySharesOneWriteLimit: the sessions of a Config share one
+// deploy.WriteLimit (made when Options.Copy has none, kept when it has)
+// and one read-only copy of the applet.
+func TestApplySharesOneWriteLimit(t *testing.T) {
+	var cfg session.Config
+	if err := standard.Apply(&cfg, standard.Options{Applet: applet}); err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.Deployer.(standard.Deployer)
+	if d.Copy.WriteLimit == nil {
+		t.Fatal("no shared WriteLimit")
+	}
+	if d.Applet.Content != applet.Content {
+		t.Fatal("the Deployer holds another copy of the applet")
+	}
+	own := deploy.NewWriteLimit(3)
+	if err := standard.Apply(&cfg, standard.Options{Applet: applet, Copy: deploy.CopyOptions{WriteLimit: own}}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Deployer.(standard.Deployer).Copy.WriteLimit != own {
+		t.Fatal("Options.Copy.WriteLimit replaced")
+	}
+}
+
 func TestOverridesUsedAsGiven(t *testing.T) {
 	scm := &remotereg.Launcher{ServicePrefix: "acme-", EPMPort: 1135}
 	w := &wmi.Launcher{EPMPort: 1135}

@@ -143,7 +143,7 @@ func (b *browser) rowNames() []string {
 // TestBrowser drives the page on the handler tests' console (fake
 // discovery and connect, no lab): the scan indicator while the scan runs,
 // text that looks like HTML shown as text, a bad filter, a cancelled
-// dialog, then Running and Closed.
+// dialog, then Running and Closed, and a rescan.
 func TestBrowser(t *testing.T) {
 	chromium := chromiumPath(t)
 	tc := newTestConsole(t)
@@ -219,4 +219,16 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("%v sessions listed, want 2", n)
 	}
 	b.shot("closed")
+
+	// Rescan: the list is rebuilt from a second run of the discovery,
+	// under the page's filter.
+	b.eval(`document.querySelectorAll("#hosts tr").forEach(r => r.dataset.old = "1")`)
+	b.do("rescan", chromedp.Click(chromedp.CSS(`#rescan`)))
+	b.poll("the list rebuilt", `document.querySelectorAll("#hosts tr").length === 2 && !document.querySelector("#hosts tr[data-old]") && document.getElementById("scanning").hidden`, 20*time.Second)
+	if got := strings.Join(b.rowNames(), ","); got != "PC-01,PC-02" {
+		t.Fatalf("rows after the rescan %s", got)
+	}
+	if n := tc.scans.Load(); n != 2 {
+		t.Fatalf("the discoverer ran %d times, want 2 (the scan and one rescan)", n)
+	}
 }

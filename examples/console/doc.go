@@ -11,8 +11,10 @@
 // that secret's cookie, so other users of a shared machine cannot use the
 // console's credentials.
 //
-// The console runs its discoverers once and fans the merged stream out to
-// every page (discovery.Broadcaster). The page opens one Server-Sent
+// The console gives its discoverers to its session.Client, which runs them
+// once and fans the merged stream out to every page (Client.Hosts); the
+// page's Rescan button runs them again for every page (Client.Rescan).
+// The page opens one Server-Sent
 // Events stream that carries its host list (a live discovery.View under
 // the filter typed in the page), every session's state, and the credential prompts of the
 // sessions it started; actions are JSON POSTs checked for Origin and a

@@ -271,6 +271,7 @@ func run(ctx context.Context, args []string, e env) int {
 		CheckinFromAnyAddr: o.anyAddr,
 		Timeouts:           session.Timeouts{Checkin: o.checkin},
 		Logger:             log,
+		Discoverers:        ds, // run once for every page (Client.Hosts)
 	}
 	// The authenticator, preflight, copy, launchers (SCM, then WMI) and
 	// a journal per session.
@@ -284,7 +285,7 @@ func run(ctx context.Context, args []string, e env) int {
 		return 1
 	}
 	defer client.Close()
-	srv, err := newServer(serverConfig{Client: client, Logger: log, Origin: origin, Secret: secret, Filter: filter, Discoverers: ds})
+	srv, err := newServer(serverConfig{Client: client, Logger: log, Origin: origin, Secret: secret, Filter: filter, Sources: len(ds)})
 	if err != nil {
 		return usageErr("-origin: %v", err)
 	}

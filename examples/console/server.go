@@ -53,7 +53,6 @@ type server struct {
 	secret  string           // the per-launch secret of the technician's URL
 	filter  discovery.Filter // initial filter of new pages
 	sources int              // discovery sources, for the scan progress
-	hosts   *discovery.Broadcaster
 	index   *template.Template
 	static  http.Handler
 
@@ -81,9 +80,10 @@ type serverConfig struct {
 	// (see LaunchURL); every request needs it or its cookie.
 	Secret string
 	Filter discovery.Filter
-	// Discoverers run once, from newServer until shutdown; every page
-	// gets a view of that one discovery (a discovery.Broadcaster).
-	Discoverers []discovery.Discoverer
+	// Sources is the number of the Client's discoverers (for the scan
+	// progress). The Client runs them once for every page
+	// (session.Client.Hosts), again on a rescan.
+	Sources int
 }
 
 func newServer(c serverConfig) (*server, error) {
@@ -111,13 +111,12 @@ func newServer(c serverConfig) (*server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &server{
-		client: c.Client, log: log, origin: c.Origin, host: host, secure: secure, secret: c.Secret, filter: c.Filter, sources: len(c.Discoverers),
+		client: c.Client, log: log, origin: c.Origin, host: host, secure: secure, secret: c.Secret, filter: c.Filter, sources: c.Sources,
 		index: idx, static: http.FileServerFS(sub), closeWait: 2 * session.DefaultCleanupTimeout,
 		pages: map[string]*page{}, sessions: map[string]*sessionEntry{}, prompts: map[string]*prompt{},
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.sessCtx, s.sessStop = context.WithCancel(context.Background())
-	s.hosts = discovery.NewBroadcaster(s.ctx, discovery.Merge(s.ctx, c.Discoverers...))
 	return s, nil
 }
 
@@ -136,6 +135,7 @@ type page struct {
 	dirty     map[string]bool                     // sessions with news for it
 	out       []sseMessage                        // prompt messages for it
 	wake      chan struct{}                       // capacity 1
+	rescan    chan struct{}                       // capacity 1: start a new list
 }
 
 type sseMessage struct {
@@ -256,6 +256,7 @@ func (s *server) handler() http.Handler {
 	mux.Handle("GET /static/", http.StripPrefix("/static/", s.static))
 	mux.HandleFunc("GET /api/events", s.handleEvents)
 	mux.HandleFunc("POST /api/filter", s.handleFilter)
+	mux.HandleFunc("POST /api/rescan", s.handleRescan)
 	mux.HandleFunc("POST /api/connect", s.handleConnect)
 	mux.HandleFunc("POST /api/prompt/{id}", s.handlePrompt)
 	mux.HandleFunc("POST /api/close/{session}", s.handleClose)
@@ -400,7 +401,7 @@ func (s *server) newPage() (*page, error) {
 		return nil, errors.New("too many open pages")
 	}
 	p := &page{id: randomID(12), token: randomID(32), created: time.Now(), filter: s.filter,
-		hosts: map[discovery.HostID]discovery.Host{}, dirty: map[string]bool{}, wake: make(chan struct{}, 1)}
+		hosts: map[discovery.HostID]discovery.Host{}, dirty: map[string]bool{}, wake: make(chan struct{}, 1), rescan: make(chan struct{}, 1)}
 	p.ctx, p.cancel = context.WithCancel(s.ctx)
 	s.pages[p.id] = p
 	return p, nil
@@ -436,7 +437,13 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.streaming = true
-	p.view = s.hosts.NewView(p.ctx, p.filter)
+	// The Client's one discovery: every page shares it. A rescan asked
+	// before the stream opened is in this view already.
+	select {
+	case <-p.rescan:
+	default:
+	}
+	p.view = s.client.Hosts(p.ctx, p.filter)
 	events := p.view.Events()
 	p.mu.Unlock()
 	// The sessions that exist already are news to the page.
@@ -461,6 +468,10 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 
 	finished := 0
 	var scanErrs []string
+	// The page's host IDs are the view's plus base, so that after a
+	// rescan (whose IDs start again at 1) no ID of the old list names a
+	// host of the new one: a Connect clicked on a stale row is refused.
+	var base, maxID discovery.HostID
 	scan := func() sseMessage {
 		return sseMessage{"scan", map[string]any{"scanning": finished < s.sources, "errors": scanErrs}}
 	}
@@ -474,8 +485,22 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	for {
 		var msgs []sseMessage
 		select {
+		case <-p.rescan:
+			// A rescan replaced the discovery: the page starts a new
+			// list on a view of the new one.
+			p.mu.Lock()
+			p.view = s.client.Hosts(p.ctx, p.filter)
+			events = p.view.Events()
+			clear(p.hosts)
+			p.mu.Unlock()
+			base = maxID
+			finished, scanErrs = 0, nil
+			msgs = append(msgs, sseMessage{"reset", map[string]any{}}, scan())
 		case ev, ok := <-events:
 			if !ok {
+				// The view ended: the page is gone (handled below), a
+				// rescan replaced it (p.rescan comes), or the Client
+				// was closed.
 				events = nil
 				finished = s.sources
 				msgs = append(msgs, scan())
@@ -483,12 +508,14 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			switch ev.Kind {
 			case discovery.Show:
+				id := base + ev.ID
+				maxID = max(maxID, id)
 				p.mu.Lock()
-				p.hosts[ev.ID] = ev.Host
+				p.hosts[id] = ev.Host
 				p.mu.Unlock()
-				msgs = append(msgs, sseMessage{"host", toHostJSON(ev.ID, ev.Host)})
+				msgs = append(msgs, sseMessage{"host", toHostJSON(id, ev.Host)})
 			case discovery.Hide:
-				msgs = append(msgs, sseMessage{"hide", map[string]any{"id": ev.ID}})
+				msgs = append(msgs, sseMessage{"hide", map[string]any{"id": base + ev.ID}})
 			case discovery.Complete: // the page's view stays open for the filter
 				finished = s.sources
 				msgs = append(msgs, scan())
@@ -570,6 +597,31 @@ func (s *server) handleFilter(w http.ResponseWriter, r *http.Request) {
 		v.SetFilter(f)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"filter": f.String()})
+}
+
+// handleRescan starts the Client's discovery again (session.Client.Rescan):
+// every page's list is reset and fills again from the new scan.
+func (s *server) handleRescan(w http.ResponseWriter, r *http.Request) {
+	var req struct{}
+	p := s.action(w, r, &req)
+	if p == nil {
+		return
+	}
+	if err := s.client.Rescan(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	s.mu.Lock()
+	pages := s.livePagesLocked()
+	s.mu.Unlock()
+	for _, pg := range pages {
+		select {
+		case pg.rescan <- struct{}{}:
+		default: // one is already pending
+		}
+	}
+	s.log.Info("rescan", "page", p.id)
+	writeJSON(w, http.StatusAccepted, map[string]bool{"rescan": true})
 }
 
 func (s *server) handleConnect(w http.ResponseWriter, r *http.Request) {

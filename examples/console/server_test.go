@@ -159,13 +159,14 @@ func newTestConsole(t *testing.T) *testConsole {
 		Launchers:     []deploy.Launcher{fakeLauncher{tc.handle}},
 		Readiness:     func(context.Context, *deploy.Target, deploy.Handle) error { return nil },
 		Logger:        log,
+		Discoverers:   []discovery.Discoverer{scan},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tc.secret = newSecret()
 	origin := "http://" + tc.ts.Listener.Addr().String()
-	srv, err := newServer(serverConfig{Client: client, Logger: log, Origin: origin, Secret: tc.secret, Discoverers: []discovery.Discoverer{scan}})
+	srv, err := newServer(serverConfig{Client: client, Logger: log, Origin: origin, Secret: tc.secret, Sources: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -698,6 +699,61 @@ func TestOneDiscoveryForAllPages(t *testing.T) {
 	}
 	if n := tc.scans.Load(); n != 1 {
 		t.Fatalf("the discoverer ran %d times for %d pages, want once", n, len(streams))
+	}
+}
+
+// TestRescanResetsEveryPage: a rescan from one page runs the discovery
+// once more, for every page: each page's list is reset and fills again
+// under its own filter, and a connect to an ID of the old list is refused.
+func TestRescanResetsEveryPage(t *testing.T) {
+	tc := newTestConsole(t)
+	p, other := tc.open(t), tc.open(t)
+	s, so := tc.stream(t, p), tc.stream(t, other)
+	if code, _ := tc.post(t, other, "/api/filter", `{"filter":"pc-*"}`); code != 200 {
+		t.Fatal(code)
+	}
+	close(tc.release)
+	list, olist := map[float64]string{}, map[float64]string{}
+	waitList(t, s, list, "HERON-SRV", "PC-01", "PC-02")
+	waitList(t, so, olist, "PC-01", "PC-02")
+	for _, st := range []*stream{s, so} {
+		st.next(t, "end of scan", func(ev sseEvent) bool { return ev.name == "scan" && ev.data["scanning"] == false })
+	}
+	if code, m := tc.post(t, p, "/api/rescan", `{}`); code != 202 || m["rescan"] != true {
+		t.Fatalf("rescan: %d %v", code, m)
+	}
+	for i, st := range []*stream{s, so} {
+		st.next(t, "the list's reset", isEvent("reset"))
+		if ev := st.next(t, "scan status", isEvent("scan")); ev.data["scanning"] != true {
+			t.Fatalf("page %d: scan status after the reset %v", i, ev.data)
+		}
+	}
+	stale := -1
+	for id, name := range list {
+		if name == "PC-02" {
+			stale = int(id)
+		}
+	}
+	clear(list)
+	clear(olist)
+	waitList(t, s, list, "HERON-SRV", "PC-01", "PC-02")
+	for id := range list {
+		if int(id) == stale {
+			t.Fatalf("the new list reuses the old list's ID %d", stale)
+		}
+	}
+	if code, _ := tc.post(t, p, "/api/connect", `{"host":`+jsonInt(stale)+`}`); code != 400 {
+		t.Fatalf("connect to a host ID of the list before the rescan: %d, want 400", code)
+	}
+	waitList(t, so, olist, "PC-01", "PC-02")
+	for _, st := range []*stream{s, so} {
+		st.next(t, "end of the rescan", func(ev sseEvent) bool { return ev.name == "scan" && ev.data["scanning"] == false })
+	}
+	if n := tc.scans.Load(); n != 2 {
+		t.Fatalf("the discoverer ran %d times for one rescan and two pages, want twice", n)
+	}
+	if code, _ := tc.post(t, p, "/api/rescan", `{}`, noHeader("X-CSRF-Token")); code != 403 {
+		t.Fatalf("rescan without the page's token: %d", code)
 	}
 }
 

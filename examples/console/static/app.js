@@ -104,6 +104,25 @@ $("filter").addEventListener("input", () => {
   }, 100);
 });
 
+// Rescan starts the console's one discovery again, for every page: the
+// server resets each page's list ("reset") and fills it from the new scan.
+$("rescan").addEventListener("click", async () => {
+  $("rescan").disabled = true;
+  try {
+    await post("/api/rescan", {});
+  } catch (e) {
+    showError("scan-errors", `Rescan failed: ${e.message}`);
+  } finally {
+    $("rescan").disabled = false;
+  }
+});
+
+function resetHosts() {
+  for (const tr of rows.values()) tr.remove();
+  rows.clear();
+  updateCount();
+}
+
 // ---- sessions ----
 
 const sessions = new Map(); // session ID -> <li>
@@ -217,6 +236,7 @@ const es = new EventSource(`/api/events?page=${encodeURIComponent(pageID)}&token
 const on = (name, f) => es.addEventListener(name, (e) => f(JSON.parse(e.data)));
 on("host", showHost);
 on("hide", (d) => hideHost(d.id));
+on("reset", resetHosts);
 on("scan", (d) => {
   $("scanning").hidden = !d.scanning;
   showError("scan-errors", (d.errors || []).join("; "));
