@@ -63,7 +63,8 @@ func ParseMethod(s string) (Method, error) {
 	return "", &OptionError{Field: "Method", Err: fmt.Errorf("must be auto, scm or wmi, not %q", s)}
 }
 
-// Options say how Apply wires the standard pieces. Only Applet is required;
+// Options say how Apply wires the standard pieces. Only Applet (or
+// Applets) is required;
 // every other zero field takes the pieces' own defaults.
 //
 // The SCM, WMI, Authenticator and Launchers overrides are used as they
@@ -76,6 +77,10 @@ type Options struct {
 	// target, made unique per session: "acme.exe" is copied as
 	// "acme-<session ID>.exe".
 	Applet deploy.Applet
+	// Applets, when set, are the applet's variants per architecture
+	// (deploy.Applets) and replace Applet: the session copies the one
+	// that runs on the target (see deploy.VariantDeployer).
+	Applets deploy.Applets
 	// Method selects the launchers; the zero value means MethodAuto.
 	Method Method
 	// ServicePrefix starts the name of the service that the SCM launcher
@@ -134,7 +139,11 @@ type Options struct {
 // JournalDir (when set) is an existing directory. Every error is an
 // *OptionError.
 func (o Options) Validate() error {
-	if err := o.Applet.Validate(); err != nil {
+	if len(o.Applets) > 0 {
+		if err := o.Applets.Validate(); err != nil {
+			return &OptionError{Field: "Applets", Err: err}
+		}
+	} else if err := o.Applet.Validate(); err != nil {
 		return &OptionError{Field: "Applet", Err: err}
 	}
 	if o.Method != "" {
@@ -257,7 +266,7 @@ func Apply(cfg *session.Config, opts Options) error {
 		cfg.Authenticator = &adauth.SMBAuthenticator{Logger: log}
 	}
 	cfg.Preflight = p.scm
-	cfg.Deployer = Deployer{Applet: opts.Applet, Copy: opts.Copy, Logger: log}
+	cfg.Deployer = Deployer{Applet: opts.Applet, Applets: opts.Applets, Copy: opts.Copy, Logger: log}
 	cfg.Launchers = p.launchers(opts.Method, opts.Launchers)
 	cfg.Undoers = []deploy.Undoer{p.scm}
 	if opts.Resolver != nil {

@@ -420,6 +420,7 @@ func TestLabConnect(t *testing.T) {
 		r := runConnect(ctx, t, std.Admin.Password, append(base, "-user", std.Admin.User, "-method", "scm", "-param", "Note=lab", std.Addr.String())...)
 		host := std.Addr.String()
 		checkRunningThenClosed(t, r, host, "scm")
+		checkTransport(t, r, host, "tcp445")
 		want := []string{"Connecting/authenticate", "Connecting/preflight", "Connecting/deploy"}
 		if got := strings.Fields(brief(r.of(host))); !slices.Equal(got[:3], want) {
 			t.Fatalf("events %v", got)
@@ -562,6 +563,77 @@ func TestLabConnect(t *testing.T) {
 		}
 		t.Logf("445 closed: %s", last.Diagnosis)
 	})
+}
+
+// checkTransport checks that the first Running event of host says which
+// transport carried its SMB session, and that no event before
+// authentication says one.
+func checkTransport(t *testing.T, r runResult, host, want string) {
+	t.Helper()
+	running := false
+	for _, e := range r.of(host) {
+		got, has := e.raw["transport"]
+		if e.State == "Running" && !running {
+			running = true
+			if got != want {
+				t.Fatalf("Running event transport %v, want %q: %+v", got, want, e.raw)
+			}
+		}
+		if e.State == "Connecting" && has {
+			t.Fatalf("a Connecting event carries a transport: %+v", e.raw)
+		}
+	}
+}
+
+// TestLabConnect139 connects to a target that serves SMB on TCP 139
+// only: the logon, the admin checks (a file in ADMIN$ and
+// \pipe\svcctl), the preflight over \pipe\winreg, the applet's copy
+// and the cleanup ride the NetBIOS session; winemu launches the applet,
+// which checks in.
+func TestLabConnect139(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	buildAll(t)
+	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{Variant: testlab.SMB139Only}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tg := lab.Targets[0]
+	if c, err := net.DialTimeout("tcp", net.JoinHostPort(tg.Addr.String(), "445"), 2*time.Second); err == nil {
+		c.Close()
+		t.Fatal("the 139-only target answers on 445")
+	}
+	e := startWinemu(ctx, t, tg, tg.Admin.Password)
+	applet := buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet")
+	console := net.JoinHostPort(lab.HostAddr.String(), "0")
+	r := runConnect(ctx, t, tg.Admin.Password, "-console", console, "-applet", applet, "-checkin-timeout", "30s",
+		"-user", tg.Admin.User, "-method", "scm", "-param", "Note=nbt", tg.Addr.String())
+	host := tg.Addr.String()
+	checkRunningThenClosed(t, r, host, "scm")
+	checkTransport(t, r, host, "nbt139")
+	// The preflight read the registry through \pipe\winreg on 139.
+	if got := strings.Fields(brief(r.of(host))); len(got) < 3 || got[1] != "Connecting/preflight" {
+		t.Fatalf("events %v", got)
+	}
+	for _, ev := range r.of(host) {
+		notes, _ := ev.raw["notes"].([]any)
+		for _, n := range notes {
+			if strings.Contains(fmt.Sprint(n), "could not be read") {
+				t.Fatalf("preflight failed over 139: %v", n)
+			}
+		}
+	}
+	t.Logf("139: %s (%v)", brief(r.of(host)), r.took)
+	if l := leftovers(t, tg); len(l) != 0 {
+		t.Fatalf("left on the target: %v", l)
+	}
+	checkNoApplets(t, e)
+	if s := winemuServices(t, e.ctl); len(s) != 0 {
+		t.Fatalf("services left: %v", s)
+	}
+	if out, _ := exec.CommandContext(ctx, "net", "-s", tg.SMBConf, "registry", "enumerate", `HKLM\SOFTWARE`).CombinedOutput(); strings.Contains(string(out), "LanConnect") {
+		t.Fatalf("registry keys left:\n%s", out)
+	}
 }
 
 // TestLabConnectBulk connects to eight targets at once and reports the
