@@ -183,6 +183,13 @@ func (p *printer) event(ev session.Event) {
 		if r != nil && r.Applet != nil {
 			line += fmt.Sprintf("  applet pid %d on %s checked in", r.Applet.PID, safe(r.Applet.Name))
 		}
+		// Said only when it is not the usual: SMB over 139, a variant.
+		if r != nil && r.Transport == "nbt139" {
+			line += "  (SMB over TCP 139)"
+		}
+		if r != nil && r.AppletArch != "" && r.AppletArch != deploy.ArchDefault {
+			line += "  (" + safe(r.AppletArch) + " applet)"
+		}
 	case session.Failed:
 		line += "\n    error: " + safe(p.errText(ev.Err))
 		if !ev.Diagnosis.IsZero() {
