@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -96,6 +97,36 @@ func TestAuthenticateTransportFallback(t *testing.T) {
 		_, err := a.Authenticate(ctx, "127.0.0.1", creds)
 		var ae *AuthError
 		if !errors.As(err, &ae) || ae.Diagnosis.Code != diag.NetBIOSSessionRefused || !strings.Contains(ae.Diagnosis.Summary, "192.0.2.1:139") {
+			t.Fatalf("err %v (%v)", err, ae)
+		}
+	})
+
+	t.Run("139 never answers", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			if c, err := ln.Accept(); err == nil {
+				accepted <- c
+			}
+		}()
+		t.Cleanup(func() {
+			ln.Close()
+			select {
+			case c := <-accepted:
+				c.Close()
+			default:
+			}
+		})
+		// The session request gets the connect budget (DialTimeout),
+		// well inside the caller's deadline.
+		a := &SMBAuthenticator{Port: closedPort(t), NetBIOSPort: ln.Addr().(*net.TCPAddr).Port, DialTimeout: 500 * time.Millisecond}
+		_, err = a.Authenticate(ctx, "127.0.0.1", creds)
+		var ae *AuthError
+		if !errors.As(err, &ae) || ae.Kind != ErrUnreachable || ae.Diagnosis.Code != diag.NetBIOSSessionRefused ||
+			!strings.Contains(ae.Diagnosis.Summary, "did not answer the NetBIOS session request") || !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("err %v (%v)", err, ae)
 		}
 	})

@@ -1,7 +1,9 @@
 package adauth
 
 import (
+	"context"
 	"errors"
+	"os"
 	"strconv"
 
 	"github.com/lanconnect/lanconnect/diag"
@@ -53,6 +55,9 @@ func diagNetBIOSSessionRefused(host string, refused445 bool, err139 error) diag.
 	}
 	why := "answered with something that is not a NetBIOS session response"
 	var ne *smbconn.NBTSessionError
+	if errors.Is(err139, context.DeadlineExceeded) || errors.Is(err139, os.ErrDeadlineExceeded) {
+		why = "accepted the connection but did not answer the NetBIOS session request in time"
+	}
 	if errors.As(err139, &ne) {
 		why = "refused the NetBIOS session (" + ne.Code.String() + ")"
 		if ne.Retarget.IsValid() {

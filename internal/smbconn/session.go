@@ -86,8 +86,9 @@ type Options struct {
 	// CallingName is this machine's NetBIOS name in the SESSION REQUEST;
 	// empty means the first label of Workstation, else "LANCONNECT".
 	CallingName string
-	// DialTimeout bounds the TCP connect; 0 means 5 s. A context deadline
-	// that comes earlier wins.
+	// DialTimeout bounds the TCP connect, and on TransportNetBIOS the
+	// SESSION REQUEST's answer too; 0 means 5 s. A context deadline that
+	// comes earlier wins.
 	DialTimeout time.Duration
 	// SetupTimeout bounds negotiation and session setup; 0 means 20 s.
 	SetupTimeout time.Duration
@@ -359,7 +360,12 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 		if called == "" {
 			called = SMBServerName
 		}
-		deadline, _ := sctx.Deadline()
+		// A session service answers a SESSION REQUEST at once: the
+		// exchange gets the connect budget, not the whole setup's.
+		deadline := time.Now().Add(dialTimeout)
+		if d, ok := sctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
 		raw, info.CalledName, err = dialNBT(sctx, dialTCP, called, calling, deadline, logger)
 		if err != nil {
 			if ctx.Err() != nil {
