@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -110,5 +111,28 @@ func TestAppletVariantBySession(t *testing.T) {
 			_, _ = s.Close(context.Background())
 			collect(t, s)
 		})
+	}
+}
+
+// TestBadExeFormatNamesVariant: when the launch still fails with error
+// 193 (a damaged or mislabelled build), the diagnosis says which variant
+// was copied to which architecture.
+func TestBadExeFormatNamesVariant(t *testing.T) {
+	var wl *archLauncher
+	h := newHarness(t, func(h *harness) {
+		h.pre.p = &deploy.Preflight{Arch: "ARM64"}
+		h.cfg.Deployer = &variantDeployer{fakeDeployer: h.dep, v: variants("amd64", "")}
+		wl = &archLauncher{fakeLauncher: &fakeLauncher{name: "scm", g: h.g, dep: h.dep, err: &deploy.LaunchError{Launcher: "scm", Step: "start service",
+			Kind: deploy.ErrNotExecutable, Err: errors.New("193"), Diagnosis: diag.Diagnosis{Code: diag.AppletWrongArchitecture, Summary: "Not a program for this computer.", Fix: "Deploy the right build."}}}}
+		h.ls = nil
+		h.cfg.Launchers = []deploy.Launcher{wl}
+	})
+	s := h.c.Connect(context.Background(), host(1))
+	evs := collect(t, s)
+	last := evs[len(evs)-1]
+	if last.State != session.Failed || last.Diagnosis.Code != diag.AppletWrongArchitecture ||
+		!strings.Contains(last.Diagnosis.Summary, `The default applet was copied to a computer that reports its architecture as "ARM64".`) ||
+		!strings.Contains(last.Diagnosis.Fix, "windows/ARCH=FILE") {
+		t.Fatalf("%v: %+v", last.State, last.Diagnosis)
 	}
 }
