@@ -70,7 +70,15 @@ const (
 	errorAccessDenied      = 5
 )
 
-// SMBAuthenticator is the Authenticator over SMB2/3 with NTLMv2. It logs
+// The transports of SMBAuthenticator.Transports and Facts.Transport.
+const (
+	TransportTCP445 = "tcp445" // SMB over Direct TCP, port 445
+	TransportNBT139 = "nbt139" // SMB over the NetBIOS session service, port 139
+)
+
+// SMBAuthenticator is the Authenticator over SMB2/3 with NTLMv2. It
+// reaches the computer on TCP 445 and, when 445 is refused or filtered,
+// through the NetBIOS session service on TCP 139 (Transports), logs
 // on, refuses guest sessions, then proves administrator rights twice:
 // it tree-connects ADMIN$ and creates and deletes a uniquely named probe
 // file there, and it opens the Service Control Manager over \pipe\svcctl
@@ -80,8 +88,19 @@ const (
 // encryption whenever the computer offers SMB 3 (EncryptPreferred). It is safe for concurrent use
 // and keeps no state between calls. It does not store credentials.
 type SMBAuthenticator struct {
-	// Port is the SMB port; 0 means 445.
+	// Port is the SMB port of Direct TCP; 0 means 445.
 	Port int
+	// Transports are the ways to reach SMB, tried in this order while the
+	// previous one is refused or filtered (TCP connect reset or timed
+	// out): TransportTCP445 (Direct TCP) and TransportNBT139 (the NetBIOS
+	// session service, which some networks leave open when they filter
+	// 445). Nil means both, 445 first. Any other failure (a logon
+	// failure, an identity mismatch) ends the attempt: credentials never
+	// go over a second transport after the first one reached the
+	// computer. Facts.Transport says which one carried the session.
+	Transports []string
+	// NetBIOSPort is the port of the NetBIOS session service; 0 means 139.
+	NetBIOSPort int
 	// DialTimeout bounds the TCP connect; 0 means 5 s.
 	DialTimeout time.Duration
 	// Encryption selects when to encrypt.
@@ -185,12 +204,16 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 		ExpectName:  ExpectedName(ctx),
 		Logger:      log,
 	}
-	sess, err := smbconn.Dial(ctx, host, auth, opts)
-	if err != nil {
+	sess, errs := a.dial(ctx, host, auth, opts)
+	if sess == nil {
+		err := errs[len(errs)-1]
 		var se *smbconn.Error
 		var info smbconn.Info
 		if errors.As(err, &se) {
 			info = se.Info
+		}
+		if len(errs) > 1 {
+			return nil, classifyFallback(host, account, isLocalAccount(creds, info), errs)
 		}
 		return nil, classifySetup(host, account, isLocalAccount(creds, info), err)
 	}
@@ -239,6 +262,45 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 	g.Facts.LogonTook, g.Facts.Took = logonTook, time.Since(start)
 	log.Debug("administrator proved", "host", host, "account", account, "took", g.Facts.Took)
 	return g, nil
+}
+
+// dial opens the SMB session over the first transport that connects. It
+// returns the session, or nil and the error of every transport tried, in
+// order. It goes on to the next transport only when TCP was refused or
+// timed out, so that credentials reach the computer at most once.
+func (a *SMBAuthenticator) dial(ctx context.Context, host string, auth smbconn.Auth, opts smbconn.Options) (*smbconn.Session, []error) {
+	ts := a.Transports
+	if ts == nil {
+		ts = []string{TransportTCP445, TransportNBT139}
+	}
+	var errs []error
+	for i, t := range ts {
+		o := opts
+		switch t {
+		case TransportTCP445:
+			o.Transport, o.Port = smbconn.TransportDirect, a.Port
+		case TransportNBT139:
+			o.Transport, o.Port = smbconn.TransportNetBIOS, a.NetBIOSPort
+			// The computer's NetBIOS name from discovery, else
+			// *SMBSERVER; the NTLM identity check is the same on both.
+			o.CalledName = smbconn.CalledName(opts.ExpectName)
+		default:
+			return nil, append(errs, &smbconn.Error{Op: "dial", Host: host, Err: fmt.Errorf("%w: unknown transport %q", smbconn.ErrBadInput, t)})
+		}
+		s, err := smbconn.Dial(ctx, host, auth, o)
+		if err == nil {
+			return s, nil
+		}
+		errs = append(errs, err)
+		if i == len(ts)-1 || ctx.Err() != nil || !(errors.Is(err, smbconn.ErrRefused) || errors.Is(err, smbconn.ErrFiltered)) {
+			break
+		}
+		a.logger().Debug("smb transport unreachable, trying the next", "host", host, "transport", t, "err", err)
+	}
+	if len(errs) == 0 {
+		errs = append(errs, &smbconn.Error{Op: "dial", Host: host, Err: fmt.Errorf("%w: no transport", smbconn.ErrBadInput)})
+	}
+	return nil, errs
 }
 
 // isLocalAccount decides whether creds name an account local to the

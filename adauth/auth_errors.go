@@ -168,6 +168,33 @@ func classifySetup(host, account string, local bool, err error) *AuthError {
 	return ae
 }
 
+// classifyFallback classifies the failure of a logon that tried more than
+// one transport: errs[0] is TCP 445 refused or filtered, the last error
+// is TCP 139's. When 139 got as far as an SMB session (a logon failure,
+// an identity mismatch), that failure is the answer; when 139 could not
+// be reached or its session service refused, the diagnosis names both
+// ports.
+func classifyFallback(host, account string, local bool, errs []error) *AuthError {
+	first, last := errs[0], errs[len(errs)-1]
+	var se *smbconn.Error
+	reached139 := !errors.Is(last, smbconn.ErrUnreachable) && !errors.Is(last, smbconn.ErrNBTSession) &&
+		(!errors.As(last, &se) || se.Op != "netbios session")
+	if reached139 {
+		return classifySetup(host, account, local, last)
+	}
+	ae := classifySetup(host, account, local, first)
+	ae.Err = fmt.Errorf("%w; then over NetBIOS (TCP 139): %w", first, last)
+	if ae.Kind != ErrUnreachable {
+		return ae
+	}
+	if errors.Is(last, smbconn.ErrUnreachable) {
+		ae.Diagnosis = diagSMBPortsClosed(host, errors.Is(first, smbconn.ErrRefused), last)
+	} else {
+		ae.Diagnosis = diagNetBIOSSessionRefused(host, errors.Is(first, smbconn.ErrRefused), last)
+	}
+	return ae
+}
+
 func classifyStatus(ae *AuthError, st smbconn.NTStatus, account string, info smbconn.Info) {
 	ae.Retryable = true
 	switch st {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,7 +44,7 @@ func TestAuthenticateLab(t *testing.T) {
 	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{
 		{}, {Variant: testlab.SigningMandatory}, {Variant: testlab.EncryptRequired},
 		{Variant: testlab.GuestOnly}, {Variant: testlab.NTLMDisabled}, {NoSMB: true},
-		{Variant: testlab.MaxSMB300}, {Variant: testlab.MaxSMB210},
+		{Variant: testlab.MaxSMB300}, {Variant: testlab.MaxSMB210}, {Variant: testlab.SMB139Only},
 	}})
 	std := labTarget(t, lab, testlab.Standard)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -63,7 +64,7 @@ func TestAuthenticateLab(t *testing.T) {
 			}
 			f := g.Facts
 			g.Close()
-			if f.Dialect != c.dialect || f.NegotiationValidated != c.validated || f.Encrypted != c.encrypted || f.EncryptionMissing == c.encrypted {
+			if f.Dialect != c.dialect || f.NegotiationValidated != c.validated || f.Encrypted != c.encrypted || f.EncryptionMissing == c.encrypted || f.Transport != TransportTCP445 {
 				t.Fatalf("%v: %+v", c.v, f)
 			}
 		}
@@ -238,6 +239,62 @@ func TestAuthenticateLab(t *testing.T) {
 		if !strings.Contains(ae.Diagnosis.Fix, "File and Printer Sharing") {
 			t.Fatalf("fix: %s", ae.Diagnosis.Fix)
 		}
+		// 139 was tried too, and the diagnosis says so.
+		if !strings.Contains(ae.Diagnosis.Summary, "TCP port 139") || !strings.Contains(ae.Diagnosis.Fix, "TCP 139") || !strings.Contains(err.Error(), ":139") {
+			t.Fatalf("diagnosis does not name 139: %v / %v", ae.Diagnosis, err)
+		}
+		// Without the fallback, 139 is neither tried nor named.
+		_, err = (&SMBAuthenticator{Transports: []string{TransportTCP445}}).Authenticate(ctx, tg.Addr.String(), labCreds(t, std.Admin, false))
+		if !errors.As(err, &ae) || ae.Diagnosis.Code != diag.FirewallRefused || strings.Contains(ae.Diagnosis.Summary, "139") || strings.Contains(err.Error(), ":139") {
+			t.Fatalf("445 only: %v / %v", err, ae.Diagnosis)
+		}
+	})
+
+	t.Run("139 only", func(t *testing.T) {
+		tg := labTarget(t, lab, testlab.SMB139Only)
+		// The admin checks write a probe file to ADMIN$ and open
+		// \pipe\svcctl: file access and pipes ride the session on 139.
+		nctx := WithExpectedName(ctx, tg.NetBIOSName)
+		g, err := a.Authenticate(nctx, tg.Addr.String(), labCreds(t, tg.Admin, false))
+		if err != nil {
+			t.Fatalf("over 139: %v", err)
+		}
+		f := g.Facts
+		_ = g.Close()
+		if f.Transport != TransportNBT139 || f.Dialect != "3.1.1" || !f.Signed || !f.Encrypted || len(f.Checks) != 2 || !f.Checks[0].Passed || !f.Checks[1].Passed {
+			t.Fatalf("facts over 139: %+v", f)
+		}
+		// 139 only when asked: 445 alone fails.
+		_, err = (&SMBAuthenticator{Transports: []string{TransportTCP445}}).Authenticate(ctx, tg.Addr.String(), labCreds(t, tg.Admin, false))
+		if !errors.Is(err, ErrUnreachable) {
+			t.Fatalf("445 only on the 139-only target: %v", err)
+		}
+		// And 139 alone works without a name (*SMBSERVER).
+		g, err = (&SMBAuthenticator{Transports: []string{TransportNBT139}}).Authenticate(ctx, tg.Addr.String(), labCreds(t, tg.Admin, false))
+		if err != nil {
+			t.Fatalf("139 as *SMBSERVER: %v", err)
+		}
+		_ = g.Close()
+	})
+
+	t.Run("139 answering for another name", func(t *testing.T) {
+		// A host on the LAN answers on 139 for a name it does not own (its
+		// session service accepts any called name): its NTLM CHALLENGE
+		// still names itself, and no AUTHENTICATE goes to it.
+		tg := labTarget(t, lab, testlab.SMB139Only)
+		before := authLines(t, tg)
+		_, err := a.Authenticate(WithExpectedName(ctx, std.NetBIOSName), tg.Addr.String(), labCreds(t, tg.Admin, false))
+		var ae *AuthError
+		if !errors.Is(err, ErrIdentityMismatch) || !errors.As(err, &ae) || ae.Diagnosis.Code != diag.IdentityMismatch {
+			t.Fatalf("err = %v", err)
+		}
+		var se *smbconn.Error
+		if !errors.As(err, &se) || se.Info.Transport != smbconn.TransportNetBIOS || se.Info.CalledName != std.NetBIOSName {
+			t.Fatalf("not refused on 139 as %s: %#v", std.NetBIOSName, se)
+		}
+		if after := authLines(t, tg); after != before {
+			t.Fatalf("the target logged %d authentications, before %d: credentials were sent", after, before)
+		}
 	})
 
 	t.Run("nothing listening", func(t *testing.T) {
@@ -288,4 +345,20 @@ func TestAuthenticateLab(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(std.AdminDir, "lanconnect-probe-*")); len(left) != 0 {
 		t.Fatalf("probe files left: %v", left)
 	}
+}
+
+// authLines counts the authentications (successful or not) that the
+// target's smbd logged (auth_audit).
+func authLines(t *testing.T, tg *testlab.Target) int {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(filepath.Dir(tg.SMBConf), "log", "log.*"))
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += strings.Count(string(b), "Auth: [")
+	}
+	return n
 }

@@ -1,7 +1,9 @@
 package adauth
 
 import (
+	"context"
 	"errors"
+	"os"
 	"strconv"
 
 	"github.com/lanconnect/lanconnect/diag"
@@ -18,6 +20,53 @@ func diagFirewallFiltered(host string) diag.Diagnosis {
 	return diag.Diagnosis{Code: diag.FirewallFiltered,
 		Summary: host + " did not answer on TCP port 445 (SMB): a firewall drops the traffic, or the computer is off or asleep.",
 		Fix:     `Check that the computer is on and awake, then allow "File and Printer Sharing" (SMB-In, TCP 445) in its firewall for this network profile (Private or Domain; on a Public profile Windows blocks it).`}
+}
+
+// diagSMBPortsClosed explains a computer that could not be reached on
+// TCP 445 (refused when refused445, else filtered) nor on TCP 139 (err139,
+// a *smbconn.DialError). The code stays the one of port 445.
+func diagSMBPortsClosed(host string, refused445 bool, err139 error) diag.Diagnosis {
+	how139 := "refused the connection"
+	switch {
+	case errors.Is(err139, smbconn.ErrFiltered):
+		how139 = "did not answer"
+	case errors.Is(err139, smbconn.ErrNoRoute):
+		how139 = "had no route"
+	}
+	d := diagFirewallRefused(host)
+	how445 := "refused the connection on"
+	if !refused445 {
+		d = diagFirewallFiltered(host)
+		how445 = "did not answer on"
+	}
+	d.Summary = host + " " + how445 + " TCP port 445 (SMB), and " + how139 + " on TCP port 139 (SMB over NetBIOS) too: the ports are closed or a firewall blocks them, or the computer is off."
+	d.Fix = `On the computer, allow "File and Printer Sharing" (SMB-In, TCP 445, or NB-Session-In, TCP 139) in Windows Defender Firewall for this network profile (Private or Domain; on a Public profile Windows blocks it), and check that the "Server" (LanmanServer) service is running.`
+	return d
+}
+
+// diagNetBIOSSessionRefused explains a computer whose TCP 445 could not
+// be reached and whose NetBIOS session service on TCP 139 answered but
+// did not open a session (err139: an *smbconn.NBTSessionError or a
+// malformed answer).
+func diagNetBIOSSessionRefused(host string, refused445 bool, err139 error) diag.Diagnosis {
+	how445 := "refused the connection on"
+	if !refused445 {
+		how445 = "did not answer on"
+	}
+	why := "answered with something that is not a NetBIOS session response"
+	var ne *smbconn.NBTSessionError
+	if errors.Is(err139, context.DeadlineExceeded) || errors.Is(err139, os.ErrDeadlineExceeded) {
+		why = "accepted the connection but did not answer the NetBIOS session request in time"
+	}
+	if errors.As(err139, &ne) {
+		why = "refused the NetBIOS session (" + ne.Code.String() + ")"
+		if ne.Retarget.IsValid() {
+			why = "redirected the NetBIOS session to " + ne.Retarget.String() + ", which this console does not follow"
+		}
+	}
+	return diag.Diagnosis{Code: diag.NetBIOSSessionRefused,
+		Summary: host + " " + how445 + " TCP port 445 (SMB), and its TCP port 139 " + why + ".",
+		Fix:     `Allow "File and Printer Sharing" (SMB-In, TCP 445) in the computer's firewall; if only TCP 139 may be open, check that "NetBIOS over TCP/IP" is enabled on its network adapter and that the "Server" (LanmanServer) service is running.`}
 }
 
 func diagNoRoute(host string) diag.Diagnosis {

@@ -29,6 +29,12 @@
 // Facts say whether the negotiation was validated and whether encryption
 // was asked for but not obtained.
 //
+// [SMBAuthenticator] reaches SMB on TCP 445 and, when 445 is refused or
+// filtered, through the NetBIOS session service on TCP 139
+// (SMBAuthenticator.Transports; Facts.Transport says which carried the
+// session). The name check is the same on both, and no second transport
+// is tried once one reached the computer: credentials go to it once.
+//
 // It does not copy files or start programs (see package deploy and the
 // launchers), and it never stores credentials anywhere but in memory.
 package adauth

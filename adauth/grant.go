@@ -32,6 +32,9 @@ type Grant struct {
 type Facts struct {
 	// Dialect is the SMB dialect, for example "3.1.1".
 	Dialect string `json:"dialect"`
+	// Transport is what carried the session: TransportTCP445 or
+	// TransportNBT139.
+	Transport string `json:"transport"`
 	// Signed and Encrypted describe the session's protection.
 	Signed    bool `json:"signed"`
 	Encrypted bool `json:"encrypted"`
@@ -94,6 +97,7 @@ type CheckResult struct {
 func factsFrom(info smbconn.Info, local bool) Facts {
 	f := Facts{
 		Dialect:               info.Dialect.String(),
+		Transport:             string(info.Transport),
 		Signed:                info.Signed,
 		Encrypted:             info.Encrypted,
 		NegotiationValidated:  info.NegotiationValidated,

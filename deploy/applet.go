@@ -53,6 +53,11 @@ type Applet struct {
 	Path    string
 	// SHA256 is the expected SHA-256 in hexadecimal (64 digits), or empty.
 	SHA256 string
+	// Arch is the Windows architecture this build runs on natively:
+	// Arch386, ArchAMD64 or ArchARM64; empty for a default applet. It
+	// matters only in a set of variants (Applets), where the target's
+	// architecture picks one; a single Applet is copied whatever it says.
+	Arch string
 }
 
 // AppletFromFile reads the local file at path once into memory and

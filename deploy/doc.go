@@ -41,6 +41,18 @@
 // packet per WRITE in flight (Parallel × ChunkSize); a WriteLimit shared
 // by the Copies of a console (standard.Apply shares one) bounds those for
 // all of them together.
+// # Applet variants per architecture
+//
+// An Applet may name the Windows architecture it is built for (Arch:
+// Arch386, ArchAMD64, ArchARM64; empty for a default). Applets is a set of
+// such variants; Applets.Choose picks the one for a computer's reported
+// architecture (NormalizeArch reads PROCESSOR_ARCHITECTURE and WMI's
+// OSArchitecture): native, then the default, then one that Windows
+// emulates there. When none fits it returns an *ArchError
+// (ErrNoAppletForArch, diagnosis "applet-arch-unsupported") instead of
+// letting the launch fail with ERROR_BAD_EXE_FORMAT (193). A
+// VariantDeployer exposes its variants so that the session learns the
+// architecture (Target.Arch) and checks the choice before deploying.
 //
 // A journal file is trusted input: undoing it deletes what it names, so a
 // journal directory must be writable by the console only, and a recovery

@@ -32,6 +32,12 @@ type Target struct {
 	// file) undoes it with the Undoers of the step that recorded it. Nil
 	// means record nothing; every step must accept that.
 	Journal *Journal
+	// Arch is the computer's processor architecture as the session
+	// learned it before deploying, as the computer reported it
+	// (PROCESSOR_ARCHITECTURE from Remote Registry: "AMD64", "x86",
+	// "ARM64"; or Win32_OperatingSystem.OSArchitecture from WMI); empty
+	// when unknown or not needed. Applets.Choose reads it.
+	Arch string
 	// AppletPath is the applet's local path on the computer once the
 	// Deployer has copied it, for example
 	// `C:\Windows\lanconnect-s1.0a1b2c3d\applet-s1.exe`; empty before.
@@ -102,6 +108,17 @@ type Preflighter interface {
 // copies. It does not launch anything.
 type Deployer interface {
 	Deploy(ctx context.Context, t *Target, progress func(done, total int64)) (path string, err error)
+}
+
+// VariantDeployer is a Deployer whose applet comes in variants per
+// architecture: Deploy copies Variants().Choose(t.Arch). Before calling
+// Deploy, the session learns the target's architecture when the variants
+// need it (Applets.NeedsArch: from the preflight's Arch, else from the
+// Preflight of a launcher such as WMI), sets Target.Arch, and fails the
+// step without calling Deploy when no variant fits (*ArchError).
+type VariantDeployer interface {
+	Deployer
+	Variants() Applets
 }
 
 // FileDeployer is a Deployer that can also put a small file next to the

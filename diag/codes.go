@@ -13,6 +13,11 @@ const (
 	NameConflict     Code = "name-conflict"         // more than one computer answers for the name
 	IdentityMismatch Code = "identity-mismatch"     // the NTLM challenge names another computer; nothing was sent
 	NoAddress        Code = "no-address"            // the host has no address or name at all
+	// NetBIOSSessionRefused: TCP 445 was closed, and TCP 139 answered but
+	// its NetBIOS session service refused the SESSION REQUEST or
+	// redirected it. (445 and 139 both closed keep the codes of 445,
+	// whose summary then names 139 too.)
+	NetBIOSSessionRefused Code = "netbios-session-refused"
 )
 
 // Logon and administrator checks (adauth).
@@ -66,6 +71,10 @@ const (
 const (
 	AppletFolderExists Code = "applet-folder-exists" // the session's folder already exists on the target
 	AppletFolderUnsafe Code = "applet-folder-unsafe" // the folder is not one the session may create
+	// AppletArchUnsupported: no applet variant runs on the target's
+	// architecture (it would fail with ERROR_BAD_EXE_FORMAT, 193), or the
+	// architecture is unknown and there is no default; nothing was copied.
+	AppletArchUnsupported Code = "applet-arch-unsupported"
 )
 
 // Launching through the Service Control Manager (remotereg).

@@ -158,6 +158,14 @@ func (n Name) encodedLen() (int, error) {
 	return l, nil
 }
 
+// MarshalBinary returns the wire form of n: its first-level encoding (RFC
+// 1001 section 14.1) with the scope labels and the final zero byte, as
+// the name service and the NetBIOS session service (RFC 1002 section
+// 4.3.2, the called and calling names of a SESSION REQUEST) carry it. It
+// fails with a *NameError when the scope cannot be encoded. It does not
+// upper-case or otherwise change the name: build it with NewName.
+func (n Name) MarshalBinary() ([]byte, error) { return appendName(nil, n) }
+
 // appendName appends the first-level encoding of n (RFC 1001 section 14.1):
 // each byte becomes two letters 'A'+nibble, in a 32-byte label, followed by
 // the scope labels and a zero length byte.

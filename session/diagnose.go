@@ -88,6 +88,9 @@ func (s *Session) explain(step Step, err error, pre *deploy.Preflight) diag.Diag
 			if errors.Is(le, deploy.ErrUnreachable) && pre != nil && pre.RemoteRegistryOff {
 				d.Summary += " Remote Registry is stopped on the target too."
 			}
+			if errors.Is(le, deploy.ErrNotExecutable) {
+				d = s.withApplet(d)
+			}
 			return d
 		}
 	}
@@ -114,6 +117,25 @@ func (s *Session) explain(step Step, err error, pre *deploy.Preflight) diag.Diag
 		return diag.Diagnosis{Code: diag.AccessDenied, Summary: "The target refused the operation for this account.", Fix: "Use an account that is administrator on the target."}
 	}
 	return diag.Diagnosis{Code: diag.Other, Summary: fmt.Sprintf("The %s step failed: %v", step, err)}
+}
+
+// withApplet adds to an ERROR_BAD_EXE_FORMAT diagnosis which applet
+// variant was copied and what the computer reported, when the session
+// chose among variants.
+func (s *Session) withApplet(d diag.Diagnosis) diag.Diagnosis {
+	s.mu.Lock()
+	arch, applet := s.res.Arch, s.res.AppletArch
+	s.mu.Unlock()
+	if applet == "" {
+		return d
+	}
+	d.Summary += " The " + applet + " applet was copied"
+	if arch != "" {
+		d.Summary += fmt.Sprintf(" to a computer that reports its architecture as %q", arch)
+	}
+	d.Summary += "."
+	d.Fix += " Give a build for this computer's architecture as a variant (deploy.Applets; connect -applet windows/ARCH=FILE)."
+	return d
 }
 
 // preflightNotes turns preflight findings into warnings.

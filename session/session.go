@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -682,6 +683,7 @@ func (s *Session) connect(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.res.Account = grant.Credentials.Account()
+	s.res.Transport = grant.Facts.Transport
 	s.mu.Unlock()
 	if cfg.RememberCredentials && !sameCredentials(grant.Credentials, current) {
 		s.c.SetCredentials(grant.Credentials)
@@ -719,8 +721,14 @@ func (s *Session) connect(ctx context.Context) error {
 		}
 	}
 
-	// 3. deploy.
+	// 3. deploy: the applet's variant for the target's architecture, or
+	// a failure before anything is copied.
 	s.setStep(StepDeploy, "")
+	if vd, ok := cfg.Deployer.(deploy.VariantDeployer); ok {
+		if err := s.chooseApplet(ctx, vd.Variants()); err != nil {
+			return err
+		}
+	}
 	dctx, cancel := withTimeout(ctx, s.tmo.Deploy)
 	path, err := cfg.Deployer.Deploy(dctx, &s.target, s.progress)
 	cancel()
@@ -731,6 +739,62 @@ func (s *Session) connect(ctx context.Context) error {
 
 	// 4. launch.
 	return s.launch(ctx)
+}
+
+// chooseApplet learns the target's architecture when the variants need
+// it and checks that one of them fits, before anything is copied. The
+// architecture comes from the preflight (Remote Registry's
+// PROCESSOR_ARCHITECTURE), else from the Preflight of the first launcher
+// that has one and answers (WMI's OSArchitecture). It records the
+// architecture in the target and the result.
+func (s *Session) chooseApplet(ctx context.Context, v deploy.Applets) error {
+	cfg := &s.c.cfg
+	if v.NeedsArch() {
+		s.mu.Lock()
+		var arch string
+		if p := s.res.Preflight; p != nil {
+			arch = p.Arch
+		}
+		s.mu.Unlock()
+		if arch == "" {
+			for _, l := range cfg.Launchers {
+				pf, ok := l.(deploy.Preflighter)
+				if !ok || sameStep(pf, cfg.Preflight) {
+					continue
+				}
+				pctx, cancel := withTimeout(ctx, s.tmo.Preflight)
+				p, err := pf.Preflight(pctx, &s.target)
+				cancel()
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if p != nil && p.Arch != "" {
+					arch = p.Arch
+					s.log.Info("architecture read by a launcher", "launcher", l.Name(), "arch", arch)
+					break
+				}
+				s.log.Info("launcher could not read the architecture", "launcher", l.Name(), "err", err)
+			}
+		}
+		s.target.Arch = arch
+	}
+	a, err := v.Choose(s.target.Arch)
+	s.mu.Lock()
+	s.res.Arch = s.target.Arch
+	if err == nil {
+		s.res.AppletArch = a.Label()
+	}
+	s.mu.Unlock()
+	return err
+}
+
+// sameStep reports whether a and b are the same plugin value, without
+// panicking on values of types that cannot be compared.
+func sameStep(a, b any) bool {
+	if a == nil || b == nil || reflect.TypeOf(a) != reflect.TypeOf(b) || !reflect.TypeOf(a).Comparable() {
+		return false
+	}
+	return a == b
 }
 
 func (s *Session) launch(ctx context.Context) error {

@@ -152,6 +152,14 @@ type Result struct {
 	Notes []diag.Diagnosis
 	// Account is the account that was proved (no secret).
 	Account string
+	// Arch is the target's processor architecture as it reported it
+	// (deploy.Target.Arch), read before deploying when the applet comes
+	// in variants; empty otherwise. AppletArch is the variant copied
+	// (deploy.Applet.Label: "386", "amd64", "arm64" or "default").
+	Arch, AppletArch string
+	// Transport is what carried the SMB session (adauth.Facts.Transport:
+	// "tcp445" or "nbt139"); empty before authentication.
+	Transport string
 	// Method is the launcher that started the applet.
 	Method string
 	// Attempts lists the launchers that failed, in order.

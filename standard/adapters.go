@@ -24,6 +24,11 @@ type Deployer struct {
 	// content: every session sends from the same read-only bytes when it
 	// was made with deploy.AppletFromFile or deploy.AppletFromBytes.
 	Applet deploy.Applet
+	// Applets, when set, are variants per architecture and replace
+	// Applet: Deploy copies Applets.Choose(t.Arch) (see
+	// deploy.VariantDeployer). Each variant's Name is a file-name pattern
+	// as Applet's is.
+	Applets deploy.Applets
 	// Copy tunes deploy.Copy; its Folder, Journal, Progress and Logger are
 	// set per call. Its Dir, when set, is the parent of the session's
 	// folder and must be admin-only (deploy.CheckFolder).
@@ -39,7 +44,10 @@ type Deployer struct {
 // undo anything itself: what a failed copy left is in the journal, which the
 // session undoes.
 func (d Deployer) Deploy(ctx context.Context, t *deploy.Target, progress func(done, total int64)) (string, error) {
-	a := d.Applet
+	a, err := d.Variants().Choose(t.Arch)
+	if err != nil {
+		return "", err
+	}
 	a.Name = AppletFileName(a.Name, t.Session)
 	o := d.Copy
 	o.Folder = deploy.FolderName(t.Session)
@@ -80,7 +88,21 @@ func (d Deployer) DeployFile(ctx context.Context, t *deploy.Target, name string,
 	return dir + `\` + name, nil
 }
 
-var _ deploy.FileDeployer = Deployer{}
+// Variants implements deploy.VariantDeployer: Applets, or Applet alone
+// (a default, chosen whatever the target's architecture).
+func (d Deployer) Variants() deploy.Applets {
+	if len(d.Applets) > 0 {
+		return d.Applets
+	}
+	a := d.Applet
+	a.Arch = ""
+	return deploy.Applets{a}
+}
+
+var (
+	_ deploy.FileDeployer    = Deployer{}
+	_ deploy.VariantDeployer = Deployer{}
+)
 
 // AppletFileName returns the per-session file name of an applet named name:
 // the session ID goes before the extension ("lcapplet.exe", "s1" gives

@@ -63,7 +63,8 @@ func ParseMethod(s string) (Method, error) {
 	return "", &OptionError{Field: "Method", Err: fmt.Errorf("must be auto, scm or wmi, not %q", s)}
 }
 
-// Options say how Apply wires the standard pieces. Only Applet is required;
+// Options say how Apply wires the standard pieces. Only Applet (or
+// Applets) is required;
 // every other zero field takes the pieces' own defaults.
 //
 // The SCM, WMI, Authenticator and Launchers overrides are used as they
@@ -78,6 +79,10 @@ type Options struct {
 	// read-only copy in memory (see deploy.Applet): a bulk connect to N
 	// hosts holds the applet once, not N times.
 	Applet deploy.Applet
+	// Applets, when set, are the applet's variants per architecture
+	// (deploy.Applets) and replace Applet: the session copies the one
+	// that runs on the target (see deploy.VariantDeployer).
+	Applets deploy.Applets
 	// Method selects the launchers; the zero value means MethodAuto.
 	Method Method
 	// ServicePrefix starts the name of the service that the SCM launcher
@@ -138,7 +143,11 @@ type Options struct {
 // JournalDir (when set) is an existing directory. Every error is an
 // *OptionError.
 func (o Options) Validate() error {
-	if err := o.Applet.Validate(); err != nil {
+	if len(o.Applets) > 0 {
+		if err := o.Applets.Validate(); err != nil {
+			return &OptionError{Field: "Applets", Err: err}
+		}
+	} else if err := o.Applet.Validate(); err != nil {
 		return &OptionError{Field: "Applet", Err: err}
 	}
 	if o.Method != "" {
@@ -267,7 +276,7 @@ func Apply(cfg *session.Config, opts Options) error {
 	if cp.WriteLimit == nil {
 		cp.WriteLimit = deploy.NewWriteLimit(deploy.DefaultWriteLimit)
 	}
-	cfg.Deployer = Deployer{Applet: opts.Applet, Copy: cp, Logger: log}
+	cfg.Deployer = Deployer{Applet: opts.Applet, Applets: opts.Applets, Copy: cp, Logger: log}
 	cfg.Launchers = p.launchers(opts.Method, opts.Launchers)
 	cfg.Undoers = []deploy.Undoer{p.scm}
 	if opts.Resolver != nil {

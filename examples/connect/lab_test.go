@@ -420,6 +420,7 @@ func TestLabConnect(t *testing.T) {
 		r := runConnect(ctx, t, std.Admin.Password, append(base, "-user", std.Admin.User, "-method", "scm", "-param", "Note=lab", std.Addr.String())...)
 		host := std.Addr.String()
 		checkRunningThenClosed(t, r, host, "scm")
+		checkTransport(t, r, host, "tcp445")
 		want := []string{"Connecting/authenticate", "Connecting/preflight", "Connecting/deploy"}
 		if got := strings.Fields(brief(r.of(host))); !slices.Equal(got[:3], want) {
 			t.Fatalf("events %v", got)
@@ -562,6 +563,210 @@ func TestLabConnect(t *testing.T) {
 		}
 		t.Logf("445 closed: %s", last.Diagnosis)
 	})
+}
+
+// checkTransport checks that the first Running event of host says which
+// transport carried its SMB session, and that no event before
+// authentication says one.
+func checkTransport(t *testing.T, r runResult, host, want string) {
+	t.Helper()
+	running := false
+	for _, e := range r.of(host) {
+		got, has := e.raw["transport"]
+		if e.State == "Running" && !running {
+			running = true
+			if got != want {
+				t.Fatalf("Running event transport %v, want %q: %+v", got, want, e.raw)
+			}
+		}
+		if e.State == "Connecting" && has {
+			t.Fatalf("a Connecting event carries a transport: %+v", e.raw)
+		}
+	}
+}
+
+// TestLabConnect139 connects to a target that serves SMB on TCP 139
+// only: the logon, the admin checks (a file in ADMIN$ and
+// \pipe\svcctl), the preflight over \pipe\winreg, the applet's copy
+// and the cleanup ride the NetBIOS session; winemu launches the applet,
+// which checks in.
+func TestLabConnect139(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	buildAll(t)
+	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{Variant: testlab.SMB139Only}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tg := lab.Targets[0]
+	if c, err := net.DialTimeout("tcp", net.JoinHostPort(tg.Addr.String(), "445"), 2*time.Second); err == nil {
+		c.Close()
+		t.Fatal("the 139-only target answers on 445")
+	}
+	e := startWinemu(ctx, t, tg, tg.Admin.Password)
+	applet := buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet")
+	console := net.JoinHostPort(lab.HostAddr.String(), "0")
+	r := runConnect(ctx, t, tg.Admin.Password, "-console", console, "-applet", applet, "-checkin-timeout", "30s",
+		"-user", tg.Admin.User, "-method", "scm", "-param", "Note=nbt", tg.Addr.String())
+	host := tg.Addr.String()
+	checkRunningThenClosed(t, r, host, "scm")
+	checkTransport(t, r, host, "nbt139")
+	// The preflight read the registry through \pipe\winreg on 139.
+	if got := strings.Fields(brief(r.of(host))); len(got) < 3 || got[1] != "Connecting/preflight" {
+		t.Fatalf("events %v", got)
+	}
+	for _, ev := range r.of(host) {
+		notes, _ := ev.raw["notes"].([]any)
+		for _, n := range notes {
+			if strings.Contains(fmt.Sprint(n), "could not be read") {
+				t.Fatalf("preflight failed over 139: %v", n)
+			}
+		}
+	}
+	t.Logf("139: %s (%v)", brief(r.of(host)), r.took)
+	if l := leftovers(t, tg); len(l) != 0 {
+		t.Fatalf("left on the target: %v", l)
+	}
+	checkNoApplets(t, e)
+	if s := winemuServices(t, e.ctl); len(s) != 0 {
+		t.Fatalf("services left: %v", s)
+	}
+	if out, _ := exec.CommandContext(ctx, "net", "-s", tg.SMBConf, "registry", "enumerate", `HKLM\SOFTWARE`).CombinedOutput(); strings.Contains(string(out), "LanConnect") {
+		t.Fatalf("registry keys left:\n%s", out)
+	}
+}
+
+// TestLabConnectArch copies the applet variant that matches each target's
+// architecture: one whose registry says x86 (PROCESSOR_ARCHITECTURE,
+// seeded into Samba's registry), one whose registry is silent and whose
+// WMI says "ARM 64-bit Processor" (wmiemu); and a target no variant fits
+// fails before anything is copied. The variants are the example applet
+// with different padding, so the copied size says which one went.
+func TestLabConnectArch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	buildAll(t)
+	lab := testlab.New(t, testlab.Options{Targets: []testlab.TargetSpec{{}, {}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	x86, arm := lab.Targets[0], lab.Targets[1]
+	for _, args := range [][]string{
+		{"registry", "createkey", `HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Environment`},
+		{"registry", "setvalue", `HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Environment`, "PROCESSOR_ARCHITECTURE", "sz", "x86"},
+	} {
+		if out, err := exec.CommandContext(ctx, "net", append([]string{"-s", x86.SMBConf}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("net %v: %v\n%s", args, err, out)
+		}
+	}
+	x86Emu := startWinemu(ctx, t, x86, x86.Admin.Password)
+	armEmu := startWMIEmuArch(ctx, t, arm, "ARM 64-bit Processor")
+
+	applet := buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet")
+	b, err := os.ReadFile(applet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files := map[string]string{}
+	sizes := map[string]int64{}
+	for i, arch := range []string{"386", "amd64", "arm64"} {
+		f := filepath.Join(dir, arch+".exe")
+		// Bytes after an ELF's last section are never loaded: the
+		// variants run alike and differ in size only.
+		if err := os.WriteFile(f, append(append([]byte(nil), b...), make([]byte, 4096*(i+1))...), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		files[arch], sizes[arch] = f, int64(len(b)+4096*(i+1))
+	}
+	console := net.JoinHostPort(lab.HostAddr.String(), "0")
+	base := []string{"-console", console, "-checkin-timeout", "30s"}
+	copied := func(r runResult, host string) int64 {
+		var total int64 = -1
+		for _, e := range r.of(host) {
+			if e.Event == "progress" {
+				total = int64(e.raw["total"].(float64))
+			}
+		}
+		return total
+	}
+
+	t.Run("x86 from the registry", func(t *testing.T) {
+		r := runConnect(ctx, t, x86.Admin.Password, append(base, "-user", x86.Admin.User, "-method", "scm",
+			"-applet", "windows/amd64="+files["amd64"], "-applet", "windows/386="+files["386"], "-applet", "windows/arm64="+files["arm64"], x86.Addr.String())...)
+		host := x86.Addr.String()
+		checkRunningThenClosed(t, r, host, "scm")
+		run := runningEvent(t, r, host)
+		if run.raw["applet_arch"] != "386" || run.raw["arch"] != "386" || copied(r, host) != sizes["386"] {
+			t.Fatalf("applet_arch %v, arch %v, copied %d bytes (386 is %d)", run.raw["applet_arch"], run.raw["arch"], copied(r, host), sizes["386"])
+		}
+		checkNoApplets(t, x86Emu)
+	})
+
+	t.Run("ARM64 from WMI", func(t *testing.T) {
+		r := runConnect(ctx, t, arm.Admin.Password, append(base, "-user", arm.Admin.User,
+			"-applet", "windows/amd64="+files["amd64"], "-applet", "windows/arm64="+files["arm64"], arm.Addr.String())...)
+		host := arm.Addr.String()
+		checkRunningThenClosed(t, r, host, "scm")
+		run := runningEvent(t, r, host)
+		if run.raw["applet_arch"] != "arm64" || run.raw["arch"] != "arm64" || copied(r, host) != sizes["arm64"] {
+			t.Fatalf("applet_arch %v, arch %v, copied %d bytes (arm64 is %d)", run.raw["applet_arch"], run.raw["arch"], copied(r, host), sizes["arm64"])
+		}
+		if l := leftovers(t, arm); len(l) != 0 {
+			t.Fatalf("left on the target: %v", l)
+		}
+		checkNoApplets(t, armEmu)
+	})
+
+	t.Run("no variant for x86", func(t *testing.T) {
+		r := runConnect(ctx, t, x86.Admin.Password, append(base, "-user", x86.Admin.User, "-method", "scm",
+			"-applet", "windows/amd64="+files["amd64"], "-applet", "windows/arm64="+files["arm64"], x86.Addr.String())...)
+		host := x86.Addr.String()
+		last := r.last(host)
+		if r.code != 1 || last.State != "Failed" || last.Step != "deploy" || last.Code != "applet-arch-unsupported" ||
+			!strings.Contains(last.Diagnosis, "x86") || !strings.Contains(last.Diagnosis, "193") {
+			t.Fatalf("exit %d, last %+v\n%s", r.code, last.raw, r.stderr)
+		}
+		for _, e := range r.of(host) {
+			if e.Event == "progress" || e.Step == "launch" {
+				t.Fatalf("copied or launched: %+v", e.raw)
+			}
+		}
+		if l := leftovers(t, x86); len(l) != 0 {
+			t.Fatalf("left on the target: %v", l)
+		}
+		if s := winemuServices(t, x86Emu.ctl); len(s) != 0 {
+			t.Fatalf("services: %v", s)
+		}
+	})
+}
+
+// runningEvent returns the first Running event of host.
+func runningEvent(t *testing.T, r runResult, host string) event {
+	t.Helper()
+	for _, e := range r.of(host) {
+		if e.State == "Running" {
+			return e
+		}
+	}
+	t.Fatalf("no Running event for %s: %s", host, brief(r.of(host)))
+	return event{}
+}
+
+// startWMIEmuArch runs wmiemu (SCM and WMI) in tgt's namespace, its
+// Win32_OperatingSystem reporting OSArchitecture arch.
+func startWMIEmuArch(ctx context.Context, t *testing.T, tgt *testlab.Target, arch string) *emu {
+	t.Helper()
+	bin := buildBin(t, "wmiemu", "github.com/lanconnect/lanconnect/internal/winemu/testdata/wmiemu")
+	t.Setenv("WINEMU_PASSWORD", tgt.Admin.Password)
+	p, err := tgt.Start(ctx, bin, "-listen", tgt.Addr.String(), "-root", tgt.AdminDir, "-user", tgt.Admin.User,
+		"-name", tgt.NetBIOSName, "-workgroup", tgt.Workgroup, "-os-arch", arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	waitPort(t, net.JoinHostPort(tgt.Addr.String(), "135"), p)
+	return &emu{tgt: tgt, proc: p}
 }
 
 // TestLabConnectBulk connects to eight targets at once and reports the

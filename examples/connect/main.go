@@ -79,7 +79,7 @@ type env struct {
 type options struct {
 	user          string
 	passwordStdin bool
-	applet        string
+	applets       appletFlag
 	appletOS      string
 	appletArch    string
 	method        string
@@ -94,6 +94,49 @@ type options struct {
 	journalDir    string
 	cleanup       bool
 	anyAddr       bool
+}
+
+// appletFlag collects -applet [OS/ARCH=]FILE: the applet's variants per
+// Windows architecture, and at most one default (no OS/ARCH).
+type appletFlag []appletSpec
+
+type appletSpec struct {
+	arch string // deploy.Arch386, ArchAMD64, ArchARM64; "" for the default
+	path string
+}
+
+func (a *appletFlag) String() string { return "" }
+
+func (a *appletFlag) Set(v string) error {
+	spec := appletSpec{path: v}
+	// OS/ARCH= only when the part before the first '=' looks like one:
+	// a FILE may contain '=' (or '/') itself.
+	if k, file, ok := strings.Cut(v, "="); ok {
+		if goos, arch, ok := strings.Cut(k, "/"); ok && goos != "" && arch != "" && !strings.ContainsAny(k, `\.: `) && strings.Count(k, "/") == 1 {
+			if goos != "windows" {
+				return fmt.Errorf("OS %q: applets run on windows targets only", goos)
+			}
+			switch arch {
+			case deploy.Arch386, deploy.ArchAMD64, deploy.ArchARM64:
+			default:
+				return fmt.Errorf("architecture %q: want %s, %s or %s", arch, deploy.Arch386, deploy.ArchAMD64, deploy.ArchARM64)
+			}
+			spec = appletSpec{arch: arch, path: file}
+		}
+	}
+	if spec.path == "" {
+		return errors.New("no FILE")
+	}
+	for _, s := range *a {
+		if s.arch == spec.arch {
+			if spec.arch == "" {
+				return errors.New("more than one default applet (FILE without OS/ARCH)")
+			}
+			return fmt.Errorf("more than one applet for windows/%s", spec.arch)
+		}
+	}
+	*a = append(*a, spec)
+	return nil
 }
 
 // paramFlag collects -param NAME=VALUE.
@@ -116,7 +159,7 @@ func run(ctx context.Context, args []string, e env) int {
 	var o options
 	fs.StringVar(&o.user, "user", "", "administrator `account`: user, DOMAIN\\user, user@domain or .\\user")
 	fs.BoolVar(&o.passwordStdin, "password-stdin", false, "read the password from the first line of standard input")
-	fs.StringVar(&o.applet, "applet", "", "applet `file` to deploy (default: build examples/applet with the go tool)")
+	fs.Var(&o.applets, "applet", "applet to deploy, `[OS/ARCH=]FILE`: windows/386, windows/amd64 or windows/arm64 for a variant, chosen by the target's architecture; a FILE alone is the default (repeatable; default: build examples/applet with the go tool)")
 	fs.StringVar(&o.appletOS, "applet-os", "windows", "GOOS of the default applet build")
 	fs.StringVar(&o.appletArch, "applet-arch", "amd64", "GOARCH of the default applet build")
 	fs.StringVar(&o.method, "method", "auto", "launch `method`: auto (scm, then wmi), scm or wmi")
@@ -212,23 +255,34 @@ func run(ctx context.Context, args []string, e env) int {
 	hosts := hostsOf(fs.Args())
 
 	// Applet.
-	appletPath := o.applet
-	if appletPath == "" {
+	if len(o.applets) == 0 {
 		dir, err := os.MkdirTemp("", "lanconnect-applet-")
 		if err != nil {
 			fmt.Fprintf(e.stderr, "connect: %v\n", err)
 			return exitFailed
 		}
 		defer os.RemoveAll(dir)
-		appletPath = filepath.Join(dir, "applet.exe")
+		appletPath := filepath.Join(dir, "applet.exe")
 		if err := cliutil.BuildApplet(ctx, appletPath, o.appletOS, o.appletArch); err != nil {
 			fmt.Fprintf(e.stderr, "connect: no -applet given and the example applet could not be built: %v\n", err)
 			return exitFailed
 		}
+		o.applets = appletFlag{{path: appletPath}}
 	}
-	opts.Applet, err = deploy.AppletFromFile("lcapplet.exe", "example", appletPath)
-	if err != nil {
-		return usageErr("-applet: %v", err)
+	if len(o.applets) == 1 && o.applets[0].arch == "" {
+		opts.Applet, err = deploy.AppletFromFile("lcapplet.exe", "example", o.applets[0].path)
+		if err != nil {
+			return usageErr("-applet: %v", err)
+		}
+	} else {
+		for _, s := range o.applets {
+			a, err := deploy.AppletFromFile("lcapplet.exe", "example", s.path)
+			if err != nil {
+				return usageErr("-applet: %v", err)
+			}
+			a.Arch = s.arch
+			opts.Applets = append(opts.Applets, a)
+		}
 	}
 
 	// Check-in address.

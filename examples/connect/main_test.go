@@ -29,6 +29,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-nosuchflag"}, "not defined"},
 		{[]string{"-password-stdin", "-user", "admin", "192.0.2.1"}, "no password on standard input"},
 		{[]string{"-user", `a\b\c`, "192.0.2.1"}, "-user"},
+		{[]string{"-applet", "linux/amd64=a", "192.0.2.1"}, "windows targets only"},
+		{[]string{"-applet", "windows/ia64=a", "192.0.2.1"}, `architecture "ia64"`},
+		{[]string{"-applet", "a", "-applet", "b", "192.0.2.1"}, "more than one default"},
+		{[]string{"-applet", "windows/amd64=a", "-applet", "windows/amd64=b", "192.0.2.1"}, "more than one applet for windows/amd64"},
+		{[]string{"-applet", "windows/386=", "192.0.2.1"}, "no FILE"},
+		{[]string{"-applet", "windows/386=/nonexistent/x86.exe", "192.0.2.1"}, "-applet"},
 	} {
 		e, _, errb := testEnv("")
 		if code := run(context.Background(), tc.args, e); code != exitUsage || !strings.Contains(errb.String(), tc.want) {
@@ -144,5 +150,23 @@ func TestHostileTextOnTheTerminal(t *testing.T) {
 	var back map[string]any
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back["host"] != evil {
 		t.Fatalf("NDJSON: %v %q", err, js.String())
+	}
+}
+
+func TestAppletFlag(t *testing.T) {
+	var a appletFlag
+	for _, v := range []string{"windows/arm64=a64.exe", "windows/amd64=dir/a=1.exe", `C:\apps\x=y.exe`, "windows/386=/opt/x86.exe"} {
+		if err := a.Set(v); err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+	}
+	want := appletFlag{{"arm64", "a64.exe"}, {"amd64", "dir/a=1.exe"}, {"", `C:\apps\x=y.exe`}, {"386", "/opt/x86.exe"}}
+	if len(a) != len(want) {
+		t.Fatalf("%+v", a)
+	}
+	for i := range want {
+		if a[i] != want[i] {
+			t.Fatalf("%d: %+v, want %+v", i, a[i], want[i])
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/internal/cliutil"
 	"github.com/lanconnect/lanconnect/session"
 )
@@ -34,24 +35,27 @@ func newPrinter(w io.Writer, jsonOut, redraw bool) *printer {
 // jsonEvent is one NDJSON line. The first seven fields are always present
 // (empty when unknown); see docs/connect.md.
 type jsonEvent struct {
-	Host      string        `json:"host"`
-	State     session.State `json:"state"`
-	Step      session.Step  `json:"step"`
-	Time      string        `json:"time"`
-	Method    string        `json:"method"`
-	Error     string        `json:"error"`
-	Diagnosis string        `json:"diagnosis"`
-	Code      string        `json:"code,omitempty"`
-	Event     string        `json:"event"`
-	Addr      string        `json:"addr,omitempty"`
-	Session   string        `json:"session"`
-	Bytes     *int64        `json:"bytes,omitempty"`
-	Total     *int64        `json:"total,omitempty"`
-	Account   string        `json:"account,omitempty"`
-	AppletPID int           `json:"applet_pid,omitempty"`
-	Attempts  []jsonAttempt `json:"attempts,omitempty"`
-	Notes     []string      `json:"notes,omitempty"`
-	Cleanup   *jsonCleanup  `json:"cleanup,omitempty"`
+	Host       string        `json:"host"`
+	State      session.State `json:"state"`
+	Step       session.Step  `json:"step"`
+	Time       string        `json:"time"`
+	Method     string        `json:"method"`
+	Error      string        `json:"error"`
+	Diagnosis  string        `json:"diagnosis"`
+	Code       string        `json:"code,omitempty"`
+	Event      string        `json:"event"`
+	Addr       string        `json:"addr,omitempty"`
+	Session    string        `json:"session"`
+	Bytes      *int64        `json:"bytes,omitempty"`
+	Total      *int64        `json:"total,omitempty"`
+	Account    string        `json:"account,omitempty"`
+	Transport  string        `json:"transport,omitempty"`
+	AppletPID  int           `json:"applet_pid,omitempty"`
+	Arch       string        `json:"arch,omitempty"`
+	AppletArch string        `json:"applet_arch,omitempty"`
+	Attempts   []jsonAttempt `json:"attempts,omitempty"`
+	Notes      []string      `json:"notes,omitempty"`
+	Cleanup    *jsonCleanup  `json:"cleanup,omitempty"`
 }
 
 type jsonAttempt struct {
@@ -80,6 +84,11 @@ func toJSON(ev session.Event) jsonEvent {
 	}
 	if r := ev.Result; r != nil {
 		j.Account = r.Account
+		j.Transport = r.Transport
+		j.Arch, j.AppletArch = deploy.NormalizeArch(r.Arch), r.AppletArch
+		if j.Arch == "" {
+			j.Arch = r.Arch // as reported, when no variant can name it
+		}
 		if r.Applet != nil {
 			j.AppletPID = r.Applet.PID
 		}
@@ -173,6 +182,13 @@ func (p *printer) event(ev session.Event) {
 	case session.Running:
 		if r != nil && r.Applet != nil {
 			line += fmt.Sprintf("  applet pid %d on %s checked in", r.Applet.PID, safe(r.Applet.Name))
+		}
+		// Said only when it is not the usual: SMB over 139, a variant.
+		if r != nil && r.Transport == "nbt139" {
+			line += "  (SMB over TCP 139)"
+		}
+		if r != nil && r.AppletArch != "" && r.AppletArch != deploy.ArchDefault {
+			line += "  (" + safe(r.AppletArch) + " applet)"
 		}
 	case session.Failed:
 		line += "\n    error: " + safe(p.errText(ev.Err))

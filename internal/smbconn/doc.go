@@ -55,6 +55,19 @@
 //     them unsigned even when signing is required.
 //   - Tree connects use \\host\share, not go-smb2's \\ip:port\share.
 //
+// Two transports carry a Session (Options.Transport, Info.Transport):
+// Direct TCP on port 445, and the NetBIOS session service on port 139
+// (RFC 1002), where Dial first sends a SESSION REQUEST for the called name
+// (Options.CalledName with suffix 0x20, SMBServerName when unknown, and
+// SMBServerName once more when the server says it does not serve the
+// name). A NEGATIVE or RETARGET response is an *NBTSessionError
+// (ErrNBTSession); a retarget is not followed. The frame watcher drops the
+// server's SESSION KEEP ALIVE packets; everything after the SESSION
+// REQUEST is the same SMB2/3 session, with the same checks. The called
+// name is no authentication: Options.ExpectName is checked on 139 as on
+// 445. Dial does not fall back from one transport to the other; package
+// adauth does.
+//
 // Signing is required by default; encryption is used when the server asks
 // for it, or when the caller prefers or requires it (Options.Encryption).
 // Errors are typed: *Error (with the Info learned before a failure),

@@ -69,10 +69,26 @@ type ContextDialer interface {
 // timeout, a 20 s limit on negotiation and logon, signing required,
 // encryption when the server asks, guest sessions refused.
 type Options struct {
-	// Port is the TCP port; 0 means 445.
+	// Transport selects Direct TCP (the zero value, TransportDirect) or
+	// the NetBIOS session service (TransportNetBIOS). Dial does not fall
+	// back from one to the other: the caller decides (package adauth
+	// tries 445, then 139).
+	Transport Transport
+	// Port is the TCP port; 0 means 445 for Direct TCP and 139 for the
+	// NetBIOS session service.
 	Port int
-	// DialTimeout bounds the TCP connect; 0 means 5 s. A context deadline
-	// that comes earlier wins.
+	// CalledName is the server's NetBIOS name that a NetBIOS SESSION
+	// REQUEST calls (with suffix 0x20); empty means SMBServerName. When
+	// the server refuses the name as one it does not serve, Dial calls
+	// SMBServerName once more. Only TransportNetBIOS uses it; it is not
+	// an identity check (ExpectName is).
+	CalledName string
+	// CallingName is this machine's NetBIOS name in the SESSION REQUEST;
+	// empty means the first label of Workstation, else "LANCONNECT".
+	CallingName string
+	// DialTimeout bounds the TCP connect, and on TransportNetBIOS the
+	// SESSION REQUEST's answer too; 0 means 5 s. A context deadline that
+	// comes earlier wins.
 	DialTimeout time.Duration
 	// SetupTimeout bounds negotiation and session setup; 0 means 20 s.
 	SetupTimeout time.Duration
@@ -142,6 +158,11 @@ func (d Dialect) String() string {
 type Info struct {
 	Host string // as given to Dial
 	Addr string // remote ip:port, empty when TCP failed
+	// Transport is the transport the session was dialled over.
+	Transport Transport
+	// CalledName is the NetBIOS name the session service accepted (on
+	// TransportNetBIOS), empty otherwise.
+	CalledName string
 	// Dialect is the negotiated dialect, 0 before negotiation.
 	Dialect Dialect
 	// ServerRequiresSigning reports the server's SecurityMode.
@@ -298,9 +319,21 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 	if auth.User == "" && opts.Initiator == nil {
 		return fail("dial", fmt.Errorf("%w: no user", ErrBadInput))
 	}
+	transport := opts.Transport
+	switch transport {
+	case "":
+		transport = TransportDirect
+	case TransportDirect, TransportNetBIOS:
+	default:
+		return fail("dial", fmt.Errorf("%w: transport %q", ErrBadInput, opts.Transport))
+	}
+	info.Transport = transport
 	port := opts.Port
 	if port == 0 {
 		port = 445
+		if transport == TransportNetBIOS {
+			port = nbtDefaultPort
+		}
 	}
 	addr := net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(port))
 
@@ -308,31 +341,69 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 	if dialTimeout <= 0 {
 		dialTimeout = 5 * time.Second
 	}
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	var d ContextDialer = &net.Dialer{}
 	if opts.Dialer != nil {
 		d = opts.Dialer
 	}
-	start := time.Now()
-	raw, err := d.DialContext(dctx, "tcp", addr)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return fail("dial", ctx.Err())
-		}
-		return fail("dial", classifyDial(addr, err))
-	}
-	info.Addr = raw.RemoteAddr().String()
-	logger.Debug("smb tcp connected", "addr", info.Addr, "took", time.Since(start))
-
-	wc := newWatchConn(raw)
-	wc.minDialect = opts.MinDialect
 	setupTimeout := opts.SetupTimeout
 	if setupTimeout <= 0 {
 		setupTimeout = 20 * time.Second
 	}
 	sctx, scancel := context.WithTimeout(ctx, setupTimeout)
 	defer scancel()
+	start := time.Now()
+	dialTCP := func(ctx context.Context) (net.Conn, error) {
+		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		defer cancel()
+		c, err := d.DialContext(dctx, "tcp", addr)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, classifyDial(addr, err)
+		}
+		return c, nil
+	}
+	var raw net.Conn
+	if transport == TransportNetBIOS {
+		calling := opts.CallingName
+		if calling == "" {
+			calling = callingName(opts.Workstation)
+		}
+		called := opts.CalledName
+		if called == "" {
+			called = SMBServerName
+		}
+		// A session service answers a SESSION REQUEST at once: the
+		// exchange gets the connect budget, not the whole setup's.
+		deadline := time.Now().Add(dialTimeout)
+		if d, ok := sctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		raw, info.CalledName, err = dialNBT(sctx, dialTCP, called, calling, deadline, logger)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fail("dial", ctx.Err())
+			}
+			var de *DialError
+			if errors.As(err, &de) {
+				return fail("dial", err)
+			}
+			info.Addr = addr
+			return fail("netbios session", err)
+		}
+	} else {
+		raw, err = dialTCP(ctx)
+		if err != nil {
+			return fail("dial", err)
+		}
+	}
+	info.Addr = raw.RemoteAddr().String()
+	logger.Debug("smb tcp connected", "addr", info.Addr, "transport", transport, "took", time.Since(start))
+
+	wc := newWatchConn(raw)
+	wc.minDialect = opts.MinDialect
+	wc.nbt = transport == TransportNetBIOS
 	// go-smb2 waits on the context, but a blocked TCP read would outlive
 	// it; the deadline unblocks the reader when the setup is cancelled.
 	stop := context.AfterFunc(sctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })

@@ -90,6 +90,9 @@ type watchConn struct {
 	sessionKey func() []byte
 	// minDialect refuses a NEGOTIATE response below it (Options.MinDialect).
 	minDialect Dialect
+	// nbt is set on the NetBIOS session service (TransportNetBIOS): the
+	// server's SESSION KEEP ALIVE packets are dropped here.
+	nbt bool
 
 	mu      sync.Mutex
 	n       negotiated
@@ -117,10 +120,21 @@ func (c *watchConn) Read(p []byte) (int, error) {
 			return 0, c.rerr
 		}
 		var hdr [4]byte
-		if _, err := io.ReadFull(c.Conn, hdr[:]); err != nil {
-			return 0, err
+		for {
+			if _, err := io.ReadFull(c.Conn, hdr[:]); err != nil {
+				return 0, err
+			}
+			// RFC 1002 4.3.7: a SESSION KEEP ALIVE has no body and is
+			// not part of the SMB stream.
+			if !c.nbt || hdr[0] != nbtKeepAlive {
+				break
+			}
+			if hdr[1] != 0 || hdr[2] != 0 || hdr[3] != 0 {
+				c.rerr = fmt.Errorf("%w: NetBIOS keep-alive with a body", ErrProtocol)
+				return 0, c.rerr
+			}
 		}
-		if hdr[0] != 0 {
+		if hdr[0] != nbtSessionMessage {
 			c.rerr = fmt.Errorf("%w: bad Direct TCP frame header", ErrProtocol)
 			return 0, c.rerr
 		}

@@ -44,7 +44,9 @@
 // Target.FailedLogons reads back the failed ones: tests count what the
 // targets saw, not what the client believes it sent. Variants change one
 // setting each (guest only, signing mandatory, encryption required, NTLM
-// disabled, SMB 3.0 or SMB 2.1 at most).
+// disabled, SMB 3.0 or SMB 2.1 at most, SMB on TCP 139 only: SMB139Only,
+// whose smbd serves SMB2/3 behind the NetBIOS session service while 445
+// is closed; Target.SMBPort says which port a target's smbd answers).
 //
 // # Domain controller
 //

@@ -143,6 +143,8 @@ func (t *Target) config() string {
 		b.WriteString("\tserver max protocol = SMB3_00\n")
 	case MaxSMB210:
 		b.WriteString("\tserver max protocol = SMB2_10\n")
+	case SMB139Only:
+		b.WriteString("\tsmb ports = 139\n")
 	}
 	// Windows starts any file; on a lab target winemu needs the execute bit
 	// to start what was copied, so files written to the admin shares get it.
@@ -197,7 +199,17 @@ func (t *Target) startSMB(ctx context.Context) error {
 	t.lab.mu.Lock()
 	t.smbd = p
 	t.lab.mu.Unlock()
-	return waitTCP(ctx, p, netip.AddrPortFrom(t.Addr, 445), "smbd on "+t.NetBIOSName)
+	return waitTCP(ctx, p, netip.AddrPortFrom(t.Addr, t.SMBPort()), "smbd on "+t.NetBIOSName)
+}
+
+// SMBPort returns the TCP port the target's smbd listens on: 139 for the
+// SMB139Only variant, else 445 (smbd also serves 139 there, as Windows
+// does).
+func (t *Target) SMBPort() uint16 {
+	if t.Variant == SMB139Only {
+		return 139
+	}
+	return 445
 }
 
 // StopSMB kills the target's smbd and every samba-dcerpcd and rpcd_*

@@ -62,12 +62,16 @@ const (
 	// MaxSMB210 sets server max protocol = SMB2_10: a target that can
 	// neither encrypt nor protect its negotiation.
 	MaxSMB210 Variant = "max-smb2-10"
+	// SMB139Only sets smb ports = 139: TCP 445 is closed and SMB2/3 is
+	// served only through the NetBIOS session service on TCP 139 (a
+	// network that filters 445 but leaves 139 open).
+	SMB139Only Variant = "smb-139-only"
 )
 
 // Valid reports whether v is one of the defined variants.
 func (v Variant) Valid() bool {
 	switch v {
-	case Standard, GuestOnly, SigningMandatory, EncryptRequired, NTLMDisabled, MaxSMB300, MaxSMB210:
+	case Standard, GuestOnly, SigningMandatory, EncryptRequired, NTLMDisabled, MaxSMB300, MaxSMB210, SMB139Only:
 		return true
 	}
 	return false

@@ -211,7 +211,7 @@ func (n *Network) Authenticate(ctx context.Context, addr string, cr adauth.Crede
 				Fix: "Use an account of the computer's Administrators group."}}
 	}
 	return &adauth.Grant{Addr: addr, Credentials: cr, Facts: adauth.Facts{
-		Dialect: "3.1.1", Signed: true, Encrypted: true, NegotiationValidated: true,
+		Dialect: "3.1.1", Transport: adauth.TransportTCP445, Signed: true, Encrypted: true, NegotiationValidated: true,
 		Server: adauth.ServerInfo{NetBIOSName: c.Name, NetBIOSDomain: c.Domain},
 	}}, nil
 }

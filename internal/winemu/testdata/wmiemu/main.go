@@ -50,6 +50,7 @@ func run(ctx context.Context) int {
 		caption     = flag.String("os-caption", "", "Win32_OperatingSystem.Caption")
 		version     = flag.String("os-version", "", "Win32_OperatingSystem.Version")
 		build       = flag.String("os-build", "", "Win32_OperatingSystem.BuildNumber")
+		arch        = flag.String("os-arch", "", `Win32_OperatingSystem.OSArchitecture (default "64-bit")`)
 		faults      = flag.String("fault", "", "WMI fault modes: blackhole, filter-dynamic, deny-activation, deny-login, create-return=N")
 		serverFault = flag.String("server-fault", "", "winemu.Faults specification")
 	)
@@ -71,7 +72,7 @@ func run(ctx context.Context) int {
 		fmt.Fprintln(os.Stderr, "wmiemu:", err)
 		return 2
 	}
-	w, err := winemu.EnableWMI(srv, winemu.OSInfo{Caption: *caption, Version: *version, BuildNumber: *build})
+	w, err := winemu.EnableWMI(srv, winemu.OSInfo{Caption: *caption, Version: *version, BuildNumber: *build, OSArchitecture: *arch})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wmiemu:", err)
 		return 1
