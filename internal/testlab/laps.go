@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -13,10 +14,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
-
-	"github.com/lanconnect/lanconnect/internal/laps"
 )
 
 // LAPSLab is what DCSpec.LAPS adds to the DC: both LAPS schemas, an OU for
@@ -53,13 +53,30 @@ var lapsAttrs = []lapsAttr{
 	{"ms-LAPS-EncryptedPassword", "msLAPS-EncryptedPassword", "1.2.840.113556.1.6.44.1.3", "2.5.5.10", 4, 904, "2f4d0f1e-7a6b-4c59-8e21-0a1b2c3d4e05"},
 }
 
-// guidBytes encodes an 8-4-4-4-12 GUID in its wire form.
+// guidBytes encodes an 8-4-4-4-12 GUID in its wire form (the first three
+// groups little-endian). testlab does not import internal/laps: that
+// imports adauth, whose in-package tests import testlab.
 func guidBytes(s string) []byte {
-	g, err := laps.ParseGUID(s)
-	if err != nil {
+	var d1 uint32
+	var d2, d3 uint16
+	var rest [8]byte
+	if _, err := fmt.Sscanf(s, "%08x-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x", &d1, &d2, &d3,
+		&rest[0], &rest[1], &rest[2], &rest[3], &rest[4], &rest[5], &rest[6], &rest[7]); err != nil {
 		panic(err) // the table above is constant
 	}
-	return g[:]
+	g := binary.LittleEndian.AppendUint32(nil, d1)
+	g = binary.LittleEndian.AppendUint16(g, d2)
+	g = binary.LittleEndian.AppendUint16(g, d3)
+	return append(g, rest[:]...)
+}
+
+// utf16LE encodes s as UTF-16LE (unicodePwd).
+func utf16LE(s string) []byte {
+	var b []byte
+	for _, u := range utf16.Encode([]rune(s)) {
+		b = binary.LittleEndian.AppendUint16(b, u)
+	}
+	return b
 }
 
 // lapsInfo is what the LAPS template records for the labs that use it.
@@ -95,7 +112,7 @@ func lapsTemplate(ctx context.Context, base string, d *DC) (string, time.Duratio
 		fmt.Fprintf(&accounts, "dn: %s\nchangetype: add\nobjectClass: group\nsAMAccountName: LAPS Readers\ngroupType: -2147483646\n\n", group)
 		for _, u := range []struct{ name, pass string }{{"lapsreader", readerPass}, {"lapsdenied", deniedPass}} {
 			fmt.Fprintf(&accounts, "dn: CN=%s,%s\nchangetype: add\nobjectClass: user\nsAMAccountName: %s\nuserAccountControl: 66048\nunicodePwd:: %s\n\n",
-				u.name, ou, u.name, base64.StdEncoding.EncodeToString(laps.EncodeUTF16(`"`+u.pass+`"`)))
+				u.name, ou, u.name, base64.StdEncoding.EncodeToString(utf16LE(`"`+u.pass+`"`)))
 		}
 		fmt.Fprintf(&accounts, "dn: %s\nchangetype: modify\nadd: member\nmember: CN=lapsreader,%s\n\n", group, ou)
 		for i, l := range []string{attrs.String(), classMod.String(), accounts.String()} {
