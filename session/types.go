@@ -152,6 +152,11 @@ type Result struct {
 	Notes []diag.Diagnosis
 	// Account is the account that was proved (no secret).
 	Account string
+	// CredentialSource says where the proved credentials came from:
+	// CredentialsGiven, CredentialsPrompted, or the source that
+	// Config.LocalAdmin named (for LAPS: "laps-legacy", "laps-windows",
+	// "laps-windows-encrypted").
+	CredentialSource string
 	// Method is the launcher that started the applet.
 	Method string
 	// Attempts lists the launchers that failed, in order.
@@ -166,6 +171,15 @@ type Result struct {
 	// Cleanup reports the cleanup of a Failed or Closed session.
 	Cleanup *Cleanup
 }
+
+// Values of Result.CredentialSource besides those of Config.LocalAdmin.
+const (
+	// CredentialsGiven: the console's current credentials
+	// (Config.Credentials, SetCredentials).
+	CredentialsGiven = "given"
+	// CredentialsPrompted: credentials a prompt supplied.
+	CredentialsPrompted = "prompt"
+)
 
 // Errors of the session. An *Error matches one of them with errors.Is
 // where it applies, and its cause too.
