@@ -24,6 +24,7 @@ import (
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/internal/cliutil"
+	"github.com/lanconnect/lanconnect/laps"
 	"github.com/lanconnect/lanconnect/session"
 	"github.com/lanconnect/lanconnect/standard"
 	"github.com/lanconnect/lanconnect/wmi"
@@ -41,6 +42,12 @@ in, then closes the session and removes everything it put on the host.
 The password comes from the LANCONNECT_PASSWORD environment variable or, with
 -password-stdin, from the first line of standard input. When the credentials
 are refused and standard input is a terminal, connect asks for others.
+
+With -laps -ldap URL, when the account is refused on a host (a logon failure,
+or not an administrator), connect reads that host's LAPS password from the
+directory (binding as -user), and retries as the host's own local account
+(.\account, over NTLM: NTLM must be allowed for local accounts). Hosts must be
+given by name: the password goes only to the computer that answers under it.
 
 Exit status: 0 when every host reached Running (and was closed cleanly,
 unless -keep), 1 otherwise, 2 for bad usage.
@@ -94,6 +101,9 @@ type options struct {
 	journalDir    string
 	cleanup       bool
 	anyAddr       bool
+	laps          bool
+	lapsAccount   string
+	dir           cliutil.DirectoryFlags
 }
 
 // paramFlag collects -param NAME=VALUE.
@@ -130,6 +140,9 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.StringVar(&o.servicePrefix, "service-prefix", "", "prefix of the service name (default: the launcher's)")
 	fs.StringVar(&o.journalDir, "journal", "", "keep each session's cleanup journal in `DIR` (a file per session, removed once clean)")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "undo the journal FILEs given as arguments instead of connecting (with -user and the password)")
+	fs.BoolVar(&o.laps, "laps", false, "when -user is refused on a host, read the host's LAPS password from the directory at -ldap (binding as -user) and retry as its local account over NTLM")
+	fs.StringVar(&o.lapsAccount, "laps-account", "", "the local `account` of legacy LAPS passwords, which name none (needed for legacy LAPS)")
+	o.dir.Register(fs, "with -laps, read LAPS passwords from")
 	o.params = paramFlag{}
 	fs.Var(o.params, "param", "applet parameter `NAME=VALUE`, stored for the session under HKLM\\SOFTWARE\\LanConnect\\ExampleApplet (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -203,6 +216,17 @@ func run(ctx context.Context, args []string, e env) int {
 		}
 		creds = c
 	}
+	var lapsSource *laps.Source
+	switch {
+	case o.laps && o.dir.URL == "":
+		return usageErr("-laps needs the directory: -ldap URL")
+	case o.laps && creds.IsZero():
+		return usageErr("-laps needs -user DOMAIN\\user (the account that reads the LAPS passwords)")
+	case o.laps:
+		lapsSource = &laps.Source{Directory: o.dir.Directory(creds), Account: o.lapsAccount, Logger: log}
+	case o.dir.Set() || o.lapsAccount != "":
+		return usageErr("-ldap, -ldap-ca, -ldap-server-name and -laps-account need -laps")
+	}
 	canPrompt := e.terminal && !o.passwordStdin
 	if o.cleanup {
 		return cleanupJournals(ctx, fs.Args(), creds, opts, log, e)
@@ -257,6 +281,9 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 	if len(o.params) > 0 {
 		cfg.AppletParams = o.params
+	}
+	if lapsSource != nil {
+		cfg.LocalAdmin = lapsSource
 	}
 	// The authenticator, preflight, copy, launchers and journals.
 	if err := standard.Apply(&cfg, opts); err != nil {

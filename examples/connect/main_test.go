@@ -29,6 +29,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-nosuchflag"}, "not defined"},
 		{[]string{"-password-stdin", "-user", "admin", "192.0.2.1"}, "no password on standard input"},
 		{[]string{"-user", `a\b\c`, "192.0.2.1"}, "-user"},
+		{[]string{"-laps", "-user", `CORP\helpdesk`, "PC1"}, "-laps needs the directory"},
+		{[]string{"-laps", "-ldap", "ldaps://dc", "PC1"}, "-laps needs -user"},
+		{[]string{"-ldap", "ldaps://dc", "PC1"}, "need -laps"},
+		{[]string{"-laps-account", "Administrator", "PC1"}, "need -laps"},
 	} {
 		e, _, errb := testEnv("")
 		if code := run(context.Background(), tc.args, e); code != exitUsage || !strings.Contains(errb.String(), tc.want) {
@@ -144,5 +148,19 @@ func TestHostileTextOnTheTerminal(t *testing.T) {
 	var back map[string]any
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back["host"] != evil {
 		t.Fatalf("NDJSON: %v %q", err, js.String())
+	}
+}
+
+// credential_source is written on Running only.
+func TestJSONCredentialSource(t *testing.T) {
+	r := &session.Result{Account: `.\admin`, CredentialSource: "laps-windows"}
+	for state, want := range map[session.State]string{session.Running: "laps-windows", session.Closed: ""} {
+		j := toJSON(session.Event{Kind: session.EventState, Name: "PC1", State: state, Result: r})
+		b, _ := json.Marshal(j)
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		if got, _ := m["credential_source"].(string); got != want {
+			t.Fatalf("%s: credential_source %q, want %q: %s", state, got, want, b)
+		}
 	}
 }

@@ -48,10 +48,13 @@ type jsonEvent struct {
 	Bytes     *int64        `json:"bytes,omitempty"`
 	Total     *int64        `json:"total,omitempty"`
 	Account   string        `json:"account,omitempty"`
-	AppletPID int           `json:"applet_pid,omitempty"`
-	Attempts  []jsonAttempt `json:"attempts,omitempty"`
-	Notes     []string      `json:"notes,omitempty"`
-	Cleanup   *jsonCleanup  `json:"cleanup,omitempty"`
+	// CredentialSource is set on Running: given, prompt, laps-legacy,
+	// laps-windows or laps-windows-encrypted.
+	CredentialSource string        `json:"credential_source,omitempty"`
+	AppletPID        int           `json:"applet_pid,omitempty"`
+	Attempts         []jsonAttempt `json:"attempts,omitempty"`
+	Notes            []string      `json:"notes,omitempty"`
+	Cleanup          *jsonCleanup  `json:"cleanup,omitempty"`
 }
 
 type jsonAttempt struct {
@@ -80,6 +83,9 @@ func toJSON(ev session.Event) jsonEvent {
 	}
 	if r := ev.Result; r != nil {
 		j.Account = r.Account
+		if ev.State == session.Running {
+			j.CredentialSource = r.CredentialSource
+		}
 		if r.Applet != nil {
 			j.AppletPID = r.Applet.PID
 		}
