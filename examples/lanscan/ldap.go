@@ -53,6 +53,7 @@ func ldapSource() *source {
 			}
 			d := dir.Directory(adauth.Credentials{})
 			d.Domain, d.BaseDN, d.IncludeDisabled = domain, base, includeDisabled
+			d.LAPS = true // the NDJSON "laps" field
 			switch strings.ToLower(bind) {
 			case "auto", "":
 				d.Bind = adauth.BindAuto
@@ -142,6 +143,7 @@ func dnsResolver(addr string) (*net.Resolver, error) {
 func setDirectoryJSON(j *hostJSON, h discovery.Host) {
 	j.DN = h.DN
 	j.Enabled = h.Enabled
+	j.LAPS = h.LAPS
 	if !h.LastLogon.IsZero() {
 		j.LastLogon = h.LastLogon.UTC().Format(time.RFC3339)
 	}
