@@ -108,8 +108,11 @@ type Source struct {
 	// it.
 	KeyServerName string
 	// Account is the local account of legacy LAPS passwords, which store
-	// no name. When it is empty, a legacy password fails with
-	// ErrNoAccount.
+	// no name. When it is empty, the computer's built-in Administrator
+	// (RID 500) is asked of its LSA (adauth.BuiltinAdministrator) as the
+	// technician, when the technician's logon on it succeeded (the
+	// refusal was "not an administrator"); otherwise, or when the lookup
+	// fails, a legacy password fails with ErrNoAccount.
 	Account string
 	// Now is the clock of the expiry check; nil means time.Now.
 	Now func() time.Time
@@ -187,7 +190,11 @@ func (s *Source) LocalAdmin(ctx context.Context, req adauth.LocalAdminRequest) (
 		account = s.Account
 	}
 	if account == "" {
-		return fail(f, ErrNoAccount)
+		a, err := s.builtinAdministrator(ctx, req)
+		if err != nil {
+			return fail(f, fmt.Errorf("%w: %w", ErrNoAccount, err))
+		}
+		account = a
 	}
 	creds, err := adauth.Parse(`.\`+account, p.Secret)
 	if err != nil {
@@ -195,6 +202,20 @@ func (s *Source) LocalAdmin(ctx context.Context, req adauth.LocalAdminRequest) (
 	}
 	s.logger().Info("laps: password read", "computer", name, "dn", p.DN, "format", string(f), "account", account)
 	return creds, f.Source(), nil
+}
+
+// builtinAdministrator looks up the computer's RID-500 account as the
+// technician, only when the technician's logon there succeeded: another
+// logon failure would count towards the account's lockout.
+func (s *Source) builtinAdministrator(ctx context.Context, req adauth.LocalAdminRequest) (string, error) {
+	if !errors.Is(req.Reason, adauth.ErrNotAdmin) {
+		return "", errors.New("the technician cannot log on to the computer to look up its built-in Administrator")
+	}
+	addr := req.Addr
+	if addr == "" {
+		addr = adauth.AddrOf(req.Host)
+	}
+	return adauth.BuiltinAdministrator(ctx, addr, s.Directory.Credentials)
 }
 
 // explain wraps err with its diagnosis.
@@ -227,7 +248,7 @@ func (s *Source) explain(name string, f Format, err error) error {
 			Fix:     "Connect by the computer's name as the domain knows it, and check the directory address."}
 	case errors.Is(err, ErrNoAccount):
 		e.Diagnosis = diag.Diagnosis{Code: diag.LAPSFailed,
-			Summary: fmt.Sprintf("LAPS cannot help with %s: its legacy LAPS password names no account, and none is configured.", name),
+			Summary: fmt.Sprintf("LAPS cannot help with %s: its legacy LAPS password names no account, none is configured, and its built-in Administrator could not be looked up (%v).", name, err),
 			Fix:     "Name the computer's LAPS-managed local account (connect -laps-account NAME, laps.Source.Account)."}
 	default:
 		e.Diagnosis = diag.Diagnosis{Code: diag.LAPSFailed,

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/diag"
 	ilaps "github.com/lanconnect/lanconnect/internal/laps"
 )
@@ -64,5 +65,16 @@ func TestFormat(t *testing.T) {
 	}
 	if got := Present(map[string][][]byte{ilaps.AttrExpiration: {[]byte("1")}}); got != None {
 		t.Fatalf("Present of an expiration only: %q", got)
+	}
+}
+
+// The built-in Administrator is looked up only where the technician's
+// logon succeeded: another failed logon would count towards a lockout.
+func TestBuiltinAdministratorOnlyAfterLogon(t *testing.T) {
+	s := &Source{}
+	_, err := s.builtinAdministrator(t.Context(), adauth.LocalAdminRequest{Name: "PC1", Addr: "192.0.2.1",
+		Reason: &adauth.AuthError{Kind: adauth.ErrLogonFailure}})
+	if err == nil || !strings.Contains(err.Error(), "cannot log on") {
+		t.Fatalf("got %v", err)
 	}
 }

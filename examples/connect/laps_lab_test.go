@@ -1,15 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/oiweiwei/go-msrpc/dcerpc"
+	"github.com/oiweiwei/go-msrpc/msrpc/gkdi/isdkey/v1"
+	"golang.org/x/sys/unix"
+
 	"github.com/lanconnect/lanconnect/internal/laps"
 	"github.com/lanconnect/lanconnect/internal/testlab"
+	"github.com/lanconnect/lanconnect/internal/winemu"
 )
 
 // TestLabLAPS runs `connect -laps` in the lab's client namespace as the
@@ -102,7 +111,105 @@ func TestLabLAPS(t *testing.T) {
 	if last := r.last(x.NetBIOSName); last.State != "Failed" || last.Code != "laps-expired" || !strings.Contains(last.Diagnosis, "LAPS") {
 		t.Fatalf("expired: last %+v\n%s", last, r.stderr)
 	}
+
+	// Windows LAPS, encrypted for the readers group: the key comes from
+	// GetKey, served in the client namespace from a synthetic root key to
+	// lapsreader only. Encrypted for Domain Admins: refused, naming it.
+	kds := startKDS(ctx, t, lab.Client, dc)
+	encrypt := func(sid string) []byte {
+		pt := laps.EncodeUTF16(string(laps.EncodeWindowsJSON(x.Admin.User, x.Admin.Password, time.Now().Add(-time.Hour))))
+		blob, err := laps.Protect(kds, sid, pt, laps.ProtectOptions{Time: time.Now().Add(-time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return laps.EncodeEncrypted(time.Now().Add(-time.Hour), blob)
+	}
+	keyServer := []string{"-laps-key-server", lab.Client.Addr.String()}
+	set(x.NetBIOSName, map[string][]byte{laps.AttrLegacyPassword: nil, laps.AttrLegacyExpiration: nil,
+		laps.AttrEncryptedPassword: encrypt(dc.LAPS.ReadersSID), laps.AttrExpiration: future})
+	r = run(dc.LAPS.Reader, append(keyServer, x.NetBIOSName)...)
+	checkRunningThenClosed(t, r, x.NetBIOSName, "scm")
+	for _, e := range r.of(x.NetBIOSName) {
+		if e.State == "Running" {
+			if e.raw["credential_source"] != "laps-windows-encrypted" {
+				t.Fatalf("encrypted: running with %v", e.raw)
+			}
+			break
+		}
+	}
+	admins := dc.LAPS.ReadersSID[:strings.LastIndex(dc.LAPS.ReadersSID, "-")] + "-512"
+	set(x.NetBIOSName, map[string][]byte{laps.AttrEncryptedPassword: encrypt(admins)})
+	r = run(dc.LAPS.Reader, append(keyServer, x.NetBIOSName)...)
+	if last := r.last(x.NetBIOSName); last.State != "Failed" || last.Code != "laps-refused" || !strings.Contains(last.Diagnosis, admins) {
+		t.Fatalf("refused: last %+v\n%s", last, r.stderr)
+	}
 	checkNoApplets(t, emus...)
+}
+
+// startKDS serves MS-GKDI GetKey (internal/laps.KeyService on winemu) on
+// ns's address, port 135, from a synthetic root key: the lab DC's Samba
+// serves no GKDI. The key goes to lapsreader, for the readers group's
+// security descriptor, at packet privacy only. It returns the root key,
+// to encrypt with.
+func startKDS(ctx context.Context, t *testing.T, ns *testlab.Netns, dc *testlab.DC) *laps.RootKey {
+	t.Helper()
+	data := make([]byte, 64)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := laps.ParseGUID("6b2d3c4e-5f60-4a7b-9c8d-0e1f2a3b4c5d")
+	rk := &laps.RootKey{ID: id, Data: data, Domain: strings.ToLower(dc.Realm), Forest: strings.ToLower(dc.Realm)}
+	readersSD, err := laps.TargetSD(dc.LAPS.ReadersSID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &winemu.Server{
+		Users:       map[string]winemu.User{dc.LAPS.Reader.User: {Password: dc.LAPS.Reader.Password}, dc.LAPS.Denied.User: {Password: dc.LAPS.Denied.Password}},
+		Root:        t.TempDir(),
+		NetBIOSName: testlab.DCNetBIOSName,
+		Logger:      slog.New(slog.DiscardHandler),
+	}
+	err = srv.Register(winemu.Interface{Name: "ISDKey", Syntax: *isdkey.ISDKeySyntaxV1_0,
+		Handle: isdkey.NewISDKeyServerHandle(&laps.KeyService{RootKey: rk,
+			Caller: func(ctx context.Context) (string, bool) {
+				c, ok := winemu.CallFromContext(ctx)
+				return c.User, ok && c.AuthLevel == dcerpc.AuthLevelPktPrivacy
+			},
+			Authorize: func(user string, sd []byte) bool {
+				return strings.EqualFold(user, dc.LAPS.Reader.User) && bytes.Equal(sd, readersSD)
+			}})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(func() { cancel(); srv.Close() })
+	// The listeners are opened on a thread inside ns, so they live there.
+	if err := inNetns(ns, func() error { return srv.Start(sctx, ns.Addr.String()) }); err != nil {
+		t.Fatal(err)
+	}
+	return rk
+}
+
+// inNetns runs f on an OS thread that has entered the network namespace
+// ns; sockets f opens belong to ns. The thread is discarded afterwards
+// (its goroutine exits locked), so no other goroutine ever runs in ns.
+func inNetns(ns *testlab.Netns, f func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		fd, err := unix.Open("/run/netns/"+ns.Name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			done <- err
+			return
+		}
+		done <- f()
+	}()
+	return <-done
 }
 
 func toString(v any) string {

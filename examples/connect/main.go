@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,6 +104,7 @@ type options struct {
 	anyAddr       bool
 	laps          bool
 	lapsAccount   string
+	lapsKeyServer string
 	dir           cliutil.DirectoryFlags
 }
 
@@ -141,7 +143,8 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.StringVar(&o.journalDir, "journal", "", "keep each session's cleanup journal in `DIR` (a file per session, removed once clean)")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "undo the journal FILEs given as arguments instead of connecting (with -user and the password)")
 	fs.BoolVar(&o.laps, "laps", false, "when -user is refused on a host, read the host's LAPS password from the directory at -ldap (binding as -user) and retry as its local account over NTLM")
-	fs.StringVar(&o.lapsAccount, "laps-account", "", "the local `account` of legacy LAPS passwords, which name none (needed for legacy LAPS)")
+	fs.StringVar(&o.lapsAccount, "laps-account", "", "the local `account` of legacy LAPS passwords, which name none (default: the built-in Administrator, RID 500, looked up over LSA when -user can log on)")
+	fs.StringVar(&o.lapsKeyServer, "laps-key-server", "", "the domain controller `HOST[:PORT]` asked for the key of encrypted Windows LAPS passwords (MS-GKDI GetKey; PORT is its endpoint mapper's, default 135; default: the host of -ldap)")
 	o.dir.Register(fs, "with -laps, read LAPS passwords from")
 	o.params = paramFlag{}
 	fs.Var(o.params, "param", "applet parameter `NAME=VALUE`, stored for the session under HKLM\\SOFTWARE\\LanConnect\\ExampleApplet (repeatable)")
@@ -224,8 +227,19 @@ func run(ctx context.Context, args []string, e env) int {
 		return usageErr("-laps needs -user DOMAIN\\user (the account that reads the LAPS passwords)")
 	case o.laps:
 		lapsSource = &laps.Source{Directory: o.dir.Directory(creds), Account: o.lapsAccount, Logger: log}
-	case o.dir.Set() || o.lapsAccount != "":
-		return usageErr("-ldap, -ldap-ca, -ldap-server-name and -laps-account need -laps")
+		if ks := o.lapsKeyServer; ks != "" {
+			host, port, err := net.SplitHostPort(ks)
+			if err != nil {
+				host, port = strings.Trim(ks, "[]"), "0"
+			}
+			p, err := strconv.ParseUint(port, 10, 16)
+			if host == "" || err != nil {
+				return usageErr("-laps-key-server %q: want HOST or HOST:PORT", ks)
+			}
+			lapsSource.KeyServer, lapsSource.KeyServerPort = host, int(p)
+		}
+	case o.dir.Set() || o.lapsAccount != "" || o.lapsKeyServer != "":
+		return usageErr("-ldap, -ldap-ca, -ldap-server-name, -laps-account and -laps-key-server need -laps")
 	}
 	canPrompt := e.terminal && !o.passwordStdin
 	if o.cleanup {

@@ -33,6 +33,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-laps", "-ldap", "ldaps://dc", "PC1"}, "-laps needs -user"},
 		{[]string{"-ldap", "ldaps://dc", "PC1"}, "need -laps"},
 		{[]string{"-laps-account", "Administrator", "PC1"}, "need -laps"},
+		{[]string{"-laps", "-ldap", "ldaps://dc", "-user", `CORP\h`, "-laps-key-server", "dc:x", "PC1"}, "-laps-key-server"},
 	} {
 		e, _, errb := testEnv("")
 		if code := run(context.Background(), tc.args, e); code != exitUsage || !strings.Contains(errb.String(), tc.want) {
