@@ -128,7 +128,7 @@ func (s *Session) localAdmin(ctx context.Context, auth adauth.Authenticator, rea
 	if err != nil {
 		if adauth.ShouldPrompt(err) {
 			d := diag.Diagnosis{Code: diag.LAPSLogonRefused,
-				Summary: fmt.Sprintf("%s refused its own administrator account %s from %s too.", s.name, cr.Account(), source),
+				Summary: fmt.Sprintf("LAPS did not help with %s: it refused its own administrator account %s (%s) too.", s.name, cr.Account(), source),
 				Fix:     "Check that the computer has applied its current LAPS password, that the account is an administrator, and that NTLM is allowed for local accounts."}
 			var ae *adauth.AuthError
 			if errors.As(err, &ae) && ae.Diagnosis.Summary != "" {

@@ -1,24 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
-	"log/slog"
 	"net"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/oiweiwei/go-msrpc/dcerpc"
-	"github.com/oiweiwei/go-msrpc/msrpc/gkdi/isdkey/v1"
 	"golang.org/x/sys/unix"
 
 	"github.com/lanconnect/lanconnect/internal/laps"
+	"github.com/lanconnect/lanconnect/internal/laps/lapstest"
 	"github.com/lanconnect/lanconnect/internal/testlab"
-	"github.com/lanconnect/lanconnect/internal/winemu"
 )
 
 // TestLabLAPS runs `connect -laps` in the lab's client namespace as the
@@ -153,31 +148,7 @@ func TestLabLAPS(t *testing.T) {
 // to encrypt with.
 func startKDS(ctx context.Context, t *testing.T, ns *testlab.Netns, dc *testlab.DC) *laps.RootKey {
 	t.Helper()
-	data := make([]byte, 64)
-	if _, err := rand.Read(data); err != nil {
-		t.Fatal(err)
-	}
-	id, _ := laps.ParseGUID("6b2d3c4e-5f60-4a7b-9c8d-0e1f2a3b4c5d")
-	rk := &laps.RootKey{ID: id, Data: data, Domain: strings.ToLower(dc.Realm), Forest: strings.ToLower(dc.Realm)}
-	readersSD, err := laps.TargetSD(dc.LAPS.ReadersSID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &winemu.Server{
-		Users:       map[string]winemu.User{dc.LAPS.Reader.User: {Password: dc.LAPS.Reader.Password}, dc.LAPS.Denied.User: {Password: dc.LAPS.Denied.Password}},
-		Root:        t.TempDir(),
-		NetBIOSName: testlab.DCNetBIOSName,
-		Logger:      slog.New(slog.DiscardHandler),
-	}
-	err = srv.Register(winemu.Interface{Name: "ISDKey", Syntax: *isdkey.ISDKeySyntaxV1_0,
-		Handle: isdkey.NewISDKeyServerHandle(&laps.KeyService{RootKey: rk,
-			Caller: func(ctx context.Context) (string, bool) {
-				c, ok := winemu.CallFromContext(ctx)
-				return c.User, ok && c.AuthLevel == dcerpc.AuthLevelPktPrivacy
-			},
-			Authorize: func(user string, sd []byte) bool {
-				return strings.EqualFold(user, dc.LAPS.Reader.User) && bytes.Equal(sd, readersSD)
-			}})})
+	srv, rk, err := lapstest.KeyServer(dc, "6b2d3c4e-5f60-4a7b-9c8d-0e1f2a3b4c5d", t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
