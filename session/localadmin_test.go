@@ -97,6 +97,21 @@ func TestLocalAdminAfterRefusal(t *testing.T) {
 	if cr := h.c.Credentials(); cr.User != "user" {
 		t.Fatalf("the LAPS credentials became the console's: %s", cr.Account())
 	}
+	// The journal, as it is saved, while the session runs.
+	h.jmu.Lock()
+	if len(h.journals) == 0 {
+		t.Fatal("no journal to check")
+	}
+	for _, j := range h.journals {
+		var b bytes.Buffer
+		if err := j.j.Save(&b); err != nil {
+			t.Fatal(err)
+		}
+		if b.Len() == 0 || strings.Contains(b.String(), secret) {
+			t.Fatalf("journal: %q", b.String())
+		}
+	}
+	h.jmu.Unlock()
 	s.Close(context.Background())
 	noSecret(t, secret, append(evs, collect(t, s)...), &logs)
 }

@@ -44,7 +44,7 @@ type Step string
 const (
 	StepAuthorize    Step = "authorize"    // the console's Authorize hook
 	StepAuthenticate Step = "authenticate" // logon and admin checks
-	StepCredentials  Step = "credentials"  // waiting for the technician's credentials
+	StepCredentials  Step = "credentials"  // waiting for credentials: the technician's prompt, or Config.LocalAdmin (LAPS)
 	StepPreflight    Step = "preflight"    // reading the target's settings
 	StepDeploy       Step = "deploy"       // copying the applet
 	StepLaunch       Step = "launch"       // starting it, launcher after launcher
