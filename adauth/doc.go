@@ -29,6 +29,14 @@
 // Facts say whether the negotiation was validated and whether encryption
 // was asked for but not obtained.
 //
+// [LocalAdminSource] is the contract of a source of a computer's own local
+// administrator credentials (package laps reads LAPS passwords); such an
+// account is local, so it authenticates with NTLM only. For legacy LAPS,
+// [BuiltinAdministrator] asks a computer's LSA for the name of its RID-500
+// account. [Directory.SearchOne] reads one directory object, and
+// Directory.LAPS makes the listing report which LAPS password is readable
+// (Host.LAPS), never the password.
+//
 // It does not copy files or start programs (see package deploy and the
 // launchers), and it never stores credentials anywhere but in memory.
 package adauth
