@@ -30,9 +30,21 @@ var errNoRID = errors.New("adauth: account not resolved")
 func lookupRID(ctx context.Context, g *Grant) (uint32, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	var rid uint32
+	err := withLSA(ctx, g, func(cli lsat.LsarpcClient, pol *lsat.Handle) error {
+		var err error
+		rid, err = lookupRIDWith(ctx, g, cli, pol)
+		return err
+	})
+	return rid, err
+}
+
+// withLSA binds \pipe\lsarpc on the grant's session, opens the policy for
+// lookups, runs f, and closes both.
+func withLSA(ctx context.Context, g *Grant, f func(cli lsat.LsarpcClient, pol *lsat.Handle) error) error {
 	cc, err := dcerpc.Dial(ctx, pipePlaceholder, dcerpc.WithDialer(g.PipeDialer("lsarpc")))
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer func() {
 		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -41,20 +53,25 @@ func lookupRID(ctx context.Context, g *Grant) (uint32, error) {
 	}()
 	cli, err := lsat.NewLsarpcClient(ctx, cc, dcerpc.WithInsecure())
 	if err != nil {
-		return 0, err
+		return err
 	}
 	pol, err := cli.OpenPolicy2(ctx, &lsat.OpenPolicy2Request{ObjectAttributes: &lsat.ObjectAttributes{}, DesiredAccess: policyLookupNames})
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer func() { _, _ = cli.Close(context.WithoutCancel(ctx), &lsat.CloseRequest{Object: pol.Policy}) }()
+	return f(cli, pol.Policy)
+}
+
+// lookupRIDWith is lookupRID on an open policy.
+func lookupRIDWith(ctx context.Context, g *Grant, cli lsat.LsarpcClient, pol *lsat.Handle) (uint32, error) {
 	name := g.Credentials.User
 	if dom := g.Facts.Server.NetBIOSName; dom != "" {
 		name = dom + `\` + name // the computer's own account, not a domain one
 	}
 	n := uint16(2 * len(utf16.Encode([]rune(name))))
 	resp, err := cli.LookupNames2(ctx, &lsat.LookupNames2Request{
-		Policy:         pol.Policy,
+		Policy:         pol,
 		Count:          1,
 		Names:          []*dtyp.UnicodeString{{Length: n, MaximumLength: n, Buffer: name}},
 		TranslatedSIDs: &lsat.TranslatedSIDsEx{},

@@ -168,6 +168,11 @@ type Directory struct {
 	// IncludeDisabled also reports disabled computer accounts (with
 	// Host.Enabled false). By default only enabled accounts are reported.
 	IncludeDisabled bool
+	// LAPS also asks for the computers' LAPS password attributes and sets
+	// Host.LAPS to the format whose password the bind account may read.
+	// The values are dropped as each entry is mapped: the listing never
+	// keeps, logs or returns a password.
+	LAPS bool
 	// NameFilter, when not empty, keeps only computers whose name matches:
 	// a case-insensitive substring, or a glob when it contains '*'. It is
 	// evaluated by the DC; the value is escaped, never interpreted as LDAP
@@ -715,7 +720,7 @@ func (d *Directory) search(ctx context.Context, s *session, base, filter string,
 	}
 	for page := 1; ; page++ {
 		req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-			0, 0, false, filter, computerAttributes, controls)
+			0, 0, false, filter, d.attributes(), controls)
 		// A cancel of our own stops go-ldap's goroutine on every way out.
 		sctx, cancel := context.WithCancel(ctx)
 		resp := s.conn.SearchAsync(sctx, req, 64)

@@ -34,6 +34,13 @@
 // (SMBAuthenticator.Transports; Facts.Transport says which carried the
 // session). The name check is the same on both, and no second transport
 // is tried once one reached the computer: credentials go to it once.
+// [LocalAdminSource] is the contract of a source of a computer's own local
+// administrator credentials (package laps reads LAPS passwords); such an
+// account is local, so it authenticates with NTLM only. For legacy LAPS,
+// [BuiltinAdministrator] asks a computer's LSA for the name of its RID-500
+// account. [Directory.SearchOne] reads one directory object, and
+// Directory.LAPS makes the listing report which LAPS password is readable
+// (Host.LAPS), never the password.
 //
 // It does not copy files or start programs (see package deploy and the
 // launchers), and it never stores credentials anywhere but in memory.

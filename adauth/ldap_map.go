@@ -5,6 +5,7 @@ import (
 
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,47 @@ import (
 
 	"github.com/lanconnect/lanconnect/discovery"
 )
+
+// The LAPS password attributes (Directory.LAPS), in order of preference,
+// with the Host.LAPS format each one means.
+var lapsAttributes = []struct{ attr, format string }{
+	{"msLAPS-EncryptedPassword", "windows-encrypted"},
+	{"msLAPS-Password", "windows"},
+	{"ms-Mcs-AdmPwd", "legacy"},
+}
+
+// attributes are the attributes the listing asks for.
+func (d *Directory) attributes() []string {
+	if !d.LAPS {
+		return computerAttributes
+	}
+	out := slices.Clone(computerAttributes)
+	for _, a := range lapsAttributes {
+		out = append(out, a.attr)
+	}
+	return out
+}
+
+// lapsFormat returns the format of the most preferred LAPS password
+// attribute e holds a value of, and clears every LAPS value from e.
+func lapsFormat(e *ldap.Entry) string {
+	format := ""
+	for _, l := range lapsAttributes {
+		for _, a := range e.Attributes {
+			if !strings.EqualFold(a.Name, l.attr) {
+				continue
+			}
+			if len(a.ByteValues) > 0 && format == "" {
+				format = l.format
+			}
+			for _, v := range a.ByteValues {
+				clear(v)
+			}
+			a.Values, a.ByteValues = nil, nil
+		}
+	}
+	return format
+}
 
 // computerAttributes are the attributes the discoverer asks for.
 var computerAttributes = []string{
@@ -93,6 +135,7 @@ var errNoName = errors.New("entry has no name")
 // skipped, for the log.
 func entryToHost(e *ldap.Entry, domain string, now time.Time) (discovery.Host, error) {
 	h := discovery.Host{
+		LAPS:      lapsFormat(e),
 		DN:        e.DN,
 		Domain:    domain,
 		Sources:   []discovery.Source{discovery.SourceLDAP},

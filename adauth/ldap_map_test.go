@@ -2,6 +2,9 @@ package adauth
 
 import (
 	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,5 +127,29 @@ func TestEntryToHost(t *testing.T) {
 func TestDNSDomainOf(t *testing.T) {
 	if got := dnsDomainOf("DC=corp,DC=example,DC=com"); got != "corp.example.com" {
 		t.Errorf("dnsDomainOf = %q", got)
+	}
+}
+
+// lapsFormat picks the preferred readable format and clears every value.
+func TestLAPSFormat(t *testing.T) {
+	e := ldap.NewEntry("CN=PC1,DC=corp", map[string][]string{
+		"sAMAccountName":                {"PC1$"},
+		"MS-MCS-ADMPWD":                 {"legacy-secret"},
+		"msLAPS-Password":               {`{"p":"win-secret"}`},
+		"msLAPS-PasswordExpirationTime": {"1"},
+	})
+	if got := lapsFormat(e); got != "windows" {
+		t.Fatalf("format %q", got)
+	}
+	for _, a := range e.Attributes {
+		if strings.Contains(fmt.Sprint(a.Values, a.ByteValues), "secret") {
+			t.Fatalf("%s still holds its value", a.Name)
+		}
+	}
+	if got := lapsFormat(ldap.NewEntry("CN=PC2", map[string][]string{"ms-Mcs-AdmPwdExpirationTime": {"1"}})); got != "" {
+		t.Fatalf("expiration only: %q", got)
+	}
+	if got := (&Directory{}).attributes(); slices.Contains(got, "ms-Mcs-AdmPwd") {
+		t.Fatal("LAPS attributes asked for without Directory.LAPS")
 	}
 }

@@ -116,3 +116,16 @@ const (
 	Timeout      Code = "timeout"       // the target stopped answering
 	Other        Code = "other"         // anything else; see the error
 )
+
+// LAPS: the computer's own local administrator password from the
+// directory (package laps, session.Config.LocalAdmin).
+const (
+	LAPSNoAttribute  Code = "laps-no-attribute"  // the computer object has no LAPS password attribute
+	LAPSNotReadable  Code = "laps-not-readable"  // the account may not read the LAPS password (confidential attribute)
+	LAPSExpired      Code = "laps-expired"       // the LAPS password has expired
+	LAPSRefused      Code = "laps-refused"       // the DC refused the decryption key; names the authorised group SID
+	LAPSNotFound     Code = "laps-not-found"     // no computer object with the computer's name
+	LAPSNoName       Code = "laps-no-name"       // the host has no name of its own to look its password up by
+	LAPSFailed       Code = "laps-failed"        // the directory or the key service could not be used, or malformed LAPS data
+	LAPSLogonRefused Code = "laps-logon-refused" // the computer refused its own LAPS password too
+)

@@ -101,6 +101,11 @@ type Host struct {
 	LastLogon time.Time
 	// Created is the directory's whenCreated; zero when unknown.
 	Created time.Time
+	// LAPS is the LAPS format whose password attribute the directory let
+	// the listing's account read ("legacy", "windows",
+	// "windows-encrypted"; adauth.Directory.LAPS), "" when none or not
+	// asked. Never the password.
+	LAPS string
 
 	// SMB facts, set by the SMB probe.
 

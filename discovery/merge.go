@@ -528,6 +528,7 @@ func enrich(dst *Host, src Host) bool {
 	fill(&dst.OSVersion, src.OSVersion)
 	fill(&dst.DN, src.DN)
 	fill(&dst.GUID, src.GUID)
+	fill(&dst.LAPS, src.LAPS)
 	fill(&dst.Dialect, src.Dialect)
 	for _, a := range src.Addrs {
 		if a = a.Unmap(); a.IsValid() && !slices.Contains(dst.Addrs, a) {

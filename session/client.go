@@ -93,6 +93,21 @@ type Config struct {
 	// that were proved the console's current credentials, so that later
 	// Connects (a bulk push, for instance) use them without asking.
 	RememberCredentials bool
+	// LocalAdmin, when set, supplies a computer's own local administrator
+	// credentials (its LAPS password: package laps) when the current
+	// credentials are refused on it as a logon failure or as not
+	// administrator (adauth.ShouldPrompt's rule), before the prompt; with
+	// LocalAdminFirst, before the current credentials. It is asked only
+	// for a host with a name of its own (its NetBIOS or DNS name, not an
+	// address), with that name, and its answer goes only to a computer
+	// whose NTLM challenge announces that name. Its credentials are never
+	// remembered, logged or journaled. When it fails and there is no
+	// prompt, the session fails with its diagnosis (codes laps-*).
+	LocalAdmin adauth.LocalAdminSource
+	// LocalAdminFirst asks LocalAdmin before trying the current
+	// credentials (a policy of using each computer's own account); when
+	// it cannot help, the current credentials and the prompt follow.
+	LocalAdminFirst bool
 
 	// Authorize, when set, is asked before any packet is sent whether
 	// the technician (ConnectOptions.Technician) may connect to host. An

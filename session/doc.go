@@ -50,6 +50,16 @@
 // Config.Prompt, wait for one prompt shared by all of them. "Not
 // administrator" is a successful logon and does not stop the others.
 //
+// A computer's own local administrator (its LAPS password: package laps)
+// is a credential source too: Config.LocalAdmin is asked when the current
+// credentials are refused as a logon failure or not administrator (or
+// first, with Config.LocalAdminFirst), before the prompt, only for a host
+// with a name of its own, and its answer goes only to the computer whose
+// NTLM challenge announces that name. It is never remembered, and
+// Result.CredentialSource records where the proved credentials came from
+// ("given", "prompt", "laps-windows", ...). Such an account is local, so
+// it authenticates with NTLM only.
+//
 // A panic in a step (a protocol decoder of go-smb2 or go-msrpc on a
 // hostile server's answer, in a goroutine of this package or of the
 // launchers and deploy) fails that session with ErrPanic; its cleanup

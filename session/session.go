@@ -649,27 +649,14 @@ func (s *Session) connect(ctx context.Context) error {
 	// The Client's lockout guard: credentials go to one host first, and
 	// refused ones to no other host (adauth.LockoutGuard).
 	current := s.c.Credentials()
-	src := adauth.CredentialSource{Current: current, MaxPrompts: cfg.MaxPrompts}
 	ask := cfg.Prompt
 	if s.opts.Prompt != nil {
 		ask = s.opts.Prompt
 	}
-	if ask != nil {
-		prompt := s.c.guard.Prompt(ask)
-		src.Prompt = func(ctx context.Context, req adauth.PromptRequest) (adauth.Credentials, error) {
-			s.setStep(StepCredentials, "")
-			req.Session, req.Host = s.id, discovery.Clone(s.host)
-			cr, err := prompt(ctx, req)
-			if err == nil {
-				s.setStep(StepAuthenticate, "")
-			}
-			return cr, err
-		}
-	}
 	actx, cancel := withTimeout(ctx, s.tmo.Authenticate)
 	// The lockout guard wraps the trial of every trusted address, so
 	// that it counts as one logon attempt of these credentials.
-	grant, err := src.Authenticate(actx, s.c.guard.Wrap(&addrAuth{s: s, a: cfg.Authenticator}), s.currentAddr())
+	grant, source, err := s.authenticate(actx, s.c.guard.Wrap(&addrAuth{s: s, a: cfg.Authenticator}), current, ask)
 	cancel()
 	if err != nil {
 		return err
@@ -684,8 +671,11 @@ func (s *Session) connect(ctx context.Context) error {
 	s.mu.Lock()
 	s.res.Account = grant.Credentials.Account()
 	s.res.Transport = grant.Facts.Transport
+	s.res.CredentialSource = source
 	s.mu.Unlock()
-	if cfg.RememberCredentials && !sameCredentials(grant.Credentials, current) {
+	// Only a prompt's answer is remembered: a computer's own local
+	// administrator password (LAPS) never goes to another computer.
+	if cfg.RememberCredentials && source == CredentialsPrompted && !sameCredentials(grant.Credentials, current) {
 		s.c.SetCredentials(grant.Credentials)
 	}
 	{

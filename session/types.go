@@ -44,7 +44,7 @@ type Step string
 const (
 	StepAuthorize    Step = "authorize"    // the console's Authorize hook
 	StepAuthenticate Step = "authenticate" // logon and admin checks
-	StepCredentials  Step = "credentials"  // waiting for the technician's credentials
+	StepCredentials  Step = "credentials"  // waiting for credentials: the technician's prompt, or Config.LocalAdmin (LAPS)
 	StepPreflight    Step = "preflight"    // reading the target's settings
 	StepDeploy       Step = "deploy"       // copying the applet
 	StepLaunch       Step = "launch"       // starting it, launcher after launcher
@@ -160,6 +160,11 @@ type Result struct {
 	// Transport is what carried the SMB session (adauth.Facts.Transport:
 	// "tcp445" or "nbt139"); empty before authentication.
 	Transport string
+	// CredentialSource says where the proved credentials came from:
+	// CredentialsGiven, CredentialsPrompted, or the source that
+	// Config.LocalAdmin named (for LAPS: "laps-legacy", "laps-windows",
+	// "laps-windows-encrypted").
+	CredentialSource string
 	// Method is the launcher that started the applet.
 	Method string
 	// Attempts lists the launchers that failed, in order.
@@ -174,6 +179,15 @@ type Result struct {
 	// Cleanup reports the cleanup of a Failed or Closed session.
 	Cleanup *Cleanup
 }
+
+// Values of Result.CredentialSource besides those of Config.LocalAdmin.
+const (
+	// CredentialsGiven: the console's current credentials
+	// (Config.Credentials, SetCredentials).
+	CredentialsGiven = "given"
+	// CredentialsPrompted: credentials a prompt supplied.
+	CredentialsPrompted = "prompt"
+)
 
 // Errors of the session. An *Error matches one of them with errors.Is
 // where it applies, and its cause too.

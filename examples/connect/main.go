@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/internal/cliutil"
+	"github.com/lanconnect/lanconnect/laps"
 	"github.com/lanconnect/lanconnect/session"
 	"github.com/lanconnect/lanconnect/standard"
 	"github.com/lanconnect/lanconnect/wmi"
@@ -41,6 +43,12 @@ in, then closes the session and removes everything it put on the host.
 The password comes from the LANCONNECT_PASSWORD environment variable or, with
 -password-stdin, from the first line of standard input. When the credentials
 are refused and standard input is a terminal, connect asks for others.
+
+With -laps -ldap URL, when the account is refused on a host (a logon failure,
+or not an administrator), connect reads that host's LAPS password from the
+directory (binding as -user), and retries as the host's own local account
+(.\account, over NTLM: NTLM must be allowed for local accounts). Hosts must be
+given by name: the password goes only to the computer that answers under it.
 
 Exit status: 0 when every host reached Running (and was closed cleanly,
 unless -keep), 1 otherwise, 2 for bad usage.
@@ -94,6 +102,10 @@ type options struct {
 	journalDir    string
 	cleanup       bool
 	anyAddr       bool
+	laps          bool
+	lapsAccount   string
+	lapsKeyServer string
+	dir           cliutil.DirectoryFlags
 }
 
 // appletFlag collects -applet [OS/ARCH=]FILE: the applet's variants per
@@ -173,6 +185,10 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.StringVar(&o.servicePrefix, "service-prefix", "", "prefix of the service name (default: the launcher's)")
 	fs.StringVar(&o.journalDir, "journal", "", "keep each session's cleanup journal in `DIR` (a file per session, removed once clean)")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "undo the journal FILEs given as arguments instead of connecting (with -user and the password)")
+	fs.BoolVar(&o.laps, "laps", false, "when -user is refused on a host, read the host's LAPS password from the directory at -ldap (binding as -user) and retry as its local account over NTLM")
+	fs.StringVar(&o.lapsAccount, "laps-account", "", "the local `account` of legacy LAPS passwords, which name none (default: the built-in Administrator, RID 500, looked up over LSA when -user can log on)")
+	fs.StringVar(&o.lapsKeyServer, "laps-key-server", "", "the domain controller `HOST[:PORT]` asked for the key of encrypted Windows LAPS passwords (MS-GKDI GetKey; PORT is its endpoint mapper's, default 135; default: the host of -ldap)")
+	o.dir.Register(fs, "with -laps, read LAPS passwords from")
 	o.params = paramFlag{}
 	fs.Var(o.params, "param", "applet parameter `NAME=VALUE`, stored for the session under HKLM\\SOFTWARE\\LanConnect\\ExampleApplet (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -246,6 +262,28 @@ func run(ctx context.Context, args []string, e env) int {
 		}
 		creds = c
 	}
+	var lapsSource *laps.Source
+	switch {
+	case o.laps && o.dir.URL == "":
+		return usageErr("-laps needs the directory: -ldap URL")
+	case o.laps && creds.IsZero():
+		return usageErr("-laps needs -user DOMAIN\\user (the account that reads the LAPS passwords)")
+	case o.laps:
+		lapsSource = &laps.Source{Directory: o.dir.Directory(creds), Account: o.lapsAccount, Logger: log}
+		if ks := o.lapsKeyServer; ks != "" {
+			host, port, err := net.SplitHostPort(ks)
+			if err != nil {
+				host, port = strings.Trim(ks, "[]"), "0"
+			}
+			p, err := strconv.ParseUint(port, 10, 16)
+			if host == "" || err != nil {
+				return usageErr("-laps-key-server %q: want HOST or HOST:PORT", ks)
+			}
+			lapsSource.KeyServer, lapsSource.KeyServerPort = host, int(p)
+		}
+	case o.dir.Set() || o.lapsAccount != "" || o.lapsKeyServer != "":
+		return usageErr("-ldap, -ldap-ca, -ldap-server-name, -laps-account and -laps-key-server need -laps")
+	}
 	canPrompt := e.terminal && !o.passwordStdin
 	if o.cleanup {
 		return cleanupJournals(ctx, fs.Args(), creds, opts, log, e)
@@ -311,6 +349,9 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 	if len(o.params) > 0 {
 		cfg.AppletParams = o.params
+	}
+	if lapsSource != nil {
+		cfg.LocalAdmin = lapsSource
 	}
 	// The authenticator, preflight, copy, launchers and journals.
 	if err := standard.Apply(&cfg, opts); err != nil {

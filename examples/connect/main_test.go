@@ -35,6 +35,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-applet", "windows/amd64=a", "-applet", "windows/amd64=b", "192.0.2.1"}, "more than one applet for windows/amd64"},
 		{[]string{"-applet", "windows/386=", "192.0.2.1"}, "no FILE"},
 		{[]string{"-applet", "windows/386=/nonexistent/x86.exe", "192.0.2.1"}, "-applet"},
+		{[]string{"-laps", "-user", `CORP\helpdesk`, "PC1"}, "-laps needs the directory"},
+		{[]string{"-laps", "-ldap", "ldaps://dc", "PC1"}, "-laps needs -user"},
+		{[]string{"-ldap", "ldaps://dc", "PC1"}, "need -laps"},
+		{[]string{"-laps-account", "Administrator", "PC1"}, "need -laps"},
+		{[]string{"-laps", "-ldap", "ldaps://dc", "-user", `CORP\h`, "-laps-key-server", "dc:x", "PC1"}, "-laps-key-server"},
 	} {
 		e, _, errb := testEnv("")
 		if code := run(context.Background(), tc.args, e); code != exitUsage || !strings.Contains(errb.String(), tc.want) {
@@ -167,6 +172,20 @@ func TestAppletFlag(t *testing.T) {
 	for i := range want {
 		if a[i] != want[i] {
 			t.Fatalf("%d: %+v, want %+v", i, a[i], want[i])
+		}
+	}
+}
+
+// credential_source is written on Running only.
+func TestJSONCredentialSource(t *testing.T) {
+	r := &session.Result{Account: `.\admin`, CredentialSource: "laps-windows"}
+	for state, want := range map[session.State]string{session.Running: "laps-windows", session.Closed: ""} {
+		j := toJSON(session.Event{Kind: session.EventState, Name: "PC1", State: state, Result: r})
+		b, _ := json.Marshal(j)
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		if got, _ := m["credential_source"].(string); got != want {
+			t.Fatalf("%s: credential_source %q, want %q: %s", state, got, want, b)
 		}
 	}
 }

@@ -35,27 +35,30 @@ func newPrinter(w io.Writer, jsonOut, redraw bool) *printer {
 // jsonEvent is one NDJSON line. The first seven fields are always present
 // (empty when unknown); see docs/connect.md.
 type jsonEvent struct {
-	Host       string        `json:"host"`
-	State      session.State `json:"state"`
-	Step       session.Step  `json:"step"`
-	Time       string        `json:"time"`
-	Method     string        `json:"method"`
-	Error      string        `json:"error"`
-	Diagnosis  string        `json:"diagnosis"`
-	Code       string        `json:"code,omitempty"`
-	Event      string        `json:"event"`
-	Addr       string        `json:"addr,omitempty"`
-	Session    string        `json:"session"`
-	Bytes      *int64        `json:"bytes,omitempty"`
-	Total      *int64        `json:"total,omitempty"`
-	Account    string        `json:"account,omitempty"`
-	Transport  string        `json:"transport,omitempty"`
-	AppletPID  int           `json:"applet_pid,omitempty"`
-	Arch       string        `json:"arch,omitempty"`
-	AppletArch string        `json:"applet_arch,omitempty"`
-	Attempts   []jsonAttempt `json:"attempts,omitempty"`
-	Notes      []string      `json:"notes,omitempty"`
-	Cleanup    *jsonCleanup  `json:"cleanup,omitempty"`
+	Host      string        `json:"host"`
+	State     session.State `json:"state"`
+	Step      session.Step  `json:"step"`
+	Time      string        `json:"time"`
+	Method    string        `json:"method"`
+	Error     string        `json:"error"`
+	Diagnosis string        `json:"diagnosis"`
+	Code      string        `json:"code,omitempty"`
+	Event     string        `json:"event"`
+	Addr      string        `json:"addr,omitempty"`
+	Session   string        `json:"session"`
+	Bytes     *int64        `json:"bytes,omitempty"`
+	Total     *int64        `json:"total,omitempty"`
+	Account   string        `json:"account,omitempty"`
+	// CredentialSource is set on Running: given, prompt, laps-legacy,
+	// laps-windows or laps-windows-encrypted.
+	CredentialSource string        `json:"credential_source,omitempty"`
+	Transport        string        `json:"transport,omitempty"`
+	AppletPID        int           `json:"applet_pid,omitempty"`
+	Arch             string        `json:"arch,omitempty"`
+	AppletArch       string        `json:"applet_arch,omitempty"`
+	Attempts         []jsonAttempt `json:"attempts,omitempty"`
+	Notes            []string      `json:"notes,omitempty"`
+	Cleanup          *jsonCleanup  `json:"cleanup,omitempty"`
 }
 
 type jsonAttempt struct {
@@ -88,6 +91,9 @@ func toJSON(ev session.Event) jsonEvent {
 		j.Arch, j.AppletArch = deploy.NormalizeArch(r.Arch), r.AppletArch
 		if j.Arch == "" {
 			j.Arch = r.Arch // as reported, when no variant can name it
+		}
+		if ev.State == session.Running {
+			j.CredentialSource = r.CredentialSource
 		}
 		if r.Applet != nil {
 			j.AppletPID = r.Applet.PID

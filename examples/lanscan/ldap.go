@@ -17,6 +17,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/internal/cliutil"
 )
 
 // passwordEnv is the environment variable lanscan reads the directory
@@ -28,17 +29,16 @@ const passwordEnv = "LANCONNECT_PASSWORD"
 // -ldap-domain DOMAIN.
 func ldapSource() *source {
 	var (
-		url, domain, base, caFile, serverName, user, bind, dns string
-		pwStdin, includeDisabled                               bool
+		dir                           cliutil.DirectoryFlags
+		domain, base, user, bind, dns string
+		pwStdin, includeDisabled      bool
 	)
 	return &source{
 		name: "ldap",
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&url, "ldap", "", "also read computers from the AD domain controller at `URL` (ldaps://host, or ldap://host for StartTLS)")
+			dir.Register(fs, "also read computers from")
 			fs.StringVar(&domain, "ldap-domain", "", "locate a domain controller of DNS `DOMAIN` through its SRV records (instead of -ldap)")
 			fs.StringVar(&base, "ldap-base", "", "search below `DN` only (default: the whole domain)")
-			fs.StringVar(&caFile, "ldap-ca", "", "verify the DC's certificate against the CAs in PEM `FILE` (default: the system pool)")
-			fs.StringVar(&serverName, "ldap-server-name", "", "the `NAME` the DC's certificate must be valid for (default: the host of -ldap)")
 			fs.StringVar(&dns, "ldap-dns", "", "resolve the DC and the computers through the DNS server at `ADDR` (host or host:port), or \"dc\" for the DC of -ldap URL (default: the system resolver)")
 			fs.StringVar(&bind, "ldap-bind", "auto", "bind `METHOD`: simple (needs -ldap URL), ntlm, or auto (simple with -ldap URL and a password, NTLM with -ldap-domain or an NT hash)")
 			fs.BoolVar(&includeDisabled, "ldap-include-disabled", false, "also list disabled computer accounts")
@@ -46,20 +46,16 @@ func ldapSource() *source {
 			fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input")
 		},
 		build: func(cfg *config) ([]discovery.Discoverer, error) {
+			url := dir.URL
 			if url == "" && domain == "" {
-				if base != "" || caFile != "" || serverName != "" || includeDisabled || dns != "" || user != "" || pwStdin {
+				if base != "" || dir.Set() || includeDisabled || dns != "" || user != "" || pwStdin {
 					return nil, errors.New("the -ldap-* flags, -user and -password-stdin need -ldap URL or -ldap-domain DOMAIN")
 				}
 				return nil, nil
 			}
-			d := &adauth.Directory{
-				URL:             url,
-				Domain:          domain,
-				BaseDN:          base,
-				CAFile:          caFile,
-				ServerName:      serverName,
-				IncludeDisabled: includeDisabled,
-			}
+			d := dir.Directory(adauth.Credentials{})
+			d.Domain, d.BaseDN, d.IncludeDisabled = domain, base, includeDisabled
+			d.LAPS = true // the NDJSON "laps" field
 			switch strings.ToLower(bind) {
 			case "auto", "":
 				d.Bind = adauth.BindAuto
@@ -232,6 +228,7 @@ func dnsResolver(addr string) (*net.Resolver, error) {
 func setDirectoryJSON(j *hostJSON, h discovery.Host) {
 	j.DN = h.DN
 	j.Enabled = h.Enabled
+	j.LAPS = h.LAPS
 	if !h.LastLogon.IsZero() {
 		j.LastLogon = h.LastLogon.UTC().Format(time.RFC3339)
 	}

@@ -346,6 +346,10 @@ type hostJSON struct {
 	DN        string `json:"dn"`
 	Enabled   *bool  `json:"enabled"`
 	LastLogon string `json:"last_logon"`
+	// LAPS is the LAPS format whose password the -user account may read
+	// (legacy, windows, windows-encrypted); omitted when none. Never the
+	// password.
+	LAPS string `json:"laps,omitempty"`
 	// SMB facts (smb.go): the negotiated dialect ("3.1.1", "" when not
 	// probed) and whether the server requires signing (null when unknown).
 	Dialect         string `json:"dialect"`

@@ -19,7 +19,7 @@ const Module = "github.com/lanconnect/lanconnect"
 // Public lists the packages whose exported API is recorded, as paths
 // relative to the module's root.
 var Public = []string{
-	"adauth", "deploy", "discovery", "discovery/smbprobe", "netbios", "netbios/nbnstest",
+	"adauth", "deploy", "discovery", "discovery/smbprobe", "laps", "netbios", "netbios/nbnstest",
 	"remotereg", "session", "session/checkin", "standard", "wmi",
 }
 

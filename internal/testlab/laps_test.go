@@ -1,7 +1,6 @@
 package testlab_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -10,14 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oiweiwei/go-msrpc/dcerpc"
-	"github.com/oiweiwei/go-msrpc/msrpc/gkdi/isdkey/v1"
-
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/internal/laps"
+	"github.com/lanconnect/lanconnect/internal/laps/lapstest"
 	"github.com/lanconnect/lanconnect/internal/testlab"
 	"github.com/lanconnect/lanconnect/internal/testutil"
-	"github.com/lanconnect/lanconnect/internal/winemu"
 )
 
 // TestLAPS reads each LAPS format from the lab's Samba AD DC through the
@@ -37,35 +33,9 @@ func TestLAPS(t *testing.T) {
 
 	// The synthetic KDS root key, and GetKey served from it to the
 	// readers group only.
-	data := make([]byte, 64)
-	if _, err := rand.Read(data); err != nil {
-		t.Fatal(err)
-	}
-	id, _ := laps.ParseGUID("5a1c2b3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
-	rk := &laps.RootKey{ID: id, Data: data, Domain: strings.ToLower(dc.Realm), Forest: strings.ToLower(dc.Realm)}
-	readersSD, err := laps.TargetSD(dc.LAPS.ReadersSID)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var srvLogs testutil.LockedBuffer
-	srv := &winemu.Server{
-		Users: map[string]winemu.User{
-			dc.LAPS.Reader.User: {Password: dc.LAPS.Reader.Password},
-			dc.LAPS.Denied.User: {Password: dc.LAPS.Denied.Password},
-		},
-		Root:        t.TempDir(),
-		NetBIOSName: testlab.DCNetBIOSName,
-		Logger:      slog.New(slog.NewTextHandler(&srvLogs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
-	err = srv.Register(winemu.Interface{Name: "ISDKey", Syntax: *isdkey.ISDKeySyntaxV1_0,
-		Handle: isdkey.NewISDKeyServerHandle(&laps.KeyService{RootKey: rk,
-			Caller: func(ctx context.Context) (string, bool) {
-				c, ok := winemu.CallFromContext(ctx)
-				return c.User, ok && c.AuthLevel == dcerpc.AuthLevelPktPrivacy
-			},
-			Authorize: func(user string, sd []byte) bool {
-				return strings.EqualFold(user, dc.LAPS.Reader.User) && bytes.Equal(sd, readersSD)
-			}})})
+	srv, rk, err := lapstest.KeyServer(dc, "5a1c2b3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", t.TempDir(),
+		slog.New(slog.NewTextHandler(&srvLogs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
