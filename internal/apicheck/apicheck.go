@@ -19,8 +19,9 @@ const Module = "github.com/lanconnect/lanconnect"
 // Public lists the packages whose exported API is recorded, as paths
 // relative to the module's root.
 var Public = []string{
-	"adauth", "deploy", "discovery", "discovery/smbprobe", "laps", "netbios", "netbios/nbnstest",
-	"remotereg", "session", "session/checkin", "standard", "wmi",
+	"adauth", "deploy", "diag", "discovery", "discovery/smbprobe", "laps", "netbios",
+	"netbios/nbnstest", "remotereg", "session", "session/checkin", "session/sessiontest",
+	"standard", "wmi",
 }
 
 // Dump returns the sorted API lines of the packages in dirs (relative to

@@ -5,6 +5,7 @@ import (
 	"go/token"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,5 +42,40 @@ func TestVendorProgramsUsePublicPackagesOnly(t *testing.T) {
 	}
 	if len(programs) != 3 {
 		t.Fatalf("found programs %v; want the three of issue 21 (console, direct, plugin)", programs)
+	}
+}
+
+// Every public package (any package of the module outside internal/ and
+// examples/) is in Public, so that its API is recorded.
+func TestEveryPublicPackageRecorded(t *testing.T) {
+	root := filepath.Join("..", "..")
+	var found []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			if rel == "internal" || rel == "examples" || rel == "testdata" || strings.HasPrefix(d.Name(), ".") && rel != "." || d.Name() == "testdata" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(rel, ".go") && !strings.HasSuffix(rel, "_test.go") && filepath.Dir(path) != root {
+			dir := filepath.ToSlash(filepath.Dir(rel))
+			if !slices.Contains(found, dir) {
+				found = append(found, dir)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(found)
+	want := slices.Sorted(slices.Values(Public))
+	if !slices.Equal(found, want) {
+		t.Fatalf("public packages %v\nPublic lists %v", found, want)
 	}
 }
