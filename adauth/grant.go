@@ -30,6 +30,12 @@ type Grant struct {
 
 // Facts are what authentication learned about a computer and a session.
 type Facts struct {
+	// Auth is the authentication used: MethodKerberos ("kerberos") or
+	// MethodNTLM ("ntlm").
+	Auth string `json:"auth"`
+	// SPN is the service principal name of a Kerberos logon
+	// (cifs/FQDN); empty for NTLM.
+	SPN string `json:"spn,omitempty"`
 	// Dialect is the SMB dialect, for example "3.1.1".
 	Dialect string `json:"dialect"`
 	// Signed and Encrypted describe the session's protection.
