@@ -205,8 +205,10 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 		Logger:      log,
 	}
 	spn := ""
+	var krbCred krb.Credential
 	if method == MethodKerberos {
-		in, s, ae := a.kerberosInitiator(ctx, host, fqdn, creds)
+		in, s, kc, ae := a.kerberosInitiator(ctx, host, fqdn, creds)
+		krbCred = kc
 		switch {
 		case ae != nil && (a.Auth == "" || a.Auth == AuthAuto) && errors.Is(ae, krb.ErrNoKDC) && creds.HasSecret():
 			// No KDC serves the account's domain: Kerberos cannot work,
@@ -243,6 +245,9 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 		Facts:       factsFrom(info, isLocalAccount(creds, info)),
 	}
 	g.Facts.Auth, g.Facts.SPN = method, spn
+	if method == MethodKerberos {
+		g.krbRPC = a.Kerberos.rpc(fqdn, krbCred)
+	}
 	// Encryption was asked for (the default) but the computer could not.
 	g.Facts.EncryptionMissing = a.Encryption == EncryptPreferred && !info.Encrypted
 	fail := func(ae *AuthError) (*Grant, error) {

@@ -26,6 +26,9 @@ type Grant struct {
 	Facts Facts
 
 	session *smbconn.Session
+	// krbRPC is set for a Kerberos logon: RPC binds of the launchers to
+	// the same computer use it (internal/grantsess.Kerberos).
+	krbRPC grantsess.KerberosRPC
 }
 
 // Facts are what authentication learned about a computer and a session.
@@ -158,6 +161,12 @@ func init() {
 	grantsess.Register(func(v any) *smbconn.Session {
 		if g, ok := v.(*Grant); ok && g != nil {
 			return g.session
+		}
+		return nil
+	})
+	grantsess.RegisterKerberos(func(v any) grantsess.KerberosRPC {
+		if g, ok := v.(*Grant); ok && g != nil {
+			return g.krbRPC
 		}
 		return nil
 	})

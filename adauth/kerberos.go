@@ -10,11 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oiweiwei/go-msrpc/dcerpc"
 	smb2 "github.com/oiweiwei/go-smb2.fork"
 	"github.com/oiweiwei/gokrb5.fork/v9/credentials"
 	"github.com/oiweiwei/gokrb5.fork/v9/keytab"
 
 	"github.com/lanconnect/lanconnect/diag"
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 	"github.com/lanconnect/lanconnect/internal/krb"
 )
 
@@ -298,31 +300,45 @@ func (a *SMBAuthenticator) choose(ctx context.Context, host string, creds Creden
 // kerberosInitiator gets the service ticket for cifs/fqdn (one AS
 // exchange per credential and one TGS exchange per computer, through the
 // shared cache) and returns the SMB initiator and the SPN.
-func (a *SMBAuthenticator) kerberosInitiator(ctx context.Context, host, fqdn string, creds Credentials) (smb2.Initiator, string, *AuthError) {
+func (a *SMBAuthenticator) kerberosInitiator(ctx context.Context, host, fqdn string, creds Credentials) (smb2.Initiator, string, krb.Credential, *AuthError) {
 	account := creds.Account()
 	spn, err := krb.SPN(krb.CIFS, fqdn)
 	if err != nil {
-		return nil, "", krbAuthError(host, account, err)
+		return nil, "", krb.Credential{}, krbAuthError(host, account, err)
 	}
 	kc, err := a.Kerberos.credential(ctx, creds, fqdn)
 	if err != nil {
 		if errors.Is(err, ErrNoCredentials) {
-			return nil, "", &AuthError{Addr: host, Account: account, Step: StepLogon, Kind: ErrNoCredentials, Retryable: true,
+			return nil, "", krb.Credential{}, &AuthError{Addr: host, Account: account, Step: StepLogon, Kind: ErrNoCredentials, Retryable: true,
 				Diagnosis: diag.Diagnosis{Code: diag.NoCredentials, Summary: "No password, keytab or ticket cache was given for " + account + ".", Fix: "Enter the account's password, or give a ccache (-ccache) or keytab (-keytab)."},
 				Err:       ErrNoCredentials}
 		}
 		if ae := krbAuthError(host, account, err); ae != nil {
-			return nil, "", ae
+			return nil, "", krb.Credential{}, ae
 		}
-		return nil, "", connErr(host, account, StepLogon, err)
+		return nil, "", krb.Credential{}, connErr(host, account, StepLogon, err)
 	}
 	in, err := a.Kerberos.cache.Initiator(ctx, kc, spn)
 	if err != nil {
 		if ae := krbAuthError(host, account, err); ae != nil {
-			return nil, "", ae
+			return nil, "", krb.Credential{}, ae
 		}
-		return nil, "", connErr(host, account, StepLogon, err)
+		return nil, "", krb.Credential{}, connErr(host, account, StepLogon, err)
 	}
 	a.logger().Debug("kerberos logon", "host", host, "spn", spn, "principal", kc.User+"@"+kc.Realm)
-	return in, spn, nil
+	return in, spn, kc, nil
+}
+
+// rpc returns the KerberosRPC of a grant to the computer fqdn logged on
+// as cred: each call gets the service ticket for class/fqdn from the
+// shared cache (one TGS exchange per class and computer) and a security
+// context of its own.
+func (k *Kerberos) rpc(fqdn string, cred krb.Credential) grantsess.KerberosRPC {
+	return func(ctx context.Context, class string, seal bool) ([]dcerpc.Option, error) {
+		spn, err := krb.SPN(class, fqdn)
+		if err != nil {
+			return nil, err
+		}
+		return k.cache.RPCOptions(ctx, cred, spn, seal)
+	}
 }

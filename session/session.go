@@ -643,6 +643,11 @@ func (s *Session) connect(ctx context.Context) error {
 	if n := expectedName(s.host); n != "" {
 		ctx = adauth.WithExpectedName(ctx, n)
 	}
+	// Kerberos names the computer's services by its DNS name, which
+	// discovery or DNS gave; the address dialled may be an IP address.
+	if n := s.host.DNSName; n != "" && !isAddrLiteral(n) {
+		ctx = adauth.WithDNSName(ctx, n)
+	}
 
 	// 1. authenticate, prompting while ShouldPrompt allows.
 	// The Client's lockout guard: credentials go to one host first, and
@@ -682,6 +687,7 @@ func (s *Session) connect(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.res.Account = grant.Credentials.Account()
+	s.res.Auth = grant.Facts.Auth
 	s.mu.Unlock()
 	if cfg.RememberCredentials && !sameCredentials(grant.Credentials, current) {
 		s.c.SetCredentials(grant.Credentials)

@@ -152,6 +152,9 @@ type Result struct {
 	Notes []diag.Diagnosis
 	// Account is the account that was proved (no secret).
 	Account string
+	// Auth is how the account logged on: "kerberos" or "ntlm"
+	// (adauth.Facts.Auth); empty before authentication.
+	Auth string
 	// Method is the launcher that started the applet.
 	Method string
 	// Attempts lists the launchers that failed, in order.

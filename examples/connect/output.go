@@ -48,6 +48,7 @@ type jsonEvent struct {
 	Bytes     *int64        `json:"bytes,omitempty"`
 	Total     *int64        `json:"total,omitempty"`
 	Account   string        `json:"account,omitempty"`
+	Auth      string        `json:"auth,omitempty"`
 	AppletPID int           `json:"applet_pid,omitempty"`
 	Attempts  []jsonAttempt `json:"attempts,omitempty"`
 	Notes     []string      `json:"notes,omitempty"`
@@ -79,7 +80,7 @@ func toJSON(ev session.Event) jsonEvent {
 		j.Bytes, j.Total = &d, &t
 	}
 	if r := ev.Result; r != nil {
-		j.Account = r.Account
+		j.Account, j.Auth = r.Account, r.Auth
 		if r.Applet != nil {
 			j.AppletPID = r.Applet.PID
 		}

@@ -300,7 +300,9 @@ func (t *Target) joinDomain(ctx context.Context) error {
 // BUILTIN\Administrators, as joining a Windows computer does, so that the
 // domain Administrator's token carries S-1-5-32-544 there (Samba's SCM
 // grants SC_MANAGER_CREATE_SERVICE, and winreg writes, to that alias
-// only). It needs winbindd to name the group.
+// only). `net ads join` does it itself; a member started from the member
+// template (which keeps only secrets.tdb) needs it done. It needs winbindd
+// to name the group.
 func (t *Target) mapDomainAdmins(ctx context.Context) error {
 	out, err := run(ctx, nil, nil, t.privateRun("wbinfo", "-n", t.Workgroup+`\domain admins`)...)
 	if err != nil {
@@ -309,6 +311,9 @@ func (t *Target) mapDomainAdmins(ctx context.Context) error {
 	sid, _, _ := strings.Cut(strings.TrimSpace(out), " ")
 	if !strings.HasPrefix(sid, "S-1-5-21-") {
 		return fmt.Errorf("testlab: %s: SID of Domain Admins: %q", t.NetBIOSName, out)
+	}
+	if mem, err := run(ctx, nil, nil, t.privateRun("net", "-s", t.SMBConf, "groupmap", "listmem", "S-1-5-32-544")...); err == nil && strings.Contains(mem, sid) {
+		return nil
 	}
 	if _, err := run(ctx, nil, nil, t.privateRun("net", "-s", t.SMBConf, "groupmap", "addmem", "S-1-5-32-544", sid)...); err != nil {
 		return fmt.Errorf("testlab: %s: add Domain Admins to BUILTIN\\Administrators: %w", t.NetBIOSName, err)

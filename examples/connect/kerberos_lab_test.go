@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"io/fs"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lanconnect/lanconnect/internal/testlab"
+)
+
+// TestLabKerberos runs connect in the lab's client namespace (its DNS is
+// the DC's) against two domain members that refuse NTLM, on a domain with
+// NTLM disabled: `-auth kerberos -user DOMAIN\Administrator FQDN...` logs
+// on with Kerberos (NDJSON auth "kerberos"), copies the applet over the
+// Kerberos SMB session and reaches the launch, where Samba's SCM cannot
+// create services (winemu accepts NTLM only so far, so Running through the
+// SCM is not reached on a member); cleanup leaves nothing on the members'
+// disks; the whole run makes one AS exchange. By address, -auth kerberos
+// fails before anything is sent, and auto takes NTLM, which the member
+// refuses with the advice to use Kerberos.
+func TestLabKerberos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	buildAll(t)
+	lab := testlab.New(t, testlab.Options{
+		DC: &testlab.DCSpec{NoNTLM: true},
+		Targets: []testlab.TargetSpec{
+			{DomainMember: true, Variant: testlab.NTLMDisabled},
+			{DomainMember: true, Variant: testlab.NTLMDisabled},
+		},
+		Client: true,
+	})
+	dc := lab.DC
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	applet := buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet")
+	user := dc.Domain + `\` + dc.Admin.User
+	base := []string{"-console", net.JoinHostPort(lab.Client.Addr.String(), "0"), "-applet", applet, "-checkin-timeout", "30s", "-method", "scm", "-user", user}
+
+	t.Run("kerberos to two members by DNS name", func(t *testing.T) {
+		hosts := []string{lab.Targets[0].FQDN, lab.Targets[1].FQDN}
+		r := runConnectIn(ctx, t, lab.Client, dc.Admin.Password, append(append(base, "-auth", "kerberos"), hosts...)...)
+		for i, h := range hosts {
+			evs := r.of(h)
+			last := r.last(h)
+			if last.State != "Failed" || last.Step != "launch" {
+				t.Fatalf("%s: events %s, last %+v\nstderr:\n%s", h, brief(evs), last, r.stderr)
+			}
+			auth := ""
+			copied := false
+			for _, e := range evs {
+				if a, ok := e.raw["auth"].(string); ok {
+					auth = a
+				}
+				if e.Event == "progress" && e.raw["bytes"] != nil && e.raw["bytes"] == e.raw["total"] && e.raw["total"].(float64) > 0 {
+					copied = true
+				}
+			}
+			if auth != "kerberos" || !copied {
+				t.Fatalf("%s: auth %q, applet copied %v; want kerberos and a complete copy\nevents %s", h, auth, copied, brief(evs))
+			}
+			// The copy happened over Kerberos and cleanup removed it: the
+			// journal undid the file, and the member's ADMIN$ holds none.
+			if last.Cleanup == nil || len(last.Cleanup.Left) != 0 || !strings.Contains(strings.Join(last.Cleanup.Undone, " "), "lcapplet") {
+				t.Errorf("%s: cleanup %+v, want the applet's file undone and nothing left", h, last.Cleanup)
+			}
+			var left []string
+			_ = filepath.WalkDir(lab.Targets[i].AdminDir, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && strings.Contains(strings.ToLower(d.Name()), "lcapplet") {
+					left = append(left, p)
+				}
+				return nil
+			})
+			if len(left) > 0 {
+				t.Errorf("%s: the member's disk still holds %v", h, left)
+			}
+		}
+		// One TGT for the whole run: one AS exchange (two AS-REQs, the
+		// first answered "pre-authentication required"), and per member
+		// one TGS exchange for cifs/ (SMB) and one for host/ (the RPC
+		// binds of the preflight and the SCM, Kerberos-sealed on the
+		// pipes).
+		m := regexp.MustCompile(`kerberos KDC traffic" as_exchanges=(\d+) as_reqs=(\d+) tgs_reqs=(\d+)`).FindStringSubmatch(r.stderr)
+		if m == nil || m[1] != "1" || m[2] != "2" || m[3] != "4" {
+			t.Fatalf("KDC traffic %q, want 1 AS exchange, 2 AS-REQs, 4 TGS-REQs\nstderr:\n%s", m, r.stderr)
+		}
+		// The RPC on the pipes rode Kerberos: the SCM was opened (Samba
+		// then refuses to create the service), and the preflight read
+		// the registry.
+		if !strings.Contains(r.stderr, "RCreateServiceW") || strings.Contains(r.stderr, "preflight failed") {
+			t.Errorf("want the preflight to read the registry and the SCM to reach CreateService over Kerberos RPC\nstderr:\n%s", r.stderr)
+		}
+		t.Logf("two members: %s; %s", m[0], brief(r.of(hosts[0])))
+	})
+
+	t.Run("kerberos by address: needs the DNS name", func(t *testing.T) {
+		addr := lab.Targets[0].Addr.String()
+		r := runConnectIn(ctx, t, lab.Client, dc.Admin.Password, append(append(base, "-auth", "kerberos"), addr)...)
+		if last := r.last(addr); r.code != 1 || last.State != "Failed" || last.Code != "kerberos-needs-dns-name" || !strings.Contains(last.Diagnosis, "DNS name") {
+			t.Fatalf("exit %d, last %+v\nstderr:\n%s", r.code, last, r.stderr)
+		}
+	})
+
+	t.Run("auto by address: NTLM, blocked, advice to use Kerberos", func(t *testing.T) {
+		addr := lab.Targets[0].Addr.String()
+		r := runConnectIn(ctx, t, lab.Client, dc.Admin.Password, append(base, addr)...)
+		if last := r.last(addr); r.code != 1 || last.Code != "ntlm-blocked" || !strings.Contains(last.Diagnosis, "-auth kerberos") {
+			t.Fatalf("exit %d, last %+v\nstderr:\n%s", r.code, last, r.stderr)
+		}
+	})
+}
