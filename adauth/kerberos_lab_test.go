@@ -1,8 +1,11 @@
 package adauth
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -83,5 +86,41 @@ func TestKerberosLab(t *testing.T) {
 	}
 	if n := k.Stats().ASReqs - before; n > 2 {
 		t.Errorf("the wrong password went to the KDC in %d AS-REQs over two logons, want one exchange (at most 2 AS-REQs)", n)
+	}
+
+	// The directory binds with Kerberos (SASL GSSAPI over LDAPS, ticket
+	// for ldap/DC from the same cache: no new AS exchange), explicitly and
+	// under BindAuto, and lists the member.
+	for _, bind := range []BindMethod{BindKerberos, BindAuto} {
+		st0 := k.Stats()
+		d := &Directory{URL: "ldaps://" + netip.AddrPortFrom(dc.Addr, 636).String(), ServerName: dc.Hostname, RootCAs: dc.CAPool,
+			Credentials: creds, Bind: bind, Kerberos: k, SkipResolve: true}
+		var logBuf bytes.Buffer
+		d.Logger = slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		hosts, err := collect(t, ctx, d)
+		if err != nil {
+			t.Fatalf("directory with %v bind: %v", bind, err)
+		}
+		found := false
+		for _, h := range hosts {
+			found = found || strings.EqualFold(h.DNSName, m.FQDN)
+		}
+		st := k.Stats()
+		if !found || st.ASExchanges != st0.ASExchanges {
+			t.Errorf("%v bind: member %s found %v among %d hosts; KDC traffic %+v after %+v (want no new AS exchange)", bind, m.FQDN, found, len(hosts), st, st0)
+		}
+		if !strings.Contains(logBuf.String(), "ldap: Kerberos bind") {
+			t.Errorf("%v bind: no Kerberos bind logged:\n%s", bind, logBuf.String())
+		}
+		if bind == BindKerberos && st.TGSReqs != st0.TGSReqs+1 {
+			t.Errorf("Kerberos bind: TGS-REQs %d -> %d, want one for ldap/%s", st0.TGSReqs, st.TGSReqs, dc.Hostname)
+		}
+	}
+	// Kerberos needs the DC's DNS name: by address, with no ServerName,
+	// the bind fails before any ticket is asked for.
+	d := &Directory{URL: "ldaps://" + netip.AddrPortFrom(dc.Addr, 636).String(), RootCAs: dc.CAPool,
+		TLSConfig: &tls.Config{ServerName: dc.Hostname}, Credentials: creds, Bind: BindKerberos, Kerberos: k, SkipResolve: true}
+	if _, err := collect(t, ctx, d); !errors.Is(err, ErrBindMethod) {
+		t.Errorf("Kerberos bind to the DC by address: %v, want ErrBindMethod (needs the DNS name)", err)
 	}
 }
