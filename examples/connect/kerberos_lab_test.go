@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -97,6 +99,47 @@ func TestLabKerberos(t *testing.T) {
 			t.Errorf("want the preflight to read the registry and the SCM to reach CreateService over Kerberos RPC\nstderr:\n%s", r.stderr)
 		}
 		t.Logf("two members: %s; %s", m[0], brief(r.of(hosts[0])))
+	})
+
+	// A ccache made by MIT kinit (no -user: the account is its principal;
+	// no password sent, no AS exchange) and a keytab of the account's keys
+	// (samba-tool exportkeytab) log on with Kerberos too.
+	t.Run("ccache and keytab", func(t *testing.T) {
+		dir := t.TempDir()
+		conf := filepath.Join(dir, "krb5.conf")
+		if err := os.WriteFile(conf, []byte(fmt.Sprintf("[libdefaults]\n\tdefault_realm = %s\n\tdns_lookup_kdc = false\n\trdns = false\n[realms]\n\t%s = {\n\t\tkdc = %s\n\t}\n", dc.Realm, dc.Realm, dc.Addr)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ccache := filepath.Join(dir, "ccache")
+		cmd := lab.Client.Command(ctx, "kinit", dc.Admin.User+"@"+dc.Realm)
+		cmd.Env = append(os.Environ(), "KRB5_CONFIG="+conf, "KRB5CCNAME=FILE:"+ccache)
+		cmd.Stdin = strings.NewReader(dc.Admin.Password + "\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kinit: %v\n%s", err, out)
+		}
+		keytab := filepath.Join(dir, "admin.keytab")
+		if out, err := dc.SambaTool(ctx, "domain", "exportkeytab", keytab, "--principal="+dc.Admin.User); err != nil {
+			t.Fatalf("exportkeytab: %v\n%s", err, out)
+		}
+		h := lab.Targets[0].FQDN
+		noUser := []string{"-console", net.JoinHostPort(lab.Client.Addr.String(), "0"), "-applet", applet, "-checkin-timeout", "30s", "-method", "scm"}
+		for _, c := range []struct {
+			args []string
+			as   string
+		}{
+			{append(noUser, "-auth", "kerberos", "-ccache", "FILE:"+ccache, h), "0"},
+			{append(noUser, "-auth", "kerberos", "-keytab", keytab, "-user", user, h), "1"},
+		} {
+			// No password anywhere: the environment's is a decoy that
+			// must not be needed.
+			r := runConnectIn(ctx, t, lab.Client, "decoy-"+lab.ID, c.args...)
+			last := r.last(h)
+			auth, _ := last.raw["auth"].(string)
+			m := regexp.MustCompile(`kerberos KDC traffic" as_exchanges=(\d+)`).FindStringSubmatch(r.stderr)
+			if last.State != "Failed" || last.Step != "launch" || auth != "kerberos" || m == nil || m[1] != c.as {
+				t.Fatalf("%v: last %+v (auth %q), KDC %q, want launch reached with kerberos and %s AS exchanges\nstderr:\n%s", c.args, last, auth, m, c.as, r.stderr)
+			}
+		}
 	})
 
 	t.Run("kerberos by address: needs the DNS name", func(t *testing.T) {

@@ -232,6 +232,11 @@ func run(ctx context.Context, args []string, e env) int {
 		}
 		password = strings.TrimRight(line, "\r\n")
 	}
+	if o.ccache != "" || o.keytab != "" {
+		// The ccache or keytab is the secret: a password in the
+		// environment is not sent anywhere.
+		password = ""
+	}
 	if o.user != "" {
 		c, err := adauth.Parse(o.user, password)
 		if err != nil {

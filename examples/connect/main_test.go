@@ -29,6 +29,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-nosuchflag"}, "not defined"},
 		{[]string{"-password-stdin", "-user", "admin", "192.0.2.1"}, "no password on standard input"},
 		{[]string{"-user", `a\b\c`, "192.0.2.1"}, "-user"},
+		{[]string{"-auth", "negotiate", "192.0.2.1"}, "-auth must be auto, kerberos or ntlm"},
+		{[]string{"-auth", "ntlm", "-kdc", "192.0.2.2", "192.0.2.1"}, "not with -auth ntlm"},
+		{[]string{"-keytab", "/nonexistent.keytab", "192.0.2.1"}, "-keytab needs -user"},
+		{[]string{"-ccache", "/nonexistent.ccache", "-keytab", "/k", "-user", "a", "192.0.2.1"}, "not both"},
+		{[]string{"-ccache", "/nonexistent.ccache", "192.0.2.1"}, "ccache /nonexistent.ccache"},
 	} {
 		e, _, errb := testEnv("")
 		if code := run(context.Background(), tc.args, e); code != exitUsage || !strings.Contains(errb.String(), tc.want) {
