@@ -20,11 +20,12 @@ import (
 // NTLM disabled: `-auth kerberos -user DOMAIN\Administrator FQDN...` logs
 // on with Kerberos (NDJSON auth "kerberos"), copies the applet over the
 // Kerberos SMB session and reaches the launch, where Samba's SCM cannot
-// create services (winemu accepts NTLM only so far, so Running through the
-// SCM is not reached on a member); cleanup leaves nothing on the members'
-// disks; the whole run makes one AS exchange. By address, -auth kerberos
-// fails before anything is sent, and auto takes NTLM, which the member
-// refuses with the advice to use Kerberos.
+// create services; cleanup leaves nothing on the members' disks; the whole
+// run makes one AS exchange. A ccache or a keytab logs on without the
+// password. With winemu (Kerberos only) on a member, the SCM over TCP
+// binds with Kerberos and connect reaches Running. By address, -auth
+// kerberos fails before anything is sent, and auto takes NTLM, which the
+// member refuses with the advice to use Kerberos.
 func TestLabKerberos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("lab test")
@@ -142,6 +143,45 @@ func TestLabKerberos(t *testing.T) {
 		}
 	})
 
+	// winemu on the member with the member's host/ keys and NTLM off (as
+	// a Windows SCM behind a domain that refuses NTLM): after Samba's SCM
+	// cannot create the service on the pipe, the SCM over TCP binds with
+	// Kerberos to host/FQDN (sealed), the applet starts and checks in:
+	// Running, then closed cleanly (exit 0).
+	t.Run("Running through SCM over TCP with Kerberos", func(t *testing.T) {
+		m := lab.Targets[0]
+		kt := filepath.Join(t.TempDir(), "host.keytab")
+		if err := m.ExportKeytab(ctx, "host/"+m.FQDN, kt); err != nil {
+			t.Fatal(err)
+		}
+		bin := buildBin(t, "winemu", "github.com/lanconnect/lanconnect/internal/winemu/cmd/winemu")
+		p, err := m.Start(ctx, bin, "-listen", m.Addr.String(), "-root", m.AdminDir, "-user", dc.Admin.User,
+			"-name", m.NetBIOSName, "-workgroup", m.Workgroup, "-keytab", kt, "-no-ntlm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Stop() })
+		waitPort(t, net.JoinHostPort(m.Addr.String(), "135"), p)
+		r := runConnectIn(ctx, t, lab.Client, dc.Admin.Password, append(base, "-auth", "kerberos", m.FQDN)...)
+		evs := r.of(m.FQDN)
+		running := false
+		auth := ""
+		for _, e := range evs {
+			if e.State == "Running" {
+				running = true
+				if a, ok := e.raw["auth"].(string); ok {
+					auth = a
+				}
+			}
+		}
+		// winemu logs each call with its auth type: 16 is Kerberos, 6
+		// PKT_PRIVACY.
+		wlog := tailFile(p.LogPath())
+		if r.code != 0 || !running || auth != "kerberos" || !regexp.MustCompile(`iface=svcctl .*user=Administrator auth=16 level=6`).MatchString(wlog) {
+			t.Fatalf("exit %d, events %s, Running auth %q; want Running with kerberos\nstderr:\n%s\nwinemu:\n%s", r.code, brief(evs), auth, r.stderr, wlog)
+		}
+	})
+
 	t.Run("kerberos by address: needs the DNS name", func(t *testing.T) {
 		addr := lab.Targets[0].Addr.String()
 		r := runConnectIn(ctx, t, lab.Client, dc.Admin.Password, append(append(base, "-auth", "kerberos"), addr)...)
@@ -157,4 +197,13 @@ func TestLabKerberos(t *testing.T) {
 			t.Fatalf("exit %d, last %+v\nstderr:\n%s", r.code, last, r.stderr)
 		}
 	})
+}
+
+// tailFile returns the last 16 KB of a log file.
+func tailFile(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 16384 {
+		b = b[len(b)-16384:]
+	}
+	return string(b)
 }
