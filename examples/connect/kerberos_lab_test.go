@@ -148,24 +148,34 @@ func TestLabKerberos(t *testing.T) {
 	// cannot create the service on the pipe, the SCM over TCP binds with
 	// Kerberos to host/FQDN (sealed), the applet starts and checks in:
 	// Running, then closed cleanly (exit 0).
-	t.Run("Running through SCM over TCP with Kerberos", func(t *testing.T) {
-		m := lab.Targets[0]
-		kt := filepath.Join(t.TempDir(), "host.keytab")
-		if err := m.ExportKeytab(ctx, "host/"+m.FQDN, kt); err != nil {
-			t.Fatal(err)
-		}
+	// winemu on the member with the member's host/ keys and NTLM off (as
+	// a Windows computer behind a domain that refuses NTLM).
+	m := lab.Targets[0]
+	kt := filepath.Join(t.TempDir(), "host.keytab")
+	if err := m.ExportKeytab(ctx, "host/"+m.FQDN, kt); err != nil {
+		t.Fatal(err)
+	}
+	krbWinemu := func(t *testing.T, extra ...string) *testlab.Process {
+		t.Helper()
 		bin := buildBin(t, "winemu", "github.com/lanconnect/lanconnect/internal/winemu/cmd/winemu")
-		p, err := m.Start(ctx, bin, "-listen", m.Addr.String(), "-root", m.AdminDir, "-user", dc.Admin.User,
-			"-name", m.NetBIOSName, "-workgroup", m.Workgroup, "-keytab", kt, "-no-ntlm")
+		p, err := m.Start(ctx, bin, append([]string{"-listen", m.Addr.String(), "-root", m.AdminDir, "-user", dc.Admin.User,
+			"-name", m.NetBIOSName, "-workgroup", m.Workgroup, "-keytab", kt, "-no-ntlm"}, extra...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { p.Stop() })
 		waitPort(t, net.JoinHostPort(m.Addr.String(), "135"), p)
-		r := runConnectIn(ctx, t, lab.Client, dc.Admin.Password, append(base, "-auth", "kerberos", m.FQDN)...)
+		return p
+	}
+	// runKerberos runs connect -auth kerberos to the member and wants
+	// Running with auth "kerberos", a clean close (exit 0), and winemu's
+	// log line of iface's calls with auth type 16 (Kerberos) at level 6
+	// (PKT_PRIVACY).
+	runKerberos := func(t *testing.T, p *testlab.Process, iface string, args ...string) {
+		t.Helper()
+		r := runConnectIn(ctx, t, lab.Client, dc.Admin.Password, append(append(base, "-auth", "kerberos"), append(args, m.FQDN)...)...)
 		evs := r.of(m.FQDN)
-		running := false
-		auth := ""
+		running, auth := false, ""
 		for _, e := range evs {
 			if e.State == "Running" {
 				running = true
@@ -174,12 +184,27 @@ func TestLabKerberos(t *testing.T) {
 				}
 			}
 		}
-		// winemu logs each call with its auth type: 16 is Kerberos, 6
-		// PKT_PRIVACY.
 		wlog := tailFile(p.LogPath())
-		if r.code != 0 || !running || auth != "kerberos" || !regexp.MustCompile(`iface=svcctl .*user=Administrator auth=16 level=6`).MatchString(wlog) {
+		if r.code != 0 || !running || auth != "kerberos" || !regexp.MustCompile(`iface=`+iface+` .*user=Administrator auth=16 level=6`).MatchString(wlog) {
 			t.Fatalf("exit %d, events %s, Running auth %q; want Running with kerberos\nstderr:\n%s\nwinemu:\n%s", r.code, brief(evs), auth, r.stderr, wlog)
 		}
+	}
+
+	// After Samba's SCM cannot create the service on the pipe, the SCM
+	// over TCP binds with Kerberos to host/FQDN (sealed); the applet
+	// starts and checks in.
+	t.Run("Running through SCM over TCP with Kerberos", func(t *testing.T) {
+		p := krbWinemu(t)
+		defer p.Stop()
+		runKerberos(t, p, "svcctl")
+	})
+
+	// WMI: activation and IWbem calls bind with Kerberos to RPCSS/FQDN
+	// (the machine account's key, as the host/ entry of the keytab).
+	t.Run("Running through WMI with Kerberos", func(t *testing.T) {
+		p := krbWinemu(t, "-wmi", "-keytab-principal", "host/"+m.FQDN)
+		defer p.Stop()
+		runKerberos(t, p, "IWbemServices", "-method", "wmi")
 	})
 
 	t.Run("kerberos by address: needs the DNS name", func(t *testing.T) {
