@@ -79,6 +79,18 @@ func TestJSONEvent(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, m[k], v)
 		}
 	}
+	if _, ok := m["auth"]; ok {
+		t.Errorf("auth before authentication: %s", out.String())
+	}
+	// Running says how the account logged on.
+	out.Reset()
+	newPrinter(&out, true, false).event(session.Event{Kind: session.EventState, Name: "PC1", State: session.Running, Step: session.StepCheckin,
+		Result: &session.Result{Account: `LAB\admin`, Auth: "kerberos"}})
+	m = nil
+	json.Unmarshal(out.Bytes(), &m)
+	if m["auth"] != "kerberos" || m["account"] != `LAB\admin` {
+		t.Errorf("Running: %s", out.String())
+	}
 	// A progress event keeps the seven fields, empty where unknown.
 	out.Reset()
 	newPrinter(&out, true, false).event(session.Event{Kind: session.EventProgress, Name: "PC1", State: session.Connecting, Step: session.StepDeploy, Done: 5, Total: 10})
