@@ -15,6 +15,7 @@ import (
 	svcctl "github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
 
 	"github.com/lanconnect/lanconnect/diag"
+	"github.com/lanconnect/lanconnect/internal/krb"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
@@ -117,6 +118,17 @@ type SMBAuthenticator struct {
 	MinDialect uint16
 	// Workstation is the client name sent in NTLM; empty sends none.
 	Workstation string
+	// Auth is the authentication policy; the zero value is AuthAuto,
+	// which uses Kerberos only when Kerberos is set (see AuthAuto).
+	Auth AuthPolicy
+	// Kerberos is the console's ticket cache, shared by every host and
+	// owned (closed) by the caller; nil means NTLM only under AuthAuto,
+	// and a failure with ErrKerberos under AuthKerberos. With Kerberos,
+	// the computer's DNS name comes from WithDNSName, else from the
+	// expected name (WithExpectedName) or the address when they are DNS
+	// names; the service ticket is for cifs/FQDN and the server must
+	// prove that it holds that name's key (mutual authentication).
+	Kerberos *Kerberos
 	// Logger receives debug messages (never secrets); nil discards them.
 	Logger *slog.Logger
 }
@@ -182,7 +194,14 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 			Diagnosis: diag.Diagnosis{Code: diag.NameNotResolved, Summary: "No computer name or address was given.", Fix: "Pick a computer with a name or an address."},
 			Err:       fmt.Errorf("%w: empty host", ErrBadCredentials)}
 	}
-	if creds.User == "" || !creds.HasSecret() {
+	method, fqdn, ae := a.choose(ctx, host, creds)
+	if ae != nil {
+		return nil, ae
+	}
+	// A ccache or keytab given to the Kerberos cache stands in for the
+	// user and the password.
+	ownSecret := method == MethodKerberos && a.Kerberos.hasSecret()
+	if (creds.User == "" || !creds.HasSecret()) && !ownSecret {
 		return nil, &AuthError{Addr: host, Account: account, Step: StepLogon, Kind: ErrNoCredentials, Retryable: true,
 			Diagnosis: diag.Diagnosis{Code: diag.NoCredentials, Summary: "No user name and password were given.", Fix: "Enter an administrator account for this computer."},
 			Err:       ErrNoCredentials}
@@ -204,9 +223,33 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 		ExpectName:  ExpectedName(ctx),
 		Logger:      log,
 	}
+	spn := ""
+	var krbCred krb.Credential
+	if method == MethodKerberos {
+		in, s, kc, ae := a.kerberosInitiator(ctx, host, fqdn, creds)
+		krbCred = kc
+		switch {
+		case ae != nil && (a.Auth == "" || a.Auth == AuthAuto) && errors.Is(ae, krb.ErrNoKDC) && creds.HasSecret():
+			// No KDC serves the account's domain: Kerberos cannot work,
+			// so auto falls back to NTLM.
+			log.Debug("no KDC for the account's domain; NTLM", "host", host, "account", account, "err", ae.Err)
+			method = MethodNTLM
+		case ae != nil:
+			return nil, ae
+		default:
+			// The server proves its identity by mutual authentication,
+			// which replaces the check of the NTLM challenge's names.
+			opts.Initiator, opts.ExpectName, spn = in, "", s
+		}
+	}
 	sess, errs := a.dial(ctx, host, auth, opts)
 	if sess == nil {
 		err := errs[len(errs)-1]
+		if method == MethodKerberos {
+			if ae := krbAuthError(host, account, err); ae != nil {
+				return nil, ae
+			}
+		}
 		var se *smbconn.Error
 		var info smbconn.Info
 		if errors.As(err, &se) {
@@ -223,6 +266,10 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 		Credentials: creds,
 		session:     sess,
 		Facts:       factsFrom(info, isLocalAccount(creds, info)),
+	}
+	g.Facts.Auth, g.Facts.SPN = method, spn
+	if method == MethodKerberos {
+		g.krbRPC = a.Kerberos.rpc(fqdn, krbCred)
 	}
 	// Encryption was asked for (the default) but the computer could not.
 	g.Facts.EncryptionMissing = a.Encryption == EncryptPreferred && !info.Encrypted

@@ -124,7 +124,7 @@ func diagNetworkLogonDenied(account string) diag.Diagnosis {
 func diagNTLMBlocked() diag.Diagnosis {
 	return diag.Diagnosis{Code: diag.NTLMBlocked,
 		Summary: "The computer refuses NTLM logons (STATUS_NTLM_BLOCKED).",
-		Fix:     `Allow incoming NTLM on the computer ("Network security: Restrict NTLM: Incoming NTLM traffic" = Allow all, or add an exception for this console). Kerberos is not supported yet.`}
+		Fix:     `Use Kerberos: connect with a domain account (DOMAIN\user or user@REALM) to the computer's DNS name (connect -auth kerberos). Otherwise allow incoming NTLM on the computer ("Network security: Restrict NTLM: Incoming NTLM traffic").`}
 }
 
 func diagGuest(account string, local, joined bool) diag.Diagnosis {

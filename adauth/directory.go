@@ -19,6 +19,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/internal/krb"
 )
 
 // Resolver looks up domain controllers and computer addresses. *net.Resolver
@@ -51,9 +52,15 @@ const (
 	// BindNTLM is NTLMv2 carried in a SASL GSS-SPNEGO bind, with a password
 	// or an NT hash. It is not go-ldap's NTLMBind (the Sicily protocol).
 	BindNTLM
+	// BindKerberos is a SASL GSSAPI (Kerberos) bind to ldap/FQDN of the
+	// DC, with a ticket from Directory.Kerberos, over TLS only (LDAPS or
+	// StartTLS: it negotiates no SASL security layer). The DC must be
+	// named by its DNS name (URL, SRV record or ServerName). The DC proves
+	// that it holds the ldap/ service's key (mutual authentication).
+	BindKerberos
 )
 
-// String returns "auto", "simple" or "ntlm".
+// String returns "auto", "simple", "ntlm" or "kerberos".
 func (b BindMethod) String() string {
 	switch b {
 	case BindAuto:
@@ -62,6 +69,8 @@ func (b BindMethod) String() string {
 		return "simple"
 	case BindNTLM:
 		return "ntlm"
+	case BindKerberos:
+		return "kerberos"
 	}
 	return fmt.Sprintf("BindMethod(%d)", int(b))
 }
@@ -114,8 +123,8 @@ const (
 // The zero value reads nothing useful (it has no DC to talk to), but every
 // other field has a working default. A Directory is not modified by
 // Discover and may be used by several goroutines at once. It does not
-// write to the directory, does not follow referrals, and does not use
-// Kerberos.
+// write to the directory and does not follow referrals. It binds with
+// Kerberos only with a ticket cache (Directory.Kerberos).
 type Directory struct {
 	// URL names the DC: "ldaps://dc1.corp.example" (LDAPS, port 636) or
 	// "ldap://dc1.corp.example" (StartTLS, port 389), with an optional port.
@@ -157,6 +166,13 @@ type Directory struct {
 	Credentials Credentials
 	// Bind selects the bind method; BindAuto by default.
 	Bind BindMethod
+	// Kerberos is the console's ticket cache (see NewKerberos), shared
+	// with its SMBAuthenticator and owned by the caller. BindKerberos
+	// needs it; with it, BindAuto binds with Kerberos when the
+	// credentials name a domain account (or the cache holds a ccache or
+	// keytab), the DC has a DNS name, the connection is TLS and the DC
+	// offers GSSAPI.
+	Kerberos *Kerberos
 
 	// BaseDN is where the search starts. Empty means the DC's
 	// defaultNamingContext.
@@ -353,6 +369,17 @@ func (d *Directory) checkBind() error {
 		if c.User == "" || !c.HasSecret() {
 			return opError(OpValidate, "", "an NTLM bind needs a user and a password or NT hash", ErrBadCredentials, nil)
 		}
+	case BindKerberos:
+		if d.Kerberos == nil {
+			return opError(OpValidate, "", "a Kerberos bind needs Directory.Kerberos (a ticket cache)", ErrBadConfig, nil)
+		}
+		if d.AllowPlaintext {
+			return opError(OpValidate, "", "a Kerberos bind negotiates no SASL security layer: it runs over TLS only, not with AllowPlaintext", ErrBindMethod, nil)
+		}
+		if (c.User == "" || !c.HasSecret()) && !d.Kerberos.hasSecret() {
+			return opError(OpValidate, "", "a Kerberos bind needs a user and a password, or a ccache or keytab", ErrBadCredentials, nil)
+		}
+		return nil
 	default:
 		return opError(OpValidate, "", "unknown bind method "+d.Bind.String(), ErrBadConfig, nil)
 	}
@@ -409,7 +436,7 @@ func (d *Directory) connectTarget(ctx context.Context, t target) (*session, erro
 	}
 	var conn net.Conn = raw
 	isTLS := false
-	p := &preConn{c: raw, server: server, timeout: d.timeout()}
+	p := &preConn{c: raw, server: server, host: t.host, timeout: d.timeout()}
 	switch {
 	case t.ldaps:
 		hctx, cancel := context.WithTimeout(ctx, d.timeout())
@@ -477,6 +504,9 @@ func (d *Directory) connectTarget(ctx context.Context, t target) (*session, erro
 func (d *Directory) bind(ctx context.Context, p *preConn, dse *rootDSE, located bool) error {
 	c := d.Credentials
 	method := d.Bind
+	if method == BindAuto && d.kerberosPossible(p, dse) {
+		method = BindKerberos
+	}
 	if method == BindAuto {
 		switch {
 		case c.IsZero():
@@ -500,6 +530,16 @@ func (d *Directory) bind(ctx context.Context, p *preConn, dse *rootDSE, located 
 	switch method {
 	case BindSimple:
 		return p.simpleBind(ctx, c)
+	case BindKerberos:
+		err := d.kerberosBind(ctx, p, dse)
+		if err == nil || d.Bind != BindAuto || !errors.Is(err, krb.ErrNoKDC) {
+			return err
+		}
+		// auto: no KDC serves the domain, so Kerberos cannot work here.
+		d.logger().Debug("ldap: no KDC for a Kerberos bind; auto binds without it", "dc", p.server, "err", err)
+		fallback := *d
+		fallback.Kerberos = nil
+		return fallback.bind(ctx, p, dse, located)
 	default:
 		if len(dse.SASLMechanisms) > 0 && !dse.supportsSASL(saslMechGSSSPNEGO) {
 			return opError(OpBind, p.server, "server does not offer SASL GSS-SPNEGO (offers "+strings.Join(dse.SASLMechanisms, ", ")+")", ErrBindMethod, nil)

@@ -2,7 +2,7 @@
 // computers of an Active Directory domain.
 //
 // It owns [Credentials] (user, domain and a password or NT hash, never
-// printed), the Authenticator that proves over SMB2/3 with NTLMv2 that the
+// printed), the Authenticator that proves over SMB2/3 with Kerberos or NTLMv2 that the
 // credentials are administrator on a target and diagnoses why not, the
 // credential-source and retry rules a console uses to prompt for new
 // credentials, and the directory discovery.Discoverer that streams computer
@@ -41,6 +41,19 @@
 // account. [Directory.SearchOne] reads one directory object, and
 // Directory.LAPS makes the listing report which LAPS password is readable
 // (Host.LAPS), never the password.
+// Kerberos: [SMBAuthenticator] logs on with Kerberos or NTLM by its
+// [AuthPolicy] (Auth): [AuthAuto], the default, takes Kerberos for a
+// domain account when the computer's DNS name is known (WithDNSName, a DNS
+// expected name, or a DNS name as the address) and a ticket cache is
+// given ([Kerberos], made with NewKerberos, owned by the caller and shared
+// by every host and by [Directory]: one TGT per credential), and NTLM
+// where Kerberos cannot work; [AuthKerberos] never uses NTLM. The ticket
+// is for cifs/FQDN and the computer must prove it holds that name's key
+// (mutual authentication). Facts.Auth records the method. Launchers'
+// own RPC connections to a Kerberos grant's computer use Kerberos to
+// host/FQDN (through internal/grantsess). Kerberos failures have their
+// own diagnoses (ErrKerberos, codes kdc-unreachable, clock-skew, ...).
+// A Directory binds with Kerberos (BindKerberos: SASL GSSAPI over TLS).
 //
 // It does not copy files or start programs (see package deploy and the
 // launchers), and it never stores credentials anywhere but in memory.

@@ -26,10 +26,19 @@ type Grant struct {
 	Facts Facts
 
 	session *smbconn.Session
+	// krbRPC is set for a Kerberos logon: RPC binds of the launchers to
+	// the same computer use it (internal/grantsess.Kerberos).
+	krbRPC grantsess.KerberosRPC
 }
 
 // Facts are what authentication learned about a computer and a session.
 type Facts struct {
+	// Auth is the authentication used: MethodKerberos ("kerberos") or
+	// MethodNTLM ("ntlm").
+	Auth string `json:"auth"`
+	// SPN is the service principal name of a Kerberos logon
+	// (cifs/FQDN); empty for NTLM.
+	SPN string `json:"spn,omitempty"`
 	// Dialect is the SMB dialect, for example "3.1.1".
 	Dialect string `json:"dialect"`
 	// Transport is what carried the session: TransportTCP445 or
@@ -156,6 +165,12 @@ func init() {
 	grantsess.Register(func(v any) *smbconn.Session {
 		if g, ok := v.(*Grant); ok && g != nil {
 			return g.session
+		}
+		return nil
+	})
+	grantsess.RegisterKerberos(func(v any) grantsess.KerberosRPC {
+		if g, ok := v.(*Grant); ok && g != nil {
+			return g.krbRPC
 		}
 		return nil
 	})

@@ -75,6 +75,7 @@ func (r *rootDSE) supportsSASL(mech string) bool {
 type preConn struct {
 	c       net.Conn
 	server  string // host:port, for errors
+	host    string // the DC's name (or address) from the URL or SRV record
 	isTLS   bool
 	nextID  int64
 	timeout time.Duration

@@ -49,6 +49,23 @@ const (
 	PromptCanceled        Code = "prompt-canceled"          // the technician canceled the credential prompt
 )
 
+// Kerberos (adauth, with internal/krb's diagnoses).
+const (
+	KerberosNeedsDNSName       Code = "kerberos-needs-dns-name"       // Kerberos was required for a target known by address only
+	KerberosNeedsDomainAccount Code = "kerberos-needs-domain-account" // Kerberos was required for a local or workgroup account
+	KerberosNotConfigured      Code = "kerberos-not-configured"       // Kerberos was required but the console has no ticket cache
+	KDCNotFound                Code = "kdc-not-found"                 // no KDC found for the realm (krb5.conf, DNS SRV, DC)
+	KDCUnreachable             Code = "kdc-unreachable"               // no KDC answered on TCP 88
+	ClockSkew                  Code = "clock-skew"                    // the KDC refused our time; the summary says by how much
+	KerberosUnknownUser        Code = "kerberos-unknown-user"         // the KDC does not know the user
+	KerberosUnknownSPN         Code = "kerberos-unknown-spn"          // the KDC knows no computer with this DNS name
+	KerberosWrongPassword      Code = "kerberos-wrong-password"       // pre-authentication failed
+	KerberosAccountRevoked     Code = "kerberos-account-revoked"      // the KDC revoked the account without saying why
+	KerberosNoCommonEtype      Code = "kerberos-no-common-etype"      // no common encryption type with the KDC
+	KerberosMutualAuth         Code = "kerberos-mutual-auth"          // the server could not prove it owns the name
+	KerberosError              Code = "kerberos-error"                // another Kerberos failure
+)
+
 // The session's own steps (session).
 const (
 	NotAuthorised       Code = "not-authorised"        // the console's Authorize hook refused

@@ -52,7 +52,10 @@
 // tampered response fails with an error matching adauth.ErrIntegrity. The
 // level is Launcher.Level (adauth.RPCLevel); the polling pace is
 // Launcher.Backoff. Over the pipe, the
-// SMB session's signing protects integrity as well.
+// SMB session's signing protects integrity as well. For a grant that
+// logged on with Kerberos, every connection (pipes and TCP) authenticates
+// with Kerberos to host/FQDN from the grant's ticket cache instead of
+// NTLM, which a domain that refuses NTLM refuses on RPC too.
 //
 // # Cleanup
 //

@@ -23,7 +23,7 @@ func targetFromGrant(g *adauth.Grant) target {
 	if g == nil {
 		return target{}
 	}
-	t := target{Addr: g.Addr, Credentials: g.Credentials, ExpectName: g.Identity()}
+	t := target{Addr: g.Addr, Credentials: g.Credentials, ExpectName: g.Identity(), Kerberos: grantsess.Kerberos(g)}
 	if grantsess.Of(g) != nil {
 		t.OpenPipe = g.OpenPipe
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/oiweiwei/go-msrpc/msrpc/rrp/winreg/v1"
 	"github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
 
+	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
@@ -84,6 +86,10 @@ type target struct {
 	// over TCP must see in the server's challenge before credentials are
 	// sent (the grant's Identity); empty checks nothing.
 	ExpectName string
+	// Kerberos, when set (a grant that logged on with Kerberos),
+	// authenticates each RPC connection with Kerberos to host/FQDN
+	// instead of NTLM with Credentials.
+	Kerberos grantsess.KerberosRPC
 }
 
 // rpcConn is one bound client with the connection under it.
@@ -229,8 +235,13 @@ func endpointOf(err error, fallback string) string {
 	return fallback
 }
 
-// securityOptions returns the per-connection security for a bind.
-func (l *Launcher) securityOptions(t target) ([]dcerpc.Option, error) {
+// securityOptions returns the per-connection security for a bind: NTLM
+// with the grant's credentials, or Kerberos to host/FQDN for a Kerberos
+// grant (go-msrpc's Kerberos mechanism verifies sealed responses itself).
+func (l *Launcher) securityOptions(ctx context.Context, t target) ([]dcerpc.Option, error) {
+	if t.Kerberos != nil && l.Level != adauth.RPCNone {
+		return t.Kerberos(ctx, "host", l.Level == adauth.RPCPrivacy)
+	}
 	return rpcauth.OptionsFor(t.Credentials, l.Level, t.ExpectName)
 }
 
@@ -240,7 +251,7 @@ func (l *Launcher) svcctlOverPipe(ctx context.Context, t target) (svcctl.SvcctlC
 	if err != nil {
 		return nil, nil, err
 	}
-	opts, err := l.securityOptions(t)
+	opts, err := l.securityOptions(ctx, t)
 	if err != nil {
 		c.close(ctx)
 		return nil, nil, err
@@ -261,7 +272,7 @@ func (l *Launcher) winregOverPipe(ctx context.Context, t target) (winreg.WinregC
 	if err != nil {
 		return nil, nil, err
 	}
-	opts, err := l.securityOptions(t)
+	opts, err := l.securityOptions(ctx, t)
 	if err != nil {
 		c.close(ctx)
 		return nil, nil, err
@@ -295,7 +306,7 @@ func (l *Launcher) epmPort() int {
 // svcctlOverTCP asks the endpoint mapper for svcctl's TCP port and binds
 // svcctl there, sealed and verified.
 func (l *Launcher) svcctlOverTCP(ctx context.Context, t target) (svcctl.SvcctlClient, *rpcConn, error) {
-	opts, err := l.securityOptions(t)
+	opts, err := l.securityOptions(ctx, t)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -644,6 +644,11 @@ func (s *Session) connect(ctx context.Context) error {
 	if n := expectedName(s.host); n != "" {
 		ctx = adauth.WithExpectedName(ctx, n)
 	}
+	// Kerberos names the computer's services by its DNS name, which
+	// discovery or DNS gave; the address dialled may be an IP address.
+	if n := s.host.DNSName; n != "" && !isAddrLiteral(n) {
+		ctx = adauth.WithDNSName(ctx, n)
+	}
 
 	// 1. authenticate, prompting while ShouldPrompt allows.
 	// The Client's lockout guard: credentials go to one host first, and
@@ -672,6 +677,7 @@ func (s *Session) connect(ctx context.Context) error {
 	s.res.Account = grant.Credentials.Account()
 	s.res.Transport = grant.Facts.Transport
 	s.res.CredentialSource = source
+	s.res.Auth = grant.Facts.Auth
 	s.mu.Unlock()
 	// Only a prompt's answer is remembered: a computer's own local
 	// administrator password (LAPS) never goes to another computer.

@@ -165,6 +165,9 @@ type Result struct {
 	// Config.LocalAdmin named (for LAPS: "laps-legacy", "laps-windows",
 	// "laps-windows-encrypted").
 	CredentialSource string
+	// Auth is how the account logged on: "kerberos" or "ntlm"
+	// (adauth.Facts.Auth); empty before authentication.
+	Auth string
 	// Method is the launcher that started the applet.
 	Method string
 	// Attempts lists the launchers that failed, in order.

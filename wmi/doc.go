@@ -36,7 +36,10 @@
 // a failure gets a new one. It runs at PKT_PRIVACY by default with the
 // signature of every sealed response verified (a tampered one fails with an
 // error matching adauth.ErrIntegrity); Launcher.Level = adauth.RPCIntegrity
-// can be chosen, adauth.RPCNone cannot (KB5004442 DCOM hardening).
+// can be chosen, adauth.RPCNone cannot (KB5004442 DCOM hardening). For a
+// grant that logged on with Kerberos (Facts.Auth "kerberos"), the security
+// contexts are Kerberos to RPCSS/FQDN from the grant's ticket cache
+// instead (go-msrpc's Kerberos unwrap verifies sealed responses itself).
 //
 // # Failures
 //

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
+	"github.com/lanconnect/lanconnect/internal/grantsess"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 )
 
@@ -35,13 +36,18 @@ type target struct {
 	// context must see in the server's challenge before credentials are
 	// sent (the grant's Identity); empty checks nothing.
 	ExpectName string
+	// Kerberos, when set (a grant that logged on with Kerberos),
+	// authenticates each security context with Kerberos to RPCSS/FQDN
+	// instead of NTLM.
+	Kerberos grantsess.KerberosRPC
 }
 
 // targetFromGrant returns the target of an authenticated grant: its
-// host, its proved credentials, and the computer's identity from the
-// grant's logon (target.ExpectName).
+// host, its proved credentials, the computer's identity from the
+// grant's logon (target.ExpectName), and its Kerberos binds when it
+// logged on with Kerberos.
 func targetFromGrant(g *adauth.Grant) target {
-	return target{Addr: g.Addr, Credentials: g.Credentials, ExpectName: g.Identity()}
+	return target{Addr: g.Addr, Credentials: g.Credentials, ExpectName: g.Identity(), Kerberos: grantsess.Kerberos(g)}
 }
 
 // Timeouts bounds each step of a WMI session. A zero field takes its

@@ -38,6 +38,7 @@ import (
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/wmio"
 	"github.com/oiweiwei/go-msrpc/ndr"
 
+	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/internal/rpcauth"
 )
 
@@ -186,7 +187,14 @@ func bindingHost(h string) string {
 	return h
 }
 
-func (s *session) security() ([]dcerpc.Option, error) {
+// security returns the options of one new security context: NTLM with
+// the grant's credentials, or for a Kerberos grant Kerberos to
+// RPCSS/FQDN (the SPN Windows uses for DCOM; it maps to the computer's
+// account, whose key every DCOM bind to the computer decrypts with).
+func (s *session) security(ctx context.Context) ([]dcerpc.Option, error) {
+	if s.t.Kerberos != nil {
+		return s.t.Kerberos(ctx, "RPCSS", s.l.Level == adauth.RPCPrivacy)
+	}
 	return rpcauth.OptionsFor(s.t.Credentials, s.l.Level, s.t.ExpectName)
 }
 
@@ -212,7 +220,7 @@ func (s *session) bindOn(sec context.Context) (context.Context, []dcerpc.Option,
 	if sec != nil {
 		return valuesOf{Context: s.life, v: sec}, nil, nil
 	}
-	opts, err := s.security()
+	opts, err := s.security(s.life)
 	return s.life, opts, err
 }
 
@@ -242,7 +250,7 @@ var oxidPort = regexp.MustCompile(`^(.*)\[(\d+)\]$`)
 func (s *session) connect(ctx context.Context) error {
 	l := s.l
 	epPort := l.epmPort()
-	opts, err := s.security()
+	opts, err := s.security(ctx)
 	if err != nil {
 		return l.failure(StepConnect, err)
 	}
@@ -320,7 +328,7 @@ func (s *session) connect(ctx context.Context) error {
 
 	var login iwbemlevel1login.Level1LoginClient
 	err = s.step(ctx, StepConnectDynamic, s.port, true, func(ctx context.Context) error {
-		opts, err := s.security()
+		opts, err := s.security(ctx)
 		if err != nil {
 			return err
 		}

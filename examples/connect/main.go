@@ -36,7 +36,8 @@ const usage = `usage: connect [flags] HOST...
 Connects to each HOST (an IP address, or a computer name that DNS resolves, or
 NetBIOS when DNS has no answer; a name that more than one address answers for
 is refused, and the computer must answer under the name before credentials are
-sent): authenticates as administrator over NTLM, copies the applet to
+sent): authenticates as administrator (Kerberos for a domain account when the
+computer's DNS name is known, else NTLM; see -auth), copies the applet to
 ADMIN$, launches it (SCM through remotereg, then WMI), waits for it to check
 in, then closes the session and removes everything it put on the host.
 
@@ -106,6 +107,10 @@ type options struct {
 	lapsAccount   string
 	lapsKeyServer string
 	dir           cliutil.DirectoryFlags
+	auth          string
+	kdc           string
+	ccache        string
+	keytab        string
 }
 
 // appletFlag collects -applet [OS/ARCH=]FILE: the applet's variants per
@@ -189,6 +194,10 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.StringVar(&o.lapsAccount, "laps-account", "", "the local `account` of legacy LAPS passwords, which name none (default: the built-in Administrator, RID 500, looked up over LSA when -user can log on)")
 	fs.StringVar(&o.lapsKeyServer, "laps-key-server", "", "the domain controller `HOST[:PORT]` asked for the key of encrypted Windows LAPS passwords (MS-GKDI GetKey; PORT is its endpoint mapper's, default 135; default: the host of -ldap)")
 	o.dir.Register(fs, "with -laps, read LAPS passwords from")
+	fs.StringVar(&o.auth, "auth", "auto", "authentication `policy`: auto (Kerberos for a domain account when the computer's DNS name is known, else NTLM), kerberos or ntlm")
+	fs.StringVar(&o.kdc, "kdc", "", "Kerberos KDC `address` (host or host:port; default: DNS SRV _kerberos._tcp.REALM)")
+	fs.StringVar(&o.ccache, "ccache", "", "Kerberos credentials cache `FILE` (from kinit) to log on with instead of a password; the account defaults to its principal")
+	fs.StringVar(&o.keytab, "keytab", "", "Kerberos keytab `FILE` with the account's keys, instead of a password (needs -user)")
 	o.params = paramFlag{}
 	fs.Var(o.params, "param", "applet parameter `NAME=VALUE`, stored for the session under HKLM\\SOFTWARE\\LanConnect\\ExampleApplet (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -245,6 +254,33 @@ func run(ctx context.Context, args []string, e env) int {
 		Logger:        log,
 	}
 
+	// Authentication: the policy and the console's one Kerberos ticket
+	// cache, shared by every host (one TGT per credential).
+	policy, err := adauth.ParseAuthPolicy(o.auth)
+	if err != nil {
+		return usageErr("-auth must be auto, kerberos or ntlm, not %q", o.auth)
+	}
+	if policy == adauth.AuthNTLM && (o.kdc != "" || o.ccache != "" || o.keytab != "") {
+		return usageErr("-kdc, -ccache and -keytab are for Kerberos; not with -auth ntlm")
+	}
+	if o.keytab != "" && o.user == "" {
+		return usageErr("-keytab needs -user (the account whose keys it holds)")
+	}
+	if o.ccache != "" && o.keytab != "" {
+		return usageErr("give -ccache or -keytab, not both")
+	}
+	kerb, err := adauth.NewKerberos(adauth.KerberosConfig{KDC: o.kdc, CCache: o.ccache, Keytab: o.keytab, Logger: log})
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	defer func() {
+		if st := kerb.Stats(); st.Dials > 0 {
+			log.Info("kerberos KDC traffic", "as_exchanges", st.ASExchanges, "as_reqs", st.ASReqs, "tgs_reqs", st.TGSReqs, "kdc_connections", st.Dials)
+		}
+		_ = kerb.Close()
+	}()
+	opts.Authenticator = &adauth.SMBAuthenticator{Auth: policy, Kerberos: kerb, Logger: log}
+
 	// Credentials.
 	var creds adauth.Credentials
 	password := e.getenv("LANCONNECT_PASSWORD")
@@ -255,10 +291,22 @@ func run(ctx context.Context, args []string, e env) int {
 		}
 		password = strings.TrimRight(line, "\r\n")
 	}
+	if o.ccache != "" || o.keytab != "" {
+		// The ccache or keytab is the secret: a password in the
+		// environment is not sent anywhere.
+		password = ""
+	}
 	if o.user != "" {
 		c, err := adauth.Parse(o.user, password)
 		if err != nil {
 			return usageErr("-user: %v", err)
+		}
+		creds = c
+	} else if a := kerb.CCacheAccount(); a != "" {
+		// The ccache's principal is the account; no password.
+		c, err := adauth.Parse(a, "")
+		if err != nil {
+			return usageErr("-ccache: %v", err)
 		}
 		creds = c
 	}

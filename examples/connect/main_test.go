@@ -40,6 +40,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-ldap", "ldaps://dc", "PC1"}, "need -laps"},
 		{[]string{"-laps-account", "Administrator", "PC1"}, "need -laps"},
 		{[]string{"-laps", "-ldap", "ldaps://dc", "-user", `CORP\h`, "-laps-key-server", "dc:x", "PC1"}, "-laps-key-server"},
+		{[]string{"-auth", "negotiate", "192.0.2.1"}, "-auth must be auto, kerberos or ntlm"},
+		{[]string{"-auth", "ntlm", "-kdc", "192.0.2.2", "192.0.2.1"}, "not with -auth ntlm"},
+		{[]string{"-keytab", "/nonexistent.keytab", "192.0.2.1"}, "-keytab needs -user"},
+		{[]string{"-ccache", "/nonexistent.ccache", "-keytab", "/k", "-user", "a", "192.0.2.1"}, "not both"},
+		{[]string{"-ccache", "/nonexistent.ccache", "192.0.2.1"}, "ccache /nonexistent.ccache"},
 	} {
 		e, _, errb := testEnv("")
 		if code := run(context.Background(), tc.args, e); code != exitUsage || !strings.Contains(errb.String(), tc.want) {
@@ -84,6 +89,18 @@ func TestJSONEvent(t *testing.T) {
 		if m[k] != v {
 			t.Errorf("%s = %v, want %v", k, m[k], v)
 		}
+	}
+	if _, ok := m["auth"]; ok {
+		t.Errorf("auth before authentication: %s", out.String())
+	}
+	// Running says how the account logged on.
+	out.Reset()
+	newPrinter(&out, true, false).event(session.Event{Kind: session.EventState, Name: "PC1", State: session.Running, Step: session.StepCheckin,
+		Result: &session.Result{Account: `LAB\admin`, Auth: "kerberos"}})
+	m = nil
+	json.Unmarshal(out.Bytes(), &m)
+	if m["auth"] != "kerberos" || m["account"] != `LAB\admin` {
+		t.Errorf("Running: %s", out.String())
 	}
 	// A progress event keeps the seven fields, empty where unknown.
 	out.Reset()

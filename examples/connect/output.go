@@ -53,6 +53,7 @@ type jsonEvent struct {
 	// laps-windows or laps-windows-encrypted.
 	CredentialSource string        `json:"credential_source,omitempty"`
 	Transport        string        `json:"transport,omitempty"`
+	Auth             string        `json:"auth,omitempty"`
 	AppletPID        int           `json:"applet_pid,omitempty"`
 	Arch             string        `json:"arch,omitempty"`
 	AppletArch       string        `json:"applet_arch,omitempty"`
@@ -86,7 +87,7 @@ func toJSON(ev session.Event) jsonEvent {
 		j.Bytes, j.Total = &d, &t
 	}
 	if r := ev.Result; r != nil {
-		j.Account = r.Account
+		j.Account, j.Auth = r.Account, r.Auth
 		j.Transport = r.Transport
 		j.Arch, j.AppletArch = deploy.NormalizeArch(r.Arch), r.AppletArch
 		if j.Arch == "" {

@@ -40,7 +40,7 @@ func ldapSource() *source {
 			fs.StringVar(&domain, "ldap-domain", "", "locate a domain controller of DNS `DOMAIN` through its SRV records (instead of -ldap)")
 			fs.StringVar(&base, "ldap-base", "", "search below `DN` only (default: the whole domain)")
 			fs.StringVar(&dns, "ldap-dns", "", "resolve the DC and the computers through the DNS server at `ADDR` (host or host:port), or \"dc\" for the DC of -ldap URL (default: the system resolver)")
-			fs.StringVar(&bind, "ldap-bind", "auto", "bind `METHOD`: simple (needs -ldap URL), ntlm, or auto (simple with -ldap URL and a password, NTLM with -ldap-domain or an NT hash)")
+			fs.StringVar(&bind, "ldap-bind", "auto", "bind `METHOD`: simple (needs -ldap URL), ntlm, kerberos (SASL GSSAPI over TLS; the DC by DNS name), or auto (Kerberos with -ldap-dns and a domain account, else simple with -ldap URL and a password, NTLM with -ldap-domain or an NT hash)")
 			fs.BoolVar(&includeDisabled, "ldap-include-disabled", false, "also list disabled computer accounts")
 			fs.StringVar(&user, "user", "", "bind to the directory as `DOMAIN\\user` (or user@domain); the password comes from $"+passwordEnv+" or -password-stdin")
 			fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input")
@@ -63,8 +63,13 @@ func ldapSource() *source {
 				d.Bind = adauth.BindSimple
 			case "ntlm":
 				d.Bind = adauth.BindNTLM
+			case "kerberos":
+				d.Bind = adauth.BindKerberos
+				if user == "" {
+					return nil, errors.New("-ldap-bind kerberos needs -user (DOMAIN\\user or user@REALM)")
+				}
 			default:
-				return nil, fmt.Errorf("-ldap-bind %q: want simple, ntlm or auto", bind)
+				return nil, fmt.Errorf("-ldap-bind %q: want simple, ntlm, kerberos or auto", bind)
 			}
 			if d.Bind == adauth.BindSimple && url == "" && user != "" {
 				// A spoofed SRV answer would get the clear password.
@@ -81,12 +86,28 @@ func ldapSource() *source {
 				}
 				dns = u.Hostname()
 			}
+			var kdns *net.Resolver
 			if dns != "" {
 				r, err := dnsResolver(dns)
 				if err != nil {
 					return nil, err
 				}
-				d.Resolver = r
+				d.Resolver, kdns = r, r
+			}
+			// Kerberos: asked for, or under auto when the domain's DNS is
+			// given (the KDC and the realm are found there; the system
+			// resolver is not asked about the domain). The KDC is found
+			// through DNS SRV records, else it is the DC of -ldap.
+			if d.Bind == adauth.BindKerberos || (d.Bind == adauth.BindAuto && user != "" && kdns != nil) {
+				kc := adauth.KerberosConfig{Resolver: kdns}
+				if u, err := neturl.Parse(url); err == nil && url != "" {
+					kc.DC = u.Hostname()
+				}
+				k, err := adauth.NewKerberos(kc)
+				if err != nil {
+					return nil, err
+				}
+				d.Kerberos = k
 			}
 			if user == "" {
 				if pwStdin {

@@ -117,6 +117,29 @@ func TestLabLDAP(t *testing.T) {
 		}
 	})
 
+	// -ldap-bind kerberos: a SASL GSSAPI bind over LDAPS with a ticket for
+	// ldap/DC (realm and KDC found through the DC's DNS) lists the same
+	// computers. (BindKerberos binds with Kerberos or fails: it has no
+	// fallback.)
+	t.Run("Kerberos", func(t *testing.T) {
+		found, stderr, err := run(t, dc.Admin.Password+"\n", "-ldap-bind", "kerberos")
+		if err != nil {
+			t.Fatalf("lanscan -ldap-bind kerberos: %v\n%s", err, stderr)
+		}
+		want := 1
+		for _, c := range dc.Computers {
+			if c.Enabled {
+				want++
+				if _, ok := found[strings.ToUpper(c.Name)]; !ok {
+					t.Errorf("%s not listed", c.Name)
+				}
+			}
+		}
+		if len(found) != want || strings.Contains(stderr, dc.Admin.Password) {
+			t.Fatalf("listed %d hosts, want %d, after a Kerberos bind:\n%s", len(found), want, stderr)
+		}
+	})
+
 	// The closing summary with the DC's DNS (-ldap-dns dc: the host of
 	// -ldap): the DC's own name resolves, the bulk-loaded computers have
 	// no DNS records.
@@ -227,7 +250,9 @@ func TestLabLDAP(t *testing.T) {
 		if err == nil {
 			t.Fatal("lanscan succeeded with a wrong password")
 		}
-		if !strings.Contains(stderr, "invalid credentials") || strings.Contains(stderr, dc.Admin.Password) {
+		// auto binds with Kerberos here (-ldap-dns and a domain account):
+		// the KDC refuses the pre-authentication.
+		if !strings.Contains(stderr, "wrong password (pre-authentication failed)") || strings.Contains(stderr, dc.Admin.Password) {
 			t.Errorf("stderr %q", stderr)
 		}
 	})

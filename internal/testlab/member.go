@@ -61,6 +61,9 @@ func (l *Lab) startMembers(ctx context.Context) (int, error) {
 		if err := t.startWinbind(ctx); err != nil {
 			return err
 		}
+		if err := t.mapDomainAdmins(ctx); err != nil {
+			return err
+		}
 		return t.startDaemons(ctx)
 	})
 }
@@ -290,6 +293,31 @@ func (t *Target) joinDomain(ctx context.Context) error {
 		return err
 	}
 	t.lab.log.Info("member joined", "target", t.NetBIOSName, "fqdn", t.FQDN, "took", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// mapDomainAdmins makes Domain Admins a member of the member's
+// BUILTIN\Administrators, as joining a Windows computer does, so that the
+// domain Administrator's token carries S-1-5-32-544 there (Samba's SCM
+// grants SC_MANAGER_CREATE_SERVICE, and winreg writes, to that alias
+// only). `net ads join` does it itself; a member started from the member
+// template (which keeps only secrets.tdb) needs it done. It needs winbindd
+// to name the group.
+func (t *Target) mapDomainAdmins(ctx context.Context) error {
+	out, err := run(ctx, nil, nil, t.privateRun("wbinfo", "-n", t.Workgroup+`\domain admins`)...)
+	if err != nil {
+		return fmt.Errorf("testlab: %s: SID of Domain Admins: %w", t.NetBIOSName, err)
+	}
+	sid, _, _ := strings.Cut(strings.TrimSpace(out), " ")
+	if !strings.HasPrefix(sid, "S-1-5-21-") {
+		return fmt.Errorf("testlab: %s: SID of Domain Admins: %q", t.NetBIOSName, out)
+	}
+	if mem, err := run(ctx, nil, nil, t.privateRun("net", "-s", t.SMBConf, "groupmap", "listmem", "S-1-5-32-544")...); err == nil && strings.Contains(mem, sid) {
+		return nil
+	}
+	if _, err := run(ctx, nil, nil, t.privateRun("net", "-s", t.SMBConf, "groupmap", "addmem", "S-1-5-32-544", sid)...); err != nil {
+		return fmt.Errorf("testlab: %s: add Domain Admins to BUILTIN\\Administrators: %w", t.NetBIOSName, err)
+	}
 	return nil
 }
 

@@ -99,6 +99,8 @@ type authContext struct {
 	// nt is winemu's own NTLM acceptor, used for auth type 10 in place
 	// of go-msrpc's (gss, db and opts then stay unused).
 	nt *ntlmAcceptor
+	// krb is the Kerberos mechanism's factory, for auth type 16.
+	krb *krbFactory
 
 	complete bool
 	failed   bool
@@ -109,6 +111,15 @@ type authContext struct {
 func (s *Server) newAuthContext(st secTrailer) (*authContext, error) {
 	mech := ssp.MechanismTypeNTLM
 	factories := []gssapi.ContextOption{gssapi.WithMechanismFactory(ssp.NTLM)}
+	if st.AuthType == dcerpc.AuthTypeKerberos {
+		if st.AuthLevel < dcerpc.AuthLevelConnect || st.AuthLevel > dcerpc.AuthLevelPktPrivacy {
+			return nil, fmt.Errorf("%w: auth level %d", ErrAuth, st.AuthLevel)
+		}
+		return s.newKerberosContext(st)
+	}
+	if s.NoNTLM {
+		return nil, fmt.Errorf("%w: NTLM is disabled (auth type %d)", ErrAuth, st.AuthType)
+	}
 	switch st.AuthType {
 	case dcerpc.AuthTypeWinNT:
 	case dcerpc.AuthTypeGSSNegotiate:
@@ -186,7 +197,12 @@ func (a *authContext) step(token []byte, users map[string]User) ([]byte, error) 
 	if !gssapi.IsComplete(a.gss) {
 		return out.Payload, nil
 	}
-	key := a.db.matchedUser()
+	var key string
+	if a.krb != nil {
+		key = a.krb.client()
+	} else {
+		key = a.db.matchedUser()
+	}
 	for n, u := range users {
 		if strings.EqualFold(n, key) {
 			a.user, a.admin = n, u.Admin
@@ -248,6 +264,24 @@ func (a *authContext) verify(hdr, stub, trailer, sig []byte) error {
 		return nil
 	}
 	tok := a.payloads(hdr, stub, trailer)
+	if a.krb != nil {
+		// Kerberos unwraps and verifies against the signature given; a
+		// bad one fails (go-msrpc's NTLM, below, recomputes it instead).
+		if len(sig) != a.sigSize() {
+			return fmt.Errorf("%w: request signature of %d bytes", ErrAuth, len(sig))
+		}
+		tok.Signature = sig
+		var err error
+		if a.level == dcerpc.AuthLevelPktPrivacy {
+			_, err = gssapi.UnwrapEx(a.gss, tok)
+		} else {
+			err = gssapi.VerifySignatureEx(a.gss, tok)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: request failed Kerberos verification: %v", ErrAuth, err)
+		}
+		return nil
+	}
 	switch a.level {
 	case dcerpc.AuthLevelPktPrivacy:
 		out, err := gssapi.UnwrapEx(a.gss, tok)

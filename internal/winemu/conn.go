@@ -323,7 +323,7 @@ func (c *conn) handleRequest(h header, b []byte) (bool, error) {
 			return false, fault(statusAccessDenied)
 		}
 		if a.perMessage() {
-			if off < 0 || st.AuthLevel != a.level || len(sig) != ntlmSigSize || stubEnd < rq.StubStart {
+			if off < 0 || st.AuthLevel != a.level || (a.nt != nil && len(sig) != ntlmSigSize) || stubEnd < rq.StubStart {
 				return false, fault(statusAccessDenied)
 			}
 			if err := a.verify(b[:rq.StubStart], b[rq.StubStart:stubEnd], b[off:off+secTrailerSize], sig); err != nil {
@@ -481,7 +481,7 @@ func (c *conn) sendResponse(p *pendingCall, ifname string, stub []byte) error {
 	protect := a.perMessage()
 	overhead := responseHdrSize
 	if protect {
-		overhead += secTrailerSize + ntlmSigSize
+		overhead += secTrailerSize + a.sigSize()
 	}
 	chunkMax := c.xmit - overhead
 	if protect {
@@ -505,7 +505,7 @@ func (c *conn) sendResponse(p *pendingCall, ifname string, stub []byte) error {
 		authLen := 0
 		if protect {
 			pad = (16 - n%16) % 16
-			authLen = ntlmSigSize
+			authLen = a.sigSize()
 		}
 		fragLen := responseHdrSize + n + pad
 		if protect {

@@ -3,7 +3,7 @@
 // creation and start, and DCOM/WMI Win32_Process.Create.
 //
 // It is a test peer, built on go-msrpc's generated server stubs and NDR
-// codec and served over TCP (ncacn_ip_tcp) with NTLM. It really starts
+// codec and served over TCP (ncacn_ip_tcp) with NTLM or Kerberos. It really starts
 // the deployed applet inside a lab target. It is not a Windows
 // implementation and must not be exposed outside a lab.
 //
@@ -15,8 +15,12 @@
 // the client's maximum fragment size, and faults. Security is NTLM (auth
 // type 10, three legs ending in auth3) or SPNEGO wrapping NTLM (auth type
 // 9, ending in an alter_context), with the server's own user table, at
-// connect, integrity (sign) and privacy (seal) level; Kerberos is not
-// served. Auth type 10 uses winemu's own NTLMv2 acceptor, which checks
+// connect, integrity (sign) and privacy (seal) level. Kerberos (auth type
+// 16, DCE style: AP-REQ in bind, AP-REP in bind_ack, the client's AP-REP
+// in auth3) is served with Server.Keytab, the computer's keys (host/,
+// RPCSS/; winemu -keytab FILE), through go-msrpc's krb5 acceptor; the
+// client is the user named by its ticket's principal (without realm),
+// and Server.NoNTLM (-no-ntlm) refuses NTLM and SPNEGO binds. Auth type 10 uses winemu's own NTLMv2 acceptor, which checks
 // as Windows does (MS-NLMP 3.2.5.1.2): the NTProofStr against the
 // account's NT hash always, the MIC only when the client's MsvAvFlags
 // announces one, and the Version field not at all, so impacket (which

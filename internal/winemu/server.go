@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/oiweiwei/gokrb5.fork/v9/keytab"
 	"io"
 	"log/slog"
 	"net"
@@ -65,12 +66,21 @@ type Endpoint struct {
 // Set the exported fields before the first Serve, Start or
 // ListenAndServe; do not change them afterwards (Faults is the exception:
 // it is safe to change at any time). A Server must not be copied after
-// first use. It serves NTLM and SPNEGO-wrapped NTLM (not Kerberos), NDR
+// first use. It serves NTLM, SPNEGO-wrapped NTLM and, with Keytab, Kerberos; NDR
 // 2.0 only, and handles the calls of one connection in order.
 type Server struct {
 	// Users maps account names (case-insensitive) to their secret and
-	// rights.
+	// rights. A Kerberos client is the user of its ticket's principal
+	// name (without realm).
 	Users map[string]User
+	// Keytab, when set, lets clients authenticate with Kerberos (auth
+	// type 16, DCE style) with tickets for the computer's services
+	// (host/, RPCSS/); KeytabPrincipal, when set, names the keytab entry
+	// to decrypt them with (for example the machine account, NAME$).
+	Keytab          *keytab.Keytab
+	KeytabPrincipal string
+	// NoNTLM refuses NTLM and SPNEGO binds: Kerberos only.
+	NoNTLM bool
 	// Root is the directory that C:\Windows maps to (the target's ADMIN$).
 	Root string
 	// NetBIOSName, Workgroup, DNSName and DNSDomain are announced in the

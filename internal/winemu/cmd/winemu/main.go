@@ -62,6 +62,7 @@ import (
 	"syscall"
 
 	"github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
+	"github.com/oiweiwei/gokrb5.fork/v9/keytab"
 
 	"github.com/lanconnect/lanconnect/internal/winemu"
 )
@@ -102,6 +103,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		faults      = fs.String("fault", "", "fault modes to start with, e.g. deny or tamper=6:4:1:1 (see winemu.Faults.Set)")
 		controlPath = fs.String("control", "", "Unix socket that accepts fault commands at run time")
 		startWait   = fs.Duration("service-timeout", winemu.DefaultServiceStartTimeout, "how long StartService waits for a service to report running before it fails with 1053 (negative: no wait)")
+		keytabPath  = fs.String("keytab", "", "accept Kerberos (auth type 16) with the computer's keys from this keytab `FILE` (host/, RPCSS/)")
+		keytabPrinc = fs.String("keytab-principal", "", "the keytab entry to decrypt tickets with (default: the ticket's service name)")
+		noNTLM      = fs.Bool("no-ntlm", false, "refuse NTLM and SPNEGO binds (Kerberos only; needs -keytab)")
 		withWMI     = fs.Bool("wmi", false, "also serve DCOM/WMI (object exporter and activation on the endpoint mapper's port, WMI on the dynamic port)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -133,7 +137,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return usage("-root: " + err.Error())
 	}
 	u := winemu.User{Password: getenv("WINEMU_PASSWORD"), NTHash: getenv("WINEMU_NTHASH"), Admin: *admin}
-	if u.Password == "" && u.NTHash == "" {
+	var kt *keytab.Keytab
+	if *keytabPath != "" {
+		if kt, err = keytab.Load(*keytabPath); err != nil {
+			return usage("-keytab: " + err.Error())
+		}
+	}
+	if *noNTLM && kt == nil {
+		return usage("-no-ntlm needs -keytab")
+	}
+	if u.Password == "" && u.NTHash == "" && !*noNTLM {
 		return usage("set the password in WINEMU_PASSWORD (or an NT hash in WINEMU_NTHASH)")
 	}
 	nb := *name
@@ -150,16 +163,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	srv := &winemu.Server{
-		Users:         map[string]winemu.User{*user: u},
-		Root:          absRoot,
-		NetBIOSName:   strings.ToUpper(nb),
-		Workgroup:     *workgroup,
-		Logger:        logger,
-		EPMPort:       *epmPort,
-		DynamicPort:   *dynPort,
-		KeepProcesses: *keep || getenv("WINEMU_KEEP_PROCESSES") == "1",
-		KeepServices:  splitList(*keepSvcs),
-		ProcessOutput: stderr,
+		Users:           map[string]winemu.User{*user: u},
+		Root:            absRoot,
+		NetBIOSName:     strings.ToUpper(nb),
+		Workgroup:       *workgroup,
+		Logger:          logger,
+		EPMPort:         *epmPort,
+		DynamicPort:     *dynPort,
+		KeepProcesses:   *keep || getenv("WINEMU_KEEP_PROCESSES") == "1",
+		KeepServices:    splitList(*keepSvcs),
+		ProcessOutput:   stderr,
+		Keytab:          kt,
+		KeytabPrincipal: *keytabPrinc,
+		NoNTLM:          *noNTLM,
 
 		ServiceStartTimeout: *startWait,
 	}
