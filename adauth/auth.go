@@ -208,8 +208,10 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 	}
 	auth := smbconn.Auth{User: creds.User, Domain: creds.Domain, NTHash: creds.NTHash()}
 	if creds.IsLocal() {
-		// An empty domain makes the computer check its own accounts.
+		// The computer's own name as the domain (smbconn.Auth.Local): it
+		// checks its own accounts.
 		auth.Domain = ""
+		auth.Local = true
 	}
 	if p, ok := creds.Password(); ok {
 		auth.Password = p

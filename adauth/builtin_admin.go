@@ -39,6 +39,7 @@ func BuiltinAdministrator(ctx context.Context, addr string, creds Credentials) (
 	auth := smbconn.Auth{User: creds.User, Domain: creds.Domain, NTHash: creds.NTHash()}
 	if creds.IsLocal() {
 		auth.Domain = ""
+		auth.Local = true
 	}
 	if p, ok := creds.Password(); ok {
 		auth.Password = p

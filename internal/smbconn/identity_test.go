@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"testing"
+
+	smb2 "github.com/oiweiwei/go-smb2.fork"
 )
 
 func challengeOf(nb, dns string) []byte {
@@ -247,4 +249,39 @@ func asn1Header(tag byte, n int) []byte {
 		return []byte{tag, 0x81, byte(n)}
 	}
 	return []byte{tag, 0x82, byte(n >> 8), byte(n)}
+}
+
+// TestInitiatorLocalDomain checks the domain that go-smb2's NTLM
+// initiator puts in the AUTHENTICATE: with Auth.Local, the computer name
+// from the CHALLENGE (COMPUTER\user); without it, go-smb2 replaces the
+// empty domain with the CHALLENGE's NetBIOS domain (LAB in challengeOf),
+// which a domain member checks against its domain, not its own accounts.
+func TestInitiatorLocalDomain(t *testing.T) {
+	for _, c := range []struct {
+		local bool
+		want  string
+	}{{true, "LCMEMBER0"}, {false, "LAB"}} {
+		n := &smb2.NTLMInitiator{User: "admin", Password: "pw"}
+		ci := &captureInitiator{Initiator: n, local: c.local}
+		neg, err := ci.InitSecContext()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := ci.AcceptSecContext(challengeOf("LCMEMBER0", ""))
+		if err != nil || len(tok) < 36 {
+			t.Fatalf("AUTHENTICATE %x: %v", tok, err)
+		}
+		// DomainNameFields: length, maximum length, offset.
+		l, off := int(binary.LittleEndian.Uint16(tok[28:30])), int(binary.LittleEndian.Uint32(tok[32:36]))
+		if off+l > len(tok) {
+			t.Fatalf("domain field %d+%d outside %d bytes", off, l, len(tok))
+		}
+		if got, err := decodeUTF16(tok[off : off+l]); err != nil || got != c.want {
+			t.Fatalf("local %v: domain %q, want %q", c.local, got, c.want)
+		}
+		// The NEGOTIATE that went out does not depend on the domain.
+		if again, _ := (&smb2.NTLMInitiator{Domain: "LCMEMBER0"}).InitSecContext(); string(again) != string(neg) {
+			t.Fatalf("NEGOTIATE differs with a domain: %x vs %x", again, neg)
+		}
+	}
 }

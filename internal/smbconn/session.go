@@ -19,7 +19,15 @@ import (
 // an NT hash. Its String, GoString and LogValue never show the secret.
 type Auth struct {
 	User   string
-	Domain string // NetBIOS or DNS domain; empty lets the server pick (local accounts)
+	Domain string // NetBIOS or DNS domain; empty lets the server pick (see Local)
+	// Local names an account of the computer itself: with an empty
+	// Domain, the NTLM AUTHENTICATE carries the server's NetBIOS computer
+	// name from its CHALLENGE (COMPUTER\user), which Windows and Samba
+	// check against their own accounts. Without it, go-smb2 replaces an
+	// empty domain with the CHALLENGE's NetBIOS domain, and a domain
+	// member asks its domain, which knows no such account. Local does not
+	// change a non-empty Domain.
+	Local bool
 	// Password or NTHash (16 bytes); NTHash wins when both are set.
 	Password string
 	NTHash   []byte
@@ -229,6 +237,9 @@ type captureInitiator struct {
 	// passThrough: not NTLM (a Kerberos initiator); only the session key
 	// is captured.
 	passThrough bool
+	// local: the inner *smb2.NTLMInitiator logs on with the server's
+	// NetBIOS computer name as its domain (Auth.Local).
+	local bool
 
 	mu      sync.Mutex
 	info    ChallengeInfo
@@ -263,6 +274,15 @@ func (i *captureInitiator) AcceptSecContext(sc []byte) ([]byte, error) {
 	i.mu.Unlock()
 	if refuse != nil {
 		return nil, refuse
+	}
+	if n, ok := i.Initiator.(*smb2.NTLMInitiator); ok && i.local && perr == nil && ci.NetBIOSComputer != "" {
+		// go-smb2 fixes the domain when it builds the NEGOTIATE, which
+		// does not depend on it: build it again with the computer's name,
+		// so that the AUTHENTICATE (and its MIC) uses that domain.
+		n.Domain = ci.NetBIOSComputer
+		if _, err := n.InitSecContext(); err != nil {
+			return nil, err
+		}
 	}
 	return i.Initiator.AcceptSecContext(sc)
 }
@@ -418,7 +438,7 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 	} else {
 		ntlm.Password = auth.Password
 	}
-	ci := &captureInitiator{Initiator: ntlm, expect: opts.ExpectName}
+	ci := &captureInitiator{Initiator: ntlm, expect: opts.ExpectName, local: auth.Local && auth.Domain == ""}
 	var initiator smb2.Initiator = ci
 	if opts.Initiator != nil {
 		ci = &captureInitiator{Initiator: opts.Initiator, passThrough: true}
