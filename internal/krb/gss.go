@@ -67,36 +67,51 @@ func ticketCCache(e *entry, t *ticket) (*credentials.CCache, error) {
 // make one, so a host that answers for a name it does not own cannot
 // complete the logon.
 func (c *Cache) Initiator(ctx context.Context, cred Credential, spn string) (smb2.Initiator, error) {
-	e, t, err := c.serviceTicket(ctx, cred, spn)
+	kconf, cc, err := c.contextConfig(ctx, cred, spn, gssapi.MutualAuthn, gssapi.Integrity, gssapi.Confidentiality)
 	if err != nil {
 		return nil, err
 	}
+	in := msrpcsmb2.SecurtiyContextInitiator(
+		gssapi.WithMechanismFactory(ssp.SPNEGO),
+		gssapi.WithMechanismFactory(ssp.KRB5, kconf),
+		gssapi.WithCredential(cc),
+		gssapi.WithTargetName(spn),
+		gssapi.WithRequest(gssapi.MutualAuthn),
+	)
+	return &mutualInitiator{Initiator: in, spn: spn}, nil
+}
+
+// contextConfig returns what a security context for spn is built from:
+// go-msrpc's Kerberos configuration with flags, and a credential holding
+// the cached TGT and spn's service ticket, so that the mechanism makes no
+// AS or TGS exchange of its own (any it would make is counted and bounded
+// like ours). It fails like serviceTicket, or with ErrBadInput when the
+// tickets cannot be put in a ccache.
+func (c *Cache) contextConfig(ctx context.Context, cred Credential, spn string, flags ...gssapi.Cap) (*krb5.Config, credential.CCache, error) {
+	e, t, err := c.serviceTicket(ctx, cred, spn)
+	if err != nil {
+		return nil, nil, err
+	}
 	e.mu.Lock()
 	cc, err := ticketCCache(e, t)
-	conf := e.conf
+	conf, r := e.conf, e.cred
 	e.mu.Unlock()
 	if err != nil {
-		return nil, &Error{Op: "security context", Principal: cred.principal(), SPN: spn, Kind: ErrBadInput, Err: err}
+		return nil, nil, &Error{Op: "security context", Principal: cred.principal(), SPN: spn, Kind: ErrBadInput, Err: err}
+	}
+	fl := make([]int, len(flags))
+	for i, f := range flags {
+		fl[i] = int(f)
 	}
 	var discard exchangeLog
 	kconf := &krb5.Config{
 		KRB5Config:      conf,
 		DCEStyle:        true,
 		DisablePAFXFAST: true,
-		Flags:           []int{int(gssapi.MutualAuthn), int(gssapi.Integrity), int(gssapi.Confidentiality)},
-		// Any TGS exchange it would make (it should make none) is
-		// counted and bounded like ours.
-		KDCDialer: c.dialer(&discard, context.Background),
+		Flags:           fl,
+		KDCDialer:       c.dialer(&discard, context.Background),
 	}
-	r := e.cred
-	in := msrpcsmb2.SecurtiyContextInitiator(
-		gssapi.WithMechanismFactory(ssp.SPNEGO),
-		gssapi.WithMechanismFactory(ssp.KRB5, kconf),
-		gssapi.WithCredential(credential.NewFromCCache(r.User, cc, credential.Domain(r.Realm))),
-		gssapi.WithTargetName(spn),
-		gssapi.WithRequest(gssapi.MutualAuthn),
-	)
-	return &mutualInitiator{Initiator: in, spn: spn}, nil
+	return kconf, credential.NewFromCCache(r.User, cc, credential.Domain(r.Realm)), nil
 }
 
 // mutualInitiator requires the server's answer to carry a token (the
@@ -158,26 +173,10 @@ func (m *mutualInitiator) Failure() error {
 // (TestSealedIntegrity flips a bit in sealed PDUs for AES256, AES128 and
 // RC4-HMAC; no end-to-end tampering server speaks Kerberos yet).
 func (c *Cache) RPCOptions(ctx context.Context, cred Credential, spn string, seal bool) ([]dcerpc.Option, error) {
-	e, t, err := c.serviceTicket(ctx, cred, spn)
+	kconf, cc, err := c.contextConfig(ctx, cred, spn, gssapi.MutualAuthn)
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	cc, err := ticketCCache(e, t)
-	conf := e.conf
-	e.mu.Unlock()
-	if err != nil {
-		return nil, &Error{Op: "security context", Principal: cred.principal(), SPN: spn, Kind: ErrBadInput, Err: err}
-	}
-	var discard exchangeLog
-	kconf := &krb5.Config{
-		KRB5Config:      conf,
-		DCEStyle:        true,
-		DisablePAFXFAST: true,
-		Flags:           []int{int(gssapi.MutualAuthn)},
-		KDCDialer:       c.dialer(&discard, context.Background),
-	}
-	r := e.cred
 	level := dcerpc.WithSign()
 	if seal {
 		level = dcerpc.WithSeal()
@@ -185,7 +184,7 @@ func (c *Cache) RPCOptions(ctx context.Context, cred Credential, spn string, sea
 	return []dcerpc.Option{
 		dcerpc.WithMechanism(ssp.KRB5, kconf),
 		dcerpc.WithSecurityConfig(kconf),
-		dcerpc.WithCredentials(credential.NewFromCCache(r.User, cc, credential.Domain(r.Realm))),
+		dcerpc.WithCredentials(cc),
 		dcerpc.WithTargetName(spn),
 		level,
 	}, nil
