@@ -1,7 +1,7 @@
 package adauth
 
 import (
-	"github.com/lanconnect/lanconnect/internal/wintime"
+	"github.com/lanconnect/lanconnect/internal/winenc"
 
 	"errors"
 	"fmt"
@@ -100,7 +100,7 @@ func FormatGUID(b []byte) string {
 // 1601-01-01 UTC), as in lastLogonTimestamp, to a UTC time. The values 0
 // and 0x7FFFFFFFFFFFFFFF mean "never" and give the zero time, and so does
 // any negative value.
-func FiletimeToTime(ft int64) time.Time { return wintime.FromFiletime(ft) }
+func FiletimeToTime(ft int64) time.Time { return winenc.FromFiletime(ft) }
 
 // parseFiletime parses the decimal text of a FILETIME attribute.
 func parseFiletime(s string) (time.Time, error) {

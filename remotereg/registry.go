@@ -5,9 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/lanconnect/lanconnect/internal/winenc"
 	"slices"
 	"strings"
-	"unicode/utf16"
 
 	"github.com/oiweiwei/go-msrpc/msrpc/rrp/winreg/v1"
 
@@ -163,25 +163,14 @@ func (r *regReader) dword(ctx context.Context, key, name string) (*uint32, error
 	return nil, nil
 }
 
+// decodeUTF16 decodes a registry string up to its first NUL.
 func decodeUTF16(b []byte) string {
-	u := make([]uint16, len(b)/2)
-	for i := range u {
-		u[i] = binary.LittleEndian.Uint16(b[2*i:])
-	}
-	if i := slices.Index(u, 0); i >= 0 {
-		u = u[:i]
-	}
-	return string(utf16.Decode(u))
+	s, _, _ := strings.Cut(winenc.DecodeUTF16LE(b), "\x00")
+	return s
 }
 
-func encodeUTF16Z(s string) []byte {
-	u := utf16.Encode([]rune(s))
-	b := make([]byte, 2*len(u)+2)
-	for i, c := range u {
-		binary.LittleEndian.PutUint16(b[2*i:], c)
-	}
-	return b
-}
+// encodeUTF16Z encodes s as a NUL-terminated registry string.
+func encodeUTF16Z(s string) []byte { return winenc.EncodeUTF16LE(s + "\x00") }
 
 // readPreflight reads the Preflight values over cli.
 func readPreflight(ctx context.Context, cli winreg.WinregClient) (*deploy.Preflight, error) {

@@ -9,10 +9,10 @@ import (
 	"crypto/sha512"
 	"encoding/binary"
 	"fmt"
+	"github.com/lanconnect/lanconnect/internal/winenc"
 	"hash"
 	"math/big"
 	"strings"
-	"unicode/utf16"
 )
 
 // GUID is a GUID in its wire form (the first three fields little-endian),
@@ -127,22 +127,9 @@ func (r *reader) utf16z(n uint32) string {
 	return strings.TrimSuffix(s, "\x00")
 }
 
-func decodeUTF16(b []byte) string {
-	u := make([]uint16, len(b)/2)
-	for i := range u {
-		u[i] = binary.LittleEndian.Uint16(b[2*i:])
-	}
-	return string(utf16.Decode(u))
-}
+func decodeUTF16(b []byte) string { return winenc.DecodeUTF16LE(b) }
 
-func encodeUTF16(s string) []byte {
-	u := utf16.Encode([]rune(s))
-	b := make([]byte, 2*len(u))
-	for i, v := range u {
-		binary.LittleEndian.PutUint16(b[2*i:], v)
-	}
-	return b
-}
+func encodeUTF16(s string) []byte { return winenc.EncodeUTF16LE(s) }
 
 // utf16z returns s UTF-16LE encoded with a terminating null.
 func utf16z(s string) []byte { return encodeUTF16(s + "\x00") }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lanconnect/lanconnect/internal/wintime"
+	"github.com/lanconnect/lanconnect/internal/winenc"
 )
 
 // The LAPS attributes of a computer object.
@@ -144,7 +144,7 @@ func parseExpiration(attr, v string) (time.Time, error) {
 	if err != nil || ft < 0 {
 		return time.Time{}, &FormatError{What: attr, Reason: "not a FILETIME"}
 	}
-	return wintime.FromFiletime(ft), nil
+	return winenc.FromFiletime(ft), nil
 }
 
 // ParseLegacy builds a legacy LAPS password from the values of
@@ -199,7 +199,7 @@ func parseWindowsJSON(f Format, attr string, value []byte, expiration string) (*
 	if err != nil {
 		return nil, err
 	}
-	return &Password{Format: f, Account: *j.N, Secret: *j.P, Updated: wintime.FromFiletime(int64(ft)), Expires: exp}, nil
+	return &Password{Format: f, Account: *j.N, Secret: *j.P, Updated: winenc.FromFiletime(int64(ft)), Expires: exp}, nil
 }
 
 // Encrypted is a parsed msLAPS-EncryptedPassword value.
@@ -227,7 +227,7 @@ func ParseEncrypted(value []byte) (*Encrypted, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Encrypted{Updated: wintime.FromFiletime(ft), Blob: b}, nil
+	return &Encrypted{Updated: winenc.FromFiletime(ft), Blob: b}, nil
 }
 
 // EncodeEncrypted builds an msLAPS-EncryptedPassword value from a blob

@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/lanconnect/lanconnect/internal/winenc"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -65,13 +64,7 @@ func guidBytes(s string) []byte {
 }
 
 // utf16LE encodes s as UTF-16LE (unicodePwd's encoding).
-func utf16LE(s string) []byte {
-	var b []byte
-	for _, u := range utf16.Encode([]rune(s)) {
-		b = binary.LittleEndian.AppendUint16(b, u)
-	}
-	return b
-}
+func utf16LE(s string) []byte { return winenc.EncodeUTF16LE(s) }
 
 // lapsInfo is what the LAPS template records for the labs that use it.
 type lapsInfo struct {

@@ -19,9 +19,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/lanconnect/lanconnect/internal/winenc"
 	"strings"
 	"time"
-	"unicode/utf16"
 
 	"github.com/oiweiwei/go-msrpc/ssp/crypto"
 	"github.com/oiweiwei/go-msrpc/ssp/ntlm"
@@ -352,22 +352,9 @@ func accountNTHash(u User) ([]byte, error) {
 	return crypto.MD4(utf16le(u.Password))
 }
 
-func utf16le(s string) []byte {
-	u := utf16.Encode([]rune(s))
-	b := make([]byte, 2*len(u))
-	for i, c := range u {
-		binary.LittleEndian.PutUint16(b[2*i:], c)
-	}
-	return b
-}
+func utf16le(s string) []byte { return winenc.EncodeUTF16LE(s) }
 
-func fromUTF16(b []byte) string {
-	u := make([]uint16, len(b)/2)
-	for i := range u {
-		u[i] = binary.LittleEndian.Uint16(b[2*i:])
-	}
-	return string(utf16.Decode(u))
-}
+func fromUTF16(b []byte) string { return winenc.DecodeUTF16LE(b) }
 
 func hmacMD5(key []byte, parts ...[]byte) []byte {
 	h := hmac.New(md5.New, key)
