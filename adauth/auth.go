@@ -206,16 +206,7 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 			Diagnosis: diag.Diagnosis{Code: diag.NoCredentials, Summary: "No user name and password were given.", Fix: "Enter an administrator account for this computer."},
 			Err:       ErrNoCredentials}
 	}
-	auth := smbconn.Auth{User: creds.User, Domain: creds.Domain, NTHash: creds.NTHash()}
-	if creds.IsLocal() {
-		// The computer's own name as the domain (smbconn.Auth.Local): it
-		// checks its own accounts.
-		auth.Domain = ""
-		auth.Local = true
-	}
-	if p, ok := creds.Password(); ok {
-		auth.Password = p
-	}
+	auth := smbAuth(creds)
 	opts := smbconn.Options{
 		Port:        a.Port,
 		DialTimeout: a.DialTimeout,
@@ -483,4 +474,20 @@ func connErr(host, account, step string, err error) *AuthError {
 		ae.Diagnosis = diag.Diagnosis{Code: diag.Other, Summary: "The admin check failed unexpectedly during " + step + ".", Fix: "See the error details."}
 	}
 	return ae
+}
+
+// smbAuth is creds as smbconn logs on with them. A local account (".\user")
+// goes out under the computer's own name as its domain (smbconn.Auth.Local),
+// so that the computer checks its own accounts even when it is a domain
+// member.
+func smbAuth(creds Credentials) smbconn.Auth {
+	auth := smbconn.Auth{User: creds.User, Domain: creds.Domain, NTHash: creds.NTHash()}
+	if creds.IsLocal() {
+		auth.Domain = ""
+		auth.Local = true
+	}
+	if p, ok := creds.Password(); ok {
+		auth.Password = p
+	}
+	return auth
 }

@@ -36,15 +36,7 @@ func BuiltinAdministrator(ctx context.Context, addr string, creds Credentials) (
 	fail := func(err error) (string, error) {
 		return "", fmt.Errorf("%w on %s: %w", ErrNoBuiltinAdministrator, addr, err)
 	}
-	auth := smbconn.Auth{User: creds.User, Domain: creds.Domain, NTHash: creds.NTHash()}
-	if creds.IsLocal() {
-		auth.Domain = ""
-		auth.Local = true
-	}
-	if p, ok := creds.Password(); ok {
-		auth.Password = p
-	}
-	sess, err := smbconn.Dial(ctx, addr, auth, smbconn.Options{ExpectName: ExpectedName(ctx)})
+	sess, err := smbconn.Dial(ctx, addr, smbAuth(creds), smbconn.Options{ExpectName: ExpectedName(ctx)})
 	if err != nil {
 		return fail(err)
 	}
