@@ -3,7 +3,6 @@ package adauth
 import (
 	"context"
 	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -28,14 +27,8 @@ func TestBuiltinAdministratorLab(t *testing.T) {
 	}
 	// Samba maps no account to RID 500 unless told: make the lab's
 	// administrator the built-in one, as on Windows.
-	out, err := exec.CommandContext(ctx, "net", "-s", tg.SMBConf, "getlocalsid").CombinedOutput()
-	if err != nil {
-		t.Fatalf("net getlocalsid: %v %s", err, out)
-	}
-	fields := strings.Fields(string(out))
-	sid := fields[len(fields)-1]
-	if out, err := exec.CommandContext(ctx, "pdbedit", "-s", tg.SMBConf, "-r", "-u", tg.Admin.User, "-U", sid+"-500").CombinedOutput(); err != nil {
-		t.Fatalf("pdbedit: %v %s", err, out)
+	if err := tg.MakeAdminBuiltin(ctx); err != nil {
+		t.Fatal(err)
 	}
 	user, err := Parse(`.\`+tg.User.User, tg.User.Password) // an ordinary account may look it up
 	if err != nil {

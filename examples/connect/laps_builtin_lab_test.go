@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -43,14 +42,8 @@ func TestLabLAPSBuiltin(t *testing.T) {
 
 	// Samba maps no account to RID 500 unless told: make the member's
 	// administrator its built-in one, as on Windows.
-	out, err := exec.CommandContext(ctx, "net", "-s", m.SMBConf, "getlocalsid").CombinedOutput()
-	if err != nil {
-		t.Fatalf("net getlocalsid: %v %s", err, out)
-	}
-	fields := strings.Fields(string(out))
-	sid := fields[len(fields)-1]
-	if out, err := exec.CommandContext(ctx, "pdbedit", "-s", m.SMBConf, "-r", "-u", m.Admin.User, "-U", sid+"-500").CombinedOutput(); err != nil {
-		t.Fatalf("pdbedit: %v %s", err, out)
+	if err := m.MakeAdminBuiltin(ctx); err != nil {
+		t.Fatal(err)
 	}
 
 	// The join made CN=NAME,CN=Computers; move it into the LAPS OU, whose
