@@ -92,20 +92,23 @@ func testTampering(t *testing.T, et int32) {
 		nth       int
 		mutate    rpcproxy.Mutation
 		integrity bool // the error must match adauth.ErrIntegrity
+		replay    func([]byte, [][]byte) ([]byte, bool)
 	}{
-		{"stub bit", 1, rpcproxy.FlipStub(3, 0), true},
-		{"last stub bit", 1, rpcproxy.FlipStub(-1, 7), true},
-		{"verifier checksum bit", 1, rpcproxy.FlipVerifier(-1, 0), true},
-		{"verifier middle bit", 1, rpcproxy.FlipVerifier(middle, 4), true},
-		{"stub bit of CreateService", 2, rpcproxy.FlipStub(1, 2), true},
-		{"verifier stripped", 1, rpcproxy.StripVerifier(), true},
-		{"verifier cut short", 1, rpcproxy.ShortVerifier(8), true},
-		{"garbage body", 1, rpcproxy.Garbage(), true},
-		{"stream cut", 1, rpcproxy.Truncate(40), false},
+		{"stub bit", 1, rpcproxy.FlipStub(3, 0), true, nil},
+		{"last stub bit", 1, rpcproxy.FlipStub(-1, 7), true, nil},
+		{"verifier checksum bit", 1, rpcproxy.FlipVerifier(-1, 0), true, nil},
+		{"verifier middle bit", 1, rpcproxy.FlipVerifier(middle, 4), true, nil},
+		{"stub bit of CreateService", 2, rpcproxy.FlipStub(1, 2), true, nil},
+		{"verifier stripped", 1, rpcproxy.StripVerifier(), true, nil},
+		{"verifier cut short", 1, rpcproxy.ShortVerifier(8), true, nil},
+		{"garbage body", 1, rpcproxy.Garbage(), true, nil},
+		{"stream cut", 1, rpcproxy.Truncate(40), false, nil},
+		{"OpenSCManager's response replayed for CreateService", 2, nil, true, rpcproxy.ReplayEarlier(1, false)},
+		{"replayed, with the clear sequence number fixed", 2, nil, true, rpcproxy.ReplayEarlier(1, true)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := len(proxy.Events())
-			proxy.Add(rpcproxy.Rule{Port: port, Nth: c.nth, Mutate: c.mutate, Name: c.name})
+			proxy.Add(rpcproxy.Rule{Port: port, Nth: c.nth, Mutate: c.mutate, Replay: c.replay, Name: c.name})
 			h, err := l.launchTarget(ctx, tgt, e.spec(), nil)
 			if h != nil {
 				h.Stop(ctx)

@@ -33,6 +33,10 @@ type Rule struct {
 	Port   int
 	Nth    int
 	Mutate Mutation
+	// Replay, when set instead of Mutate, alters the PDU knowing the
+	// authenticated responses the server sent earlier on the connection
+	// (oldest first, unaltered copies).
+	Replay func(pdu []byte, earlier [][]byte) (out []byte, cut bool)
 	// Name is reported in events.
 	Name string
 }
@@ -149,6 +153,7 @@ func (p *Proxy) accept(ln net.Listener, port int) {
 type conn struct {
 	port, n   int
 	responses int      // authenticated responses seen
+	earlier   [][]byte // copies of them, as the server sent them
 	altered   []*Event // events of this connection
 }
 
@@ -217,6 +222,7 @@ func (p *Proxy) alter(st *conn, pdu []byte) ([]byte, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st.responses++
+	defer func() { st.earlier = append(st.earlier, append([]byte(nil), pdu...)) }()
 	for i, r := range p.rules {
 		if (r.Port != 0 && r.Port != st.port) || r.Nth != st.responses {
 			continue
@@ -226,6 +232,9 @@ func (p *Proxy) alter(st *conn, pdu []byte) ([]byte, bool) {
 			AuthLength: int(binary.LittleEndian.Uint16(pdu[10:12]))}
 		p.events = append(p.events, e)
 		st.altered = append(st.altered, e)
+		if r.Replay != nil {
+			return r.Replay(append([]byte(nil), pdu...), st.earlier)
+		}
 		return r.Mutate(append([]byte(nil), pdu...))
 	}
 	return pdu, false
@@ -366,5 +375,26 @@ func Truncate(n int) Mutation {
 			pdu = pdu[:n]
 		}
 		return pdu, true
+	}
+}
+
+// ReplayEarlier sends the n-th (1 = first) earlier authenticated response
+// of the connection instead of this one, with this one's call_id; with
+// seq, also with this one's clear Kerberos (RFC 4121) sequence number,
+// the verifier's bytes 8-15: a man in the middle who replays an authentic
+// sealed PDU and fixes up the fields it can read.
+func ReplayEarlier(n int, seq bool) func(pdu []byte, earlier [][]byte) ([]byte, bool) {
+	return func(pdu []byte, earlier [][]byte) ([]byte, bool) {
+		if n < 1 || n > len(earlier) {
+			return pdu, false
+		}
+		out := append([]byte(nil), earlier[n-1]...)
+		copy(out[12:16], pdu[12:16])
+		lo, okOld := LayoutOf(out)
+		ln, okNew := LayoutOf(pdu)
+		if seq && okOld && okNew && lo.Verifier+16 <= len(out) && ln.Verifier+16 <= len(pdu) {
+			copy(out[lo.Verifier+8:lo.Verifier+16], pdu[ln.Verifier+8:ln.Verifier+16])
+		}
+		return out, false
 	}
 }
