@@ -141,6 +141,39 @@ func testTampering(t *testing.T, et int32) {
 		})
 	}
 
+	// Header signing (which puts the call_id under the checksum) stripped
+	// from the bind_ack, so that a replayed response with the current
+	// call_id would pass, then an earlier response replayed. With NTLM the
+	// replay fails the signature check; with Kerberos the server already
+	// refuses the first request, whose header the client no longer signs
+	// (fault 0x721, RPC_S_SEC_PKG_ERROR). Either way nothing is launched.
+	t.Run("header signing stripped, then replayed", func(t *testing.T) {
+		before := len(proxy.Events())
+		proxy.Add(rpcproxy.Rule{Port: port, Nth: 1, Control: true, Mutate: rpcproxy.ClearFlags(0x04), Name: "no header signing"})
+		proxy.Add(rpcproxy.Rule{Port: port, Nth: 2, Replay: rpcproxy.ReplayEarlier(1, true), Name: "replay"})
+		h, err := l.launchTarget(ctx, tgt, e.spec(), nil)
+		if h != nil {
+			h.Stop(ctx)
+		}
+		ev := proxy.Events()[before:]
+		t.Logf("events %+v, err %v", ev, err)
+		if err == nil {
+			t.Fatal("the launch succeeded with header signing stripped")
+		}
+		if et == 0 && !errors.Is(err, adauth.ErrIntegrity) {
+			t.Errorf("NTLM: err = %v, want adauth.ErrIntegrity", err)
+		}
+		if len(ev) == 2 && ev[1].RequestsAfter != 0 {
+			t.Errorf("the client sent %d requests after the replayed response", ev[1].RequestsAfter)
+		}
+		if svcs := waitNoServices(e.srv, 5*time.Second); len(svcs) != 0 {
+			t.Errorf("services left: %+v", svcs)
+		}
+		// Rules that did not fire (Kerberos: the replay) must not hit a
+		// later subtest.
+		proxy.Clear()
+	})
+
 	// The lowest bit flipped in any byte of the verifier: the Kerberos
 	// token's header (token ID, flags, filler, lengths, sequence number),
 	// its encrypted part and its checksum, or the NTLMSSP signature. (The

@@ -76,9 +76,11 @@
 // that is not the acceptor's next) fails the call and every later one on
 // the connection with ErrIntegrity (which is adauth.ErrIntegrity), and so
 // that go-msrpc's decoder never panics on it: its AES unwrap did, on a
-// response with no verifier. It does not detect a replayed PDU whose clear
-// sequence number was rewritten (go-msrpc does not compare the encrypted
-// copy). Cache.LDAPClient is a go-ldap
+// response with no verifier. It cannot compare the encrypted copy of an
+// AES token's header with the clear one (go-msrpc does not either), so a
+// replayed PDU with a rewritten clear sequence number is refused only by
+// the checksum over the signed DCE/RPC header (its call_id), which
+// header signing gives. Cache.LDAPClient is a go-ldap
 // GSSAPIClient for a SASL GSSAPI bind to ldap/FQDN: it checks the DC's
 // AP-REP against its authenticator and the checksum of the DC's
 // security-layer offer, and chooses no security layer (RFC 4752), so it

@@ -176,7 +176,8 @@ func (m *mutualInitiator) Failure() error {
 // its AES unwrap panics on a verifier shorter than 16 bytes, so the
 // options wrap it (verifyingKRB5). Proved end to end against winemu
 // through a tampering proxy (remotereg and wmi TestKerberosTampering*).
-// They do not detect a replayed PDU beyond what go-msrpc checks.
+// A replayed PDU is refused by the sequence number and, when its clear
+// sequence number is rewritten, by the checksum over the signed header.
 func (c *Cache) RPCOptions(ctx context.Context, cred Credential, spn string, seal bool) ([]dcerpc.Option, error) {
 	kconf, cc, err := c.contextConfig(ctx, cred, spn, gssapi.MutualAuthn)
 	if err != nil {

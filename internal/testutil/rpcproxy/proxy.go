@@ -17,6 +17,9 @@ const (
 	TypeRequest  = 0
 	TypeResponse = 2
 	TypeFault    = 3
+
+	typeBindAck          = 12
+	typeAlterContextResp = 15
 )
 
 const headerSize = 16
@@ -37,6 +40,9 @@ type Rule struct {
 	// authenticated responses the server sent earlier on the connection
 	// (oldest first, unaltered copies).
 	Replay func(pdu []byte, earlier [][]byte) (out []byte, cut bool)
+	// Control makes the rule count and alter the connection's bind_ack
+	// and alter_context_resp PDUs instead of its authenticated responses.
+	Control bool
 	// Name is reported in events.
 	Name string
 }
@@ -97,6 +103,13 @@ func (p *Proxy) Add(r Rule) {
 	p.rules = append(p.rules, &rr)
 }
 
+// Clear removes the rules that have not fired.
+func (p *Proxy) Clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rules = nil
+}
+
 // Events returns copies of the events so far.
 func (p *Proxy) Events() []Event {
 	p.mu.Lock()
@@ -153,6 +166,7 @@ func (p *Proxy) accept(ln net.Listener, port int) {
 type conn struct {
 	port, n   int
 	responses int      // authenticated responses seen
+	controls  int      // bind_ack and alter_context_resp PDUs seen
 	earlier   [][]byte // copies of them, as the server sent them
 	altered   []*Event // events of this connection
 }
@@ -216,15 +230,21 @@ var errCut = errors.New("rpcproxy: stream cut by a rule")
 
 // alter applies the first matching rule to pdu and records the event.
 func (p *Proxy) alter(st *conn, pdu []byte) ([]byte, bool) {
-	if pdu[2] != TypeResponse || binary.LittleEndian.Uint16(pdu[10:12]) == 0 {
+	control := pdu[2] == typeBindAck || pdu[2] == typeAlterContextResp
+	if !control && (pdu[2] != TypeResponse || binary.LittleEndian.Uint16(pdu[10:12]) == 0) {
 		return pdu, false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st.responses++
-	defer func() { st.earlier = append(st.earlier, append([]byte(nil), pdu...)) }()
+	nth := &st.responses
+	if control {
+		nth = &st.controls
+	} else {
+		defer func() { st.earlier = append(st.earlier, append([]byte(nil), pdu...)) }()
+	}
+	*nth++
 	for i, r := range p.rules {
-		if (r.Port != 0 && r.Port != st.port) || r.Nth != st.responses {
+		if (r.Port != 0 && r.Port != st.port) || r.Control != control || r.Nth != *nth {
 			continue
 		}
 		p.rules = append(p.rules[:i], p.rules[i+1:]...)
@@ -396,5 +416,14 @@ func ReplayEarlier(n int, seq bool) func(pdu []byte, earlier [][]byte) ([]byte, 
 			copy(out[lo.Verifier+8:lo.Verifier+16], pdu[ln.Verifier+8:ln.Verifier+16])
 		}
 		return out, false
+	}
+}
+
+// ClearFlags clears the bits of mask in the PDU's pfc_flags, for example
+// PFC_SUPPORT_HEADER_SIGN (0x04) in a bind_ack.
+func ClearFlags(mask byte) Mutation {
+	return func(pdu []byte) ([]byte, bool) {
+		pdu[3] &^= mask
+		return pdu, false
 	}
 }
