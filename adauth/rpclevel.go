@@ -1,8 +1,9 @@
 package adauth
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/lanconnect/lanconnect/internal/krb"
 )
 
 // RPCLevel is the DCE/RPC protection that the launchers (remotereg, wmi)
@@ -13,7 +14,7 @@ type RPCLevel int
 
 const (
 	// RPCPrivacy seals every PDU (PKT_PRIVACY) and verifies the NTLMSSP
-	// signature of every response; a response that fails the check fails
+	// signature or Kerberos token of every response; a response that fails the check fails
 	// the call with ErrIntegrity. It is the zero value: MS-RRP and MS-SCMR
 	// recommend it, and DCOM hardening (KB5004442) requires at least
 	// integrity.
@@ -43,7 +44,9 @@ func (l RPCLevel) String() string {
 
 // ErrIntegrity is matched (errors.Is) by the error of an RPC call whose
 // sealed or signed response, or any later PDU on the same security
-// context, failed the NTLMSSP signature check: the data was altered on the
-// way, or the peer does not hold the session keys. The launchers' errors
-// match it (their diagnosis code is "rpc-integrity").
-var ErrIntegrity = errors.New("rpcauth: response failed the integrity check")
+// context, failed its check (the NTLMSSP signature, or the Kerberos
+// token): the data was altered on the way, the verifier is missing or
+// malformed, or the peer does not hold the session keys. The launchers'
+// errors match it (their diagnosis code is "rpc-integrity"), with NTLM and
+// with Kerberos.
+var ErrIntegrity = krb.ErrIntegrity

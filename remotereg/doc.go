@@ -55,7 +55,9 @@
 // SMB session's signing protects integrity as well. For a grant that
 // logged on with Kerberos, every connection (pipes and TCP) authenticates
 // with Kerberos to host/FQDN from the grant's ticket cache instead of
-// NTLM, which a domain that refuses NTLM refuses on RPC too.
+// NTLM, which a domain that refuses NTLM refuses on RPC too; an altered
+// Kerberos-sealed response, or one whose verifier is missing or
+// malformed, fails with adauth.ErrIntegrity as well (internal/krb).
 //
 // # Cleanup
 //

@@ -237,7 +237,9 @@ func endpointOf(err error, fallback string) string {
 
 // securityOptions returns the per-connection security for a bind: NTLM
 // with the grant's credentials, or Kerberos to host/FQDN for a Kerberos
-// grant (go-msrpc's Kerberos mechanism verifies sealed responses itself).
+// grant (internal/krb's options: a response that fails go-msrpc's Kerberos
+// check, or arrives with a missing or malformed verifier, fails with
+// adauth.ErrIntegrity).
 func (l *Launcher) securityOptions(ctx context.Context, t target) ([]dcerpc.Option, error) {
 	if t.Kerberos != nil && l.Level != adauth.RPCNone {
 		return t.Kerberos(ctx, "host", l.Level == adauth.RPCPrivacy)

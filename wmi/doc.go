@@ -39,7 +39,9 @@
 // can be chosen, adauth.RPCNone cannot (KB5004442 DCOM hardening). For a
 // grant that logged on with Kerberos (Facts.Auth "kerberos"), the security
 // contexts are Kerberos to RPCSS/FQDN from the grant's ticket cache
-// instead (go-msrpc's Kerberos unwrap verifies sealed responses itself).
+// instead, with the same guarantee: an altered response, or one whose
+// verifier is missing or malformed, fails with adauth.ErrIntegrity
+// (internal/krb wraps go-msrpc's Kerberos mechanism).
 //
 // # Failures
 //

@@ -46,7 +46,8 @@ type emu struct {
 
 // startEmu runs winemu with WMI, an administrator and a plain user, and
 // a stand-in applet (a shell script that sleeps) under C:\Windows\Temp.
-func startEmu(t testing.TB) *emu {
+// Each configure function may change the server before it starts.
+func startEmu(t testing.TB, configure ...func(*winemu.Server)) *emu {
 	t.Helper()
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "Temp"), 0o755); err != nil {
@@ -75,6 +76,9 @@ func startEmu(t testing.TB) *emu {
 		Root:        root,
 		NetBIOSName: "TARGET1",
 		Logger:      slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	for _, f := range configure {
+		f(e.srv)
 	}
 	e.wmi, err = winemu.EnableWMI(e.srv, winemu.OSInfo{Caption: "Microsoft Windows 11 Pro", Version: "10.0.26100", BuildNumber: "26100"})
 	if err != nil {

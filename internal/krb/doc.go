@@ -70,7 +70,17 @@
 //
 // Cache.RPCOptions gives a go-msrpc bind its own Kerberos security
 // context (auth type 16, DCE style, mutual authentication, sealed or
-// signed) for host/FQDN or RPCSS/FQDN. Cache.LDAPClient is a go-ldap
+// signed) for host/FQDN or RPCSS/FQDN. Its mechanism is go-msrpc's,
+// wrapped so that every received PDU that fails its check (altered on the
+// way, verifier missing or malformed, a token header or sequence number
+// that is not the acceptor's next) fails the call and every later one on
+// the connection with ErrIntegrity (which is adauth.ErrIntegrity), and so
+// that go-msrpc's decoder never panics on it: its AES unwrap did, on a
+// response with no verifier. It cannot compare the encrypted copy of an
+// AES token's header with the clear one (go-msrpc does not either), so a
+// replayed PDU with a rewritten clear sequence number is refused only by
+// the checksum over the signed DCE/RPC header (its call_id), which
+// header signing gives. Cache.LDAPClient is a go-ldap
 // GSSAPIClient for a SASL GSSAPI bind to ldap/FQDN: it checks the DC's
 // AP-REP against its authenticator and the checksum of the DC's
 // security-layer offer, and chooses no security layer (RFC 4752), so it

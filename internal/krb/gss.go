@@ -167,11 +167,17 @@ func (m *mutualInitiator) Failure() error {
 // own credential and security context and never touch go-msrpc's global
 // stores.
 //
-// Unlike its NTLM mechanism, go-msrpc's Kerberos mechanism checks the
-// integrity of sealed responses (UnwrapEx fails on a bad checksum), so no
-// wrapper like internal/rpcauth's VerifyingNTLM is needed
-// (TestSealedIntegrity flips a bit in sealed PDUs for AES256, AES128 and
-// RC4-HMAC; no end-to-end tampering server speaks Kerberos yet).
+// Every check of a received PDU (sealed or signed) that fails, because
+// the data was altered on the way, the verifier is missing or malformed,
+// or the peer lacks the session key, fails the call with an error matching
+// ErrIntegrity (adauth.ErrIntegrity), and every later call on the
+// connection fails too. go-msrpc's own Kerberos mechanism does refuse a
+// bad checksum (TestSealedIntegrity), but with a bare GSS-API error, and
+// its AES unwrap panics on a verifier shorter than 16 bytes, so the
+// options wrap it (verifyingKRB5). Proved end to end against winemu
+// through a tampering proxy (remotereg and wmi TestKerberosTampering*).
+// A replayed PDU is refused by the sequence number and, when its clear
+// sequence number is rewritten, by the checksum over the signed header.
 func (c *Cache) RPCOptions(ctx context.Context, cred Credential, spn string, seal bool) ([]dcerpc.Option, error) {
 	kconf, cc, err := c.contextConfig(ctx, cred, spn, gssapi.MutualAuthn)
 	if err != nil {
@@ -182,7 +188,7 @@ func (c *Cache) RPCOptions(ctx context.Context, cred Credential, spn string, sea
 		level = dcerpc.WithSeal()
 	}
 	return []dcerpc.Option{
-		dcerpc.WithMechanism(ssp.KRB5, kconf),
+		dcerpc.WithMechanism(verifyingKRB5{}, kconf),
 		dcerpc.WithSecurityConfig(kconf),
 		dcerpc.WithCredentials(cc),
 		dcerpc.WithTargetName(spn),

@@ -4,7 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
+	"github.com/oiweiwei/go-msrpc/ssp/krb5"
 
 	krbcrypto "github.com/oiweiwei/go-msrpc/ssp/krb5/crypto"
 	"github.com/oiweiwei/gokrb5.fork/v9/crypto"
@@ -58,6 +64,30 @@ func TestSealedIntegrity(t *testing.T) {
 			case tamper && ok && err == nil:
 				t.Errorf("etype %d: a flipped bit in a sealed body was accepted", et)
 			}
+		}
+	}
+}
+
+// TestVerifierNeverPanics: whatever verifier arrives (none, short, or a
+// full-length token on a mechanism whose context never completed, where
+// go-msrpc's decoder dereferences nil state), the checking mechanism
+// returns ErrIntegrity instead of panicking, and stays failed.
+func TestVerifierNeverPanics(t *testing.T) {
+	ctx := context.Background()
+	for _, sig := range [][]byte{nil, make([]byte, 8), bytes.Repeat([]byte{0x05, 0x04, 0x07, 0xff}, 16)} {
+		// go-msrpc's mechanism with no established context: its unwrap
+		// dereferences nil state.
+		v := &krbVerifier{Mechanism: &krb5.Mechanism{}}
+		tok := &gssapi.MessageTokenEx{Signature: sig, Payloads: []*gssapi.PayloadEx{{Payload: []byte("stub"), Capabilities: gssapi.Integrity | gssapi.Confidentiality}}}
+		_, err := v.UnwrapEx(ctx, tok)
+		if !errors.Is(err, ErrIntegrity) {
+			t.Errorf("%d-byte verifier: err = %v, want ErrIntegrity", len(sig), err)
+		}
+		if len(sig) >= minToken && !strings.Contains(fmt.Sprint(err), "does not decode") {
+			t.Errorf("%d-byte verifier: err = %v, want the decoder's panic turned into an error", len(sig), err)
+		}
+		if err := v.VerifySignatureEx(ctx, tok); !errors.Is(err, ErrIntegrity) {
+			t.Errorf("%d-byte verifier: after a failure, err = %v, want ErrIntegrity", len(sig), err)
 		}
 	}
 }

@@ -161,18 +161,19 @@ func TestNTLMCredentialForms(t *testing.T) {
 	cases := []struct {
 		in           fakeCreds
 		user, domain string
+		local        bool
 	}{
-		{fakeCreds{account: `CORP\alice`, password: "p"}, "alice", "CORP"},
-		{fakeCreds{account: `.\admin`, password: "p"}, "admin", ""},
-		{fakeCreds{account: `bob`, hash: make([]byte, 16)}, "bob", ""},
+		{fakeCreds{account: `CORP\alice`, password: "p"}, "alice", "CORP", false},
+		{fakeCreds{account: `.\admin`, password: "p"}, "admin", "", true},
+		{fakeCreds{account: `bob`, hash: make([]byte, 16)}, "bob", "", false},
 	}
 	for _, tc := range cases {
-		c, err := ntlmCredential(tc.in)
+		m, c, err := ntlmSecurity(tc.in, "SRV")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.UserName() != tc.user || c.DomainName() != tc.domain {
-			t.Errorf("%s: got %q %q", tc.in.account, c.DomainName(), c.UserName())
+		if c.UserName() != tc.user || c.DomainName() != tc.domain || m.Local != tc.local || m.Expect != "SRV" {
+			t.Errorf("%s: got %q %q, local %v, expect %q", tc.in.account, c.DomainName(), c.UserName(), m.Local, m.Expect)
 		}
 	}
 }

@@ -21,6 +21,15 @@
 // an error that matches ErrIntegrity, and every later PDU on that security
 // context fails too, since the RC4 streams can no longer be trusted.
 //
+// # Local accounts
+//
+// A local account (".\user") logs on as COMPUTER\user: the verifying
+// mechanism (VerifyingNTLM.Local, set by Options) puts the computer's
+// NetBIOS name from the server's CHALLENGE into the AUTHENTICATE's domain,
+// by the same rule as the SMB logon (smbconn.ChallengeInfo.LocalAccountDomain).
+// go-msrpc would send the empty domain, which a domain member looks up in
+// its domain.
+//
 // # What it does not do
 //
 // It never uses go-msrpc's process-global credential or mechanism stores

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/oiweiwei/go-msrpc/ssp/credential"
 	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
 	"github.com/oiweiwei/go-msrpc/ssp/ntlm"
 
@@ -57,6 +58,13 @@ type VerifyingNTLM struct {
 	// mismatch the bind fails with an error that wraps an
 	// *smbconn.IdentityError, and no AUTHENTICATE (AUTH3) is sent.
 	Expect string
+	// Local says that the credential names an account of the target
+	// itself (".\user"; Options sets it): its AUTHENTICATE carries the
+	// computer's NetBIOS name from the server's CHALLENGE as its domain
+	// (smbconn.ChallengeInfo.LocalAccountDomain), as the SMB logon does,
+	// instead of the credential's empty domain, which a domain member
+	// looks up in its domain. A credential with a domain is left alone.
+	Local bool
 }
 
 var (
@@ -89,7 +97,7 @@ func (f VerifyingNTLM) New(ctx context.Context) (gssapi.Mechanism, error) {
 	if !ok {
 		return nil, fmt.Errorf("rpcauth: unexpected NTLM mechanism type %T", inner)
 	}
-	return &verifier{Mechanism: m, expect: f.Expect}, nil
+	return &verifier{Mechanism: m, expect: f.Expect, local: f.Local}, nil
 }
 
 // verifier wraps go-msrpc's NTLM mechanism and keeps an independent copy
@@ -97,6 +105,7 @@ func (f VerifyingNTLM) New(ctx context.Context) (gssapi.Mechanism, error) {
 type verifier struct {
 	*ntlm.Mechanism
 	expect string // see VerifyingNTLM.Expect
+	local  bool   // see VerifyingNTLM.Local
 
 	mu     sync.Mutex
 	in     *inbound // nil until the context is established
@@ -118,13 +127,18 @@ type inbound struct {
 // Init runs go-msrpc's client side and, once it has produced the
 // AUTHENTICATE message, derives the inbound keys.
 func (v *verifier) Init(ctx context.Context, tok *gssapi.Token) (*gssapi.Token, error) {
-	if tok != nil && len(tok.Payload) > 0 && smbconn.ExpectsIdentity(v.expect) {
-		ci, err := smbconn.ParseChallenge(tok.Payload)
-		if err != nil {
-			return nil, fmt.Errorf("rpcauth: %w", &smbconn.IdentityError{Expected: v.expect, Unreadable: true})
+	if tok != nil && len(tok.Payload) > 0 && (v.local || smbconn.ExpectsIdentity(v.expect)) {
+		ci, perr := smbconn.ParseChallenge(tok.Payload)
+		if smbconn.ExpectsIdentity(v.expect) {
+			if perr != nil {
+				return nil, fmt.Errorf("rpcauth: %w", &smbconn.IdentityError{Expected: v.expect, Unreadable: true})
+			}
+			if err := smbconn.CheckIdentity(ci, v.expect); err != nil {
+				return nil, fmt.Errorf("rpcauth: %w", err)
+			}
 		}
-		if err := smbconn.CheckIdentity(ci, v.expect); err != nil {
-			return nil, fmt.Errorf("rpcauth: %w", err)
+		if d := ci.LocalAccountDomain(); v.local && perr == nil && d != "" {
+			v.localDomain(d)
 		}
 	}
 	out, err := v.Mechanism.Init(ctx, tok)
@@ -135,6 +149,23 @@ func (v *verifier) Init(ctx context.Context, tok *gssapi.Token) (*gssapi.Token, 
 		v.establish(false, flags)
 	}
 	return out, err
+}
+
+// localDomain gives the mechanism's credential the domain d, when it has
+// none, before the AUTHENTICATE is built from it (see VerifyingNTLM.Local).
+// The NEGOTIATE, already sent, carried no domain either way.
+func (v *verifier) localDomain(d string) {
+	c := v.Mechanism.Config.Credential
+	if c == nil || c.DomainName() != "" {
+		return
+	}
+	opts := []credential.Option{credential.Domain(d), credential.Workstation(c.Workstation())}
+	switch c := c.(type) {
+	case credential.NTHash:
+		v.Mechanism.Config.Credential = credential.NewFromNTHashBytes(c.UserName(), c.NTHash(), opts...)
+	case credential.Password:
+		v.Mechanism.Config.Credential = credential.NewFromPassword(c.UserName(), c.Password(), opts...)
+	}
 }
 
 // Accept runs go-msrpc's server side and, once it has verified the

@@ -67,12 +67,12 @@ func OptionsFor(creds Credentials, level Level, expect string) ([]dcerpc.Option,
 	if level == None {
 		return []dcerpc.Option{dcerpc.WithInsecure()}, nil
 	}
-	c, err := ntlmCredential(creds)
+	mech, c, err := ntlmSecurity(creds, expect)
 	if err != nil {
 		return nil, err
 	}
 	opts := []dcerpc.Option{
-		dcerpc.WithMechanism(VerifyingNTLM{Expect: expect}),
+		dcerpc.WithMechanism(mech),
 		dcerpc.WithCredentials(c),
 	}
 	switch level {
@@ -86,28 +86,32 @@ func OptionsFor(creds Credentials, level Level, expect string) ([]dcerpc.Option,
 	return opts, nil
 }
 
-// ntlmCredential converts creds to a go-msrpc credential. A local account
-// (".\user") is sent with an empty domain, which the target resolves to
-// its own account database.
-func ntlmCredential(creds Credentials) (credential.Credential, error) {
+// ntlmSecurity returns the mechanism and the go-msrpc credential of one
+// security context for creds, checking that the server is expect. A local
+// account (".\user") gets an empty domain in the credential and
+// VerifyingNTLM.Local: its AUTHENTICATE carries the computer's NetBIOS name
+// from the CHALLENGE as its domain, as on SMB (smbconn.Auth.Local).
+func ntlmSecurity(creds Credentials, expect string) (VerifyingNTLM, credential.Credential, error) {
 	if creds == nil {
-		return nil, ErrNoCredentials
+		return VerifyingNTLM{}, nil, ErrNoCredentials
 	}
 	domain, user, ok := strings.Cut(creds.Account(), `\`)
 	if !ok {
 		domain, user = "", domain
 	}
-	if domain == "." {
+	local := domain == "."
+	if local {
 		domain = ""
 	}
 	pw, hasPW := creds.Password()
 	h := creds.NTHash()
 	if user == "" || (!hasPW && len(h) == 0) {
-		return nil, ErrNoCredentials
+		return VerifyingNTLM{}, nil, ErrNoCredentials
 	}
+	mech := VerifyingNTLM{Expect: expect, Local: local}
 	opt := credential.Domain(domain)
 	if len(h) > 0 {
-		return credential.NewFromNTHashBytes(user, h, opt), nil
+		return mech, credential.NewFromNTHashBytes(user, h, opt), nil
 	}
-	return credential.NewFromPassword(user, pw, opt), nil
+	return mech, credential.NewFromPassword(user, pw, opt), nil
 }

@@ -82,6 +82,16 @@ func (c ChallengeInfo) DomainJoined() bool {
 	return c.NetBIOSComputer != "" && c.NetBIOSDomain != "" && !strings.EqualFold(c.NetBIOSComputer, c.NetBIOSDomain)
 }
 
+// LocalAccountDomain returns the domain under which an account local to
+// the server (".\user") logs on with NTLM: the server's NetBIOS computer
+// name (COMPUTER\user), which Windows and Samba check against their own
+// accounts. An empty domain does not work: go-smb2 replaces it with the
+// CHALLENGE's NetBIOS domain, go-msrpc sends it empty, and a domain member
+// asks its domain in both cases, which knows no such account. It returns
+// "" when the CHALLENGE names no computer; it does not validate the name.
+// Auth.Local (SMB) and internal/rpcauth (RPC over TCP) both use it.
+func (c ChallengeInfo) LocalAccountDomain() string { return c.NetBIOSComputer }
+
 // ParseChallenge decodes an NTLM CHALLENGE_MESSAGE (MS-NLMP 2.2.1.2) that
 // starts at msg[0]. It validates every offset and length against msg and
 // never panics; errors match ErrBadChallenge. It does not verify anything

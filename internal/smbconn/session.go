@@ -275,11 +275,11 @@ func (i *captureInitiator) AcceptSecContext(sc []byte) ([]byte, error) {
 	if refuse != nil {
 		return nil, refuse
 	}
-	if n, ok := i.Initiator.(*smb2.NTLMInitiator); ok && i.local && perr == nil && ci.NetBIOSComputer != "" {
+	if n, ok := i.Initiator.(*smb2.NTLMInitiator); ok && i.local && perr == nil && ci.LocalAccountDomain() != "" {
 		// go-smb2 fixes the domain when it builds the NEGOTIATE, which
 		// does not depend on it: build it again with the computer's name,
 		// so that the AUTHENTICATE (and its MIC) uses that domain.
-		n.Domain = ci.NetBIOSComputer
+		n.Domain = ci.LocalAccountDomain()
 		if _, err := n.InitSecContext(); err != nil {
 			return nil, err
 		}
