@@ -101,34 +101,45 @@ func TestKerberosBench(t *testing.T) {
 	seq := 0
 	// run connects to hs with auth, under a KDC capture, and checks that
 	// every host reached Running with auth and closed clean.
-	run := func(auth string, hs []string) (runResult, []time.Duration, kdcCount) {
+	run := func(auth string, hs []string) (runResult, []time.Duration, []time.Duration, kdcCount) {
 		t.Helper()
 		seq++
 		pcap := filepath.Join(capDir, fmt.Sprintf("%02d-%s-%d.pcap", seq, auth, len(hs)))
 		stop := startKDCCapture(ctx, t, dc, lab.Client.Addr.String(), pcap)
 		r := runConnectIn(ctx, t, lab.Client, dc.Admin.Password, append(append(base, "-auth", auth), hs...)...)
 		stop()
-		var took []time.Duration
+		var took, logon []time.Duration
 		for _, h := range hs {
 			checkRunningThenClosed(t, r, h, "scm")
 			run := runningEvent(t, r, h)
 			if got, _ := run.raw["auth"].(string); got != auth {
 				t.Fatalf("%s: Running with auth %q, want %q", h, got, auth)
 			}
-			t0, _ := time.Parse(time.RFC3339Nano, r.of(h)[0].Time)
+			evs := r.of(h)
+			t0, _ := time.Parse(time.RFC3339Nano, evs[0].Time)
 			t1, _ := time.Parse(time.RFC3339Nano, run.Time)
 			took = append(took, t1.Sub(t0))
+			// The authenticate step: from the first event to the
+			// first of the preflight.
+			for _, e := range evs {
+				if e.Step == "preflight" {
+					t2, _ := time.Parse(time.RFC3339Nano, e.Time)
+					logon = append(logon, t2.Sub(t0))
+					break
+				}
+			}
 		}
-		return r, took, countKDC(ctx, t, pcap, lab.Client.Addr.String())
+		return r, took, logon, countKDC(ctx, t, pcap, lab.Client.Addr.String())
 	}
 
 	// Warm-up: every member's samba-dcerpcd is spawned at its first RPC
 	// (about a second each); neither method should pay for it below.
-	_, warm, _ := run("ntlm", hosts)
+	_, warm, _, _ := run("ntlm", hosts)
 	t.Logf("BENCH warm-up (ntlm, %d hosts): %s", len(hosts), stats(warm))
 
 	type series struct {
 		took  []time.Duration // every host of every run
+		logon []time.Duration // their authenticate steps
 		walls []time.Duration // connect processes
 	}
 	res := map[string]*series{}
@@ -142,12 +153,13 @@ func TestKerberosBench(t *testing.T) {
 		}
 		for _, hs := range [][]string{hosts[:1], hosts} {
 			for _, auth := range order {
-				r, took, kdc := run(auth, hs)
+				r, took, logon, kdc := run(auth, hs)
 				k := key(auth, len(hs))
 				if res[k] == nil {
 					res[k] = &series{}
 				}
 				res[k].took = append(res[k].took, took...)
+				res[k].logon = append(res[k].logon, logon...)
 				res[k].walls = append(res[k].walls, r.took)
 				own := kdcTraffic.FindStringSubmatch(r.stderr)
 				switch auth {
@@ -169,14 +181,14 @@ func TestKerberosBench(t *testing.T) {
 					if own[1] != "1" || kdc.asReqs != 2 || kdc.preauthRequired != 1 {
 						t.Fatalf("%d hosts: the KDC saw %+v, connect logged %s; want 1 AS exchange (2 AS-REQs, 1 PREAUTH_REQUIRED)", len(hs), kdc, own[0])
 					}
-					t.Logf("BENCH round %d kerberos %2d hosts: KDC (tshark) saw %d AS-REQ (%d answered PREAUTH_REQUIRED), %d TGS-REQ; connect: %s",
-						round+1, len(hs), kdc.asReqs, kdc.preauthRequired, kdc.tgsReqs, own[0])
+					t.Logf("BENCH round %d kerberos %2d hosts: KDC (tshark) saw %d AS-REQ (%d answered PREAUTH_REQUIRED), %d TGS-REQ; connect: %s; TGS exchanges %s",
+						round+1, len(hs), kdc.asReqs, kdc.preauthRequired, kdc.tgsReqs, own[0], tgsTimes(r.stderr))
 					if len(hs) == benchHosts {
 						bulkKDC = append(bulkKDC, kdc)
 						bulkLog = append(bulkLog, own[0])
 					}
 				}
-				t.Logf("BENCH round %d %-8s %2d hosts: wall %v, time to Running %s", round+1, auth, len(hs), r.took.Round(time.Millisecond), stats(took))
+				t.Logf("BENCH round %d %-8s %2d hosts: wall %v, time to Running %s; authenticate median %v", round+1, auth, len(hs), r.took.Round(time.Millisecond), stats(took), median(logon).Round(time.Millisecond))
 			}
 		}
 	}
@@ -184,8 +196,8 @@ func TestKerberosBench(t *testing.T) {
 	for _, n := range []int{1, benchHosts} {
 		k, nt := res[key("kerberos", n)], res[key("ntlm", n)]
 		km, nm := median(k.took), median(nt.took)
-		t.Logf("BENCH %2d host(s), %d rounds: kerberos time to Running %s, wall median %v", n, rounds, stats(k.took), median(k.walls).Round(time.Millisecond))
-		t.Logf("BENCH %2d host(s), %d rounds: ntlm     time to Running %s, wall median %v", n, rounds, stats(nt.took), median(nt.walls).Round(time.Millisecond))
+		t.Logf("BENCH %2d host(s), %d rounds: kerberos time to Running %s, wall median %v; authenticate %s", n, rounds, stats(k.took), median(k.walls).Round(time.Millisecond), stats(k.logon))
+		t.Logf("BENCH %2d host(s), %d rounds: ntlm     time to Running %s, wall median %v; authenticate %s", n, rounds, stats(nt.took), median(nt.walls).Round(time.Millisecond), stats(nt.logon))
 		t.Logf("BENCH %2d host(s): ratio kerberos/ntlm median time to Running %.2f, wall %.2f", n, float64(km)/float64(nm), float64(median(k.walls))/float64(median(nt.walls)))
 	}
 	for i, c := range bulkKDC {
@@ -196,6 +208,27 @@ func TestKerberosBench(t *testing.T) {
 
 // kdcTraffic matches connect's closing log line about its KDC traffic.
 var kdcTraffic = regexp.MustCompile(`kerberos KDC traffic" as_exchanges=(\d+) as_reqs=(\d+) tgs_reqs=(\d+)`)
+
+// tgsTook matches the cache's debug line of each TGS exchange.
+var tgsTook = regexp.MustCompile(`msg="krb service ticket" .* took=(\S+)`)
+
+// tgsTimes sums up the TGS exchanges that connect's debug log (-v)
+// reports: how many, their total and the longest.
+func tgsTimes(stderr string) string {
+	var ds []time.Duration
+	var sum time.Duration
+	for _, m := range tgsTook.FindAllStringSubmatch(stderr, -1) {
+		if d, err := time.ParseDuration(m[1]); err == nil {
+			ds = append(ds, d)
+			sum += d
+		}
+	}
+	if len(ds) == 0 {
+		return "not logged"
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return fmt.Sprintf("%d, total %v, longest %v", len(ds), sum.Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
+}
 
 // kdcCount is what a capture at the KDC saw from the client.
 type kdcCount struct {
