@@ -1,0 +1,110 @@
+package krb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oiweiwei/gokrb5.fork/v9/client"
+	"github.com/oiweiwei/gokrb5.fork/v9/iana/errorcode"
+	"github.com/oiweiwei/gokrb5.fork/v9/iana/etypeID"
+	"github.com/oiweiwei/gokrb5.fork/v9/iana/nametype"
+	"github.com/oiweiwei/gokrb5.fork/v9/messages"
+	"github.com/oiweiwei/gokrb5.fork/v9/types"
+)
+
+// TestTGSExchangesInParallel: the TGS exchanges of one credential for
+// different SPNs (the hosts of a bulk run) are at the KDC at the same
+// time, each diagnosed from its own answer; callers that need the same
+// SPN at once share one exchange. The fake KDC holds every TGS-REQ until
+// all the distinct ones have arrived (or 2 s passed) and then refuses it
+// as an unknown SPN. Exchanges run one after the other would each wait
+// the 2 s, and reach the KDC one at a time.
+func TestTGSExchangesInParallel(t *testing.T) {
+	const n, same = 4, 3
+	k := newFakeKDC(t, errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, 0, nil)
+	var (
+		mu             sync.Mutex
+		inflight, peak int
+	)
+	all := make(chan struct{})
+	k.mu.Lock()
+	k.hold = func() {
+		mu.Lock()
+		inflight++
+		peak = max(peak, inflight)
+		if inflight == n {
+			close(all)
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+		case <-time.After(2 * time.Second):
+		}
+		mu.Lock()
+		inflight--
+		mu.Unlock()
+	}
+	k.mu.Unlock()
+
+	ctx := context.Background()
+	c := NewCache(Config{KDC: k.ln.Addr().String(), Timeout: 5 * time.Second})
+	defer c.Close()
+	cred := Credential{User: "tech", Realm: "example.test", Password: "not-the-password-Zq9"}
+	// A TGT as if the AS exchange had been made: the fake KDC does not
+	// read it.
+	e, err := c.entry(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kdcs, err := c.Locate(ctx, "EXAMPLE.TEST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.conf, err = c.clientConfig(kdcs); err != nil {
+		t.Fatal(err)
+	}
+	e.kdcs, e.cl = kdcs, client.NewWithPassword("tech", "EXAMPLE.TEST", "", e.conf)
+	e.tgt = &ticket{
+		tkt: messages.Ticket{TktVNO: 5, Realm: "EXAMPLE.TEST", SName: types.NewPrincipalName(nametype.KRB_NT_SRV_INST, "krbtgt/EXAMPLE.TEST"),
+			EncPart: types.EncryptedData{EType: etypeID.AES256_CTS_HMAC_SHA1_96, Cipher: make([]byte, 64)}},
+		key: types.EncryptionKey{KeyType: etypeID.AES256_CTS_HMAC_SHA1_96, KeyValue: make([]byte, 32)},
+		end: time.Now().Add(time.Hour),
+	}
+
+	var spns []string
+	for i := range n {
+		spns = append(spns, fmt.Sprintf("cifs/pc%d.example.test", i))
+	}
+	for range same - 1 {
+		spns = append(spns, spns[0])
+	}
+	errs := make([]error, len(spns))
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for i, spn := range spns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = c.ServiceTicket(ctx, cred, spn)
+		}()
+	}
+	wg.Wait()
+	took := time.Since(t0)
+	for i, err := range errs {
+		var ke *Error
+		if !errors.Is(err, ErrSPNUnknown) || !errors.As(err, &ke) || ke.SPN != spns[i] {
+			t.Errorf("%s: %v, want ErrSPNUnknown for its own SPN", spns[i], err)
+		}
+	}
+	mu.Lock()
+	p := peak
+	mu.Unlock()
+	if got := k.count(tagTGSReq); p != n || got != n || c.Stats().TGSReqs != int64(n) {
+		t.Fatalf("%d TGS-REQs at the KDC at once, %d in all (counted %d), took %v; want all %d at once, one per SPN",
+			p, got, c.Stats().TGSReqs, took, n)
+	}
+}
