@@ -36,7 +36,7 @@ type fakeKDC struct {
 	hold func()
 }
 
-func newFakeKDC(t *testing.T, code int32, skew time.Duration, edata []byte) *fakeKDC {
+func newFakeKDC(t testing.TB, code int32, skew time.Duration, edata []byte) *fakeKDC {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
