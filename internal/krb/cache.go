@@ -59,7 +59,8 @@ type Config struct {
 // run of a thousand hosts makes one AS exchange, and one TGS exchange per
 // computer and service. The caller owns it (there is no global cache) and
 // closes it. It is safe for concurrent use: a credential's AS exchange
-// is made once while its other users wait for it; its TGS exchanges for
+// is made once while its other users wait for it (and take its result,
+// a KDC that did not answer included); its TGS exchanges for
 // different SPNs run in parallel, and callers that need the same SPN at
 // once share one exchange; different credentials never wait for each
 // other.
@@ -103,6 +104,12 @@ type entry struct {
 	// key. It is kept: the same wrong secret is not sent again (each try
 	// counts towards the account's lockout).
 	failed error
+	// asErr is the failure of the last AS exchange that the KDC did not
+	// judge (unreachable, clock skew), asEnd when it ended: callers that
+	// were already waiting for that exchange take its result instead of
+	// trying again one after the other. Later callers try again.
+	asErr error
+	asEnd time.Time
 }
 
 // tgsFlight is one TGS exchange under way: done is closed once t or err
@@ -201,9 +208,10 @@ func (c *Cache) TGT(ctx context.Context, cred Credential) error {
 	if err != nil {
 		return err
 	}
+	since := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return c.tgtLocked(ctx, e)
+	return c.tgtLocked(ctx, e, since)
 }
 
 // dialer returns a KDC dialer that counts into c and records into log,
@@ -212,12 +220,17 @@ func (c *Cache) dialer(log *exchangeLog, ctx func() context.Context) *kdcDialer 
 	return &kdcDialer{timeout: c.cfg.Timeout, ctx: ctx, dial: c.cfg.Dial, n: &c.n, log: log}
 }
 
-func (c *Cache) tgtLocked(ctx context.Context, e *entry) error {
+// tgtLocked is TGT with e.mu held, for a caller that began waiting for
+// it at since.
+func (c *Cache) tgtLocked(ctx context.Context, e *entry, since time.Time) error {
 	if e.failed != nil {
 		return e.failed
 	}
 	if e.tgt.valid(time.Now()) {
 		return nil
+	}
+	if e.asErr != nil && e.asEnd.After(since) {
+		return e.asErr
 	}
 	if e.cl == nil {
 		kdcs, err := c.Locate(ctx, e.cred.Realm)
@@ -277,9 +290,13 @@ func (c *Cache) tgtLocked(ctx context.Context, e *entry) error {
 	if err != nil {
 		d := c.diagnose(ctx, e, &e.log, "AS exchange", "", err)
 		var ke *Error
-		if errors.As(d, &ke) && ke.Kind != ErrKDCUnreachable && ke.Kind != ErrClockSkew {
+		switch {
+		case errors.As(d, &ke) && ke.Kind != ErrKDCUnreachable && ke.Kind != ErrClockSkew:
 			// The KDC judged the credential: do not send it again.
 			e.failed = d
+		case !errors.Is(d, context.Canceled) && !errors.Is(d, context.DeadlineExceeded):
+			// Not this caller's context: the others waiting share it.
+			e.asErr, e.asEnd = d, time.Now()
 		}
 		return d
 	}
@@ -330,6 +347,7 @@ func (c *Cache) serviceTicket(ctx context.Context, cred Credential, spn string) 
 		return nil, nil, err
 	}
 	key := strings.ToLower(spn)
+	since := time.Now()
 	for {
 		e.mu.Lock()
 		if e.svc == nil {
@@ -358,7 +376,7 @@ func (c *Cache) serviceTicket(ctx context.Context, cred Credential, spn string) 
 			return nil, nil, &Error{Op: "TGS exchange", Principal: e.cred.principal(), SPN: spn, Kind: ErrKDCUnreachable, Err: ctx.Err()}
 		}
 	}
-	if err := c.tgtLocked(ctx, e); err != nil {
+	if err := c.tgtLocked(ctx, e, since); err != nil {
 		e.mu.Unlock()
 		return nil, nil, err
 	}

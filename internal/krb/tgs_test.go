@@ -148,3 +148,46 @@ func BenchmarkTGSBulk(b *testing.B) {
 		wg.Wait()
 	}
 }
+
+// TestUnreachableKDCTriedOnce: hosts that wait for the same credential's
+// TGT while its AS exchange runs into a KDC that never answers all get
+// that exchange's "KDC unreachable" when it times out, instead of each
+// trying again in turn (a 16-host run would take 16 timeouts to fail). A
+// later call tries again: the KDC may be back.
+func TestUnreachableKDCTriedOnce(t *testing.T) {
+	const n = 4
+	k := newFakeKDC(t, errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, 0, nil)
+	silent := make(chan struct{})
+	t.Cleanup(func() { close(silent) })
+	k.mu.Lock()
+	k.hold = func() { <-silent } // never answers while the test runs
+	k.mu.Unlock()
+	c := NewCache(Config{KDC: k.ln.Addr().String(), Timeout: 3 * time.Second})
+	defer c.Close()
+	cred := Credential{User: "tech", Realm: "example.test", Password: "not-the-password-Zq9"}
+	ctx := context.Background()
+	errs := make([]error, n)
+	var started, done sync.WaitGroup
+	started.Add(n)
+	for i := range n {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			started.Done()
+			errs[i] = c.TGT(ctx, cred)
+		}()
+	}
+	started.Wait() // all are calling TGT well before the 3 s attempt ends
+	done.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, ErrKDCUnreachable) {
+			t.Errorf("caller %d: %v, want ErrKDCUnreachable", i, err)
+		}
+	}
+	if got := k.count(tagASReq); got != 1 {
+		t.Fatalf("the KDC got %d AS-REQs from %d waiting callers, want 1", got, n)
+	}
+	if err := c.TGT(ctx, cred); !errors.Is(err, ErrKDCUnreachable) || k.count(tagASReq) != 2 {
+		t.Fatalf("a later call: %v and %d AS-REQs in all, want a new try", err, k.count(tagASReq))
+	}
+}
