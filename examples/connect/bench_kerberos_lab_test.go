@@ -27,6 +27,7 @@ const benchHosts = 16
 // bench-kerberos), never under plain go test:
 //
 //	LANCONNECT_BENCH_ROUNDS  measured rounds (default 3)
+//	LANCONNECT_BENCH_LOGS    a directory to keep each run's stderr (connect -v) in
 //
 // The lab is a DC with NTLM allowed and 16 domain members, each running
 // winemu with its host/ keys (Kerberos) and the domain Administrator's
@@ -108,6 +109,11 @@ func TestKerberosBench(t *testing.T) {
 		stop := startKDCCapture(ctx, t, dc, lab.Client.Addr.String(), pcap)
 		r := runConnectIn(ctx, t, lab.Client, dc.Admin.Password, append(append(base, "-auth", auth), hs...)...)
 		stop()
+		if dir := os.Getenv("LANCONNECT_BENCH_LOGS"); dir != "" {
+			if err := os.WriteFile(filepath.Join(dir, strings.TrimSuffix(filepath.Base(pcap), ".pcap")+".log"), []byte(r.stderr), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
 		var took, logon []time.Duration
 		for _, h := range hs {
 			checkRunningThenClosed(t, r, h, "scm")
