@@ -8,6 +8,9 @@
 #
 #   BENCH_ROUNDS=3 scripts/bench-kerberos.sh
 #
+# LANCONNECT_BENCH_LOGS=DIR keeps each run's connect -v output (the TGT and
+# service-ticket timeline) in DIR.
+#
 # Needs root (lab namespaces) and tshark (scripts/setup.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."

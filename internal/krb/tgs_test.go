@@ -20,9 +20,10 @@ import (
 // different SPNs (the hosts of a bulk run) are at the KDC at the same
 // time, each diagnosed from its own answer; callers that need the same
 // SPN at once share one exchange. The fake KDC holds every TGS-REQ until
-// all the distinct ones have arrived (or 2 s passed) and then refuses it
-// as an unknown SPN. Exchanges run one after the other would each wait
-// the 2 s, and reach the KDC one at a time.
+// all the distinct ones have arrived and every caller has been started
+// (or 5 s passed), and then refuses it as an unknown SPN. Exchanges run
+// one after the other would each wait the 5 s, and reach the KDC one at
+// a time.
 func TestTGSExchangesInParallel(t *testing.T) {
 	const n, same = 4, 3
 	k := newFakeKDC(t, errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, 0, nil)
@@ -30,7 +31,7 @@ func TestTGSExchangesInParallel(t *testing.T) {
 		mu             sync.Mutex
 		inflight, peak int
 	)
-	all := make(chan struct{})
+	all, callers := make(chan struct{}), make(chan struct{})
 	k.mu.Lock()
 	k.hold = func() {
 		mu.Lock()
@@ -42,7 +43,8 @@ func TestTGSExchangesInParallel(t *testing.T) {
 		mu.Unlock()
 		select {
 		case <-all:
-		case <-time.After(2 * time.Second):
+			<-callers // and every caller has been started
+		case <-time.After(5 * time.Second):
 		}
 		mu.Lock()
 		inflight--
@@ -63,14 +65,18 @@ func TestTGSExchangesInParallel(t *testing.T) {
 	}
 	errs := make([]error, len(spns))
 	t0 := time.Now()
-	var wg sync.WaitGroup
+	var wg, started sync.WaitGroup
+	started.Add(len(spns))
 	for i, spn := range spns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			started.Done()
 			_, errs[i] = c.ServiceTicket(ctx, cred, spn)
 		}()
 	}
+	started.Wait()
+	close(callers)
 	wg.Wait()
 	took := time.Since(t0)
 	for i, err := range errs {
