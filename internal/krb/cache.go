@@ -401,12 +401,14 @@ func (c *Cache) serviceTicket(ctx context.Context, cred Credential, spn string) 
 
 // tgsExchange asks the KDC for a ticket for spn with tgt, on a connection
 // of its own: the library's client made here only sends (its dialer
-// records into this exchange's log and follows ctx), and holds no secret.
+// records into this exchange's log and follows ctx), holds no secret, and
+// is destroyed when the exchange is over.
 func (c *Cache) tgsExchange(ctx context.Context, e *entry, tgt *ticket, conf *config.Config, realm string, cname types.PrincipalName, spn string) (*ticket, error) {
 	var log exchangeLog
 	t0 := time.Now()
 	cl := client.NewWithPassword(cname.PrincipalNameString(), realm, "", conf,
 		client.DisablePAFXFAST(true), client.Dialer(c.dialer(&log, func() context.Context { return ctx })))
+	defer cl.Destroy() // the library keeps a copy of the ticket it got; ours is the one kept
 	princ := types.NewPrincipalName(nametype.KRB_NT_SRV_INST, spn)
 	req, err := messages.NewTGSReq(cname, realm, conf, tgt.tkt, tgt.key, princ, false)
 	if err != nil {
