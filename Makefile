@@ -50,10 +50,13 @@ bench-netbios:
 bench-smb:
 	@bash scripts/bench-smb.sh
 
-.PHONY: bench-copy bench-ldap
+.PHONY: bench-copy bench-ldap bench-kerberos
 ## bench-copy: deploy.Copy against smbclient put of 50 MiB to one lab target, and the time to prove admin (root).
 bench-copy:
 	@bash scripts/bench-copy.sh
+## bench-kerberos: connect -auth kerberos against -auth ntlm on the same 16 lab domain members (time to Running, ratio) and the AS-REQs the KDC received for the 16-host run, counted with tshark (goal: one AS exchange) (root).
+bench-kerberos:
+	@bash scripts/bench-kerberos.sh
 ## bench-ldap: the directory dump against ldapsearch -E pr=1000 on a 10,000-computer lab DC, also with a silent and an NXDOMAIN DNS server (root).
 bench-ldap:
 	@bash scripts/bench-ldap.sh

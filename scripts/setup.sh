@@ -11,6 +11,7 @@ STATICCHECK_VERSION=v0.8.2   # staticcheck 2026.2.2, the first with Go 1.26 supp
 PKGS=(samba samba-ad-dc samba-dsdb-modules samba-vfs-modules winbind smbclient
       ldb-tools krb5-user ldap-utils nbtscan python3-impacket iproute2 procps
       faketime    # libfaketime: the lab DC with a skewed clock (Kerberos skew diagnosis)
+      tshark      # dumpcap and tshark: make bench-kerberos counts the AS-REQs the lab KDC received
       chromium)   # Debian's Chromium drives the web console's browser test (chromedp)
 
 missing=()

@@ -107,6 +107,7 @@ func ldapSource() *source {
 				if err != nil {
 					return nil, err
 				}
+				cfg.own(k) // lanscan closes it when the run ends
 				d.Kerberos = k
 			}
 			if user == "" {

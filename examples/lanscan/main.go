@@ -74,6 +74,17 @@ func terminalOf(stderr bool) terminal { return terminal{stderr: stderr} }
 
 // runTerm is run with each stream's kind given.
 func runTerm(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, tty terminal) int {
+	return runOwning(ctx, args, stdin, stdout, stderr, tty, nil)
+}
+
+// runOwning is runTerm. lanscan owns what its sources open (the Kerberos
+// ticket cache of -ldap-bind kerberos) and closes it, last opened first,
+// when it returns, whatever the exit status: after the scan, after a
+// failed source, and after a flag error found once something was opened.
+// Discovery is cancelled first, so nothing uses what is closed. wrap, when
+// not nil, is given each opened resource and returns the one to close in
+// its place (tests count the Close calls with it).
+func runOwning(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, tty terminal, wrap func(io.Closer) io.Closer) int {
 	fs := flag.NewFlagSet("lanscan", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
@@ -123,7 +134,11 @@ func runTerm(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		json:    *jsonOut,
 		filter:  f,
 		stderr:  stderr,
+		wrap:    wrap,
 	}
+	defer cfg.closeOwned()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // before closeOwned: the discoverers stop first
 	if cfg.retries == 0 {
 		cfg.retries = -1 // the netbios package reads 0 as "default"
 	}

@@ -28,6 +28,31 @@ type config struct {
 	// directories are the directory sources built, for the closing
 	// summary (summaries).
 	directories []*countedDirectory
+
+	// owned is what the sources opened for the scan, closed by
+	// closeOwned; wrap, when set, stands in for each (see runOwning).
+	owned []io.Closer
+	wrap  func(io.Closer) io.Closer
+}
+
+// own makes c lanscan's to close when the run ends (closeOwned). A source
+// calls it as soon as it opened c, so that a later flag error closes it
+// too.
+func (cfg *config) own(c io.Closer) {
+	if cfg.wrap != nil {
+		c = cfg.wrap(c)
+	}
+	cfg.owned = append(cfg.owned, c)
+}
+
+// closeOwned closes what the sources opened, last opened first. Their
+// errors are not reported: a ticket cache's Close only forgets its keys
+// and tickets.
+func (cfg *config) closeOwned() {
+	for i := len(cfg.owned) - 1; i >= 0; i-- {
+		_ = cfg.owned[i].Close()
+	}
+	cfg.owned = nil
 }
 
 // source is one kind of discoverer lanscan can run. Adding a source is

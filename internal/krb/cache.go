@@ -58,8 +58,12 @@ type Config struct {
 // credential, shared by every host and transport that uses it: a bulk
 // run of a thousand hosts makes one AS exchange, and one TGS exchange per
 // computer and service. The caller owns it (there is no global cache) and
-// closes it. It is safe for concurrent use; exchanges of one credential
-// are serialised, those of different credentials run in parallel.
+// closes it. It is safe for concurrent use: a credential's AS exchange
+// is made once while its other users wait for it (and take its result,
+// a KDC that did not answer included); its TGS exchanges for
+// different SPNs run in parallel, and callers that need the same SPN at
+// once share one exchange; different credentials never wait for each
+// other.
 //
 // It does not renew tickets in the background: an expired TGT is
 // replaced by a new AS exchange at the next use (or fails for a ccache
@@ -81,19 +85,39 @@ type Cache struct {
 
 // entry is the state of one credential.
 type entry struct {
-	mu   sync.Mutex // serialises the credential's exchanges
+	// mu guards the entry and is held during the AS exchange (every use
+	// needs the TGT), not during TGS exchanges: those run in parallel,
+	// one per SPN at a time (tgs).
+	mu   sync.Mutex
 	cred Credential // resolved
 	ctx  context.Context
-	log  exchangeLog
+	log  exchangeLog // of the AS exchange
 	kdcs KDCs
 	conf *config.Config
 	cl   *client.Client
 	tgt  *ticket
 	svc  map[string]*ticket
+	// tgs holds the TGS exchange under way for an SPN (lower case); a
+	// caller that needs the same ticket waits for it.
+	tgs map[string]*tgsFlight
 	// failed is the diagnosis of a failed AS exchange with a password or
 	// key. It is kept: the same wrong secret is not sent again (each try
 	// counts towards the account's lockout).
 	failed error
+	// asErr is the failure of the last AS exchange that the KDC did not
+	// judge (unreachable, clock skew), asEnd when it ended: callers that
+	// were already waiting for that exchange take its result instead of
+	// trying again one after the other. Later callers try again.
+	asErr error
+	asEnd time.Time
+}
+
+// tgsFlight is one TGS exchange under way: done is closed once t or err
+// is set.
+type tgsFlight struct {
+	done chan struct{}
+	t    *ticket
+	err  error
 }
 
 // ticket is a ticket with its session key and times.
@@ -168,7 +192,7 @@ func (c *Cache) entry(cred Credential) (*entry, error) {
 	}
 	e := c.entries[key]
 	if e == nil {
-		e = &entry{cred: cred.resolved(), svc: map[string]*ticket{}}
+		e = &entry{cred: cred.resolved(), svc: map[string]*ticket{}, tgs: map[string]*tgsFlight{}}
 		c.entries[key] = e
 	}
 	return e, nil
@@ -184,9 +208,10 @@ func (c *Cache) TGT(ctx context.Context, cred Credential) error {
 	if err != nil {
 		return err
 	}
+	since := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return c.tgtLocked(ctx, e)
+	return c.tgtLocked(ctx, e, since)
 }
 
 // dialer returns a KDC dialer that counts into c and records into log,
@@ -195,12 +220,17 @@ func (c *Cache) dialer(log *exchangeLog, ctx func() context.Context) *kdcDialer 
 	return &kdcDialer{timeout: c.cfg.Timeout, ctx: ctx, dial: c.cfg.Dial, n: &c.n, log: log}
 }
 
-func (c *Cache) tgtLocked(ctx context.Context, e *entry) error {
+// tgtLocked is TGT with e.mu held, for a caller that began waiting for
+// it at since.
+func (c *Cache) tgtLocked(ctx context.Context, e *entry, since time.Time) error {
 	if e.failed != nil {
 		return e.failed
 	}
 	if e.tgt.valid(time.Now()) {
 		return nil
+	}
+	if e.asErr != nil && e.asEnd.After(since) {
+		return e.asErr
 	}
 	if e.cl == nil {
 		kdcs, err := c.Locate(ctx, e.cred.Realm)
@@ -258,11 +288,15 @@ func (c *Cache) tgtLocked(ctx context.Context, e *entry) error {
 	}
 	rep, err := e.cl.ASExchange(e.cred.Realm, req, 0)
 	if err != nil {
-		d := c.diagnose(ctx, e, "AS exchange", "", err)
+		d := c.diagnose(ctx, e, &e.log, "AS exchange", "", err)
 		var ke *Error
-		if errors.As(d, &ke) && ke.Kind != ErrKDCUnreachable && ke.Kind != ErrClockSkew {
+		switch {
+		case errors.As(d, &ke) && ke.Kind != ErrKDCUnreachable && ke.Kind != ErrClockSkew:
 			// The KDC judged the credential: do not send it again.
 			e.failed = d
+		case !errors.Is(d, context.Canceled) && !errors.Is(d, context.DeadlineExceeded):
+			// Not this caller's context: the others waiting share it.
+			e.asErr, e.asEnd = d, time.Now()
 		}
 		return d
 	}
@@ -300,7 +334,10 @@ func ccacheTGT(cr Credential) (*ticket, error) {
 
 // serviceTicket returns a valid ticket for spn, from the cache or with
 // one TGS exchange (after an AS exchange if cred has no TGT yet), and the
-// entry it belongs to.
+// entry it belongs to. TGS exchanges for different SPNs run in parallel,
+// each on a connection and exchange log of its own, so that a bulk run's
+// hosts do not queue behind each other's KDC round trips; callers that
+// need the same SPN at once share one exchange and its result.
 func (c *Cache) serviceTicket(ctx context.Context, cred Credential, spn string) (*entry, *ticket, error) {
 	if spn == "" || !strings.Contains(spn, "/") {
 		return nil, nil, fmt.Errorf("%w: SPN %q", ErrBadInput, spn)
@@ -309,28 +346,82 @@ func (c *Cache) serviceTicket(ctx context.Context, cred Credential, spn string) 
 	if err != nil {
 		return nil, nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	key := strings.ToLower(spn)
-	if t := e.svc[key]; t.valid(time.Now()) {
-		return e, t, nil
+	since := time.Now()
+	for {
+		e.mu.Lock()
+		if e.svc == nil {
+			e.mu.Unlock()
+			return nil, nil, ErrClosed
+		}
+		if t := e.svc[key]; t.valid(time.Now()) {
+			e.mu.Unlock()
+			return e, t, nil
+		}
+		f := e.tgs[key]
+		if f == nil {
+			break // with e.mu held
+		}
+		e.mu.Unlock()
+		select {
+		case <-f.done:
+			ended := errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded)
+			if f.err != nil && !(ended && ctx.Err() == nil) {
+				return nil, nil, f.err
+			}
+			// The ticket is cached now (or the cache was closed), or
+			// the exchange ended with its caller's context, not ours:
+			// look again.
+		case <-ctx.Done():
+			return nil, nil, &Error{Op: "TGS exchange", Principal: e.cred.principal(), SPN: spn, Kind: ErrKDCUnreachable, Err: ctx.Err()}
+		}
 	}
-	if err := c.tgtLocked(ctx, e); err != nil {
+	if err := c.tgtLocked(ctx, e, since); err != nil {
+		e.mu.Unlock()
 		return nil, nil, err
 	}
-	e.ctx = ctx
-	e.log.reset()
+	f := &tgsFlight{done: make(chan struct{})}
+	e.tgs[key] = f
+	tgt, conf, realm, cname := e.tgt, e.conf, e.cred.Realm, e.cl.Credentials.CName()
+	e.mu.Unlock()
+
+	f.t, f.err = c.tgsExchange(ctx, e, tgt, conf, realm, cname, spn)
+	e.mu.Lock()
+	delete(e.tgs, key)
+	if f.err == nil && e.svc != nil {
+		e.svc[key] = f.t
+	}
+	e.mu.Unlock()
+	close(f.done)
+	if f.err != nil {
+		return nil, nil, f.err
+	}
+	return e, f.t, nil
+}
+
+// tgsExchange asks the KDC for a ticket for spn with tgt, on a connection
+// of its own: the library's client made here only sends (its dialer
+// records into this exchange's log and follows ctx), holds no secret, and
+// is destroyed when the exchange is over.
+func (c *Cache) tgsExchange(ctx context.Context, e *entry, tgt *ticket, conf *config.Config, realm string, cname types.PrincipalName, spn string) (*ticket, error) {
+	var log exchangeLog
 	t0 := time.Now()
+	cl := client.NewWithPassword(cname.PrincipalNameString(), realm, "", conf,
+		client.DisablePAFXFAST(true), client.Dialer(c.dialer(&log, func() context.Context { return ctx })))
+	defer cl.Destroy() // the library keeps a copy of the ticket it got; ours is the one kept
 	princ := types.NewPrincipalName(nametype.KRB_NT_SRV_INST, spn)
-	_, rep, err := e.cl.TGSREQGenerateAndExchange(princ, e.cred.Realm, e.tgt.tkt, e.tgt.key, false)
+	req, err := messages.NewTGSReq(cname, realm, conf, tgt.tkt, tgt.key, princ, false)
 	if err != nil {
-		return nil, nil, c.diagnose(ctx, e, "TGS exchange", spn, err)
+		return nil, &Error{Op: "TGS exchange", Principal: e.cred.principal(), SPN: spn, Kind: ErrBadInput, Err: err}
+	}
+	_, rep, err := cl.TGSExchange(req, realm, tgt.tkt, tgt.key, 0)
+	if err != nil {
+		return nil, c.diagnose(ctx, e, &log, "TGS exchange", spn, err)
 	}
 	p := rep.DecryptedEncPart
 	t := &ticket{tkt: rep.Ticket, key: p.Key, flags: p.Flags, auth: p.AuthTime, start: p.StartTime, end: p.EndTime, renew: p.RenewTill}
-	e.svc[key] = t
 	c.log.Debug("krb service ticket", "principal", e.cred.principal(), "spn", spn, "ends", p.EndTime, "took", time.Since(t0))
-	return e, t, nil
+	return t, nil
 }
 
 // ServiceTicket makes sure cred has a valid ticket for spn (see SPN),
@@ -347,8 +438,8 @@ func (c *Cache) ServiceTicket(ctx context.Context, cred Credential, spn string) 
 // diagnose turns a failed exchange into an *Error with its diagnosis,
 // from the KRB-ERROR that the KDC sent (recorded by the dialer) or from
 // the failure to reach any KDC.
-func (c *Cache) diagnose(ctx context.Context, e *entry, op, spn string, err error) error {
-	ke, kdc, answered, dialErr := e.log.snapshot()
+func (c *Cache) diagnose(ctx context.Context, e *entry, log *exchangeLog, op, spn string, err error) error {
+	ke, kdc, answered, dialErr := log.snapshot()
 	out := &Error{Op: op, Principal: e.cred.principal(), SPN: spn, KDC: kdc, Err: err}
 	if ctx.Err() != nil && ke == nil {
 		out.Kind, out.Err = ErrKDCUnreachable, ctx.Err()

@@ -15,7 +15,9 @@
 //     AS or TGS exchange of its own. Each Initiator has its own security
 //     context and credential; go-msrpc's global credential and mechanism
 //     stores are never used, and KRB5CCNAME, KRB5_CONFIG and
-//     /etc/krb5.conf are never read implicitly.
+//     /etc/krb5.conf are never read implicitly. The TGS exchanges of a
+//     bulk run's hosts go to the KDC in parallel (one per SPN at a time),
+//     not one after the other.
 //   - Credentials: a password (AS exchange with pre-authentication), an NT
 //     hash (RC4-HMAC key), an AES key, a keytab, or a ccache (a TGT made
 //     elsewhere, for example by kinit; no AS exchange). A failed AS

@@ -31,9 +31,12 @@ type fakeKDC struct {
 
 	mu   sync.Mutex
 	reqs map[byte]int
+	// hold, when set, runs after a request is counted and before it is
+	// answered.
+	hold func()
 }
 
-func newFakeKDC(t *testing.T, code int32, skew time.Duration, edata []byte) *fakeKDC {
+func newFakeKDC(t testing.TB, code int32, skew time.Duration, edata []byte) *fakeKDC {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -68,7 +71,11 @@ func (k *fakeKDC) serve() {
 			}
 			k.mu.Lock()
 			k.reqs[body[0]]++
+			hold := k.hold
 			k.mu.Unlock()
+			if hold != nil {
+				hold()
+			}
 			ke := messages.NewKRBError(types.NewPrincipalName(nametype.KRB_NT_SRV_INST, "krbtgt/EXAMPLE.TEST"), "EXAMPLE.TEST", k.code, "fake")
 			now := time.Now().Add(k.skew).UTC()
 			ke.STime = now.Truncate(time.Second)
