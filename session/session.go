@@ -59,6 +59,9 @@ type Session struct {
 	workStop  context.CancelFunc
 	// clientClosed: Connect was called after Client.Close.
 	clientClosed bool
+	// checking: the session is Client.Check's, which launches nothing,
+	// so no check-in address is needed.
+	checking bool
 
 	mu     sync.Mutex
 	state  State
@@ -111,22 +114,11 @@ func (c *Client) Connect(ctx context.Context, host discovery.Host) *Session {
 //
 // After Client.Close, the session fails at once with ErrClientClosed.
 func (c *Client) ConnectWith(ctx context.Context, host discovery.Host, o ConnectOptions) *Session {
-	s := &Session{
-		c: c, opts: o, host: discovery.Clone(host), log: c.log, tmo: c.timeouts(),
-		begun: time.Now(), closeReq: make(chan struct{}), ready: make(chan struct{}), done: make(chan struct{}),
-		state: Connecting,
-	}
-	s.out = newOutbox(c.eventBound())
-	s.id = newID()
-	s.addrs = adauth.AddrsOf(host)
-	s.addr = hostAddr(host)
-	s.name = hostName(host)
-	s.log = c.log.With("session", s.id, "host", s.name)
+	s := c.newSession(host, "session")
+	s.opts = o
 	if o.Technician != "" {
 		s.log = s.log.With("technician", o.Technician)
 	}
-	s.res = Result{Session: s.id, Host: s.host, Addr: s.addr, State: Connecting, Started: s.begun}
-	s.target = deploy.Target{Session: s.id, Host: s.host, Addr: s.addr}
 	first := StepAuthenticate
 	if c.cfg.Authorize != nil {
 		first = StepAuthorize
@@ -137,6 +129,25 @@ func (c *Client) ConnectWith(ctx context.Context, host discovery.Host, o Connect
 	s.workStop = stop
 	s.clientClosed = !c.track(s)
 	go s.run(ctx, work)
+	return s
+}
+
+// newSession returns a session of c to host in Connecting, not yet
+// started; its log lines name it as kind ("session", "check").
+func (c *Client) newSession(host discovery.Host, kind string) *Session {
+	s := &Session{
+		c: c, host: discovery.Clone(host), log: c.log, tmo: c.timeouts(),
+		begun: time.Now(), closeReq: make(chan struct{}), ready: make(chan struct{}), done: make(chan struct{}),
+		state: Connecting,
+	}
+	s.out = newOutbox(c.eventBound())
+	s.id = newID()
+	s.addrs = adauth.AddrsOf(host)
+	s.addr = hostAddr(host)
+	s.name = hostName(host)
+	s.log = c.log.With(kind, s.id, "host", s.name)
+	s.res = Result{Session: s.id, Host: s.host, Addr: s.addr, State: Connecting, Started: s.begun}
+	s.target = deploy.Target{Session: s.id, Host: s.host, Addr: s.addr}
 	return s
 }
 
@@ -1006,7 +1017,7 @@ func (x *addrAuth) Authenticate(ctx context.Context, addr string, cr adauth.Cred
 // (Client.checkinAddrFor), or "" when the check-in is not used. Its
 // failure is the session's, at step.
 func (s *Session) checkinAddr(target netip.Addr, step Step) (string, error) {
-	if s.c.cfg.Readiness != nil || s.c.checkin == nil {
+	if s.checking || s.c.cfg.Readiness != nil || s.c.checkin == nil {
 		return "", nil
 	}
 	a, err := s.c.checkinAddrFor(target)
