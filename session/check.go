@@ -343,11 +343,11 @@ func (s *Session) checkLaunchers(ctx context.Context, r *CheckReport) {
 		t0 := time.Now()
 		lctx, cancel := withTimeout(ctx, s.tmo.Launch)
 		p, err := ch.Check(lctx, &s.target)
+		timedOut := errors.Is(lctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 		cancel()
 		o.took = time.Since(t0)
-		if err != nil && ctx.Err() == nil && lctx.Err() != nil && !errors.Is(err, deploy.ErrTimeout) {
-			err = &deploy.LaunchError{Launcher: l.Name(), Step: "check", Kind: deploy.ErrTimeout, Err: err}
-		}
+		// As Connect marks an attempt that ran out of time.
+		err = asTimeout(l.Name(), "launch", timedOut, err)
 		o.err = err
 		s.probed(r, p)
 		if l.Name() == "wmi" && p != nil {
@@ -390,7 +390,9 @@ func (s *Session) checkLaunchers(ctx context.Context, r *CheckReport) {
 			return
 		}
 		if !next {
-			r.Launch = CheckItem{Status: CheckFail, Value: "none", Diagnosis: a.Diagnosis}
+			// As Connect's Failed event explains it: after the attempt,
+			// with the launch history.
+			r.Launch = CheckItem{Status: CheckFail, Value: "none", Diagnosis: s.diagnose(StepLaunch, o.err)}
 			return
 		}
 	}

@@ -905,9 +905,7 @@ func (s *Session) launch(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if (fired.Load() || errors.Is(err, context.DeadlineExceeded)) && !errors.Is(err, deploy.ErrTimeout) {
-			err = &deploy.LaunchError{Launcher: l.Name(), Step: "launch", Kind: deploy.ErrTimeout, Err: err}
-		}
+		err = asTimeout(l.Name(), "launch", fired.Load(), err)
 		a := Attempt{Launcher: l.Name(), Err: err, Diagnosis: s.diagnose(StepLaunch, err), Took: time.Since(t0)}
 		s.log.Info("launcher failed", "launcher", l.Name(), "err", err)
 		s.attemptFailed(a)
@@ -961,6 +959,22 @@ func (s *Session) launch(ctx context.Context) error {
 	s.res.Applet = &hello
 	s.mu.Unlock()
 	return nil
+}
+
+// asTimeout marks a launcher's failure as deploy.ErrTimeout when its
+// deadline fired or a deadline ended it (a step of the launcher's own),
+// unless it says so already. The launcher's own diagnosis (a filtered
+// dynamic port, say) is kept.
+func asTimeout(launcher, step string, fired bool, err error) error {
+	if err == nil || !(fired || errors.Is(err, context.DeadlineExceeded)) || errors.Is(err, deploy.ErrTimeout) {
+		return err
+	}
+	le := &deploy.LaunchError{Launcher: launcher, Step: step, Kind: deploy.ErrTimeout, Err: err}
+	var inner *deploy.LaunchError
+	if errors.As(err, &inner) {
+		le.Diagnosis = inner.Diagnosis
+	}
+	return le
 }
 
 // currentAddr returns the address the session uses now.
