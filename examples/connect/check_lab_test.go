@@ -195,6 +195,19 @@ func TestLabCheck(t *testing.T) {
 	stdEmu := startWMIEmu(ctx, t, std, "")
 	faultEmu := startWMIEmu(ctx, t, wmiFault, "", "-fault", "filter-dynamic")
 	console := net.JoinHostPort(lab.HostAddr.String(), "0")
+	// The values a check reads when Remote Registry runs, seeded into the
+	// standard target's registry (Samba has no Control\Lsa of its own).
+	for _, args := range [][]string{
+		{"registry", "createkey", `HKLM\SYSTEM\CurrentControlSet\Control\Lsa`},
+		{"registry", "setvalue", `HKLM\SYSTEM\CurrentControlSet\Control\Lsa`, "LmCompatibilityLevel", "dword", "2"},
+		{"registry", "setvalue", `HKLM\SYSTEM\CurrentControlSet\Control\Lsa`, "forceguest", "dword", "0"},
+		{"registry", "createkey", `HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System`},
+		{"registry", "setvalue", `HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System`, "LocalAccountTokenFilterPolicy", "dword", "1"},
+	} {
+		if out, err := exec.CommandContext(ctx, "net", append([]string{"-s", std.SMBConf}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("net %v: %v\n%s", args, err, out)
+		}
+	}
 	snaps := map[*testlab.Target]snapshot{}
 	for _, tg := range lab.Targets {
 		if !tg.NoSMB {
@@ -221,9 +234,10 @@ func TestLabCheck(t *testing.T) {
 		wantItem(t, "credentials", c.Credentials, "ok", "valid", "")
 		wantItem(t, "admin", c.Admin, "ok", "administrator", "")
 		wantItem(t, "sharing_model", c.SharingModel, "ok", "classic", "")
-		// Samba's registry has no Control\Lsa: the level is not set.
-		wantItem(t, "ntlm_level", c.NTLMLevel, "unknown", "not set", "")
-		wantItem(t, "uac", c.UAC, "ok", "LocalAccountTokenFilterPolicy not set", "")
+		// Read through winreg, since Remote Registry runs: the seeded
+		// values.
+		wantItem(t, "ntlm_level", c.NTLMLevel, "warn", "2", "ntlm-level-low")
+		wantItem(t, "uac", c.UAC, "ok", "LocalAccountTokenFilterPolicy=1", "")
 		wantItem(t, "remote_registry", c.RemoteRegistry, "ok", "running", "")
 		wantItem(t, "wmi", c.WMI, "ok", "reachable", "")
 		if c.WMI.Port <= 0 || c.WMI.Port == 135 {
