@@ -29,6 +29,7 @@ type checkItem struct {
 // checkResult is one "check" NDJSON object.
 type checkResult struct {
 	Event          string    `json:"event"`
+	Auth           string    `json:"auth"`
 	Host           string    `json:"host"`
 	Method         string    `json:"method"`
 	Ready          bool      `json:"ready"`
@@ -56,7 +57,13 @@ var checkItems = []string{"tcp135", "tcp139", "tcp445", "smb", "credentials", "a
 // exit code and the host's check object.
 func checkHost(ctx context.Context, t *testing.T, user, password, host string, args ...string) (int, checkResult) {
 	t.Helper()
-	r := runConnect(ctx, t, password, append(append([]string{"-check", "-user", user}, args...), host)...)
+	return checkHostIn(ctx, t, nil, user, password, host, args...)
+}
+
+// checkHostIn is checkHost inside the namespace ns (nil: this one).
+func checkHostIn(ctx context.Context, t *testing.T, ns *testlab.Netns, user, password, host string, args ...string) (int, checkResult) {
+	t.Helper()
+	r := runConnectIn(ctx, t, ns, password, append(append([]string{"-check", "-user", user}, args...), host)...)
 	evs := r.of(host)
 	if len(r.events) != 1 || len(evs) != 1 || evs[0].Event != "check" {
 		t.Fatalf("want one check object for %s, got %d objects (exit %d)\n%s", host, len(r.events), r.code, r.stderr)
