@@ -147,8 +147,9 @@ type NamedCheckItem struct {
 // copy, launch or journal anything, does not call Config.Authorize, and
 // does not check a launcher that does not implement deploy.Checker (the
 // Launch item is then CheckUnknown when it would be tried). It needs a
-// Config with an Authenticator; without one every item is unknown. It
-// returns when done or when ctx ends; the report is never nil.
+// Config with an Authenticator; without one, or after Client.Close, every
+// item is unknown and Launch fails with the reason. It returns when done
+// or when ctx ends; the report is never nil.
 func (c *Client) Check(ctx context.Context, host discovery.Host) *CheckReport {
 	s := c.newSession(host, "check")
 	s.checking = true
@@ -173,6 +174,12 @@ func (s *Session) check(ctx context.Context) *CheckReport {
 		r.Diagnosis = d
 		r.Launch = CheckItem{Status: CheckFail, Value: "none", Diagnosis: d}
 		return r
+	}
+	s.c.mu.Lock()
+	closed := s.c.closed
+	s.c.mu.Unlock()
+	if closed {
+		return fail(s.explain(StepAuthenticate, s.closedErr(), nil))
 	}
 	if s.addr == "" {
 		return fail(s.explain(StepAuthenticate, &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Diagnosis: diag.Diagnosis{

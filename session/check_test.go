@@ -238,3 +238,13 @@ func TestLaunchTimeoutKeepsDiagnosis(t *testing.T) {
 		t.Errorf("connect: %+v\ncheck:   %+v", res.Diagnosis, r.Diagnosis)
 	}
 }
+
+// TestCheckAfterClose: a closed Client checks nothing.
+func TestCheckAfterClose(t *testing.T) {
+	h, ls, ra, _ := checkHarness(t, "admin", nil, nil, &deploy.Probe{}, &deploy.Probe{})
+	h.c.Close()
+	r := h.c.Check(context.Background(), host(0))
+	if r.Ready || r.Diagnosis.Code != diag.ClientClosed || ra.calls.Load() != 0 || ls[0].checks.Load() != 0 {
+		t.Fatalf("report %+v, %d logons", r, ra.calls.Load())
+	}
+}

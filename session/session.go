@@ -619,9 +619,7 @@ func within(ctx context.Context, f func(context.Context) error) error {
 func (s *Session) connect(ctx context.Context) error {
 	cfg := &s.c.cfg
 	if s.clientClosed {
-		return &Error{Name: s.name, Step: s.step, Kind: ErrClientClosed, Diagnosis: diag.Diagnosis{
-			Code: diag.ClientClosed, Summary: "The console's connection service was closed before this session started.",
-			Fix: "Connect again once the console is running."}}
+		return s.closedErr()
 	}
 	if cfg.Authorize != nil {
 		if err := cfg.Authorize(ctx, s.opts.Technician, discovery.Clone(s.host)); err != nil {
@@ -959,6 +957,13 @@ func (s *Session) launch(ctx context.Context) error {
 	s.res.Applet = &hello
 	s.mu.Unlock()
 	return nil
+}
+
+// closedErr is the failure of a session started after Client.Close.
+func (s *Session) closedErr() error {
+	return &Error{Name: s.name, Step: s.step, Kind: ErrClientClosed, Diagnosis: diag.Diagnosis{
+		Code: diag.ClientClosed, Summary: "The console's connection service was closed before this session started.",
+		Fix: "Connect again once the console is running."}}
 }
 
 // asTimeout marks a launcher's failure as deploy.ErrTimeout when its
