@@ -182,8 +182,7 @@ func (s *Session) check(ctx context.Context) *CheckReport {
 		return fail(s.explain(StepAuthenticate, s.closedErr(), nil))
 	}
 	if s.addr == "" {
-		return fail(s.explain(StepAuthenticate, &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Diagnosis: diag.Diagnosis{
-			Code: diag.NoAddress, Summary: "The host has no address or name to connect to.", Fix: "Wait until discovery has found its address."}}, nil))
+		return fail(s.explain(StepAuthenticate, s.noAddressErr(), nil))
 	}
 	if cfg.Authenticator == nil {
 		return fail(s.explain(StepAuthenticate, &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrBadConfig,

@@ -10,6 +10,7 @@ import (
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/diag"
+	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/session"
 )
 
@@ -246,5 +247,14 @@ func TestCheckAfterClose(t *testing.T) {
 	r := h.c.Check(context.Background(), host(0))
 	if r.Ready || r.Diagnosis.Code != diag.ClientClosed || ra.calls.Load() != 0 || ls[0].checks.Load() != 0 {
 		t.Fatalf("report %+v, %d logons", r, ra.calls.Load())
+	}
+}
+
+// TestCheckNoAddress: a host with no address or name is not probed.
+func TestCheckNoAddress(t *testing.T) {
+	h, _, ra, _ := checkHarness(t, "admin", nil, nil, &deploy.Probe{}, &deploy.Probe{})
+	r := h.c.Check(context.Background(), discovery.Host{})
+	if r.Ready || r.Diagnosis.Code != diag.NoAddress || ra.calls.Load() != 0 || r.TCP445.Status != session.CheckUnknown {
+		t.Fatalf("report %+v", r)
 	}
 }

@@ -630,8 +630,7 @@ func (s *Session) connect(ctx context.Context) error {
 		s.setStep(StepAuthenticate, "")
 	}
 	if s.addr == "" {
-		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Diagnosis: diag.Diagnosis{
-			Code: diag.NoAddress, Summary: "The host has no address or name to connect to.", Fix: "Wait until discovery has found its address."}}
+		return s.noAddressErr()
 	}
 	if cfg.Authenticator == nil || cfg.Deployer == nil {
 		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrBadConfig, Err: errors.New("Config.Authenticator and Config.Deployer are required")}
@@ -957,6 +956,13 @@ func (s *Session) launch(ctx context.Context) error {
 	s.res.Applet = &hello
 	s.mu.Unlock()
 	return nil
+}
+
+// noAddressErr is the failure of a session to a host with no address
+// and no name.
+func (s *Session) noAddressErr() error {
+	return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Diagnosis: diag.Diagnosis{
+		Code: diag.NoAddress, Summary: "The host has no address or name to connect to.", Fix: "Wait until discovery has found its address."}}
 }
 
 // closedErr is the failure of a session started after Client.Close.
