@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -493,7 +494,8 @@ func probePort(ctx context.Context, addr string, port int) CheckItem {
 		return CheckItem{Status: CheckFail, Value: "refused"}
 	case ctx.Err() != nil:
 		return unknown("canceled")
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT):
+	case errors.Is(dctx.Err(), context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT):
+		// No answer within the timeout: a firewall that drops.
 		return CheckItem{Status: CheckFail, Value: "filtered"}
 	case errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH):
 		return CheckItem{Status: CheckFail, Value: "unreachable"}
