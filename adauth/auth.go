@@ -13,6 +13,7 @@ import (
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	svcctl "github.com/oiweiwei/go-msrpc/msrpc/scmr/svcctl/v2"
+	smb2 "github.com/oiweiwei/go-smb2.fork"
 
 	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/krb"
@@ -155,6 +156,27 @@ func ExpectedName(ctx context.Context) string {
 	return s
 }
 
+type readOnlyKey struct{}
+
+// WithReadOnly returns a context that asks an Authenticator to prove
+// administrator rights without writing anything on the computer (a check,
+// session.Client.Check): SMBAuthenticator then proves write access to
+// ADMIN$ by opening the share's root directory for FILE_ADD_FILE and
+// closing it, instead of creating and deleting a probe file, and still
+// opens the Service Control Manager with SC_MANAGER_CREATE_SERVICE
+// (creating nothing). It does not change what counts as administrator.
+// An Authenticator of a vendor that cannot prove rights without writing
+// must fail rather than write when ReadOnly(ctx) is true.
+func WithReadOnly(ctx context.Context) context.Context {
+	return context.WithValue(ctx, readOnlyKey{}, true)
+}
+
+// ReadOnly reports whether ctx carries WithReadOnly.
+func ReadOnly(ctx context.Context) bool {
+	v, _ := ctx.Value(readOnlyKey{}).(bool)
+	return v
+}
+
 func (a *SMBAuthenticator) logger() *slog.Logger {
 	if a == nil || a.Logger == nil {
 		return slog.New(slog.DiscardHandler)
@@ -248,10 +270,18 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 		if errors.As(err, &se) {
 			info = se.Info
 		}
+		var ae *AuthError
 		if len(errs) > 1 {
-			return nil, classifyFallback(host, account, isLocalAccount(creds, info), errs)
+			ae = classifyFallback(host, account, isLocalAccount(creds, info), errs)
+		} else {
+			ae = classifySetup(host, account, isLocalAccount(creds, info), err)
 		}
-		return nil, classifySetup(host, account, isLocalAccount(creds, info), err)
+		if info.Dialect != 0 {
+			f := factsFrom(info, isLocalAccount(creds, info))
+			f.Auth = method
+			ae.Facts = &f
+		}
+		return nil, ae
 	}
 	info := sess.Info()
 	g := &Grant{
@@ -268,6 +298,9 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 	g.Facts.EncryptionMissing = a.Encryption == EncryptPreferred && !info.Encrypted
 	fail := func(ae *AuthError) (*Grant, error) {
 		_ = sess.Close()
+		f := g.Facts
+		f.Checks = append([]CheckResult(nil), f.Checks...)
+		ae.Facts = &f
 		return nil, ae
 	}
 	logonTook := time.Since(start)
@@ -291,7 +324,11 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 		g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckAdminShareWrite, Passed: false, Took: time.Since(t0), Detail: string(ae.Diagnosis.Code)})
 		return fail(ae)
 	}
-	g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckAdminShareWrite, Passed: true, Took: time.Since(t0)})
+	detail := ""
+	if ReadOnly(ctx) {
+		detail = "read-only: ADMIN$ opened for FILE_ADD_FILE, nothing created"
+	}
+	g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckAdminShareWrite, Passed: true, Took: time.Since(t0), Detail: detail})
 
 	// Check 2: the SCM grants create-service.
 	t0 = time.Now()
@@ -383,6 +420,9 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 		defer cancel()
 		_ = share.WithContext(uctx).Umount()
 	}()
+	if ReadOnly(ctx) {
+		return a.checkAdminShareReadOnly(ctx, g, sh, ae)
+	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	probe := "lanconnect-probe-" + hex.EncodeToString(rnd[:]) + ".tmp"
@@ -408,6 +448,25 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 	}
 	if rerr != nil && errors.Is(rerr, os.ErrPermission) {
 		return ae(ErrNotAdmin, diag.Diagnosis{Code: diag.AdminShareWriteDenied, Summary: account + " can create but not delete files in ADMIN$.", Fix: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, rerr)
+	}
+	return nil
+}
+
+// checkAdminShareReadOnly proves write access to ADMIN$ without creating
+// anything: it opens the share's root directory with GENERIC_WRITE (which
+// includes FILE_ADD_FILE, the right to create a file in it; no create
+// disposition, so nothing is created) and closes it at once.
+func (a *SMBAuthenticator) checkAdminShareReadOnly(ctx context.Context, g *Grant, sh *smb2.Share, ae func(error, diag.Diagnosis, error) *AuthError) *AuthError {
+	account := g.Credentials.Account()
+	f, err := sh.OpenFile(".", os.O_WRONLY, 0o755)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, smbconn.StatusAccessDenied) {
+			return ae(ErrNotAdmin, diag.Diagnosis{Code: diag.AdminShareWriteDenied, Summary: account + " can open ADMIN$ but not write to it, so it is not an administrator.", Fix: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
+		}
+		return connErr(g.Addr, account, StepAdminShare, err)
+	}
+	if err := f.Close(); err != nil && ctx.Err() != nil {
+		return connErr(g.Addr, account, StepAdminShare, err)
 	}
 	return nil
 }

@@ -85,6 +85,11 @@ type AuthError struct {
 	// ShouldPrompt returns. See ShouldPrompt for the rule.
 	Retryable bool
 	Err       error
+	// Facts are what the computer negotiated before the failure (dialect,
+	// transport, signing, encryption, identity) when the SMB negotiation
+	// completed; nil when it did not. Checks says which admin check
+	// failed. It holds no secret.
+	Facts *Facts
 }
 
 func (e *AuthError) Error() string {

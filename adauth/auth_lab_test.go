@@ -51,6 +51,54 @@ func TestAuthenticateLab(t *testing.T) {
 	defer cancel()
 	var a SMBAuthenticator
 
+	// WithReadOnly proves administrator rights without writing: the
+	// target's shares and registry are byte for byte as before, where
+	// the ordinary probe file changes ADMIN$ (its directory's
+	// modification time) even though it is deleted at once.
+	t.Run("read-only admin proof", func(t *testing.T) {
+		admin := labCreds(t, std.Admin, false)
+		warm, err := a.Authenticate(ctx, std.Addr.String(), admin) // Samba's first svcctl start writes its registry
+		if err != nil {
+			t.Fatal(err)
+		}
+		warm.Close()
+		before, err := std.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := a.Authenticate(WithReadOnly(ctx), std.Addr.String(), admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checks := g.Facts.Checks
+		g.Close()
+		if len(checks) != 2 || checks[0].Name != CheckAdminShareWrite || !checks[0].Passed || !strings.HasPrefix(checks[0].Detail, "read-only") || checks[1].Name != CheckSCMCreate || !checks[1].Passed {
+			t.Fatalf("checks %+v", checks)
+		}
+		after, err := std.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := testlab.Diff(before, after); d != "" {
+			t.Fatalf("the read-only proof changed the target:\n%s", d)
+		}
+		// The snapshot sees what the ordinary proof does.
+		g, err = a.Authenticate(ctx, std.Addr.String(), admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Close()
+		if probe, _ := std.Snapshot(ctx); testlab.Diff(after, probe) == "" {
+			t.Fatal("the snapshot does not see the probe file's create and delete")
+		}
+		// A plain user is refused, with what SMB negotiated kept.
+		_, err = a.Authenticate(WithReadOnly(ctx), std.Addr.String(), labCreds(t, std.User, false))
+		var ae *AuthError
+		if !errors.As(err, &ae) || !errors.Is(err, ErrNotAdmin) || ae.Facts == nil || ae.Facts.Dialect != "3.1.1" || ae.Facts.Transport != TransportTCP445 {
+			t.Fatalf("user: %v (facts %+v)", err, ae)
+		}
+	})
+
 	t.Run("dialects and downgrade", func(t *testing.T) {
 		for _, c := range []struct {
 			v                    testlab.Variant

@@ -26,6 +26,9 @@
 //     path;
 //   - Launcher (Name, Launch on a *Target), Preflighter with its Preflight
 //     findings, Deployer and FileDeployer;
+//   - Checker: a launcher that can tell without launching or changing
+//     anything whether it would work (session.Client.Check), with the
+//     Probe of what it learned;
 //   - Undoer: a step that records artifacts of its own kinds in
 //     Target.Journal returns their undo functions from Undoers(grant). The
 //     session undoes its journal with FileUndoers and the Undoers of every

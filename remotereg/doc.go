@@ -84,7 +84,12 @@
 // architecture and SystemRoot, and the Lsa and UAC settings that the
 // session's diagnoses need, into a deploy.Preflight; missing keys are
 // reported in Unknown, not as errors. It sets RemoteRegistryOff when
-// Remote Registry cannot be reached.
+// Remote Registry cannot be reached. Preflight starts a stopped Remote
+// Registry (journaled); Check (deploy.Checker) does not: it queries the
+// service's state through the SCM, opens the SCM with create-service
+// access and closes it, and reads the same values with KEY_READ only when
+// Remote Registry already runs, since opening \pipe\winreg starts a stopped
+// one on Windows.
 //
 // It does not copy files and does not decide between launchers: package
 // session does.

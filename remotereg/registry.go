@@ -23,6 +23,7 @@ const (
 	keyEnumerateSubKey = 0x0008
 	accessDeleteKey    = 0x00010000
 	maximumAllowed     = 0x02000000
+	keyRead            = 0x00020019 // KEY_READ: query, enumerate, notify, read control
 
 	regSZ       = 1
 	regExpandSZ = 2
@@ -174,7 +175,13 @@ func encodeUTF16Z(s string) []byte { return winenc.EncodeUTF16LE(s + "\x00") }
 
 // readPreflight reads the Preflight values over cli.
 func readPreflight(ctx context.Context, cli winreg.WinregClient) (*deploy.Preflight, error) {
-	hklm, err := openHKLM(ctx, cli, maximumAllowed)
+	return readValues(ctx, cli, maximumAllowed)
+}
+
+// readValues is readPreflight with HKLM opened for access (a check asks
+// for keyRead only).
+func readValues(ctx context.Context, cli winreg.WinregClient, access uint32) (*deploy.Preflight, error) {
+	hklm, err := openHKLM(ctx, cli, access)
 	if err != nil {
 		return nil, fmt.Errorf("open HKLM: %w", err)
 	}

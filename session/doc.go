@@ -19,6 +19,15 @@
 // session is cleaned up before it reports Failed. Client.ConnectAll
 // connects to many hosts with bounded concurrency.
 //
+// Client.Check answers "why can't I connect to this host?" without
+// changing anything on it: it resolves and authenticates as Connect does
+// (with adauth.WithReadOnly: administrator proved without writing), probes
+// TCP 135, 139 and 445, and asks every launcher that implements
+// deploy.Checker whether it would work; the CheckReport has one item per
+// thing a Connect needs, each failing item with the diagnosis a Connect
+// gives for the same cause, and Ready. It runs no preflight, copies,
+// launches and journals nothing.
+//
 // Names are claims. A host given by name only is resolved with
 // Config.Resolver (standard's asks DNS first, NetBIOS only when DNS has no
 // answer); when more than one address answers, the session fails with

@@ -59,6 +59,9 @@ type Session struct {
 	workStop  context.CancelFunc
 	// clientClosed: Connect was called after Client.Close.
 	clientClosed bool
+	// checking: the session is Client.Check's, which launches nothing,
+	// so no check-in address is needed.
+	checking bool
 
 	mu     sync.Mutex
 	state  State
@@ -111,22 +114,11 @@ func (c *Client) Connect(ctx context.Context, host discovery.Host) *Session {
 //
 // After Client.Close, the session fails at once with ErrClientClosed.
 func (c *Client) ConnectWith(ctx context.Context, host discovery.Host, o ConnectOptions) *Session {
-	s := &Session{
-		c: c, opts: o, host: discovery.Clone(host), log: c.log, tmo: c.timeouts(),
-		begun: time.Now(), closeReq: make(chan struct{}), ready: make(chan struct{}), done: make(chan struct{}),
-		state: Connecting,
-	}
-	s.out = newOutbox(c.eventBound())
-	s.id = newID()
-	s.addrs = adauth.AddrsOf(host)
-	s.addr = hostAddr(host)
-	s.name = hostName(host)
-	s.log = c.log.With("session", s.id, "host", s.name)
+	s := c.newSession(host, "session")
+	s.opts = o
 	if o.Technician != "" {
 		s.log = s.log.With("technician", o.Technician)
 	}
-	s.res = Result{Session: s.id, Host: s.host, Addr: s.addr, State: Connecting, Started: s.begun}
-	s.target = deploy.Target{Session: s.id, Host: s.host, Addr: s.addr}
 	first := StepAuthenticate
 	if c.cfg.Authorize != nil {
 		first = StepAuthorize
@@ -137,6 +129,25 @@ func (c *Client) ConnectWith(ctx context.Context, host discovery.Host, o Connect
 	s.workStop = stop
 	s.clientClosed = !c.track(s)
 	go s.run(ctx, work)
+	return s
+}
+
+// newSession returns a session of c to host in Connecting, not yet
+// started; its log lines name it as kind ("session", "check").
+func (c *Client) newSession(host discovery.Host, kind string) *Session {
+	s := &Session{
+		c: c, host: discovery.Clone(host), log: c.log, tmo: c.timeouts(),
+		begun: time.Now(), closeReq: make(chan struct{}), ready: make(chan struct{}), done: make(chan struct{}),
+		state: Connecting,
+	}
+	s.out = newOutbox(c.eventBound())
+	s.id = newID()
+	s.addrs = adauth.AddrsOf(host)
+	s.addr = hostAddr(host)
+	s.name = hostName(host)
+	s.log = c.log.With(kind, s.id, "host", s.name)
+	s.res = Result{Session: s.id, Host: s.host, Addr: s.addr, State: Connecting, Started: s.begun}
+	s.target = deploy.Target{Session: s.id, Host: s.host, Addr: s.addr}
 	return s
 }
 
@@ -608,9 +619,7 @@ func within(ctx context.Context, f func(context.Context) error) error {
 func (s *Session) connect(ctx context.Context) error {
 	cfg := &s.c.cfg
 	if s.clientClosed {
-		return &Error{Name: s.name, Step: s.step, Kind: ErrClientClosed, Diagnosis: diag.Diagnosis{
-			Code: diag.ClientClosed, Summary: "The console's connection service was closed before this session started.",
-			Fix: "Connect again once the console is running."}}
+		return s.closedErr()
 	}
 	if cfg.Authorize != nil {
 		if err := cfg.Authorize(ctx, s.opts.Technician, discovery.Clone(s.host)); err != nil {
@@ -621,8 +630,7 @@ func (s *Session) connect(ctx context.Context) error {
 		s.setStep(StepAuthenticate, "")
 	}
 	if s.addr == "" {
-		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Diagnosis: diag.Diagnosis{
-			Code: diag.NoAddress, Summary: "The host has no address or name to connect to.", Fix: "Wait until discovery has found its address."}}
+		return s.noAddressErr()
 	}
 	if cfg.Authenticator == nil || cfg.Deployer == nil {
 		return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrBadConfig, Err: errors.New("Config.Authenticator and Config.Deployer are required")}
@@ -894,9 +902,7 @@ func (s *Session) launch(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if (fired.Load() || errors.Is(err, context.DeadlineExceeded)) && !errors.Is(err, deploy.ErrTimeout) {
-			err = &deploy.LaunchError{Launcher: l.Name(), Step: "launch", Kind: deploy.ErrTimeout, Err: err}
-		}
+		err = asTimeout(l.Name(), "launch", fired.Load(), err)
 		a := Attempt{Launcher: l.Name(), Err: err, Diagnosis: s.diagnose(StepLaunch, err), Took: time.Since(t0)}
 		s.log.Info("launcher failed", "launcher", l.Name(), "err", err)
 		s.attemptFailed(a)
@@ -950,6 +956,36 @@ func (s *Session) launch(ctx context.Context) error {
 	s.res.Applet = &hello
 	s.mu.Unlock()
 	return nil
+}
+
+// noAddressErr is the failure of a session to a host with no address
+// and no name.
+func (s *Session) noAddressErr() error {
+	return &Error{Name: s.name, Step: StepAuthenticate, Kind: ErrNoAddress, Diagnosis: diag.Diagnosis{
+		Code: diag.NoAddress, Summary: "The host has no address or name to connect to.", Fix: "Wait until discovery has found its address."}}
+}
+
+// closedErr is the failure of a session started after Client.Close.
+func (s *Session) closedErr() error {
+	return &Error{Name: s.name, Step: s.step, Kind: ErrClientClosed, Diagnosis: diag.Diagnosis{
+		Code: diag.ClientClosed, Summary: "The console's connection service was closed before this session started.",
+		Fix: "Connect again once the console is running."}}
+}
+
+// asTimeout marks a launcher's failure as deploy.ErrTimeout when its
+// deadline fired or a deadline ended it (a step of the launcher's own),
+// unless it says so already. The launcher's own diagnosis (a filtered
+// dynamic port, say) is kept.
+func asTimeout(launcher, step string, fired bool, err error) error {
+	if err == nil || !(fired || errors.Is(err, context.DeadlineExceeded)) || errors.Is(err, deploy.ErrTimeout) {
+		return err
+	}
+	le := &deploy.LaunchError{Launcher: launcher, Step: step, Kind: deploy.ErrTimeout, Err: err}
+	var inner *deploy.LaunchError
+	if errors.As(err, &inner) {
+		le.Diagnosis = inner.Diagnosis
+	}
+	return le
 }
 
 // currentAddr returns the address the session uses now.
@@ -1006,7 +1042,7 @@ func (x *addrAuth) Authenticate(ctx context.Context, addr string, cr adauth.Cred
 // (Client.checkinAddrFor), or "" when the check-in is not used. Its
 // failure is the session's, at step.
 func (s *Session) checkinAddr(target netip.Addr, step Step) (string, error) {
-	if s.c.cfg.Readiness != nil || s.c.checkin == nil {
+	if s.checking || s.c.cfg.Readiness != nil || s.c.checkin == nil {
 		return "", nil
 	}
 	a, err := s.c.checkinAddrFor(target)

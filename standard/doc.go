@@ -20,6 +20,10 @@
 //   - launch: remotereg's Service Control Manager launcher ("scm"), then
 //     wmi's Win32_Process.Create ("wmi"), or only one of them (Method),
 //     followed by the vendor's own (Options.Launchers);
+//   - checks: both launchers implement deploy.Checker, so
+//     session.Client.Check on a Config that Apply filled reports Remote
+//     Registry, the registry values and WMI without changing the target
+//     (a vendor launcher that does not implement it is reported unknown);
 //   - cleanup: the session keeps a deploy.Journal per session (in memory,
 //     or persisted in Config.JournalDir) and undoes it with the undo
 //     functions of files and of every launcher that implements

@@ -13,6 +13,8 @@
 // asks WMI whether the ProcessId still exists. Launcher.Preflight
 // (deploy.Preflighter) reads Caption, Version, BuildNumber and
 // OSArchitecture from Win32_OperatingSystem into a deploy.Preflight.
+// Launcher.Check (deploy.Checker) opens a session as Launch does, up to the
+// login on the dynamic port, and releases it, calling no method.
 //
 // # Sequence
 //

@@ -13,8 +13,11 @@
 // host, state, step, time, method, error and diagnosis). When credentials
 // are refused and standard input is a terminal, it prompts for others.
 // It exits 0 only when every host reached Running and was closed cleanly
-// (unless -keep). docs/connect.md describes the flags and the NDJSON
-// events in full.
+// (unless -keep). With -check it changes nothing on any host and reports,
+// per host, what a connect needs (ports, SMB, credentials, admin, sharing
+// model, NTLM level, UAC, Remote Registry, WMI, launch method) and whether
+// it is ready (session.Client.Check); it exits 0 when every host is ready.
+// docs/connect.md describes the flags and the NDJSON events in full.
 //
 // It is also the reference for embedding package session: package standard
 // wires the concrete pieces (the SMB authenticator, deploy.Copy, a

@@ -215,6 +215,25 @@ func TestLabKerberos(t *testing.T) {
 		}
 	})
 
+	// connect -check logs on as connect does under each -auth policy, and
+	// changes nothing on the member.
+	t.Run("check under -auth kerberos and ntlm", func(t *testing.T) {
+		mem := lab.Targets[1]
+		before := takeSnapshot(ctx, t, mem)
+		code, c := checkHostIn(ctx, t, lab.Client, user, dc.Admin.Password, mem.FQDN, "-auth", "kerberos", "-method", "scm")
+		if code != 0 || !c.Ready || c.Auth != "kerberos" || c.Launch.Value != "scm" {
+			t.Fatalf("-auth kerberos: exit %d, auth %q, launch %+v", code, c.Auth, c.Launch)
+		}
+		wantItem(t, "admin", c.Admin, "ok", "administrator", "")
+		wantItem(t, "ntlm_level", c.NTLMLevel, "unknown", "not used (kerberos)", "")
+		code, c = checkHostIn(ctx, t, lab.Client, user, dc.Admin.Password, mem.FQDN, "-auth", "ntlm", "-method", "scm")
+		if code != 1 || c.Ready {
+			t.Fatalf("-auth ntlm: exit %d, ready %v", code, c.Ready)
+		}
+		wantItem(t, "ntlm_level", c.NTLMLevel, "fail", "refused", "ntlm-blocked")
+		before.unchanged(ctx, t)
+	})
+
 	t.Run("auto by address: NTLM, blocked, advice to use Kerberos", func(t *testing.T) {
 		addr := lab.Targets[0].Addr.String()
 		r := runConnectIn(ctx, t, lab.Client, dc.Admin.Password, append(base, addr)...)

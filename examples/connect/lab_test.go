@@ -82,13 +82,14 @@ func startWinemu(ctx context.Context, t *testing.T, tgt *testlab.Target, passwor
 }
 
 // startWMIEmu runs winemu with DCOM/WMI (its wmiemu test helper) in tgt's
-// namespace, with ADMIN$ as its Windows directory.
-func startWMIEmu(ctx context.Context, t *testing.T, tgt *testlab.Target, serverFault string) *emu {
+// namespace, with ADMIN$ as its Windows directory; extra are more wmiemu
+// flags (for example "-fault", "filter-dynamic").
+func startWMIEmu(ctx context.Context, t *testing.T, tgt *testlab.Target, serverFault string, extra ...string) *emu {
 	t.Helper()
 	bin := buildBin(t, "wmiemu", "github.com/lanconnect/lanconnect/internal/winemu/testdata/wmiemu")
 	t.Setenv("WINEMU_PASSWORD", tgt.Admin.Password)
-	p, err := tgt.Start(ctx, bin, "-listen", tgt.Addr.String(), "-root", tgt.AdminDir, "-user", tgt.Admin.User,
-		"-name", tgt.NetBIOSName, "-workgroup", tgt.Workgroup, "-os-caption", "Microsoft Windows 11 Pro", "-os-version", "10.0.26100", "-os-build", "26100", "-server-fault", serverFault)
+	p, err := tgt.Start(ctx, bin, append([]string{"-listen", tgt.Addr.String(), "-root", tgt.AdminDir, "-user", tgt.Admin.User,
+		"-name", tgt.NetBIOSName, "-workgroup", tgt.Workgroup, "-os-caption", "Microsoft Windows 11 Pro", "-os-version", "10.0.26100", "-os-build", "26100", "-server-fault", serverFault}, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,6 +51,14 @@ directory (binding as -user), and retries as the host's own local account
 (.\account, over NTLM: NTLM must be allowed for local accounts). Hosts must be
 given by name: the password goes only to the computer that answers under it.
 
+With -check, connect changes nothing on any host: for each HOST it reports
+TCP 135, 139 and 445, the SMB dialect, signing and encryption, whether the
+credentials are valid and administrator (proved without writing), the sharing
+model, the NTLM level, UAC remote restrictions, the Remote Registry state (it
+is never started), WMI reachability and the launch method a connect would
+use, each failing item with its diagnosis. Exit status 0 when every host is
+ready, 1 otherwise.
+
 Exit status: 0 when every host reached Running (and was closed cleanly,
 unless -keep), 1 otherwise, 2 for bad usage.
 
@@ -111,6 +119,7 @@ type options struct {
 	kdc           string
 	ccache        string
 	keytab        string
+	check         bool
 }
 
 // appletFlag collects -applet [OS/ARCH=]FILE: the applet's variants per
@@ -198,6 +207,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.StringVar(&o.kdc, "kdc", "", "Kerberos KDC `address` (host or host:port; default: DNS SRV _kerberos._tcp.REALM)")
 	fs.StringVar(&o.ccache, "ccache", "", "Kerberos credentials cache `FILE` (from kinit) to log on with instead of a password; the account defaults to its principal")
 	fs.StringVar(&o.keytab, "keytab", "", "Kerberos keytab `FILE` with the account's keys, instead of a password (needs -user)")
+	fs.BoolVar(&o.check, "check", false, "change nothing: report per HOST what a connect needs (ports, SMB, credentials, admin, sharing model, NTLM level, UAC, Remote Registry, WMI, launch method) and whether it is ready")
 	o.params = paramFlag{}
 	fs.Var(o.params, "param", "applet parameter `NAME=VALUE`, stored for the session under HKLM\\SOFTWARE\\LanConnect\\ExampleApplet (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -333,6 +343,9 @@ func run(ctx context.Context, args []string, e env) int {
 		return usageErr("-ldap, -ldap-ca, -ldap-server-name, -laps-account and -laps-key-server need -laps")
 	}
 	canPrompt := e.terminal && !o.passwordStdin
+	if o.check && (o.cleanup || o.keep || len(o.applets) > 0 || len(o.params) > 0 || o.journalDir != "") {
+		return usageErr("-check changes nothing: not with -cleanup, -keep, -applet, -param or -journal")
+	}
 	if o.cleanup {
 		return cleanupJournals(ctx, fs.Args(), creds, opts, log, e)
 	}
@@ -340,8 +353,10 @@ func run(ctx context.Context, args []string, e env) int {
 	// Hosts: names are resolved by the session (DNS first, then NetBIOS).
 	hosts := hostsOf(fs.Args())
 
-	// Applet.
-	if len(o.applets) == 0 {
+	// Applet. A check copies nothing: a placeholder stands in.
+	if o.check {
+		opts.Applet = deploy.AppletFromBytes("lcapplet.exe", "check", []byte("MZ"))
+	} else if len(o.applets) == 0 {
 		dir, err := os.MkdirTemp("", "lanconnect-applet-")
 		if err != nil {
 			fmt.Fprintf(e.stderr, "connect: %v\n", err)
@@ -355,12 +370,15 @@ func run(ctx context.Context, args []string, e env) int {
 		}
 		o.applets = appletFlag{{path: appletPath}}
 	}
-	if len(o.applets) == 1 && o.applets[0].arch == "" {
+	switch {
+	case o.check:
+		// opts.Applet is the placeholder.
+	case len(o.applets) == 1 && o.applets[0].arch == "":
 		opts.Applet, err = deploy.AppletFromFile("lcapplet.exe", "example", o.applets[0].path)
 		if err != nil {
 			return usageErr("-applet: %v", err)
 		}
-	} else {
+	default:
 		for _, s := range o.applets {
 			a, err := deploy.AppletFromFile("lcapplet.exe", "example", s.path)
 			if err != nil {
@@ -373,7 +391,7 @@ func run(ctx context.Context, args []string, e env) int {
 
 	// Check-in address.
 	listen := o.console
-	if listen == "" {
+	if listen == "" && !o.check {
 		local := "127.0.0.1"
 		if a, ok := firstAddr(ctx, hosts[0], opts.Resolver, log); ok {
 			local = localAddrTowards(a)
@@ -417,12 +435,22 @@ func run(ctx context.Context, args []string, e env) int {
 			return promptTerminal(ctx, e, out, req)
 		}
 	}
+	if o.check {
+		// Nothing is launched, so nothing checks in: no listener.
+		cfg.Readiness = func(context.Context, *deploy.Target, deploy.Handle) error {
+			return errors.New("connect -check launches nothing")
+		}
+		cfg.CheckinListen, cfg.ConsoleAddr = "", ""
+	}
 	client, err = session.New(cfg)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "connect: %v\n", err)
 		return exitFailed
 	}
 	defer client.Close()
+	if o.check {
+		return runCheck(ctx, client, hosts, o.concurrency, &checkPrinter{w: e.stdout, json: o.jsonOut})
+	}
 	if !o.jsonOut {
 		fmt.Fprintf(e.stdout, "check-in listening on %s\n", client.CheckinAddr())
 	}

@@ -16,6 +16,9 @@
 // fails it when CI=true or LANCONNECT_LAB=require, and closes the lab in
 // t.Cleanup. Take names, addresses and passwords from the Lab; they are
 // generated per lab. Several labs may run at once, in one process or many.
+// Target.Snapshot and Diff compare a target's shares (file tree, modes,
+// sizes, modification times, contents) and Samba registry before and
+// after a step that must change nothing.
 //
 // # Network
 //

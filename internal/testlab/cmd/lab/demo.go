@@ -30,6 +30,10 @@ var demoSteps = []demoStep{
 		What: "list the DC's computers over LDAPS (examples/lanscan with the directory source)",
 	},
 	{
+		Name: "connect-check",
+		What: "ask why each of two targets can or cannot be connected to, changing nothing on them (examples/connect -check)",
+	},
+	{
 		Name: "connect",
 		What: "connect to a target with its admin account: copy, launch and check in the applet (examples/connect)",
 	},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -25,6 +26,8 @@ func init() {
 			demoSteps[i].Run = demoLanscan
 		case "lanscan-ad":
 			demoSteps[i].Run = demoLanscanAD
+		case "connect-check":
+			demoSteps[i].Run = demoConnectCheck
 		case "connect":
 			demoSteps[i].Run = demoConnect
 		}
@@ -122,6 +125,38 @@ func demoLanscanAD(ctx context.Context, l *testlab.Lab) error {
 	return runIn(ctx, l.Client, []string{"LANCONNECT_PASSWORD=" + l.DC.Admin.Password}, bin,
 		"-ldap", "ldaps://"+l.DC.Addr.String(), "-ldap-ca", l.DC.CAFile, "-ldap-server-name", l.DC.Hostname,
 		"-user", l.DC.Domain+`\`+l.DC.Admin.User, "-filter", "*0")
+}
+
+// demoConnectCheck runs connect -check on the first target (ready) and
+// the Guest-only one (not ready: every logon becomes Guest) with the first
+// target's admin account. connect exits 1 because one host is not ready,
+// which is what the step shows; any other outcome fails it.
+func demoConnectCheck(ctx context.Context, l *testlab.Lab) error {
+	tgt := l.Targets[0]
+	var guest *testlab.Target
+	for _, t := range l.Targets {
+		if t.Variant == testlab.GuestOnly {
+			guest = t
+		}
+	}
+	if guest == nil {
+		return fmt.Errorf("the demo lab has no Guest-only target")
+	}
+	connect, err := demoBin(ctx, "connect")
+	if err != nil {
+		return err
+	}
+	err = runIn(ctx, l.Client, []string{"LANCONNECT_PASSWORD=" + tgt.Admin.Password}, connect,
+		"-check", "-user", tgt.Admin.User, tgt.NetBIOSName, guest.NetBIOSName)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == 1 {
+		fmt.Printf("   exit 1: %s is not ready (Guest-only sharing model), as expected\n", guest.NetBIOSName)
+		return nil
+	}
+	if err == nil {
+		return fmt.Errorf("connect -check said every host is ready, but %s is Guest-only", guest.NetBIOSName)
+	}
+	return err
 }
 
 func demoConnect(ctx context.Context, l *testlab.Lab) error {

@@ -118,7 +118,8 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
-	for _, want := range []string{"target ", "dc ", "realm ", "client ", "step 1/", "removed: start"} {
+	for _, want := range []string{"target ", "dc ", "realm ", "client ", "step 1/", "removed: start",
+		"$ connect -check", "): READY", "): NOT READY", "as expected"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
