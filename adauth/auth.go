@@ -254,6 +254,9 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 		return nil, classifySetup(host, account, isLocalAccount(creds, info), err)
 	}
 	info := sess.Info()
+	// The logon succeeded (a guest session is a failed logon: smbconn
+	// refused it): a LockoutGuard may fan these credentials out now.
+	notifyLogon(ctx, creds)
 	g := &Grant{
 		Addr:        host,
 		Credentials: creds,
