@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -73,7 +74,11 @@ func BenchmarkLabBulk(b *testing.B) {
 		before := lab.Usage(ctx)
 		r := runConnect(ctx, b, pw, append(args, hosts...)...)
 		after := lab.Usage(ctx)
-		for _, h := range hosts {
+		for i, h := range hosts {
+			if last := r.last(h); last.State != "Closed" || last.Cleanup == nil || len(last.Cleanup.Left) != 0 {
+				// What Samba saw, before the lab and its logs are gone.
+				b.Logf("%s: %s\n%s", h, brief(r.of(h)), sambaLogTails(lab.Targets[i], 15))
+			}
 			checkRunningThenClosed(b, r, h, "scm")
 		}
 		br := newBulkRun(b, r, hosts, after.CPU-before.CPU)
@@ -103,6 +108,22 @@ func BenchmarkLabBulk(b *testing.B) {
 	}
 
 	checkNothingLeft(b, emus...)
+}
+
+// sambaLogTails returns the last n lines of each of tgt's Samba logs.
+func sambaLogTails(tgt *testlab.Target, n int) string {
+	dir := filepath.Join(filepath.Dir(tgt.SMBConf), "log")
+	ents, _ := os.ReadDir(dir)
+	var b strings.Builder
+	for _, e := range ents {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		fmt.Fprintf(&b, "--- %s (last %d lines)\n%s\n", e.Name(), n, strings.Join(lines[max(0, len(lines)-n):], "\n"))
+	}
+	return b.String()
 }
 
 // benchSizes parses a comma-separated list of host counts.
