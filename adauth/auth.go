@@ -254,9 +254,6 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 		return nil, classifySetup(host, account, isLocalAccount(creds, info), err)
 	}
 	info := sess.Info()
-	// The logon succeeded (a guest session is a failed logon: smbconn
-	// refused it): a LockoutGuard may fan these credentials out now.
-	notifyLogon(ctx, creds)
 	g := &Grant{
 		Addr:        host,
 		Credentials: creds,
@@ -295,6 +292,13 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 		return fail(ae)
 	}
 	g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckAdminShareWrite, Passed: true, Took: time.Since(t0)})
+	// The computer answered signed or sealed with the session key, which
+	// only a server that verified the password has: the credentials are
+	// proven, and a LockoutGuard may fan them out before the SCM check
+	// (whose bind waits for a fresh Samba's RPC daemons). The SESSION_SETUP
+	// success alone is not enough: a host that answers for a name it does
+	// not own can claim it for any password.
+	notifyLogon(ctx, creds)
 
 	// Check 2: the SCM grants create-service.
 	t0 = time.Now()

@@ -78,9 +78,10 @@ func logonSucceeded(err error) bool {
 //   - Credentials not yet known to work are tried on one computer at a
 //     time. Every other authentication with the same credentials waits
 //     for that first logon's outcome; once a logon with them has
-//     succeeded, they fan out. With SMBAuthenticator that is as soon as
-//     the SMB session is set up, before its administrator checks; with
-//     another Authenticator, when its Authenticate returns.
+//     succeeded, they fan out. With SMBAuthenticator that is once the
+//     computer proved it knows the session key (its ADMIN$ check passed,
+//     signed or sealed), before the SCM check; with another
+//     Authenticator, when its Authenticate returns.
 //   - After a refusal (see CredentialsRefused), the credentials are not
 //     sent to any other computer: Authenticate fails at once with
 //     ErrCredentialsRefused (diagnosis "credentials-refused"), which
@@ -207,10 +208,10 @@ func (ga *guarded) Authenticate(ctx context.Context, host string, creds Credenti
 
 // pilot tries creds alone and records the outcome for the others. An
 // authenticator that reports its logon's success (SMBAuthenticator does,
-// through notifyLogon, once the SMB session is set up and before its
-// administrator checks) releases the others then: the credentials are
-// proven, and what remains (the checks' RPC binds, which on a fresh Samba
-// target wait about a second for its RPC daemons) need not be serial.
+// through notifyLogon, after its ADMIN$ check and before its SCM check)
+// releases the others then: the credentials are proven, and what remains
+// (the SCM check's RPC bind, which on a fresh Samba target waits about a
+// second for its RPC daemons) need not be serial.
 func (ga *guarded) pilot(ctx context.Context, k credKey, host string, creds Credentials) (gr *Grant, err error) {
 	g := ga.g
 	ctx = context.WithValue(ctx, logonNotifyKey{}, func(c Credentials) {
