@@ -68,8 +68,18 @@ type emu struct {
 // would serve it.
 func startWinemu(ctx context.Context, t testing.TB, tgt *testlab.Target, password string) *emu {
 	t.Helper()
-	bin := buildBin(t, "winemu", "github.com/lanconnect/lanconnect/internal/winemu/cmd/winemu")
 	t.Setenv("WINEMU_PASSWORD", password)
+	e := launchWinemu(ctx, t, tgt)
+	waitPort(t, net.JoinHostPort(tgt.Addr.String(), "135"), e.proc)
+	return e
+}
+
+// launchWinemu is startWinemu without the password (taken from
+// WINEMU_PASSWORD, which the caller sets) and without waiting for it to
+// listen.
+func launchWinemu(ctx context.Context, t testing.TB, tgt *testlab.Target) *emu {
+	t.Helper()
+	bin := buildBin(t, "winemu", "github.com/lanconnect/lanconnect/internal/winemu/cmd/winemu")
 	ctl := filepath.Join(t.TempDir(), "winemu.ctl")
 	p, err := tgt.Start(ctx, bin, "-listen", tgt.Addr.String(), "-root", tgt.AdminDir, "-control", ctl,
 		"-user", tgt.Admin.User, "-name", tgt.NetBIOSName, "-workgroup", tgt.Workgroup)
@@ -77,7 +87,6 @@ func startWinemu(ctx context.Context, t testing.TB, tgt *testlab.Target, passwor
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Stop() })
-	waitPort(t, net.JoinHostPort(tgt.Addr.String(), "135"), p)
 	return &emu{tgt: tgt, proc: p, ctl: ctl}
 }
 
@@ -848,15 +857,36 @@ func checkNothingLeft(t testing.TB, emus ...*emu) {
 // startBulkTargets prepares every target of lab for one bulk push: the
 // lab gives each target its own password, and a bulk push uses one
 // account, so every target gets the first target's password, in Samba
-// and in a winemu of its own (started one after another). It returns the
-// password, the targets' addresses and their emulators.
+// and in a winemu of its own. The passwords are set and the emulators
+// launched all at once (4 at a time for smbpasswd), then each emulator is
+// waited for. It returns the password, the targets' addresses and their
+// emulators.
 func startBulkTargets(ctx context.Context, t testing.TB, lab *testlab.Lab) (pw string, addrs []string, emus []*emu) {
 	t.Helper()
 	pw = lab.Targets[0].Admin.Password
+	errs := make([]error, len(lab.Targets))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i, tgt := range lab.Targets {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = smbpasswd(ctx, tgt, pw)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("WINEMU_PASSWORD", pw)
 	for _, tgt := range lab.Targets {
-		setPassword(ctx, t, tgt, pw)
-		emus = append(emus, startWinemu(ctx, t, tgt, pw))
+		emus = append(emus, launchWinemu(ctx, t, tgt))
 		addrs = append(addrs, tgt.Addr.String())
+	}
+	for _, e := range emus {
+		waitPort(t, net.JoinHostPort(e.tgt.Addr.String(), "135"), e.proc)
 	}
 	return pw, addrs, emus
 }
@@ -864,11 +894,19 @@ func startBulkTargets(ctx context.Context, t testing.TB, lab *testlab.Lab) (pw s
 // setPassword gives the target's admin account pw in Samba's database.
 func setPassword(ctx context.Context, t testing.TB, tgt *testlab.Target, pw string) {
 	t.Helper()
+	if err := smbpasswd(ctx, tgt, pw); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// smbpasswd is setPassword's command, returning its error.
+func smbpasswd(ctx context.Context, tgt *testlab.Target, pw string) error {
 	cmd := exec.CommandContext(ctx, "smbpasswd", "-c", tgt.SMBConf, "-s", tgt.Admin.User)
 	cmd.Stdin = strings.NewReader(fmt.Sprintf("%s\n%s\n", pw, pw))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("smbpasswd: %v\n%s", err, out)
+		return fmt.Errorf("smbpasswd on %s: %v\n%s", tgt.Addr, err, out)
 	}
+	return nil
 }
 
 // TestLabBulkWrongPassword: a bulk run with a wrong shared password makes
