@@ -61,6 +61,11 @@ bench-kerberos:
 bench-ldap:
 	@bash scripts/bench-ldap.sh
 
+.PHONY: bench-bulk
+## bench-bulk: connect to 1, 16 and 64 lab hosts in one run (wall, median and p95 time to Running, peak RSS, per-step medians) against the goals 2.5x, 4x and 100 MB (root).
+bench-bulk:
+	@bash scripts/bench-bulk.sh
+
 .PHONY: demo-console
 ## demo-console: the web console (examples/console) against a lab; open the printed URL (it carries the launch secret), Ctrl-C tears down (root).
 demo-console: setup

@@ -329,6 +329,13 @@ func (a *SMBAuthenticator) authenticate(ctx context.Context, host string, creds 
 		detail = "read-only: ADMIN$ opened for FILE_ADD_FILE, nothing created"
 	}
 	g.Facts.Checks = append(g.Facts.Checks, CheckResult{Name: CheckAdminShareWrite, Passed: true, Took: time.Since(t0), Detail: detail})
+	// The computer answered signed or sealed with the session key, which
+	// only a server that verified the password has: the credentials are
+	// proven, and a LockoutGuard may fan them out before the SCM check
+	// (whose bind waits for a fresh Samba's RPC daemons). The SESSION_SETUP
+	// success alone is not enough: a host that answers for a name it does
+	// not own can claim it for any password.
+	notifyLogon(ctx, creds)
 
 	// Check 2: the SCM grants create-service.
 	t0 = time.Now()

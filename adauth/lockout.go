@@ -78,7 +78,10 @@ func logonSucceeded(err error) bool {
 //   - Credentials not yet known to work are tried on one computer at a
 //     time. Every other authentication with the same credentials waits
 //     for that first logon's outcome; once a logon with them has
-//     succeeded, they fan out.
+//     succeeded, they fan out. With SMBAuthenticator that is once the
+//     computer proved it knows the session key (its ADMIN$ check passed,
+//     signed or sealed), before the SCM check; with another
+//     Authenticator, when its Authenticate returns.
 //   - After a refusal (see CredentialsRefused), the credentials are not
 //     sent to any other computer: Authenticate fails at once with
 //     ErrCredentialsRefused (diagnosis "credentials-refused"), which
@@ -203,9 +206,25 @@ func (ga *guarded) Authenticate(ctx context.Context, host string, creds Credenti
 	}
 }
 
-// pilot tries creds alone and records the outcome for the others.
+// pilot tries creds alone and records the outcome for the others. An
+// authenticator that reports its logon's success (SMBAuthenticator does,
+// through notifyLogon, after its ADMIN$ check and before its SCM check)
+// releases the others then: the credentials are proven, and what remains
+// (the SCM check's RPC bind, which on a fresh Samba target waits about a
+// second for its RPC daemons) need not be serial.
 func (ga *guarded) pilot(ctx context.Context, k credKey, host string, creds Credentials) (gr *Grant, err error) {
 	g := ga.g
+	ctx = context.WithValue(ctx, logonNotifyKey{}, func(c Credentials) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		st := g.state(k)
+		if g.keyOf(c) != k || st.good || st.refused != nil {
+			return
+		}
+		st.good = true
+		close(st.changed)
+		st.changed = make(chan struct{})
+	})
 	settled := false
 	defer func() {
 		g.mu.Lock()
@@ -341,4 +360,15 @@ func (g *LockoutGuard) refusalKey(reason error) (credKey, bool) {
 		}
 	}
 	return credKey{}, false
+}
+
+type logonNotifyKey struct{}
+
+// notifyLogon tells a LockoutGuard's pilot (if ctx comes from one) that a
+// logon with creds has succeeded, so that the authentications waiting for
+// the same credentials start now. It does nothing otherwise.
+func notifyLogon(ctx context.Context, creds Credentials) {
+	if f, ok := ctx.Value(logonNotifyKey{}).(func(Credentials)); ok {
+		f(creds)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
@@ -148,4 +149,90 @@ func (a *flakyAuth) Authenticate(_ context.Context, host string, c Credentials) 
 
 func containsSecret(s string) bool {
 	return strings.Contains(s, "bad") || strings.Contains(s, "good")
+}
+
+// notifyingAuth reports a successful logon (as SMBAuthenticator does
+// once the SMB session is set up) and then blocks in its "admin checks"
+// until release is closed; the logon is reported with notify's
+// credentials, or with the caller's when notify is zero.
+type notifyingAuth struct {
+	notify   Credentials
+	release  chan struct{}
+	calls    atomic.Int32
+	notified chan string // the host, once its logon was reported
+}
+
+func (a *notifyingAuth) Authenticate(ctx context.Context, host string, c Credentials) (*Grant, error) {
+	a.calls.Add(1)
+	n := a.notify
+	if n.IsZero() {
+		n = c
+	}
+	notifyLogon(ctx, n)
+	a.notified <- host
+	select {
+	case <-a.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &Grant{Addr: host, Credentials: c}, nil
+}
+
+// TestLockoutGuardFansOutAtLogon: the authentications waiting for the
+// pilot start as soon as its logon is reported, while the pilot is still
+// in its administrator checks; a report for other credentials releases
+// nobody.
+func TestLockoutGuardFansOutAtLogon(t *testing.T) {
+	good, _ := Parse(`WG\admin`, "good")
+	other, _ := Parse(`WG\other`, "good")
+	for _, tc := range []struct {
+		name   string
+		notify Credentials
+		fanout bool
+	}{{"same credentials", Credentials{}, true}, {"other credentials", other, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var g LockoutGuard
+			inner := &notifyingAuth{notify: tc.notify, release: make(chan struct{}), notified: make(chan string, 8)}
+			a := g.Wrap(inner)
+			done := make(chan error, 3)
+			for _, h := range []string{"h1", "h2", "h3"} {
+				go func() {
+					_, err := a.Authenticate(ctx, h, good)
+					done <- err
+				}()
+			}
+			// The pilot reported its logon and is blocked in its checks.
+			first := <-inner.notified
+			g.mu.Lock()
+			proven := g.state(g.keyOf(good)).good
+			g.mu.Unlock()
+			if proven != tc.fanout {
+				t.Fatalf("after the pilot's report: credentials proven %v, want %v", proven, tc.fanout)
+			}
+			if tc.fanout {
+				// The two others start while the pilot has not returned.
+				for range 2 {
+					select {
+					case h := <-inner.notified:
+						if h == first {
+							t.Fatalf("%s authenticated twice", h)
+						}
+					case <-ctx.Done():
+						t.Fatalf("the others did not start after the pilot's logon (calls %d)", inner.calls.Load())
+					}
+				}
+			}
+			close(inner.release)
+			for range 3 {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := inner.calls.Load(); n != 3 {
+				t.Fatalf("%d authentications, want 3", n)
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -305,26 +306,13 @@ func countKDC(ctx context.Context, t *testing.T, pcap, client string) kdcCount {
 	return c
 }
 
-// median returns the median of ds (which it sorts).
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	if len(ds)%2 == 1 {
-		return ds[len(ds)/2]
-	}
-	return (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2
-}
-
-// stats formats the median, p95 and maximum of ds (which it sorts).
+// stats formats the median, p95 and maximum of ds (median and p95 are
+// bench_bulk_lab_test.go's).
 func stats(ds []time.Duration) string {
 	if len(ds) == 0 {
 		return "no samples"
 	}
-	m := median(ds)
-	p95 := ds[(len(ds)*95+99)/100-1]
-	return fmt.Sprintf("median %v, p95 %v, max %v (%d samples)", m.Round(time.Millisecond), p95.Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond), len(ds))
+	return fmt.Sprintf("median %v, p95 %v, max %v (%d samples)", median(ds).Round(time.Millisecond), p95(ds).Round(time.Millisecond), slices.Max(ds).Round(time.Millisecond), len(ds))
 }
 
 // loadAvg returns the 1, 5 and 15 minute load averages.

@@ -32,7 +32,7 @@ var (
 	built   = map[string]string{}
 )
 
-func buildBin(t *testing.T, name, pkg string) string {
+func buildBin(t testing.TB, name, pkg string) string {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
@@ -66,10 +66,20 @@ type emu struct {
 // startWinemu runs winemu in tgt's namespace with ADMIN$ as its Windows
 // directory and the target's admin account, as a Windows target's SCM
 // would serve it.
-func startWinemu(ctx context.Context, t *testing.T, tgt *testlab.Target, password string) *emu {
+func startWinemu(ctx context.Context, t testing.TB, tgt *testlab.Target, password string) *emu {
+	t.Helper()
+	t.Setenv("WINEMU_PASSWORD", password)
+	e := launchWinemu(ctx, t, tgt)
+	waitPort(t, net.JoinHostPort(tgt.Addr.String(), "135"), e.proc)
+	return e
+}
+
+// launchWinemu is startWinemu without the password (taken from
+// WINEMU_PASSWORD, which the caller sets) and without waiting for it to
+// listen.
+func launchWinemu(ctx context.Context, t testing.TB, tgt *testlab.Target) *emu {
 	t.Helper()
 	bin := buildBin(t, "winemu", "github.com/lanconnect/lanconnect/internal/winemu/cmd/winemu")
-	t.Setenv("WINEMU_PASSWORD", password)
 	ctl := filepath.Join(t.TempDir(), "winemu.ctl")
 	p, err := tgt.Start(ctx, bin, "-listen", tgt.Addr.String(), "-root", tgt.AdminDir, "-control", ctl,
 		"-user", tgt.Admin.User, "-name", tgt.NetBIOSName, "-workgroup", tgt.Workgroup)
@@ -77,7 +87,6 @@ func startWinemu(ctx context.Context, t *testing.T, tgt *testlab.Target, passwor
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Stop() })
-	waitPort(t, net.JoinHostPort(tgt.Addr.String(), "135"), p)
 	return &emu{tgt: tgt, proc: p, ctl: ctl}
 }
 
@@ -98,7 +107,7 @@ func startWMIEmu(ctx context.Context, t *testing.T, tgt *testlab.Target, serverF
 	return &emu{tgt: tgt, proc: p}
 }
 
-func waitPort(t *testing.T, addr string, p *testlab.Process) {
+func waitPort(t testing.TB, addr string, p *testlab.Process) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -115,7 +124,7 @@ func waitPort(t *testing.T, addr string, p *testlab.Process) {
 }
 
 // buildAll builds the binaries before any lab or deadline starts.
-func buildAll(t *testing.T) {
+func buildAll(t testing.TB) {
 	buildBin(t, "winemu", "github.com/lanconnect/lanconnect/internal/winemu/cmd/winemu")
 	buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet")
 	buildBin(t, "connect", "github.com/lanconnect/lanconnect/examples/connect")
@@ -123,14 +132,14 @@ func buildAll(t *testing.T) {
 }
 
 // winemuServices asks winemu which services exist ("name:state:pid" each).
-func winemuServices(t *testing.T, ctl string) []string {
+func winemuServices(t testing.TB, ctl string) []string {
 	t.Helper()
 	return strings.Fields(winemuControl(t, ctl, "services"))
 }
 
 // winemuControl sends one command to winemu's control socket and returns
 // the reply after "ok".
-func winemuControl(t *testing.T, ctl, cmd string) string {
+func winemuControl(t testing.TB, ctl, cmd string) string {
 	t.Helper()
 	c, err := net.Dial("unix", ctl)
 	if err != nil {
@@ -168,6 +177,12 @@ type runResult struct {
 	events []event
 	stderr string
 	took   time.Duration
+	start  time.Time // when connect was started
+	// cpu is connect's user plus system CPU time, from the same rusage.
+	cpu time.Duration
+	// maxRSS is connect's peak resident set size in bytes, from the
+	// kernel's rusage of the exited child (ru_maxrss).
+	maxRSS int64
 }
 
 func (r runResult) of(host string) []event {
@@ -189,13 +204,13 @@ func (r runResult) last(host string) event {
 }
 
 // runConnect runs the connect binary with -json and parses its output.
-func runConnect(ctx context.Context, t *testing.T, password string, args ...string) runResult {
+func runConnect(ctx context.Context, t testing.TB, password string, args ...string) runResult {
 	t.Helper()
 	return runConnectIn(ctx, t, nil, password, args...)
 }
 
 // runConnectIn is runConnect inside the namespace ns (nil: this one).
-func runConnectIn(ctx context.Context, t *testing.T, ns *testlab.Netns, password string, args ...string) runResult {
+func runConnectIn(ctx context.Context, t testing.TB, ns *testlab.Netns, password string, args ...string) runResult {
 	t.Helper()
 	bin := buildBin(t, "connect", "github.com/lanconnect/lanconnect/examples/connect")
 	cmd := ns.Command(ctx, bin, append([]string{"-json", "-v"}, args...)...)
@@ -207,7 +222,13 @@ func runConnectIn(ctx context.Context, t *testing.T, ns *testlab.Netns, password
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	t0 := time.Now()
 	err := cmd.Run()
-	r := runResult{stderr: stderr.String(), took: time.Since(t0)}
+	r := runResult{stderr: stderr.String(), took: time.Since(t0), start: t0}
+	if ps := cmd.ProcessState; ps != nil {
+		r.cpu = ps.UserTime() + ps.SystemTime()
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			r.maxRSS = ru.Maxrss * 1024 // Linux reports kilobytes
+		}
+	}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
@@ -220,7 +241,7 @@ func runConnectIn(ctx context.Context, t *testing.T, ns *testlab.Netns, password
 	return r
 }
 
-func parseEvents(t *testing.T, b []byte) []event {
+func parseEvents(t testing.TB, b []byte) []event {
 	t.Helper()
 	var evs []event
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -303,7 +324,7 @@ func appletsOn(tgt *testlab.Target) []appletProc {
 // failure it prints every applet start and exit the emulators logged,
 // with the launcher that started it, so that the leftover's origin is
 // known.
-func checkNoApplets(t *testing.T, emus ...*emu) {
+func checkNoApplets(t testing.TB, emus ...*emu) {
 	t.Helper()
 	var left []string
 	for _, e := range emus {
@@ -351,7 +372,7 @@ func appletStarts(e *emu) []string {
 // Windows directory: applet files, temporary copies and session folders.
 // It fails the test when the applet went anywhere but a session folder
 // directly under ADMIN$.
-func leftovers(t *testing.T, tgt *testlab.Target) []string {
+func leftovers(t testing.TB, tgt *testlab.Target) []string {
 	t.Helper()
 	var out []string
 	filepath.WalkDir(tgt.AdminDir, func(p string, d os.DirEntry, err error) error {
@@ -376,7 +397,7 @@ func leftovers(t *testing.T, tgt *testlab.Target) []string {
 // checkRunningThenClosed checks that host reached Running through method,
 // with the applet's check-in, then Closed with nothing left; it returns
 // the Closed event.
-func checkRunningThenClosed(t *testing.T, r runResult, host, method string) event {
+func checkRunningThenClosed(t testing.TB, r runResult, host, method string) event {
 	t.Helper()
 	evs := r.of(host)
 	if len(evs) == 0 {
@@ -783,16 +804,7 @@ func TestLabConnectBulk(t *testing.T) {
 	defer cancel()
 	args := []string{"-console", net.JoinHostPort(lab.HostAddr.String(), "0"), "-applet", buildBin(t, "applet", "github.com/lanconnect/lanconnect/examples/applet"),
 		"-method", "scm", "-concurrency", strconv.Itoa(n)}
-	// The lab gives each target its own password; bulk pushes use one
-	// account, so every target's winemu gets the first target's.
-	pw := lab.Targets[0].Admin.Password
-	var addrs []string
-	var emus []*emu
-	for _, tgt := range lab.Targets {
-		setPassword(ctx, t, tgt, pw)
-		emus = append(emus, startWinemu(ctx, t, tgt, pw))
-		addrs = append(addrs, tgt.Addr.String())
-	}
+	pw, addrs, emus := startBulkTargets(ctx, t, lab)
 	args = append(args, "-user", lab.Targets[0].Admin.User)
 	// The first run meets every target cold: Samba spawns its RPC
 	// daemons (samba-dcerpcd) at the first svcctl open of the admin
@@ -825,25 +837,77 @@ func TestLabConnectBulk(t *testing.T) {
 		t.Logf("bulk (%s): %d hosts, wall %v (connect process), time to Running: median %v, p95 %v; authentication median %v",
 			run, n, r.took.Round(time.Millisecond), took[len(took)/2].Round(time.Millisecond), p95.Round(time.Millisecond), auth[len(auth)/2].Round(time.Millisecond))
 	}
+	checkNothingLeft(t, emus...)
+}
+
+// checkNothingLeft fails the test when an applet still runs on one of
+// the winemu targets, or a service or file of lanconnect is left there.
+func checkNothingLeft(t testing.TB, emus ...*emu) {
+	t.Helper()
 	checkNoApplets(t, emus...)
-	for i, e := range emus {
+	for _, e := range emus {
 		if s := winemuServices(t, e.ctl); len(s) != 0 {
-			t.Fatalf("services left on %s: %v", addrs[i], s)
+			t.Fatalf("services left on %s: %v", e.tgt.Addr, s)
 		}
-		if l := leftovers(t, lab.Targets[i]); len(l) != 0 {
-			t.Fatalf("files left on %s: %v", addrs[i], l)
+		if l := leftovers(t, e.tgt); len(l) != 0 {
+			t.Fatalf("files left on %s: %v", e.tgt.Addr, l)
 		}
 	}
 }
 
-// setPassword gives the target's admin account pw in Samba's database.
-func setPassword(ctx context.Context, t *testing.T, tgt *testlab.Target, pw string) {
+// startBulkTargets prepares every target of lab for one bulk push: the
+// lab gives each target its own password, and a bulk push uses one
+// account, so every target gets the first target's password, in Samba
+// and in a winemu of its own. The passwords are set and the emulators
+// launched all at once (4 at a time for smbpasswd), then each emulator is
+// waited for. It returns the password, the targets' addresses and their
+// emulators.
+func startBulkTargets(ctx context.Context, t testing.TB, lab *testlab.Lab) (pw string, addrs []string, emus []*emu) {
 	t.Helper()
+	pw = lab.Targets[0].Admin.Password
+	errs := make([]error, len(lab.Targets))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i, tgt := range lab.Targets {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = smbpasswd(ctx, tgt, pw)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("WINEMU_PASSWORD", pw)
+	for _, tgt := range lab.Targets {
+		emus = append(emus, launchWinemu(ctx, t, tgt))
+		addrs = append(addrs, tgt.Addr.String())
+	}
+	for _, e := range emus {
+		waitPort(t, net.JoinHostPort(e.tgt.Addr.String(), "135"), e.proc)
+	}
+	return pw, addrs, emus
+}
+
+// setPassword gives the target's admin account pw in Samba's database.
+func setPassword(ctx context.Context, t testing.TB, tgt *testlab.Target, pw string) {
+	t.Helper()
+	if err := smbpasswd(ctx, tgt, pw); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// smbpasswd is setPassword's command, returning its error.
+func smbpasswd(ctx context.Context, tgt *testlab.Target, pw string) error {
 	cmd := exec.CommandContext(ctx, "smbpasswd", "-c", tgt.SMBConf, "-s", tgt.Admin.User)
 	cmd.Stdin = strings.NewReader(fmt.Sprintf("%s\n%s\n", pw, pw))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("smbpasswd: %v\n%s", err, out)
+		return fmt.Errorf("smbpasswd on %s: %v\n%s", tgt.Addr, err, out)
 	}
+	return nil
 }
 
 // TestLabBulkWrongPassword: a bulk run with a wrong shared password makes

@@ -96,12 +96,14 @@ type watchConn struct {
 
 	mu      sync.Mutex
 	n       negotiated
-	wbuf    []byte            // written bytes not yet split into frames
-	wneed   int               // the size of the frame whose header was written alone
-	preauth [64]byte          // SMB 3.1.1 preauth integrity hash (SHA-512)
-	negReq  []byte            // the client's NEGOTIATE request
-	writes  map[uint64]uint32 // WRITE requests in flight: message id -> length
-	enc     cipher.AEAD       // the client-to-server key, to read encrypted requests
+	wbuf    []byte                       // written bytes not yet split into frames
+	wneed   int                          // the size of the frame whose header was written alone
+	preauth [64]byte                     // SMB 3.1.1 preauth integrity hash (SHA-512)
+	negReq  []byte                       // the client's NEGOTIATE request
+	writes  map[uint64]uint32            // WRITE requests in flight: message id -> length
+	enc     cipher.AEAD                  // the client-to-server key (FSCTL_VALIDATE_NEGOTIATE_INFO)
+	peek    func(dst, src, nonce []byte) // decrypts the start of an encrypted request
+	peekBuf []byte                       // its plaintext, reused
 
 	// FSCTL_VALIDATE_NEGOTIATE_INFO (validate_negotiate.go).
 	vArmed   bool
@@ -243,12 +245,51 @@ func (c *watchConn) open(f []byte) ([]byte, error) {
 // aead derives the server-to-client key (c2s false) or the client-to-
 // server key as go-smb2 does (MS-SMB2 3.2.5.3.1) and returns its AEAD.
 func (c *watchConn) aead(n negotiated, preauth [64]byte, c2s bool) (cipher.AEAD, error) {
+	b, gcm, err := c.cipherKey(n, preauth, c2s)
+	if err != nil {
+		return nil, err
+	}
+	if gcm {
+		return cipher.NewGCMWithNonceSize(b, 12)
+	}
+	return newCCM(b, 11), nil
+}
+
+// peeker derives the client-to-server key as aead does and returns a
+// function that decrypts the first len(dst) bytes of an encrypted
+// frame's payload (src, at least as long) with the frame's nonce: the
+// counter-mode key stream of AES-GCM or AES-CCM, without the tag check.
+// It is only for reading the client's own requests, whose bytes go-smb2
+// made in this process: nothing from the network is trusted with it.
+func (c *watchConn) peeker(n negotiated, preauth [64]byte) (func(dst, src, nonce []byte), error) {
+	b, gcm, err := c.cipherKey(n, preauth, true)
+	if err != nil {
+		return nil, err
+	}
+	if !gcm {
+		cc := newCCM(b, 11)
+		return func(dst, src, nonce []byte) { cc.ctr(dst, src[:len(dst)], nonce[:11]) }, nil
+	}
+	return func(dst, src, nonce []byte) {
+		// GCM (SP 800-38D) with a 96-bit IV: J0 = IV || 1, and the
+		// payload's first block takes inc32(J0) = IV || 2.
+		var iv [16]byte
+		copy(iv[:], nonce[:12])
+		iv[15] = 2
+		cipher.NewCTR(b, iv[:]).XORKeyStream(dst, src[:len(dst)])
+	}, nil
+}
+
+// cipherKey derives the key of one direction (c2s: client to server) as
+// go-smb2 does (MS-SMB2 3.2.5.3.1) and says whether the cipher is
+// AES-128-GCM (else AES-128-CCM).
+func (c *watchConn) cipherKey(n negotiated, preauth [64]byte, c2s bool) (cipher.Block, bool, error) {
 	var sk []byte
 	if c.sessionKey != nil {
 		sk = c.sessionKey()
 	}
 	if len(sk) == 0 {
-		return nil, fmt.Errorf("%w: encrypted frame on a session without keys", ErrProtocol)
+		return nil, false, fmt.Errorf("%w: encrypted frame on a session without keys", ErrProtocol)
 	}
 	key := make([]byte, 16)
 	copy(key, sk)
@@ -272,19 +313,16 @@ func (c *watchConn) aead(n negotiated, preauth [64]byte, c2s bool) (cipher.AEAD,
 		case 2: // AES-128-GCM
 			useGCM = true
 		default:
-			return nil, fmt.Errorf("%w: encrypted frame without a negotiated cipher", ErrProtocol)
+			return nil, false, fmt.Errorf("%w: encrypted frame without a negotiated cipher", ErrProtocol)
 		}
 	default:
-		return nil, fmt.Errorf("%w: encrypted frame on dialect %v", ErrProtocol, Dialect(n.dialect))
+		return nil, false, fmt.Errorf("%w: encrypted frame on dialect %v", ErrProtocol, Dialect(n.dialect))
 	}
 	b, err := aes.NewCipher(k)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if useGCM {
-		return cipher.NewGCMWithNonceSize(b, 12)
-	}
-	return newCCM(b, 11), nil
+	return b, useGCM, nil
 }
 
 // smbKDF is SP 800-108 KDF in counter mode with HMAC-SHA256, L = 128, as
@@ -354,24 +392,32 @@ func (c *watchConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// outboundPeek is how much of an encrypted request outbound decrypts.
+const outboundPeek = 4096
+
 // outbound reads one request frame of the client. Called with mu held.
 func (c *watchConn) outbound(f []byte) {
 	if isTransform(f) {
 		if !c.n.setupDone || len(f) < 53 {
 			return
 		}
-		if c.enc == nil {
-			a, err := c.aead(c.n, c.preauth, true)
+		if c.peek == nil {
+			p, err := c.peeker(c.n, c.preauth)
 			if err != nil {
 				return
 			}
-			c.enc = a
+			c.peek = p
 		}
-		ct := append(append(make([]byte, 0, len(f)-52+16), f[52:]...), f[4:20]...)
-		plain, err := c.enc.Open(ct[:0], f[20:20+c.enc.NonceSize()], ct, f[20:52])
-		if err != nil {
-			return
+		// Only the headers are read: the first outboundPeek bytes are
+		// decrypted (go-smb2 sends no compounds, so a request's header
+		// and a WRITE's length are at the start), not the whole frame
+		// with its megabyte of data, which go-smb2 has just encrypted.
+		n := min(len(f)-52, outboundPeek)
+		if cap(c.peekBuf) < n {
+			c.peekBuf = make([]byte, outboundPeek)
 		}
+		plain := c.peekBuf[:n]
+		c.peek(plain, f[52:], f[20:32])
 		f = plain
 	}
 	for off := 0; off+smb2HeaderSize <= len(f); {

@@ -116,6 +116,15 @@
 //     that far from the machine's, for clock-skew diagnoses; MIT kinit
 //     with kdc_timesync = 0 then fails with "Clock skew too great".
 //
+// # Size and cost
+//
+// A lab has at most 200 targets. They start at most twice the CPUs at a
+// time (at least 4): more at once only adds contention on a small
+// machine. Lab.Timings says how long the start took; Lab.Usage sums the
+// memory (RSS and PSS) and CPU time of every process in the lab's
+// namespaces. `make bench-bulk` starts 64 targets with a winemu each and
+// prints both (docs/design.md, issue 17 §3, has the figures).
+//
 // # State and cleanup
 //
 // Each lab records its owner PID, namespaces, links, users, groups, PIDs

@@ -242,22 +242,28 @@ func alive(pid int) bool {
 // procStartTime returns the start time (clock ticks since boot) of pid, or
 // 0. Together with the PID it identifies a process across PID reuse.
 func procStartTime(pid int) uint64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	// Fields after ')' start at field 3 (state); starttime is field 22.
+	f := procStat(pid)
+	// starttime is field 22.
 	if len(f) < 20 {
 		return 0
 	}
 	v, _ := strconv.ParseUint(f[19], 10, 64)
 	return v
+}
+
+// procStat returns the fields of /proc/PID/stat after the command name,
+// so that f[0] is field 3 (state); nil if pid is gone.
+func procStat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(s[i+1:])
 }
 
 // killPids sends SIGTERM to every pid, waits until all are gone or grace

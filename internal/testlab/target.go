@@ -9,15 +9,17 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
 )
 
-// startTargets configures and starts every target in parallel and waits
-// until each answers.
+// startTargets configures and starts every target, at most
+// startParallel at a time, and waits until each answers.
 func (l *Lab) startTargets(ctx context.Context) error {
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, startParallel())
 	errs := make([]error, len(l.Targets))
 	for i, t := range l.Targets {
 		if t.Member {
@@ -26,12 +28,27 @@ func (l *Lab) startTargets(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = fmt.Errorf("testlab: target %s: %w", t.NetBIOSName, ctx.Err())
+				return
+			}
+			defer func() { <-sem }()
 			errs[i] = t.setup(ctx)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// startParallel is how many targets start at once: twice the CPUs, at
+// least 4. Starting a target is a few short Samba commands (net,
+// smbpasswd) and two daemons that each use CPU as they start, so more at
+// once on a small machine only adds contention: 64 at once on 2 CPUs
+// (under a load of about 20 from other work) made short commands that
+// had exited miss run's WaitDelay, which failed the lab's start.
+func startParallel() int { return max(4, 2*runtime.NumCPU()) }
 
 func (t *Target) setup(ctx context.Context) error {
 	if err := t.prepare(ctx); err != nil {
