@@ -88,6 +88,11 @@ func BenchmarkLabBulk(b *testing.B) {
 		before := lab.Usage(ctx)
 		r := runConnect(ctx, b, pw, append(args, hosts...)...)
 		after := lab.Usage(ctx)
+		// Connect's memory and time are printed even when a host then
+		// fails the run below (on a loaded machine the lab's svcctl pipe
+		// sometimes breaks: STATUS_PIPE_DISCONNECTED).
+		benchf("run: %d hosts at -concurrency %d, exit %d, wall %v, peak RSS %.1f MB", len(hosts), concurrency, r.code,
+			r.took.Round(time.Millisecond), float64(r.maxRSS)/1e6)
 		for i, h := range hosts {
 			if last := r.last(h); last.State != "Closed" || last.Cleanup == nil || len(last.Cleanup.Left) != 0 {
 				// What Samba saw, before the lab and its logs are gone.
