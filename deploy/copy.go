@@ -67,7 +67,7 @@ const (
 	// Copy alone never waits for it. Each WRITE in flight holds about two
 	// ChunkSize packets of go-smb2's (the encrypted one until the server
 	// answers), which the garbage collector's slack about doubles (see
-	// docs/design.md, 2026-12-06, a bulk connect's memory).
+	// docs/design.md, 2026-12-06, what a 64-host bulk connect holds).
 	DefaultWriteLimit = 8
 )
 
