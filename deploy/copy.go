@@ -63,8 +63,12 @@ const (
 	DefaultChunkSize  = 1 << 20 // go-smb2 never sends more in one WRITE
 	// DefaultWriteLimit is the number of WRITE requests that
 	// standard.Apply lets the sessions of one Config have in flight
-	// together (see WriteLimit).
-	DefaultWriteLimit = 16
+	// together (see WriteLimit). It is at least DefaultParallel, so one
+	// Copy alone never waits for it. Each WRITE in flight holds about two
+	// ChunkSize packets of go-smb2's (the encrypted one until the server
+	// answers), which the garbage collector's slack about doubles (see
+	// docs/design.md, 2026-12-06, what a 64-host bulk connect holds).
+	DefaultWriteLimit = 8
 )
 
 // WriteLimit bounds the WRITE requests in flight across every Copy that

@@ -258,6 +258,11 @@ func TestWriteLimitBoundsPacketsInFlight(t *testing.T) {
 	if len(lim.tokens) != 0 {
 		t.Fatalf("%d tokens still held after every copy ended", len(lim.tokens))
 	}
+	// One Copy alone never waits for the shared limit: its own Parallel
+	// fits under it, so the limit costs a one-host copy nothing.
+	if DefaultWriteLimit < DefaultParallel {
+		t.Fatalf("DefaultWriteLimit %d is below DefaultParallel %d: a lone Copy would wait", DefaultWriteLimit, DefaultParallel)
+	}
 	// A cancelled copy waiting for its turn returns at once.
 	full := NewWriteLimit(1)
 	full.tokens <- struct{}{}

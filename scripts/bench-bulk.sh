@@ -9,6 +9,14 @@
 #
 #   BENCH_SIZES=1,16,64 BENCH_ROUNDS=3 scripts/bench-bulk.sh
 #
+# The 64-host warm figure alone (about 4 minutes instead of 10; the cold
+# pass is skipped, the 64-host wake-up pass still runs), with a heap
+# profile, the goroutines and the runtime's memory classes at connect's
+# peak kept under a folder:
+#
+#   LANCONNECT_BENCH_COLD=0 LANCONNECT_BENCH_MEMPROFILE=/tmp/prof \
+#     BENCH_SIZES=64,1 BENCH_ROUNDS=1 scripts/bench-bulk.sh
+#
 # Needs root (lab namespaces). Installs nothing: scripts/setup.sh has what
 # it needs. The first pass is cold (Samba spawns its RPC helpers at the
 # first connect; 8 hosts at a time) and printed apart; the goals are

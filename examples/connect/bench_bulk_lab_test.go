@@ -45,6 +45,14 @@ import (
 // does not reach Running and then Closed cleanly, or when something is
 // left on a target. It needs root (it skips otherwise) and runs only under
 // -bench (LANCONNECT_BENCH_SIZES, default "1,16,64", changes the sizes).
+//
+// For a focused run: LANCONNECT_BENCH_COLD=0 skips the cold pass (a size
+// above 8 still gets its unmeasured wake-up pass, which is then its first
+// contact), e.g. LANCONNECT_BENCH_SIZES=64 LANCONNECT_BENCH_ROUNDS=1 for
+// the 64-host warm figure alone. LANCONNECT_BENCH_MEMPROFILE=dir builds
+// connect with memprofile_debug.go and keeps, per measured run, a heap
+// profile, the goroutines and the runtime's memory classes at its peak
+// under dir.
 func BenchmarkLabBulk(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("the lab needs root")
@@ -80,6 +88,11 @@ func BenchmarkLabBulk(b *testing.B) {
 		before := lab.Usage(ctx)
 		r := runConnect(ctx, b, pw, append(args, hosts...)...)
 		after := lab.Usage(ctx)
+		// Connect's memory and time are printed even when a host then
+		// fails the run below (on a loaded machine the lab's svcctl pipe
+		// sometimes breaks: STATUS_PIPE_DISCONNECTED).
+		benchf("run: %d hosts at -concurrency %d, exit %d, wall %v, peak RSS %.1f MB", len(hosts), concurrency, r.code,
+			r.took.Round(time.Millisecond), float64(r.maxRSS)/1e6)
 		for i, h := range hosts {
 			if last := r.last(h); last.State != "Closed" || last.Cleanup == nil || len(last.Cleanup.Left) != 0 {
 				// What Samba saw, before the lab and its logs are gone.
@@ -96,12 +109,14 @@ func BenchmarkLabBulk(b *testing.B) {
 
 	b.ResetTimer()
 	for b.Loop() {
-		// Cold: the first contact with each target.
-		cold1 := connect(addrs[:1], 1)
-		coldN := connect(addrs, min(n, coldConcurrency))
-		benchf("cold (first contact; Samba spawns its RPC helpers): 1 host %s", cold1)
-		benchf("cold (first contact; Samba spawns its RPC helpers): %d hosts at -concurrency %d %s", n, min(n, coldConcurrency), coldN)
-		benchf("lab memory with the RPC helpers spawned: %s", lab.Usage(ctx))
+		if os.Getenv("LANCONNECT_BENCH_COLD") != "0" {
+			// Cold: the first contact with each target.
+			cold1 := connect(addrs[:1], 1)
+			coldN := connect(addrs, min(n, coldConcurrency))
+			benchf("cold (first contact; Samba spawns its RPC helpers): 1 host %s", cold1)
+			benchf("cold (first contact; Samba spawns its RPC helpers): %d hosts at -concurrency %d %s", n, min(n, coldConcurrency), coldN)
+			benchf("lab memory with the RPC helpers spawned: %s", lab.Usage(ctx))
+		}
 
 		// Warm: the sizes interleaved, rounds times.
 		runs := map[int][]bulkRun{}
@@ -113,7 +128,16 @@ func BenchmarkLabBulk(b *testing.B) {
 					// them, coldConcurrency at a time, unmeasured.
 					connect(addrs[:size], coldConcurrency)
 				}
+				if dir := os.Getenv("LANCONNECT_BENCH_MEMPROFILE"); dir != "" {
+					// The measured run's peak, in its own folder.
+					pdir := filepath.Join(dir, fmt.Sprintf("%d-hosts-round-%d", size, len(runs[size])+1))
+					if err := os.MkdirAll(pdir, 0o755); err != nil {
+						b.Fatal(err)
+					}
+					os.Setenv("LANCONNECT_MEMPROFILE", pdir)
+				}
 				runs[size] = append(runs[size], connect(addrs[:size], size))
+				os.Unsetenv("LANCONNECT_MEMPROFILE")
 			}
 		}
 		report(b, sizes, runs)

@@ -47,7 +47,13 @@ func buildBin(t testing.TB, name, pkg string) string {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	args := []string{"build", "-o", bin}
+	if name == "connect" && os.Getenv("LANCONNECT_BENCH_MEMPROFILE") != "" {
+		// memprofile_debug.go: heap profiles at connect's peak (the bulk
+		// bench); the connect that ships has no such knob.
+		args = append(args, "-tags", "lanconnect_memprofile")
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, out)

@@ -83,6 +83,12 @@
 // AES-GCM encryption, see package adauth's default); and it cannot
 // cancel a READ on the server (see Pipe.Close).
 //
+// A Pipe reads each SMB2 READ into a 64 KiB buffer shared through a pool
+// by every Pipe of the process and returns a copy of what the server
+// sent, so a bulk connect's many short RPC answers do not each cost a
+// fresh 64 KiB; a buffer is reused only after go-smb2 returned from the
+// READ into it.
+//
 // ParseChallenge and FindChallenge are usable on their own, for example by
 // an unauthenticated discovery probe.
 //

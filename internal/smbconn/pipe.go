@@ -18,6 +18,13 @@ import (
 // fragments are at most a few KiB, so a whole message always fits.
 const pipeReadSize = 64 << 10
 
+// pipeBufs recycles the READ buffers of the process's Pipes. A buffer
+// belongs to one READ while it is in flight; what the server sent is then
+// copied out (a few hundred bytes, usually) and the buffer goes back. A
+// fresh 64 KiB per READ was a fifth of everything a 64-host bulk connect
+// allocated (docs/design.md). It holds nothing a caller can observe.
+var pipeBufs = sync.Pool{New: func() any { return new([pipeReadSize]byte) }}
+
 // closeTimeout bounds the CLOSE and TREE_DISCONNECT of Pipe.Close. Samba
 // hands pipes to samba-dcerpcd, which can take a second or more to answer
 // on a loaded machine.
@@ -154,15 +161,16 @@ func (p *Pipe) Read(b []byte) (int, error) {
 				}
 				ch <- res
 			}()
-			buf := make([]byte, pipeReadSize)
-			n, err := p.file.ReadAt(buf, 0)
-			if n < 0 {
-				n = 0
-			}
+			buf := pipeBufs.Get().(*[pipeReadSize]byte)
+			n, err := p.file.ReadAt(buf[:], 0)
+			n = min(max(n, 0), pipeReadSize)
 			if errors.Is(err, io.EOF) && n > 0 {
 				err = nil
 			}
-			res = readResult{buf[:n], err}
+			// go-smb2 has returned: it no longer writes to buf. (After
+			// a panic buf is not reused.)
+			res = readResult{append([]byte(nil), buf[:n]...), err}
+			pipeBufs.Put(buf)
 		}()
 	}
 	var timeout <-chan time.Time
