@@ -5,16 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/lanconnect/lanconnect/adauth"
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/diag"
 	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/internal/smbconn"
 )
 
 // DefaultCheckDialTimeout bounds each TCP reachability probe of Check.
@@ -196,7 +195,7 @@ func (s *Session) check(ctx context.Context) *CheckReport {
 		return fail(s.explain(StepAuthenticate, err, nil))
 	}
 	r.Addr = s.currentAddr()
-	r.TCP135, r.TCP139, r.TCP445 = probePorts(ctx, r.Addr, 135, 139, 445)
+	r.TCP135, r.TCP139, r.TCP445 = probePorts(ctx, r.Addr)
 
 	// Authentication, read-only, as Connect does it.
 	if n := expectedName(s.host); n != "" {
@@ -466,15 +465,15 @@ func (s *Session) probed(r *CheckReport, p *deploy.Probe) {
 	}
 }
 
-// probePorts dials each port of addr at once and returns their items.
-func probePorts(ctx context.Context, addr string, ports ...int) (a, b, c CheckItem) {
-	items := make([]CheckItem, len(ports))
+// probePorts dials TCP 135, 139 and 445 of addr at once and returns
+// their items.
+func probePorts(ctx context.Context, addr string) (tcp135, tcp139, tcp445 CheckItem) {
 	var wg sync.WaitGroup
-	for i, p := range ports {
-		wg.Go(func() { items[i] = probePort(ctx, addr, p) })
-	}
+	wg.Go(func() { tcp135 = probePort(ctx, addr, 135) })
+	wg.Go(func() { tcp139 = probePort(ctx, addr, 139) })
+	wg.Go(func() { tcp445 = probePort(ctx, addr, 445) })
 	wg.Wait()
-	return items[0], items[1], items[2]
+	return tcp135, tcp139, tcp445
 }
 
 // probePort dials addr:port once, within DefaultCheckDialTimeout, and
@@ -489,16 +488,15 @@ func probePort(ctx context.Context, addr string, port int) CheckItem {
 		_ = conn.Close()
 		return CheckItem{Status: CheckOK, Value: "open"}
 	}
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return CheckItem{Status: CheckFail, Value: "refused"}
-	case ctx.Err() != nil:
+	if ctx.Err() != nil {
 		return unknown("canceled")
-	case errors.Is(dctx.Err(), context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT):
+	}
+	switch smbconn.ClassifyDial(addr, err).Reason {
+	case smbconn.DialRefused:
+		return CheckItem{Status: CheckFail, Value: "refused"}
+	case smbconn.DialTimeout:
 		// No answer within the timeout: a firewall that drops.
 		return CheckItem{Status: CheckFail, Value: "filtered"}
-	case errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH):
-		return CheckItem{Status: CheckFail, Value: "unreachable"}
 	}
 	return CheckItem{Status: CheckFail, Value: "unreachable"}
 }

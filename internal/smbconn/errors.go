@@ -174,7 +174,12 @@ func (e *DialError) Is(target error) bool {
 	return false
 }
 
-func classifyDial(addr string, err error) *DialError {
+// ClassifyDial returns err, the failure of a TCP connection attempt to
+// addr (any port), as a *DialError whose Reason says how it failed:
+// refused (a reset), no route, name resolution, or a timeout (no answer:
+// filtered or down). It does not look at the context the dial ran under;
+// a caller that cancelled it tells that apart itself.
+func ClassifyDial(addr string, err error) *DialError {
 	de := &DialError{Addr: addr, Err: err}
 	var dnsErr *net.DNSError
 	switch {

@@ -380,7 +380,7 @@ func Dial(ctx context.Context, host string, auth Auth, opts Options) (s *Session
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, classifyDial(addr, err)
+			return nil, ClassifyDial(addr, err)
 		}
 		return c, nil
 	}
