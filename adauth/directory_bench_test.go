@@ -20,6 +20,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/discovery"
 	"github.com/lanconnect/lanconnect/internal/testlab"
+	"github.com/lanconnect/lanconnect/internal/testutil"
 )
 
 // TestDirectoryBench compares our dump of every enabled computer with
@@ -238,7 +239,7 @@ func TestDirectoryBench(t *testing.T) {
   ours:        listing %8v   first entry %8v   Discover returned %8v
   ldapsearch:  total   %8v   first entry %8v
   ratio ours listing/ldapsearch total: %.2fx (target <= 1.20x); Discover returned %v after the listing (bound 2 s)
-`, v.name, loadAvg(), runs, u.listed.Round(time.Millisecond), u.first.Round(time.Millisecond), u.total.Round(time.Millisecond),
+`, v.name, testutil.LoadAvg(), runs, u.listed.Round(time.Millisecond), u.first.Round(time.Millisecond), u.total.Round(time.Millisecond),
 			th.total.Round(time.Millisecond), th.first.Round(time.Millisecond), ratio, (u.total - u.listed).Round(time.Millisecond))
 		fmt.Print(report)
 		t.Log("\n" + report)
@@ -261,15 +262,6 @@ type benchResult struct {
 	listed   time.Duration // last computer listed
 	total    time.Duration // Discover returned (ldapsearch: exited)
 	peakHeap uint64
-}
-
-// loadAvg is the first three fields of /proc/loadavg.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "unknown"
 }
 
 // fakeDNS serves DNS over UDP on a loopback port until the test ends,

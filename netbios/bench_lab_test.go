@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lanconnect/lanconnect/internal/testlab"
+	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/netbios/nbnstest"
 )
 
@@ -238,20 +239,6 @@ func median(rs []benchRun) benchRun {
 	return m
 }
 
-// loadAvg is the first three fields of /proc/loadavg: the benches run on
-// shared machines, and their figures mean little without it.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 func buildLanscan(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "lanscan")
 	if out, err := exec.Command("go", "build", "-o", bin, "../examples/lanscan").CombinedOutput(); err != nil {
@@ -285,7 +272,7 @@ func TestBenchNetBIOS(t *testing.T) {
 	}
 	n, o, f := median(nbt), median(ours), median(oursFast)
 	fmt.Printf("\nNetBIOS sweep of the lab %s (%d nmbd targets, %d absent addresses) from the client namespace, median of %d rounds, timeout 1 s for every tool; load average %s\n",
-		cidr, targets, 254-targets-1, rounds, loadAvg())
+		cidr, targets, 254-targets-1, rounds, testutil.LoadAvg())
 	fmt.Printf("%-44s %10s %14s %22s %7s\n", "tool", "wall", "first result", "first after wire reply", "found")
 	row := func(name string, r benchRun) {
 		fmt.Printf("%-44s %10v %14v %22v %4d/%d\n", name, r.wall.Round(time.Millisecond), r.first.Round(10*time.Microsecond), r.wire.Round(10*time.Microsecond), r.found, targets)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lanconnect/lanconnect/internal/testlab"
+	"github.com/lanconnect/lanconnect/internal/testutil"
 )
 
 // benchHosts is the size of the bulk run of TestKerberosBench.
@@ -199,7 +200,7 @@ func TestKerberosBench(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("BENCH load average after the runs: %s", loadAvg())
+	t.Logf("BENCH load average after the runs: %s", testutil.LoadAvg())
 	for _, n := range []int{1, benchHosts} {
 		k, nt := res[key("kerberos", n)], res[key("ntlm", n)]
 		km, nm := median(k.took), median(nt.took)
@@ -313,14 +314,4 @@ func stats(ds []time.Duration) string {
 		return "no samples"
 	}
 	return fmt.Sprintf("median %v, p95 %v, max %v (%d samples)", median(ds).Round(time.Millisecond), p95(ds).Round(time.Millisecond), slices.Max(ds).Round(time.Millisecond), len(ds))
-}
-
-// loadAvg returns the 1, 5 and 15 minute load averages.
-func loadAvg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
