@@ -411,6 +411,12 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 		return &AuthError{Addr: g.Addr, Account: account, Step: StepAdminShare, Kind: kind, Diagnosis: d, Err: err,
 			Retryable: kind == ErrNotAdmin}
 	}
+	// denied: the account reached ADMIN$ but may not write there (summary
+	// says what was refused), so it is not an administrator.
+	denied := func(summary string, err error) *AuthError {
+		return ae(ErrNotAdmin, diag.Diagnosis{Code: diag.AdminShareWriteDenied, Summary: account + " " + summary,
+			Fix: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
+	}
 	share, err := g.session.Mount(ctx, "ADMIN$")
 	if err != nil {
 		switch {
@@ -428,7 +434,7 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 		_ = share.WithContext(uctx).Umount()
 	}()
 	if ReadOnly(ctx) {
-		return a.checkAdminShareReadOnly(ctx, g, sh, ae)
+		return checkAdminShareReadOnly(ctx, g, sh, denied)
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
@@ -436,7 +442,7 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 	f, err := sh.OpenFile(probe, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
-			return ae(ErrNotAdmin, diag.Diagnosis{Code: diag.AdminShareWriteDenied, Summary: account + " can open ADMIN$ but not write to it, so it is not an administrator.", Fix: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
+			return denied("can open ADMIN$ but not write to it, so it is not an administrator.", err)
 		}
 		return connErr(g.Addr, account, StepAdminShare, err)
 	}
@@ -449,12 +455,12 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 	}
 	if err := errors.Join(werr, cerr); err != nil {
 		if errors.Is(err, os.ErrPermission) {
-			return ae(ErrNotAdmin, diag.Diagnosis{Code: diag.AdminShareWriteDenied, Summary: account + " can create files in ADMIN$ but not write them.", Fix: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
+			return denied("can create files in ADMIN$ but not write them.", err)
 		}
 		return connErr(g.Addr, account, StepAdminShare, err)
 	}
 	if rerr != nil && errors.Is(rerr, os.ErrPermission) {
-		return ae(ErrNotAdmin, diag.Diagnosis{Code: diag.AdminShareWriteDenied, Summary: account + " can create but not delete files in ADMIN$.", Fix: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, rerr)
+		return denied("can create but not delete files in ADMIN$.", rerr)
 	}
 	return nil
 }
@@ -463,12 +469,12 @@ func (a *SMBAuthenticator) checkAdminShare(ctx context.Context, g *Grant) *AuthE
 // anything: it opens the share's root directory with GENERIC_WRITE (which
 // includes FILE_ADD_FILE, the right to create a file in it; no create
 // disposition, so nothing is created) and closes it at once.
-func (a *SMBAuthenticator) checkAdminShareReadOnly(ctx context.Context, g *Grant, sh *smb2.Share, ae func(error, diag.Diagnosis, error) *AuthError) *AuthError {
+func checkAdminShareReadOnly(ctx context.Context, g *Grant, sh *smb2.Share, denied func(summary string, err error) *AuthError) *AuthError {
 	account := g.Credentials.Account()
 	f, err := sh.OpenFile(".", os.O_WRONLY, 0o755)
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) || errors.Is(err, smbconn.StatusAccessDenied) {
-			return ae(ErrNotAdmin, diag.Diagnosis{Code: diag.AdminShareWriteDenied, Summary: account + " can open ADMIN$ but not write to it, so it is not an administrator.", Fix: diagNotAdmin(account, g.Facts.LocalAccount, g.Facts.BuiltinAdministrator).Fix}, err)
+			return denied("can open ADMIN$ but not write to it, so it is not an administrator.", err)
 		}
 		return connErr(g.Addr, account, StepAdminShare, err)
 	}
