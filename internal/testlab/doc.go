@@ -112,6 +112,14 @@
 //     host-wide (gencache), across labs: give it -I ADDRESS.
 //     Target.ExportKeytab writes a member's keys for one of its SPNs, for
 //     a service that accepts Kerberos on its behalf.
+//   - TargetSpec.ResidentRPC starts samba-dcerpcd as a daemon of its own
+//     before smbd (rpc start on demand helpers = no), serving svcctl,
+//     winreg, lsarpc and srvsvc (not the endpoint mapper: TCP 135 stays a
+//     test's, for winemu), as Windows runs its RPC services. By default
+//     smbd starts it on demand at the first pipe open and it exits after
+//     about a minute idle, which costs several hundred ms of CPU per
+//     respawn: fine for one target, the larger part of the lab's CPU for
+//     64 (`make bench-bulk` uses resident daemons).
 //   - DCSpec.ClockSkew runs samba under faketime (libfaketime), its clock
 //     that far from the machine's, for clock-skew diagnoses; MIT kinit
 //     with kdc_timesync = 0 then fails with "Clock skew too great".

@@ -65,6 +65,9 @@ func (o *Options) validate() error {
 		if t.DomainMember && (o.DC == nil || t.Bare || t.NoSMB || t.Variant == GuestOnly) {
 			return fmt.Errorf("%w: target %d: a domain member needs Options.DC and smbd, and cannot be guest-only", ErrBadOptions, i)
 		}
+		if t.ResidentRPC && (t.Bare || t.NoSMB || t.DomainMember) {
+			return fmt.Errorf("%w: target %d: ResidentRPC needs smbd and is not for domain members", ErrBadOptions, i)
+		}
 		if t.Name != "" && memberNameRE.MatchString(t.Name) {
 			return fmt.Errorf("%w: target %d: names LCMEMBER<n> are reserved for unnamed domain members", ErrBadOptions, i)
 		}
@@ -378,6 +381,7 @@ func (l *Lab) setupNetwork(ctx context.Context, opts Options) error {
 			NoSMB:       spec.NoSMB || spec.Bare,
 			NoNmbd:      spec.NoNmbd || spec.Bare,
 			Member:      spec.DomainMember,
+			ResidentRPC: spec.ResidentRPC,
 			Admin:       Account{User: l.ID + "-admin", Password: randomPassword()},
 			User:        Account{User: l.ID + "-user", Password: randomPassword()},
 			dir:         filepath.Join(l.Dir, fmt.Sprintf("t%d", i)),

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -147,6 +148,9 @@ func (t *Target) config() string {
 	if t.Member {
 		b.WriteString(t.memberGlobals())
 	}
+	if t.ResidentRPC {
+		b.WriteString("\trpc start on demand helpers = no\n\trpc server dynamic port range = 61000-61999\n")
+	}
 	switch t.Variant {
 	case GuestOnly:
 		b.WriteString("\tmap to guest = Bad Password\n\tguest account = nobody\n")
@@ -209,6 +213,11 @@ func (t *Target) FailedLogons() ([]string, error) {
 }
 
 func (t *Target) startSMB(ctx context.Context) error {
+	if t.ResidentRPC {
+		if err := t.startDCERPCD(ctx); err != nil {
+			return err
+		}
+	}
 	p, err := t.startPrivateRun(ctx, filepath.Join(t.dir, "run"), "smbd", "-F", "--no-process-group", "-s", t.SMBConf)
 	if err != nil {
 		return err
@@ -217,6 +226,41 @@ func (t *Target) startSMB(ctx context.Context) error {
 	t.smbd = p
 	t.lab.mu.Unlock()
 	return waitTCP(ctx, p, netip.AddrPortFrom(t.Addr, t.SMBPort()), "smbd on "+t.NetBIOSName)
+}
+
+// residentHelpers are the rpcd_* helpers a ResidentRPC target's
+// samba-dcerpcd serves: every one Samba installs but the endpoint mapper
+// (TCP 135 stays a test's), the print spooler, Spotlight and the VSS
+// agent, which no lab client uses.
+var residentHelpers = []string{"rpcd_classic", "rpcd_lsad", "rpcd_winreg"}
+
+// startDCERPCD starts the ResidentRPC target's samba-dcerpcd in the
+// foreground of its namespace and waits until its svcctl and winreg pipes
+// accept connections (Samba puts them in the ncalrpc directory's np
+// folder, where smbd connects to them).
+func (t *Target) startDCERPCD(ctx context.Context) error {
+	bin, err := exec.LookPath("samba-dcerpcd")
+	if err != nil {
+		// Debian keeps it, and the helpers, in Samba's libexec folder.
+		bin = "/usr/libexec/samba/samba-dcerpcd"
+	}
+	argv := []string{bin, "-F", "--no-process-group", "-s", t.SMBConf}
+	for _, h := range residentHelpers {
+		argv = append(argv, filepath.Join(filepath.Dir(bin), h))
+	}
+	p, err := t.startPrivateRun(ctx, filepath.Join(t.dir, "run"), argv...)
+	if err != nil {
+		return err
+	}
+	t.lab.mu.Lock()
+	t.dcerpcd = p
+	t.lab.mu.Unlock()
+	for _, pipe := range []string{"svcctl", "winreg"} {
+		if err := waitUnix(ctx, p, filepath.Join(t.dir, "ncalrpc", "np", pipe), "samba-dcerpcd's "+pipe+" on "+t.NetBIOSName); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SMBPort returns the TCP port the target's smbd listens on: 139 for the
@@ -237,9 +281,17 @@ func (t *Target) StopSMB() error {
 	if t.NoSMB {
 		return ErrNoSMB
 	}
-	return t.stopDaemon(&t.smbd, func(c string) bool {
+	err := t.stopDaemon(&t.smbd, func(c string) bool {
 		return strings.HasPrefix(c, "smbd") || c == "samba-dcerpcd" || strings.HasPrefix(c, "rpcd_")
 	})
+	t.lab.mu.Lock()
+	p := t.dcerpcd // a ResidentRPC target's, killed above by its name
+	t.dcerpcd = nil
+	t.lab.mu.Unlock()
+	if p != nil {
+		_ = p.Stop()
+	}
+	return err
 }
 
 // StopNmbd kills the target's nmbd now, so that it stops answering the
@@ -298,13 +350,25 @@ func (t *Target) StartSMB() error {
 // daemon's readiness has no event to wait on from outside, so it retries
 // the connection with a short back-off.
 func waitTCP(ctx context.Context, p *Process, ap netip.AddrPort, what string) error {
+	return waitDial(ctx, p, "tcp", ap.String(), what)
+}
+
+// waitUnix waits until the Unix socket at path accepts a connection, as
+// waitTCP does for a TCP port.
+func waitUnix(ctx context.Context, p *Process, path, what string) error {
+	return waitDial(ctx, p, "unix", path, what)
+}
+
+// waitDial is waitTCP and waitUnix: it dials network/address until a
+// connection is made, p exits, or a minute has passed.
+func waitDial(ctx context.Context, p *Process, network, address, what string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	delay := 10 * time.Millisecond
 	for {
 		var d net.Dialer
 		dctx, dcancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		c, err := d.DialContext(dctx, "tcp", ap.String())
+		c, err := d.DialContext(dctx, network, address)
 		dcancel()
 		if err == nil {
 			c.Close()
@@ -315,7 +379,7 @@ func waitTCP(ctx context.Context, p *Process, ap netip.AddrPort, what string) er
 		}
 		select {
 		case <-ctx.Done():
-			return &NotReadyError{What: what, Why: fmt.Sprintf("no TCP answer on %v: %v", ap, err), Log: p.logTail()}
+			return &NotReadyError{What: what, Why: fmt.Sprintf("no %s answer on %v: %v", strings.ToUpper(network), address, err), Log: p.logTail()}
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 200*time.Millisecond)

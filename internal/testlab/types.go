@@ -113,6 +113,20 @@ type TargetSpec struct {
 	// administrator of its ADMIN$ and C$; its local accounts stay as on
 	// any target.
 	DomainMember bool
+	// ResidentRPC runs samba-dcerpcd as a daemon of its own, started
+	// before smbd, instead of on demand from smbd: the RPC services
+	// (svcctl, winreg, lsarpc, srvsvc) are up before the first client,
+	// as a Windows computer's are, and samba-dcerpcd does not exit when
+	// idle (on demand, it and its rpcd_* helpers exit after about a
+	// minute without clients and are spawned again, at several hundred
+	// ms of CPU, by the next pipe open). Its helpers still exit when idle
+	// and are started again by samba-dcerpcd, which is cheap. The
+	// endpoint mapper (rpcd_epmapper) is not run, so TCP 135 stays free
+	// for a test's own server (winemu); the other helpers listen on
+	// ncacn_ip_tcp in 61000-61999 too. Benchmarks of many targets use it;
+	// a Windows computer with Remote Registry stopped is not modelled by
+	// it.
+	ResidentRPC bool
 }
 
 // DCSpec describes the lab's Samba AD domain controller. The zero value is
@@ -233,6 +247,9 @@ type Target struct {
 	SMBConf  string // path of its smb.conf
 	NoSMB    bool   // smbd is not run
 	NoNmbd   bool   // nmbd is not run
+	// ResidentRPC reports TargetSpec.ResidentRPC: samba-dcerpcd runs as
+	// a daemon of its own.
+	ResidentRPC bool
 	// Member reports a domain member (TargetSpec.DomainMember). FQDN is
 	// then its DNS name in the realm (lower case), resolvable through
 	// the DC's DNS, and Realm the DC's realm; both are empty otherwise.
@@ -242,6 +259,7 @@ type Target struct {
 
 	dir      string
 	smbd     *Process
+	dcerpcd  *Process
 	nmbd     *Process
 	winbindd *Process
 	adminGrp string

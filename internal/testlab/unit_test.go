@@ -38,13 +38,16 @@ func TestOptionsValidate(t *testing.T) {
 		{Targets: []TargetSpec{{DomainMember: true, Variant: GuestOnly}}, DC: &DCSpec{}},
 		{Targets: []TargetSpec{{DomainMember: true, Bare: true}}, DC: &DCSpec{}},
 		{Targets: []TargetSpec{{Name: "lcmember0"}, {DomainMember: true}}, DC: &DCSpec{}},
+		{Targets: []TargetSpec{{ResidentRPC: true, NoSMB: true}}},
+		{Targets: []TargetSpec{{ResidentRPC: true, Bare: true}}},
+		{Targets: []TargetSpec{{ResidentRPC: true, DomainMember: true}}, DC: &DCSpec{}},
 	} {
 		err := o.validate()
 		if !errors.Is(err, ErrBadOptions) {
 			t.Errorf("%+v: want ErrBadOptions, got %v", o, err)
 		}
 	}
-	ok := Options{Targets: []TargetSpec{{}, {Name: "PC-1", Variant: GuestOnly}, {NoSMB: true}, {Bare: true}, {NoSMB: true, NoNmbd: true, Bare: true}, {DomainMember: true, Variant: NTLMDisabled}}, Workgroup: "WG", DC: &DCSpec{Realm: "AD.EXAMPLE.TEST", Computers: 5, NoNTLM: true}}
+	ok := Options{Targets: []TargetSpec{{}, {Name: "PC-1", Variant: GuestOnly}, {NoSMB: true}, {Bare: true}, {NoSMB: true, NoNmbd: true, Bare: true}, {DomainMember: true, Variant: NTLMDisabled}, {ResidentRPC: true, Variant: SigningMandatory}}, Workgroup: "WG", DC: &DCSpec{Realm: "AD.EXAMPLE.TEST", Computers: 5, NoNTLM: true}}
 	if err := ok.validate(); err != nil {
 		t.Fatal(err)
 	}
