@@ -10,7 +10,7 @@
 #   BENCH_SIZES=1,16,64 BENCH_ROUNDS=3 scripts/bench-bulk.sh
 #
 # The 64-host warm figure alone (about 4 minutes instead of 10; the cold
-# pass is skipped, the 64-host wake-up pass still runs), with a heap
+# pass runs unmeasured), with a heap
 # profile, the goroutines and the runtime's memory classes at connect's
 # peak kept under a folder:
 #
