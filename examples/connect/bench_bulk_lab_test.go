@@ -206,6 +206,7 @@ type bulkRun struct {
 	closing []time.Duration // per host: Running to Closed
 	maxRSS  int64
 	cpu     time.Duration // connect's user+system CPU
+	sys     time.Duration // its system part
 	labCPU  time.Duration // the lab processes' CPU during the run
 	// labByComm is labCPU per command: smbd with its per-connection
 	// forks, samba-dcerpcd with the rpcd_* helpers it reaped, winemu with
@@ -219,7 +220,7 @@ type bulkRun struct {
 // Closed.
 func newBulkRun(tb testing.TB, r runResult, hosts []string, labCPU time.Duration) bulkRun {
 	tb.Helper()
-	br := bulkRun{hosts: len(hosts), wall: r.took, steps: map[string][]time.Duration{}, maxRSS: r.maxRSS, cpu: r.cpu, labCPU: labCPU,
+	br := bulkRun{hosts: len(hosts), wall: r.took, steps: map[string][]time.Duration{}, maxRSS: r.maxRSS, cpu: r.cpu, sys: r.sys, labCPU: labCPU,
 		labByComm: map[string]time.Duration{}}
 	first := time.Time{}
 	for _, h := range hosts {
@@ -269,12 +270,12 @@ func report(tb testing.TB, sizes []int, runs map[int][]bulkRun) {
 	type row struct {
 		wall, med, p95, startup, closing time.Duration
 		rss                              int64
-		cpu, labCPU                      time.Duration
+		cpu, sys, labCPU                 time.Duration
 		steps                            map[string]time.Duration
 	}
 	rows := map[int]row{}
 	for _, size := range sizes {
-		var walls, running, startups, closing, cpus, labCPUs []time.Duration
+		var walls, running, startups, closing, cpus, syss, labCPUs []time.Duration
 		steps := map[string][]time.Duration{}
 		var rss int64
 		for _, r := range runs[size] {
@@ -283,6 +284,7 @@ func report(tb testing.TB, sizes []int, runs map[int][]bulkRun) {
 			startups = append(startups, r.startup)
 			closing = append(closing, r.closing...)
 			cpus = append(cpus, r.cpu)
+			syss = append(syss, r.sys)
 			labCPUs = append(labCPUs, r.labCPU)
 			rss = max(rss, r.maxRSS)
 			for s, d := range r.steps {
@@ -290,7 +292,7 @@ func report(tb testing.TB, sizes []int, runs map[int][]bulkRun) {
 			}
 		}
 		rw := row{wall: median(walls), med: median(running), p95: p95(running), startup: median(startups),
-			closing: median(closing), rss: rss, cpu: median(cpus), labCPU: median(labCPUs), steps: map[string]time.Duration{}}
+			closing: median(closing), rss: rss, cpu: median(cpus), sys: median(syss), labCPU: median(labCPUs), steps: map[string]time.Duration{}}
 		for s, d := range steps {
 			rw.steps[s] = median(d)
 		}
@@ -346,9 +348,9 @@ func report(tb testing.TB, sizes []int, runs map[int][]bulkRun) {
 		// bound if every target had CPUs of its own (an upper estimate of
 		// connect's share: on the lab's veth links the kernel bills part
 		// of the targets' receiving to the sender).
-		benchf("floor %d/1 on %d CPUs: %.2fx with the lab's CPU, %.2fx with connect's alone (%v of connect CPU per host beyond the first)",
+		benchf("floor %d/1 on %d CPUs: %.2fx with the lab's CPU, %.2fx with connect's alone (%v of connect CPU per host beyond the first, %v of it in the kernel)",
 			g.size, ncpu, float64(floor(r))/float64(one.wall), float64(r.cpu/ncpu)/float64(one.wall),
-			((r.cpu - one.cpu) / time.Duration(g.size-1)).Round(time.Millisecond))
+			((r.cpu - one.cpu) / time.Duration(g.size-1)).Round(time.Millisecond), ((r.sys - one.sys) / time.Duration(g.size-1)).Round(time.Millisecond))
 	}
 	if r, ok := rows[64]; ok {
 		benchf("goal peak RSS at 64: %.1f MB (goal < 100 MB): %s", float64(r.rss)/1e6, verdict(r.rss < 100e6))

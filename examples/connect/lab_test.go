@@ -184,8 +184,9 @@ type runResult struct {
 	stderr string
 	took   time.Duration
 	start  time.Time // when connect was started
-	// cpu is connect's user plus system CPU time, from the same rusage.
-	cpu time.Duration
+	// cpu is connect's user plus system CPU time, from the same rusage;
+	// sys is the system part.
+	cpu, sys time.Duration
 	// maxRSS is connect's peak resident set size in bytes, from the
 	// kernel's rusage of the exited child (ru_maxrss).
 	maxRSS int64
@@ -230,7 +231,7 @@ func runConnectIn(ctx context.Context, t testing.TB, ns *testlab.Netns, password
 	err := cmd.Run()
 	r := runResult{stderr: stderr.String(), took: time.Since(t0), start: t0}
 	if ps := cmd.ProcessState; ps != nil {
-		r.cpu = ps.UserTime() + ps.SystemTime()
+		r.cpu, r.sys = ps.UserTime()+ps.SystemTime(), ps.SystemTime()
 		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
 			r.maxRSS = ru.Maxrss * 1024 // Linux reports kilobytes
 		}
