@@ -1,8 +1,6 @@
 package adauth
 
 import (
-	"github.com/lanconnect/lanconnect/internal/winenc"
-
 	"errors"
 	"fmt"
 	"slices"
@@ -14,6 +12,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/lanconnect/lanconnect/discovery"
+	"github.com/lanconnect/lanconnect/internal/winenc"
 )
 
 // The LAPS password attributes (Directory.LAPS), in order of preference,

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/lanconnect/lanconnect/internal/winenc"
 	"slices"
 	"strings"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/internal/smbconn"
+	"github.com/lanconnect/lanconnect/internal/winenc"
 )
 
 // MS-RRP constants.

@@ -3,10 +3,10 @@ package session_test
 import (
 	"context"
 	"errors"
-	"github.com/lanconnect/lanconnect/deploy"
 	"testing"
 
 	"github.com/lanconnect/lanconnect/adauth"
+	"github.com/lanconnect/lanconnect/deploy"
 	"github.com/lanconnect/lanconnect/session"
 )
 

@@ -14,6 +14,7 @@ import (
 	"github.com/lanconnect/lanconnect/internal/laps"
 	"github.com/lanconnect/lanconnect/internal/laps/lapstest"
 	"github.com/lanconnect/lanconnect/internal/testlab"
+	"github.com/lanconnect/lanconnect/internal/winenc"
 )
 
 // TestLabLAPS runs `connect -laps` in the lab's client namespace as the
@@ -112,7 +113,7 @@ func TestLabLAPS(t *testing.T) {
 	// lapsreader only. Encrypted for Domain Admins: refused, naming it.
 	kds := startKDS(ctx, t, lab.Client, dc)
 	encrypt := func(sid string) []byte {
-		pt := laps.EncodeUTF16(string(laps.EncodeWindowsJSON(x.Admin.User, x.Admin.Password, time.Now().Add(-time.Hour))))
+		pt := winenc.EncodeUTF16LE(string(laps.EncodeWindowsJSON(x.Admin.User, x.Admin.Password, time.Now().Add(-time.Hour))))
 		blob, err := laps.Protect(kds, sid, pt, laps.ProtectOptions{Time: time.Now().Add(-time.Hour)})
 		if err != nil {
 			t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/lanconnect/lanconnect/internal/laps"
 	"github.com/lanconnect/lanconnect/internal/testutil"
 	"github.com/lanconnect/lanconnect/internal/winemu"
+	"github.com/lanconnect/lanconnect/internal/winenc"
 )
 
 const (
@@ -86,7 +87,7 @@ func winemuCaller(ctx context.Context) (string, bool) {
 func encryptedValue(t *testing.T, rk *laps.RootKey) []byte {
 	t.Helper()
 	upd := time.Now().Add(-time.Hour)
-	pt := laps.EncodeUTF16(string(laps.EncodeWindowsJSON("LapsAdmin", lapsSecret, upd)) + "\x00")
+	pt := winenc.EncodeUTF16LE(string(laps.EncodeWindowsJSON("LapsAdmin", lapsSecret, upd)) + "\x00")
 	blob, err := laps.Protect(rk, groupSID, pt, laps.ProtectOptions{Time: upd})
 	if err != nil {
 		t.Fatal(err)

@@ -9,10 +9,11 @@ import (
 	"crypto/sha512"
 	"encoding/binary"
 	"fmt"
-	"github.com/lanconnect/lanconnect/internal/winenc"
 	"hash"
 	"math/big"
 	"strings"
+
+	"github.com/lanconnect/lanconnect/internal/winenc"
 )
 
 // GUID is a GUID in its wire form (the first three fields little-endian),
@@ -123,16 +124,12 @@ func (r *reader) utf16z(n uint32) string {
 		r.fail("odd UTF-16 length %d", n)
 		return ""
 	}
-	s := decodeUTF16(b)
+	s := winenc.DecodeUTF16LE(b)
 	return strings.TrimSuffix(s, "\x00")
 }
 
-func decodeUTF16(b []byte) string { return winenc.DecodeUTF16LE(b) }
-
-func encodeUTF16(s string) []byte { return winenc.EncodeUTF16LE(s) }
-
 // utf16z returns s UTF-16LE encoded with a terminating null.
-func utf16z(s string) []byte { return encodeUTF16(s + "\x00") }
+func utf16z(s string) []byte { return winenc.EncodeUTF16LE(s + "\x00") }
 
 // ParseKeyIdentifier decodes a GKDI key identifier.
 func ParseKeyIdentifier(b []byte) (*KeyIdentifier, error) {

@@ -247,7 +247,7 @@ func ParseDecrypted(plaintext []byte, expiration string) (*Password, error) {
 	if len(plaintext)%2 != 0 {
 		return nil, &FormatError{What: "decrypted " + AttrEncryptedPassword, Reason: "odd length for UTF-16"}
 	}
-	s := strings.TrimRight(decodeUTF16(plaintext), "\x00")
+	s := strings.TrimRight(winenc.DecodeUTF16LE(plaintext), "\x00")
 	return parseWindowsJSON(WindowsEncrypted, "decrypted "+AttrEncryptedPassword, []byte(s), expiration)
 }
 
@@ -257,7 +257,3 @@ func EncodeWindowsJSON(account, password string, updated time.Time) []byte {
 	b, _ := json.Marshal(map[string]string{"n": account, "t": strconv.FormatInt(timeToFiletime(updated), 16), "p": password})
 	return b
 }
-
-// EncodeUTF16 returns s in UTF-16LE, the encoding of the encrypted
-// password's plaintext.
-func EncodeUTF16(s string) []byte { return encodeUTF16(s) }

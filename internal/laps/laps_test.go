@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lanconnect/lanconnect/internal/winenc"
 )
 
 const testSecret = "Zq7!x-Very-Secret-LAPS-pw"
@@ -118,12 +120,12 @@ func TestProtectRoundTrip(t *testing.T) {
 	const sid = "S-1-5-21-1004336348-1177238915-682003330-512"
 	upd := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
 	for _, nonce := range []bool{false, true} {
-		pt := EncodeUTF16(string(EncodeWindowsJSON("LapsAdmin", testSecret, upd)) + "\x00")
+		pt := winenc.EncodeUTF16LE(string(EncodeWindowsJSON("LapsAdmin", testSecret, upd)) + "\x00")
 		blob, err := Protect(rk, sid, pt, ProtectOptions{Nonce: nonce, Time: upd})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if bytes.Contains(blob, []byte(testSecret)) || bytes.Contains(blob, EncodeUTF16(testSecret)) {
+		if bytes.Contains(blob, []byte(testSecret)) || bytes.Contains(blob, winenc.EncodeUTF16LE(testSecret)) {
 			t.Fatal("the blob holds the password in the clear")
 		}
 		enc, err := ParseEncrypted(EncodeEncrypted(upd, blob))
@@ -203,7 +205,7 @@ func TestParseEncryptedHeader(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	rk := testRootKey(f)
 	for _, nonce := range []bool{true, false} {
-		blob, err := Protect(rk, "S-1-5-21-1-2-3-512", EncodeUTF16(`{"n":"a","t":"1","p":"b"}`), ProtectOptions{Nonce: nonce})
+		blob, err := Protect(rk, "S-1-5-21-1-2-3-512", winenc.EncodeUTF16LE(`{"n":"a","t":"1","p":"b"}`), ProtectOptions{Nonce: nonce})
 		if err != nil {
 			f.Fatal(err)
 		}

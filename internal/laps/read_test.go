@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lanconnect/lanconnect/internal/testutil"
+	"github.com/lanconnect/lanconnect/internal/winenc"
 )
 
 // fakeDir is a Searcher over fixed entries, keyed by sAMAccountName.
@@ -47,7 +48,7 @@ func TestReaderDiagnoses(t *testing.T) {
 	const group = "S-1-5-21-1-2-3-1120"
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	future, past := Filetime(now.Add(48*time.Hour)), Filetime(now.Add(-time.Hour))
-	pt := EncodeUTF16(string(EncodeWindowsJSON("LapsAdmin", testSecret, now.Add(-time.Hour))))
+	pt := winenc.EncodeUTF16LE(string(EncodeWindowsJSON("LapsAdmin", testSecret, now.Add(-time.Hour))))
 	blob, err := Protect(rk, group, pt, ProtectOptions{Time: now.Add(-time.Hour)})
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/lanconnect/lanconnect/internal/winenc"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/lanconnect/lanconnect/internal/winenc"
 )
 
 // LAPSLab is what DCSpec.LAPS adds to the DC: both LAPS schemas, an OU for
@@ -63,9 +64,6 @@ func guidBytes(s string) []byte {
 	return []byte{h[3], h[2], h[1], h[0], h[5], h[4], h[7], h[6], h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]}
 }
 
-// utf16LE encodes s as UTF-16LE (unicodePwd's encoding).
-func utf16LE(s string) []byte { return winenc.EncodeUTF16LE(s) }
-
 // lapsInfo is what the LAPS template records for the labs that use it.
 type lapsInfo struct {
 	OU, Group, GroupSID string
@@ -99,7 +97,7 @@ func lapsTemplate(ctx context.Context, base string, d *DC) (string, time.Duratio
 		fmt.Fprintf(&accounts, "dn: %s\nchangetype: add\nobjectClass: group\nsAMAccountName: LAPS Readers\ngroupType: -2147483646\n\n", group)
 		for _, u := range []struct{ name, pass string }{{"lapsreader", readerPass}, {"lapsdenied", deniedPass}} {
 			fmt.Fprintf(&accounts, "dn: CN=%s,%s\nchangetype: add\nobjectClass: user\nsAMAccountName: %s\nuserAccountControl: 66048\nunicodePwd:: %s\n\n",
-				u.name, ou, u.name, base64.StdEncoding.EncodeToString(utf16LE(`"`+u.pass+`"`)))
+				u.name, ou, u.name, base64.StdEncoding.EncodeToString(winenc.EncodeUTF16LE(`"`+u.pass+`"`)))
 		}
 		fmt.Fprintf(&accounts, "dn: %s\nchangetype: modify\nadd: member\nmember: CN=lapsreader,%s\n\n", group, ou)
 		for i, l := range []string{attrs.String(), classMod.String(), accounts.String()} {

@@ -14,6 +14,7 @@ import (
 	"github.com/lanconnect/lanconnect/internal/laps/lapstest"
 	"github.com/lanconnect/lanconnect/internal/testlab"
 	"github.com/lanconnect/lanconnect/internal/testutil"
+	"github.com/lanconnect/lanconnect/internal/winenc"
 )
 
 // TestLAPS reads each LAPS format from the lab's Samba AD DC through the
@@ -50,7 +51,7 @@ func TestLAPS(t *testing.T) {
 	secrets := map[string]string{"LAPSV1": "v1-" + rand.Text(), "LAPSV2": "v2-" + rand.Text(), "LAPSV3": "v3-" + rand.Text(),
 		"LAPSOLD": "old-" + rand.Text(), "LAPSOTHER": "other-" + rand.Text()}
 	encrypt := func(name, sid string) []byte {
-		pt := laps.EncodeUTF16(string(laps.EncodeWindowsJSON("LapsAdmin", secrets[name], now.Add(-time.Hour))))
+		pt := winenc.EncodeUTF16LE(string(laps.EncodeWindowsJSON("LapsAdmin", secrets[name], now.Add(-time.Hour))))
 		blob, err := laps.Protect(rk, sid, pt, laps.ProtectOptions{Time: now.Add(-time.Hour)})
 		if err != nil {
 			t.Fatal(err)

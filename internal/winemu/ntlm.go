@@ -19,12 +19,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/lanconnect/lanconnect/internal/winenc"
 	"strings"
 	"time"
 
 	"github.com/oiweiwei/go-msrpc/ssp/crypto"
 	"github.com/oiweiwei/go-msrpc/ssp/ntlm"
+
+	"github.com/lanconnect/lanconnect/internal/winenc"
 )
 
 // NTLM wire constants (MS-NLMP 2.2).
@@ -213,7 +214,7 @@ func (n *ntlmAcceptor) finish(msg []byte) (string, error) {
 		// Empty: anonymous; 24 bytes: NTLMv1. Neither is served.
 		return "", errors.New("ntlm: not an NTLMv2 response (anonymous and NTLMv1 logons are refused)")
 	}
-	user, domain := fromUTF16(am.user), fromUTF16(am.domain)
+	user, domain := winenc.DecodeUTF16LE(am.user), winenc.DecodeUTF16LE(am.domain)
 	var (
 		key  string
 		acct User
@@ -230,7 +231,7 @@ func (n *ntlmAcceptor) finish(msg []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	respKey := hmacMD5(nth, utf16le(strings.ToUpper(user)+domain))
+	respKey := hmacMD5(nth, winenc.EncodeUTF16LE(strings.ToUpper(user)+domain))
 	proof, blob := am.nt[:16], am.nt[16:]
 	want := hmacMD5(respKey, n.serverChallenge, blob)
 	if subtle.ConstantTimeCompare(proof, want) != 1 {
@@ -349,12 +350,8 @@ func accountNTHash(u User) ([]byte, error) {
 		}
 		return h, nil
 	}
-	return crypto.MD4(utf16le(u.Password))
+	return crypto.MD4(winenc.EncodeUTF16LE(u.Password))
 }
-
-func utf16le(s string) []byte { return winenc.EncodeUTF16LE(s) }
-
-func fromUTF16(b []byte) string { return winenc.DecodeUTF16LE(b) }
 
 func hmacMD5(key []byte, parts ...[]byte) []byte {
 	h := hmac.New(md5.New, key)

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/oiweiwei/go-msrpc/ssp/ntlm"
+
+	"github.com/lanconnect/lanconnect/internal/winenc"
 )
 
 // testNegotiate is a client NEGOTIATE asking for what impacket 0.10 asks
@@ -40,14 +42,14 @@ type authSpec struct {
 func buildAuthenticate(t *testing.T, n *ntlmAcceptor, negotiate []byte, s authSpec) []byte {
 	t.Helper()
 	nth, _ := accountNTHash(User{Password: s.password})
-	respKey := hmacMD5(nth, utf16le(strings.ToUpper(s.user)+s.domain))
+	respKey := hmacMD5(nth, winenc.EncodeUTF16LE(strings.ToUpper(s.user)+s.domain))
 	var av bytes.Buffer
 	pair := func(id uint16, v []byte) {
 		_ = binary.Write(&av, binary.LittleEndian, id)
 		_ = binary.Write(&av, binary.LittleEndian, uint16(len(v)))
 		av.Write(v)
 	}
-	pair(1, utf16le(n.nb))
+	pair(1, winenc.EncodeUTF16LE(n.nb))
 	if s.mic {
 		pair(avFlags, []byte{avFlagMIC, 0, 0, 0})
 	}
@@ -94,9 +96,9 @@ func buildAuthenticate(t *testing.T, n *ntlmAcceptor, negotiate []byte, s authSp
 		binary.LittleEndian.PutUint32(msg[at+4:], uint32(len(msg)))
 		msg = append(msg, v...)
 	}
-	put(28, utf16le(s.domain))
-	put(36, utf16le(s.user))
-	put(44, utf16le("CLIENT"))
+	put(28, winenc.EncodeUTF16LE(s.domain))
+	put(36, winenc.EncodeUTF16LE(s.user))
+	put(44, winenc.EncodeUTF16LE("CLIENT"))
 	put(12, make([]byte, 24))
 	put(20, nt)
 	put(52, encKey)
