@@ -40,29 +40,14 @@ func (l *Launcher) check(ctx context.Context, t target) (*deploy.Probe, error) {
 	}
 	defer conn.close(context.WithoutCancel(ctx))
 	p := &deploy.Probe{}
-	// The Remote Registry service's state, read only.
-	if m, err := openSCM(ctx, cli, scManagerConnect); err == nil {
-		if h, err := m.open(ctx, remoteRegistryService, serviceQueryStatus|serviceQueryConfig); err == nil {
-			if st, err := m.status(ctx, h); err == nil {
-				p.RemoteRegistry = deploy.ServiceStopped
-				if State(st.CurrentState) == StateRunning {
-					p.RemoteRegistry = deploy.ServiceRunning
-				} else if c, err := m.config(ctx, h); err == nil && StartType(c.StartType) == StartDisabled {
-					p.RemoteRegistry = deploy.ServiceDisabled
-				}
-			} else {
-				l.log().Debug("check: query Remote Registry failed", "host", t.Addr, "err", err)
-			}
-			m.closeService(ctx, h)
-		} else {
-			l.log().Debug("check: open Remote Registry failed", "host", t.Addr, "err", err)
-		}
-		m.close(ctx)
-	} else {
+	m, err := openSCM(ctx, cli, scManagerConnect)
+	if err != nil {
 		return p, l.failure("open scm", conn.endpoint, err)
 	}
+	p.RemoteRegistry = l.remoteRegistryState(ctx, m, t.Addr)
+	m.close(ctx)
 	// What CreateService needs: the SCM with create-service access.
-	m, err := openSCM(ctx, cli, scManagerConnect|scManagerCreateService)
+	m, err = openSCM(ctx, cli, scManagerConnect|scManagerCreateService)
 	if err != nil {
 		return p, l.failure("open scm", conn.endpoint, err)
 	}
@@ -83,4 +68,28 @@ func (l *Launcher) check(ctx context.Context, t target) (*deploy.Probe, error) {
 	}
 	p.Settings = s
 	return p, nil
+}
+
+// remoteRegistryState returns the Remote Registry service's state through
+// m (read access only): deploy.ServiceRunning, ServiceStopped or
+// ServiceDisabled, or "" when the service cannot be opened or queried.
+func (l *Launcher) remoteRegistryState(ctx context.Context, m *scm, addr string) string {
+	h, err := m.open(ctx, remoteRegistryService, serviceQueryStatus|serviceQueryConfig)
+	if err != nil {
+		l.log().Debug("check: open Remote Registry failed", "host", addr, "err", err)
+		return ""
+	}
+	defer m.closeService(ctx, h)
+	st, err := m.status(ctx, h)
+	if err != nil {
+		l.log().Debug("check: query Remote Registry failed", "host", addr, "err", err)
+		return ""
+	}
+	if State(st.CurrentState) == StateRunning {
+		return deploy.ServiceRunning
+	}
+	if c, err := m.config(ctx, h); err == nil && StartType(c.StartType) == StartDisabled {
+		return deploy.ServiceDisabled
+	}
+	return deploy.ServiceStopped
 }

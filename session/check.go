@@ -161,6 +161,12 @@ func (c *Client) Check(ctx context.Context, host discovery.Host) *CheckReport {
 
 func unknown(why string) CheckItem { return CheckItem{Status: CheckUnknown, Value: why} }
 
+// noLaunch is the Launch item of a check that ends before any launcher
+// would work: no method, and the diagnosis a Connect would end with.
+func noLaunch(d diag.Diagnosis) CheckItem {
+	return CheckItem{Status: CheckFail, Value: "none", Diagnosis: d}
+}
+
 // check runs Client.Check's steps.
 func (s *Session) check(ctx context.Context) *CheckReport {
 	cfg := &s.c.cfg
@@ -172,7 +178,7 @@ func (s *Session) check(ctx context.Context) *CheckReport {
 	}
 	fail := func(d diag.Diagnosis) *CheckReport {
 		r.Diagnosis = d
-		r.Launch = CheckItem{Status: CheckFail, Value: "none", Diagnosis: d}
+		r.Launch = noLaunch(d)
 		return r
 	}
 	s.c.mu.Lock()
@@ -273,7 +279,7 @@ func (r *CheckReport) setSMB(f *adauth.Facts) {
 func (s *Session) authFailed(r *CheckReport, err error) {
 	d := s.explain(StepAuthenticate, err, nil)
 	r.Diagnosis = d
-	r.Launch = CheckItem{Status: CheckFail, Value: "none", Diagnosis: d}
+	r.Launch = noLaunch(d)
 	failed := CheckItem{Status: CheckFail, Diagnosis: d}
 	var ae *adauth.AuthError
 	if !errors.As(err, &ae) {
@@ -328,7 +334,7 @@ func (s *Session) checkLaunchers(ctx context.Context, r *CheckReport) {
 	cfg := &s.c.cfg
 	if len(cfg.Launchers) == 0 {
 		d := diag.Diagnosis{Code: diag.NoLauncher, Summary: "No launch method is available in this console.", Fix: "Configure a launcher (SCM or WMI)."}
-		r.Launch = CheckItem{Status: CheckFail, Value: "none", Diagnosis: d}
+		r.Launch = noLaunch(d)
 		return
 	}
 	type outcome struct {
@@ -392,19 +398,19 @@ func (s *Session) checkLaunchers(ctx context.Context, r *CheckReport) {
 		next, ferr := s.fallback(ctx, a)
 		if ferr != nil {
 			d := s.diagnose(StepLaunch, &Error{Name: s.name, Step: StepLaunch, Err: ferr})
-			r.Launch = CheckItem{Status: CheckFail, Value: "none", Diagnosis: d}
+			r.Launch = noLaunch(d)
 			return
 		}
 		if !next {
 			// As Connect's Failed event explains it: after the attempt,
 			// with the launch history.
-			r.Launch = CheckItem{Status: CheckFail, Value: "none", Diagnosis: s.diagnose(StepLaunch, o.err)}
+			r.Launch = noLaunch(s.diagnose(StepLaunch, o.err))
 			return
 		}
 	}
 	// Every launcher failed, each a reason to try the next.
 	err := &Error{Name: s.name, Step: StepLaunch, Kind: ErrLaunchFailed, Err: outs[len(outs)-1].err}
-	r.Launch = CheckItem{Status: CheckFail, Value: "none", Diagnosis: s.diagnose(StepLaunch, err)}
+	r.Launch = noLaunch(s.diagnose(StepLaunch, err))
 }
 
 // probed records what a launcher's probe learned: the Remote Registry
